@@ -1,0 +1,258 @@
+/**
+ * The one configuration model both front doors (haproxy.cfg and native YAML/JSON) produce.
+ * Everything downstream (proxy, peers, cli) reads only this model, never the source syntax.
+ * All durations are milliseconds, all sizes are counts or bytes.
+ */
+
+/** Where a piece of configuration came from, so errors can name `file:line`. */
+export interface SourceLoc {
+  file: string;
+  line: number;
+}
+
+export type ProxyMode = 'http' | 'tcp';
+export type BalanceAlgorithm = 'roundrobin' | 'leastconn' | 'source' | 'random';
+export type HashType = 'map-based' | 'consistent';
+
+export interface Timeouts {
+  /** `timeout connect`: TCP connect to a server. Default 5000. */
+  connect: number;
+  /** `timeout client`: client inactivity. Default 50000. */
+  client: number;
+  /** `timeout server`: server inactivity. Default 50000. */
+  server: number;
+  /** `timeout http-request`: whole request head must arrive within this. Default 10000. */
+  httpRequest: number;
+  /** `timeout http-keep-alive`: idle time between two requests on a client connection. Default 10000. */
+  httpKeepAlive: number;
+  /** `timeout tunnel`: inactivity in a tunnel (WebSocket, TCP mode). Default: `client`/`server` max. */
+  tunnel: number;
+  /** `timeout check`: extra read timeout for a health check; default `inter`. 0 = unset. */
+  check: number;
+  /** `timeout queue`: accepted for compatibility; default 5000. */
+  queue: number;
+}
+
+export interface BindConfig {
+  /** Address to listen on; '' or '*' means all IPv4/IPv6 addresses. */
+  host: string;
+  port: number;
+  loc: SourceLoc;
+}
+
+export interface CookieConfig {
+  name: string;
+  /** `insert` (proxy adds Set-Cookie), `rewrite` (server sets it, proxy rewrites value), `prefix` (SRV~value). */
+  mode: 'insert' | 'rewrite' | 'prefix';
+  indirect: boolean;
+  nocache: boolean;
+  postonly: boolean;
+  preserve: boolean;
+  httponly: boolean;
+  secure: boolean;
+  /** `domain` may be given several times; each yields its own Set-Cookie domain attribute. */
+  domains: string[];
+  /** Seconds; 0 = off. */
+  maxidle: number;
+  /** Seconds; 0 = off. */
+  maxlife: number;
+  /** Extra attributes appended verbatim (`attr`), in order. */
+  attrs: string[];
+  /** `dynamic`: servers without `cookie` get XXH64(key, addr, port) as value. */
+  dynamic: boolean;
+  loc: SourceLoc;
+}
+
+export interface ServerConfig {
+  name: string;
+  /** IP literal or host name (resolved once at start with the system resolver). */
+  host: string;
+  port: number;
+  check: boolean;
+  /** Explicit persistence cookie value (`cookie VALUE`). */
+  cookie?: string;
+  /** 0..256, default 1. */
+  weight: number;
+  backup: boolean;
+  disabled: boolean;
+  /** Health check interval, default 2000. */
+  inter: number;
+  /** Interval while the server is in transition; default = inter. */
+  fastinter: number;
+  /** Interval while the server is down; default = inter. */
+  downinter: number;
+  /** Consecutive successes to go up, default 2. */
+  rise: number;
+  /** Consecutive failures to go down, default 3. */
+  fall: number;
+  /** Port used by health checks (`port`), default the server's port. */
+  checkPort?: number;
+  /** Per-server connection limit (`maxconn`), 0 = unlimited. */
+  maxconn: number;
+  loc: SourceLoc;
+}
+
+export interface HttpCheckConfig {
+  /** From `option httpchk [METHOD] [URI] [VERSION]`; defaults OPTIONS / HTTP/1.0. */
+  method: string;
+  uri: string;
+  version: string;
+  /** Optional Host header (`option httpchk GET / HTTP/1.1\r\nHost:\ x` or `http-check send hdr host x`). */
+  host?: string;
+  /**
+   * `http-check expect [!] status <codes>` / `rstatus <regex>`; default: any 2xx or 3xx passes.
+   * `status` takes a code or a range list like "200-399,401".
+   */
+  expect?: { kind: 'status' | 'rstatus'; value: string; negate: boolean };
+}
+
+export interface ForwardForConfig {
+  header: string;
+  /** CIDR whose clients do not get the header (`except`). */
+  except?: string;
+  /** `if-none`: add only if the request has no such header. */
+  ifNone: boolean;
+}
+
+/** `stick on|match|store-request|store-response <pattern> [table <name>]`. */
+export interface StickRuleConfig {
+  kind: 'on' | 'match' | 'store-request' | 'store-response';
+  /** Sample fetch, e.g. `src`, `req.cook(JSESSIONID)`, `res.cook(JSESSIONID)`. */
+  pattern: string;
+  /** `peersSection/table` or a backend name; undefined = the backend's own stick-table. */
+  table?: string;
+  loc: SourceLoc;
+}
+
+export type StickKeyType = 'ip' | 'ipv6' | 'integer' | 'string';
+
+export interface StickTableConfig {
+  /** Fully qualified: `peersName/tableName` for peers tables, the backend name for backend tables. */
+  id: string;
+  name: string;
+  type: StickKeyType;
+  /** For `string`, `len` (default 32). */
+  keyLen: number;
+  size: number;
+  /** Milliseconds; 0 = never. */
+  expire: number;
+  /** `store conn_cnt,http_req_cnt,...` */
+  store: string[];
+  /** `srvkey name|addr`: how entries name the server. */
+  srvkey: 'name' | 'addr';
+  /** Peers section replicating this table, if any. */
+  peers?: string;
+  loc: SourceLoc;
+}
+
+export interface ServerTemplateConfig {
+  prefix: string;
+  count: number;
+  /** FQDN or `_service._proto.name` for SRV. */
+  fqdn: string;
+  port: number;
+  /** Settings copied to each slot (check, weight, inter, ...). */
+  template: Omit<ServerConfig, 'name' | 'host' | 'port' | 'loc'>;
+  resolvers?: string;
+  initAddr: string[];
+  loc: SourceLoc;
+}
+
+export interface BackendConfig {
+  name: string;
+  mode: ProxyMode;
+  balance: BalanceAlgorithm;
+  hashType: HashType;
+  cookie?: CookieConfig;
+  dynamicCookieKey?: string;
+  servers: ServerConfig[];
+  serverTemplates: ServerTemplateConfig[];
+  redispatch: boolean;
+  /** `retries`, default 3. */
+  retries: number;
+  forwardFor?: ForwardForConfig;
+  httpCheck?: HttpCheckConfig;
+  timeouts: Timeouts;
+  stickRules: StickRuleConfig[];
+  /** A `stick-table` declared inside this backend. */
+  stickTable?: StickTableConfig;
+  loc: SourceLoc;
+}
+
+export interface FrontendConfig {
+  name: string;
+  mode: ProxyMode;
+  binds: BindConfig[];
+  defaultBackend?: string;
+  forwardFor?: ForwardForConfig;
+  timeouts: Timeouts;
+  /** Max concurrent client connections on this frontend (`maxconn`), default 2000 per HAProxy. */
+  maxconn: number;
+  loc: SourceLoc;
+}
+
+export interface PeerConfig {
+  name: string;
+  /** Absent for a `server NAME` line naming the local peer without address. */
+  host?: string;
+  port?: number;
+  loc: SourceLoc;
+}
+
+export interface PeersConfig {
+  name: string;
+  /** `bind` inside the peers section (the local listener), default :10000. */
+  bind?: { host: string; port: number };
+  peers: PeerConfig[];
+  tables: StickTableConfig[];
+  /** `localpeer NAME` in global or here. */
+  localPeer?: string;
+  loc: SourceLoc;
+}
+
+export interface NameserverConfig {
+  name: string;
+  host: string;
+  port: number;
+}
+
+export interface ResolversConfig {
+  name: string;
+  nameservers: NameserverConfig[];
+  resolveRetries: number;
+  timeoutResolve: number;
+  timeoutRetry: number;
+  hold: { valid: number; obsolete: number; nx: number; timeout: number; refused: number; other: number };
+  acceptedPayloadSize: number;
+  loc: SourceLoc;
+}
+
+export interface GlobalConfig {
+  /** Max concurrent connections for the whole process. */
+  maxconn: number;
+  /** `localpeer`. */
+  localPeer?: string;
+  /** pino level for request and event logs. */
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Admin HTTP listener (healthz, ready, metrics, API). */
+  admin: { host: string; port: number; token?: string };
+  /** Where table snapshots go. */
+  dataDir: string;
+}
+
+export interface StickmeshConfig {
+  /** The file the config was read from (for messages). */
+  source: string;
+  global: GlobalConfig;
+  frontends: FrontendConfig[];
+  backends: BackendConfig[];
+  peers: PeersConfig[];
+  resolvers: ResolversConfig[];
+}
+
+/** A non-fatal remark about a config (HAProxy's [WARNING]): shown by `check`, logged by `start`. */
+export interface ConfigWarning {
+  loc: SourceLoc;
+  directive: string;
+  message: string;
+}

@@ -1,0 +1,105 @@
+/**
+ * One shared coarse timer for everything that needs a deadline (health checks, idle timeouts,
+ * expiry sweeps) instead of a `setTimeout` per object. Resolution is `tickMs`; a task fires
+ * between its due time and one tick later. Cancellation is O(1) (flag checked when the slot fires).
+ *
+ * Bound: the wheel holds as many tasks as callers schedule; each task is one small object owned by
+ * its caller and re-used across schedules (`schedule` never allocates when given an existing task).
+ */
+
+export interface WheelTask {
+  /** Called when due. May call `wheel.schedule(this, ...)` again. */
+  run(now: number): void;
+  /** @internal generation stamp; a task whose stamp changed since insertion is skipped. */
+  _gen?: number;
+  /** @internal absolute due time in ms. */
+  _due?: number;
+}
+
+export class TimerWheel {
+  readonly tickMs: number;
+  private readonly slots: WheelTask[][];
+  private readonly gens: number[][];
+  private cursor = 0;
+  private lastTick: number;
+  private timer: NodeJS.Timeout | undefined;
+  private gen = 0;
+  /** Coarse wall clock in ms, updated every tick; cheap to read on hot paths. */
+  now: number;
+
+  constructor(tickMs = 100, slotCount = 512) {
+    this.tickMs = tickMs;
+    this.slots = Array.from({ length: slotCount }, () => []);
+    this.gens = Array.from({ length: slotCount }, () => []);
+    this.now = Date.now();
+    this.lastTick = this.now;
+  }
+
+  start(): void {
+    if (this.timer) return;
+    this.now = Date.now();
+    this.lastTick = this.now;
+    this.timer = setInterval(() => this.advance(Date.now()), this.tickMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Run `task` after `delayMs` (rounded up to the tick). Replaces any earlier schedule of the same task. */
+  schedule(task: WheelTask, delayMs: number): void {
+    const due = this.now + Math.max(0, delayMs);
+    const ticks = Math.max(1, Math.ceil(delayMs / this.tickMs));
+    // Tasks further than one revolution away are parked in the last reachable slot and re-parked on firing.
+    const span = Math.min(ticks, this.slots.length - 1);
+    const idx = (this.cursor + span) % this.slots.length;
+    const gen = ++this.gen;
+    task._gen = gen;
+    task._due = due;
+    this.slots[idx]!.push(task);
+    this.gens[idx]!.push(gen);
+  }
+
+  cancel(task: WheelTask): void {
+    task._gen = -1;
+  }
+
+  /** Advance the wheel to `now`, running every due task. Exposed for deterministic tests. */
+  advance(now: number): void {
+    this.now = now;
+    let steps = Math.floor((now - this.lastTick) / this.tickMs);
+    if (steps <= 0) return;
+    if (steps > this.slots.length) steps = this.slots.length;
+    this.lastTick += steps * this.tickMs;
+    if (now - this.lastTick > this.tickMs * this.slots.length) this.lastTick = now;
+    for (let s = 0; s < steps; s++) {
+      this.cursor = (this.cursor + 1) % this.slots.length;
+      const tasks = this.slots[this.cursor]!;
+      const gens = this.gens[this.cursor]!;
+      if (tasks.length === 0) continue;
+      this.slots[this.cursor] = [];
+      this.gens[this.cursor] = [];
+      for (let i = 0; i < tasks.length; i++) {
+        const t = tasks[i]!;
+        if (t._gen !== gens[i]) continue;
+        if ((t._due ?? 0) > now) {
+          this.schedule(t, (t._due ?? now) - now);
+          continue;
+        }
+        t._gen = 0;
+        try {
+          t.run(now);
+        } catch (err) {
+          queueMicrotask(() => {
+            throw err;
+          });
+        }
+      }
+    }
+  }
+}
+
+/** The process-wide wheel. Tests may create their own. */
+export const sharedWheel = new TimerWheel(100, 1024);
