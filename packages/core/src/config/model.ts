@@ -89,8 +89,15 @@ export interface ServerConfig {
   checkPort?: number;
   /** Per-server connection limit (`maxconn`), 0 = unlimited. */
   maxconn: number;
+  /** `resolvers NAME`: keep re-resolving `host` through that resolvers section. */
+  resolvers?: string;
+  /** `init-addr`: how to get the first address (`last`, `libc`, `none`, or an IP), in order. */
+  initAddr?: string[];
   loc: SourceLoc;
 }
+
+/** The per-server settings `default-server` and `server-template` carry. */
+export type ServerSettings = Omit<ServerConfig, 'name' | 'host' | 'port' | 'loc'>;
 
 export interface HttpCheckConfig {
   /** From `option httpchk [METHOD] [URI] [VERSION]`; defaults OPTIONS / HTTP/1.0. */
@@ -152,7 +159,7 @@ export interface ServerTemplateConfig {
   fqdn: string;
   port: number;
   /** Settings copied to each slot (check, weight, inter, ...). */
-  template: Omit<ServerConfig, 'name' | 'host' | 'port' | 'loc'>;
+  template: ServerSettings;
   resolvers?: string;
   initAddr: string[];
   loc: SourceLoc;

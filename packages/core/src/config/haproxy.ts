@@ -1,0 +1,1204 @@
+/**
+ * The haproxy.cfg front door: parses the subset of HAProxy's language that sticky-session setups
+ * use into the one config model. Every line is either understood or reported: an unknown or
+ * unsupported directive is an error naming `file:line` and the directive, because a silently
+ * ignored persistence directive is how stickiness breaks unnoticed. Directives that only concern
+ * HAProxy's process management or its text logs are accepted with a warning saying they have no
+ * effect. All problems in a file are collected, not just the first.
+ */
+import type {
+  BackendConfig,
+  BalanceAlgorithm,
+  BindConfig,
+  ConfigWarning,
+  CookieConfig,
+  ForwardForConfig,
+  FrontendConfig,
+  GlobalConfig,
+  HashType,
+  HttpCheckConfig,
+  PeersConfig,
+  ProxyMode,
+  ResolversConfig,
+  ServerConfig,
+  ServerSettings,
+  ServerTemplateConfig,
+  SourceLoc,
+  StickKeyType,
+  StickRuleConfig,
+  StickTableConfig,
+  StickmeshConfig,
+  Timeouts,
+} from './model.js';
+import type { ConfigIssue } from '../errors.js';
+import { defaultGlobal, defaultServerSettings, defaultTimeouts, finishServerSettings, finishTimeouts } from './defaults.js';
+import { parseHostPort, parseInteger, parseSize, parseTime } from './units.js';
+import { tokenizeLine } from './tokenize.js';
+
+export interface ParseOutput {
+  config: StickmeshConfig;
+  issues: ConfigIssue[];
+  warnings: ConfigWarning[];
+}
+
+/** Settings a `defaults` section passes on to the proxies after it. */
+interface ProxyDefaults {
+  mode: ProxyMode;
+  balance: BalanceAlgorithm;
+  hashType: HashType;
+  timeouts: Timeouts;
+  retries: number;
+  redispatch: boolean;
+  forwardFor?: ForwardForConfig;
+  httpCheck?: HttpCheckConfig;
+  cookie?: CookieConfig;
+  dynamicCookieKey?: string;
+  server: ServerSettings;
+  maxconn: number;
+  modeSet?: boolean;
+}
+
+type Cap = 'defaults' | 'frontend' | 'backend' | 'listen';
+
+interface ProxyDraft extends ProxyDefaults {
+  cap: Cap;
+  /** Whether `mode` was written (here or in defaults); an unwritten mode may be inferred. */
+  modeSet?: boolean;
+  name: string;
+  loc: SourceLoc;
+  binds: BindConfig[];
+  defaultBackend?: string;
+  servers: ServerConfig[];
+  serverTemplates: ServerTemplateConfig[];
+  stickRules: StickRuleConfig[];
+  stickTable?: StickTableConfig;
+}
+
+type Section =
+  | { kind: 'global' }
+  | { kind: 'proxy'; draft: ProxyDraft }
+  | { kind: 'peers'; cfg: PeersConfig }
+  | { kind: 'resolvers'; cfg: ResolversConfig };
+
+const SECTION_KEYWORDS = new Set(['global', 'defaults', 'frontend', 'backend', 'listen', 'peers', 'resolvers']);
+
+/** Section keywords of HAProxy that stickmesh does not implement (reported once, body skipped). */
+const UNSUPPORTED_SECTIONS = new Set(['userlist', 'cache', 'program', 'http-errors', 'ring', 'mailers', 'fcgi-app', 'crt-store', 'traces']);
+
+function cloneDefaults(d: ProxyDefaults): ProxyDefaults {
+  return {
+    ...d,
+    timeouts: { ...d.timeouts },
+    server: { ...d.server },
+    forwardFor: d.forwardFor ? { ...d.forwardFor } : undefined,
+    httpCheck: d.httpCheck ? { ...d.httpCheck } : undefined,
+    cookie: d.cookie ? { ...d.cookie, domains: [...d.cookie.domains], attrs: [...d.cookie.attrs] } : undefined,
+  };
+}
+
+function initialDefaults(): ProxyDefaults {
+  return {
+    mode: 'tcp',
+    balance: 'roundrobin',
+    hashType: 'map-based',
+    timeouts: defaultTimeouts(),
+    retries: 3,
+    redispatch: false,
+    server: defaultServerSettings(),
+    maxconn: 2000,
+  };
+}
+
+const NO_EFFECT_GLOBAL = new Set([
+  'daemon', 'master-worker', 'nbthread', 'nbproc', 'user', 'group', 'uid', 'gid', 'chroot', 'pidfile', 'stats',
+  'ulimit-n', 'ca-base', 'crt-base', 'ssl-default-bind-ciphers', 'ssl-default-bind-ciphersuites',
+  'ssl-default-bind-options', 'ssl-default-server-ciphers', 'ssl-default-server-options', 'tune.ssl.default-dh-param',
+  'hard-stop-after', 'cpu-map', 'quiet', 'node', 'description', 'setenv', 'presetenv', 'unsetenv',
+]);
+
+const LOG_OPTIONS = new Set(['httplog', 'tcplog', 'dontlognull', 'log-health-checks', 'log-separate-errors', 'logasap', 'dontlog-normal']);
+
+/** Keywords allowed per section capability. `F` frontend, `B` backend, `D` defaults. */
+const PROXY_KEYWORDS: Record<string, string> = {
+  mode: 'DFB', bind: 'F', default_backend: 'DF', maxconn: 'DF', balance: 'DB', 'hash-type': 'DB', cookie: 'DB',
+  'dynamic-cookie-key': 'DB', server: 'B', 'server-template': 'B', 'default-server': 'DB', option: 'DFB',
+  'no': 'DFB', retries: 'DB', 'http-check': 'DB', timeout: 'DFB', stick: 'B', 'stick-table': 'B', log: 'DFB',
+  'log-format': 'DFB', description: 'DFB', enabled: 'DFB', disabled: 'DFB', 'http-reuse': 'DB',
+};
+
+const TIMEOUT_KEYS: Record<string, keyof Timeouts> = {
+  connect: 'connect', client: 'client', server: 'server', 'http-request': 'httpRequest',
+  'http-keep-alive': 'httpKeepAlive', tunnel: 'tunnel', check: 'check', queue: 'queue',
+};
+
+class Parser {
+  readonly issues: ConfigIssue[] = [];
+  readonly warnings: ConfigWarning[] = [];
+  readonly global: GlobalConfig = defaultGlobal();
+  private defaults: ProxyDefaults = initialDefaults();
+  readonly frontends: FrontendConfig[] = [];
+  readonly backends: BackendConfig[] = [];
+  readonly peers: PeersConfig[] = [];
+  readonly resolvers: ResolversConfig[] = [];
+  private section: Section | undefined;
+  /** Frontends whose mode was not written: they take the mode of their default backend. */
+  readonly implicitMode = new Set<FrontendConfig>();
+  private skipping = false;
+  private loc: SourceLoc = { file: '', line: 0 };
+  private directive = '';
+
+  constructor(readonly file: string, private readonly env: NodeJS.ProcessEnv) {}
+
+  private err(message: string, directive = this.directive): void {
+    this.issues.push({ loc: this.loc, directive, message });
+  }
+
+  private warn(message: string, directive = this.directive): void {
+    this.warnings.push({ loc: this.loc, directive, message });
+  }
+
+  /** Reads a typed value or records an error; returns undefined on error. */
+  private num(v: number | string, what: string): number | undefined {
+    if (typeof v === 'string') {
+      this.err(`${what}: ${v}`);
+      return undefined;
+    }
+    return v;
+  }
+
+  private need(args: string[], i: number, what: string): string | undefined {
+    const v = args[i];
+    if (v === undefined) this.err(`missing ${what}`);
+    return v;
+  }
+
+  parse(text: string): void {
+    const lines = text.split('\n');
+    for (let n = 0; n < lines.length; n++) {
+      this.loc = { file: this.file, line: n + 1 };
+      const t = tokenizeLine(lines[n]!, this.env);
+      if ('error' in t) {
+        this.directive = (lines[n] ?? '').trim().split(/\s+/)[0] ?? '';
+        this.err(t.error);
+        continue;
+      }
+      const tokens = t.tokens;
+      if (tokens.length === 0) continue;
+      const kw = tokens[0]!;
+      this.directive = tokens.length > 1 && (kw === 'option' || kw === 'no' || kw === 'timeout' || kw === 'stick' || kw === 'http-check') ? `${kw} ${tokens[1]}` : kw;
+      if (SECTION_KEYWORDS.has(kw)) {
+        this.closeSection();
+        this.openSection(kw, tokens.slice(1));
+        continue;
+      }
+      if (UNSUPPORTED_SECTIONS.has(kw)) {
+        this.closeSection();
+        this.err(`section '${kw}' is not supported by stickmesh`);
+        this.skipping = true;
+        continue;
+      }
+      if (this.skipping) continue;
+      const s = this.section;
+      if (!s) {
+        this.err(`'${kw}' appears outside of any section (expected one of ${[...SECTION_KEYWORDS].join(', ')} first)`);
+        continue;
+      }
+      if (s.kind === 'global') this.globalLine(tokens);
+      else if (s.kind === 'proxy') this.proxyLine(s.draft, tokens);
+      else if (s.kind === 'peers') this.peersLine(s.cfg, tokens);
+      else this.resolversLine(s.cfg, tokens);
+    }
+    this.closeSection();
+  }
+
+  private openSection(kw: string, args: string[]): void {
+    this.skipping = false;
+    const loc = this.loc;
+    if (kw === 'global') {
+      if (args.length > 0) this.err(`'global' takes no name`);
+      this.section = { kind: 'global' };
+      return;
+    }
+    const name = args[0];
+    if (kw === 'defaults') {
+      if (args.length > 1) this.err(`'defaults' named defaults and 'from' are not supported; use one unnamed defaults section`);
+      this.section = { kind: 'proxy', draft: { ...cloneDefaults(this.defaults), cap: 'defaults', name: name ?? '', loc, binds: [], servers: [], serverTemplates: [], stickRules: [] } };
+      return;
+    }
+    if (name === undefined) {
+      this.err(`'${kw}' needs a name`);
+      this.skipping = true;
+      this.section = undefined;
+      return;
+    }
+    if (!/^[A-Za-z0-9_.:-]+$/.test(name)) this.err(`invalid name '${name}' (letters, digits, '_', '.', ':', '-')`);
+    if (kw === 'peers') {
+      if (args.length > 1) this.err(`unexpected '${args[1]}' after the section name`);
+      this.section = { kind: 'peers', cfg: { name, peers: [], tables: [], loc } };
+      return;
+    }
+    if (kw === 'resolvers') {
+      if (args.length > 1) this.err(`unexpected '${args[1]}' after the section name`);
+      this.section = {
+        kind: 'resolvers',
+        cfg: {
+          name,
+          nameservers: [],
+          resolveRetries: 3,
+          timeoutResolve: 1000,
+          timeoutRetry: 1000,
+          hold: { valid: 10000, obsolete: 0, nx: 30000, timeout: 30000, refused: 30000, other: 30000 },
+          acceptedPayloadSize: 512,
+          loc,
+        },
+      };
+      return;
+    }
+    if (args.length > 1) {
+      if (args[1] === 'from') this.err(`'from' (named defaults) is not supported`);
+      else this.err(`unexpected '${args[1]}' after the section name (listening addresses go on a 'bind' line)`);
+    }
+    this.section = { kind: 'proxy', draft: { ...cloneDefaults(this.defaults), cap: kw as Cap, name, loc, binds: [], servers: [], serverTemplates: [], stickRules: [] } };
+  }
+
+  private closeSection(): void {
+    const s = this.section;
+    this.section = undefined;
+    if (!s) return;
+    if (s.kind === 'peers') this.peers.push(s.cfg);
+    else if (s.kind === 'resolvers') this.resolvers.push(s.cfg);
+    else if (s.kind === 'proxy') {
+      const d = s.draft;
+      if (d.cap === 'defaults') {
+        const { cap: _c, name: _n, loc: _l, binds: _b, servers: _s, serverTemplates: _t, stickRules: _r, stickTable: _st, defaultBackend: _db, ...rest } = d;
+        this.defaults = rest;
+        return;
+      }
+      if (d.cap === 'frontend' || d.cap === 'listen') {
+        this.frontends.push({
+          name: d.name,
+          mode: d.mode,
+          binds: d.binds,
+          defaultBackend: d.cap === 'listen' ? d.name : d.defaultBackend,
+          forwardFor: d.forwardFor,
+          timeouts: finishTimeouts({ ...d.timeouts }),
+          maxconn: d.maxconn,
+          loc: d.loc,
+        });
+        if (!d.modeSet) this.implicitMode.add(this.frontends[this.frontends.length - 1]!);
+      }
+      if (d.cap === 'backend' || d.cap === 'listen') {
+        // A cookie only means something in HTTP: a backend that never wrote `mode` but persists by
+        // cookie is run in HTTP mode (HAProxy would ignore the cookie with a warning).
+        if (!d.modeSet && d.cookie) d.mode = 'http';
+        this.backends.push({
+          name: d.name,
+          mode: d.mode,
+          balance: d.balance,
+          hashType: d.hashType,
+          cookie: d.cookie,
+          dynamicCookieKey: d.dynamicCookieKey,
+          servers: d.servers,
+          serverTemplates: d.serverTemplates,
+          redispatch: d.redispatch,
+          retries: d.retries,
+          forwardFor: d.forwardFor,
+          httpCheck: d.httpCheck,
+          timeouts: finishTimeouts({ ...d.timeouts }),
+          stickRules: d.stickRules,
+          stickTable: d.stickTable,
+          loc: d.loc,
+        });
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- global
+
+  private globalLine(t: string[]): void {
+    const kw = t[0]!;
+    const a = t.slice(1);
+    const g = this.global;
+    switch (kw) {
+      case 'maxconn': {
+        const v = this.num(parseInteger(a[0] ?? '', 1, 10_000_000), 'maxconn');
+        if (v !== undefined) g.maxconn = v;
+        return;
+      }
+      case 'localpeer':
+        if (this.need(a, 0, 'peer name') !== undefined) g.localPeer = a[0];
+        return;
+      case 'log':
+        this.warn(`stickmesh writes JSON log lines to stdout (pino); syslog targets have no effect`);
+        return;
+      case 'log-level': {
+        const v = a[0] ?? '';
+        if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(v)) this.err(`'${v}' is not a level (fatal, error, warn, info, debug, trace, silent)`);
+        else g.logLevel = v as GlobalConfig['logLevel'];
+        return;
+      }
+      case 'admin-bind': {
+        const hp = parseHostPort(a[0] ?? '');
+        if (typeof hp === 'string' || hp.port === undefined) this.err(`expects ADDRESS:PORT, got '${a[0] ?? ''}'`);
+        else g.admin = { ...g.admin, host: hp.host === '' ? '0.0.0.0' : hp.host, port: hp.port };
+        return;
+      }
+      case 'admin-token':
+        if (this.need(a, 0, 'token') !== undefined) g.admin = { ...g.admin, token: a[0] };
+        return;
+      case 'data-dir':
+        if (this.need(a, 0, 'directory') !== undefined) g.dataDir = a[0]!;
+        return;
+    }
+    if (NO_EFFECT_GLOBAL.has(kw) || kw.startsWith('tune.')) {
+      this.warn(`'${kw}' has no effect in stickmesh (process settings belong to the service manager)`, kw);
+      return;
+    }
+    this.err(`unknown keyword '${kw}' in 'global' section`, kw);
+  }
+
+  // ---------------------------------------------------------------- proxies
+
+  private proxyLine(d: ProxyDraft, t: string[]): void {
+    const kw = t[0]!;
+    const a = t.slice(1);
+    const caps = PROXY_KEYWORDS[kw];
+    const secName = d.cap === 'defaults' ? 'defaults' : `${d.cap} '${d.name}'`;
+    if (caps === undefined) {
+      if (kw === 'use_backend' || kw === 'http-request' || kw === 'http-response' || kw === 'acl' || kw === 'tcp-request' || kw === 'errorfile' || kw === 'compression' || kw === 'stats')
+        this.err(`'${kw}' is not supported by stickmesh`, kw);
+      else this.err(`unknown keyword '${kw}' in ${secName} section`, kw);
+      return;
+    }
+    const has = d.cap === 'defaults' ? caps.includes('D') : d.cap === 'listen' ? caps.includes('F') || caps.includes('B') : caps.includes(d.cap === 'frontend' ? 'F' : 'B');
+    if (!has) {
+      this.err(`'${kw}' is not allowed in a ${d.cap} section (${caps.includes('B') ? 'backend' : 'frontend'} only)`, kw);
+      return;
+    }
+    switch (kw) {
+      case 'mode': {
+        const m = a[0];
+        if (m === 'http' || m === 'tcp') {
+          d.mode = m;
+          d.modeSet = true;
+        }
+        else this.err(`expects 'http' or 'tcp', got '${m ?? ''}'`);
+        return;
+      }
+      case 'bind':
+        return this.bindLine(d, a);
+      case 'default_backend':
+        if (this.need(a, 0, 'backend name') !== undefined) d.defaultBackend = a[0];
+        return;
+      case 'maxconn': {
+        const v = this.num(parseInteger(a[0] ?? '', 1, 10_000_000), 'maxconn');
+        if (v !== undefined) d.maxconn = v;
+        return;
+      }
+      case 'balance':
+        return this.balanceLine(d, a);
+      case 'hash-type': {
+        const h = a[0];
+        if (h !== 'map-based' && h !== 'consistent') {
+          this.err(`expects 'map-based' or 'consistent', got '${h ?? ''}'`);
+          return;
+        }
+        d.hashType = h;
+        if (a.length > 1) this.warn(`hash function '${a.slice(1).join(' ')}' ignored: stickmesh uses its own address hash`);
+        return;
+      }
+      case 'cookie':
+        return this.cookieLine(d, a);
+      case 'dynamic-cookie-key':
+        if (this.need(a, 0, 'key') !== undefined) d.dynamicCookieKey = a[0];
+        return;
+      case 'server':
+        return this.serverLine(d, a);
+      case 'server-template':
+        return this.serverTemplateLine(d, a);
+      case 'default-server':
+        this.serverParams(d.server, a, 0, true);
+        return;
+      case 'option':
+        return this.optionLine(d, a, false);
+      case 'no':
+        if (a[0] !== 'option') {
+          this.err(`'no' must be followed by 'option'`, 'no');
+          return;
+        }
+        return this.optionLine(d, a.slice(1), true);
+      case 'retries': {
+        const v = this.num(parseInteger(a[0] ?? '', 0, 100), 'retries');
+        if (v !== undefined) d.retries = v;
+        return;
+      }
+      case 'http-check':
+        return this.httpCheckLine(d, a);
+      case 'timeout':
+        return this.timeoutLine(d, a);
+      case 'stick':
+        return this.stickLine(d, a);
+      case 'stick-table':
+        return this.stickTableLine(d, a);
+      case 'log':
+      case 'log-format':
+        this.warn(`stickmesh writes one JSON log line per request (pino); '${kw}' has no effect`, kw);
+        return;
+      case 'description':
+        return;
+      case 'enabled':
+        return;
+      case 'disabled':
+        this.err(`disabled proxies are not supported; remove the section instead`, kw);
+        return;
+      case 'http-reuse':
+        if (!['never', 'safe', 'aggressive', 'always'].includes(a[0] ?? '')) this.err(`expects never, safe, aggressive or always`);
+        else if (a[0] === 'never') this.warn(`stickmesh always reuses idle server connections per backend server ('safe')`);
+        return;
+    }
+  }
+
+  private bindLine(d: ProxyDraft, a: string[]): void {
+    const addrs = this.need(a, 0, 'address');
+    if (addrs === undefined) return;
+    if (a.length > 1) {
+      this.err(`bind options are not supported ('${a.slice(1).join(' ')}'); TLS termination and bind tuning are not implemented`);
+      return;
+    }
+    for (const item of addrs.split(',')) {
+      const hp = parseHostPort(item);
+      if (typeof hp === 'string') this.err(hp);
+      else if (hp.port === undefined) this.err(`'${item}': missing port`);
+      else if (/-/.test(String(hp.port))) this.err(`port ranges are not supported`);
+      else d.binds.push({ host: hp.host, port: hp.port, loc: this.loc });
+    }
+  }
+
+  private balanceLine(d: ProxyDraft, a: string[]): void {
+    const alg = a[0] ?? '';
+    if (alg === 'roundrobin' || alg === 'leastconn' || alg === 'source') d.balance = alg;
+    else if (alg === 'random' || /^random\(\d+\)$/.test(alg)) {
+      d.balance = 'random';
+      if (alg !== 'random' && alg !== 'random(2)') this.warn(`stickmesh's random balancing always draws 2 (power of two choices)`);
+    } else if (alg === 'static-rr') {
+      d.balance = 'roundrobin';
+      this.warn(`'static-rr' is run as 'roundrobin' (weights are applied the same way)`);
+    } else if (alg === '') this.err(`missing algorithm (roundrobin, leastconn, source, random)`);
+    else this.err(`algorithm '${alg}' is not supported (roundrobin, leastconn, source, random)`);
+    if (a.length > 1 && !alg.startsWith('random')) this.err(`unexpected '${a[1]}' after '${alg}'`);
+  }
+
+  private cookieLine(d: ProxyDraft, a: string[]): void {
+    const name = a[0];
+    if (name === undefined || name === '') {
+      this.err(`missing cookie name`);
+      return;
+    }
+    if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(name)) {
+      this.err(`'${name}' is not a valid cookie name`);
+      return;
+    }
+    const c: CookieConfig = {
+      name, mode: 'insert', indirect: false, nocache: false, postonly: false, preserve: false, httponly: false,
+      secure: false, domains: [], maxidle: 0, maxlife: 0, attrs: [], dynamic: false, loc: this.loc,
+    };
+    let mode: CookieConfig['mode'] | undefined;
+    for (let i = 1; i < a.length; i++) {
+      const o = a[i]!;
+      switch (o) {
+        case 'insert':
+        case 'rewrite':
+        case 'prefix':
+          if (mode !== undefined && mode !== o) {
+            this.err(`'${mode}' and '${o}' cannot be combined`);
+            return;
+          }
+          mode = o;
+          break;
+        case 'indirect': c.indirect = true; break;
+        case 'nocache': c.nocache = true; break;
+        case 'postonly': c.postonly = true; break;
+        case 'preserve': c.preserve = true; break;
+        case 'httponly': c.httponly = true; break;
+        case 'secure': c.secure = true; break;
+        case 'dynamic': c.dynamic = true; break;
+        case 'domain': {
+          const v = a[++i];
+          if (v === undefined || v === '') { this.err(`'domain' needs a value`); return; }
+          c.domains.push(v);
+          break;
+        }
+        case 'attr': {
+          const v = a[++i];
+          if (v === undefined || v === '') { this.err(`'attr' needs a value`); return; }
+          if (/[;\x00-\x1f\x7f]/.test(v)) { this.err(`'attr' value must not contain ';' or control characters`); return; }
+          c.attrs.push(v);
+          break;
+        }
+        case 'maxidle':
+        case 'maxlife': {
+          const v = this.num(parseTime(a[++i] ?? ''), `'${o}'`);
+          if (v === undefined) return;
+          c[o] = Math.ceil(v / 1000);
+          break;
+        }
+        default:
+          this.err(`unknown cookie option '${o}' (insert, rewrite, prefix, indirect, nocache, postonly, preserve, httponly, secure, domain, maxidle, maxlife, attr, dynamic)`);
+          return;
+      }
+    }
+    if (mode === undefined) {
+      this.err(`stickmesh needs one of 'insert', 'rewrite' or 'prefix' (passive cookie matching is not supported)`);
+      return;
+    }
+    c.mode = mode;
+    if (mode !== 'insert') {
+      for (const f of ['postonly', 'preserve'] as const) {
+        if (c[f]) {
+          this.err(`'${f}' requires 'insert' mode`);
+          return;
+        }
+      }
+      if (c.maxidle > 0 || c.maxlife > 0) {
+        this.err(`'maxidle'/'maxlife' require 'insert' mode`);
+        return;
+      }
+    }
+    d.cookie = c;
+  }
+
+  /** Parses server parameters from `a[from]` on into `s`. Returns false on error. */
+  private serverParams(s: ServerSettings, a: string[], from: number, isDefault: boolean): boolean {
+    for (let i = from; i < a.length; i++) {
+      const o = a[i]!;
+      const val = (): string | undefined => {
+        const v = a[++i];
+        if (v === undefined) this.err(`'${o}' needs a value`);
+        return v;
+      };
+      switch (o) {
+        case 'check': s.check = true; break;
+        case 'no-check': s.check = false; break;
+        case 'backup': s.backup = true; break;
+        case 'no-backup': s.backup = false; break;
+        case 'disabled': s.disabled = true; break;
+        case 'enabled': s.disabled = false; break;
+        case 'cookie': {
+          const v = val();
+          if (v === undefined) return false;
+          if (isDefault) { this.err(`'cookie' is per server, not allowed in default-server`); return false; }
+          if (v === '' || /[\s;,"\\]/.test(v)) { this.err(`cookie value '${v}' may not be empty or contain blanks, ';', ',', '"' or '\\'`); return false; }
+          s.cookie = v;
+          break;
+        }
+        case 'weight': {
+          const v = this.num(parseInteger(val() ?? '', 0, 256), `'weight'`);
+          if (v === undefined) return false;
+          s.weight = v;
+          break;
+        }
+        case 'inter':
+        case 'fastinter':
+        case 'downinter': {
+          const v = this.num(parseTime(val() ?? ''), `'${o}'`);
+          if (v === undefined) return false;
+          if (v === 0) { this.err(`'${o}' must be greater than 0`); return false; }
+          s[o] = v;
+          break;
+        }
+        case 'rise':
+        case 'fall': {
+          const v = this.num(parseInteger(val() ?? '', 1, 1000), `'${o}'`);
+          if (v === undefined) return false;
+          s[o] = v;
+          break;
+        }
+        case 'port': {
+          const v = this.num(parseInteger(val() ?? '', 1, 65535), `'port'`);
+          if (v === undefined) return false;
+          s.checkPort = v;
+          break;
+        }
+        case 'maxconn': {
+          const v = this.num(parseInteger(val() ?? '', 0, 10_000_000), `'maxconn'`);
+          if (v === undefined) return false;
+          s.maxconn = v;
+          break;
+        }
+        case 'resolvers': {
+          const v = val();
+          if (v === undefined) return false;
+          s.resolvers = v;
+          break;
+        }
+        case 'init-addr': {
+          const v = val();
+          if (v === undefined) return false;
+          const parts = v.split(',');
+          for (const p of parts) {
+            if (p !== 'last' && p !== 'libc' && p !== 'none' && !/^[0-9a-fA-F.:]+$/.test(p)) {
+              this.err(`init-addr method '${p}' is unknown (last, libc, none, or an IP address)`);
+              return false;
+            }
+          }
+          s.initAddr = parts;
+          break;
+        }
+        case 'resolve-prefer': {
+          const v = val();
+          if (v !== 'ipv4' && v !== 'ipv6') { this.err(`'resolve-prefer' expects ipv4 or ipv6`); return false; }
+          break;
+        }
+        case 'resolve-opts':
+          if (val() === undefined) return false;
+          break;
+        case 'id': {
+          if (this.num(parseInteger(val() ?? '', 1, 2_147_483_647), `'id'`) === undefined) return false;
+          break;
+        }
+        default:
+          this.err(`server option '${o}' is not supported (check, cookie, weight, backup, disabled, inter, fastinter, downinter, rise, fall, port, maxconn, resolvers, init-addr)`);
+          return false;
+      }
+    }
+    return true;
+  }
+
+  private serverLine(d: ProxyDraft, a: string[]): void {
+    const name = a[0];
+    const addr = a[1];
+    if (name === undefined) {
+      this.err(`missing server name`);
+      return;
+    }
+    if (addr === undefined || /^[a-z-]+$/.test(addr) && ['check', 'cookie', 'weight', 'backup', 'disabled', 'inter', 'rise', 'fall'].includes(addr)) {
+      this.err(`server '${name}' has no address (expected 'server ${name} ADDRESS:PORT ...')`);
+      return;
+    }
+    const hp = parseHostPort(addr);
+    if (typeof hp === 'string') {
+      this.err(hp);
+      return;
+    }
+    if (hp.port === undefined || hp.port === 0) {
+      this.err(`server '${name}': address '${addr}' needs a port`);
+      return;
+    }
+    if (hp.host === '') {
+      this.err(`server '${name}': address '${addr}' needs a host`);
+      return;
+    }
+    const s: ServerSettings = { ...d.server, cookie: undefined };
+    if (!this.serverParams(s, a, 2, false)) return;
+    if (d.servers.some((x) => x.name === name)) {
+      this.err(`duplicate server name '${name}' in ${d.cap} '${d.name}'`);
+      return;
+    }
+    d.servers.push(finishServerSettings({ ...s, name, host: hp.host, port: hp.port, loc: this.loc }));
+  }
+
+  private serverTemplateLine(d: ProxyDraft, a: string[]): void {
+    const [prefix, num, fqdnPort] = a;
+    if (prefix === undefined || num === undefined || fqdnPort === undefined) {
+      this.err(`expects 'server-template PREFIX COUNT FQDN[:PORT] [options]'`);
+      return;
+    }
+    const m = /^(\d+)(?:-(\d+))?$/.exec(num);
+    if (!m) {
+      this.err(`'${num}' is not a count or range`);
+      return;
+    }
+    const count = m[2] ? Number(m[2]) - Number(m[1]) + 1 : Number(m[1]);
+    if (count < 1 || count > 4096) {
+      this.err(`count ${count} out of range [1..4096]`);
+      return;
+    }
+    const hp = parseHostPort(fqdnPort);
+    if (typeof hp === 'string') {
+      this.err(hp);
+      return;
+    }
+    const s: ServerSettings = { ...d.server, cookie: undefined };
+    if (!this.serverParams(s, a, 3, false)) return;
+    if (s.cookie !== undefined) {
+      this.err(`'cookie' cannot be set on a server-template (use 'cookie ... dynamic')`);
+      return;
+    }
+    d.serverTemplates.push({
+      prefix,
+      count,
+      fqdn: hp.host,
+      port: hp.port ?? 0,
+      template: finishServerSettings(s),
+      resolvers: s.resolvers,
+      initAddr: s.initAddr ?? ['last', 'libc'],
+      loc: this.loc,
+    });
+  }
+
+  private optionLine(d: ProxyDraft, a: string[], negate: boolean): void {
+    const o = a[0];
+    if (o === undefined) {
+      this.err(`missing option name`, negate ? 'no option' : 'option');
+      return;
+    }
+    const backendOnly = (): boolean => {
+      if (d.cap === 'frontend') {
+        this.err(`'option ${o}' is not allowed in a frontend section (backend only)`);
+        return false;
+      }
+      return true;
+    };
+    switch (o) {
+      case 'redispatch':
+        if (!backendOnly()) return;
+        d.redispatch = !negate;
+        if (a[1] !== undefined && !/^-?\d+$/.test(a[1])) this.err(`redispatch interval '${a[1]}' is not an integer`);
+        return;
+      case 'forwardfor': {
+        if (negate) {
+          d.forwardFor = undefined;
+          return;
+        }
+        const f: ForwardForConfig = { header: 'X-Forwarded-For', ifNone: false };
+        for (let i = 1; i < a.length; i++) {
+          const k = a[i]!;
+          if (k === 'if-none') f.ifNone = true;
+          else if (k === 'except' || k === 'header') {
+            const v = a[++i];
+            if (v === undefined) {
+              this.err(`'${k}' needs a value`);
+              return;
+            }
+            if (k === 'except') {
+              if (!/^[0-9a-fA-F.:]+(\/\d+)?$/.test(v)) {
+                this.err(`'except ${v}' is not an address or network`);
+                return;
+              }
+              f.except = v;
+            } else f.header = v;
+          } else {
+            this.err(`unknown forwardfor argument '${k}' (except, header, if-none)`);
+            return;
+          }
+        }
+        d.forwardFor = f;
+        return;
+      }
+      case 'httpchk': {
+        if (!backendOnly()) return;
+        if (negate) {
+          d.httpCheck = undefined;
+          return;
+        }
+        const hc: HttpCheckConfig = { method: 'OPTIONS', uri: '/', version: 'HTTP/1.0', expect: d.httpCheck?.expect };
+        if (a.length === 2) hc.uri = a[1]!;
+        else if (a.length >= 3) {
+          hc.method = a[1]!;
+          hc.uri = a[2]!;
+          if (a[3] !== undefined) {
+            const [ver, ...hdrs] = a.slice(3).join(' ').split('\r\n');
+            hc.version = ver!;
+            for (const h of hdrs) {
+              const mh = /^host:\s*(.+)$/i.exec(h);
+              if (mh) hc.host = mh[1];
+              else if (h !== '') this.warn(`check header '${h}' ignored (only Host is sent)`);
+            }
+          }
+        }
+        if (!/^[A-Z]+$/.test(hc.method)) this.err(`'${hc.method}' is not an HTTP method`);
+        else if (!hc.uri.startsWith('/')) this.err(`check URI '${hc.uri}' must start with '/'`);
+        else if (!/^HTTP\/1\.[01]$/.test(hc.version)) this.err(`check version '${hc.version}' must be HTTP/1.0 or HTTP/1.1`);
+        else d.httpCheck = hc;
+        return;
+      }
+      case 'http-keep-alive':
+      case 'http-server-close':
+      case 'httpclose':
+      case 'http-pretend-keepalive':
+        if (o !== 'http-keep-alive' && !negate) this.warn(`stickmesh keeps connections alive on both sides; 'option ${o}' has no effect`);
+        return;
+      case 'abortonclose':
+      case 'allbackups':
+      case 'persist':
+      case 'splice-auto':
+      case 'tcp-check':
+      case 'ssl-hello-chk':
+      case 'mysql-check':
+      case 'redis-check':
+      case 'pgsql-check':
+      case 'smtpchk':
+      case 'ldap-check':
+      case 'http-use-proxy-header':
+      case 'originalto':
+      case 'socket-stats':
+      case 'tcpka':
+      case 'clitcpka':
+      case 'srvtcpka':
+        this.err(`'option ${o}' is not supported by stickmesh`);
+        return;
+    }
+    if (LOG_OPTIONS.has(o)) {
+      this.warn(`stickmesh writes one JSON log line per request (pino); 'option ${o}' has no effect`);
+      return;
+    }
+    this.err(`unknown option '${o}'`);
+  }
+
+  private httpCheckLine(d: ProxyDraft, a: string[]): void {
+    const sub = a[0];
+    if (sub === 'expect') {
+      let i = 1;
+      let negate = false;
+      if (a[i] === '!') {
+        negate = true;
+        i++;
+      }
+      const kind = a[i];
+      const value = a[i + 1];
+      if ((kind !== 'status' && kind !== 'rstatus') || value === undefined) {
+        this.err(`stickmesh supports 'http-check expect [!] status CODES' and 'http-check expect [!] rstatus REGEX'`);
+        return;
+      }
+      if (kind === 'status' && !/^\d{3}(-\d{3})?(,\d{3}(-\d{3})?)*$/.test(value)) {
+        this.err(`'${value}' is not a status code list (e.g. 200 or 200-399,401)`);
+        return;
+      }
+      if (kind === 'rstatus') {
+        try {
+          new RegExp(value);
+        } catch {
+          this.err(`'${value}' is not a valid regular expression`);
+          return;
+        }
+      }
+      if (a.length > i + 2) {
+        this.err(`unexpected '${a[i + 2]}'`);
+        return;
+      }
+      const base = d.httpCheck ?? { method: 'OPTIONS', uri: '/', version: 'HTTP/1.0' };
+      d.httpCheck = { ...base, expect: { kind, value, negate } };
+      if (d.cap !== 'defaults' && !d.httpCheck.method) this.err(`needs 'option httpchk'`);
+      return;
+    }
+    if (sub === 'send') {
+      const hc: HttpCheckConfig = d.httpCheck ? { ...d.httpCheck } : { method: 'OPTIONS', uri: '/', version: 'HTTP/1.0' };
+      for (let i = 1; i < a.length; i++) {
+        const k = a[i]!;
+        const v = a[++i];
+        if (v === undefined) {
+          this.err(`'${k}' needs a value`);
+          return;
+        }
+        if (k === 'meth') hc.method = v;
+        else if (k === 'uri') hc.uri = v;
+        else if (k === 'ver') hc.version = v;
+        else if (k === 'hdr') {
+          const hv = a[++i];
+          if (hv === undefined) {
+            this.err(`'hdr ${v}' needs a value`);
+            return;
+          }
+          if (v.toLowerCase() === 'host') hc.host = hv;
+          else this.warn(`check header '${v}' ignored (only Host is sent)`);
+        } else {
+          this.err(`unknown 'http-check send' argument '${k}' (meth, uri, ver, hdr)`);
+          return;
+        }
+      }
+      d.httpCheck = hc;
+      return;
+    }
+    this.err(`'http-check ${sub ?? ''}' is not supported (expect, send)`);
+  }
+
+  private timeoutLine(d: ProxyDraft, a: string[]): void {
+    const which = a[0];
+    const key = which === undefined ? undefined : TIMEOUT_KEYS[which];
+    if (key === undefined) {
+      this.err(`unknown timeout '${which ?? ''}' (${Object.keys(TIMEOUT_KEYS).join(', ')})`);
+      return;
+    }
+    const v = this.num(parseTime(a[1] ?? ''), `'timeout ${which}'`);
+    if (v === undefined) return;
+    if (a.length > 2) {
+      this.err(`unexpected '${a[2]}'`);
+      return;
+    }
+    d.timeouts[key] = v;
+  }
+
+  private stickLine(d: ProxyDraft, a: string[]): void {
+    const kind = a[0];
+    if (kind !== 'on' && kind !== 'match' && kind !== 'store-request' && kind !== 'store-response') {
+      this.err(`expects 'stick on|match|store-request|store-response PATTERN [table TABLE]'`, 'stick');
+      return;
+    }
+    const pattern = a[1];
+    if (pattern === undefined) {
+      this.err(`missing pattern (e.g. src)`);
+      return;
+    }
+    if (!/^(src|src6|dst|req\.cook\([^)]+\)|res\.cook\([^)]+\)|req\.hdr\([^)]+\)|res\.hdr\([^)]+\))$/.test(pattern)) {
+      this.err(`pattern '${pattern}' is not supported (src, dst, req.cook(NAME), res.cook(NAME), req.hdr(NAME), res.hdr(NAME))`);
+      return;
+    }
+    const rule: StickRuleConfig = { kind, pattern, loc: this.loc };
+    for (let i = 2; i < a.length; i++) {
+      const k = a[i]!;
+      if (k === 'table') {
+        const v = a[++i];
+        if (v === undefined) {
+          this.err(`'table' needs a name`);
+          return;
+        }
+        rule.table = v;
+      } else if (k === 'if' || k === 'unless') {
+        this.err(`conditions ('${k} ...') on stick rules are not supported`);
+        return;
+      } else {
+        this.err(`unexpected '${k}'`);
+        return;
+      }
+    }
+    if (kind === 'store-response' && pattern.startsWith('req.')) this.err(`'store-response' needs a response pattern (res.*), got '${pattern}'`);
+    else d.stickRules.push(rule);
+  }
+
+  private stickTableLine(d: ProxyDraft, a: string[]): void {
+    if (d.cap === 'defaults') {
+      this.err(`'stick-table' is not allowed in defaults`);
+      return;
+    }
+    if (d.stickTable) {
+      this.err(`only one stick-table per ${d.cap}`);
+      return;
+    }
+    const t = this.tableParams(d.name, d.name, a, 0, true);
+    if (t) d.stickTable = t;
+  }
+
+  /** Parses `type ... size ... [expire ...] [store ...] [srvkey ...] [peers ...]`. */
+  private tableParams(id: string, name: string, a: string[], from: number, allowPeers: boolean): StickTableConfig | undefined {
+    const t: StickTableConfig = { id, name, type: 'ip', keyLen: 32, size: 0, expire: 0, store: [], srvkey: 'name', loc: this.loc };
+    let typed = false;
+    for (let i = from; i < a.length; i++) {
+      const k = a[i]!;
+      const v = a[++i];
+      if (k === 'nopurge') {
+        i--;
+        continue;
+      }
+      if (v === undefined) {
+        this.err(`'${k}' needs a value`);
+        return undefined;
+      }
+      switch (k) {
+        case 'type': {
+          if (!['ip', 'ipv6', 'integer', 'string'].includes(v)) {
+            this.err(`table type '${v}' is not supported (ip, ipv6, integer, string)`);
+            return undefined;
+          }
+          t.type = v as StickKeyType;
+          typed = true;
+          if (a[i + 1] === 'len') {
+            const n = this.num(parseInteger(a[i + 2] ?? '', 1, 1024), `'len'`);
+            if (n === undefined) return undefined;
+            t.keyLen = n;
+            i += 2;
+          }
+          break;
+        }
+        case 'size': {
+          const n = this.num(parseSize(v), `'size'`);
+          if (n === undefined) return undefined;
+          if (n < 1 || n > 100_000_000) {
+            this.err(`size ${n} out of range [1..100000000]`);
+            return undefined;
+          }
+          t.size = n;
+          break;
+        }
+        case 'expire': {
+          const n = this.num(parseTime(v), `'expire'`);
+          if (n === undefined) return undefined;
+          t.expire = n;
+          break;
+        }
+        case 'store':
+          for (const s of v.split(',')) {
+            if (!/^(server_id|conn_cnt|conn_cur|sess_cnt|http_req_cnt|http_err_cnt|bytes_in_cnt|bytes_out_cnt|gpc0|gpt0|(conn|sess|http_req|http_err|bytes_in|bytes_out)_rate\(\d+[a-z]*\))$/.test(s)) {
+              this.err(`store type '${s}' is not supported`);
+              return undefined;
+            }
+            t.store.push(s);
+          }
+          break;
+        case 'srvkey':
+          if (v !== 'name' && v !== 'addr') {
+            this.err(`'srvkey' expects name or addr`);
+            return undefined;
+          }
+          t.srvkey = v;
+          break;
+        case 'peers':
+          if (!allowPeers) {
+            this.err(`'peers' is only allowed on a backend stick-table`);
+            return undefined;
+          }
+          t.peers = v;
+          break;
+        default:
+          this.err(`unknown table argument '${k}' (type, size, expire, store, srvkey${allowPeers ? ', peers' : ''})`);
+          return undefined;
+      }
+    }
+    if (!typed) {
+      this.err(`table '${name}' needs a 'type'`);
+      return undefined;
+    }
+    if (t.size === 0) {
+      this.err(`table '${name}' needs a 'size'`);
+      return undefined;
+    }
+    return t;
+  }
+
+  // ---------------------------------------------------------------- peers, resolvers
+
+  private peersLine(p: PeersConfig, t: string[]): void {
+    const kw = t[0]!;
+    const a = t.slice(1);
+    switch (kw) {
+      case 'bind': {
+        const hp = parseHostPort(a[0] ?? '');
+        if (typeof hp === 'string') this.err(hp);
+        else if (hp.port === undefined) this.err(`'${a[0]}': missing port`);
+        else if (a.length > 1) this.err(`bind options are not supported in peers sections`);
+        else p.bind = { host: hp.host, port: hp.port };
+        return;
+      }
+      case 'server':
+      case 'peer': {
+        const name = a[0];
+        if (name === undefined) {
+          this.err(`missing peer name`);
+          return;
+        }
+        if (p.peers.some((x) => x.name === name)) {
+          this.err(`duplicate peer '${name}'`);
+          return;
+        }
+        if (a[1] === undefined) {
+          if (kw === 'peer') this.err(`'peer ${name}' needs an address`);
+          else p.peers.push({ name, loc: this.loc });
+          return;
+        }
+        const hp = parseHostPort(a[1]);
+        if (typeof hp === 'string') this.err(hp);
+        else if (hp.port === undefined) this.err(`peer '${name}': '${a[1]}' needs a port`);
+        else if (a.length > 2) this.err(`peer options are not supported ('${a.slice(2).join(' ')}')`);
+        else p.peers.push({ name, host: hp.host === '' ? '127.0.0.1' : hp.host, port: hp.port, loc: this.loc });
+        return;
+      }
+      case 'table': {
+        const name = a[0];
+        if (name === undefined) {
+          this.err(`missing table name`);
+          return;
+        }
+        if (p.tables.some((x) => x.name === name)) {
+          this.err(`duplicate table '${name}'`);
+          return;
+        }
+        const tc = this.tableParams(`${p.name}/${name}`, name, a, 1, false);
+        if (tc) {
+          tc.peers = p.name;
+          p.tables.push(tc);
+        }
+        return;
+      }
+      case 'localpeer':
+        if (this.need(a, 0, 'peer name') !== undefined) p.localPeer = a[0];
+        return;
+      case 'enabled':
+        return;
+      case 'log':
+        this.warn(`stickmesh writes JSON log lines; 'log' has no effect`);
+        return;
+    }
+    this.err(`unknown keyword '${kw}' in 'peers' section (bind, server, peer, table)`, kw);
+  }
+
+  private resolversLine(r: ResolversConfig, t: string[]): void {
+    const kw = t[0]!;
+    const a = t.slice(1);
+    switch (kw) {
+      case 'nameserver': {
+        const name = a[0];
+        const addr = a[1];
+        if (name === undefined || addr === undefined) {
+          this.err(`expects 'nameserver NAME ADDRESS[:PORT]'`);
+          return;
+        }
+        const hp = parseHostPort(addr.replace(/^(udp|tcp)@/, ''));
+        if (typeof hp === 'string') this.err(hp);
+        else if (hp.host === '') this.err(`nameserver '${name}' needs an address`);
+        else r.nameservers.push({ name, host: hp.host, port: hp.port ?? 53 });
+        return;
+      }
+      case 'parse-resolv-conf':
+        r.nameservers.push({ name: 'resolv.conf', host: 'resolv.conf', port: 53 });
+        return;
+      case 'accepted_payload_size': {
+        const v = this.num(parseInteger(a[0] ?? '', 512, 65535), 'accepted_payload_size');
+        if (v !== undefined) r.acceptedPayloadSize = v;
+        return;
+      }
+      case 'resolve_retries': {
+        const v = this.num(parseInteger(a[0] ?? '', 1, 100), 'resolve_retries');
+        if (v !== undefined) r.resolveRetries = v;
+        return;
+      }
+      case 'timeout': {
+        const v = this.num(parseTime(a[1] ?? ''), `'timeout ${a[0] ?? ''}'`);
+        if (v === undefined) return;
+        if (a[0] === 'resolve') r.timeoutResolve = v;
+        else if (a[0] === 'retry') r.timeoutRetry = v;
+        else this.err(`unknown timeout '${a[0] ?? ''}' (resolve, retry)`);
+        return;
+      }
+      case 'hold': {
+        const k = a[0] as keyof ResolversConfig['hold'];
+        const v = this.num(parseTime(a[1] ?? ''), `'hold ${a[0] ?? ''}'`);
+        if (v === undefined) return;
+        if (!(k in r.hold)) this.err(`unknown hold status '${a[0] ?? ''}' (${Object.keys(r.hold).join(', ')})`);
+        else r.hold[k] = v;
+        return;
+      }
+    }
+    this.err(`unknown keyword '${kw}' in 'resolvers' section`, kw);
+  }
+}
+
+/**
+ * Parses haproxy.cfg text. Never throws for bad input: problems come back in `issues` (errors) and
+ * `warnings`; `config` holds whatever parsed.
+ */
+export function parseHaproxyConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): ParseOutput {
+  const p = new Parser(file, env);
+  p.parse(text);
+  for (const f of p.implicitMode) {
+    const be = p.backends.find((b) => b.name === f.defaultBackend);
+    if (be) f.mode = be.mode;
+  }
+  if (!p.global.localPeer) {
+    const lp = p.peers.find((x) => x.localPeer)?.localPeer;
+    if (lp) p.global.localPeer = lp;
+  }
+  return {
+    config: { source: file, global: p.global, frontends: p.frontends, backends: p.backends, peers: p.peers, resolvers: p.resolvers },
+    issues: p.issues,
+    warnings: p.warnings,
+  };
+}

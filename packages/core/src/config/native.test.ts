@@ -1,0 +1,81 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../errors.js';
+import { parseConfigText } from './load.js';
+
+function errorsOf(text: string, file = 'c.yaml', env: NodeJS.ProcessEnv = {}): string[] {
+  try {
+    parseConfigText(text, file, undefined, env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.message.split('\n');
+    throw err;
+  }
+  return [];
+}
+
+const yaml = `global:
+  admin: { port: 9300 }
+defaults:
+  mode: http
+  timeouts: { connect: 2s, server: 40000 }
+frontends:
+  - name: fe
+    bind: ["127.0.0.1:8080"]
+    defaultBackend: be
+backends:
+  - name: be
+    balance: leastconn
+    redispatch: true
+    cookie: { name: SERVER, mode: insert, indirect: true, nocache: true, maxidle: 1800, attr: SameSite=Lax }
+    httpCheck: { method: GET, uri: /health, expectStatus: "200" }
+    servers:
+      - { name: web1, address: "127.0.0.1:9001", check: true, cookie: web1 }
+      - name: web2
+        address: "127.0.0.1:9002"
+        cookie: web2
+        weight: 3
+`;
+
+describe('native YAML/JSON front door', () => {
+  it('produces the same model as the equivalent haproxy.cfg', () => {
+    const native = parseConfigText(yaml, 'c.yaml', undefined, {}).config;
+    const hap = parseConfigText(
+      [
+        'global', ' admin-bind 127.0.0.1:9300',
+        'defaults', ' mode http', ' timeout connect 2s', ' timeout server 40000',
+        'frontend fe', ' bind 127.0.0.1:8080', ' default_backend be',
+        'backend be', ' balance leastconn', ' option redispatch',
+        ' cookie SERVER insert indirect nocache maxidle 1800s attr SameSite=Lax',
+        ' option httpchk GET /health HTTP/1.1', ' http-check expect status 200',
+        ' server web1 127.0.0.1:9001 check cookie web1', ' server web2 127.0.0.1:9002 cookie web2 weight 3', '',
+      ].join('\n'),
+      'c.cfg',
+      undefined,
+      {},
+    ).config;
+    const strip = (v: unknown): unknown => JSON.parse(JSON.stringify(v, (k, x) => (k === 'loc' || k === 'source' ? undefined : x)));
+    expect(strip(native)).toEqual(strip(hap));
+    expect(native.backends[0]!.servers[1]!.loc).toEqual({ file: 'c.yaml', line: 18 });
+    expect(native.backends[0]!.cookie!.loc.line).toBe(14);
+  });
+
+  it('names the line and key of unknown keys and bad values', () => {
+    const errs = errorsOf(yaml.replace('weight: 3', 'weight: 300').replace('balance: leastconn', 'balance: leastconn\n    stickyness: on'));
+    expect(errs.some((e) => /^c\.yaml:13: 'backends\.0\.stickyness': unknown key 'stickyness'/.test(e))).toBe(true);
+    const errs2 = errorsOf(yaml.replace('weight: 3', 'weight: 300'));
+    expect(errs2).toEqual([expect.stringMatching(/^c\.yaml:18: 'server'.*out of range/)]);
+    expect(errorsOf('frontends: [\n', 'x.json')[0]).toMatch(/^x\.json:\d+: 'syntax'/);
+    expect(errorsOf('bogus: 1\n')[0]).toMatch(/unknown key 'bogus'/);
+    expect(errorsOf('global:\n  logLevel: loud\n')[0]).toMatch(/^c\.yaml:2: 'global\.logLevel'/);
+  });
+
+  it('takes STICKMESH_* environment overrides over the file', () => {
+    const { config } = parseConfigText(yaml, 'c.yaml', undefined, { STICKMESH_ADMIN_PORT: '0', STICKMESH_ADMIN_TOKEN: 't0k', STICKMESH_NODE: 'n2' });
+    expect(config.global.admin).toEqual({ host: '127.0.0.1', port: 0, token: 't0k' });
+    expect(config.global.localPeer).toBe('n2');
+  });
+
+  it('reads JSON', () => {
+    const { config } = parseConfigText(JSON.stringify({ backends: [{ name: 'b', mode: 'http', servers: [{ name: 's', address: '10.0.0.1:80' }] }] }), 'c.json', undefined, {});
+    expect(config.backends[0]!.servers[0]).toMatchObject({ host: '10.0.0.1', port: 80 });
+  });
+});
