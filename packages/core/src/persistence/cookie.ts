@@ -1,0 +1,285 @@
+/**
+ * HAProxy-compatible cookie persistence (`cookie NAME insert|rewrite|prefix ...`).
+ *
+ * The logic is pure string work so the data plane can call it with whatever it parsed; it never
+ * touches sockets. Per-request results live in a `CookieState` owned by the connection and reset
+ * per request, so the hot path allocates only the strings it must produce.
+ *
+ * Semantics followed (HAProxy 2.x): request cookies are examined first; `indirect` (insert mode)
+ * strips our cookie before the server sees it; `prefix` strips `SRV~`; dates (`maxidle`,
+ * `maxlife`) are checked before the server lookup and an expired cookie counts as absent; a
+ * response gets our Set-Cookie only when the server was not reached through a valid cookie, or
+ * when dates must be refreshed; `postonly` limits insertion to POST; `preserve` leaves a server's
+ * own cookie alone; `nocache` marks responses carrying our cookie `Cache-control: private`.
+ */
+import type { CookieConfig } from '../config/model.js';
+
+/** HAProxy's `%tsc` 3rd character: request cookie status. */
+export type RequestCookieFlag = '-' | 'N' | 'I' | 'D' | 'V' | 'E' | 'O' | 'U';
+/** HAProxy's `%tsc` 4th character: response cookie status. */
+export type ResponseCookieFlag = '-' | 'N' | 'I' | 'U' | 'P' | 'R' | 'D';
+
+const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+const B64REV = new Int8Array(128).fill(-1);
+for (let i = 0; i < 64; i++) B64REV[B64.charCodeAt(i)] = i;
+
+/** Encodes a unix time as HAProxy does in cookies: `(sec + 3) >> 2` as 5 base64 digits, MSB first. */
+export function encodeCookieDate(unixSec: number): string {
+  let v = ((unixSec + 3) >>> 2) & 0x3fffffff;
+  let out = '';
+  for (let i = 0; i < 5; i++) {
+    out += B64[(v >>> 24) & 0x3f];
+    v = (v << 6) & 0x3fffffff;
+  }
+  return out;
+}
+
+/** Decodes 5 base64 digits at `off` into unix seconds (a multiple of 4), or -1 when invalid. */
+export function decodeCookieDate(s: string, off: number): number {
+  if (off + 5 > s.length) return -1;
+  let v = 0;
+  for (let i = 0; i < 5; i++) {
+    const c = s.charCodeAt(off + i);
+    const d = c < 128 ? B64REV[c]! : -1;
+    if (d < 0) return -1;
+    v = v * 64 + d;
+  }
+  return v * 4;
+}
+
+export const EXPIRED_COOKIE_DATE = 'Thu, 01-Jan-1970 00:00:01 GMT';
+
+/** What the engine knows about the server a cookie may name. */
+export interface CookieTarget {
+  /** The server's persistence value (explicit `cookie`, or the dynamic one); undefined if none. */
+  readonly cookieValue: string | undefined;
+}
+
+/** Per-request persistence state; one per connection, `reset()` per request. */
+export class CookieState {
+  reqFlag: RequestCookieFlag = '-';
+  resFlag: ResponseCookieFlag = '-';
+  /** Server part of our cookie as presented by the client ('' if none usable). */
+  value = '';
+  /** Dates carried by the client's cookie, unix seconds; 0 when absent. */
+  firstDate = 0;
+  lastDate = 0;
+  /** The server was chosen because of a valid cookie. */
+  direct = false;
+  /** Set when the server's response set our cookie itself. */
+  serverSetOurs = false;
+
+  reset(enabled: boolean): void {
+    this.reqFlag = enabled ? 'N' : '-';
+    this.resFlag = enabled ? 'N' : '-';
+    this.value = '';
+    this.firstDate = 0;
+    this.lastDate = 0;
+    this.direct = false;
+    this.serverSetOurs = false;
+  }
+}
+
+export class CookiePersistence {
+  readonly cfg: CookieConfig;
+  readonly name: string;
+  private readonly suffix: string;
+  private readonly stripOnRequest: boolean;
+
+  constructor(cfg: CookieConfig) {
+    this.cfg = cfg;
+    this.name = cfg.name;
+    let suffix = '; path=/';
+    for (const d of cfg.domains) suffix += `; domain=${d}`;
+    if (cfg.httponly) suffix += '; HttpOnly';
+    if (cfg.secure) suffix += '; Secure';
+    for (const a of cfg.attrs) suffix += `; ${a}`;
+    this.suffix = suffix;
+    this.stripOnRequest = cfg.mode === 'insert' && cfg.indirect;
+  }
+
+  /**
+   * Examines one `Cookie` request header value. Records our cookie (first occurrence) in `state`,
+   * applying maxidle/maxlife. Returns the header value to forward instead, `''` to drop the header,
+   * or `undefined` to forward it unchanged.
+   */
+  onRequestCookieHeader(header: string, state: CookieState, nowSec: number): string | undefined {
+    const name = this.name;
+    let pos = 0;
+    let out: string | undefined;
+    let copiedUpTo = 0;
+    while (pos < header.length) {
+      let end = header.indexOf(';', pos);
+      if (end === -1) end = header.length;
+      let a = pos;
+      while (a < end && (header.charCodeAt(a) === 0x20 || header.charCodeAt(a) === 0x09)) a++;
+      const eq = header.indexOf('=', a);
+      if (eq !== -1 && eq < end && eq - a === name.length && header.startsWith(name, a)) {
+        let ve = end;
+        while (ve > eq + 1 && (header.charCodeAt(ve - 1) === 0x20 || header.charCodeAt(ve - 1) === 0x09)) ve--;
+        const raw = header.slice(eq + 1, ve);
+        const first = state.reqFlag === 'N' || state.reqFlag === '-';
+        let replacement: string | null = null; // null = keep this cookie as is
+        if (this.cfg.mode === 'prefix') {
+          const tilde = raw.indexOf('~');
+          if (first) this.examineValue(tilde === -1 ? raw : raw.slice(0, tilde), state, nowSec);
+          if (tilde !== -1) replacement = `${name}=${raw.slice(tilde + 1)}`;
+        } else {
+          if (first) this.examineValue(raw, state, nowSec);
+          if (this.stripOnRequest) replacement = '';
+        }
+        if (replacement !== null) {
+          out = (out ?? '') + header.slice(copiedUpTo, pos);
+          if (replacement.length > 0) {
+            out += (pos > 0 ? ' ' : '') + replacement;
+            copiedUpTo = end;
+          } else {
+            // Remove the cookie and its separator.
+            copiedUpTo = end < header.length ? end + 1 : end;
+          }
+        }
+      }
+      pos = end + 1;
+    }
+    if (out === undefined) return undefined;
+    out += header.slice(copiedUpTo);
+    return cleanCookieList(out);
+  }
+
+  /** Parses `SRV[|LAST[|FIRST]]`, applying the date rules; fills state.value or an E/O flag. */
+  private examineValue(raw: string, state: CookieState, nowSec: number): void {
+    let value = raw;
+    const bar = raw.indexOf('|');
+    if (bar !== -1) {
+      value = raw.slice(0, bar);
+      if (this.cfg.maxidle > 0 || this.cfg.maxlife > 0) {
+        const last = decodeCookieDate(raw, bar + 1);
+        if (last > 0) state.lastDate = last;
+        const bar2 = raw.indexOf('|', bar + 1);
+        if (bar2 !== -1) {
+          const firstD = decodeCookieDate(raw, bar2 + 1);
+          if (firstD > 0) state.firstDate = firstD;
+        }
+      }
+    }
+    const maxlife = this.cfg.maxlife;
+    const maxidle = this.cfg.maxidle;
+    if (state.firstDate && maxlife && (nowSec - state.firstDate > maxlife || state.firstDate - nowSec > 86400)) {
+      state.reqFlag = 'O';
+      state.firstDate = 0;
+      state.lastDate = 0;
+      return;
+    }
+    if (state.lastDate && maxidle && (nowSec - state.lastDate > maxidle || state.lastDate - nowSec > 86400)) {
+      state.reqFlag = 'E';
+      state.firstDate = 0;
+      state.lastDate = 0;
+      return;
+    }
+    if (value.length === 0) {
+      state.reqFlag = 'I';
+      return;
+    }
+    state.value = value;
+    state.reqFlag = 'I'; // until the engine confirms a usable server (V) or a down one (D)
+  }
+
+  /**
+   * Records the outcome of the server lookup for `state.value`: `found` is whether a server has that
+   * value, `usable` whether it may take the request (up, not in maintenance).
+   */
+  resolve(state: CookieState, found: boolean, usable: boolean): boolean {
+    if (state.value.length === 0) return false;
+    if (!found) {
+      state.reqFlag = 'I';
+      return false;
+    }
+    if (!usable) {
+      state.reqFlag = 'D';
+      return false;
+    }
+    state.reqFlag = 'V';
+    state.direct = true;
+    return true;
+  }
+
+  /**
+   * Processes one `Set-Cookie` header from the server. Returns the value to forward instead, `''`
+   * to drop it, or `undefined` to forward it unchanged.
+   */
+  onResponseSetCookie(header: string, state: CookieState, server: CookieTarget): string | undefined {
+    const name = this.name;
+    let a = 0;
+    while (a < header.length && (header.charCodeAt(a) === 0x20 || header.charCodeAt(a) === 0x09)) a++;
+    if (!(header.startsWith(name, a) && header.charCodeAt(a + name.length) === 0x3d)) return undefined;
+    state.serverSetOurs = true;
+    const cfg = this.cfg;
+    if (cfg.mode === 'insert') {
+      if (cfg.preserve) {
+        state.resFlag = 'P';
+        return undefined;
+      }
+      state.resFlag = 'D';
+      return '';
+    }
+    if (cfg.indirect && state.direct) {
+      // The client already holds a valid cookie: the server's copy is not needed.
+      state.resFlag = 'D';
+      return '';
+    }
+    const sv = server.cookieValue;
+    if (sv === undefined) {
+      state.resFlag = 'P';
+      return undefined;
+    }
+    const valStart = a + name.length + 1;
+    let valEnd = header.indexOf(';', valStart);
+    if (valEnd === -1) valEnd = header.length;
+    state.resFlag = 'R';
+    if (cfg.mode === 'rewrite') return header.slice(0, valStart) + sv + header.slice(valEnd);
+    return header.slice(0, valStart) + sv + '~' + header.slice(valStart);
+  }
+
+  /**
+   * Decides whether our cookie must be inserted in this response (insert mode) and returns the
+   * Set-Cookie value, or undefined. Call after all server Set-Cookie headers were processed.
+   */
+  insertCookie(state: CookieState, server: CookieTarget, isPost: boolean, nowSec: number): string | undefined {
+    const cfg = this.cfg;
+    if (cfg.mode !== 'insert') return undefined;
+    if (state.serverSetOurs && cfg.preserve) return undefined;
+    if (cfg.postonly && !isPost) return undefined;
+    const datesDue =
+      (cfg.maxidle > 0 || state.lastDate > 0) && (state.lastDate === 0 || state.lastDate < nowSec);
+    if (state.direct && !datesDue) return undefined;
+    const sv = server.cookieValue;
+    let out = `${this.name}=${sv ?? ''}`;
+    if (sv !== undefined && (cfg.maxidle > 0 || cfg.maxlife > 0)) {
+      out += '|' + encodeCookieDate(nowSec);
+      if (cfg.maxlife > 0) {
+        out += '|' + (state.firstDate > 0 ? encodeCookieDate(state.firstDate) : encodeCookieDate(nowSec));
+      }
+    }
+    if (sv === undefined) out += `; Expires=${EXPIRED_COOKIE_DATE}`;
+    out += this.suffix;
+    state.resFlag = sv !== undefined && state.direct ? 'U' : 'I';
+    return out;
+  }
+
+  /** Whether a response that carries our Set-Cookie must get `Cache-control: private`. */
+  get nocache(): boolean {
+    return this.cfg.nocache;
+  }
+}
+
+/** Normalises separators after a cookie was removed: no leading/trailing `;`, single `; `. */
+function cleanCookieList(s: string): string {
+  const parts = s.split(';');
+  let out = '';
+  for (const p of parts) {
+    const t = p.trim();
+    if (t.length === 0) continue;
+    out += out.length === 0 ? t : `; ${t}`;
+  }
+  return out;
+}
