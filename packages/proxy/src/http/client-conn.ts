@@ -1,0 +1,844 @@
+/**
+ * The HTTP/1.1 data plane for one client connection, in phases:
+ *   request (parse head) → pick upstream (cookie persistence, then balancing) → forward (head and
+ *   streamed body) → response (parse head, persistence cookies, streamed body) → log.
+ *
+ * One exchange at a time per connection; pipelined requests wait in the input buffer and are
+ * parsed in order once the previous response is complete. All per-connection state (parsers,
+ * chunk scanners, cookie state, request context, timeout task) is allocated once here and reset
+ * per request. Listeners are bound once and read state from fields.
+ *
+ * Bounds: the input buffer holds at most `MAX_PENDING_BYTES` of not-yet-forwarded client bytes
+ * (the socket is paused beyond that); a head is at most `MAX_HEAD_BYTES` (431 beyond); a response
+ * head likewise (502 beyond).
+ */
+import type net from 'node:net';
+import type { Logger } from 'pino';
+import type { Timeouts, TimerWheel, WheelTask } from '@stickmesh/core';
+import { hashAddress } from '@stickmesh/core';
+import { ChunkedScanner } from './chunked.js';
+import { RequestContext } from './context.js';
+import { HeadError, MAX_HEAD_BYTES, RequestHead, ResponseHead, headErrorText, nameIs } from './head.js';
+import { errorResponse } from './responses.js';
+import { UpstreamConn, type UpstreamOwner } from './upstream.js';
+import type { RuntimeBackend } from '../runtime/backend.js';
+import type { RuntimeServer } from '../runtime/server.js';
+
+export const MAX_PENDING_BYTES = 65536;
+
+/** What a connection needs from its frontend. Swapped whole on reload. */
+export interface HttpFrontendRuntime {
+  readonly name: string;
+  readonly backend: RuntimeBackend | undefined;
+  readonly timeouts: Timeouts;
+  readonly forwardFor: { header: string; except: net.BlockList | undefined; ifNone: boolean } | undefined;
+  readonly logger: Logger;
+  readonly wheel: TimerWheel;
+  readonly conns: Set<ClientConn>;
+  draining: boolean;
+}
+
+const enum BodyMode {
+  None = 0,
+  Length = 1,
+  Chunked = 2,
+  UntilClose = 3,
+}
+
+const enum Tmo {
+  None,
+  KeepAlive,
+  Request,
+  Client,
+  Connect,
+  Server,
+  Tunnel,
+}
+
+export class ClientConn implements UpstreamOwner, WheelTask {
+  readonly socket: net.Socket;
+  fe: HttpFrontendRuntime;
+  readonly clientIp: string;
+  readonly clientPort: number;
+  private clientHash = -1;
+
+  private buf: Buffer | null = null;
+  private readonly req = new RequestHead();
+  private readonly res = new ResponseHead();
+  private readonly reqChunks = new ChunkedScanner();
+  private readonly resChunks = new ChunkedScanner();
+  readonly ctx = new RequestContext();
+
+  private inRequest = false;
+  private backend: RuntimeBackend | undefined;
+  private up: UpstreamConn | null = null;
+  private upReused = false;
+  private upBuf: Buffer | null = null;
+  private reqBodyMode = BodyMode.None;
+  private reqBodyLeft = 0;
+  private reqDone = false;
+  private reqHeadSent = false;
+  private resHeadDone = false;
+  private resBodyMode = BodyMode.None;
+  private resBodyLeft = 0;
+  private resDone = false;
+  private resStarted = false;
+  private keepAlive = true;
+  private tunnel = false;
+  private clientEnded = false;
+  private closed = false;
+  private pausedForUpstream = false;
+  private pausedForBuffer = false;
+
+  private deadline = 0;
+  private tkind = Tmo.None;
+  _gen?: number;
+  _due?: number;
+
+  constructor(socket: net.Socket, fe: HttpFrontendRuntime) {
+    this.socket = socket;
+    this.fe = fe;
+    const ra = socket.remoteAddress ?? '';
+    this.clientIp = ra.startsWith('::ffff:') ? ra.slice(7) : ra;
+    this.clientPort = socket.remotePort ?? 0;
+    socket.setNoDelay(true);
+    socket.on('data', this.onClientData);
+    socket.on('drain', this.onClientDrain);
+    socket.on('end', this.onClientEnd);
+    socket.on('error', this.onClientError);
+    socket.on('close', this.onClientClose);
+    fe.conns.add(this);
+    this.arm(Tmo.Request, fe.timeouts.httpRequest);
+    this.ctx.reset(fe.wheel.now, false);
+    this.ctx.tStart = Date.now();
+  }
+
+  // ---------------------------------------------------------------- timeouts (shared wheel)
+
+  private arm(kind: Tmo, ms: number): void {
+    const d = this.fe.wheel.now + ms;
+    this.deadline = d;
+    this.tkind = kind;
+    if (!((this._gen ?? 0) > 0) || (this._due ?? Infinity) > d) this.fe.wheel.schedule(this, ms);
+  }
+
+  /** Pushes the current deadline forward (activity); costs a field write, no timer call. */
+  private touch(): void {
+    switch (this.tkind) {
+      case Tmo.Client: this.deadline = this.fe.wheel.now + this.fe.timeouts.client; break;
+      case Tmo.Server: this.deadline = this.fe.wheel.now + this.fe.timeouts.server; break;
+      case Tmo.Tunnel: this.deadline = this.fe.wheel.now + this.fe.timeouts.tunnel; break;
+      default: break;
+    }
+  }
+
+  run(now: number): void {
+    if (this.closed || this.tkind === Tmo.None) return;
+    if (this.deadline > now) {
+      this.fe.wheel.schedule(this, this.deadline - now);
+      return;
+    }
+    switch (this.tkind) {
+      case Tmo.KeepAlive:
+        this.destroy();
+        return;
+      case Tmo.Request:
+        if (this.buf === null || this.buf.length === 0) {
+          this.destroy();
+          return;
+        }
+        this.fail(408, 'c', 'R');
+        return;
+      case Tmo.Client:
+        this.fail(408, 'c', 'D');
+        return;
+      case Tmo.Connect:
+        this.onConnectFailure();
+        return;
+      case Tmo.Server:
+        this.fail(504, 's', this.resHeadDone ? 'D' : 'H');
+        return;
+      case Tmo.Tunnel:
+        this.ctx.term0 = 'c';
+        this.ctx.term1 = 'D';
+        this.destroy();
+        return;
+      default:
+        return;
+    }
+  }
+
+  // ---------------------------------------------------------------- client socket listeners
+
+  private readonly onClientData = (chunk: Buffer): void => {
+    this.ctx.bytesIn += chunk.length;
+    if (this.tunnel) {
+      this.touch();
+      if (this.up && !this.up.socket.write(chunk)) this.pauseClientFor('upstream');
+      return;
+    }
+    if (this.inRequest && !this.reqDone && this.reqHeadSent && this.buf === null) {
+      this.touch();
+      const n = this.forwardReqBody(chunk, 0, chunk.length);
+      if (n < 0) return;
+      if (n < chunk.length) this.buf = chunk.subarray(n);
+      return;
+    }
+    this.buf = this.buf === null ? chunk : Buffer.concat([this.buf, chunk]);
+    if (!this.inRequest) {
+      if (this.tkind === Tmo.KeepAlive) {
+        this.ctx.tStart = Date.now();
+        this.arm(Tmo.Request, this.fe.timeouts.httpRequest);
+      }
+      this.tryParse();
+    } else if (this.buf.length > MAX_PENDING_BYTES) {
+      this.pauseClientFor('buffer');
+    }
+  };
+
+  private readonly onClientDrain = (): void => {
+    if (this.up && this.up.socket.isPaused()) this.up.socket.resume();
+  };
+
+  private readonly onClientEnd = (): void => {
+    this.clientEnded = true;
+    if (!this.inRequest || this.tunnel) {
+      this.socket.end();
+      if (this.tunnel && this.up) this.up.socket.end();
+    }
+  };
+
+  private readonly onClientError = (): void => {
+    /* 'close' follows; nothing else to do */
+  };
+
+  private readonly onClientClose = (): void => {
+    if (this.closed) return;
+    this.closed = true;
+    this.fe.wheel.cancel(this);
+    this.fe.conns.delete(this);
+    if (this.inRequest) {
+      if (this.ctx.term0 === '-') {
+        this.ctx.term0 = 'C';
+        this.ctx.term1 = this.tunnel ? 'D' : this.resHeadDone ? 'D' : this.up?.connected ? 'H' : 'C';
+        if (this.tunnel) this.ctx.term0 = '-';
+      }
+      this.endExchange(false);
+    }
+  };
+
+  private pauseClientFor(reason: 'upstream' | 'buffer'): void {
+    if (reason === 'upstream') this.pausedForUpstream = true;
+    else this.pausedForBuffer = true;
+    this.socket.pause();
+  }
+
+  private resumeClient(): void {
+    this.pausedForUpstream = false;
+    this.pausedForBuffer = false;
+    if (!this.closed) this.socket.resume();
+  }
+
+  // ---------------------------------------------------------------- phase 1: request
+
+  private tryParse(): void {
+    if (this.buf === null || this.closed || this.inRequest) return;
+    const buf = this.buf;
+    const r = this.req.parse(buf, 0, buf.length);
+    if (r === HeadError.Incomplete) return;
+    if (r < 0) {
+      this.inRequest = true;
+      this.ctx.reset(this.fe.wheel.now, false);
+      this.ctx.tStart = Date.now();
+      this.ctx.method = '<BADREQ>';
+      this.fe.logger.debug({ client_ip: this.clientIp, frontend: this.fe.name, error: headErrorText(r) }, 'bad request');
+      this.fail(r === HeadError.TooLarge ? 431 : r === HeadError.BadVersion ? 505 : 400, 'P', 'R');
+      return;
+    }
+    this.buf = r < buf.length ? buf.subarray(r) : null;
+    this.startRequest(r);
+  }
+
+  private startRequest(headBytes: number): void {
+    const req = this.req;
+    const ctx = this.ctx;
+    const tStart = ctx.tStart;
+    this.backend = this.fe.backend;
+    const backend = this.backend;
+    ctx.reset(this.fe.wheel.now, backend?.cookie !== undefined);
+    ctx.tStart = tStart;
+    ctx.tHead = Date.now();
+    ctx.method = req.method;
+    ctx.target = req.target;
+    ctx.versionMinor = req.versionMinor;
+    ctx.bytesIn = headBytes;
+    this.inRequest = true;
+    this.reqDone = false;
+    this.reqHeadSent = false;
+    this.resHeadDone = false;
+    this.resDone = false;
+    this.resStarted = false;
+    this.upBuf = null;
+    this.keepAlive = req.wantsKeepAlive() && !this.fe.draining;
+    if (req.chunked) {
+      this.reqBodyMode = BodyMode.Chunked;
+      this.reqChunks.reset();
+    } else if (req.contentLength > 0) {
+      this.reqBodyMode = BodyMode.Length;
+      this.reqBodyLeft = req.contentLength;
+    } else {
+      this.reqBodyMode = BodyMode.None;
+      this.reqDone = true;
+    }
+    this.arm(Tmo.Client, this.fe.timeouts.client);
+    if (!backend) {
+      this.fail(503, 'S', 'C');
+      return;
+    }
+    this.pickUpstream(backend);
+  }
+
+  // ---------------------------------------------------------------- phase 2: pick upstream
+
+  private pickUpstream(backend: RuntimeBackend): void {
+    const ctx = this.ctx;
+    const req = this.req;
+    let server: RuntimeServer | undefined;
+    const cookie = backend.cookie;
+    if (cookie) {
+      const nowSec = Math.floor(Date.now() / 1000);
+      for (let i = 0; i < req.count; i++) {
+        if (req.names[i]!.length === 6 && nameIs(req.names[i]!, 'cookie')) {
+          const v = cookie.onRequestCookieHeader(req.values[i]!, ctx.cookie, nowSec);
+          if (v !== undefined) {
+            if (v.length === 0) req.names[i] = '';
+            else req.values[i] = v;
+          }
+        }
+      }
+      if (ctx.cookie.value.length > 0) {
+        const s = backend.serverByCookie(ctx.cookie.value);
+        if (cookie.resolve(ctx.cookie, s !== undefined, s !== undefined && s.usable)) {
+          server = s;
+          ctx.decidedBy = 'cookie';
+        }
+      }
+    }
+    if (!server) {
+      server = backend.pick(backend.hashesSource ? this.sourceHash() : 0);
+      ctx.decidedBy = 'balance';
+    }
+    if (!server) {
+      this.fail(503, 'S', 'C');
+      return;
+    }
+    this.connectTo(server);
+  }
+
+  private sourceHash(): number {
+    if (this.clientHash === -1) this.clientHash = hashAddress(this.clientIp);
+    return this.clientHash;
+  }
+
+  // ---------------------------------------------------------------- phase 3: forward
+
+  private connectTo(server: RuntimeServer): void {
+    const ctx = this.ctx;
+    ctx.server = server;
+    server.activeConns++;
+    this.counted = server;
+    ctx.tConnStart = Date.now();
+    const idle = UpstreamConn.takeIdle(server, this);
+    if (idle) {
+      this.up = idle;
+      this.upReused = true;
+      this.onUpstreamConnect(idle);
+      return;
+    }
+    this.upReused = false;
+    this.arm(Tmo.Connect, this.fe.timeouts.connect);
+    this.up = new UpstreamConn(server, this, this.fe.wheel);
+  }
+
+  onUpstreamConnect(up: UpstreamConn): void {
+    if (up !== this.up) return;
+    this.ctx.tConnected = Date.now();
+    this.arm(Tmo.Server, this.fe.timeouts.server);
+    this.sendRequestHead(up);
+    this.reqHeadSent = true;
+    if (!this.reqDone && this.buf !== null) {
+      const buf = this.buf;
+      this.buf = null;
+      const n = this.forwardReqBody(buf, 0, buf.length);
+      if (n < 0) return;
+      if (n < buf.length) this.buf = this.buf === null ? buf.subarray(n) : Buffer.concat([buf.subarray(n), this.buf]);
+    }
+    if (this.pausedForBuffer && (this.buf === null || this.buf.length <= MAX_PENDING_BYTES)) this.resumeClient();
+  }
+
+  private sendRequestHead(up: UpstreamConn): void {
+    const req = this.req;
+    const upgrade = req.connUpgrade && req.upgrade.length > 0;
+    let head = `${req.method} ${req.target} HTTP/1.${req.versionMinor}\r\n`;
+    let hasXff = false;
+    const ff = this.fe.forwardFor;
+    for (let i = 0; i < req.count; i++) {
+      const n = req.names[i]!;
+      if (n.length === 0) continue;
+      switch (n.length) {
+        case 10:
+          if (nameIs(n, 'connection')) continue;
+          if (nameIs(n, 'keep-alive')) continue;
+          break;
+        case 16:
+          if (nameIs(n, 'proxy-connection')) continue;
+          break;
+        case 7:
+          if (!upgrade && nameIs(n, 'upgrade')) continue;
+          break;
+        default:
+          break;
+      }
+      if (ff && n.length === ff.header.length && nameIs(n, ff.header.toLowerCase())) hasXff = true;
+      head += `${n}: ${req.values[i]!}\r\n`;
+    }
+    if (ff && !(ff.ifNone && hasXff) && !(ff.except && this.clientIpBlocked(ff.except))) {
+      head += `${ff.header}: ${this.clientIp}\r\n`;
+    }
+    if (upgrade) head += 'connection: upgrade\r\n';
+    else if (req.versionMinor === 0) head += 'connection: keep-alive\r\n';
+    head += '\r\n';
+    up.socket.write(head, 'latin1');
+  }
+
+  private clientIpBlocked(list: net.BlockList): boolean {
+    return list.check(this.clientIp, this.clientIp.includes(':') ? 'ipv6' : 'ipv4');
+  }
+
+  /** Forwards request body bytes; returns bytes consumed, or -1 after failing the exchange. */
+  private forwardReqBody(data: Buffer, start: number, end: number): number {
+    const up = this.up;
+    if (!up) return 0;
+    let n: number;
+    if (this.reqBodyMode === BodyMode.Length) {
+      n = Math.min(this.reqBodyLeft, end - start);
+      this.reqBodyLeft -= n;
+      if (this.reqBodyLeft === 0) this.reqDone = true;
+    } else if (this.reqBodyMode === BodyMode.Chunked) {
+      n = this.reqChunks.scan(data, start, end);
+      if (n < 0) {
+        this.fe.logger.debug({ client_ip: this.clientIp, error: this.reqChunks.error }, 'bad chunked request body');
+        this.fail(400, 'P', 'D');
+        return -1;
+      }
+      if (this.reqChunks.done) this.reqDone = true;
+    } else {
+      return 0;
+    }
+    if (n > 0) {
+      const ok = up.socket.write(start === 0 && n === data.length ? data : data.subarray(start, start + n));
+      if (!ok) this.pauseClientFor('upstream');
+    }
+    if (this.reqDone && this.resDone) this.endExchange(true);
+    return n;
+  }
+
+  onUpstreamDrain(up: UpstreamConn): void {
+    if (up === this.up && this.pausedForUpstream) this.resumeClient();
+  }
+
+  private onConnectFailure(): void {
+    const up = this.up;
+    const server = this.ctx.server;
+    this.up = null;
+    if (up) up.destroy();
+    if (!server || !this.backend) {
+      this.fail(503, 'S', 'C');
+      return;
+    }
+    this.uncount();
+    server.connectFailures++;
+    const ctx = this.ctx;
+    ctx.retries++;
+    const retries = this.backend.cfg.retries;
+    if (ctx.retries > retries) {
+      ctx.server = server;
+      this.fail(503, 'S', 'C');
+      return;
+    }
+    let next = server;
+    const lastRetry = ctx.retries === retries;
+    if (this.backend.cfg.redispatch && (lastRetry || !server.usable)) {
+      const alt = this.backend.pick(this.backend.hashesSource ? this.sourceHash() : 0, server);
+      if (alt && alt !== server) {
+        next = alt;
+        ctx.redispatched = true;
+        ctx.decidedBy = 'redispatch';
+        if (ctx.cookie.direct) {
+          ctx.cookie.direct = false;
+          ctx.cookie.reqFlag = 'D';
+        }
+      }
+    }
+    this.connectTo(next);
+  }
+
+  // ---------------------------------------------------------------- phase 4: response
+
+  onUpstreamData(up: UpstreamConn, chunk: Buffer): void {
+    if (up !== this.up) return;
+    this.touch();
+    if (this.tunnel) {
+      this.ctx.bytesOut += chunk.length;
+      if (!this.socket.write(chunk)) up.socket.pause();
+      return;
+    }
+    if (this.resDone) {
+      // Bytes after a complete response: the server is out of sync; never reuse it.
+      up.destroy();
+      return;
+    }
+    this.resStarted = true;
+    if (!this.resHeadDone) {
+      this.upBuf = this.upBuf === null ? chunk : Buffer.concat([this.upBuf, chunk]);
+      for (;;) {
+        const buf: Buffer | null = this.upBuf;
+        if (buf === null) return;
+        const r = this.res.parse(buf, 0, buf.length);
+        if (r === HeadError.Incomplete) return;
+        if (r < 0) {
+          this.fe.logger.debug({ server: this.ctx.server?.name, error: headErrorText(r) }, 'bad response from server');
+          this.fail(502, 'P', 'H');
+          return;
+        }
+        this.upBuf = r < buf.length ? buf.subarray(r) : null;
+        const status = this.res.status;
+        if (status >= 100 && status < 200 && status !== 101) {
+          // Interim response (100 Continue, 103 Early Hints): relay verbatim, keep waiting.
+          this.socket.write(buf.subarray(0, r));
+          this.ctx.bytesOut += r;
+          continue;
+        }
+        this.onResponseHead(up, r);
+        break;
+      }
+      const rest = this.upBuf;
+      this.upBuf = null;
+      if (this.closed) return;
+      if (rest !== null) {
+        if (this.tunnel) {
+          this.ctx.bytesOut += rest.length;
+          this.socket.write(rest);
+        } else {
+          this.forwardResBody(up, rest);
+        }
+      }
+      return;
+    }
+    this.forwardResBody(up, chunk);
+  }
+
+  private onResponseHead(up: UpstreamConn, headBytes: number): void {
+    const ctx = this.ctx;
+    const res = this.res;
+    const req = this.req;
+    ctx.tResHead = Date.now();
+    ctx.status = res.status;
+    this.resHeadDone = true;
+    if (res.status === 101) {
+      if (!(req.connUpgrade && req.upgrade.length > 0)) {
+        this.fail(502, 'P', 'H');
+        return;
+      }
+      this.tunnel = true;
+      this.resBodyMode = BodyMode.None;
+    } else if (req.method === 'HEAD' || res.status === 204 || res.status === 304) {
+      this.resBodyMode = BodyMode.None;
+    } else if (res.chunked) {
+      this.resBodyMode = BodyMode.Chunked;
+      this.resChunks.reset();
+    } else if (res.hasTransferEncoding) {
+      this.resBodyMode = BodyMode.UntilClose;
+    } else if (res.contentLength >= 0) {
+      this.resBodyMode = res.contentLength === 0 ? BodyMode.None : BodyMode.Length;
+      this.resBodyLeft = res.contentLength;
+    } else {
+      this.resBodyMode = BodyMode.UntilClose;
+    }
+    if (this.resBodyMode === BodyMode.UntilClose || (res.chunked && req.versionMinor === 0)) this.keepAlive = false;
+    if (this.fe.draining || this.clientEnded) this.keepAlive = false;
+    if (!this.reqDone) this.keepAlive = false; // early response: the rest of the request body is unread
+
+    let head = `HTTP/1.1 ${res.status} ${res.reason}\r\n`;
+    const backend = this.backend;
+    const cookie = backend?.cookie;
+    const server = ctx.server!;
+    for (let i = 0; i < res.count; i++) {
+      const n = res.names[i]!;
+      let v = res.values[i]!;
+      switch (n.length) {
+        case 10:
+          if (nameIs(n, 'connection') || nameIs(n, 'keep-alive')) continue;
+          if (cookie && nameIs(n, 'set-cookie')) {
+            const nv = cookie.onResponseSetCookie(v, ctx.cookie, server);
+            if (nv !== undefined) {
+              if (nv.length === 0) continue;
+              v = nv;
+            }
+          }
+          break;
+        case 16:
+          if (nameIs(n, 'proxy-connection')) continue;
+          break;
+        default:
+          break;
+      }
+      head += `${n}: ${v}\r\n`;
+    }
+    if (cookie) {
+      const set = cookie.insertCookie(ctx.cookie, server, req.method === 'POST', Math.floor(Date.now() / 1000));
+      if (set !== undefined) {
+        head += `set-cookie: ${set}\r\n`;
+        if (cookie.nocache) head += 'cache-control: private\r\n';
+      } else if (cookie.nocache && ctx.cookie.resFlag === 'R') {
+        head += 'cache-control: private\r\n';
+      }
+    }
+    if (this.tunnel) head += `connection: upgrade\r\n`;
+    else if (!this.keepAlive) head += 'connection: close\r\n';
+    else if (req.versionMinor === 0) head += 'connection: keep-alive\r\n';
+    head += '\r\n';
+    ctx.bytesOut += headBytes;
+    this.socket.write(head, 'latin1');
+    if (this.tunnel) {
+      this.arm(Tmo.Tunnel, this.fe.timeouts.tunnel);
+      if (this.buf !== null) {
+        const b = this.buf;
+        this.buf = null;
+        up.socket.write(b);
+      }
+      this.resumeClient();
+      return;
+    }
+    if (this.resBodyMode === BodyMode.None) {
+      if (this.upBuf !== null) {
+        // Bytes after a body-less response: drop them and never reuse this connection.
+        this.keepUpstream = false;
+        this.upBuf = null;
+      }
+      this.responseComplete(up);
+    }
+  }
+
+  private forwardResBody(up: UpstreamConn, data: Buffer): void {
+    let n = data.length;
+    if (this.resBodyMode === BodyMode.Length) {
+      n = Math.min(n, this.resBodyLeft);
+      this.resBodyLeft -= n;
+    } else if (this.resBodyMode === BodyMode.Chunked) {
+      n = this.resChunks.scan(data, 0, data.length);
+      if (n < 0) {
+        this.fe.logger.debug({ server: this.ctx.server?.name, error: this.resChunks.error }, 'bad chunked response body');
+        this.ctx.term0 = 'S';
+        this.ctx.term1 = 'D';
+        up.destroy();
+        this.destroy();
+        return;
+      }
+    } else if (this.resBodyMode === BodyMode.None) {
+      n = 0;
+    }
+    if (n > 0) {
+      this.ctx.bytesOut += n;
+      if (!this.socket.write(n === data.length ? data : data.subarray(0, n))) up.socket.pause();
+    }
+    const complete =
+      (this.resBodyMode === BodyMode.Length && this.resBodyLeft === 0) ||
+      (this.resBodyMode === BodyMode.Chunked && this.resChunks.done);
+    if (n < data.length) {
+      // Extra bytes after the response: the connection cannot be reused.
+      this.keepUpstream = false;
+    }
+    if (complete) this.responseComplete(up);
+  }
+
+  private keepUpstream = true;
+  /** The server whose `activeConns` this exchange currently holds. */
+  private counted: RuntimeServer | null = null;
+
+  private uncount(): void {
+    if (this.counted) {
+      this.counted.activeConns--;
+      this.counted = null;
+    }
+  }
+
+  private responseComplete(_up: UpstreamConn): void {
+    this.resDone = true;
+    if (this.reqDone) this.endExchange(true);
+    else {
+      // The server answered before the whole request body arrived: finish now, close afterwards.
+      this.keepAlive = false;
+      this.endExchange(true);
+    }
+  }
+
+  onUpstreamClose(up: UpstreamConn, _err: Error | undefined): void {
+    if (up !== this.up) return;
+    if (!up.connected) {
+      this.onConnectFailure();
+      return;
+    }
+    this.up = null;
+    if (this.closed) return;
+    if (this.tunnel) {
+      this.socket.end();
+      this.endExchange(false);
+      return;
+    }
+    if (!this.resStarted) {
+      if (this.upReused && this.reqBodyMode === BodyMode.None) {
+        // A kept-alive connection the server closed before our request reached it: retry afresh.
+        const server = this.ctx.server!;
+        this.uncount();
+        this.connectTo(server);
+        return;
+      }
+      this.fail(502, 'S', 'H');
+      return;
+    }
+    if (this.resHeadDone && this.resBodyMode === BodyMode.UntilClose) {
+      this.keepUpstream = false;
+      this.responseComplete(up);
+      return;
+    }
+    if (!this.resHeadDone) {
+      this.fail(502, 'S', 'H');
+      return;
+    }
+    this.ctx.term0 = 'S';
+    this.ctx.term1 = 'D';
+    this.destroy();
+  }
+
+  // ---------------------------------------------------------------- phase 5: log and reuse
+
+  /**
+   * Ends the current exchange: logs it, releases or closes the upstream connection, and either
+   * waits for the next request or closes the client connection.
+   */
+  private endExchange(completed: boolean): void {
+    if (!this.inRequest) return;
+    this.inRequest = false;
+    const ctx = this.ctx;
+    const up = this.up;
+    this.up = null;
+    this.uncount();
+    if (up) {
+      const reusable =
+        completed &&
+        !this.tunnel &&
+        this.keepUpstream &&
+        this.reqDone &&
+        this.resBodyMode !== BodyMode.UntilClose &&
+        !this.res.connClose &&
+        (this.res.versionMinor === 1 || this.res.connKeepAlive);
+      if (reusable) up.release();
+      else up.destroy();
+    }
+    this.keepUpstream = true;
+    this.log();
+    if (this.closed) return;
+    if (!completed || !this.keepAlive || this.tunnel) {
+      this.closeClient();
+      return;
+    }
+    this.reqBodyMode = BodyMode.None;
+    this.resBodyMode = BodyMode.None;
+    this.ctx.tStart = Date.now();
+    this.arm(Tmo.KeepAlive, this.fe.timeouts.httpKeepAlive);
+    this.resumeClient();
+    if (this.buf !== null) {
+      this.ctx.tStart = Date.now();
+      this.arm(Tmo.Request, this.fe.timeouts.httpRequest);
+      this.tryParse();
+    }
+  }
+
+  private log(): void {
+    const logger = this.fe.logger;
+    if (!logger.isLevelEnabled('info')) return;
+    const ctx = this.ctx;
+    const now = Date.now();
+    const tHead = ctx.tHead || now;
+    logger.info(
+      {
+        client_ip: this.clientIp,
+        client_port: this.clientPort,
+        frontend: this.fe.name,
+        backend: this.backend?.name ?? '<NOSRV>',
+        server: ctx.server?.name ?? '<NOSRV>',
+        method: ctx.method,
+        uri: ctx.target,
+        http_version: `HTTP/1.${ctx.versionMinor}`,
+        status: ctx.status,
+        bytes_read: ctx.bytesOut,
+        bytes_uploaded: ctx.bytesIn,
+        TR: tHead - ctx.tStart,
+        Tw: 0,
+        Tc: ctx.tConnected ? ctx.tConnected - ctx.tConnStart : -1,
+        Tr: ctx.tResHead && ctx.tConnected ? ctx.tResHead - ctx.tConnected : -1,
+        Ta: now - ctx.tStart,
+        retries: ctx.retries,
+        redispatched: ctx.redispatched,
+        decided_by: ctx.decidedBy,
+        termination_state: ctx.terminationState(),
+      },
+      'request',
+    );
+  }
+
+  /** Answers with an error page when nothing was sent yet, otherwise aborts; then closes. */
+  private fail(status: number, term0: string, term1: string): void {
+    const ctx = this.ctx;
+    ctx.term0 = term0;
+    ctx.term1 = term1;
+    this.keepAlive = false;
+    if (this.up) {
+      this.up.destroy();
+    }
+    if (!this.resHeadDone && !this.closed) {
+      const page = errorResponse(status);
+      ctx.status = status;
+      ctx.bytesOut += page.length;
+      this.socket.write(page);
+    }
+    if (!this.inRequest) this.inRequest = true;
+    this.endExchange(false);
+  }
+
+  private closeClient(): void {
+    this.tkind = Tmo.None;
+    this.fe.wheel.cancel(this);
+    this.buf = null;
+    if (!this.socket.destroyed) {
+      this.socket.end();
+      this.socket.destroySoon();
+    }
+  }
+
+  /** Closes the client connection now (and the upstream one with it), logging an open exchange. */
+  destroy(): void {
+    if (this.up) {
+      this.up.destroy();
+    }
+    if (this.inRequest) this.endExchange(false);
+    if (!this.socket.destroyed) this.socket.destroy();
+  }
+
+  /** Called on shutdown/reload: idle connections close now, busy ones after their response. */
+  drain(): void {
+    if (!this.inRequest && !this.tunnel) this.closeClient();
+    else this.keepAlive = false;
+  }
+}

@@ -1,0 +1,115 @@
+import { describe, expect, it } from 'vitest';
+import { HeadError, MAX_HEAD_BYTES, RequestHead, ResponseHead } from './head.js';
+
+function parseReq(s: string): { r: number; h: RequestHead } {
+  const h = new RequestHead();
+  const b = Buffer.from(s, 'latin1');
+  return { r: h.parse(b, 0, b.length), h };
+}
+
+describe('RequestHead.parse', () => {
+  it('parses a keep-alive GET with headers and reports consumed bytes', () => {
+    const s = 'GET /a?b=1 HTTP/1.1\r\nHost: x\r\nCookie: SERVER=web1\r\nX-A:  v  \r\n\r\nNEXT';
+    const { r, h } = parseReq(s);
+    expect(r).toBe(s.length - 4);
+    expect(h.method).toBe('GET');
+    expect(h.target).toBe('/a?b=1');
+    expect(h.versionMinor).toBe(1);
+    expect(h.get('cookie')).toBe('SERVER=web1');
+    expect(h.get('x-a')).toBe('v');
+    expect(h.wantsKeepAlive()).toBe(true);
+    expect(h.contentLength).toBe(-1);
+  });
+
+  it('returns Incomplete until the blank line arrives', () => {
+    expect(parseReq('GET / HTTP/1.1\r\nHost: x\r\n').r).toBe(HeadError.Incomplete);
+  });
+
+  it('honours Connection tokens and HTTP/1.0 defaults', () => {
+    expect(parseReq('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n').h.wantsKeepAlive()).toBe(false);
+    expect(parseReq('GET / HTTP/1.0\r\n\r\n').h.wantsKeepAlive()).toBe(false);
+    expect(parseReq('GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n').h.wantsKeepAlive()).toBe(true);
+    const up = parseReq('GET /ws HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n').h;
+    expect(up.connUpgrade).toBe(true);
+    expect(up.upgrade).toBe('websocket');
+  });
+
+  it('tolerates leading CRLFs between pipelined requests', () => {
+    const s = '\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n';
+    expect(parseReq(s).r).toBe(s.length);
+  });
+
+  const bad: Array<[string, string, number]> = [
+    ['CL + TE', 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n', HeadError.BadContentLength],
+    ['two CL', 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n', HeadError.BadContentLength],
+    ['CL list', 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 3\r\n\r\n', HeadError.BadContentLength],
+    ['signed CL', 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +3\r\n\r\n', HeadError.BadContentLength],
+    ['TE not chunked last', 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n', HeadError.BadTransferEncoding],
+    ['TE identity', 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\n', HeadError.BadTransferEncoding],
+    ['TE twice', 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n', HeadError.BadTransferEncoding],
+    ['TE on 1.0', 'POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n', HeadError.BadTransferEncoding],
+    ['obs-fold', 'GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n 2\r\n\r\n', HeadError.BadHeader],
+    ['space before colon', 'GET / HTTP/1.1\r\nHost: x\r\nX-A : 1\r\n\r\n', HeadError.BadHeader],
+    ['bare LF', 'GET / HTTP/1.1\nHost: x\r\n\r\n', HeadError.BadHeader],
+    ['NUL in value', 'GET / HTTP/1.1\r\nHost: x\r\nX-A: a\u0000b\r\n\r\n', HeadError.BadHeader],
+    ['no colon', 'GET / HTTP/1.1\r\nHost: x\r\nGarbage\r\n\r\n', HeadError.BadHeader],
+    ['missing host', 'GET / HTTP/1.1\r\n\r\n', HeadError.MissingHost],
+    ['two hosts', 'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n', HeadError.MissingHost],
+    ['bad method', 'G(T / HTTP/1.1\r\nHost: x\r\n\r\n', HeadError.BadRequestLine],
+    ['space in target', 'GET /a b HTTP/1.1\r\nHost: x\r\n\r\n', HeadError.BadRequestLine],
+    ['HTTP/2.0', 'GET / HTTP/2.0\r\nHost: x\r\n\r\n', HeadError.BadVersion],
+    ['HTTP/1.2', 'GET / HTTP/1.2\r\nHost: x\r\n\r\n', HeadError.BadVersion],
+    ['no version', 'GET /\r\nHost: x\r\n\r\n', HeadError.BadRequestLine],
+  ];
+  it.each(bad)('rejects %s', (_name, s, code) => {
+    expect(parseReq(s).r).toBe(code);
+  });
+
+  it('rejects heads over the size limit even before the blank line', () => {
+    const s = 'GET / HTTP/1.1\r\nHost: x\r\nX-Big: ' + 'a'.repeat(MAX_HEAD_BYTES) + '\r\n';
+    expect(parseReq(s).r).toBe(HeadError.TooLarge);
+  });
+
+  it('rejects more than 100 headers', () => {
+    let s = 'GET / HTTP/1.1\r\nHost: x\r\n';
+    for (let i = 0; i < 101; i++) s += `X-${i}: 1\r\n`;
+    expect(parseReq(s + '\r\n').r).toBe(HeadError.TooManyHeaders);
+  });
+
+  it('reuses its arrays across messages', () => {
+    const h = new RequestHead();
+    const a = Buffer.from('GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\n\r\n');
+    const b = Buffer.from('GET / HTTP/1.1\r\nHost: y\r\n\r\n');
+    h.parse(a, 0, a.length);
+    const names = h.names;
+    h.parse(b, 0, b.length);
+    expect(h.names).toBe(names);
+    expect(h.count).toBe(1);
+    expect(h.get('a')).toBeUndefined();
+  });
+});
+
+describe('ResponseHead.parse', () => {
+  function parseRes(s: string): { r: number; h: ResponseHead } {
+    const h = new ResponseHead();
+    const b = Buffer.from(s, 'latin1');
+    return { r: h.parse(b, 0, b.length), h };
+  }
+  it('parses status, reason and framing', () => {
+    const { r, h } = parseRes('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nSet-Cookie: a=b\r\n\r\nhello');
+    expect(r).toBeGreaterThan(0);
+    expect(h.status).toBe(200);
+    expect(h.reason).toBe('OK');
+    expect(h.contentLength).toBe(5);
+  });
+  it('lets Transfer-Encoding win over Content-Length in a response', () => {
+    const { h } = parseRes('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n');
+    expect(h.chunked).toBe(true);
+    expect(h.contentLength).toBe(-1);
+  });
+  it('accepts an empty reason and rejects garbage status lines', () => {
+    expect(parseRes('HTTP/1.1 204\r\n\r\n').h.status).toBe(204);
+    expect(parseRes('HTTP/1.1 2x0 OK\r\n\r\n').r).toBe(HeadError.BadStatusLine);
+    expect(parseRes('ICY 200 OK\r\n\r\n').r).toBe(HeadError.BadStatusLine);
+  });
+});

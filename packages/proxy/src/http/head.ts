@@ -1,0 +1,346 @@
+/**
+ * Strict HTTP/1.x message-head parsing for the data plane.
+ *
+ * Only what persistence and framing need is interpreted (method, target, version, Host,
+ * Content-Length, Transfer-Encoding, Connection, Upgrade, Cookie/Set-Cookie); every other header is
+ * carried as a name/value pair. A `RequestHead`/`ResponseHead` is owned by a connection and reset
+ * per message, so its arrays are allocated once per connection, not per request.
+ *
+ * Anything a smuggling attack could use is refused: conflicting or repeated Content-Length,
+ * Content-Length together with Transfer-Encoding, Transfer-Encoding whose last coding is not
+ * chunked, obsolete line folding, bare LF, control characters, whitespace before the colon,
+ * invalid token characters, and heads over the size or count limit.
+ */
+
+/** Node's undocumented-in-types but stable fast path for latin1 decoding. */
+type LatinBuffer = Buffer & { latin1Slice(start: number, end: number): string };
+
+export const MAX_HEAD_BYTES = 16384;
+export const MAX_HEADERS = 100;
+
+const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
+
+/** Error codes returned (negated) by the parsers; mapped to 400/431/505 by the engine, 502 upstream. */
+export const enum HeadError {
+  Incomplete = 0,
+  TooLarge = -1,
+  BadRequestLine = -2,
+  BadHeader = -3,
+  BadVersion = -4,
+  BadContentLength = -5,
+  BadTransferEncoding = -6,
+  TooManyHeaders = -7,
+  MissingHost = -8,
+  BadStatusLine = -9,
+}
+
+export function headErrorText(code: number): string {
+  switch (code) {
+    case HeadError.TooLarge: return 'header section too large';
+    case HeadError.BadRequestLine: return 'malformed request line';
+    case HeadError.BadHeader: return 'malformed header line';
+    case HeadError.BadVersion: return 'unsupported HTTP version';
+    case HeadError.BadContentLength: return 'invalid or conflicting Content-Length';
+    case HeadError.BadTransferEncoding: return 'invalid Transfer-Encoding';
+    case HeadError.TooManyHeaders: return 'too many headers';
+    case HeadError.MissingHost: return 'missing or repeated Host header';
+    case HeadError.BadStatusLine: return 'malformed status line';
+    default: return 'malformed message';
+  }
+}
+
+/** tchar per RFC 9110 §5.6.2, as a lookup table indexed by char code. */
+const TCHAR = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~") TCHAR[c.charCodeAt(0)] = 1;
+for (let c = 0x30; c <= 0x39; c++) TCHAR[c] = 1;
+for (let c = 0x41; c <= 0x5a; c++) TCHAR[c] = 1;
+for (let c = 0x61; c <= 0x7a; c++) TCHAR[c] = 1;
+
+function isToken(s: string, from: number, to: number): boolean {
+  if (to <= from) return false;
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 128 || TCHAR[c] !== 1) return false;
+  }
+  return true;
+}
+
+/** Field values may hold VCHAR, obs-text, SP and HTAB; never CR, LF, NUL or other controls. */
+function isFieldValue(s: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return false;
+  }
+  return true;
+}
+
+/** Case-insensitive compare of an ASCII header name with a lower-case literal, without allocating. */
+export function nameIs(name: string, lower: string): boolean {
+  if (name.length !== lower.length) return false;
+  for (let i = 0; i < lower.length; i++) {
+    let c = name.charCodeAt(i);
+    if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+    if (c !== lower.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+/** Splits a comma-separated header value and reports which connection tokens it names. */
+function scanConnectionTokens(v: string, h: MessageHead): void {
+  let start = 0;
+  while (start <= v.length) {
+    let end = v.indexOf(',', start);
+    if (end === -1) end = v.length;
+    let a = start;
+    let b = end;
+    while (a < b && (v.charCodeAt(a) === 0x20 || v.charCodeAt(a) === 0x09)) a++;
+    while (b > a && (v.charCodeAt(b - 1) === 0x20 || v.charCodeAt(b - 1) === 0x09)) b--;
+    const len = b - a;
+    if (len === 5 && nameIs(v.slice(a, b), 'close')) h.connClose = true;
+    else if (len === 10 && nameIs(v.slice(a, b), 'keep-alive')) h.connKeepAlive = true;
+    else if (len === 7 && nameIs(v.slice(a, b), 'upgrade')) h.connUpgrade = true;
+    start = end + 1;
+  }
+}
+
+/** Returns true when the last transfer coding is `chunked` and `chunked` appears nowhere else. */
+function transferEncodingIsChunked(v: string): boolean {
+  const parts = v.split(',');
+  let chunkedCount = 0;
+  for (let i = 0; i < parts.length; i++) {
+    const p = parts[i]!.trim().toLowerCase();
+    if (p.length === 0) return false;
+    if (!isToken(p, 0, p.length)) return false;
+    if (p === 'chunked') {
+      chunkedCount++;
+      if (i !== parts.length - 1) return false;
+    }
+  }
+  return chunkedCount === 1;
+}
+
+/** Fields shared by request and response heads. */
+export class MessageHead {
+  versionMinor = 1;
+  /** Raw header names and values in arrival order; `count` entries are valid. */
+  readonly names: string[] = [];
+  readonly values: string[] = [];
+  count = 0;
+  /** -1 when absent. */
+  contentLength = -1;
+  chunked = false;
+  hasTransferEncoding = false;
+  connClose = false;
+  connKeepAlive = false;
+  connUpgrade = false;
+  /** Value of the Upgrade header, '' if absent. */
+  upgrade = '';
+  /** Byte length of the head including the final CRLFCRLF. */
+  headBytes = 0;
+
+  protected resetCommon(): void {
+    this.versionMinor = 1;
+    this.count = 0;
+    this.contentLength = -1;
+    this.chunked = false;
+    this.hasTransferEncoding = false;
+    this.connClose = false;
+    this.connKeepAlive = false;
+    this.connUpgrade = false;
+    this.upgrade = '';
+    this.headBytes = 0;
+  }
+
+  /** Index of the first header with this lower-case name, or -1. */
+  indexOf(lower: string, from = 0): number {
+    for (let i = from; i < this.count; i++) if (nameIs(this.names[i]!, lower)) return i;
+    return -1;
+  }
+
+  get(lower: string): string | undefined {
+    const i = this.indexOf(lower);
+    return i === -1 ? undefined : this.values[i];
+  }
+
+  /** Parses header lines in `s` between `pos` and `end` (exclusive, `end` at the final CRLF). */
+  protected parseFields(s: string, pos: number, end: number, isRequest: boolean): number {
+    let clSeen = false;
+    while (pos < end) {
+      let eol = s.indexOf('\r\n', pos);
+      if (eol === -1 || eol > end) eol = end;
+      const first = s.charCodeAt(pos);
+      if (first === 0x20 || first === 0x09) return HeadError.BadHeader; // obs-fold
+      const colon = s.indexOf(':', pos);
+      if (colon === -1 || colon > eol) return HeadError.BadHeader;
+      if (!isToken(s, pos, colon)) return HeadError.BadHeader;
+      let vs = colon + 1;
+      let ve = eol;
+      while (vs < ve && (s.charCodeAt(vs) === 0x20 || s.charCodeAt(vs) === 0x09)) vs++;
+      while (ve > vs && (s.charCodeAt(ve - 1) === 0x20 || s.charCodeAt(ve - 1) === 0x09)) ve--;
+      if (!isFieldValue(s, vs, ve)) return HeadError.BadHeader;
+      if (this.count >= MAX_HEADERS) return HeadError.TooManyHeaders;
+      const name = s.slice(pos, colon);
+      const value = s.slice(vs, ve);
+      this.names[this.count] = name;
+      this.values[this.count] = value;
+      this.count++;
+      switch (name.length) {
+        case 14:
+          if (nameIs(name, 'content-length')) {
+            if (clSeen) return HeadError.BadContentLength;
+            clSeen = true;
+            if (value.length === 0 || value.length > 15) return HeadError.BadContentLength;
+            for (let i = 0; i < value.length; i++) {
+              const c = value.charCodeAt(i);
+              if (c < 0x30 || c > 0x39) return HeadError.BadContentLength;
+            }
+            this.contentLength = Number(value);
+          }
+          break;
+        case 17:
+          if (nameIs(name, 'transfer-encoding')) {
+            if (this.hasTransferEncoding) return HeadError.BadTransferEncoding;
+            this.hasTransferEncoding = true;
+            this.chunked = transferEncodingIsChunked(value);
+            if (isRequest && !this.chunked) return HeadError.BadTransferEncoding;
+          }
+          break;
+        case 10:
+          if (nameIs(name, 'connection')) scanConnectionTokens(value, this);
+          break;
+        case 7:
+          if (nameIs(name, 'upgrade')) this.upgrade = value;
+          break;
+        default:
+          break;
+      }
+      pos = eol + 2;
+    }
+    if (this.hasTransferEncoding && clSeen) {
+      if (isRequest) return HeadError.BadContentLength;
+      // A response with both: Transfer-Encoding wins and Content-Length is ignored (RFC 9112 §6.3).
+      this.contentLength = -1;
+    }
+    if (this.hasTransferEncoding && this.versionMinor === 0 && isRequest) return HeadError.BadTransferEncoding;
+    return 0;
+  }
+}
+
+export class RequestHead extends MessageHead {
+  method = '';
+  target = '';
+  /** Number of Host headers seen. */
+  hostCount = 0;
+  expectContinue = false;
+
+  reset(): void {
+    this.resetCommon();
+    this.method = '';
+    this.target = '';
+    this.hostCount = 0;
+    this.expectContinue = false;
+  }
+
+  /** Keep the client connection open after this exchange? (HTTP/1.1 default yes, 1.0 needs keep-alive.) */
+  wantsKeepAlive(): boolean {
+    if (this.connClose) return false;
+    return this.versionMinor === 1 || this.connKeepAlive;
+  }
+
+  /**
+   * Parses one request head from `buf[start, end)`. Returns the number of bytes consumed (> 0),
+   * `HeadError.Incomplete` (0) when more bytes are needed, or a negative `HeadError`.
+   */
+  parse(buf: Buffer, origStart: number, end: number): number {
+    this.reset();
+    let start = origStart;
+    // Leading empty lines before a request are tolerated (RFC 9112 §2.2).
+    while (start + 1 < end && buf[start] === 0x0d && buf[start + 1] === 0x0a) start += 2;
+    const limit = Math.min(end, start + MAX_HEAD_BYTES);
+    const idx = buf.indexOf(CRLFCRLF, start);
+    if (idx === -1 || idx + 4 > limit) {
+      if (end - start >= MAX_HEAD_BYTES) return HeadError.TooLarge;
+      return HeadError.Incomplete;
+    }
+    const s = (buf as LatinBuffer).latin1Slice(start, idx + 2);
+    // A bare LF anywhere in the head is refused (no LF-only line endings).
+    let lf = s.indexOf('\n');
+    while (lf !== -1) {
+      if (lf === 0 || s.charCodeAt(lf - 1) !== 0x0d) return HeadError.BadHeader;
+      lf = s.indexOf('\n', lf + 1);
+    }
+    const eol = s.indexOf('\r\n');
+    const sp1 = s.indexOf(' ');
+    if (sp1 <= 0 || sp1 > eol) return HeadError.BadRequestLine;
+    const sp2 = s.indexOf(' ', sp1 + 1);
+    if (sp2 === -1 || sp2 > eol || sp2 === sp1 + 1) return HeadError.BadRequestLine;
+    if (!isToken(s, 0, sp1)) return HeadError.BadRequestLine;
+    for (let i = sp1 + 1; i < sp2; i++) {
+      const c = s.charCodeAt(i);
+      if (c <= 0x20 || c >= 0x7f) return HeadError.BadRequestLine;
+    }
+    if (eol - sp2 - 1 !== 8 || !s.startsWith('HTTP/1.', sp2 + 1)) {
+      return s.startsWith('HTTP/', sp2 + 1) ? HeadError.BadVersion : HeadError.BadRequestLine;
+    }
+    const minor = s.charCodeAt(eol - 1);
+    if (minor === 0x31) this.versionMinor = 1;
+    else if (minor === 0x30) this.versionMinor = 0;
+    else return HeadError.BadVersion;
+    this.method = s.slice(0, sp1);
+    this.target = s.slice(sp1 + 1, sp2);
+    const r = this.parseFields(s, eol + 2, s.length - 2, true);
+    if (r < 0) return r;
+    for (let i = 0; i < this.count; i++) {
+      const n = this.names[i]!;
+      if (n.length === 4 && nameIs(n, 'host')) this.hostCount++;
+      else if (n.length === 6 && nameIs(n, 'expect') && this.values[i]!.toLowerCase() === '100-continue') this.expectContinue = true;
+    }
+    if (this.hostCount > 1 || (this.versionMinor === 1 && this.hostCount === 0)) return HeadError.MissingHost;
+    this.headBytes = idx + 4 - start;
+    return idx + 4 - origStart;
+  }
+}
+
+export class ResponseHead extends MessageHead {
+  status = 0;
+  reason = '';
+
+  reset(): void {
+    this.resetCommon();
+    this.status = 0;
+    this.reason = '';
+  }
+
+  /** Same contract as `RequestHead.parse`. Upstream heads are parsed a little less strictly (reason phrase). */
+  parse(buf: Buffer, start: number, end: number): number {
+    this.reset();
+    const limit = Math.min(end, start + MAX_HEAD_BYTES);
+    const idx = buf.indexOf(CRLFCRLF, start);
+    if (idx === -1 || idx + 4 > limit) {
+      if (end - start >= MAX_HEAD_BYTES) return HeadError.TooLarge;
+      return HeadError.Incomplete;
+    }
+    const s = (buf as LatinBuffer).latin1Slice(start, idx + 2);
+    const eol = s.indexOf('\r\n');
+    if (eol < 12 || !s.startsWith('HTTP/1.') || s.charCodeAt(8) !== 0x20) return HeadError.BadStatusLine;
+    const minor = s.charCodeAt(7);
+    if (minor === 0x31) this.versionMinor = 1;
+    else if (minor === 0x30) this.versionMinor = 0;
+    else return HeadError.BadStatusLine;
+    let status = 0;
+    for (let i = 9; i < 12; i++) {
+      const c = s.charCodeAt(i);
+      if (c < 0x30 || c > 0x39) return HeadError.BadStatusLine;
+      status = status * 10 + (c - 0x30);
+    }
+    if (status < 100) return HeadError.BadStatusLine;
+    if (eol > 12 && s.charCodeAt(12) !== 0x20) return HeadError.BadStatusLine;
+    this.status = status;
+    this.reason = eol > 13 ? s.slice(13, eol) : '';
+    if (!isFieldValue(this.reason, 0, this.reason.length)) return HeadError.BadStatusLine;
+    const r = this.parseFields(s, eol + 2, s.length - 2, false);
+    if (r < 0) return r;
+    this.headBytes = idx + 4 - start;
+    return this.headBytes;
+  }
+}

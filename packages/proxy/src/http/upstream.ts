@@ -1,0 +1,118 @@
+/**
+ * One TCP connection to a server, owned by at most one client exchange at a time and parked in
+ * its server's idle list between exchanges. Listeners are bound once per connection and forward
+ * to whichever owner holds it, so reuse allocates nothing.
+ *
+ * Idle bound: `MAX_IDLE_PER_SERVER` per server; a connection released when the list is full is
+ * closed. An idle connection closes after `IDLE_TTL_MS` or on any byte or close from the server.
+ */
+import net from 'node:net';
+import { sharedWheel, type TimerWheel, type WheelTask } from '@stickmesh/core';
+import { MAX_IDLE_PER_SERVER, type RuntimeServer } from '../runtime/server.js';
+
+export const IDLE_TTL_MS = 5000;
+
+/** What an upstream connection reports to its current owner. */
+export interface UpstreamOwner {
+  onUpstreamConnect(up: UpstreamConn): void;
+  onUpstreamData(up: UpstreamConn, chunk: Buffer): void;
+  onUpstreamDrain(up: UpstreamConn): void;
+  onUpstreamClose(up: UpstreamConn, err: Error | undefined): void;
+}
+
+export class UpstreamConn implements WheelTask {
+  readonly socket: net.Socket;
+  readonly server: RuntimeServer;
+  owner: UpstreamOwner | null;
+  connected = false;
+  closed = false;
+  /** Number of exchanges this connection has carried (0 while the first is running). */
+  reuseCount = 0;
+  private lastErr: Error | undefined;
+  private readonly wheel: TimerWheel;
+  _gen?: number;
+  _due?: number;
+
+  constructor(server: RuntimeServer, owner: UpstreamOwner, wheel: TimerWheel = sharedWheel) {
+    this.server = server;
+    this.owner = owner;
+    this.wheel = wheel;
+    this.socket = net.connect({ host: server.address, port: server.port, noDelay: true });
+    this.socket.on('connect', this.onConnect);
+    this.socket.on('data', this.onData);
+    this.socket.on('drain', this.onDrain);
+    this.socket.on('error', this.onError);
+    this.socket.on('close', this.onClose);
+    server.totalConns++;
+  }
+
+  private readonly onConnect = (): void => {
+    this.connected = true;
+    this.owner?.onUpstreamConnect(this);
+  };
+
+  private readonly onData = (chunk: Buffer): void => {
+    if (this.owner) this.owner.onUpstreamData(this, chunk);
+    else this.destroy(); // bytes on an idle connection: the server is out of sync, never reuse it
+  };
+
+  private readonly onDrain = (): void => {
+    this.owner?.onUpstreamDrain(this);
+  };
+
+  private readonly onError = (err: Error): void => {
+    this.lastErr = err;
+  };
+
+  private readonly onClose = (): void => {
+    this.closed = true;
+    this.wheel.cancel(this);
+    const owner = this.owner;
+    this.owner = null;
+    if (owner) {
+      owner.onUpstreamClose(this, this.lastErr ?? new Error('upstream closed'));
+    } else {
+      const i = this.server.idle.indexOf(this);
+      if (i !== -1) this.server.idle.splice(i, 1);
+    }
+  };
+
+  /** Idle expiry, run by the shared wheel. */
+  run(): void {
+    if (this.owner === null) this.destroy();
+  }
+
+  /** Returns the connection to its server's idle list, or closes it when the list is full. */
+  release(): void {
+    this.owner = null;
+    this.reuseCount++;
+    if (this.closed || this.socket.destroyed) return;
+    const idle = this.server.idle;
+    if (idle.length >= MAX_IDLE_PER_SERVER) {
+      this.destroy();
+      return;
+    }
+    this.socket.resume();
+    idle.push(this);
+    this.wheel.schedule(this, IDLE_TTL_MS);
+  }
+
+  destroy(): void {
+    this.owner = null;
+    this.wheel.cancel(this);
+    if (!this.socket.destroyed) this.socket.destroy();
+  }
+
+  /** Takes the most recently used live idle connection of `server` for `owner`, if any. */
+  static takeIdle(server: RuntimeServer, owner: UpstreamOwner): UpstreamConn | undefined {
+    const idle = server.idle;
+    while (idle.length > 0) {
+      const up = idle.pop()!;
+      if (up.closed || up.socket.destroyed) continue;
+      up.wheel.cancel(up);
+      up.owner = owner;
+      return up;
+    }
+    return undefined;
+  }
+}

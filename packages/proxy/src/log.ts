@@ -1,0 +1,38 @@
+/**
+ * Process logger: pino writing JSON lines to stdout through an asynchronous destination, so a
+ * request log line never blocks the event loop. A level that is off costs one `isLevelEnabled`
+ * check at the call site (the data plane checks before building the log object).
+ */
+import pino, { type Logger } from 'pino';
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface LoggerOptions {
+  level: LogLevel;
+  node?: string;
+  /** File descriptor to write to (default 1, stdout). */
+  fd?: number;
+}
+
+export function createLogger(opts: LoggerOptions): { logger: Logger; flush: () => void } {
+  const dest = pino.destination({ dest: opts.fd ?? 1, sync: false, minLength: 4096 });
+  const logger = pino(
+    {
+      level: opts.level,
+      base: opts.node ? { node: opts.node } : {},
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    dest,
+  );
+  return {
+    logger,
+    flush: () => {
+      try {
+        dest.flushSync();
+      } catch {
+        /* destination not ready yet: nothing buffered */
+      }
+    },
+  };
+}

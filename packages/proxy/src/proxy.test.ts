@@ -1,0 +1,349 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import http from 'node:http';
+import net from 'node:net';
+import { createHash, randomBytes } from 'node:crypto';
+import { WebSocket, WebSocketServer } from 'ws';
+import { startBackend, startRawBackend, type TestBackend } from '../../../test/helpers/backends.js';
+import { cookieFrom, rawExchange, request } from '../../../test/helpers/client.js';
+import { requestLogs, startProxy, type RunningProxy } from '../../../test/helpers/proxy.js';
+import { waitFor } from '../../../test/helpers/wait.js';
+
+const COOKIE_CFG = `
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:{{port}}
+    default_backend webservers
+backend webservers
+    balance roundrobin
+    cookie SERVER insert indirect nocache
+    option forwardfor
+    server web1 127.0.0.1:{{p1}} cookie web1
+    server web2 127.0.0.1:{{p2}} cookie web2
+`;
+
+let cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.reverse()) await c();
+  cleanups = [];
+});
+
+async function twoBackends(): Promise<[TestBackend, TestBackend]> {
+  const a = await startBackend('web1');
+  const b = await startBackend('web2');
+  cleanups.push(() => a.close(), () => b.close());
+  return [a, b];
+}
+
+async function proxyFor(cfg: string, vars: Record<string, number | string>): Promise<RunningProxy> {
+  const p = await startProxy(cfg, vars);
+  cleanups.push(() => p.close());
+  return p;
+}
+
+describe('cookie persistence (insert indirect nocache)', () => {
+  it('inserts a cookie for a new client, sticks to it, and hides it from the server', async () => {
+    const [a, b] = await twoBackends();
+    const p = await proxyFor(COOKIE_CFG, { p1: a.port, p2: b.port });
+
+    const first = await request(p.port);
+    expect(first.status).toBe(200);
+    const served = first.headers['x-served-by'] as string;
+    expect(first.headers['set-cookie']).toEqual([`SERVER=${served}; path=/`]);
+    expect(first.headers['cache-control']).toBe('private');
+    const jar = cookieFrom(first.headers, 'SERVER')!;
+
+    for (let i = 0; i < 6; i++) {
+      const r = await request(p.port, { headers: { cookie: `${jar}; app=1` } });
+      expect(r.headers['x-served-by']).toBe(served);
+      expect(r.headers['set-cookie']).toBeUndefined();
+      expect(JSON.parse(r.body).cookie).toBe('app=1'); // indirect: our cookie removed
+    }
+    const logs = requestLogs(p);
+    expect(logs[0]!.termination_state).toBe('--NI');
+    expect(logs[1]!.termination_state).toBe('--VN');
+    expect(logs[1]!.server).toBe(served);
+  });
+
+  it('balances clients without a cookie round robin', async () => {
+    const [a, b] = await twoBackends();
+    const p = await proxyFor(COOKIE_CFG, { p1: a.port, p2: b.port });
+    const seq: string[] = [];
+    for (let i = 0; i < 4; i++) seq.push((await request(p.port)).headers['x-served-by'] as string);
+    expect(seq.filter((s) => s === 'web1')).toHaveLength(2);
+    expect(seq[0]).not.toBe(seq[1]);
+  });
+
+  it('rebalances an unknown cookie value (I) and replaces the cookie', async () => {
+    const [a, b] = await twoBackends();
+    const p = await proxyFor(COOKIE_CFG, { p1: a.port, p2: b.port });
+    const r = await request(p.port, { headers: { cookie: 'SERVER=ghost' } });
+    expect(r.status).toBe(200);
+    expect(cookieFrom(r.headers, 'SERVER')).toBe(`SERVER=${r.headers['x-served-by']}`);
+    expect(requestLogs(p)[0]!.termination_state).toBe('--II');
+  });
+
+  it('ignores a malformed cookie header and still serves', async () => {
+    const [a, b] = await twoBackends();
+    const p = await proxyFor(COOKIE_CFG, { p1: a.port, p2: b.port });
+    const r = await request(p.port, { headers: { cookie: ';;; SERVER; =x; SERVER=' } });
+    expect(r.status).toBe(200);
+    expect(cookieFrom(r.headers, 'SERVER')).toMatch(/^SERVER=web[12]$/);
+  });
+
+  it('adds X-Forwarded-For with the client address', async () => {
+    const [a, b] = await twoBackends();
+    const p = await proxyFor(COOKIE_CFG, { p1: a.port, p2: b.port });
+    await request(p.port, { localAddress: '127.0.0.7' });
+    const seen = [...a.seen, ...b.seen][0]!;
+    expect(seen.headers['x-forwarded-for']).toBe('127.0.0.7');
+  });
+});
+
+describe('cookie persistence when the server is down', () => {
+  it('redispatches a client whose server died (D) and gives it a new cookie', async () => {
+    const [a, b] = await twoBackends();
+    const cfg = COOKIE_CFG.replace('option forwardfor', 'option redispatch\n    retries 1')
+      .replace('cookie web1', 'check inter 50 fall 1 rise 1 cookie web1')
+      .replace('cookie web2', 'check inter 50 fall 1 rise 1 cookie web2');
+    const p = await proxyFor(cfg, { p1: a.port, p2: b.port });
+    await a.close();
+    const s1 = p.proxy.backends.get('webservers')!.serverByName('web1')!;
+    await waitFor(() => !s1.checkUp, 3000, 'web1 marked down');
+    const r = await request(p.port, { headers: { cookie: 'SERVER=web1' } });
+    expect(r.headers['x-served-by']).toBe('web2');
+    expect(cookieFrom(r.headers, 'SERVER')).toBe('SERVER=web2');
+    expect(requestLogs(p).at(-1)!.termination_state).toBe('--DI');
+  });
+
+  it('redispatches on connection failure with option redispatch even without checks', async () => {
+    const [a, b] = await twoBackends();
+    const cfg = COOKIE_CFG.replace('option forwardfor', 'option redispatch\n    retries 2');
+    const p = await proxyFor(cfg, { p1: a.port, p2: b.port });
+    await a.close();
+    const r = await request(p.port, { headers: { cookie: 'SERVER=web1' } });
+    expect(r.status).toBe(200);
+    expect(r.headers['x-served-by']).toBe('web2');
+    expect(cookieFrom(r.headers, 'SERVER')).toBe('SERVER=web2');
+    const log = requestLogs(p).at(-1)!;
+    expect(log.retries).toBe(2);
+    expect(log.redispatched).toBe(true);
+  });
+
+  it('answers 503 when no server can take the request', async () => {
+    const [a, b] = await twoBackends();
+    const cfg = COOKIE_CFG.replace('option forwardfor', 'retries 1');
+    const p = await proxyFor(cfg, { p1: a.port, p2: b.port });
+    await a.close();
+    await b.close();
+    const r = await request(p.port);
+    expect(r.status).toBe(503);
+    expect(r.body).toContain('503');
+    expect(requestLogs(p).at(-1)!.termination_state).toMatch(/^SC/);
+    // the proxy keeps serving once a server is back
+    const c = await startBackend('web1', a.port);
+    cleanups.push(() => c.close());
+    const ok = await request(p.port, { headers: { cookie: 'SERVER=web1' } });
+    expect(ok.status).toBe(200);
+  });
+});
+
+describe('HTTP/1.1 data plane', () => {
+  it('keeps both sides alive: one client connection, one reused server connection', async () => {
+    const [a, b] = await twoBackends();
+    const p = await proxyFor(COOKIE_CFG, { p1: a.port, p2: b.port });
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    cleanups.push(() => agent.destroy());
+    const first = await request(p.port, { agent });
+    const jar = cookieFrom(first.headers, 'SERVER')!;
+    const ports = new Set<number>();
+    for (let i = 0; i < 5; i++) {
+      const r = await request(p.port, { agent, headers: { cookie: jar } });
+      ports.add(r.localPort);
+    }
+    expect(ports.size).toBe(1);
+    const seen = first.headers['x-served-by'] === 'web1' ? a.seen : b.seen;
+    expect(new Set(seen.map((s) => s.remotePort)).size).toBe(1);
+  });
+
+  it('streams large request and response bodies both ways (content-length and chunked)', async () => {
+    const [a, b] = await twoBackends();
+    const big = randomBytes(3 * 1024 * 1024);
+    for (const be of [a, b]) {
+      be.handler = (_req, res, body) => {
+        res.writeHead(200, { 'x-sha': createHash('sha256').update(body).digest('hex') });
+        // chunked download of 2 MiB
+        for (let i = 0; i < 32; i++) res.write(Buffer.alloc(65536, i));
+        res.end();
+      };
+    }
+    const p = await proxyFor(COOKIE_CFG, { p1: a.port, p2: b.port });
+    const sha = createHash('sha256').update(big).digest('hex');
+    const r1 = await request(p.port, { method: 'POST', body: big, headers: { 'content-length': big.length } });
+    expect(r1.headers['x-sha']).toBe(sha);
+    expect(Buffer.byteLength(r1.body, 'latin1')).toBeGreaterThan(0);
+    // chunked upload via a streaming request
+    const r2 = await new Promise<{ sha: string; len: number }>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: p.port, method: 'PUT', path: '/up' }, (res) => {
+        let len = 0;
+        res.on('data', (c: Buffer) => (len += c.length));
+        res.on('end', () => resolve({ sha: res.headers['x-sha'] as string, len }));
+      });
+      req.on('error', reject);
+      for (let i = 0; i < big.length; i += 100000) req.write(big.subarray(i, i + 100000));
+      req.end();
+    });
+    expect(r2.sha).toBe(sha);
+    expect(r2.len).toBe(32 * 65536);
+  });
+
+  it('answers pipelined requests in order', async () => {
+    const [a, b] = await twoBackends();
+    const p = await proxyFor(COOKIE_CFG, { p1: a.port, p2: b.port });
+    const reqs =
+      'GET /1 HTTP/1.1\r\nHost: x\r\n\r\n' +
+      'GET /2 HTTP/1.1\r\nHost: x\r\n\r\n' +
+      'GET /3 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n';
+    const out = await rawExchange(p.port, reqs);
+    const urls = [...out.matchAll(/"url":"(\/\d)"/g)].map((m) => m[1]);
+    expect(urls).toEqual(['/1', '/2', '/3']);
+  });
+
+  it('frames HEAD, 204 and 304 responses without a body', async () => {
+    const [a, b] = await twoBackends();
+    for (const be of [a, b]) {
+      be.handler = (req, res) => {
+        if (req.url === '/204') res.writeHead(204).end();
+        else if (req.url === '/304') res.writeHead(304, { etag: '"x"' }).end();
+        else res.writeHead(200, { 'content-length': '5' }).end(req.method === 'HEAD' ? undefined : 'hello');
+      };
+    }
+    const p = await proxyFor(COOKIE_CFG, { p1: a.port, p2: b.port });
+    const out = await rawExchange(
+      p.port,
+      'HEAD / HTTP/1.1\r\nHost: x\r\n\r\nGET /204 HTTP/1.1\r\nHost: x\r\n\r\nGET /304 HTTP/1.1\r\nHost: x\r\n\r\nGET /end HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+    );
+    const statuses = [...out.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map((m) => m[1]);
+    expect(statuses).toEqual(['200', '204', '304', '200']);
+    expect(out.endsWith('hello')).toBe(true);
+  });
+
+  it('answers malformed requests with 400 and keeps serving', async () => {
+    const [a, b] = await twoBackends();
+    const p = await proxyFor(COOKIE_CFG, { p1: a.port, p2: b.port });
+    const bad = [
+      'GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+      'GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n',
+      'BAD\r\n\r\n',
+      'GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n',
+      'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n',
+      '\x00\x01\x02\r\n\r\n',
+    ];
+    for (const req of bad) {
+      const out = await rawExchange(p.port, req);
+      expect(out).toMatch(/^HTTP\/1\.1 400 /);
+    }
+    const big = await rawExchange(p.port, 'GET / HTTP/1.1\r\nHost: x\r\nX: ' + 'a'.repeat(20000) + '\r\n\r\n');
+    expect(big).toMatch(/^HTTP\/1\.1 431 /);
+    const ok = await request(p.port);
+    expect(ok.status).toBe(200);
+    expect(requestLogs(p).some((l) => l.termination_state === 'PR--' && l.status === 400)).toBe(true);
+  });
+
+  it('answers 502 for an invalid server response and 504 on server timeout', async () => {
+    const garbage = await startRawBackend((s) => s.once('data', () => s.end('NOT HTTP AT ALL\r\n\r\n')));
+    const silent = await startRawBackend(() => {});
+    cleanups.push(() => garbage.close(), () => silent.close());
+    const cfg = COOKIE_CFG.replace('timeout server 5s', 'timeout server 300ms').replace('option forwardfor', 'retries 0');
+    const p1 = await proxyFor(cfg.replace('server web2', '#'), { p1: garbage.port, p2: 1 });
+    expect((await request(p1.port)).status).toBe(502);
+    const p2 = await proxyFor(cfg.replace('server web2', '#'), { p1: silent.port, p2: 1 });
+    const t0 = Date.now();
+    const r = await request(p2.port);
+    expect(r.status).toBe(504);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
+    expect(requestLogs(p2).at(-1)!.termination_state).toMatch(/^sH/);
+  });
+
+  it('passes WebSocket upgrades through with persistence applied', async () => {
+    const [a, b] = await twoBackends();
+    for (const be of [a, b]) {
+      const wss = new WebSocketServer({ server: be.server });
+      wss.on('connection', (ws, req) => {
+        ws.on('message', (m) => ws.send(`${be.name}:${String(m)}:${req.headers.cookie ?? ''}`));
+      });
+      cleanups.push(() => new Promise<void>((r) => wss.close(() => r())));
+    }
+    const p = await proxyFor(COOKIE_CFG, { p1: a.port, p2: b.port });
+    const first = await request(p.port);
+    const served = first.headers['x-served-by'];
+    const jar = cookieFrom(first.headers, 'SERVER')!;
+    for (let i = 0; i < 3; i++) {
+      const ws = new WebSocket(`ws://127.0.0.1:${p.port}/ws`, { headers: { cookie: `${jar}; app=1` } });
+      const reply = await new Promise<string>((resolve, reject) => {
+        ws.on('open', () => ws.send('ping'));
+        ws.on('message', (m) => resolve(String(m)));
+        ws.on('error', reject);
+      });
+      ws.close();
+      expect(reply).toBe(`${served}:ping:app=1`);
+    }
+    // a new client's upgrade gets a cookie on the 101
+    const upgradeHeaders = await new Promise<http.IncomingHttpHeaders>((resolve, reject) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${p.port}/ws`);
+      ws.on('upgrade', (res) => {
+        resolve(res.headers);
+        ws.close();
+      });
+      ws.on('error', reject);
+    });
+    expect(cookieFrom(upgradeHeaders, 'SERVER')).toMatch(/^SERVER=web[12]$/);
+  });
+
+  it('closes idle keep-alive connections after timeout http-keep-alive', async () => {
+    const [a, b] = await twoBackends();
+    const cfg = COOKIE_CFG.replace('timeout server 5s', 'timeout server 5s\n    timeout http-keep-alive 200ms');
+    const p = await proxyFor(cfg, { p1: a.port, p2: b.port });
+    const sock = net.connect({ host: '127.0.0.1', port: p.port });
+    const closed = new Promise<number>((resolve) => {
+      const t0 = Date.now();
+      sock.on('close', () => resolve(Date.now() - t0));
+    });
+    sock.on('error', () => {});
+    sock.resume(); // read the response so the proxy's FIN is seen
+    sock.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    const ms = await closed;
+    expect(ms).toBeGreaterThanOrEqual(150);
+    expect(ms).toBeLessThan(3000);
+  });
+});
+
+describe('backup servers and health', () => {
+  it('uses a backup only when no primary is up', async () => {
+    const [a, b] = await twoBackends();
+    const bk = await startBackend('spare');
+    cleanups.push(() => bk.close());
+    const cfg = `
+defaults
+    mode http
+frontend fe
+    bind 127.0.0.1:{{port}}
+    default_backend be
+backend be
+    option httpchk GET /health
+    server web1 127.0.0.1:{{p1}} check inter 50 fall 1 rise 1
+    server web2 127.0.0.1:{{p2}} check inter 50 fall 1 rise 1
+    server spare 127.0.0.1:{{p3}} check inter 50 fall 1 rise 1 backup
+`;
+    const p = await proxyFor(cfg, { p1: a.port, p2: b.port, p3: bk.port });
+    for (let i = 0; i < 4; i++) expect((await request(p.port)).headers['x-served-by']).not.toBe('spare');
+    await a.close();
+    await b.close();
+    const be = p.proxy.backends.get('be')!;
+    await waitFor(() => be.candidates.length === 1 && be.candidates[0]!.name === 'spare', 3000, 'backup takes over');
+    expect((await request(p.port)).headers['x-served-by']).toBe('spare');
+  });
+});

@@ -1,0 +1,71 @@
+/**
+ * Runtime backend: its servers, the balancer over the currently eligible ones, and cookie
+ * persistence. The balancer's candidate set is rebuilt off the hot path whenever a server's health,
+ * admin state or weight changes, and swapped whole; `pick` is the only per-request call.
+ */
+import {
+  createBalancer,
+  CookiePersistence,
+  dynamicCookieValue,
+  type Balancer,
+  type BackendConfig,
+} from '@stickmesh/core';
+import { RuntimeServer } from './server.js';
+
+export class RuntimeBackend {
+  readonly name: string;
+  readonly cfg: BackendConfig;
+  readonly servers: RuntimeServer[];
+  readonly cookie: CookiePersistence | undefined;
+  readonly balancer: Balancer<RuntimeServer>;
+  /** Cookie value -> server; rebuilt with the candidate set. */
+  private byCookie = new Map<string, RuntimeServer>();
+  /** Servers the balancer may currently pick (for stats and tests). */
+  candidates: readonly RuntimeServer[] = [];
+  /** Whether the balancer needs a hash of the client address. */
+  readonly hashesSource: boolean;
+
+  constructor(cfg: BackendConfig, servers: RuntimeServer[]) {
+    this.name = cfg.name;
+    this.cfg = cfg;
+    this.servers = servers;
+    this.cookie = cfg.cookie ? new CookiePersistence(cfg.cookie) : undefined;
+    this.balancer = createBalancer(cfg.balance, cfg.hashType) as Balancer<RuntimeServer>;
+    this.hashesSource = cfg.balance === 'source';
+    if (cfg.cookie?.dynamic && cfg.dynamicCookieKey) {
+      for (const s of servers) {
+        if (s.cfg.cookie === undefined) s.cookieValue = dynamicCookieValue(cfg.dynamicCookieKey, s.address, s.port);
+      }
+    }
+    this.rebuild();
+  }
+
+  /**
+   * Recomputes the candidate set: pickable primaries, or when none is pickable the first pickable
+   * backup (HAProxy's default without `option allbackups`).
+   */
+  rebuild(): void {
+    let cands = this.servers.filter((s) => !s.backup && s.pickable);
+    if (cands.length === 0) {
+      const b = this.servers.find((s) => s.backup && s.pickable);
+      cands = b ? [b] : [];
+    }
+    this.candidates = cands;
+    this.balancer.rebuild(cands);
+    const m = new Map<string, RuntimeServer>();
+    for (const s of this.servers) if (s.cookieValue !== undefined && !m.has(s.cookieValue)) m.set(s.cookieValue, s);
+    this.byCookie = m;
+  }
+
+  serverByCookie(value: string): RuntimeServer | undefined {
+    return this.byCookie.get(value);
+  }
+
+  serverByName(name: string): RuntimeServer | undefined {
+    return this.servers.find((s) => s.name === name);
+  }
+
+  pick(hash: number, exclude?: RuntimeServer): RuntimeServer | undefined {
+    return this.balancer.pick(hash, exclude);
+  }
+}

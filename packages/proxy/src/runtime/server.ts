@@ -1,0 +1,61 @@
+/**
+ * Runtime view of one backend server: configuration resolved to an address, health, admin state,
+ * live connection count and the idle upstream connections kept for reuse.
+ */
+import type { ServerConfig, ServerRef, CookieTarget } from '@stickmesh/core';
+import type { UpstreamConn } from '../http/upstream.js';
+
+/** HAProxy's administrative states: `drain` serves persistent clients only, `maint` serves nobody. */
+export type AdminState = 'ready' | 'drain' | 'maint';
+
+/** Idle upstream connections kept per server. At the bound the connection is closed instead of kept. */
+export const MAX_IDLE_PER_SERVER = 64;
+
+export class RuntimeServer implements ServerRef, CookieTarget {
+  readonly id: number;
+  readonly name: string;
+  readonly cfg: ServerConfig;
+  /** Resolved IP address used to connect. */
+  address: string;
+  port: number;
+  weight: number;
+  activeConns = 0;
+  cookieValue: string | undefined;
+  /** Health as seen by checks (true when checks are off). */
+  checkUp = true;
+  admin: AdminState;
+  readonly backup: boolean;
+  /** Idle keep-alive connections, most recently used last. */
+  readonly idle: UpstreamConn[] = [];
+  /** Counters for stats and tests. */
+  totalConns = 0;
+  connectFailures = 0;
+  lastCheckStatus = '';
+
+  constructor(id: number, cfg: ServerConfig, address: string) {
+    this.id = id;
+    this.name = cfg.name;
+    this.cfg = cfg;
+    this.address = address;
+    this.port = cfg.port;
+    this.weight = cfg.weight;
+    this.cookieValue = cfg.cookie;
+    this.admin = cfg.disabled ? 'maint' : 'ready';
+    this.backup = cfg.backup;
+  }
+
+  /** May serve a client that is already bound to it (cookie or table): up and not in maintenance. */
+  get usable(): boolean {
+    return this.checkUp && this.admin !== 'maint';
+  }
+
+  /** May receive new clients from the balancer. */
+  get pickable(): boolean {
+    return this.checkUp && this.admin === 'ready' && this.weight > 0;
+  }
+
+  /** Closes every idle connection (server going down, reload, shutdown). */
+  dropIdle(): void {
+    while (this.idle.length > 0) this.idle.pop()!.destroy();
+  }
+}

@@ -1,0 +1,250 @@
+/**
+ * `mode tcp`: one client connection piped to one server connection, server chosen by the
+ * backend's persistence (stick table, when configured) and balancer. Bytes are relayed with
+ * backpressure both ways; no parsing. Connection failures are retried (`retries`) and
+ * redispatched on the last retry with `option redispatch`, like HTTP mode.
+ */
+import net from 'node:net';
+import type { Logger } from 'pino';
+import type { Timeouts, TimerWheel, WheelTask } from '@stickmesh/core';
+import type { RuntimeBackend } from '../runtime/backend.js';
+import type { RuntimeServer } from '../runtime/server.js';
+
+export interface TcpFrontendRuntime {
+  readonly name: string;
+  readonly backend: RuntimeBackend | undefined;
+  readonly timeouts: Timeouts;
+  readonly logger: Logger;
+  readonly wheel: TimerWheel;
+  readonly conns: Set<TcpConn>;
+  draining: boolean;
+  /** Chooses the server for a client; returns undefined when none is usable. */
+  pick(conn: TcpConn, exclude?: RuntimeServer): RuntimeServer | undefined;
+  /** Called once the server connection is established (stick store). */
+  onConnected?(conn: TcpConn, server: RuntimeServer): void;
+}
+
+export class TcpConn implements WheelTask {
+  readonly client: net.Socket;
+  readonly clientIp: string;
+  readonly clientPort: number;
+  readonly fe: TcpFrontendRuntime;
+  server: RuntimeServer | undefined;
+  private up: net.Socket | null = null;
+  private connected = false;
+  private closed = false;
+  private retries = 0;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private tStart = Date.now();
+  private tConnStart = 0;
+  private tConnected = 0;
+  bytesIn = 0;
+  bytesOut = 0;
+  term = '--';
+  decidedBy = '';
+  private deadline = 0;
+  private connecting = false;
+  _gen?: number;
+  _due?: number;
+
+  static readonly MAX_PENDING = 65536;
+
+  constructor(client: net.Socket, fe: TcpFrontendRuntime) {
+    this.client = client;
+    this.fe = fe;
+    const ra = client.remoteAddress ?? '';
+    this.clientIp = ra.startsWith('::ffff:') ? ra.slice(7) : ra;
+    this.clientPort = client.remotePort ?? 0;
+    client.setNoDelay(true);
+    client.on('data', this.onClientData);
+    client.on('end', this.onClientEnd);
+    client.on('error', noop);
+    client.on('close', this.onClientClose);
+    client.on('drain', this.onClientDrain);
+    fe.conns.add(this);
+    this.connectNext(undefined);
+  }
+
+  private armIdle(): void {
+    const t = this.fe.timeouts;
+    const ms = this.connecting ? t.connect : Math.max(t.client, t.server, t.tunnel);
+    this.deadline = this.fe.wheel.now + ms;
+    if (!((this._gen ?? 0) > 0) || (this._due ?? Infinity) > this.deadline) this.fe.wheel.schedule(this, ms);
+  }
+
+  run(now: number): void {
+    if (this.closed) return;
+    if (this.deadline > now) {
+      this.fe.wheel.schedule(this, this.deadline - now);
+      return;
+    }
+    if (this.connecting) {
+      this.onUpError();
+      return;
+    }
+    this.term = 'cD';
+    this.destroy();
+  }
+
+  private connectNext(exclude: RuntimeServer | undefined): void {
+    this.dial(this.fe.pick(this, exclude));
+  }
+
+  private dial(s: RuntimeServer | undefined): void {
+    if (!s) {
+      this.server = undefined;
+      this.term = 'SC';
+      this.destroy();
+      return;
+    }
+    this.server = s;
+    s.activeConns++;
+    s.totalConns++;
+    this.connecting = true;
+    this.tConnStart = Date.now();
+    this.armIdle();
+    const up = net.connect({ host: s.address, port: s.port, noDelay: true });
+    this.up = up;
+    up.on('connect', this.onUpConnect);
+    up.on('data', this.onUpData);
+    up.on('end', this.onUpEnd);
+    up.on('drain', this.onUpDrain);
+    up.on('error', noop);
+    up.on('close', this.onUpClose);
+  }
+
+  private readonly onUpConnect = (): void => {
+    this.connected = true;
+    this.connecting = false;
+    this.tConnected = Date.now();
+    this.armIdle();
+    if (this.server) this.fe.onConnected?.(this, this.server);
+    for (const b of this.pending) this.up!.write(b);
+    this.pending = [];
+    this.pendingBytes = 0;
+    this.client.resume();
+  };
+
+  private onUpError(): void {
+    const s = this.server;
+    if (s) {
+      s.activeConns--;
+      s.connectFailures++;
+    }
+    this.server = undefined;
+    this.connecting = false;
+    const up = this.up;
+    this.up = null;
+    if (up) {
+      up.removeListener('close', this.onUpClose);
+      up.destroy();
+    }
+    const be = this.fe.backend;
+    this.retries++;
+    if (!be || this.retries > be.cfg.retries || this.closed) {
+      this.term = 'SC';
+      this.destroy();
+      return;
+    }
+    if (be.cfg.redispatch && (this.retries === be.cfg.retries || !(s?.usable ?? false))) {
+      this.decidedBy = 'redispatch';
+      this.connectNext(s);
+    } else {
+      this.dial(s);
+    }
+  }
+
+  private readonly onClientData = (chunk: Buffer): void => {
+    this.bytesIn += chunk.length;
+    if (this.connected && this.up) {
+      this.deadline = this.fe.wheel.now + Math.max(this.fe.timeouts.client, this.fe.timeouts.tunnel);
+      if (!this.up.write(chunk)) this.client.pause();
+      return;
+    }
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
+    if (this.pendingBytes > TcpConn.MAX_PENDING) this.client.pause();
+  };
+
+  private readonly onUpData = (chunk: Buffer): void => {
+    this.bytesOut += chunk.length;
+    this.deadline = this.fe.wheel.now + Math.max(this.fe.timeouts.server, this.fe.timeouts.tunnel);
+    if (!this.client.write(chunk)) this.up?.pause();
+  };
+
+  private readonly onClientDrain = (): void => {
+    this.up?.resume();
+  };
+
+  private readonly onUpDrain = (): void => {
+    this.client.resume();
+  };
+
+  private readonly onClientEnd = (): void => {
+    if (this.up && this.connected) this.up.end();
+    else this.destroy();
+  };
+
+  private readonly onUpEnd = (): void => {
+    this.client.end();
+  };
+
+  private readonly onUpClose = (): void => {
+    if (!this.connected) {
+      this.onUpError();
+      return;
+    }
+    this.up = null;
+    if (!this.client.destroyed) this.client.end();
+    this.finish();
+  };
+
+  private readonly onClientClose = (): void => {
+    if (this.up) this.up.destroy();
+    this.finish();
+  };
+
+  private finish(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.fe.wheel.cancel(this);
+    this.fe.conns.delete(this);
+    if (this.server && (this.connected || this.connecting)) this.server.activeConns--;
+    this.connecting = false;
+    if (!this.client.destroyed) this.client.destroySoon();
+    const logger = this.fe.logger;
+    if (!logger.isLevelEnabled('info')) return;
+    const now = Date.now();
+    logger.info(
+      {
+        client_ip: this.clientIp,
+        client_port: this.clientPort,
+        frontend: this.fe.name,
+        backend: this.fe.backend?.name ?? '<NOSRV>',
+        server: this.server?.name ?? '<NOSRV>',
+        Tw: 0,
+        Tc: this.tConnected ? this.tConnected - this.tConnStart : -1,
+        Tt: now - this.tStart,
+        bytes_read: this.bytesOut,
+        bytes_uploaded: this.bytesIn,
+        retries: this.retries,
+        decided_by: this.decidedBy,
+        termination_state: this.term,
+      },
+      'connection',
+    );
+  }
+
+  destroy(): void {
+    if (this.up) this.up.destroy();
+    if (!this.client.destroyed) this.client.destroy();
+    this.finish();
+  }
+
+  drain(): void {
+    /* TCP sessions carry no request boundary: they finish on their own or are cut at the deadline */
+  }
+}
+
+function noop(): void {}
