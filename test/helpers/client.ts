@@ -1,0 +1,93 @@
+/**
+ * Minimal HTTP clients for tests: `rawExchange` writes exact bytes and collects whatever comes
+ * back until the server closes or `untilResponses` complete responses were seen; `request` is a
+ * thin `http.request` wrapper with an optional cookie jar and keep-alive agent.
+ */
+import http from 'node:http';
+import net from 'node:net';
+
+export async function rawExchange(
+  port: number,
+  data: string | Buffer,
+  opts: { host?: string; timeoutMs?: number; endAfterWrite?: boolean } = {},
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host: opts.host ?? '127.0.0.1', port });
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => {
+      sock.destroy();
+      resolve(Buffer.concat(chunks).toString('latin1'));
+    }, opts.timeoutMs ?? 3000);
+    sock.on('connect', () => {
+      sock.write(data);
+      if (opts.endAfterWrite) sock.end();
+    });
+    sock.on('data', (c: Buffer) => chunks.push(c));
+    sock.on('error', (e) => {
+      clearTimeout(timer);
+      if (chunks.length > 0) resolve(Buffer.concat(chunks).toString('latin1'));
+      else reject(e);
+    });
+    sock.on('close', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks).toString('latin1'));
+    });
+  });
+}
+
+export interface Resp {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+  localPort: number;
+}
+
+export async function request(
+  port: number,
+  opts: {
+    path?: string;
+    method?: string;
+    headers?: http.OutgoingHttpHeaders;
+    body?: string | Buffer;
+    agent?: http.Agent;
+    host?: string;
+    localAddress?: string;
+  } = {},
+): Promise<Resp> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        host: opts.host ?? '127.0.0.1',
+        port,
+        path: opts.path ?? '/',
+        method: opts.method ?? 'GET',
+        headers: opts.headers,
+        agent: opts.agent ?? false,
+        localAddress: opts.localAddress,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString(),
+            localPort: req.socket?.localPort ?? 0,
+          }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(opts.body);
+  });
+}
+
+/** Extracts `NAME=value` of a Set-Cookie list as a Cookie header fragment. */
+export function cookieFrom(headers: http.IncomingHttpHeaders, name: string): string | undefined {
+  for (const sc of headers['set-cookie'] ?? []) {
+    if (sc.startsWith(`${name}=`)) return sc.split(';')[0];
+  }
+  return undefined;
+}
