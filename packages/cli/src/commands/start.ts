@@ -90,7 +90,7 @@ export async function runStart(argv: string[]): Promise<number> {
     }
   }
   for (const a of proxy.addresses()) logger.info({ frontend: a.frontend, address: `${a.host}:${a.port}` }, 'listening');
-  logger.info({ node, config: file }, 'stickmesh started');
+  logger.info({ config: file }, 'stickmesh started');
 
   return new Promise<number>((resolve) => {
     let stopping = false;
