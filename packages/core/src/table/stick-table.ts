@@ -1,0 +1,758 @@
+/**
+ * Stick table: key -> server affinity with HLC versions, expiry, LRU eviction and an update log for
+ * replication. See types.ts for the replication contract.
+ */
+import { randomBytes } from 'node:crypto';
+import type { StickTableConfig } from '../config/model.js';
+import { StickmeshError } from '../errors.js';
+import type { TimerWheel, WheelTask } from '../util/timer-wheel.js';
+import { HybridClock, HLC_MAX_COUNTER } from './hlc.js';
+import { KeyCodec, hashName, hashKeyWords } from './keys.js';
+import type { EntryView, SetResult, TableUpdate, Version } from './types.js';
+
+export interface StickTableOptions {
+  /** This node's peer name (the version tie-break). */
+  node: string;
+  /** Shared clock; default a new clock on `now`. */
+  clock?: HybridClock;
+  /** Wall clock in ms for expiry (tests inject one). Default Date.now. */
+  now?: () => number;
+  /** Positions in the local update log ring, default 262144. */
+  logSize?: number;
+}
+
+export interface StickTableStats {
+  count: number;
+  capacity: number;
+  /** Live entries dropped to make room for a new key. */
+  evictions: number;
+  /** Entries removed because their expiry passed (sweep, lazy removal on access, or reclaimed when full). */
+  expired: number;
+  /** Versions issued by this node (created, updated, refreshed). */
+  localWrites: number;
+  remoteApplied: number;
+  /** Remote updates not applied: not newer, invalid key or fields, or server/node dictionary full. */
+  remoteRejected: number;
+  /** Local writes ignored because the key is not valid for the table type. */
+  invalidKeys: number;
+}
+
+/** Distinct server names (and node names) per table: ids are Uint16 and 0 means "no entry". */
+export const MAX_DICT_NAMES = 65535;
+export const DEFAULT_LOG_SIZE = 262144;
+/** Default sweep budget: entries removed per call. */
+export const DEFAULT_SWEEP_BUDGET = 10000;
+
+/** Reference-counted name <-> Uint16 id dictionary; ids of names no entry uses any more are reused. */
+class NameDict {
+  private readonly ids = new Map<string, number>();
+  readonly names: (string | undefined)[] = [undefined];
+  private readonly refs: number[] = [0];
+  private readonly free: number[] = [];
+
+  /** Id of `name` with one more reference, or 0 if the dictionary already holds MAX_DICT_NAMES names. */
+  acquire(name: string): number {
+    let id = this.ids.get(name);
+    if (id === undefined) {
+      if (this.free.length > 0) id = this.free.pop()!;
+      else if (this.names.length <= MAX_DICT_NAMES) {
+        id = this.names.length;
+        this.names.push(undefined);
+        this.refs.push(0);
+      } else return 0;
+      this.ids.set(name, id);
+      this.names[id] = name;
+    }
+    this.refs[id]!++;
+    return id;
+  }
+
+  /** One more reference on an id already held. */
+  retain(id: number): void {
+    this.refs[id]!++;
+  }
+
+  release(id: number): void {
+    if (id === 0) return;
+    const r = this.refs[id]! - 1;
+    this.refs[id] = r;
+    if (r === 0) {
+      this.ids.delete(this.names[id]!);
+      this.names[id] = undefined;
+      this.free.push(id);
+    }
+  }
+
+  get size(): number {
+    return this.ids.size;
+  }
+}
+
+const NONE = -1;
+const TWO32 = 4294967296;
+
+function nextPow2(n: number): number {
+  let p = 4;
+  while (p < n) p *= 2;
+  return p;
+}
+
+function mix(h: number, x: number): number {
+  x = Math.imul(x, 0xcc9e2d51);
+  x = (x << 15) | (x >>> 17);
+  x = Math.imul(x, 0x1b873593);
+  h ^= x;
+  h = (h << 13) | (h >>> 19);
+  return (Math.imul(h, 5) + 0xe6546b64) | 0;
+}
+
+function fmix(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+const DIGEST_SEEDS = [0x9e3779b9, 0x7f4a7c15, 0x85ebca77, 0xc2b2ae3d] as const;
+
+/**
+ * A stick table with a columnar layout: `capacity` (= cfg.size) slots allocated up front as typed
+ * arrays (key slab, open-addressing hash index, version, expiry, LRU links, counters), so memory
+ * is fixed at construction (about 75 bytes per slot for `ip`, plus 8 when counters are stored)
+ * and no per-entry JS objects exist.
+ *
+ * Full table rule: when `count == size` and a new key is written (locally or by a peer), the least
+ * recently written/touched entry (LRU tail; `lookup` and every write move an entry to the front) is
+ * removed first. It counts in `stats.evictions`, or in `stats.expired` if it had already expired.
+ *
+ * Expiry: with `expire > 0` an entry dies at `expiresAt`; a dead entry is invisible to lookup, get,
+ * readUpdates, exportBatch, entries and digest, and is removed lazily on access or by `sweep`.
+ * `count` includes dead entries not yet removed.
+ *
+ * Update log: local writes (never learned ones) are appended to a ring of `logSize` positions that
+ * peers read with `readUpdates`; a position names a slot, and the slot remembers the sequence
+ * number of its latest local write, so older positions of the same key are skipped.
+ */
+export class StickTable {
+  readonly cfg: StickTableConfig;
+  readonly node: string;
+  readonly clock: HybridClock;
+  /** Random id of this log's lifetime (16 hex digits); a cursor is only valid with the epoch it came from. */
+  readonly epoch: string;
+  /** The wall clock this table uses for expiry. */
+  readonly now: () => number;
+
+  private readonly codec: KeyCodec;
+  private readonly words: number;
+  private readonly cap: number;
+  private readonly keys: Buffer;
+  private readonly keyWords: Uint32Array;
+  private readonly scratch: Buffer;
+  private readonly scratchWords: Uint32Array;
+  /** Open-addressing index: slot + 1, 0 = empty. Power-of-two size >= 2 x capacity. */
+  private readonly index: Int32Array;
+  private readonly mask: number;
+  private readonly hashes: Uint32Array;
+  /** Server dictionary id; 0 = slot not in use. */
+  private readonly srv: Uint16Array;
+  private readonly vWall: Float64Array;
+  private readonly vCounter: Uint16Array;
+  private readonly vNode: Uint16Array;
+  /** Absolute expiry in ms, 0 = never. */
+  private readonly expires: Float64Array;
+  /** When the entry's current value was last logged (locally or at its origin), for the refresh rule. */
+  private readonly loggedAt: Float64Array;
+  /** Seq of the entry's latest local log position, 0 = current value not written locally. */
+  private readonly logSeqOf: Float64Array;
+  private readonly conn: Uint32Array | undefined;
+  private readonly httpReq: Uint32Array | undefined;
+  private readonly prev: Int32Array;
+  /** LRU successor for live slots, free-list link for released ones. */
+  private readonly next: Int32Array;
+  private head = NONE;
+  private tail = NONE;
+  private freeHead = NONE;
+  /** Slots below this have been used at least once; the rest were never touched. */
+  private hwm = 0;
+  private _count = 0;
+  private readonly ring: Int32Array;
+  private readonly logSize: number;
+  private _seq = 0;
+  private servers = new NameDict();
+  private nodes = new NameDict();
+  private localNodeId: number;
+  private readonly seed: number;
+  private readonly refreshAfter: number;
+  private sweepCursor = 0;
+  private sweepTask: WheelTask | undefined;
+  private sweepWheel: TimerWheel | undefined;
+  private _evictions = 0;
+  private _expired = 0;
+  private _localWrites = 0;
+  private _remoteApplied = 0;
+  private _remoteRejected = 0;
+  private _invalidKeys = 0;
+
+  constructor(cfg: StickTableConfig, opts: StickTableOptions) {
+    if (!Number.isInteger(cfg.size) || cfg.size < 1 || cfg.size > 0x3fffffff) {
+      throw new StickmeshError('SM_TABLE_CONFIG', `stick table '${cfg.id}': size must be an integer in 1..2^30, got ${cfg.size}`);
+    }
+    const logSize = opts.logSize ?? DEFAULT_LOG_SIZE;
+    if (!Number.isInteger(logSize) || logSize < 1) {
+      throw new StickmeshError('SM_TABLE_CONFIG', `stick table '${cfg.id}': logSize must be a positive integer`);
+    }
+    this.cfg = cfg;
+    this.node = opts.node;
+    this.now = opts.now ?? Date.now;
+    this.clock = opts.clock ?? new HybridClock(opts.node, this.now);
+    this.epoch = randomBytes(8).toString('hex');
+    this.seed = randomBytes(4).readUInt32LE(0);
+    this.codec = new KeyCodec(cfg.type, cfg.keyLen);
+    const width = this.codec.width;
+    this.words = width >>> 2;
+    const cap = (this.cap = cfg.size);
+    this.keys = Buffer.from(new ArrayBuffer(cap * width));
+    this.keyWords = new Uint32Array(this.keys.buffer, 0, cap * this.words);
+    this.scratch = Buffer.from(new ArrayBuffer(width));
+    this.scratchWords = new Uint32Array(this.scratch.buffer, 0, this.words);
+    const isz = nextPow2(2 * cap);
+    this.index = new Int32Array(isz);
+    this.mask = isz - 1;
+    this.hashes = new Uint32Array(cap);
+    this.srv = new Uint16Array(cap);
+    this.vWall = new Float64Array(cap);
+    this.vCounter = new Uint16Array(cap);
+    this.vNode = new Uint16Array(cap);
+    this.expires = new Float64Array(cap);
+    this.loggedAt = new Float64Array(cap);
+    this.logSeqOf = new Float64Array(cap);
+    this.conn = cfg.store.includes('conn_cnt') ? new Uint32Array(cap) : undefined;
+    this.httpReq = cfg.store.includes('http_req_cnt') ? new Uint32Array(cap) : undefined;
+    this.prev = new Int32Array(cap);
+    this.next = new Int32Array(cap);
+    this.logSize = logSize;
+    this.ring = new Int32Array(logSize);
+    this.localNodeId = this.nodes.acquire(this.node);
+    this.refreshAfter = Math.max(1000, cfg.expire / 4);
+  }
+
+  get count(): number {
+    return this._count;
+  }
+
+  get capacity(): number {
+    return this.cap;
+  }
+
+  /** Last sequence number of the local update log (0 = nothing written yet). */
+  get seq(): number {
+    return this._seq;
+  }
+
+  get stats(): StickTableStats {
+    return {
+      count: this._count,
+      capacity: this.cap,
+      evictions: this._evictions,
+      expired: this._expired,
+      localWrites: this._localWrites,
+      remoteApplied: this._remoteApplied,
+      remoteRejected: this._remoteRejected,
+      invalidKeys: this._invalidKeys,
+    };
+  }
+
+  /** Server for a key, or undefined (unknown, expired or invalid key). Refreshes the LRU position only. */
+  lookup(key: string): string | undefined {
+    const s = this.locate(key);
+    if (s < 0) return undefined;
+    this.touch(s);
+    return this.servers.names[this.srv[s]!];
+  }
+
+  /**
+   * Local write (stick store). A new key or a new server gets a new HLC version and a log position.
+   * The same server again refreshes the expiry and touches the entry; it is re-versioned and re-logged
+   * ('refreshed') only if its value was last logged at least max(1000, expire/4) ms ago, otherwise
+   * 'unchanged'. `incr` adds 1 to the stored counters whatever the result.
+   * A key that is not valid for the table type (e.g. a header value in an `integer` table) stores
+   * nothing, as in HAProxy when a sample does not convert: 'unchanged', counted in stats.invalidKeys.
+   * Throws StickmeshError SM_TABLE_SERVER_LIMIT if `server` would be the 65536th distinct server
+   * name in use.
+   */
+  setLocal(key: string, server: string, incr?: { conn?: boolean; httpReq?: boolean }): SetResult {
+    if (!this.codec.encode(key, this.scratch, 0)) {
+      this._invalidKeys++;
+      return 'unchanged';
+    }
+    const h = hashKeyWords(this.scratchWords, 0, this.words, this.seed);
+    const now = this.now();
+    let s = this.find(h);
+    if (s >= 0 && this.isExpired(s, now)) {
+      this._expired++;
+      this.releaseSlot(s);
+      s = NONE;
+    }
+    const expiresAt = this.cfg.expire > 0 ? now + this.cfg.expire : 0;
+    let result: SetResult;
+    if (s >= 0) {
+      const cur = this.srv[s]!;
+      if (this.servers.names[cur] === server) {
+        this.expires[s] = expiresAt;
+        this.touch(s);
+        this.bump(s, incr);
+        if (now - this.loggedAt[s]! < this.refreshAfter) return 'unchanged';
+        result = 'refreshed';
+      } else {
+        const id = this.acquireServer(server);
+        this.servers.release(cur);
+        this.srv[s] = id;
+        this.expires[s] = expiresAt;
+        this.touch(s);
+        this.bump(s, incr);
+        result = 'updated';
+      }
+    } else {
+      const id = this.acquireServer(server);
+      s = this.allocSlot();
+      this.keys.set(this.scratch, s * this.codec.width);
+      this.hashes[s] = h;
+      this.indexInsert(s, h);
+      this.linkHead(s);
+      this.srv[s] = id;
+      this.vNode[s] = 0;
+      this.expires[s] = expiresAt;
+      if (this.conn) this.conn[s] = 0;
+      if (this.httpReq) this.httpReq[s] = 0;
+      this.bump(s, incr);
+      this._count++;
+      result = 'created';
+    }
+    this.clock.step();
+    this.setVersion(s, this.clock.wall, this.clock.counter, this.localNodeId);
+    this.loggedAt[s] = now;
+    this._seq++;
+    this.ring[this._seq % this.logSize] = s;
+    this.logSeqOf[s] = this._seq;
+    this._localWrites++;
+    return result;
+  }
+
+  /**
+   * Remote write: applied only if its version is newer than the stored live entry's
+   * (compareVersions > 0); expiry = now + u.ttl (u.ttl 0: now + cfg.expire, or never if the table
+   * has no expire). The clock observes the stamp. Never appended to the local log. Returns true if
+   * applied; false for an older/equal version, an invalid key or field, or a full name dictionary.
+   */
+  applyRemote(u: TableUpdate): boolean {
+    if (
+      typeof u.server !== 'string' ||
+      typeof u.node !== 'string' ||
+      typeof u.key !== 'string' ||
+      !Number.isFinite(u.wall) ||
+      !Number.isInteger(u.counter) ||
+      u.counter < 0 ||
+      u.counter > HLC_MAX_COUNTER ||
+      !Number.isFinite(u.ttl) ||
+      u.ttl < 0 ||
+      !this.codec.encode(u.key, this.scratch, 0)
+    ) {
+      this._remoteRejected++;
+      return false;
+    }
+    const h = hashKeyWords(this.scratchWords, 0, this.words, this.seed);
+    const now = this.now();
+    this.clock.observeRaw(u.wall, u.counter);
+    let s = this.find(h);
+    if (s >= 0 && this.isExpired(s, now)) {
+      this._expired++;
+      this.releaseSlot(s);
+      s = NONE;
+    }
+    if (s >= 0 && this.compareStored(s, u.wall, u.counter, u.node) >= 0) {
+      this._remoteRejected++;
+      return false;
+    }
+    const sid = this.servers.acquire(u.server);
+    const nid = sid === 0 ? 0 : this.nodes.acquire(u.node);
+    if (nid === 0) {
+      this.servers.release(sid);
+      this._remoteRejected++;
+      return false;
+    }
+    if (s >= 0) {
+      this.servers.release(this.srv[s]!);
+      this.touch(s);
+    } else {
+      s = this.allocSlot();
+      this.keys.set(this.scratch, s * this.codec.width);
+      this.hashes[s] = h;
+      this.indexInsert(s, h);
+      this.linkHead(s);
+      this.vNode[s] = 0;
+      this._count++;
+    }
+    this.srv[s] = sid;
+    this.setVersion(s, u.wall, u.counter, nid);
+    this.nodes.release(nid); // setVersion took its own reference
+    const ttl = u.ttl > 0 ? u.ttl : this.cfg.expire;
+    this.expires[s] = ttl > 0 ? now + ttl : 0;
+    this.loggedAt[s] = now;
+    this.logSeqOf[s] = 0;
+    if (this.conn) this.conn[s] = u.connCnt >>> 0;
+    if (this.httpReq) this.httpReq[s] = u.httpReqCnt >>> 0;
+    this._remoteApplied++;
+    return true;
+  }
+
+  /** The live entry for a key, or undefined. Does not touch the LRU order. */
+  get(key: string): EntryView | undefined {
+    if (!this.codec.encode(key, this.scratch, 0)) return undefined;
+    const s = this.find(hashKeyWords(this.scratchWords, 0, this.words, this.seed));
+    if (s < 0 || this.isExpired(s, this.now())) return undefined;
+    return this.view(s);
+  }
+
+  /**
+   * Appends to `out` the local updates with seq > fromSeq, at most `max`, each key once at its
+   * latest local write (the current value); positions superseded by a later local write, by a
+   * learned remote write, by eviction or by expiry are skipped. Returns the seq to resume from (the
+   * last position examined; `fromSeq` if there was nothing new), or -1 if `fromSeq` is older than
+   * the ring still holds or newer than `seq` (a cursor from another epoch): do a full resync.
+   */
+  readUpdates(fromSeq: number, max: number, out: TableUpdate[]): number {
+    const last = this._seq;
+    if (!Number.isInteger(fromSeq) || fromSeq < 0 || fromSeq > last) return -1;
+    if (fromSeq < last - this.logSize) return -1;
+    const now = this.now();
+    let pos = fromSeq;
+    let added = 0;
+    while (pos < last && added < max) {
+      pos++;
+      const s = this.ring[pos % this.logSize]!;
+      if (this.logSeqOf[s] !== pos || this.srv[s] === 0 || this.isExpired(s, now)) continue;
+      out.push(this.update(s, now));
+      added++;
+    }
+    return pos;
+  }
+
+  /**
+   * Full export (resync, snapshots): appends at most `max` live entries (local or learned) from slot
+   * `cursor` on; returns the next cursor, or -1 when done. Start with cursor 0. `ttl` is the
+   * remaining lifetime.
+   *
+   * Concurrent writes: an entry written while an export is in progress may land in a slot the
+   * cursor has already passed and then is NOT in the export. Callers take `seq` before the first
+   * batch and afterwards stream `readUpdates(thatSeq)`: every local write during the export is
+   * picked up there (some entries may arrive twice, harmlessly: equal versions are not re-applied).
+   * Writes learned from other peers during the export reach the receiver from their origin (full mesh).
+   */
+  exportBatch(cursor: number, max: number, out: TableUpdate[]): number {
+    if (!Number.isInteger(cursor) || cursor < 0) return -1;
+    const now = this.now();
+    let s = cursor;
+    let added = 0;
+    while (s < this.hwm && added < max) {
+      if (this.srv[s] !== 0 && !this.isExpired(s, now)) {
+        out.push(this.update(s, now));
+        added++;
+      }
+      s++;
+    }
+    return s >= this.hwm ? -1 : s;
+  }
+
+  /**
+   * Removes expired entries: scans at most max(8 x budget, 4096) slots from where the previous call
+   * stopped and removes at most `budget` entries, so the work per call is bounded. Returns the
+   * number removed.
+   */
+  sweep(budget: number = DEFAULT_SWEEP_BUDGET): number {
+    if (this._count === 0) return 0;
+    const now = this.now();
+    let scan = Math.min(this.hwm, Math.max(budget * 8, 4096));
+    let removed = 0;
+    let s = this.sweepCursor;
+    while (scan-- > 0 && removed < budget) {
+      if (s >= this.hwm) s = 0;
+      if (this.srv[s] !== 0 && this.isExpired(s, now)) {
+        this.releaseSlot(s);
+        removed++;
+      }
+      s++;
+    }
+    this.sweepCursor = s;
+    this._expired += removed;
+    return removed;
+  }
+
+  /** Sweeps every max(1000, min(expire/8, 10000)) ms on `wheel` until stop(). No-op without expire. */
+  start(wheel: TimerWheel): void {
+    this.stop();
+    if (this.cfg.expire <= 0) return;
+    const every = Math.max(1000, Math.min(this.cfg.expire / 8, 10000));
+    const task: WheelTask = {
+      run: () => {
+        this.sweep();
+        if (this.sweepTask === task) wheel.schedule(task, every);
+      },
+    };
+    this.sweepTask = task;
+    this.sweepWheel = wheel;
+    wheel.schedule(task, every);
+  }
+
+  stop(): void {
+    if (this.sweepTask && this.sweepWheel) this.sweepWheel.cancel(this.sweepTask);
+    this.sweepTask = undefined;
+    this.sweepWheel = undefined;
+  }
+
+  /**
+   * Order-independent digest of (key, server, version) over live entries: 128 bits (four 32-bit
+   * lanes, each a sum of per-entry hashes) plus the entry count, as hex. Two tables with the same
+   * data have equal digests; different data collides only by hash accident.
+   */
+  digest(): string {
+    const now = this.now();
+    const lanes = [0, 0, 0, 0];
+    const srvHash = new Map<number, number[]>();
+    const nodeHash = new Map<number, number[]>();
+    const hashesOf = (cache: Map<number, number[]>, dict: NameDict, id: number): number[] => {
+      let v = cache.get(id);
+      if (!v) {
+        const name = dict.names[id] ?? '';
+        v = DIGEST_SEEDS.map((seed) => hashName(name, seed));
+        cache.set(id, v);
+      }
+      return v;
+    };
+    let live = 0;
+    for (let s = 0; s < this.hwm; s++) {
+      if (this.srv[s] === 0 || this.isExpired(s, now)) continue;
+      live++;
+      const sh = hashesOf(srvHash, this.servers, this.srv[s]!);
+      const nh = hashesOf(nodeHash, this.nodes, this.vNode[s]!);
+      const wall = this.vWall[s]!;
+      const wlo = wall % TWO32 >>> 0;
+      const whi = Math.floor(wall / TWO32) | 0;
+      for (let l = 0; l < 4; l++) {
+        let h = hashKeyWords(this.keyWords, s * this.words, this.words, DIGEST_SEEDS[l]!);
+        h = mix(h, sh[l]!);
+        h = mix(h, wlo);
+        h = mix(h, whi);
+        h = mix(h, this.vCounter[s]!);
+        h = mix(h, nh[l]!);
+        lanes[l] = (lanes[l]! + fmix(h)) >>> 0;
+      }
+    }
+    return live.toString(16).padStart(8, '0') + lanes.map((x) => x.toString(16).padStart(8, '0')).join('');
+  }
+
+  /** Live entries, most recently written/touched first, at most `limit` (default all). */
+  entries(limit = Infinity): EntryView[] {
+    const out: EntryView[] = [];
+    const now = this.now();
+    for (let s = this.head; s !== NONE && out.length < limit; s = this.next[s]!) {
+      if (!this.isExpired(s, now)) out.push(this.view(s));
+    }
+    return out;
+  }
+
+  /** Removes every entry. The log's seq and epoch carry on; older positions are skipped by readUpdates. */
+  clear(): void {
+    this.index.fill(0);
+    this.srv.fill(0);
+    this.vNode.fill(0);
+    this.logSeqOf.fill(0);
+    this.head = this.tail = this.freeHead = NONE;
+    this.hwm = 0;
+    this._count = 0;
+    this.sweepCursor = 0;
+    this.servers = new NameDict();
+    this.nodes = new NameDict();
+    this.localNodeId = this.nodes.acquire(this.node);
+  }
+
+  // ---- internals ----
+
+  /** Slot of a live key, or NONE; a dead entry found on the way is removed. */
+  private locate(key: string): number {
+    if (!this.codec.encode(key, this.scratch, 0)) return NONE;
+    const s = this.find(hashKeyWords(this.scratchWords, 0, this.words, this.seed));
+    if (s < 0) return NONE;
+    if (this.expires[s] !== 0 && this.isExpired(s, this.now())) {
+      this._expired++;
+      this.releaseSlot(s);
+      return NONE;
+    }
+    return s;
+  }
+
+  private isExpired(s: number, now: number): boolean {
+    const e = this.expires[s]!;
+    return e !== 0 && e <= now;
+  }
+
+  /** Slot whose key equals the scratch key, or NONE. */
+  private find(h: number): number {
+    const words = this.words;
+    const kw = this.keyWords;
+    const sw = this.scratchWords;
+    let i = h & this.mask;
+    for (;;) {
+      const e = this.index[i]!;
+      if (e === 0) return NONE;
+      const s = e - 1;
+      if (this.hashes[s] === h) {
+        const base = s * words;
+        let k = 0;
+        while (k < words && kw[base + k] === sw[k]) k++;
+        if (k === words) return s;
+      }
+      i = (i + 1) & this.mask;
+    }
+  }
+
+  private indexInsert(s: number, h: number): void {
+    let i = h & this.mask;
+    while (this.index[i] !== 0) i = (i + 1) & this.mask;
+    this.index[i] = s + 1;
+  }
+
+  /** Deletes slot `s` from the index by backward shift, so no tombstones accumulate. */
+  private indexRemove(s: number): void {
+    const mask = this.mask;
+    let i = this.hashes[s]! & mask;
+    while (this.index[i] !== s + 1) i = (i + 1) & mask;
+    let j = i;
+    for (;;) {
+      j = (j + 1) & mask;
+      const e = this.index[j]!;
+      if (e === 0) break;
+      const home = this.hashes[e - 1]! & mask;
+      // Move e back into the hole if the hole lies on its probe path (between home and j).
+      if (((j - home) & mask) >= ((j - i) & mask)) {
+        this.index[i] = e;
+        i = j;
+      }
+    }
+    this.index[i] = 0;
+  }
+
+  private linkHead(s: number): void {
+    this.prev[s] = NONE;
+    this.next[s] = this.head;
+    if (this.head !== NONE) this.prev[this.head] = s;
+    else this.tail = s;
+    this.head = s;
+  }
+
+  private unlink(s: number): void {
+    const p = this.prev[s]!;
+    const n = this.next[s]!;
+    if (p !== NONE) this.next[p] = n;
+    else this.head = n;
+    if (n !== NONE) this.prev[n] = p;
+    else this.tail = p;
+  }
+
+  private touch(s: number): void {
+    if (this.head === s) return;
+    this.unlink(s);
+    this.linkHead(s);
+  }
+
+  /** A free slot, evicting the LRU tail if the table is full. */
+  private allocSlot(): number {
+    if (this.freeHead !== NONE) {
+      const s = this.freeHead;
+      this.freeHead = this.next[s]!;
+      return s;
+    }
+    if (this.hwm < this.cap) return this.hwm++;
+    const victim = this.tail;
+    if (this.isExpired(victim, this.now())) this._expired++;
+    else this._evictions++;
+    this.releaseSlot(victim);
+    return this.allocSlot();
+  }
+
+  private releaseSlot(s: number): void {
+    this.indexRemove(s);
+    this.unlink(s);
+    this.servers.release(this.srv[s]!);
+    this.nodes.release(this.vNode[s]!);
+    this.srv[s] = 0;
+    this.vNode[s] = 0;
+    this.logSeqOf[s] = 0;
+    this.next[s] = this.freeHead;
+    this.freeHead = s;
+    this._count--;
+  }
+
+  private acquireServer(server: string): number {
+    const id = this.servers.acquire(server);
+    if (id === 0) {
+      throw new StickmeshError(
+        'SM_TABLE_SERVER_LIMIT',
+        `stick table '${this.cfg.id}': more than ${MAX_DICT_NAMES} distinct server names in use`,
+      );
+    }
+    return id;
+  }
+
+  /** Sets the version; the slot takes its own reference on node id `nid`. */
+  private setVersion(s: number, wall: number, counter: number, nid: number): void {
+    this.nodes.retain(nid);
+    this.nodes.release(this.vNode[s]!);
+    this.vWall[s] = wall;
+    this.vCounter[s] = counter;
+    this.vNode[s] = nid;
+  }
+
+  private bump(s: number, incr: { conn?: boolean; httpReq?: boolean } | undefined): void {
+    if (!incr) return;
+    if (incr.conn && this.conn) this.conn[s] = (this.conn[s]! + 1) >>> 0;
+    if (incr.httpReq && this.httpReq) this.httpReq[s] = (this.httpReq[s]! + 1) >>> 0;
+  }
+
+  /** compareVersions(stored version of s, (wall, counter, node)). */
+  private compareStored(s: number, wall: number, counter: number, node: string): number {
+    const w = this.vWall[s]!;
+    if (w !== wall) return w < wall ? -1 : 1;
+    const c = this.vCounter[s]!;
+    if (c !== counter) return c < counter ? -1 : 1;
+    const n = this.nodes.names[this.vNode[s]!]!;
+    return n < node ? -1 : n > node ? 1 : 0;
+  }
+
+  private update(s: number, now: number): TableUpdate {
+    const e = this.expires[s]!;
+    return {
+      key: this.codec.decode(this.keys, s * this.codec.width),
+      server: this.servers.names[this.srv[s]!]!,
+      ttl: e === 0 ? 0 : Math.max(1, e - now),
+      wall: this.vWall[s]!,
+      counter: this.vCounter[s]!,
+      node: this.nodes.names[this.vNode[s]!]!,
+      connCnt: this.conn ? this.conn[s]! : 0,
+      httpReqCnt: this.httpReq ? this.httpReq[s]! : 0,
+    };
+  }
+
+  private view(s: number): EntryView {
+    const version: Version = { wall: this.vWall[s]!, counter: this.vCounter[s]!, node: this.nodes.names[this.vNode[s]!]! };
+    return {
+      key: this.codec.decode(this.keys, s * this.codec.width),
+      server: this.servers.names[this.srv[s]!]!,
+      expiresAt: this.expires[s]!,
+      version,
+      connCnt: this.conn ? this.conn[s]! : 0,
+      httpReqCnt: this.httpReq ? this.httpReq[s]! : 0,
+    };
+  }
+}
