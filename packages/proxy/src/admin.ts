@@ -10,6 +10,8 @@ export interface AdminOptions {
   port: number;
   /** Returns [ready, reason]. */
   readiness: () => { ready: boolean; reason: string };
+  /** Read-only JSON endpoints by path (e.g. `/tables`, `/peers`), computed on request. */
+  routes?: Record<string, () => unknown>;
 }
 
 export class AdminServer {
@@ -37,6 +39,18 @@ export class AdminServer {
     if (path === '/ready') {
       const r = this.opts.readiness();
       res.writeHead(r.ready ? 200 : 503, { 'content-type': 'application/json' }).end(JSON.stringify(r) + '\n');
+      return;
+    }
+    const route = path !== undefined ? this.opts.routes?.[path] : undefined;
+    if (route) {
+      let body: string;
+      try {
+        body = JSON.stringify(route()) + '\n';
+      } catch (err) {
+        res.writeHead(500, { 'content-type': 'text/plain' }).end(`${(err as Error).message}\n`);
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(body);
       return;
     }
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');

@@ -13,6 +13,8 @@ import {
   type FrontendConfig,
   type StickmeshConfig,
   type TimerWheel,
+  type StickTable,
+  buildTables,
 } from '@stickmesh/core';
 import { hashAddress } from '@stickmesh/core';
 import { ClientConn, type HttpFrontendRuntime } from './http/client-conn.js';
@@ -20,10 +22,14 @@ import { TcpConn, type TcpFrontendRuntime } from './tcp/tcp-conn.js';
 import { RuntimeBackend } from './runtime/backend.js';
 import { RuntimeServer } from './runtime/server.js';
 import { HealthChecker, type CheckHandle } from './health/checker.js';
+import { stickMatch, stickStoreRequest } from './runtime/stick.js';
 
 export interface ProxyOptions {
   logger: Logger;
   wheel?: TimerWheel;
+  /** Stick tables by id; built from the config (for node `node`) when absent. */
+  tables?: ReadonlyMap<string, StickTable>;
+  node?: string;
 }
 
 export interface BoundAddress {
@@ -103,11 +109,30 @@ class TcpFrontend implements TcpFrontendRuntime {
     this.timeouts = mergedTimeouts(cfg, backend);
   }
 
+  /** Stick match first (first connection attempt only), then the agreed first pick or the balancer. */
   pick(conn: TcpConn, exclude?: RuntimeServer): RuntimeServer | undefined {
     const be = this.backend;
     if (!be) return undefined;
-    conn.decidedBy = conn.decidedBy || 'balance';
+    const st = conn.stickState;
+    if (be.stick && exclude === undefined) {
+      stickMatch(be.stick, conn, st);
+      if (st.server) {
+        conn.decidedBy = 'stick';
+        return st.server;
+      }
+      if (st.firstKey !== undefined) {
+        conn.decidedBy = 'stick-first';
+        return be.pickForKey(st.firstKey);
+      }
+    }
+    conn.decidedBy = exclude ? 'redispatch' : 'balance';
     return be.pick(be.hashesSource ? hashAddress(conn.clientIp) : 0, exclude);
+  }
+
+  /** Stores the stick keys once the server is connected, so the table records the server used. */
+  onConnected(conn: TcpConn, server: RuntimeServer): void {
+    const be = this.backend;
+    if (be?.stick) stickStoreRequest(be.stick, conn.stickState, server, false);
   }
 
   readonly onConnection = (socket: net.Socket): void => {
@@ -115,10 +140,26 @@ class TcpFrontend implements TcpFrontendRuntime {
   };
 }
 
+/** Opens one listener for a frontend bind; errors name the config line. */
+function listenOn(fe: HttpFrontend | TcpFrontend, b: FrontendConfig['binds'][number]): Promise<net.Server> {
+  const srv = net.createServer({ allowHalfOpen: true, noDelay: true }, fe.onConnection);
+  srv.maxConnections = fe.cfg.maxconn;
+  const host = b.host === '' || b.host === '*' ? undefined : b.host;
+  return new Promise<net.Server>((resolve, reject) => {
+    srv.once('error', (err) =>
+      reject(new StickmeshError('SM_BIND', `${b.loc.file}:${b.loc.line}: 'bind': cannot listen on ${b.host || '*'}:${b.port}: ${err.message}`)),
+    );
+    srv.listen({ host, port: b.port }, () => resolve(srv));
+  });
+}
+
 export class StickmeshProxy {
-  readonly config: StickmeshConfig;
-  readonly backends = new Map<string, RuntimeBackend>();
-  private readonly frontends: Array<HttpFrontend | TcpFrontend> = [];
+  config: StickmeshConfig;
+  backends = new Map<string, RuntimeBackend>();
+  readonly tables: ReadonlyMap<string, StickTable>;
+  private frontends: Array<HttpFrontend | TcpFrontend> = [];
+  /** Frontends replaced by a reload, kept until their connections are gone. */
+  private retired: Array<HttpFrontend | TcpFrontend> = [];
   private readonly logger: Logger;
   private readonly wheel: TimerWheel;
   private readonly checker: HealthChecker;
@@ -129,6 +170,7 @@ export class StickmeshProxy {
     this.logger = opts.logger;
     this.wheel = opts.wheel ?? sharedWheel;
     this.checker = new HealthChecker(this.wheel);
+    this.tables = opts.tables ?? buildTables(config, opts.node ?? config.global.localPeer ?? 'local');
   }
 
   /** Builds the runtime (resolving server host names once with the system resolver). */
@@ -159,7 +201,7 @@ export class StickmeshProxy {
       }
       servers.push(new RuntimeServer(i, sc, address));
     }
-    const backend = new RuntimeBackend(cfg, servers);
+    const backend = new RuntimeBackend(cfg, servers, this.tables);
     for (const s of servers) {
       if (!s.cfg.check) continue;
       const handle = this.checker.add({
@@ -191,18 +233,7 @@ export class StickmeshProxy {
   async listen(): Promise<void> {
     this.wheel.start();
     for (const fe of this.frontends) {
-      for (const b of fe.cfg.binds) {
-        const srv = net.createServer({ allowHalfOpen: true, noDelay: true }, fe.onConnection);
-        srv.maxConnections = fe.cfg.maxconn;
-        const host = b.host === '' || b.host === '*' ? undefined : b.host;
-        await new Promise<void>((resolve, reject) => {
-          srv.once('error', (err) =>
-            reject(new StickmeshError('SM_BIND', `${b.loc.file}:${b.loc.line}: 'bind': cannot listen on ${b.host || '*'}:${b.port}: ${err.message}`)),
-          );
-          srv.listen({ host, port: b.port }, () => resolve());
-        });
-        fe.servers.push(srv);
-      }
+      for (const b of fe.cfg.binds) fe.servers.push(await listenOn(fe, b));
     }
   }
 
@@ -217,11 +248,78 @@ export class StickmeshProxy {
     return out;
   }
 
-  /** Number of open client connections across frontends. */
+  /** Number of open client connections across frontends (including ones retired by a reload). */
   connectionCount(): number {
     let n = 0;
     for (const fe of this.frontends) n += fe.conns.size;
+    for (const fe of this.retired) n += fe.conns.size;
     return n;
+  }
+
+  /**
+   * Applies a new config without dropping connections or tables: backends and frontends are rebuilt
+   * off to the side and swapped whole; a listener whose address is unchanged is kept (its accept
+   * handler moves to the new frontend), others are closed or opened. Connections already open
+   * finish their current exchange on the old objects and then close (keep-alive ends), so clients
+   * reconnect into the new config. `tables` must be the same map (or a superset) the proxy uses.
+   * On error nothing changes.
+   */
+  async reload(config: StickmeshConfig, tables: ReadonlyMap<string, StickTable>): Promise<void> {
+    const next = new StickmeshProxy(config, { logger: this.logger, wheel: this.wheel, tables });
+    for (const b of config.backends) next.backends.set(b.name, await next.buildBackend(b));
+    for (const f of config.frontends) {
+      const be = f.defaultBackend ? next.backends.get(f.defaultBackend) : undefined;
+      next.frontends.push(f.mode === 'tcp' ? new TcpFrontend(f, be, this.logger, this.wheel) : new HttpFrontend(f, be, this.logger, this.wheel));
+    }
+    const byAddr = new Map<string, net.Server>();
+    for (const fe of this.frontends) {
+      for (const srv of fe.servers) {
+        const a = srv.address();
+        const b = fe.cfg.binds[fe.servers.indexOf(srv)];
+        if (a && typeof a === 'object' && b) byAddr.set(`${b.host}|${b.port === 0 ? a.port : b.port}|${fe.cfg.mode}`, srv);
+      }
+    }
+    const kept = new Set<net.Server>();
+    try {
+      for (const fe of next.frontends) {
+        for (const b of fe.cfg.binds) {
+          const old = byAddr.get(`${b.host}|${b.port}|${fe.cfg.mode}`);
+          if (old && !kept.has(old)) {
+            kept.add(old);
+            old.removeAllListeners('connection');
+            old.on('connection', fe.onConnection);
+            old.maxConnections = fe.cfg.maxconn;
+            fe.servers.push(old);
+          } else {
+            fe.servers.push(await listenOn(fe, b));
+          }
+        }
+      }
+    } catch (err) {
+      for (const fe of next.frontends) for (const srv of fe.servers) if (!kept.has(srv)) srv.close();
+      for (const h of next.checks) h.remove();
+      // Give the kept listeners back to the current frontends.
+      for (const fe of this.frontends) for (const srv of fe.servers) {
+        srv.removeAllListeners('connection');
+        srv.on('connection', fe.onConnection);
+      }
+      throw err;
+    }
+    for (const fe of this.frontends) {
+      for (const srv of fe.servers) if (!kept.has(srv)) srv.close();
+      fe.servers.length = 0;
+      fe.draining = true;
+      for (const c of fe.conns) c.drain();
+      if (fe.conns.size > 0) this.retired.push(fe);
+    }
+    for (const h of this.checks) h.remove();
+    this.checks.length = 0;
+    this.checks.push(...next.checks);
+    for (const b of this.backends.values()) for (const s of b.servers) s.dropIdle();
+    this.config = config;
+    this.backends = next.backends;
+    this.frontends = next.frontends;
+    this.retired = this.retired.filter((fe) => fe.conns.size > 0);
   }
 
   /**
@@ -229,7 +327,8 @@ export class StickmeshProxy {
    * and resolves when every connection closed or `timeoutMs` passed (the rest are then cut).
    */
   async drain(timeoutMs: number): Promise<void> {
-    for (const fe of this.frontends) {
+    const all = [...this.frontends, ...this.retired];
+    for (const fe of all) {
       fe.draining = true;
       for (const s of fe.servers) s.close();
       for (const c of fe.conns) c.drain();
@@ -238,7 +337,7 @@ export class StickmeshProxy {
     while (this.connectionCount() > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20));
     }
-    for (const fe of this.frontends) for (const c of fe.conns) c.destroy();
+    for (const fe of all) for (const c of fe.conns) c.destroy();
     this.close();
   }
 

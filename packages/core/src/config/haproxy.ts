@@ -1121,13 +1121,24 @@ class Parser {
       case 'localpeer':
         if (this.need(a, 0, 'peer name') !== undefined) p.localPeer = a[0];
         return;
+      case 'shared-secret':
+        if (this.need(a, 0, 'secret') !== undefined) p.secret = a[0];
+        return;
+      case 'cluster-name':
+        if (this.need(a, 0, 'name') !== undefined) p.cluster = a[0];
+        return;
+      case 'resync-timeout': {
+        const v = this.num(parseTime(a[0] ?? ''), `'resync-timeout'`);
+        if (v !== undefined) p.resyncTimeout = v;
+        return;
+      }
       case 'enabled':
         return;
       case 'log':
         this.warn(`stickmesh writes JSON log lines; 'log' has no effect`);
         return;
     }
-    this.err(`unknown keyword '${kw}' in 'peers' section (bind, server, peer, table)`, kw);
+    this.err(`unknown keyword '${kw}' in 'peers' section (bind, server, peer, table, shared-secret, cluster-name, resync-timeout)`, kw);
   }
 
   private resolversLine(r: ResolversConfig, t: string[]): void {

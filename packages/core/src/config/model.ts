@@ -214,6 +214,12 @@ export interface PeersConfig {
   tables: StickTableConfig[];
   /** `localpeer NAME` in global or here. */
   localPeer?: string;
+  /** stickmesh `shared-secret`: peers authenticate with it (challenge-response). Env STICKMESH_PEERS_SECRET. */
+  secret?: string;
+  /** stickmesh `cluster-name`: peers of another cluster are refused. Default: the section name. */
+  cluster?: string;
+  /** stickmesh `resync-timeout`: how long /ready waits for the first full resync. Default 5000. */
+  resyncTimeout?: number;
   loc: SourceLoc;
 }
 

@@ -105,11 +105,8 @@ export function validateConfig(cfg: StickmeshConfig): { issues: ConfigIssue[]; w
 export function unsupportedYet(cfg: StickmeshConfig): ConfigIssue[] {
   const out: ConfigIssue[] = [];
   const later = (what: string): string => `${what} is not yet supported by this stickmesh build; refusing to start rather than run without it`;
-  for (const p of cfg.peers) out.push({ loc: p.loc, directive: 'peers', message: later('replicating stick tables (peers)') });
   for (const r of cfg.resolvers) out.push({ loc: r.loc, directive: 'resolvers', message: later('DNS service discovery (resolvers)') });
   for (const b of cfg.backends) {
-    for (const r of b.stickRules) out.push({ loc: r.loc, directive: `stick ${r.kind}`, message: later('stick table persistence') });
-    if (b.stickTable) out.push({ loc: b.stickTable.loc, directive: 'stick-table', message: later('stick tables') });
     for (const t of b.serverTemplates) out.push({ loc: t.loc, directive: 'server-template', message: later('server-template') });
     for (const s of b.servers) {
       if (s.resolvers !== undefined) out.push({ loc: s.loc, directive: 'server', message: later(`'resolvers' on a server`) });

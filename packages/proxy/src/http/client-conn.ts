@@ -23,6 +23,7 @@ import { errorResponse } from './responses.js';
 import { UpstreamConn, type UpstreamOwner } from './upstream.js';
 import type { RuntimeBackend } from '../runtime/backend.js';
 import type { RuntimeServer } from '../runtime/server.js';
+import { StickState, cookieValue, stickMatch, stickStoreRequest, stickStoreResponse, type StickKeySource } from '../runtime/stick.js';
 
 export const MAX_PENDING_BYTES = 65536;
 
@@ -55,12 +56,14 @@ const enum Tmo {
   Tunnel,
 }
 
-export class ClientConn implements UpstreamOwner, WheelTask {
+export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
   readonly socket: net.Socket;
   fe: HttpFrontendRuntime;
   readonly clientIp: string;
   readonly clientPort: number;
   private clientHash = -1;
+  /** Stick rule outcome of the current request (reused across requests of the connection). */
+  private readonly stickState = new StickState();
 
   private buf: Buffer | null = null;
   private readonly req = new RequestHead();
@@ -324,15 +327,51 @@ export class ClientConn implements UpstreamOwner, WheelTask {
         }
       }
     }
+    const stick = backend.stick;
+    const st = this.stickState;
+    if (stick) {
+      stickMatch(stick, this, st);
+      if (!server && st.server) {
+        server = st.server;
+        ctx.decidedBy = 'stick';
+      }
+    } else if (st.result !== '') st.reset();
     if (!server) {
-      server = backend.pick(backend.hashesSource ? this.sourceHash() : 0);
-      ctx.decidedBy = 'balance';
+      if (stick && st.firstKey !== undefined) {
+        server = backend.pickForKey(st.firstKey);
+        ctx.decidedBy = 'stick-first';
+      } else {
+        server = backend.pick(backend.hashesSource ? this.sourceHash() : 0);
+        ctx.decidedBy = 'balance';
+      }
     }
     if (!server) {
       this.fail(503, 'S', 'C');
       return;
     }
     this.connectTo(server);
+  }
+
+  get localIp(): string {
+    const a = this.socket.localAddress ?? '';
+    return a.startsWith('::ffff:') ? a.slice(7) : a;
+  }
+
+  requestHeader(lower: string): string | undefined {
+    const req = this.req;
+    for (let i = req.count - 1; i >= 0; i--) if (req.names[i]!.length === lower.length && nameIs(req.names[i]!, lower)) return req.values[i];
+    return undefined;
+  }
+
+  requestCookie(name: string): string | undefined {
+    const req = this.req;
+    for (let i = 0; i < req.count; i++) {
+      if (req.names[i]!.length === 6 && nameIs(req.names[i]!, 'cookie')) {
+        const v = cookieValue(req.values[i]!, name);
+        if (v !== undefined) return v;
+      }
+    }
+    return undefined;
   }
 
   private sourceHash(): number {
@@ -363,6 +402,8 @@ export class ClientConn implements UpstreamOwner, WheelTask {
   onUpstreamConnect(up: UpstreamConn): void {
     if (up !== this.up) return;
     this.ctx.tConnected = Date.now();
+    const stick = this.backend?.stick;
+    if (stick && this.ctx.server) stickStoreRequest(stick, this.stickState, this.ctx.server, true);
     this.arm(Tmo.Server, this.fe.timeouts.server);
     this.sendRequestHead(up);
     this.reqHeadSent = true;
@@ -571,6 +612,7 @@ export class ClientConn implements UpstreamOwner, WheelTask {
 
     let head = `HTTP/1.1 ${res.status} ${res.reason}\r\n`;
     const backend = this.backend;
+    if (backend?.stick && backend.stick.storeResponse.length > 0 && ctx.server) stickStoreResponse(backend.stick, ctx.server, res.names, res.values, res.count);
     const cookie = backend?.cookie;
     const server = ctx.server!;
     for (let i = 0; i < res.count; i++) {
@@ -792,6 +834,7 @@ export class ClientConn implements UpstreamOwner, WheelTask {
         retries: ctx.retries,
         redispatched: ctx.redispatched,
         decided_by: ctx.decidedBy,
+        stick: this.stickState.result || undefined,
         termination_state: ctx.terminationState(),
       },
       'request',

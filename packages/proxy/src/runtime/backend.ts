@@ -9,8 +9,10 @@ import {
   dynamicCookieValue,
   type Balancer,
   type BackendConfig,
+  type StickTable,
 } from '@stickmesh/core';
 import { RuntimeServer } from './server.js';
+import { StickRules, stickKeyHash } from './stick.js';
 
 export class RuntimeBackend {
   readonly name: string;
@@ -25,13 +27,21 @@ export class RuntimeBackend {
   /** Whether the balancer needs a hash of the client address. */
   readonly hashesSource: boolean;
 
-  constructor(cfg: BackendConfig, servers: RuntimeServer[]) {
+  /** Stick rules bound to their tables; undefined without rules. */
+  readonly stick: StickRules | undefined;
+  /** Rendezvous hashing over the candidates, for the agreed first pick of a stick key. */
+  private readonly agree: Balancer<RuntimeServer>;
+
+  constructor(cfg: BackendConfig, servers: RuntimeServer[], tables: ReadonlyMap<string, StickTable> = new Map()) {
     this.name = cfg.name;
     this.cfg = cfg;
     this.servers = servers;
     this.cookie = cfg.cookie ? new CookiePersistence(cfg.cookie) : undefined;
     this.balancer = createBalancer(cfg.balance, cfg.hashType) as Balancer<RuntimeServer>;
     this.hashesSource = cfg.balance === 'source';
+    this.agree = createBalancer('source', 'consistent') as Balancer<RuntimeServer>;
+    const stick = cfg.stickRules.length > 0 ? new StickRules(cfg, tables, servers) : undefined;
+    this.stick = stick;
     if (cfg.cookie?.dynamic && cfg.dynamicCookieKey) {
       for (const s of servers) {
         if (s.cfg.cookie === undefined) s.cookieValue = dynamicCookieValue(cfg.dynamicCookieKey, s.address, s.port);
@@ -52,6 +62,7 @@ export class RuntimeBackend {
     }
     this.candidates = cands;
     this.balancer.rebuild(cands);
+    this.agree.rebuild(cands);
     const m = new Map<string, RuntimeServer>();
     for (const s of this.servers) if (s.cookieValue !== undefined && !m.has(s.cookieValue)) m.set(s.cookieValue, s);
     this.byCookie = m;
@@ -67,5 +78,10 @@ export class RuntimeBackend {
 
   pick(hash: number, exclude?: RuntimeServer): RuntimeServer | undefined {
     return this.balancer.pick(hash, exclude);
+  }
+
+  /** First pick for a new stick key: the same on every node for the same healthy server set. */
+  pickForKey(key: string, exclude?: RuntimeServer): RuntimeServer | undefined {
+    return this.agree.pick(stickKeyHash(key), exclude);
   }
 }

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { Timeouts, TimerWheel, WheelTask } from '@stickmesh/core';
 import type { RuntimeBackend } from '../runtime/backend.js';
 import type { RuntimeServer } from '../runtime/server.js';
+import { StickState, type StickKeySource } from '../runtime/stick.js';
 
 export interface TcpFrontendRuntime {
   readonly name: string;
@@ -24,7 +25,7 @@ export interface TcpFrontendRuntime {
   onConnected?(conn: TcpConn, server: RuntimeServer): void;
 }
 
-export class TcpConn implements WheelTask {
+export class TcpConn implements WheelTask, StickKeySource {
   readonly client: net.Socket;
   readonly clientIp: string;
   readonly clientPort: number;
@@ -43,12 +44,19 @@ export class TcpConn implements WheelTask {
   bytesOut = 0;
   term = '--';
   decidedBy = '';
+  /** Stick rule outcome for this connection. */
+  readonly stickState = new StickState();
   private deadline = 0;
   private connecting = false;
   _gen?: number;
   _due?: number;
 
   static readonly MAX_PENDING = 65536;
+
+  get localIp(): string {
+    const a = this.client.localAddress ?? '';
+    return a.startsWith('::ffff:') ? a.slice(7) : a;
+  }
 
   constructor(client: net.Socket, fe: TcpFrontendRuntime) {
     this.client = client;
