@@ -38,14 +38,14 @@ export interface BoundAddress {
   port: number;
 }
 
-class HttpFrontend implements HttpFrontendRuntime {
+/** What both frontend kinds share: config, backend, merged timeouts, listeners, connections. */
+abstract class FrontendBase<C> {
   readonly name: string;
   readonly backend: RuntimeBackend | undefined;
-  readonly timeouts: HttpFrontendRuntime['timeouts'];
-  readonly forwardFor: HttpFrontendRuntime['forwardFor'];
+  readonly timeouts: FrontendConfig['timeouts'];
   readonly logger: Logger;
   readonly wheel: TimerWheel;
-  readonly conns = new Set<ClientConn>();
+  readonly conns = new Set<C>();
   draining = false;
   readonly servers: net.Server[] = [];
   readonly cfg: FrontendConfig;
@@ -57,6 +57,16 @@ class HttpFrontend implements HttpFrontendRuntime {
     this.logger = logger;
     this.wheel = wheel;
     this.timeouts = mergedTimeouts(cfg, backend);
+  }
+
+  abstract readonly onConnection: (socket: net.Socket) => void;
+}
+
+class HttpFrontend extends FrontendBase<ClientConn> implements HttpFrontendRuntime {
+  readonly forwardFor: HttpFrontendRuntime['forwardFor'];
+
+  constructor(cfg: FrontendConfig, backend: RuntimeBackend | undefined, logger: Logger, wheel: TimerWheel) {
+    super(cfg, backend, logger, wheel);
     const ff = backend?.cfg.forwardFor ?? cfg.forwardFor;
     if (ff) {
       let except: net.BlockList | undefined;
@@ -89,26 +99,7 @@ function mergedTimeouts(cfg: FrontendConfig, backend: RuntimeBackend | undefined
   };
 }
 
-class TcpFrontend implements TcpFrontendRuntime {
-  readonly name: string;
-  readonly backend: RuntimeBackend | undefined;
-  readonly timeouts: TcpFrontendRuntime['timeouts'];
-  readonly logger: Logger;
-  readonly wheel: TimerWheel;
-  readonly conns = new Set<TcpConn>();
-  draining = false;
-  readonly servers: net.Server[] = [];
-  readonly cfg: FrontendConfig;
-
-  constructor(cfg: FrontendConfig, backend: RuntimeBackend | undefined, logger: Logger, wheel: TimerWheel) {
-    this.cfg = cfg;
-    this.name = cfg.name;
-    this.backend = backend;
-    this.logger = logger;
-    this.wheel = wheel;
-    this.timeouts = mergedTimeouts(cfg, backend);
-  }
-
+class TcpFrontend extends FrontendBase<TcpConn> implements TcpFrontendRuntime {
   /** Stick match first (first connection attempt only), then the agreed first pick or the balancer. */
   pick(conn: TcpConn, exclude?: RuntimeServer): RuntimeServer | undefined {
     const be = this.backend;

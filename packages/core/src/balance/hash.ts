@@ -2,23 +2,11 @@
  * Allocation-free 32-bit hashes for load balancing. Every function returns an unsigned 32-bit
  * integer and reads its input in place (no substrings, no buffers), so it is safe on the hot path.
  */
+import { fmix32 } from '../util/murmur.js';
 
 const FNV_OFFSET = 0x811c9dc5;
 const FNV_PRIME = 0x01000193;
 
-/**
- * murmur3's finalizer: a bijection on uint32 where each input bit flips each output bit with
- * probability close to 1/2. Applied last so that nearby inputs (consecutive IPs, similar names)
- * land far apart, including in the low bits used by `hash % n`.
- */
-function fmix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 /** FNV-1a over the UTF-16 code units of `s[start..end)`, lower-casing ASCII A-Z when `fold`. */
 function fnv1a(s: string, start: number, end: number, fold: boolean): number {

@@ -10,6 +10,7 @@
  * Encoding is canonical: two texts encode to the same bytes iff they are the same key.
  */
 import type { StickKeyType } from '../config/model.js';
+import { fmix32, mixWord } from '../util/murmur.js';
 
 /** Bytes per key in the slab for a table of this type. */
 export function keyWidth(type: StickKeyType, keyLen: number): number {
@@ -316,41 +317,13 @@ export function canonicalKey(type: StickKeyType, keyLen: number, raw: string): s
  */
 export function hashKeyWords(w: Uint32Array, at: number, words: number, seed: number): number {
   let h = seed | 0;
-  for (let k = 0; k < words; k++) {
-    let x = w[at + k]!;
-    x = Math.imul(x, 0xcc9e2d51);
-    x = (x << 15) | (x >>> 17);
-    x = Math.imul(x, 0x1b873593);
-    h ^= x;
-    h = (h << 13) | (h >>> 19);
-    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
-  }
-  h ^= words << 2;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  for (let k = 0; k < words; k++) h = mixWord(h, w[at + k]!);
+  return fmix32(h ^ (words << 2));
 }
 
 /** 32-bit hash of a JS string (UTF-16 code units), for names in digests. */
 export function hashName(s: string, seed: number): number {
   let h = seed | 0;
-  for (let k = 0; k < s.length; k++) {
-    let x = s.charCodeAt(k);
-    x = Math.imul(x, 0xcc9e2d51);
-    x = (x << 15) | (x >>> 17);
-    x = Math.imul(x, 0x1b873593);
-    h ^= x;
-    h = (h << 13) | (h >>> 19);
-    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
-  }
-  h ^= s.length;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  for (let k = 0; k < s.length; k++) h = mixWord(h, s.charCodeAt(k));
+  return fmix32(h ^ s.length);
 }

@@ -9,6 +9,7 @@ import type { TimerWheel, WheelTask } from '../util/timer-wheel.js';
 import { HybridClock, HLC_MAX_COUNTER } from './hlc.js';
 import { KeyCodec, hashName, hashKeyWords } from './keys.js';
 import type { EntryView, SetResult, TableUpdate, Version } from './types.js';
+import { fmix32, mixWord } from '../util/murmur.js';
 
 export interface StickTableOptions {
   /** This node's peer name (the version tie-break). */
@@ -97,23 +98,7 @@ function nextPow2(n: number): number {
   return p;
 }
 
-function mix(h: number, x: number): number {
-  x = Math.imul(x, 0xcc9e2d51);
-  x = (x << 15) | (x >>> 17);
-  x = Math.imul(x, 0x1b873593);
-  h ^= x;
-  h = (h << 13) | (h >>> 19);
-  return (Math.imul(h, 5) + 0xe6546b64) | 0;
-}
 
-function fmix(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 const DIGEST_SEEDS = [0x9e3779b9, 0x7f4a7c15, 0x85ebca77, 0xc2b2ae3d] as const;
 
@@ -541,12 +526,12 @@ export class StickTable {
       const whi = Math.floor(wall / TWO32) | 0;
       for (let l = 0; l < 4; l++) {
         let h = hashKeyWords(this.keyWords, s * this.words, this.words, DIGEST_SEEDS[l]!);
-        h = mix(h, sh[l]!);
-        h = mix(h, wlo);
-        h = mix(h, whi);
-        h = mix(h, this.vCounter[s]!);
-        h = mix(h, nh[l]!);
-        lanes[l] = (lanes[l]! + fmix(h)) >>> 0;
+        h = mixWord(h, sh[l]!);
+        h = mixWord(h, wlo);
+        h = mixWord(h, whi);
+        h = mixWord(h, this.vCounter[s]!);
+        h = mixWord(h, nh[l]!);
+        lanes[l] = (lanes[l]! + fmix32(h)) >>> 0;
       }
     }
     return live.toString(16).padStart(8, '0') + lanes.map((x) => x.toString(16).padStart(8, '0')).join('');
