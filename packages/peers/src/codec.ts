@@ -1,0 +1,156 @@
+/**
+ * Wire codec: one msgpack map per WebSocket binary frame, discriminated by `t`. `decode` promises to
+ * return only fully validated messages (every field type-checked) and to throw `ProtocolError` for
+ * anything else, so the session code never sees attacker-shaped data.
+ */
+import { Packr, Unpackr } from 'msgpackr';
+import { StickmeshError } from '@stickmesh/core';
+import type { RefusalReason, TableUpdate } from './types.js';
+
+/** Protocol version carried in hello/auth. */
+export const PROTO = 1;
+/** WebSocket URL path; the trailing 1 is the protocol major version. */
+export const PEERS_PATH = '/stickmesh/peers/1';
+export const NONCE_BYTES = 32;
+
+export interface TableSchema {
+  id: string;
+  type: string;
+  keyLen: number;
+}
+
+export interface HelloMsg { t: 'hello'; proto: number; cluster: string; node: string; nonce: Uint8Array }
+export interface AuthMsg {
+  t: 'auth'; proto: number; cluster: string; node: string; nonce2: Uint8Array; mac: Uint8Array; tables: TableSchema[];
+}
+export interface WelcomeMsg { t: 'welcome'; mac2: Uint8Array; tables: TableSchema[] }
+export interface ResumeMsg { t: 'resume'; table: string; epoch: string; seq: number }
+export interface DeltaMsg { t: 'u'; table: string; seq: number; updates: TableUpdate[] }
+export interface ResyncMsg { t: 'resync'; table: string; updates: TableUpdate[] }
+export interface ResyncDoneMsg { t: 'resync-done'; table: string; epoch: string; seq: number }
+export interface AckMsg { t: 'ack'; table: string; seq: number }
+
+export type Msg = HelloMsg | AuthMsg | WelcomeMsg | ResumeMsg | DeltaMsg | ResyncMsg | ResyncDoneMsg | AckMsg;
+
+/** A frame or message that violates the protocol; `reason` is the stable refusal reason. */
+export class ProtocolError extends StickmeshError {
+  readonly reason: RefusalReason;
+  constructor(reason: RefusalReason, message: string) {
+    super('SM_PEERS_PROTOCOL', message);
+    this.reason = reason;
+  }
+}
+
+// Plain maps and arrays only: no records/structures (stateful across frames) and no extension types.
+const packr = new Packr({ useRecords: false, moreTypes: false });
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true });
+
+/** Compact update layout on the wire: [key, server, ttl, wall, counter, node, connCnt, httpReqCnt]. */
+export type WireUpdate = [string, string, number, number, number, string, number, number];
+
+export function toWire(u: TableUpdate): WireUpdate {
+  return [u.key, u.server, u.ttl, u.wall, u.counter, u.node, u.connCnt, u.httpReqCnt];
+}
+
+/** Encodes a message; updates are converted to the compact array layout. */
+export function encode(msg: Msg): Buffer {
+  if (msg.t === 'u' || msg.t === 'resync') {
+    return packr.pack({ ...msg, updates: msg.updates.map(toWire) });
+  }
+  return packr.pack(msg);
+}
+
+/** Encodes an update batch straight from `TableUpdate`s (hot path: no intermediate message object). */
+export function encodeUpdates(t: 'u' | 'resync', table: string, seq: number, updates: TableUpdate[]): Buffer {
+  const wire = updates.map(toWire);
+  return packr.pack(t === 'u' ? { t, table, seq, updates: wire } : { t, table, updates: wire });
+}
+
+const bad = (what: string): never => {
+  throw new ProtocolError('malformed-frame', what);
+};
+
+function str(o: Record<string, unknown>, k: string, max = 1024): string {
+  const v = o[k];
+  if (typeof v !== 'string' || v.length > max) bad(`field '${k}' must be a string`);
+  return v as string;
+}
+
+function seqOf(o: Record<string, unknown>, k: string): number {
+  const v = o[k];
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) bad(`field '${k}' must be a non-negative integer`);
+  return v as number;
+}
+
+function bytes(o: Record<string, unknown>, k: string, len: number): Uint8Array {
+  const v = o[k];
+  if (!(v instanceof Uint8Array) || v.length !== len) bad(`field '${k}' must be ${len} bytes`);
+  return v as Uint8Array;
+}
+
+function tables(o: Record<string, unknown>): TableSchema[] {
+  const v = o.tables;
+  if (!Array.isArray(v) || v.length > 4096) return bad("field 'tables' must be an array");
+  return v.map((x: unknown) => {
+    if (x === null || typeof x !== 'object' || Array.isArray(x)) return bad('table schema must be a map');
+    const s = x as Record<string, unknown>;
+    return { id: str(s, 'id'), type: str(s, 'type'), keyLen: seqOf(s, 'keyLen') };
+  });
+}
+
+const num = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+
+function updates(o: Record<string, unknown>): TableUpdate[] {
+  const v = o.updates;
+  if (!Array.isArray(v)) return bad("field 'updates' must be an array");
+  const out: TableUpdate[] = new Array(v.length);
+  for (let i = 0; i < v.length; i++) {
+    const a: unknown = v[i];
+    if (!Array.isArray(a) || a.length !== 8) return bad('update must be an 8-element array');
+    const [key, server, ttl, wall, counter, node, connCnt, httpReqCnt] = a as unknown[];
+    if (
+      typeof key !== 'string' || typeof server !== 'string' || typeof node !== 'string' ||
+      !num(ttl) || ttl < 0 || !num(wall) || !num(counter) || !num(connCnt) || !num(httpReqCnt)
+    ) {
+      return bad('update has a field of the wrong type');
+    }
+    out[i] = { key, server, ttl, wall, counter, node, connCnt, httpReqCnt };
+  }
+  return out;
+}
+
+/** Decodes and validates one frame. Throws `ProtocolError` ('malformed-frame' / 'unexpected-message'). */
+export function decode(buf: Buffer): Msg {
+  let raw: unknown;
+  try {
+    raw = unpackr.unpack(buf);
+  } catch {
+    return bad('frame is not valid msgpack');
+  }
+  if (raw === null || typeof raw !== 'object' || Object.getPrototypeOf(raw) !== Object.prototype) return bad('frame is not a msgpack map');
+  const o = raw as Record<string, unknown>;
+  if (typeof o.t !== 'string') return bad("frame has no string field 't'");
+  switch (o.t) {
+    case 'hello':
+      return { t: 'hello', proto: seqOf(o, 'proto'), cluster: str(o, 'cluster'), node: str(o, 'node'), nonce: bytes(o, 'nonce', NONCE_BYTES) };
+    case 'auth':
+      return {
+        t: 'auth', proto: seqOf(o, 'proto'), cluster: str(o, 'cluster'), node: str(o, 'node'),
+        nonce2: bytes(o, 'nonce2', NONCE_BYTES), mac: bytes(o, 'mac', 32), tables: tables(o),
+      };
+    case 'welcome':
+      return { t: 'welcome', mac2: bytes(o, 'mac2', 32), tables: tables(o) };
+    case 'resume':
+      return { t: 'resume', table: str(o, 'table'), epoch: str(o, 'epoch'), seq: seqOf(o, 'seq') };
+    case 'u':
+      return { t: 'u', table: str(o, 'table'), seq: seqOf(o, 'seq'), updates: updates(o) };
+    case 'resync':
+      return { t: 'resync', table: str(o, 'table'), updates: updates(o) };
+    case 'resync-done':
+      return { t: 'resync-done', table: str(o, 'table'), epoch: str(o, 'epoch'), seq: seqOf(o, 'seq') };
+    case 'ack':
+      return { t: 'ack', table: str(o, 'table'), seq: seqOf(o, 'seq') };
+    default:
+      throw new ProtocolError('unexpected-message', `unknown message type ${JSON.stringify(String(o.t)).slice(0, 40)}`);
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * Public types of the peers mesh. The mesh codes against the structural `ReplicatedTable` so it does
+ * not depend on the concrete core StickTable (which satisfies it).
+ */
+import type { Logger } from 'pino';
+import type { TimerWheel } from '@stickmesh/core';
+
+import type { TableUpdate } from '@stickmesh/core';
+export type { TableUpdate };
+
+/** What the mesh needs from a stick table. */
+export interface ReplicatedTable {
+  readonly cfg: { id: string; type: string; keyLen: number; size: number; expire: number };
+  /** Random id of this table object's update-log lifetime; a new epoch forces peers into a full resync. */
+  readonly epoch: string;
+  /** Last local update seq. */
+  readonly seq: number;
+  /**
+   * Local writes after `fromSeq` (each key once at its latest value), at most `max`, appended to `out`.
+   * Returns the seq the batch covers up to (the next `fromSeq`), or -1 if `fromSeq` fell off the bounded
+   * log (the caller must then do a full resync).
+   */
+  readUpdates(fromSeq: number, max: number, out: TableUpdate[]): number;
+  /** Full iteration over live entries; cursor starts at 0; returns the next cursor or -1 when done. */
+  exportBatch(cursor: number, max: number, out: TableUpdate[]): number;
+  /** Apply an update learned from a peer: newest version wins; never re-logged. Returns true if applied. */
+  applyRemote(u: TableUpdate): boolean;
+  readonly count: number;
+}
+
+export interface PeerAddress {
+  name: string;
+  host: string;
+  port: number;
+}
+
+export interface PeersServiceOptions {
+  /** Local peer name (unique in the cluster). */
+  node: string;
+  /** Cluster name; both sides must agree. */
+  cluster: string;
+  /** Shared secret for the HMAC challenge-response ('' allowed: still challenge-response). */
+  secret: string;
+  /** Local listener; port 0 picks a free port (kept across stop/start of the same service). */
+  bind: { host: string; port: number };
+  /** Remote peers (exclude self). */
+  peers: PeerAddress[];
+  tables: ReplicatedTable[];
+  logger: Logger;
+  /** Coarse timer for heartbeats, reconnects and deadlines; default: a private 20 ms wheel. */
+  wheel?: TimerWheel;
+  /** Readiness gate timeout, default 5000 ms. */
+  resyncTimeoutMs?: number;
+  /** Ping interval, default 1000 ms. */
+  heartbeatMs?: number;
+  /** A peer silent (no frame, no pong) this long is terminated and reconnected, default 3000 ms. */
+  deadAfterMs?: number;
+  /** Delta batching interval after notify(), default 5 ms. */
+  flushMs?: number;
+  /** Max updates per frame, default 2000. */
+  maxBatch?: number;
+  /** Max incoming frame size (ws maxPayload), default 4 MiB. */
+  maxFrameBytes?: number;
+  /** Per-peer ws bufferedAmount bound; above it the peer is dropped, default 16 MiB. */
+  maxQueueBytes?: number;
+  /** Handshake deadline, default 5000 ms. */
+  handshakeTimeoutMs?: number;
+  /** Max concurrent unauthenticated inbound connections, default 64. */
+  maxUnauthenticated?: number;
+  /** Optional wss. `ca` verifies the peers' certificates (which must cover the peer host). */
+  tls?: { key: string | Buffer; cert: string | Buffer; ca?: string | Buffer };
+}
+
+export type PeerState = 'connecting' | 'handshake' | 'resyncing' | 'live' | 'down';
+
+export interface PeerStatus {
+  peer: string;
+  state: PeerState;
+  lastError?: string;
+  /** Updates sent to this peer (deltas and resync entries) since the service was created. */
+  sent: number;
+  /** Updates received from this peer since the service was created. */
+  received: number;
+  /** Replication delay of the last delta batch applied from this peer: apply time - newest wall in it. */
+  lagMs: number;
+  /** Per table: the last seq of our log this peer acknowledged in the current session. */
+  cursor: Record<string, number>;
+  /** Full resyncs we streamed to / received from this peer. */
+  resyncsSent: number;
+  resyncsReceived: number;
+}
+
+/** Stable reasons for refusing or dropping a connection (logged as `reason`, counted in `refusals`). */
+export type RefusalReason =
+  | 'bad-secret'
+  | 'peer-auth-failed'
+  | 'wrong-cluster'
+  | 'unknown-peer'
+  | 'wrong-node'
+  | 'wrong-direction'
+  | 'unknown-table'
+  | 'table-mismatch'
+  | 'proto-mismatch'
+  | 'malformed-frame'
+  | 'unexpected-message'
+  | 'frame-too-large'
+  | 'handshake-timeout'
+  | 'too-many-unauthenticated'
+  | 'heartbeat-timeout'
+  | 'queue-overflow'
+  | 'bad-path';
+
+export interface ReadyResult {
+  reason: 'resynced' | 'alone' | 'timeout';
+  ms: number;
+}
