@@ -1,15 +1,18 @@
 /**
  * `stickmesh start --config FILE [--node NAME]`: runs one node until SIGTERM/SIGINT, which drain
- * in-flight requests (bounded by --drain-timeout) and exit 0.
+ * in-flight requests (bounded by --drain-timeout), snapshot the tables and exit 0. SIGHUP reloads
+ * the config file without dropping connections or tables; a bad new config is logged and the
+ * running one kept.
  */
 import os from 'node:os';
-import { ConfigError, StickmeshError, formatIssue, loadConfig, unsupportedYet } from '@stickmesh/core';
-import { AdminServer, StickmeshProxy, createLogger } from '@stickmesh/proxy';
+import { ConfigError, StickmeshError, formatIssue, loadConfig, type LoadedConfig } from '@stickmesh/core';
+import { createLogger } from '@stickmesh/proxy';
+import { StickmeshNode } from '../node.js';
 import { parseOptions } from './args.js';
 
 export const START_HELP = `Usage: stickmesh start --config FILE [--node NAME]
 
-Run a stickmesh node: the proxy listeners of the config, and the admin listener.
+Run a stickmesh node: the proxy listeners of the config, the peers mesh, and the admin listener.
 
 Options:
   -c, --config FILE        configuration file (haproxy.cfg syntax, or native YAML/JSON); also -f
@@ -17,8 +20,20 @@ Options:
       --drain-timeout MS   on SIGTERM, how long in-flight requests may take before being cut (default 10000)
   -h, --help               show this help
 
-Signals: SIGTERM/SIGINT drain and exit 0.
+Signals: SIGTERM/SIGINT drain, snapshot tables (with data-dir) and exit 0; SIGHUP reloads the config.
 `;
+
+function reportConfigError(err: unknown): boolean {
+  if (err instanceof ConfigError) {
+    for (const i of err.issues) process.stderr.write(`${formatIssue(i)}\n`);
+    return true;
+  }
+  if (err instanceof StickmeshError) {
+    process.stderr.write(`${err.message}\n`);
+    return true;
+  }
+  return false;
+}
 
 export async function runStart(argv: string[]): Promise<number> {
   const { values, ok } = parseOptions(
@@ -43,69 +58,62 @@ export async function runStart(argv: string[]): Promise<number> {
     return 2;
   }
   const drainTimeout = Number(values['drain-timeout'] ?? 10000);
-  let loaded;
+  let loaded: LoadedConfig;
   try {
     loaded = loadConfig(file);
-    const notYet = unsupportedYet(loaded.config);
-    if (notYet.length > 0) throw new ConfigError(notYet);
   } catch (err) {
-    if (err instanceof ConfigError) {
-      for (const i of err.issues) process.stderr.write(`${formatIssue(i)}\n`);
-      return 1;
-    }
-    if (err instanceof StickmeshError) {
-      process.stderr.write(`${err.message}\n`);
-      return 1;
-    }
+    if (reportConfigError(err)) return 1;
     throw err;
   }
   const { config, warnings } = loaded;
-  const node = (values.node as string | undefined) ?? config.global.localPeer ?? process.env.STICKMESH_NODE ?? os.hostname();
-  const { logger, flush } = createLogger({ level: config.global.logLevel, node });
+  const nodeName = (values.node as string | undefined) ?? config.global.localPeer ?? process.env.STICKMESH_NODE ?? os.hostname();
+  const { logger, flush } = createLogger({ level: config.global.logLevel, node: nodeName });
   for (const w of warnings) logger.warn({ file: w.loc.file, line: w.loc.line, directive: w.directive }, w.message);
 
-  let proxy: StickmeshProxy;
+  let node: StickmeshNode;
   try {
-    proxy = await StickmeshProxy.create(config, { logger });
-    await proxy.listen();
+    node = await StickmeshNode.start(loaded, { node: nodeName, logger });
   } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n`);
+    if (!reportConfigError(err)) process.stderr.write(`${(err as Error).message}\n`);
     flush();
     return 1;
   }
-  let admin: AdminServer | undefined;
-  if (config.global.admin.port > 0) {
-    admin = new AdminServer({
-      host: config.global.admin.host,
-      port: config.global.admin.port,
-      readiness: () => ({ ready: true, reason: 'serving' }),
-    });
-    try {
-      await admin.listen();
-    } catch (err) {
-      process.stderr.write(`admin listener ${config.global.admin.host}:${config.global.admin.port}: ${(err as Error).message}\n`);
-      proxy.close();
-      flush();
-      return 1;
-    }
-  }
-  for (const a of proxy.addresses()) logger.info({ frontend: a.frontend, address: `${a.host}:${a.port}` }, 'listening');
+  for (const a of node.proxy.addresses()) logger.info({ frontend: a.frontend, address: `${a.host}:${a.port}` }, 'listening');
+  for (const p of node.peers) logger.info({ address: `${p.address.host}:${p.address.port}` }, 'peers listening');
+  if (node.adminAddress) logger.info({ address: `${node.adminAddress.host}:${node.adminAddress.port}` }, 'admin listening');
   logger.info({ config: file }, 'stickmesh started');
 
   return new Promise<number>((resolve) => {
     let stopping = false;
+    let reloading = Promise.resolve();
     const stop = (sig: string) => {
       if (stopping) return;
       stopping = true;
       logger.info({ signal: sig }, 'draining');
-      admin?.close();
-      proxy.drain(drainTimeout).then(() => {
-        logger.info('stopped');
-        flush();
-        resolve(0);
+      void reloading.then(() =>
+        node.stop(drainTimeout).then(() => {
+          logger.info('stopped');
+          flush();
+          resolve(0);
+        }),
+      );
+    };
+    const reload = () => {
+      if (stopping) return;
+      reloading = reloading.then(async () => {
+        try {
+          const next = loadConfig(file);
+          await node.reload(next);
+          for (const w of next.warnings) logger.warn({ file: w.loc.file, line: w.loc.line, directive: w.directive }, w.message);
+          logger.info({ config: file }, 'reloaded');
+        } catch (err) {
+          const issues = err instanceof ConfigError ? err.issues.map(formatIssue) : [(err as Error).message];
+          logger.error({ config: file, issues }, 'reload failed; keeping the running config');
+        }
       });
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', reload);
   });
 }
