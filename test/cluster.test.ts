@@ -5,6 +5,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import net from 'node:net';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
 import { startBackend, type TestBackend } from './helpers/backends.js';
 import { request } from './helpers/client.js';
 import { makeCluster, type Cluster, type ClusterNode } from './helpers/cluster.js';
@@ -191,6 +193,22 @@ describe('peers mesh across node processes', () => {
     expect(g1.proc!.exitCode).toBeNull();
     expect(await served(g1, clientAddr(2))).toMatch(/^web/);
     expect((await c.tables(g1))[0]!.count).toBe(2);
+  });
+
+  it('replicates over wss when the peers section names a certificate', async () => {
+    const bs = await backends(2);
+    const c = await cluster(['w1', 'w2'], (p) => clusterCfg(bs, { extraPeers: `    tls-cert "\${TLS_DIR}/c.pem"\n    tls-key "\${TLS_DIR}/k.pem"\n    tls-ca "\${TLS_DIR}/c.pem"` })(p));
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', path.join(c.dir, 'k.pem'), '-out', path.join(c.dir, 'c.pem'),
+      '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    for (const n of c.nodes) n.env = { TLS_DIR: c.dir };
+    await Promise.all(c.nodes.map((n) => c.start(n)));
+    await Promise.all(c.nodes.map((n) => c.waitReady(n)));
+    const [w1, w2] = c.nodes as [ClusterNode, ClusterNode];
+    const s = await served(w1, clientAddr(7));
+    await waitFor(() => converged(c, c.nodes, 1), 5000, 'replication over wss');
+    expect(await served(w2, clientAddr(7))).toBe(s);
+    const peers = (await (await fetch(`http://127.0.0.1:${w1.adminPort}/peers`)).json()) as Array<{ state: string }>;
+    expect(peers[0]!.state).toBe('live');
   });
 
   it('keeps a table at its size by evicting the oldest entries', async () => {

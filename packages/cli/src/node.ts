@@ -5,6 +5,7 @@
  * the first resync finished or its timeout passed. `reload` swaps the config without dropping
  * connections or tables; `stop` drains, snapshots and closes.
  */
+import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import {
   ConfigError,
@@ -136,6 +137,9 @@ export class StickmeshNode {
         tables,
         logger: this.logger,
         resyncTimeoutMs: pc.resyncTimeout ?? 5000,
+        ...(pc.tls?.cert && pc.tls.key
+          ? { tls: { cert: readFileSync(pc.tls.cert), key: readFileSync(pc.tls.key), ...(pc.tls.ca ? { ca: readFileSync(pc.tls.ca) } : {}) } }
+          : {}),
       });
       await svc.start();
       this.peers.push(svc);

@@ -1127,6 +1127,11 @@ class Parser {
       case 'cluster-name':
         if (this.need(a, 0, 'name') !== undefined) p.cluster = a[0];
         return;
+      case 'tls-cert':
+      case 'tls-key':
+      case 'tls-ca':
+        if (this.need(a, 0, 'PEM file path') !== undefined) p.tls = { ...p.tls, [kw.slice(4)]: a[0] };
+        return;
       case 'resync-timeout': {
         const v = this.num(parseTime(a[0] ?? ''), `'resync-timeout'`);
         if (v !== undefined) p.resyncTimeout = v;
@@ -1138,7 +1143,7 @@ class Parser {
         this.warn(`stickmesh writes JSON log lines; 'log' has no effect`);
         return;
     }
-    this.err(`unknown keyword '${kw}' in 'peers' section (bind, server, peer, table, shared-secret, cluster-name, resync-timeout)`, kw);
+    this.err(`unknown keyword '${kw}' in 'peers' section (bind, server, peer, table, shared-secret, cluster-name, resync-timeout, tls-cert, tls-key, tls-ca)`, kw);
   }
 
   private resolversLine(r: ResolversConfig, t: string[]): void {

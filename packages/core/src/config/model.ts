@@ -220,6 +220,8 @@ export interface PeersConfig {
   cluster?: string;
   /** stickmesh `resync-timeout`: how long /ready waits for the first full resync. Default 5000. */
   resyncTimeout?: number;
+  /** stickmesh `tls-cert`/`tls-key`/`tls-ca`: PEM file paths; peers then speak wss. */
+  tls?: { cert?: string; key?: string; ca?: string };
   loc: SourceLoc;
 }
 

@@ -124,7 +124,7 @@ const KEYS: Record<string, string[]> = {
   template: ['prefix', 'count', 'fqdn', 'check', 'weight', 'backup', 'disabled', 'inter', 'fastinter', 'downinter', 'rise', 'fall', 'port', 'maxconn', 'resolvers', 'initAddr'],
   httpCheck: ['method', 'uri', 'version', 'host', 'expectStatus', 'expectRstatus'],
   forwardFor: ['header', 'except', 'ifNone'],
-  peers: ['name', 'bind', 'peers', 'tables', 'secret', 'cluster', 'resyncTimeout'],
+  peers: ['name', 'bind', 'peers', 'tables', 'secret', 'cluster', 'resyncTimeout', 'tlsCert', 'tlsKey', 'tlsCa'],
   peer: ['name', 'address'],
   table: ['name', 'type', 'len', 'size', 'expire', 'store', 'srvkey', 'peers'],
   stick: ['on', 'match', 'storeRequest', 'storeResponse', 'table'],
@@ -322,6 +322,9 @@ export function parseNativeConfig(text: string, file: string, env: NodeJS.Proces
       if (p.bind !== undefined) t.emit([...path, 'bind'], 'bind', String(p.bind));
       if (p.secret !== undefined) t.emit([...path, 'secret'], 'shared-secret', String(p.secret));
       if (p.cluster !== undefined) t.emit([...path, 'cluster'], 'cluster-name', String(p.cluster));
+      for (const [k, kw] of [['tlsCert', 'tls-cert'], ['tlsKey', 'tls-key'], ['tlsCa', 'tls-ca']] as const) {
+        if (p[k] !== undefined) t.emit([...path, k], kw, String(p[k]));
+      }
       if (p.resyncTimeout !== undefined) t.emit([...path, 'resyncTimeout'], 'resync-timeout', time(p.resyncTimeout));
       (Array.isArray(p.peers) ? p.peers : []).forEach((x, j) => {
         if (checkKeys(t, [...path, 'peers', j], x, 'peer')) t.emit([...path, 'peers', j], 'server', String(x.name ?? ''), ...(x.address !== undefined ? [String(x.address)] : []));

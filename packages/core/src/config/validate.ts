@@ -92,6 +92,7 @@ export function validateConfig(cfg: StickmeshConfig): { issues: ConfigIssue[]; w
     if (r.nameservers.length === 0) issues.push({ loc: r.loc, directive: 'resolvers', message: `resolvers '${r.name}' has no nameserver` });
   }
   for (const p of cfg.peers) {
+    if (p.tls && (!p.tls.cert || !p.tls.key)) issues.push({ loc: p.loc, directive: 'tls-cert', message: `peers '${p.name}': TLS needs both 'tls-cert' and 'tls-key'` });
     const binds = p.peers.filter((x) => x.host === undefined);
     if (binds.length > 1) issues.push({ loc: binds[1]!.loc, directive: 'server', message: `peers '${p.name}': only the local peer may be declared without an address` });
   }
