@@ -11,6 +11,7 @@ import {
   StickmeshError,
   type BackendConfig,
   type FrontendConfig,
+  type ServerConfig,
   type StickmeshConfig,
   type TimerWheel,
   type StickTable,
@@ -23,6 +24,9 @@ import { RuntimeBackend } from './runtime/backend.js';
 import { RuntimeServer } from './runtime/server.js';
 import { HealthChecker, type CheckHandle } from './health/checker.js';
 import { stickMatch, stickStoreRequest } from './runtime/stick.js';
+import { DnsResolverSection } from './discovery/resolver.js';
+import { ServerDiscovery } from './discovery/discovery.js';
+import { assignSlots, type Slot, type SlotTarget } from './discovery/slots.js';
 
 export interface ProxyOptions {
   logger: Logger;
@@ -144,6 +148,13 @@ function listenOn(fe: HttpFrontend | TcpFrontend, b: FrontendConfig['binds'][num
   });
 }
 
+/** Points a discovered server at `t` (address, port, weight), or empties it. */
+function applyTarget(s: RuntimeServer, t: SlotTarget | undefined): void {
+  s.address = t?.address ?? '';
+  s.port = t?.port ?? s.cfg.port;
+  s.weight = t?.weight ?? s.cfg.weight;
+}
+
 export class StickmeshProxy {
   config: StickmeshConfig;
   backends = new Map<string, RuntimeBackend>();
@@ -154,7 +165,14 @@ export class StickmeshProxy {
   private readonly logger: Logger;
   private readonly wheel: TimerWheel;
   private readonly checker: HealthChecker;
-  private readonly checks: CheckHandle[] = [];
+  /** Health checks by server; one per checked server with an address. */
+  private readonly checks = new Map<RuntimeServer, CheckHandle>();
+  /** DNS clients by resolvers section name, created when a backend first uses one. */
+  private readonly resolvers = new Map<string, DnsResolverSection>();
+  /** One per server-template and per `server ... resolvers`; started by `listen`. */
+  readonly discoveries: ServerDiscovery[] = [];
+  /** Slots of the config this one replaces, by discovery name, so a reload keeps the addresses. */
+  private previousSlots = new Map<string, readonly Slot[]>();
 
   private constructor(config: StickmeshConfig, opts: ProxyOptions) {
     this.config = config;
@@ -177,8 +195,16 @@ export class StickmeshProxy {
 
   private async buildBackend(cfg: BackendConfig): Promise<RuntimeBackend> {
     const servers: RuntimeServer[] = [];
-    for (let i = 0; i < cfg.servers.length; i++) {
-      const sc = cfg.servers[i]!;
+    /** Discoveries of this backend: their servers (slot i = servers[i]) and initial slots. */
+    const pending: Array<{ name: string; fqdn: string; port: number; weight: number; resolvers: string; servers: RuntimeServer[]; slots: Slot[] }> = [];
+    for (const sc of cfg.servers) {
+      if (sc.resolvers !== undefined) {
+        const slots = await this.initialSlots(`${cfg.name}/${sc.name}`, 1, sc.host, sc.port, sc.weight, sc.initAddr ?? ['last', 'libc'], sc);
+        const s = new RuntimeServer(servers.length, sc, slots[0]!.target?.address ?? '');
+        servers.push(s);
+        pending.push({ name: `${cfg.name}/${sc.name}`, fqdn: sc.host, port: sc.port, weight: sc.weight, resolvers: sc.resolvers, servers: [s], slots });
+        continue;
+      }
       let address = sc.host;
       if (net.isIP(address) === 0) {
         try {
@@ -190,39 +216,144 @@ export class StickmeshProxy {
           );
         }
       }
-      servers.push(new RuntimeServer(i, sc, address));
+      servers.push(new RuntimeServer(servers.length, sc, address));
+    }
+    for (const t of cfg.serverTemplates) {
+      const name = `${cfg.name}/${t.prefix}`;
+      const slots = await this.initialSlots(name, t.count, t.fqdn, t.port, t.template.weight, t.initAddr, t);
+      const slotServers: RuntimeServer[] = [];
+      for (let i = 0; i < t.count; i++) {
+        // HAProxy numbers template servers PREFIX1..PREFIXN.
+        const sc: ServerConfig = { ...t.template, name: `${t.prefix}${i + 1}`, host: t.fqdn, port: t.port, loc: t.loc };
+        const s = new RuntimeServer(servers.length, sc, slots[i]!.target?.address ?? '', true);
+        applyTarget(s, slots[i]!.target);
+        servers.push(s);
+        slotServers.push(s);
+      }
+      if (t.resolvers !== undefined) pending.push({ name, fqdn: t.fqdn, port: t.port, weight: t.template.weight, resolvers: t.resolvers, servers: slotServers, slots });
     }
     const backend = new RuntimeBackend(cfg, servers, this.tables);
-    for (const s of servers) {
-      if (!s.cfg.check) continue;
-      const handle = this.checker.add({
-        name: `${cfg.name}/${s.name}`,
-        host: s.address,
-        port: s.cfg.checkPort ?? s.port,
-        inter: s.cfg.inter,
-        fastinter: s.cfg.fastinter,
-        downinter: s.cfg.downinter,
-        rise: s.cfg.rise,
-        fall: s.cfg.fall,
-        timeoutMs: cfg.timeouts.check > 0 ? cfg.timeouts.check : s.cfg.inter,
-        connectTimeoutMs: cfg.timeouts.connect,
-        http: cfg.httpCheck,
-        onChange: (up: boolean, reason: string) => {
-          s.checkUp = up;
-          s.lastCheckStatus = reason;
-          if (!up) s.dropIdle();
-          backend.rebuild();
-          this.logger.warn({ backend: cfg.name, server: s.name, up, reason }, `server ${cfg.name}/${s.name} is ${up ? 'UP' : 'DOWN'}`);
-        },
-      });
-      this.checks.push(handle);
+    for (const s of servers) this.addCheck(backend, s);
+    for (const d of pending) {
+      const section = this.resolverSection(d.resolvers);
+      this.discoveries.push(
+        new ServerDiscovery({
+          name: d.name,
+          fqdn: d.fqdn,
+          port: d.port,
+          weight: d.weight,
+          resolver: section,
+          wheel: this.wheel,
+          slots: d.slots,
+          onChange: (changed, slots) => {
+            for (const i of changed) {
+              const s = d.servers[i]!;
+              const before = s.address === '' ? 'none' : s.addrKey;
+              applyTarget(s, slots[i]!.target);
+              backend.refreshCookie(s);
+              s.dropIdle();
+              this.addCheck(backend, s);
+              this.logger.info(
+                { backend: cfg.name, server: s.name, from: before, to: s.address === '' ? 'none' : s.addrKey, weight: s.weight },
+                `server ${cfg.name}/${s.name} address ${before} -> ${s.address === '' ? 'none' : s.addrKey}`,
+              );
+            }
+            backend.addressesChanged();
+          },
+          onError: (a) => this.logger.warn({ backend: cfg.name, discovery: d.name, status: a.status, detail: a.detail }, `DNS resolution of ${d.fqdn} failed: ${a.status}`),
+        }),
+      );
     }
     return backend;
+  }
+
+  private resolverSection(name: string): DnsResolverSection {
+    let r = this.resolvers.get(name);
+    if (!r) {
+      const cfg = this.config.resolvers.find((x) => x.name === name);
+      if (!cfg) throw new StickmeshError('SM_CONFIG', `resolvers section '${name}' does not exist`);
+      r = new DnsResolverSection(cfg);
+      this.resolvers.set(name, r);
+    }
+    return r;
+  }
+
+  /**
+   * First addresses of a discovered server set: the slots of the config this one replaces when it
+   * had the same count, else `init-addr` methods in order (`libc`: the system resolver; `none`:
+   * start empty; an IP literal; `last` has no state file here and is skipped). Throws when every
+   * method failed, as HAProxy refuses to start.
+   */
+  private async initialSlots(
+    name: string,
+    count: number,
+    fqdn: string,
+    port: number,
+    weight: number,
+    methods: readonly string[],
+    at: { loc: { file: string; line: number } },
+  ): Promise<Slot[]> {
+    const prev = this.previousSlots.get(name);
+    if (prev && prev.length === count) return prev.map((x) => ({ target: x.target, obsoleteSince: x.obsoleteSince }));
+    const slots: Slot[] = Array.from({ length: count }, () => ({ target: undefined, obsoleteSince: 0 }));
+    const errors: string[] = [];
+    for (const m of methods) {
+      let targets: SlotTarget[] | undefined;
+      if (m === 'none') targets = [];
+      else if (net.isIP(m) !== 0) targets = [{ address: m, port, weight }];
+      else if (m === 'libc' && !fqdn.startsWith('_')) {
+        try {
+          const found = await dns.lookup(fqdn, { all: true });
+          targets = found.map((f) => ({ address: f.address, port, weight }));
+        } catch (err) {
+          errors.push(`libc: ${(err as Error).message}`);
+        }
+      }
+      if (targets !== undefined) {
+        assignSlots(slots, targets, Date.now(), 0);
+        return slots;
+      }
+    }
+    throw new StickmeshError(
+      'SM_RESOLVE',
+      `${at.loc.file}:${at.loc.line}: '${name}': no init-addr method (${methods.join(',')}) gave an address${errors.length ? `: ${errors.join('; ')}` : ''}`,
+    );
+  }
+
+  /** (Re)registers the health check of `s` at its current address; a slot without address has none. */
+  private addCheck(backend: RuntimeBackend, s: RuntimeServer): void {
+    this.checks.get(s)?.remove();
+    this.checks.delete(s);
+    s.checkUp = true;
+    if (!s.cfg.check || s.address === '') return;
+    const cfg = backend.cfg;
+    const handle = this.checker.add({
+      name: `${cfg.name}/${s.name}`,
+      host: s.address,
+      port: s.cfg.checkPort ?? s.port,
+      inter: s.cfg.inter,
+      fastinter: s.cfg.fastinter,
+      downinter: s.cfg.downinter,
+      rise: s.cfg.rise,
+      fall: s.cfg.fall,
+      timeoutMs: cfg.timeouts.check > 0 ? cfg.timeouts.check : s.cfg.inter,
+      connectTimeoutMs: cfg.timeouts.connect,
+      http: cfg.httpCheck,
+      onChange: (up: boolean, reason: string) => {
+        s.checkUp = up;
+        s.lastCheckStatus = reason;
+        if (!up) s.dropIdle();
+        backend.rebuild();
+        this.logger.warn({ backend: cfg.name, server: s.name, up, reason }, `server ${cfg.name}/${s.name} is ${up ? 'UP' : 'DOWN'}`);
+      },
+    });
+    this.checks.set(s, handle);
   }
 
   /** Starts every listener; resolves once all are bound. */
   async listen(): Promise<void> {
     this.wheel.start();
+    for (const d of this.discoveries) d.start();
     for (const fe of this.frontends) {
       for (const b of fe.cfg.binds) fe.servers.push(await listenOn(fe, b));
     }
@@ -257,6 +388,7 @@ export class StickmeshProxy {
    */
   async reload(config: StickmeshConfig, tables: ReadonlyMap<string, StickTable>): Promise<void> {
     const next = new StickmeshProxy(config, { logger: this.logger, wheel: this.wheel, tables });
+    next.previousSlots = new Map(this.discoveries.map((d) => [d.opts.name, d.slots]));
     for (const b of config.backends) next.backends.set(b.name, await next.buildBackend(b));
     for (const f of config.frontends) {
       const be = f.defaultBackend ? next.backends.get(f.defaultBackend) : undefined;
@@ -288,7 +420,7 @@ export class StickmeshProxy {
       }
     } catch (err) {
       for (const fe of next.frontends) for (const srv of fe.servers) if (!kept.has(srv)) srv.close();
-      for (const h of next.checks) h.remove();
+      for (const h of next.checks.values()) h.remove();
       // Give the kept listeners back to the current frontends.
       for (const fe of this.frontends) for (const srv of fe.servers) {
         srv.removeAllListeners('connection');
@@ -303,9 +435,13 @@ export class StickmeshProxy {
       for (const c of fe.conns) c.drain();
       if (fe.conns.size > 0) this.retired.push(fe);
     }
-    for (const h of this.checks) h.remove();
-    this.checks.length = 0;
-    this.checks.push(...next.checks);
+    for (const h of this.checks.values()) h.remove();
+    this.checks.clear();
+    for (const [s, h] of next.checks) this.checks.set(s, h);
+    for (const d of this.discoveries) d.stop();
+    this.discoveries.length = 0;
+    this.discoveries.push(...next.discoveries);
+    for (const d of this.discoveries) d.start();
     for (const b of this.backends.values()) for (const s of b.servers) s.dropIdle();
     this.config = config;
     this.backends = next.backends;
@@ -334,8 +470,9 @@ export class StickmeshProxy {
 
   /** Releases timers, checks and idle connections. */
   close(): void {
-    for (const h of this.checks) h.remove();
-    this.checks.length = 0;
+    for (const h of this.checks.values()) h.remove();
+    this.checks.clear();
+    for (const d of this.discoveries) d.stop();
     for (const fe of this.frontends) for (const s of fe.servers) s.close();
     for (const b of this.backends.values()) for (const s of b.servers) s.dropIdle();
   }

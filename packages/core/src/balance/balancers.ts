@@ -116,7 +116,7 @@ export class LeastConnBalancer<S extends ServerRef = ServerRef> implements Balan
  * - `map-based` (HAProxy's default): a table where each server occupies `weight / gcd` slots,
  *   interleaved by smooth round robin; the server is `table[hash % length]`. O(1) per pick, but any
  *   change of the set remaps most clients.
- * - `consistent`: weighted rendezvous hashing keyed by server name. Each server scores
+ * - `consistent`: weighted rendezvous hashing keyed by server identity (name, or address for DNS-discovered servers). Each server scores
  *   `-weight / ln(u)` with `u` derived from mix32(hash, hash(name)); the highest wins. A server
  *   leaving moves only its own clients (each to its second choice) and its return takes back exactly
  *   those, and a server's share is proportional to its weight. O(servers) per pick.
@@ -139,7 +139,7 @@ export class SourceBalancer<S extends ServerRef = ServerRef> implements Balancer
     this.weights = weights;
     if (this.hashType === 'consistent') {
       this.nameHashes = new Uint32Array(list.length);
-      for (let i = 0; i < list.length; i++) this.nameHashes[i] = hashString(list[i]!.name);
+      for (let i = 0; i < list.length; i++) this.nameHashes[i] = hashString(list[i]!.identity ?? list[i]!.name);
       this.map = [];
       return;
     }

@@ -8,6 +8,11 @@ export interface ServerRef {
   /** Stable index inside its backend. */
   readonly id: number;
   readonly name: string;
+  /**
+   * Name that is the same on every node, for hashing (`consistent`); default `name`. Servers
+   * discovered by DNS templates use their address, as slot numbers differ between nodes.
+   */
+  readonly identity?: string;
   /** Effective weight, 0..256. A weight of 0 is never picked. */
   weight: number;
   /** Connections currently open to this server; maintained by the proxy, read by leastconn/random. */

@@ -71,16 +71,39 @@ describe('haproxy.cfg front door', () => {
     ]);
   });
 
-  it('models dynamic cookies, resolvers and server-template, and start refuses them for now', () => {
+  it('models dynamic cookies, resolvers and server-template, and start accepts them', () => {
     const { config } = loadConfig(path.join(fixtures, 'guide1-dynamic-dns.cfg'), {});
     const be = config.backends[0]!;
     expect(be.cookie?.dynamic).toBe(true);
     expect(be.dynamicCookieKey).toBe('mysecretphrase');
     expect(be.serverTemplates[0]).toMatchObject({ prefix: 'web', count: 10, fqdn: 'myservice.example.local', port: 80, resolvers: 'mydns', initAddr: ['libc', 'none'] });
     expect(config.resolvers[0]).toMatchObject({ name: 'mydns', acceptedPayloadSize: 8192, nameservers: [{ name: 'dns1', host: '127.0.0.1', port: 5353 }] });
-    const notYet = unsupportedYet(config);
-    expect(notYet.map((i) => i.directive)).toEqual(expect.arrayContaining(['resolvers', 'server-template']));
-    expect(notYet[0]!.message).toMatch(/not yet supported/);
+    expect(unsupportedYet(config)).toEqual([]);
+  });
+
+  it('parses signed cookies and their key ring, and checks it', () => {
+    const base = (extra: string): string =>
+      `backend b\n mode http\n cookie SRV insert indirect sign\n${extra} server s1 127.0.0.1:80 cookie s1\n`;
+    const errs = (text: string): string => {
+      try {
+        parseConfigText(text, 'x.cfg');
+        return '';
+      } catch (err) {
+        if (err instanceof ConfigError) return err.message;
+        throw err;
+      }
+    };
+    const ok = parseConfigText(base(' cookie-key k1 0123456789abcdef0\n cookie-key k2 fedcba98765432100 current\n'), 'x.cfg');
+    expect(ok.config.backends[0]!.cookie?.sign).toBe(true);
+    expect(ok.config.backends[0]!.cookieKeys.map((k) => [k.id, k.current])).toEqual([['k1', false], ['k2', true]]);
+    const noKey = errs(base(''));
+    expect(noKey).toMatch(/'sign' needs at least one 'cookie-key/);
+    const twoCurrent = errs(base(' cookie-key k1 0123456789abcdef0 current\n cookie-key k2 fedcba98765432100 current\n'));
+    expect(twoCurrent).toMatch(/only one 'cookie-key' may be 'current'/);
+    const shortSecret = errs(base(' cookie-key k1 short\n'));
+    expect(shortSecret).toMatch(/at least 16 characters/);
+    const rewrite = errs('backend b\n mode http\n cookie SRV rewrite sign\n');
+    expect(rewrite).toMatch(/'sign' requires 'insert'/);
   });
 
   it('models peers stick tables and stick rules', () => {

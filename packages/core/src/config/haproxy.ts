@@ -12,6 +12,7 @@ import type {
   BindConfig,
   ConfigWarning,
   CookieConfig,
+  CookieKeyConfig,
   ForwardForConfig,
   FrontendConfig,
   GlobalConfig,
@@ -53,6 +54,7 @@ interface ProxyDefaults {
   httpCheck?: HttpCheckConfig;
   cookie?: CookieConfig;
   dynamicCookieKey?: string;
+  cookieKeys: CookieKeyConfig[];
   server: ServerSettings;
   maxconn: number;
   modeSet?: boolean;
@@ -93,6 +95,7 @@ function cloneDefaults(d: ProxyDefaults): ProxyDefaults {
     forwardFor: d.forwardFor ? { ...d.forwardFor } : undefined,
     httpCheck: d.httpCheck ? { ...d.httpCheck } : undefined,
     cookie: d.cookie ? { ...d.cookie, domains: [...d.cookie.domains], attrs: [...d.cookie.attrs] } : undefined,
+    cookieKeys: [...d.cookieKeys],
   };
 }
 
@@ -104,6 +107,7 @@ function initialDefaults(): ProxyDefaults {
     timeouts: defaultTimeouts(),
     retries: 3,
     redispatch: false,
+    cookieKeys: [],
     server: defaultServerSettings(),
     maxconn: 2000,
   };
@@ -121,7 +125,7 @@ const LOG_OPTIONS = new Set(['httplog', 'tcplog', 'dontlognull', 'log-health-che
 /** Keywords allowed per section capability. `F` frontend, `B` backend, `D` defaults. */
 const PROXY_KEYWORDS: Record<string, string> = {
   mode: 'DFB', bind: 'F', default_backend: 'DF', maxconn: 'DF', balance: 'DB', 'hash-type': 'DB', cookie: 'DB',
-  'dynamic-cookie-key': 'DB', server: 'B', 'server-template': 'B', 'default-server': 'DB', option: 'DFB',
+  'dynamic-cookie-key': 'DB', 'cookie-key': 'DB', server: 'B', 'server-template': 'B', 'default-server': 'DB', option: 'DFB',
   'no': 'DFB', retries: 'DB', 'http-check': 'DB', timeout: 'DFB', stick: 'B', 'stick-table': 'B', log: 'DFB',
   'log-format': 'DFB', description: 'DFB', enabled: 'DFB', disabled: 'DFB', 'http-reuse': 'DB',
 };
@@ -298,6 +302,7 @@ class Parser {
           hashType: d.hashType,
           cookie: d.cookie,
           dynamicCookieKey: d.dynamicCookieKey,
+          cookieKeys: d.cookieKeys,
           servers: d.servers,
           serverTemplates: d.serverTemplates,
           redispatch: d.redispatch,
@@ -412,6 +417,8 @@ class Parser {
       case 'dynamic-cookie-key':
         if (this.need(a, 0, 'key') !== undefined) d.dynamicCookieKey = a[0];
         return;
+      case 'cookie-key':
+        return this.cookieKeyLine(d, a);
       case 'server':
         return this.serverLine(d, a);
       case 'server-template':
@@ -488,6 +495,32 @@ class Parser {
     if (a.length > 1 && !alg.startsWith('random')) this.err(`unexpected '${a[1]}' after '${alg}'`);
   }
 
+  /** stickmesh `cookie-key ID SECRET [current]`: adds a key to the backend's signing ring. */
+  private cookieKeyLine(d: ProxyDraft, a: string[]): void {
+    const [id, secret, flag, extra] = a;
+    if (id === undefined || secret === undefined || extra !== undefined || (flag !== undefined && flag !== 'current')) {
+      this.err(`expects 'cookie-key ID SECRET [current]'`);
+      return;
+    }
+    if (!/^[A-Za-z0-9_-]{1,16}$/.test(id)) {
+      this.err(`key id '${id}' must be 1 to 16 characters of A-Z a-z 0-9 _ -`);
+      return;
+    }
+    if (secret.length < 16) {
+      this.err(`the secret of key '${id}' must be at least 16 characters`);
+      return;
+    }
+    if (d.cookieKeys.some((k) => k.id === id)) {
+      this.err(`key id '${id}' is already defined`);
+      return;
+    }
+    if (flag === 'current' && d.cookieKeys.some((k) => k.current)) {
+      this.err(`only one 'cookie-key' may be 'current'`);
+      return;
+    }
+    d.cookieKeys.push({ id, secret, current: flag === 'current', loc: this.loc });
+  }
+
   private cookieLine(d: ProxyDraft, a: string[]): void {
     const name = a[0];
     if (name === undefined || name === '') {
@@ -500,7 +533,7 @@ class Parser {
     }
     const c: CookieConfig = {
       name, mode: 'insert', indirect: false, nocache: false, postonly: false, preserve: false, httponly: false,
-      secure: false, domains: [], maxidle: 0, maxlife: 0, attrs: [], dynamic: false, loc: this.loc,
+      secure: false, domains: [], maxidle: 0, maxlife: 0, attrs: [], dynamic: false, sign: false, loc: this.loc,
     };
     let mode: CookieConfig['mode'] | undefined;
     for (let i = 1; i < a.length; i++) {
@@ -522,6 +555,7 @@ class Parser {
         case 'httponly': c.httponly = true; break;
         case 'secure': c.secure = true; break;
         case 'dynamic': c.dynamic = true; break;
+        case 'sign': c.sign = true; break;
         case 'domain': {
           const v = a[++i];
           if (v === undefined || v === '') { this.err(`'domain' needs a value`); return; }
@@ -543,7 +577,7 @@ class Parser {
           break;
         }
         default:
-          this.err(`unknown cookie option '${o}' (insert, rewrite, prefix, indirect, nocache, postonly, preserve, httponly, secure, domain, maxidle, maxlife, attr, dynamic)`);
+          this.err(`unknown cookie option '${o}' (insert, rewrite, prefix, indirect, nocache, postonly, preserve, httponly, secure, domain, maxidle, maxlife, attr, dynamic, sign)`);
           return;
       }
     }
@@ -561,6 +595,10 @@ class Parser {
       }
       if (c.maxidle > 0 || c.maxlife > 0) {
         this.err(`'maxidle'/'maxlife' require 'insert' mode`);
+        return;
+      }
+      if (c.sign) {
+        this.err(`'sign' requires 'insert' mode`);
         return;
       }
     }

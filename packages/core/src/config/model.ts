@@ -60,6 +60,21 @@ export interface CookieConfig {
   attrs: string[];
   /** `dynamic`: servers without `cookie` get XXH64(key, addr, port) as value. */
   dynamic: boolean;
+  /**
+   * stickmesh `sign`: the cookie value carries an HMAC over the server value and dates, with the id
+   * of the `cookie-key` that made it; unsigned, forged or tampered cookies count as absent.
+   */
+  sign: boolean;
+  loc: SourceLoc;
+}
+
+/** stickmesh `cookie-key ID SECRET [current]`: one key of a signed cookie's key ring. */
+export interface CookieKeyConfig {
+  /** 1..16 characters of [A-Za-z0-9_-], carried in the cookie. */
+  id: string;
+  secret: string;
+  /** Signs new cookies; at most one key per backend (none marked: the first key). */
+  current: boolean;
   loc: SourceLoc;
 }
 
@@ -172,6 +187,8 @@ export interface BackendConfig {
   hashType: HashType;
   cookie?: CookieConfig;
   dynamicCookieKey?: string;
+  /** Keys for `cookie ... sign`, in config order. */
+  cookieKeys: CookieKeyConfig[];
   servers: ServerConfig[];
   serverTemplates: ServerTemplateConfig[];
   redispatch: boolean;

@@ -78,4 +78,19 @@ describe('native YAML/JSON front door', () => {
     const { config } = parseConfigText(JSON.stringify({ backends: [{ name: 'b', mode: 'http', servers: [{ name: 's', address: '10.0.0.1:80' }] }] }), 'c.json', undefined, {});
     expect(config.backends[0]!.servers[0]).toMatchObject({ host: '10.0.0.1', port: 80 });
   });
+
+  it('maps cookie signing and its keys onto the same model as haproxy.cfg', () => {
+    const json = JSON.stringify({
+      backends: [{
+        name: 'b', mode: 'http',
+        cookie: { name: 'SRV', mode: 'insert', sign: true },
+        cookieKeys: [{ id: 'k1', secret: '0123456789abcdef0' }, { id: 'k2', secret: 'fedcba98765432100', current: true }],
+        servers: [{ name: 's', address: '10.0.0.1:80', cookie: 's' }],
+      }],
+    });
+    const { config } = parseConfigText(json, 'c.json', undefined, {});
+    expect(config.backends[0]!.cookie?.sign).toBe(true);
+    expect(config.backends[0]!.cookieKeys.map((k) => [k.id, k.secret, k.current])).toEqual([['k1', '0123456789abcdef0', false], ['k2', 'fedcba98765432100', true]]);
+    expect(errorsOf(json.replace('"current":true', '"current":true,"x":1'), 'c.json')[0]).toMatch(/unknown key 'x'/);
+  });
 });

@@ -118,8 +118,9 @@ const TIMEOUT_NAMES: Record<string, string> = {
 
 /** Keys accepted per object kind; anything else is an error naming the key. */
 const KEYS: Record<string, string[]> = {
-  proxy: ['name', 'mode', 'bind', 'defaultBackend', 'maxconn', 'balance', 'hashType', 'cookie', 'dynamicCookieKey', 'servers', 'serverTemplates', 'defaultServer', 'redispatch', 'retries', 'forwardFor', 'httpCheck', 'timeouts', 'stick', 'stickTable'],
-  cookie: ['name', 'mode', 'indirect', 'nocache', 'postonly', 'preserve', 'httponly', 'secure', 'domain', 'maxidle', 'maxlife', 'attr', 'dynamic'],
+  proxy: ['name', 'mode', 'bind', 'defaultBackend', 'maxconn', 'balance', 'hashType', 'cookie', 'dynamicCookieKey', 'cookieKeys', 'servers', 'serverTemplates', 'defaultServer', 'redispatch', 'retries', 'forwardFor', 'httpCheck', 'timeouts', 'stick', 'stickTable'],
+  cookie: ['name', 'mode', 'indirect', 'nocache', 'postonly', 'preserve', 'httponly', 'secure', 'domain', 'maxidle', 'maxlife', 'attr', 'dynamic', 'sign'],
+  cookieKey: ['id', 'secret', 'current'],
   server: ['name', 'address', 'check', 'cookie', 'weight', 'backup', 'disabled', 'inter', 'fastinter', 'downinter', 'rise', 'fall', 'port', 'maxconn', 'resolvers', 'initAddr'],
   template: ['prefix', 'count', 'fqdn', 'check', 'weight', 'backup', 'disabled', 'inter', 'fastinter', 'downinter', 'rise', 'fall', 'port', 'maxconn', 'resolvers', 'initAddr'],
   httpCheck: ['method', 'uri', 'version', 'host', 'expectStatus', 'expectRstatus'],
@@ -215,7 +216,7 @@ function translateProxy(t: Translator, kind: 'defaults' | 'frontend' | 'backend'
     const c = p.cookie;
     if (checkKeys(t, at('cookie'), c, 'cookie')) {
       const w: Array<string | number> = ['cookie', String(c.name ?? ''), String(c.mode ?? 'insert')];
-      for (const f of ['indirect', 'nocache', 'postonly', 'preserve', 'httponly', 'secure', 'dynamic'] as const) if (c[f] === true) w.push(f);
+      for (const f of ['indirect', 'nocache', 'postonly', 'preserve', 'httponly', 'secure', 'dynamic', 'sign'] as const) if (c[f] === true) w.push(f);
       for (const d of Array.isArray(c.domain) ? c.domain : c.domain !== undefined ? [c.domain] : []) w.push('domain', String(d));
       if (c.maxidle !== undefined) w.push('maxidle', typeof c.maxidle === 'number' ? `${c.maxidle}s` : String(c.maxidle));
       if (c.maxlife !== undefined) w.push('maxlife', typeof c.maxlife === 'number' ? `${c.maxlife}s` : String(c.maxlife));
@@ -224,6 +225,13 @@ function translateProxy(t: Translator, kind: 'defaults' | 'frontend' | 'backend'
     }
   }
   if (p.dynamicCookieKey !== undefined) t.emit(at('dynamicCookieKey'), 'dynamic-cookie-key', String(p.dynamicCookieKey));
+  if (Array.isArray(p.cookieKeys)) {
+    p.cookieKeys.forEach((k, i) => {
+      const kp = [...path, 'cookieKeys', i];
+      if (!checkKeys(t, kp, k, 'cookieKey')) return;
+      t.emit(kp, 'cookie-key', String(k.id ?? ''), String(k.secret ?? ''), ...(k.current === true ? ['current'] : []));
+    });
+  }
   if (p.defaultServer !== undefined && checkKeys(t, at('defaultServer'), p.defaultServer, 'server')) {
     t.emit(at('defaultServer'), 'default-server', ...serverWords(p.defaultServer));
   }

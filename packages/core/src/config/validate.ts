@@ -45,7 +45,16 @@ export function validateConfig(cfg: StickmeshConfig): { issues: ConfigIssue[]; w
     if (b.dynamicCookieKey && !b.cookie?.dynamic) {
       warnings.push({ loc: b.loc, directive: 'dynamic-cookie-key', message: `backend '${b.name}' sets a dynamic-cookie-key but its cookie is not 'dynamic'` });
     }
+    if (b.cookie?.sign && b.cookieKeys.length === 0) {
+      issues.push({ loc: b.cookie.loc, directive: 'cookie', message: `'sign' needs at least one 'cookie-key ID SECRET' in backend '${b.name}'` });
+    }
+    if (b.cookieKeys.length > 0 && !b.cookie?.sign) {
+      warnings.push({ loc: b.cookieKeys[0]!.loc, directive: 'cookie-key', message: `backend '${b.name}' has cookie keys but its cookie is not 'sign'` });
+    }
     if (b.cookie && !b.cookie.dynamic) {
+      for (const t of b.serverTemplates) {
+        warnings.push({ loc: t.loc, directive: 'server-template', message: `servers of template '${t.prefix}' have no cookie value without 'cookie ... dynamic': their clients get no persistence cookie` });
+      }
       for (const s of b.servers) {
         if (s.cookie === undefined) {
           warnings.push({ loc: s.loc, directive: 'server', message: `server '${b.name}/${s.name}' has no 'cookie' value: its clients get no persistence cookie` });
@@ -102,16 +111,8 @@ export function validateConfig(cfg: StickmeshConfig): { issues: ConfigIssue[]; w
 /**
  * Parts of a valid config that this build cannot run yet. `check` accepts them (the config is
  * valid HAProxy); `start` refuses them with these messages instead of running without them.
+ * Nothing is refused at present; the hook stays so a future partial feature has one place to go.
  */
-export function unsupportedYet(cfg: StickmeshConfig): ConfigIssue[] {
-  const out: ConfigIssue[] = [];
-  const later = (what: string): string => `${what} is not yet supported by this stickmesh build; refusing to start rather than run without it`;
-  for (const r of cfg.resolvers) out.push({ loc: r.loc, directive: 'resolvers', message: later('DNS service discovery (resolvers)') });
-  for (const b of cfg.backends) {
-    for (const t of b.serverTemplates) out.push({ loc: t.loc, directive: 'server-template', message: later('server-template') });
-    for (const s of b.servers) {
-      if (s.resolvers !== undefined) out.push({ loc: s.loc, directive: 'server', message: later(`'resolvers' on a server`) });
-    }
-  }
-  return out;
+export function unsupportedYet(_cfg: StickmeshConfig): ConfigIssue[] {
+  return [];
 }

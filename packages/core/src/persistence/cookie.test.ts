@@ -17,6 +17,7 @@ function cfg(over: Partial<CookieConfig> = {}): CookieConfig {
     maxlife: 0,
     attrs: [],
     dynamic: false,
+    sign: false,
     loc: { file: 't.cfg', line: 1 },
     ...over,
   };
@@ -195,5 +196,83 @@ describe('CookiePersistence response side', () => {
     const px = new CookiePersistence(cfg({ mode: 'prefix', name: 'JSESSIONID', indirect: false }));
     st.reset(true);
     expect(px.onResponseSetCookie('JSESSIONID=abc; Path=/', st, web1)).toBe('JSESSIONID=web1~abc; Path=/');
+  });
+});
+
+describe('signed cookies (cookie ... sign + cookie-key)', () => {
+  const loc = { file: 't.cfg', line: 1 };
+  const k1 = { id: 'k1', secret: 'first-secret-0123456789', current: false, loc };
+  const k2 = { id: 'k2', secret: 'second-secret-0123456789', current: true, loc };
+  const now = 1_763_800_000;
+
+  /** Runs one request carrying `Cookie: header` and returns the state after the server lookup. */
+  function request(p: CookiePersistence, header: string): CookieState {
+    const st = new CookieState();
+    st.reset(true);
+    p.onRequestCookieHeader(header, st, now);
+    p.resolve(st, st.value === 'web1', true);
+    return st;
+  }
+
+  it('signs new cookies with the current key and accepts them back', () => {
+    const p = new CookiePersistence(cfg({ sign: true, maxidle: 1800 }), [k1, k2]);
+    const st = request(p, '');
+    const set = p.insertCookie(st, web1, false, now)!;
+    expect(set).toMatch(/^SERVER=web1\|[A-Za-z0-9+/]{5}!k2![A-Za-z0-9_-]{22}; path=\//);
+    const value = set.slice('SERVER='.length, set.indexOf(';'));
+    const back = request(p, `SERVER=${value}`);
+    expect(back.reqFlag).toBe('V');
+    expect(back.direct).toBe(true);
+    expect(p.stats.rejectedSignatures).toBe(0);
+  });
+
+  it('treats unsigned, forged, tampered and unknown-key cookies as absent and counts them', () => {
+    const p = new CookiePersistence(cfg({ sign: true }), [k1, k2]);
+    const good = p.insertCookie(request(p, ''), web1, false, now)!;
+    const value = good.slice('SERVER='.length, good.indexOf(';'));
+    const mac = value.slice(value.lastIndexOf('!') + 1);
+    const bad = [
+      'web1', // unsigned (HAProxy's plain value)
+      `web2!k2!${mac}`, // server value changed
+      `web1!k1!${mac}`, // key id changed
+      `web1!k9!${mac}`, // unknown key
+      `web1!k2!${'A'.repeat(22)}`, // forged MAC
+      `web1!k2!${mac}AA`, // wrong length
+    ];
+    for (const b of bad) {
+      const st = request(p, `SERVER=${b}`);
+      expect(st.reqFlag, b).toBe('N');
+      expect(st.value, b).toBe('');
+      expect(st.direct, b).toBe(false);
+    }
+    expect(p.stats.rejectedSignatures).toBe(bad.length);
+  });
+
+  it('rotates: a cookie signed with an older key of the ring stays valid and is re-issued with the current key', () => {
+    const before = new CookiePersistence(cfg({ sign: true }), [{ ...k1, current: true }]);
+    const old = before.insertCookie(request(before, ''), web1, false, now)!;
+    expect(old).toContain('!k1!');
+    const after = new CookiePersistence(cfg({ sign: true }), [k1, k2]);
+    const st = request(after, `SERVER=${old.slice('SERVER='.length, old.indexOf(';'))}`);
+    expect(st.reqFlag).toBe('V');
+    const reissued = after.insertCookie(st, web1, false, now)!;
+    expect(reissued).toMatch(/^SERVER=web1!k2!/);
+    expect(st.resFlag).toBe('U');
+    expect(after.stats.resigned).toBe(1);
+    // Once k1 leaves the ring, its cookies are refused.
+    const retired = new CookiePersistence(cfg({ sign: true }), [k2]);
+    expect(request(retired, `SERVER=${old.slice('SERVER='.length, old.indexOf(';'))}`).reqFlag).toBe('N');
+  });
+
+  it('keeps tampered dates out: the dates are covered by the MAC', () => {
+    const p = new CookiePersistence(cfg({ sign: true, maxidle: 60 }), [k2]);
+    const set = p.insertCookie(request(p, ''), web1, false, now - 3600)!;
+    const value = set.slice('SERVER='.length, set.indexOf(';'));
+    const stale = new CookieState();
+    stale.reset(true);
+    p.onRequestCookieHeader(`SERVER=${value}`, stale, now);
+    expect(stale.reqFlag).toBe('E');
+    const fresh = value.replace(/\|[^!]{5}/, '|' + encodeCookieDate(now));
+    expect(request(p, `SERVER=${fresh}`).reqFlag).toBe('N');
   });
 });

@@ -12,7 +12,8 @@
  * when dates must be refreshed; `postonly` limits insertion to POST; `preserve` leaves a server's
  * own cookie alone; `nocache` marks responses carrying our cookie `Cache-control: private`.
  */
-import type { CookieConfig } from '../config/model.js';
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { CookieConfig, CookieKeyConfig } from '../config/model.js';
 
 /** HAProxy's `%tsc` 3rd character: request cookie status. */
 export type RequestCookieFlag = '-' | 'N' | 'I' | 'D' | 'V' | 'E' | 'O' | 'U';
@@ -68,6 +69,8 @@ export class CookieState {
   direct = false;
   /** Set when the server's response set our cookie itself. */
   serverSetOurs = false;
+  /** The client's signed cookie is valid but made with a key that is no longer current. */
+  resign = false;
 
   reset(enabled: boolean): void {
     this.reqFlag = enabled ? 'N' : '-';
@@ -77,18 +80,84 @@ export class CookieState {
     this.lastDate = 0;
     this.direct = false;
     this.serverSetOurs = false;
+    this.resign = false;
   }
+}
+
+/** Bytes of HMAC-SHA256 kept in a signed cookie (128 bits, 22 base64url characters). */
+const MAC_BYTES = 16;
+
+/**
+ * Key ring of `cookie ... sign`. A signed value is `PAYLOAD!KID!MAC` where PAYLOAD is HAProxy's
+ * `SRV[|LAST[|FIRST]]` and MAC = base64url(HMAC-SHA256(secret of KID, "NAME=" + PAYLOAD + "!" + KID))
+ * truncated to 128 bits, so neither the server value, the dates nor the key id can be changed
+ * without the secret. Every key of the ring verifies; only the current one signs.
+ */
+export class CookieSigner {
+  /** Secrets by key id; bounded by the config's `cookie-key` lines. */
+  private readonly keys: ReadonlyMap<string, string>;
+  readonly currentId: string;
+  private readonly cookieName: string;
+
+  constructor(cookieName: string, keys: readonly CookieKeyConfig[]) {
+    const first = keys.find((k) => k.current) ?? keys[0];
+    if (!first) throw new Error(`cookie '${cookieName}' is signed but has no cookie-key`);
+    this.keys = new Map(keys.map((k) => [k.id, k.secret]));
+    this.currentId = first.id;
+    this.cookieName = cookieName;
+  }
+
+  private mac(secret: string, payload: string, kid: string): Buffer {
+    return createHmac('sha256', secret).update(`${this.cookieName}=${payload}!${kid}`).digest().subarray(0, MAC_BYTES);
+  }
+
+  /** Appends `!KID!MAC` made with the current key. */
+  sign(payload: string): string {
+    const kid = this.currentId;
+    return `${payload}!${kid}!${this.mac(this.keys.get(kid)!, payload, kid).toString('base64url')}`;
+  }
+
+  /**
+   * Returns the payload and key id of a correctly signed value, or undefined when the value is
+   * unsigned, names an unknown key, or its MAC does not match (constant-time comparison).
+   */
+  verify(value: string): { payload: string; kid: string } | undefined {
+    const m2 = value.lastIndexOf('!');
+    if (m2 <= 0) return undefined;
+    const m1 = value.lastIndexOf('!', m2 - 1);
+    if (m1 <= 0) return undefined;
+    const kid = value.slice(m1 + 1, m2);
+    const secret = this.keys.get(kid);
+    if (secret === undefined) return undefined;
+    const given = Buffer.from(value.slice(m2 + 1), 'base64url');
+    if (given.length !== MAC_BYTES) return undefined;
+    const payload = value.slice(0, m1);
+    if (!timingSafeEqual(given, this.mac(secret, payload, kid))) return undefined;
+    return { payload, kid };
+  }
+}
+
+/** Counters of one backend's cookie persistence, read by stats/metrics. */
+export interface CookieStats {
+  /** Cookies ignored because their signature was missing, forged, tampered or made with an unknown key. */
+  rejectedSignatures: number;
+  /** Valid cookies signed with an old key and re-issued with the current one. */
+  resigned: number;
 }
 
 export class CookiePersistence {
   readonly cfg: CookieConfig;
   readonly name: string;
+  /** Set with `cookie ... sign`. */
+  readonly signer: CookieSigner | undefined;
+  readonly stats: CookieStats = { rejectedSignatures: 0, resigned: 0 };
   private readonly suffix: string;
   private readonly stripOnRequest: boolean;
 
-  constructor(cfg: CookieConfig) {
+  constructor(cfg: CookieConfig, keys: readonly CookieKeyConfig[] = []) {
     this.cfg = cfg;
     this.name = cfg.name;
+    this.signer = cfg.sign ? new CookieSigner(cfg.name, keys) : undefined;
     let suffix = '; path=/';
     for (const d of cfg.domains) suffix += `; domain=${d}`;
     if (cfg.httponly) suffix += '; HttpOnly';
@@ -146,8 +215,21 @@ export class CookiePersistence {
     return cleanCookieList(out);
   }
 
-  /** Parses `SRV[|LAST[|FIRST]]`, applying the date rules; fills state.value or an E/O flag. */
+  /**
+   * Parses `SRV[|LAST[|FIRST]]` (signed: followed by `!KID!MAC`), applying the date rules; fills
+   * state.value or an E/O flag. A signed cookie that does not verify is treated as absent (flag
+   * stays `N`) and counted in `stats.rejectedSignatures`.
+   */
   private examineValue(raw: string, state: CookieState, nowSec: number): void {
+    if (this.signer) {
+      const v = this.signer.verify(raw);
+      if (!v) {
+        this.stats.rejectedSignatures++;
+        return;
+      }
+      if (v.kid !== this.signer.currentId) state.resign = true;
+      raw = v.payload;
+    }
     let value = raw;
     const bar = raw.indexOf('|');
     if (bar !== -1) {
@@ -251,15 +333,17 @@ export class CookiePersistence {
     if (cfg.postonly && !isPost) return undefined;
     const datesDue =
       (cfg.maxidle > 0 || state.lastDate > 0) && (state.lastDate === 0 || state.lastDate < nowSec);
-    if (state.direct && !datesDue) return undefined;
+    if (state.direct && !datesDue && !state.resign) return undefined;
+    if (state.direct && state.resign) this.stats.resigned++;
     const sv = server.cookieValue;
-    let out = `${this.name}=${sv ?? ''}`;
+    let payload = sv ?? '';
     if (sv !== undefined && (cfg.maxidle > 0 || cfg.maxlife > 0)) {
-      out += '|' + encodeCookieDate(nowSec);
+      payload += '|' + encodeCookieDate(nowSec);
       if (cfg.maxlife > 0) {
-        out += '|' + (state.firstDate > 0 ? encodeCookieDate(state.firstDate) : encodeCookieDate(nowSec));
+        payload += '|' + (state.firstDate > 0 ? encodeCookieDate(state.firstDate) : encodeCookieDate(nowSec));
       }
     }
+    let out = `${this.name}=${sv !== undefined && this.signer ? this.signer.sign(payload) : payload}`;
     if (sv === undefined) out += `; Expires=${EXPIRED_COOKIE_DATE}`;
     out += this.suffix;
     state.resFlag = sv !== undefined && state.direct ? 'U' : 'I';

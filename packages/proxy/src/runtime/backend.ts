@@ -24,6 +24,8 @@ export class RuntimeBackend {
   private byCookie = new Map<string, RuntimeServer>();
   /** Servers the balancer may currently pick (for stats and tests). */
   candidates: readonly RuntimeServer[] = [];
+  /** Some servers are filled by DNS templates (candidates are then ordered by address). */
+  private readonly hasDiscovered: boolean;
   /** Whether the balancer needs a hash of the client address. */
   readonly hashesSource: boolean;
 
@@ -36,18 +38,31 @@ export class RuntimeBackend {
     this.name = cfg.name;
     this.cfg = cfg;
     this.servers = servers;
-    this.cookie = cfg.cookie ? new CookiePersistence(cfg.cookie) : undefined;
+    this.hasDiscovered = servers.some((s) => s.discovered);
+    this.cookie = cfg.cookie ? new CookiePersistence(cfg.cookie, cfg.cookieKeys) : undefined;
     this.balancer = createBalancer(cfg.balance, cfg.hashType) as Balancer<RuntimeServer>;
     this.hashesSource = cfg.balance === 'source';
     this.agree = createBalancer('source', 'consistent') as Balancer<RuntimeServer>;
     const stick = cfg.stickRules.length > 0 ? new StickRules(cfg, tables, servers) : undefined;
     this.stick = stick;
-    if (cfg.cookie?.dynamic && cfg.dynamicCookieKey) {
-      for (const s of servers) {
-        if (s.cfg.cookie === undefined) s.cookieValue = dynamicCookieValue(cfg.dynamicCookieKey, s.address, s.port);
-      }
-    }
+    for (const s of servers) this.refreshCookie(s);
     this.rebuild();
+  }
+
+  /**
+   * Recomputes a server's dynamic cookie from its current address and port (HAProxy's value for
+   * the same key/address/port); a slot without an address has none. Call `rebuild()` afterwards.
+   */
+  refreshCookie(s: RuntimeServer): void {
+    const key = this.cfg.dynamicCookieKey;
+    if (!this.cfg.cookie?.dynamic || key === undefined || s.cfg.cookie !== undefined) return;
+    s.cookieValue = s.address === '' ? undefined : dynamicCookieValue(key, s.address, s.port);
+  }
+
+  /** Applies address changes made by discovery: cookie index, candidates and stick indexes. */
+  addressesChanged(): void {
+    this.rebuild();
+    this.stick?.reindex(this.servers);
   }
 
   /**
@@ -60,6 +75,9 @@ export class RuntimeBackend {
       const b = this.servers.find((s) => s.backup && s.pickable);
       cands = b ? [b] : [];
     }
+    // Discovered servers are ordered by address, not slot, so order-sensitive balancers (map-based
+    // source hashing) give the same result on nodes that numbered the slots differently.
+    if (this.hasDiscovered) cands = [...cands].sort((a, b) => (a.identity < b.identity ? -1 : a.identity > b.identity ? 1 : 0));
     this.candidates = cands;
     this.balancer.rebuild(cands);
     this.agree.rebuild(cands);

@@ -15,8 +15,13 @@ export class RuntimeServer implements ServerRef, CookieTarget {
   readonly id: number;
   readonly name: string;
   readonly cfg: ServerConfig;
-  /** Resolved IP address used to connect. */
+  /** Resolved IP address used to connect; '' while a DNS-discovered slot has none (never usable). */
   address: string;
+  /**
+   * Filled from DNS by a `server-template`: persistence (tables) names it by `address:port`, since
+   * slot numbers differ between nodes; named servers are named by name.
+   */
+  readonly discovered: boolean;
   port: number;
   weight: number;
   activeConns = 0;
@@ -32,8 +37,9 @@ export class RuntimeServer implements ServerRef, CookieTarget {
   connectFailures = 0;
   lastCheckStatus = '';
 
-  constructor(id: number, cfg: ServerConfig, address: string) {
+  constructor(id: number, cfg: ServerConfig, address: string, discovered = false) {
     this.id = id;
+    this.discovered = discovered;
     this.name = cfg.name;
     this.cfg = cfg;
     this.address = address;
@@ -46,12 +52,22 @@ export class RuntimeServer implements ServerRef, CookieTarget {
 
   /** May serve a client that is already bound to it (cookie or table): up and not in maintenance. */
   get usable(): boolean {
-    return this.checkUp && this.admin !== 'maint';
+    return this.checkUp && this.admin !== 'maint' && this.address !== '';
   }
 
   /** May receive new clients from the balancer. */
   get pickable(): boolean {
-    return this.checkUp && this.admin === 'ready' && this.weight > 0;
+    return this.checkUp && this.admin === 'ready' && this.weight > 0 && this.address !== '';
+  }
+
+  /** Hash identity shared by every node: the address for discovered servers, else the name. */
+  get identity(): string {
+    return this.discovered ? this.addrKey : this.name;
+  }
+
+  /** The key persistence stores for this server when it is named by address. */
+  get addrKey(): string {
+    return `${this.address}:${this.port}`;
   }
 
   /** Closes every idle connection (server going down, reload, shutdown). */

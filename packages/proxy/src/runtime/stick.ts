@@ -106,23 +106,34 @@ export class StickRules {
     return this.match.length === 0 && this.storeRequest.length === 0 && this.storeResponse.length === 0;
   }
 
-  /** Rebuilds the name/address indexes (after discovery changed addresses). */
+  /**
+   * Rebuilds the name/address indexes; call after discovery changed an address. Slots without an
+   * address are left out of the address index. Bound: one entry per server in each map.
+   */
   reindex(servers: readonly RuntimeServer[]): void {
     this.byName.clear();
     this.byAddr.clear();
     for (const s of servers) {
-      this.byName.set(s.name, s);
-      this.byAddr.set(`${s.address}:${s.port}`, s);
+      if (!s.discovered) this.byName.set(s.name, s);
+      if (s.address !== '' && !this.byAddr.has(s.addrKey)) this.byAddr.set(s.addrKey, s);
     }
   }
 
-  /** The name a table stores for `s`. */
+  /**
+   * The name a table stores for `s`: `address:port` with `srvkey addr`, and always for servers
+   * discovered by a server-template (their slot numbers differ between nodes); else the name.
+   */
   serverKey(rule: StickRule, s: RuntimeServer): string {
-    return rule.table.cfg.srvkey === 'addr' ? `${s.address}:${s.port}` : s.name;
+    return rule.table.cfg.srvkey === 'addr' || s.discovered ? s.addrKey : s.name;
   }
 
+  /** The server a stored key names: by address, or by name falling back to a discovered address. */
   serverFor(rule: StickRule, stored: string): RuntimeServer | undefined {
-    return rule.table.cfg.srvkey === 'addr' ? this.byAddr.get(stored) : this.byName.get(stored);
+    if (rule.table.cfg.srvkey === 'addr') return this.byAddr.get(stored);
+    const named = this.byName.get(stored);
+    if (named) return named;
+    const a = this.byAddr.get(stored);
+    return a?.discovered ? a : undefined;
   }
 
   /** Request-side key of a rule, or undefined when the request does not carry it. */
