@@ -19,7 +19,8 @@ import {
   type StickTable,
   type StickmeshConfig,
 } from '@stickmesh/core';
-import { AdminServer, StickmeshProxy } from '@stickmesh/proxy';
+import { AdminServer, DASHBOARD_HTML, StickmeshProxy, metrics } from '@stickmesh/proxy';
+import { Ops } from './ops.js';
 import { PeersService } from '@stickmesh/peers';
 
 /** How often tables are written to `data-dir`. */
@@ -62,6 +63,8 @@ export class StickmeshNode {
   readonly proxy: StickmeshProxy;
   peers: PeersService[] = [];
   admin: AdminServer | undefined;
+  /** The admin JSON API (tables, servers, drain, peers, explain, summary, metrics gauges). */
+  ops: Ops | undefined;
   adminAddress: { host: string; port: number } | undefined;
   private readonly logger: Logger;
   private readonly env: NodeJS.ProcessEnv;
@@ -159,14 +162,22 @@ export class StickmeshNode {
   private async startAdmin(): Promise<void> {
     const a = this.config.global.admin;
     if (a.port <= 0) return;
+    const ops = new Ops(this, () => this.config.peers.flatMap((p) => p.peers.filter((x) => x.name !== this.name && x.host !== undefined).map((x) => ({ name: x.name, host: x.host! }))));
+    this.ops = ops;
+    metrics.enable();
+    ops.registerMetrics();
     this.admin = new AdminServer({
       host: a.host,
       port: a.port,
+      ...(a.token ? { token: a.token } : {}),
       readiness: () => this.readiness(),
       routes: {
         '/tables': () => this.tableStats(),
         '/peers': () => this.peers.flatMap((p) => p.status()),
       },
+      api: ops.routes(),
+      metrics: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
+      dashboard: DASHBOARD_HTML,
     });
     try {
       this.adminAddress = await this.admin.listen();
@@ -215,10 +226,16 @@ export class StickmeshNode {
   /** Drains connections (bounded by `drainMs`), snapshots, stops peers and admin. */
   async stop(drainMs: number, snapshot = true): Promise<void> {
     if (this.snapshotTimer) clearInterval(this.snapshotTimer);
+    this.ops?.stop();
     this.admin?.close();
     await this.proxy.drain(drainMs);
     if (snapshot) await this.snapshot();
     for (const p of this.peers) await p.stop();
+  }
+
+  /** Logs an operational event with the node's logger. */
+  log(level: 'info' | 'warn', fields: Record<string, unknown>, msg: string): void {
+    this.logger[level](fields, msg);
   }
 
   uptimeMs(): number {

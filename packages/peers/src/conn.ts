@@ -84,6 +84,7 @@ export class Conn {
       const msg = decode(data);
       switch (this.phase) {
         case 'session':
+          this.session!.received(data.length);
           this.session!.handle(msg);
           this.host.wantFlush();
           return;

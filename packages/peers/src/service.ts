@@ -27,7 +27,9 @@ class Link {
   lastError: string | undefined;
   attempt = 0;
   readonly recv = new Map<string, RecvCursor>();
-  readonly stats: LinkStats = { sent: 0, received: 0, lagMs: 0, resyncsSent: 0, resyncsReceived: 0 };
+  readonly stats: LinkStats = { sent: 0, received: 0, lagMs: 0, resyncsSent: 0, resyncsReceived: 0, bytesSent: 0, bytesReceived: 0, lastAckAt: 0, sessions: 0 };
+  /** Refusals/drops concerning this peer, by reason. */
+  readonly refusals: Record<string, number> = {};
   readonly reconnect: WheelTask;
 
   constructor(readonly name: string, readonly host: string, readonly port: number, self: string, redial: (l: Link) => void) {
@@ -214,6 +216,12 @@ export class PeersService extends EventEmitter implements ConnHost {
       cursor: l.conn?.session?.cursors() ?? {},
       resyncsSent: l.stats.resyncsSent,
       resyncsReceived: l.stats.resyncsReceived,
+      bytesSent: l.stats.bytesSent,
+      bytesReceived: l.stats.bytesReceived,
+      lastAckAt: l.stats.lastAckAt,
+      pending: l.conn?.session?.pending() ?? 0,
+      reconnects: Math.max(0, l.stats.sessions - 1),
+      refusals: { ...l.refusals },
     }));
   }
 
@@ -300,6 +308,7 @@ export class PeersService extends EventEmitter implements ConnHost {
     }
     l.conn = conn;
     l.attempt = 0;
+    l.stats.sessions++;
     this.logger.info({ peer: l.name, role: conn.role }, 'peers: session established');
     if (this.tables.size === 0) this.settleReady('resynced');
     return {
@@ -333,7 +342,10 @@ export class PeersService extends EventEmitter implements ConnHost {
 
   refused(conn: Conn, reason: string, detail: string, side: 'local' | 'remote'): void {
     const l = this.links.get(conn.peer);
-    if (l) l.lastError = conn.lastError ?? `${reason}: ${detail}`;
+    if (l) {
+      l.lastError = conn.lastError ?? `${reason}: ${detail}`;
+      l.refusals[reason] = (l.refusals[reason] ?? 0) + 1;
+    }
     this.count({ peer: conn.peer, reason, detail, side });
   }
 

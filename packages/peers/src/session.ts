@@ -27,6 +27,13 @@ export interface LinkStats {
   lagMs: number;
   resyncsSent: number;
   resyncsReceived: number;
+  /** Frame bytes written to / read from this peer in sessions (handshake excluded). */
+  bytesSent: number;
+  bytesReceived: number;
+  /** Wall ms of the last ack received from this peer (0 = none yet). */
+  lastAckAt: number;
+  /** Sessions established with this peer (the first one plus reconnects). */
+  sessions: number;
 }
 
 export interface SessionLimits {
@@ -96,6 +103,18 @@ export class PeerSession {
     return 'live';
   }
 
+  /** Counts a received frame's bytes (status). */
+  received(bytes: number): void {
+    this.host.stats.bytesReceived += bytes;
+  }
+
+  /** Local log positions not yet acknowledged by the peer, summed over tables (status). */
+  pending(): number {
+    let n = 0;
+    for (const [id, s] of this.send) n += Math.max(0, (this.host.tables.get(id)?.seq ?? 0) - s.ackedSeq);
+    return n;
+  }
+
   /** Acked seq per table (status). */
   cursors(): Record<string, number> {
     const out: Record<string, number> = {};
@@ -118,6 +137,7 @@ export class PeerSession {
         const s = this.sender(msg.table);
         if (msg.seq > s.sentSeq) throw new ProtocolError('unexpected-message', `ack ${msg.seq} beyond sent ${s.sentSeq}`);
         if (msg.seq > s.ackedSeq) s.ackedSeq = msg.seq;
+        this.host.stats.lastAckAt = Date.now();
         return;
       }
       default:
@@ -288,6 +308,7 @@ export class PeerSession {
   private write(buf: Buffer): void {
     if (this.closed) return;
     this.ws.send(buf);
+    this.host.stats.bytesSent += buf.length;
     if (this.ws.bufferedAmount > this.host.limits.maxQueueBytes) {
       this.closed = true;
       this.host.drop('queue-overflow', `${this.ws.bufferedAmount} bytes queued to peer`);

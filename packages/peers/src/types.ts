@@ -88,6 +88,17 @@ export interface PeerStatus {
   /** Full resyncs we streamed to / received from this peer. */
   resyncsSent: number;
   resyncsReceived: number;
+  /** Frame bytes sent to / received from this peer in sessions. */
+  bytesSent: number;
+  bytesReceived: number;
+  /** Wall ms of the last ack from this peer (0 = never). */
+  lastAckAt: number;
+  /** Our log positions this peer has not acknowledged yet (current session; 0 when down). */
+  pending: number;
+  /** Sessions established after the first one. */
+  reconnects: number;
+  /** Refusals/drops concerning this peer by reason (a refused unknown dialer counts only service-wide). */
+  refusals: Record<string, number>;
 }
 
 /** Stable reasons for refusing or dropping a connection (logged as `reason`, counted in `refusals`). */

@@ -5,3 +5,5 @@ export * from './runtime/server.js';
 export * from './runtime/backend.js';
 export * from './http/head.js';
 export * from './http/chunked.js';
+export * from './metrics.js';
+export * from './dashboard.js';

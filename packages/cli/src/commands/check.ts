@@ -2,11 +2,14 @@
  * `stickmesh check --config FILE`: like `haproxy -c -f FILE`. Prints nothing and exits 0 for a
  * valid config without warnings; prints `file:line: message` lines and exits 1 when invalid.
  * Warnings are printed with a `[WARNING]` prefix and do not change the exit code.
+ * `--against OLD` adds persistence warnings for the change OLD -> FILE, with the number of stick
+ * entries affected when `--admin URL` points at a running node.
  */
-import { ConfigError, StickmeshError, loadConfig, formatIssue } from '@stickmesh/core';
+import { ConfigError, StickmeshError, loadConfig, formatIssue, type StickmeshConfig } from '@stickmesh/core';
 import { parseOptions } from './args.js';
+import { countAffected, persistenceDiff, type TableCounts } from '../persistence-diff.js';
 
-export const CHECK_HELP = `Usage: stickmesh check --config FILE
+export const CHECK_HELP = `Usage: stickmesh check --config FILE [--against OLD_FILE [--admin URL]]
 
 Validate a configuration file (haproxy.cfg syntax, or native YAML/JSON) and exit.
 Exit 0 when valid, 1 with one 'file:line: message' line per problem otherwise.
@@ -14,6 +17,11 @@ Exit 0 when valid, 1 with one 'file:line: message' line per problem otherwise.
 Options:
   -c, --config FILE   configuration file to check (also -f FILE, as with haproxy)
   -q, --quiet         do not print warnings
+      --against OLD   also warn where changing from OLD to FILE breaks persistence (renamed or
+                      removed servers, cookie name/value/key, signing keys, hash type)
+      --admin URL     with --against: count the stick entries affected on this running node
+      --token TOKEN   bearer token for --admin (default $STICKMESH_ADMIN_TOKEN)
+      --json          with --against: print the persistence warnings as JSON on stdout
   -h, --help          show this help
 `;
 
@@ -24,6 +32,10 @@ export async function runCheck(argv: string[]): Promise<number> {
       config: { type: 'string', short: 'c' },
       file: { type: 'string', short: 'f' },
       quiet: { type: 'boolean', short: 'q' },
+      against: { type: 'string' },
+      admin: { type: 'string' },
+      token: { type: 'string' },
+      json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
     CHECK_HELP,
@@ -39,8 +51,13 @@ export async function runCheck(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    const { warnings } = loadConfig(file);
+    const { warnings, config } = loadConfig(file);
     if (!values.quiet) for (const w of warnings) process.stderr.write(`[WARNING] ${formatIssue(w)}\n`);
+    if (typeof values.against === 'string') return await against(config, values.against, values);
+    if (values.admin !== undefined) {
+      process.stderr.write(`stickmesh check: --admin needs --against\n`);
+      return 2;
+    }
     return 0;
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -53,4 +70,44 @@ export async function runCheck(argv: string[]): Promise<number> {
     }
     throw err;
   }
+}
+
+/** Prints the persistence warnings of OLD -> config; exit 0 (they are warnings), 1 if OLD is invalid or the node unreachable. */
+async function against(config: StickmeshConfig, oldFile: string, values: Record<string, string | boolean | undefined>): Promise<number> {
+  let oldCfg: StickmeshConfig;
+  try {
+    oldCfg = loadConfig(oldFile).config;
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`--against ${oldFile} is not a valid config:\n`);
+      for (const i of err.issues) process.stderr.write(`${formatIssue(i)}\n`);
+      return 1;
+    }
+    throw err;
+  }
+  const ws = persistenceDiff(oldCfg, config);
+  if (typeof values.admin === 'string') {
+    const base = values.admin.replace(/\/+$/, '');
+    const token = (values.token as string | undefined) ?? process.env.STICKMESH_ADMIN_TOKEN;
+    try {
+      const r = await fetch(`${base}/api/tables`, { headers: token ? { authorization: `Bearer ${token}` } : {}, signal: AbortSignal.timeout(10000) });
+      if (!r.ok) throw new Error(`HTTP ${r.status}: ${(await r.text()).slice(0, 200)}`);
+      const tables = (await r.json()) as Array<{ id: string; servers: Record<string, number> }>;
+      const counts: TableCounts = new Map(tables.map((t) => [t.id, new Map(Object.entries(t.servers))]));
+      countAffected(ws, counts);
+    } catch (err) {
+      process.stderr.write(`stickmesh check: cannot count affected entries at ${base}: ${(err as Error).message}\n`);
+      return 1;
+    }
+  }
+  if (values.json) {
+    process.stdout.write(JSON.stringify(ws.map(({ entries: _e, ...w }) => w), null, 2) + '\n');
+    return 0;
+  }
+  for (const w of ws) {
+    const n = w.affected !== undefined ? ` [${w.affected} stick entr${w.affected === 1 ? 'y' : 'ies'} affected on the running node]` : '';
+    process.stderr.write(`[WARNING] ${w.loc.file}:${w.loc.line}: persistence: ${w.backend ? `backend '${w.backend}': ` : ''}${w.message}${n}\n`);
+  }
+  if (ws.length === 0 && !values.quiet) process.stderr.write(`no persistence-breaking change against ${oldFile}\n`);
+  return 0;
 }

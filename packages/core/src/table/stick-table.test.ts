@@ -404,3 +404,36 @@ describe('expiry and eviction', () => {
     expect(tab.entries()[0]!.version.node).toBe('a');
   });
 });
+
+describe('StickTable delete (tombstones)', () => {
+  it('deletes with a newer version that replicates and wins over the older copy', async () => {
+    const { StickTable } = await import('./stick-table.js');
+    const cfg = { id: 't', type: 'ip', keyLen: 0, size: 10, expire: 0, store: [], srvkey: 'name', loc: { file: 'x', line: 1 } } as never;
+    const a = new StickTable(cfg, { node: 'a' });
+    const b = new StickTable(cfg, { node: 'b' });
+    a.setLocal('10.0.0.1', 's1');
+    a.setLocal('10.0.0.2', 's2');
+    const out: import('./types.js').TableUpdate[] = [];
+    a.readUpdates(0, 100, out);
+    for (const u of out) b.applyRemote(u);
+    const from = a.seq;
+    expect(a.delete('10.0.0.1')).toBe(true);
+    expect(a.delete('10.0.0.1')).toBe(false);
+    expect(a.lookup('10.0.0.1')).toBeUndefined();
+    expect(a.get('10.0.0.1')).toBeUndefined();
+    expect(a.get('10.0.0.1', true)?.server).toBe('');
+    expect(a.entries().map((e) => e.key)).toEqual(['10.0.0.2']);
+    expect(a.serverCounts()).toEqual({ live: 1, byServer: new Map([['s2', 1]]) });
+    out.length = 0;
+    a.readUpdates(from, 100, out);
+    expect(out).toHaveLength(1);
+    expect(b.applyRemote(out[0]!)).toBe(true);
+    expect(b.lookup('10.0.0.1')).toBeUndefined();
+    expect(b.digest()).toBe(a.digest());
+    // A later write brings the key back.
+    a.setLocal('10.0.0.1', 's3');
+    expect(a.lookup('10.0.0.1')).toBe('s3');
+    expect(a.deleteAll()).toBe(2);
+    expect(a.serverCounts().live).toBe(0);
+  });
+});

@@ -90,6 +90,8 @@ class NameDict {
 }
 
 const NONE = -1;
+/** Server name of a deleted key (see `delete`). Never a valid server name in a config. */
+export const TOMBSTONE = '';
 const TWO32 = 4294967296;
 
 function nextPow2(n: number): number {
@@ -249,12 +251,59 @@ export class StickTable {
     };
   }
 
-  /** Server for a key, or undefined (unknown, expired or invalid key). Refreshes the LRU position only. */
+  /**
+   * Server for a key, or undefined (unknown, expired, deleted or invalid key). Refreshes the LRU
+   * position only.
+   */
   lookup(key: string): string | undefined {
     const s = this.locate(key);
     if (s < 0) return undefined;
     this.touch(s);
-    return this.servers.names[this.srv[s]!];
+    const name = this.servers.names[this.srv[s]!];
+    return name === TOMBSTONE ? undefined : name;
+  }
+
+  /**
+   * Deletes a key cluster-wide: writes a tombstone (server `''`) with a new version, which
+   * replicates like any write and so wins over older copies on peers; lookup, get, entries and
+   * serverCounts treat it as absent. The tombstone lives until it expires or is evicted. Returns
+   * false when the key has no live entry (or is invalid).
+   */
+  delete(key: string): boolean {
+    const s = this.locate(key);
+    if (s < 0 || this.servers.names[this.srv[s]!] === TOMBSTONE) return false;
+    this.setLocal(key, TOMBSTONE);
+    return true;
+  }
+
+  /** Deletes every live entry with `delete` (replicated); returns how many. */
+  deleteAll(): number {
+    const keys = this.entries().map((e) => e.key);
+    for (const k of keys) this.setLocal(k, TOMBSTONE);
+    return keys.length;
+  }
+
+  /**
+   * Live entries per server name (tombstones excluded) and their total, without allocating per
+   * entry: one pass over the used slots.
+   */
+  serverCounts(): { live: number; byServer: Map<string, number> } {
+    const now = this.now();
+    const perId = new Map<number, number>();
+    let live = 0;
+    for (let s = 0; s < this.hwm; s++) {
+      const id = this.srv[s]!;
+      if (id === 0 || this.isExpired(s, now)) continue;
+      perId.set(id, (perId.get(id) ?? 0) + 1);
+    }
+    const byServer = new Map<string, number>();
+    for (const [id, n] of perId) {
+      const name = this.servers.names[id]!;
+      if (name === TOMBSTONE) continue;
+      byServer.set(name, n);
+      live += n;
+    }
+    return { live, byServer };
   }
 
   /**
@@ -392,11 +441,15 @@ export class StickTable {
     return true;
   }
 
-  /** The live entry for a key, or undefined. Does not touch the LRU order. */
-  get(key: string): EntryView | undefined {
+  /**
+   * The live entry for a key, or undefined. Does not touch the LRU order. A deleted key's tombstone
+   * (server `''`) is returned only with `withTombstone`.
+   */
+  get(key: string, withTombstone = false): EntryView | undefined {
     if (!this.codec.encode(key, this.scratch, 0)) return undefined;
     const s = this.find(hashKeyWords(this.scratchWords, 0, this.words, this.seed));
     if (s < 0 || this.isExpired(s, this.now())) return undefined;
+    if (!withTombstone && this.servers.names[this.srv[s]!] === TOMBSTONE) return undefined;
     return this.view(s);
   }
 
@@ -537,12 +590,12 @@ export class StickTable {
     return live.toString(16).padStart(8, '0') + lanes.map((x) => x.toString(16).padStart(8, '0')).join('');
   }
 
-  /** Live entries, most recently written/touched first, at most `limit` (default all). */
+  /** Live entries (tombstones excluded), most recently written/touched first, at most `limit` (default all). */
   entries(limit = Infinity): EntryView[] {
     const out: EntryView[] = [];
     const now = this.now();
     for (let s = this.head; s !== NONE && out.length < limit; s = this.next[s]!) {
-      if (!this.isExpired(s, now)) out.push(this.view(s));
+      if (!this.isExpired(s, now) && this.servers.names[this.srv[s]!] !== TOMBSTONE) out.push(this.view(s));
     }
     return out;
   }

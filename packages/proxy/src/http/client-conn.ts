@@ -23,6 +23,7 @@ import { errorResponse } from './responses.js';
 import { UpstreamConn, type UpstreamOwner } from './upstream.js';
 import type { RuntimeBackend } from '../runtime/backend.js';
 import type { RuntimeServer } from '../runtime/server.js';
+import { metrics } from '../metrics.js';
 import { StickState, cookieValue, stickMatch, stickStoreRequest, stickStoreResponse, type StickKeySource } from '../runtime/stick.js';
 
 export const MAX_PENDING_BYTES = 65536;
@@ -808,10 +809,14 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
   }
 
   private log(): void {
-    const logger = this.fe.logger;
-    if (!logger.isLevelEnabled('info')) return;
     const ctx = this.ctx;
     const now = Date.now();
+    if (metrics.enabled) {
+      const c = ctx.cookie;
+      metrics.http(this.backend?.name ?? '<NOSRV>', ctx.server, ctx.status, now - ctx.tStart, ctx.term0 !== '-', c.reqFlag, c.resFlag, ctx.decidedBy, this.stickState.result);
+    }
+    const logger = this.fe.logger;
+    if (!logger.isLevelEnabled('info')) return;
     const tHead = ctx.tHead || now;
     logger.info(
       {

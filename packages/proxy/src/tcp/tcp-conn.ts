@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { Timeouts, TimerWheel, WheelTask } from '@stickmesh/core';
 import type { RuntimeBackend } from '../runtime/backend.js';
 import type { RuntimeServer } from '../runtime/server.js';
+import { metrics } from '../metrics.js';
 import { StickState, type StickKeySource } from '../runtime/stick.js';
 
 export interface TcpFrontendRuntime {
@@ -221,9 +222,10 @@ export class TcpConn implements WheelTask, StickKeySource {
     if (this.server && (this.connected || this.connecting)) this.server.activeConns--;
     this.connecting = false;
     if (!this.client.destroyed) this.client.destroySoon();
+    const now = Date.now();
+    if (metrics.enabled) metrics.tcp(this.fe.backend?.name ?? '<NOSRV>', this.server, now - this.tStart, this.term[0] !== '-', this.decidedBy);
     const logger = this.fe.logger;
     if (!logger.isLevelEnabled('info')) return;
-    const now = Date.now();
     logger.info(
       {
         client_ip: this.clientIp,

@@ -1,0 +1,272 @@
+/**
+ * Operator commands over a node's admin API: `table show|clear`, `server show|set`, `peers`,
+ * `explain KEY`. Human-readable tables by default, the API's JSON with `--json`. Exit 0 on success,
+ * 1 when the node answers an error (its message is printed) or cannot be reached, 2 on bad usage.
+ */
+import { parseArgs } from 'node:util';
+import { parseTime } from '@stickmesh/core';
+
+const COMMON = `Common options:
+      --admin URL     admin listener of the node (default $STICKMESH_ADMIN or http://127.0.0.1:9100)
+      --token TOKEN   bearer token (default $STICKMESH_ADMIN_TOKEN)
+      --json          print the API's JSON instead of a table
+  -h, --help          show this help
+`;
+
+export const TABLE_HELP = `Usage: stickmesh table show [TABLE] [--server NAME] [--prefix P] [--limit N]
+       stickmesh table clear TABLE [--key KEY]
+
+show: without TABLE, every stick table with its size; with TABLE, its entries (most recent first,
+      --limit default 100, max 10000), filtered by server name or key prefix.
+clear: deletes every entry of TABLE, or only KEY; deletions replicate to every peer.
+
+${COMMON}`;
+
+export const SERVER_HELP = `Usage: stickmesh server show
+       stickmesh server set BACKEND/SERVER ready|drain|maint [--deadline TIME] [--auto-maint]
+
+set drain: the server keeps serving clients bound to it (cookie or stick entry) and gets no new
+ones; 'server show' reports the bindings left. --auto-maint switches it to maint when they reach
+zero, --deadline TIME (e.g. 30s, 10m) at the latest then.
+
+${COMMON}`;
+
+export const PEERS_HELP = `Usage: stickmesh peers
+
+The node's peers: session state, replication lag, unacknowledged updates, last ack, bytes,
+reconnects and refused connections by reason.
+
+${COMMON}`;
+
+export const EXPLAIN_HELP = `Usage: stickmesh explain KEY [--backend NAME]
+
+How a client presenting KEY (a stick key such as its address, or a persistence cookie value) is
+routed: the cookie flag, each stick table's entry with its version and origin node, the health of
+the server named, and which rule decides.
+
+${COMMON}`;
+
+interface Client {
+  json: boolean;
+  call(method: string, path: string, body?: unknown): Promise<unknown>;
+}
+
+class ApiError extends Error {}
+
+function client(values: Record<string, unknown>): Client {
+  const base = String(values.admin ?? process.env.STICKMESH_ADMIN ?? 'http://127.0.0.1:9100').replace(/\/+$/, '');
+  const token = (values.token as string | undefined) ?? process.env.STICKMESH_ADMIN_TOKEN;
+  return {
+    json: values.json === true,
+    async call(method, path, body) {
+      let r: Response;
+      try {
+        r = await fetch(base + path, {
+          method,
+          headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+          signal: AbortSignal.timeout(10000),
+        });
+      } catch (err) {
+        throw new ApiError(`cannot reach ${base}: ${(err as Error).cause ? String((err as { cause: Error }).cause.message) : (err as Error).message}`);
+      }
+      const text = await r.text();
+      let j: unknown;
+      try {
+        j = JSON.parse(text);
+      } catch {
+        throw new ApiError(`${base}${path}: HTTP ${r.status}: ${text.slice(0, 200)}`);
+      }
+      if (!r.ok) throw new ApiError(`${base}${path}: ${(j as { error?: string }).error ?? `HTTP ${r.status}`}`);
+      return j;
+    },
+  };
+}
+
+/** Left-aligned columns with a header row; cells are stringified, undefined shows as '-'. */
+export function formatTable(headers: string[], rows: unknown[][]): string {
+  const cells = rows.map((r) => r.map((c) => (c === undefined || c === null || c === '' ? '-' : String(c))));
+  const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i]!.length)));
+  const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ');
+  return [line(headers), ...cells.map(line)].join('\n') + '\n';
+}
+
+function ms(v: unknown): string {
+  if (typeof v !== 'number') return '-';
+  return v < 1000 ? `${Math.round(v)}ms` : `${(v / 1000).toFixed(1)}s`;
+}
+
+type Run = (c: Client, pos: string[], values: Record<string, unknown>) => Promise<number>;
+
+async function command(argv: string[], help: string, extra: NonNullable<Parameters<typeof parseArgs>[0]>['options'], run: Run): Promise<number> {
+  let values: Record<string, unknown>;
+  let positionals: string[];
+  try {
+    const p = parseArgs({
+      args: argv,
+      options: { admin: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, ...extra },
+      strict: true,
+      allowPositionals: true,
+    });
+    values = p.values as Record<string, unknown>;
+    positionals = p.positionals;
+  } catch (err) {
+    process.stderr.write(`stickmesh: ${(err as Error).message}\n\n${help}`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(help);
+    return 0;
+  }
+  const c = client(values);
+  try {
+    return await run(c, positionals, values);
+  } catch (err) {
+    if (err instanceof ApiError) {
+      process.stderr.write(`stickmesh: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+function usage(help: string, msg: string): number {
+  process.stderr.write(`stickmesh: ${msg}\n\n${help}`);
+  return 2;
+}
+
+function out(c: Client, j: unknown, human: () => string): void {
+  process.stdout.write(c.json ? JSON.stringify(j, null, 2) + '\n' : human());
+}
+
+const enc = encodeURIComponent;
+
+export function runTable(argv: string[]): Promise<number> {
+  return command(argv, TABLE_HELP, { server: { type: 'string' }, prefix: { type: 'string' }, limit: { type: 'string' }, key: { type: 'string' } }, async (c, pos, v) => {
+    const [sub, table, ...more] = pos;
+    if (more.length > 0) return usage(TABLE_HELP, `unexpected argument '${more[0]}'`);
+    if (sub === 'show' && table === undefined) {
+      const j = (await c.call('GET', '/api/tables')) as Array<Record<string, unknown>>;
+      out(c, j, () =>
+        formatTable(
+          ['TABLE', 'TYPE', 'ENTRIES', 'SIZE', 'EVICTIONS', 'EXPIRED', 'BY SERVER'],
+          j.map((t) => [t.id, t.type, t.live, t.capacity, t.evictions, t.expired, Object.entries(t.servers as Record<string, number>).map(([s, n]) => `${s}=${n}`).join(' ')]),
+        ),
+      );
+      return 0;
+    }
+    if (sub === 'show') {
+      const q = new URLSearchParams();
+      for (const k of ['server', 'prefix', 'limit'] as const) if (typeof v[k] === 'string') q.set(k, v[k] as string);
+      const j = (await c.call('GET', `/api/tables/${enc(table!)}/entries${q.size ? `?${q}` : ''}`)) as { matched: number; truncated: boolean; entries: Array<Record<string, unknown>> };
+      out(c, j, () => {
+        const rows = j.entries.map((e) => [e.key, e.server, e.origin, new Date((e.version as { wall: number }).wall).toISOString(), e.expiresInMs === null ? 'never' : ms(e.expiresInMs)]);
+        return formatTable(['KEY', 'SERVER', 'ORIGIN', 'WRITTEN', 'EXPIRES IN'], rows) + (j.truncated ? `(${j.entries.length} of ${j.matched} shown; use --limit)\n` : '');
+      });
+      return 0;
+    }
+    if (sub === 'clear') {
+      if (table === undefined) return usage(TABLE_HELP, 'table clear needs TABLE');
+      const key = v.key as string | undefined;
+      const j = (await c.call('DELETE', `/api/tables/${enc(table)}/entries${key !== undefined ? `/${enc(key)}` : ''}`)) as { deleted: number | boolean };
+      out(c, j, () =>
+        key !== undefined ? (j.deleted ? `deleted ${key} from ${table} (replicated to peers)\n` : `${key}: no entry in ${table}\n`) : `deleted ${String(j.deleted)} entries from ${table} (replicated to peers)\n`,
+      );
+      return 0;
+    }
+    return usage(TABLE_HELP, sub === undefined ? 'table needs show or clear' : `unknown table subcommand '${sub}'`);
+  });
+}
+
+function serverRows(list: Array<Record<string, unknown>>): string {
+  return formatTable(
+    ['BACKEND/SERVER', 'ADDRESS', 'HEALTH', 'STATE', 'STICKY', 'CONNS', 'REQUESTS', 'ERRORS', 'DRAIN'],
+    list.map((s) => {
+      const d = s.drain as Record<string, unknown> | undefined;
+      const drain = d ? (d.ended ? `done (${String(d.ended)})` : `${String(d.bindings)} bindings left${d.remainingMs !== undefined ? `, ${ms(d.remainingMs)} to deadline` : ''}${d.autoMaint ? ', auto-maint' : ''}`) : '';
+      return [`${String(s.backend)}/${String(s.server)}`, s.address, s.health, s.admin, s.sticky, s.activeConns, s.requests, s.errors, drain];
+    }),
+  );
+}
+
+export function runServer(argv: string[]): Promise<number> {
+  return command(argv, SERVER_HELP, { deadline: { type: 'string' }, 'auto-maint': { type: 'boolean' } }, async (c, pos, v) => {
+    const [sub, target, state, ...more] = pos;
+    if (more.length > 0) return usage(SERVER_HELP, `unexpected argument '${more[0]}'`);
+    if (sub === 'show') {
+      const j = (await c.call('GET', '/api/servers')) as Array<Record<string, unknown>>;
+      out(c, j, () => serverRows(j));
+      return 0;
+    }
+    if (sub === 'set') {
+      const slash = target?.indexOf('/') ?? -1;
+      if (!target || slash <= 0 || slash === target.length - 1) return usage(SERVER_HELP, 'server set needs BACKEND/SERVER');
+      if (state !== 'ready' && state !== 'drain' && state !== 'maint') return usage(SERVER_HELP, 'state must be ready, drain or maint');
+      const body: Record<string, unknown> = { state };
+      if (typeof v.deadline === 'string') {
+        const d = parseTime(v.deadline);
+        if (typeof d === 'string') return usage(SERVER_HELP, `--deadline: ${d}`);
+        body.deadlineMs = d;
+      }
+      if (v['auto-maint']) body.autoMaint = true;
+      const j = (await c.call('PUT', `/api/servers/${enc(target.slice(0, slash))}/${enc(target.slice(slash + 1))}`, body)) as Record<string, unknown>;
+      out(c, j, () => serverRows([j]));
+      return 0;
+    }
+    return usage(SERVER_HELP, sub === undefined ? 'server needs show or set' : `unknown server subcommand '${sub}'`);
+  });
+}
+
+export function runPeers(argv: string[]): Promise<number> {
+  return command(argv, PEERS_HELP, {}, async (c, pos) => {
+    if (pos.length > 0) return usage(PEERS_HELP, `unexpected argument '${pos[0]}'`);
+    const j = (await c.call('GET', '/api/peers')) as Array<Record<string, unknown>>;
+    out(c, j, () =>
+      formatTable(
+        ['PEER', 'STATE', 'LAG', 'PENDING', 'LAST ACK', 'SENT', 'RECEIVED', 'BYTES OUT/IN', 'RECONNECTS', 'REFUSED', 'LAST ERROR'],
+        j.map((p) => [
+          p.peer,
+          p.state,
+          ms(p.lagMs),
+          p.pending,
+          p.lastAckAgoMs === undefined ? 'never' : `${ms(p.lastAckAgoMs)} ago`,
+          p.sent,
+          p.received,
+          `${String(p.bytesSent)}/${String(p.bytesReceived)}`,
+          p.reconnects,
+          Object.entries((p.refusals as Record<string, number>) ?? {}).map(([r, n]) => `${r}=${n}`).join(' '),
+          p.lastError,
+        ]),
+      ),
+    );
+    return 0;
+  });
+}
+
+export function runExplain(argv: string[]): Promise<number> {
+  return command(argv, EXPLAIN_HELP, { backend: { type: 'string' } }, async (c, pos, v) => {
+    if (pos.length !== 1) return usage(EXPLAIN_HELP, 'explain needs exactly one KEY');
+    const q = new URLSearchParams({ key: pos[0]! });
+    if (typeof v.backend === 'string') q.set('backend', v.backend);
+    const j = (await c.call('GET', `/api/explain?${q}`)) as { node: string; key: string; backends: Array<Record<string, unknown>> };
+    out(c, j, () =>
+      j.backends
+        .map((b) => {
+          const lines = [`backend ${String(b.backend)} (node ${j.node}): ${b.server ? `-> ${String(b.server)}` : 'no server'} decided by ${String(b.decidedBy)}`];
+          const ck = b.cookie as Record<string, unknown> | undefined;
+          if (ck) lines.push(`  cookie   ${String(ck.name)}=${String(ck.value)}: flag ${String(ck.flag)} (${String(ck.meaning)})`);
+          for (const s of b.stick as Array<Record<string, unknown>>) {
+            const ver = s.version as { wall: number; counter: number; node: string } | undefined;
+            lines.push(
+              `  table    ${String(s.table)}: ` +
+                (s.deleted ? `deleted by ${ver!.node}` : s.found ? `${String(s.server)} (${String(s.health ?? '?')}, ${String(s.admin ?? '?')}) version ${ver!.wall}.${ver!.counter}@${ver!.node}, written ${String(s.writtenAt)}, expires in ${s.expiresInMs === null ? 'never' : ms(s.expiresInMs)}` : 'no entry'),
+            );
+          }
+          for (const st of b.steps as string[]) lines.push(`  - ${st}`);
+          return lines.join('\n');
+        })
+        .join('\n\n') + '\n',
+    );
+    return 0;
+  });
+}

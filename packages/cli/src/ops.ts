@@ -1,0 +1,450 @@
+/**
+ * Operations API of a node, served by its admin listener: tables and entries (list, delete, clear —
+ * deletes are tombstone writes, so they replicate), servers (show, set ready|drain|maint with
+ * session-aware drain), peers, explain, the dashboard summary, and the scrape-time Prometheus
+ * gauges (tables, servers, peers).
+ *
+ * Session-aware drain: `drain` keeps serving clients bound to the server (cookie or stick entry:
+ * `usable` stays true) and sends it no new ones (`pickable` is false). Live bindings = stick-table
+ * entries naming the server in the tables its backend's rules use, plus its open connections
+ * (cookie bindings live in browsers and cannot be counted). With `autoMaint` the server switches to
+ * `maint` by itself once bindings reach zero, and with `deadlineMs` when the deadline passes,
+ * whichever comes first. Drain state is per node and is lost when a reload rebuilds the backends.
+ */
+import { TOMBSTONE, type StickTable } from '@stickmesh/core';
+import { AdminError, metrics, type AdminRequest, type AdminRoute, type RuntimeBackend, type RuntimeServer } from '@stickmesh/proxy';
+import type { StickmeshNode } from './node.js';
+
+/** Entries one listing may return. */
+export const MAX_LIST_LIMIT = 10000;
+/** Longest key accepted by explain and filters. */
+export const MAX_KEY_LENGTH = 1024;
+/** Longest drain deadline: one day. */
+export const MAX_DRAIN_DEADLINE_MS = 86_400_000;
+/** How often draining servers are re-counted. */
+export const DRAIN_POLL_MS = 500;
+
+type AdminState = RuntimeServer['admin'];
+
+interface DrainWatch {
+  since: number;
+  deadline: number | undefined;
+  autoMaint: boolean;
+  /** Set when the watch ended by switching to maint: 'no-bindings' or 'deadline'. */
+  ended?: string;
+}
+
+export class Ops {
+  private readonly drains = new Map<string, DrainWatch>();
+  private drainTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly node: StickmeshNode, private readonly peerHosts: () => Array<{ name: string; host: string }>) {}
+
+  routes(): AdminRoute[] {
+    return [
+      { method: 'GET', path: '/api/summary', handler: () => this.summary() },
+      { method: 'GET', path: '/api/tables', handler: () => this.tables() },
+      { method: 'GET', path: '/api/tables/:table/entries', handler: (r) => this.entries(r) },
+      { method: 'DELETE', path: '/api/tables/:table/entries', handler: (r) => ({ table: r.params.table, deleted: this.table(r.params.table!).deleteAll() }) },
+      { method: 'GET', path: '/api/tables/:table/entries/:key', handler: (r) => this.entry(r) },
+      { method: 'DELETE', path: '/api/tables/:table/entries/:key', handler: (r) => ({ table: r.params.table, key: r.params.key, deleted: this.table(r.params.table!).delete(r.params.key!) }) },
+      { method: 'GET', path: '/api/servers', handler: () => this.servers() },
+      { method: 'GET', path: '/api/servers/:backend/:server', handler: (r) => this.serverInfo(...this.server(r.params.backend!, r.params.server!)) },
+      { method: 'PUT', path: '/api/servers/:backend/:server', handler: (r) => this.setServer(r) },
+      { method: 'GET', path: '/api/peers', handler: () => this.peers() },
+      { method: 'GET', path: '/api/explain', handler: (r) => this.explain(r) },
+    ];
+  }
+
+  stop(): void {
+    if (this.drainTimer) clearInterval(this.drainTimer);
+    this.drainTimer = undefined;
+  }
+
+  // ---------------------------------------------------------------- tables
+
+  private table(id: string): StickTable {
+    const t = this.node.tables.get(id);
+    if (!t) throw new AdminError(404, `no stick table '${id}' (tables: ${[...this.node.tables.keys()].join(', ') || 'none'})`);
+    return t;
+  }
+
+  tables(): Array<Record<string, unknown>> {
+    return [...this.node.tables.values()].map((t) => {
+      const { live, byServer } = t.serverCounts();
+      return { id: t.cfg.id, type: t.cfg.type, live, ...t.stats, expire: t.cfg.expire, servers: Object.fromEntries(byServer) };
+    });
+  }
+
+  private entries(r: AdminRequest): Record<string, unknown> {
+    const t = this.table(r.params.table!);
+    const limit = intParam(r.query, 'limit', 100, 1, MAX_LIST_LIMIT);
+    const server = strParam(r.query, 'server');
+    const prefix = strParam(r.query, 'prefix');
+    const now = t.now();
+    const out: Array<Record<string, unknown>> = [];
+    let matched = 0;
+    for (const e of t.entries()) {
+      if (server !== undefined && e.server !== server) continue;
+      if (prefix !== undefined && !e.key.startsWith(prefix)) continue;
+      matched++;
+      if (out.length < limit) out.push(entryJson(e, now));
+    }
+    return { table: t.cfg.id, matched, truncated: matched > out.length, entries: out };
+  }
+
+  private entry(r: AdminRequest): Record<string, unknown> {
+    const t = this.table(r.params.table!);
+    const e = t.get(r.params.key!);
+    if (!e) throw new AdminError(404, `no entry '${r.params.key}' in table '${t.cfg.id}'`);
+    return entryJson(e, t.now());
+  }
+
+  // ---------------------------------------------------------------- servers and drain
+
+  private server(backend: string, server: string): [RuntimeBackend, RuntimeServer] {
+    const b = this.node.proxy.backends.get(backend);
+    if (!b) throw new AdminError(404, `no backend '${backend}'`);
+    const s = b.serverByName(server);
+    if (!s) throw new AdminError(404, `no server '${server}' in backend '${backend}'`);
+    return [b, s];
+  }
+
+  /** Tables the backend's stick rules use. */
+  private backendTables(b: RuntimeBackend): StickTable[] {
+    const st = b.stick;
+    if (!st) return [];
+    return [...new Set([...st.match, ...st.storeRequest, ...st.storeResponse].map((r) => r.table))];
+  }
+
+  /** Stick entries naming `s` (by name or address, per table `srvkey`), over the backend's tables. */
+  private stickyCount(b: RuntimeBackend, s: RuntimeServer, counts?: Map<StickTable, Map<string, number>>): number {
+    let n = 0;
+    for (const t of this.backendTables(b)) {
+      let byServer = counts?.get(t);
+      if (!byServer) {
+        byServer = t.serverCounts().byServer;
+        counts?.set(t, byServer);
+      }
+      n += byServer.get(t.cfg.srvkey === 'addr' ? `${s.address}:${s.port}` : s.name) ?? 0;
+    }
+    return n;
+  }
+
+  private serverInfo(b: RuntimeBackend, s: RuntimeServer, counts?: Map<StickTable, Map<string, number>>): Record<string, unknown> {
+    const sticky = this.stickyCount(b, s, counts);
+    const w = this.drains.get(`${b.name}/${s.name}`);
+    const tot = metrics.totals(s);
+    return {
+      backend: b.name,
+      server: s.name,
+      address: `${s.address}:${s.port}`,
+      health: s.checkUp ? 'up' : 'down',
+      check: s.cfg.check ? s.lastCheckStatus || 'pending' : 'off',
+      admin: s.admin,
+      weight: s.weight,
+      backup: s.backup,
+      cookie: s.cookieValue,
+      activeConns: s.activeConns,
+      sticky,
+      requests: tot.requests,
+      errors: tot.errors,
+      ...(w
+        ? {
+            drain: {
+              since: w.since,
+              bindings: sticky + s.activeConns,
+              autoMaint: w.autoMaint,
+              ...(w.deadline !== undefined ? { deadline: w.deadline, remainingMs: Math.max(0, w.deadline - Date.now()) } : {}),
+              ...(w.ended ? { ended: w.ended } : {}),
+            },
+          }
+        : {}),
+    };
+  }
+
+  servers(): Array<Record<string, unknown>> {
+    const counts = new Map<StickTable, Map<string, number>>();
+    return [...this.node.proxy.backends.values()].flatMap((b) => b.servers.map((s) => this.serverInfo(b, s, counts)));
+  }
+
+  private setServer(r: AdminRequest): Record<string, unknown> {
+    const [b, s] = this.server(r.params.backend!, r.params.server!);
+    const body = (r.body ?? {}) as Record<string, unknown>;
+    if (typeof body !== 'object' || Array.isArray(body)) throw new AdminError(400, 'body must be a JSON object');
+    const state = body.state;
+    if (state !== 'ready' && state !== 'drain' && state !== 'maint') throw new AdminError(400, "state must be 'ready', 'drain' or 'maint'");
+    let deadline: number | undefined;
+    if (body.deadlineMs !== undefined) {
+      const d = body.deadlineMs;
+      if (state !== 'drain') throw new AdminError(400, 'deadlineMs applies to drain only');
+      if (typeof d !== 'number' || !Number.isInteger(d) || d < 0 || d > MAX_DRAIN_DEADLINE_MS) throw new AdminError(400, `deadlineMs must be an integer in 0..${MAX_DRAIN_DEADLINE_MS}`);
+      deadline = Date.now() + d;
+    }
+    if (body.autoMaint !== undefined && typeof body.autoMaint !== 'boolean') throw new AdminError(400, 'autoMaint must be a boolean');
+    const autoMaint = body.autoMaint === true;
+    if (autoMaint && state !== 'drain') throw new AdminError(400, 'autoMaint applies to drain only');
+    this.setState(b, s, state);
+    const key = `${b.name}/${s.name}`;
+    if (state === 'drain') {
+      this.drains.set(key, { since: Date.now(), deadline, autoMaint });
+      this.ensureDrainTimer();
+      this.pollDrains();
+    } else this.drains.delete(key);
+    return this.serverInfo(b, s);
+  }
+
+  private setState(b: RuntimeBackend, s: RuntimeServer, state: AdminState): void {
+    s.admin = state;
+    if (state === 'maint') s.dropIdle();
+    b.rebuild();
+  }
+
+  private ensureDrainTimer(): void {
+    if (this.drainTimer) return;
+    this.drainTimer = setInterval(() => this.pollDrains(), DRAIN_POLL_MS);
+    this.drainTimer.unref();
+  }
+
+  /** Switches finished drains to maint; stops polling when no drain is watched. */
+  private pollDrains(): void {
+    const now = Date.now();
+    let watching = 0;
+    for (const [key, w] of this.drains) {
+      if (w.ended) continue;
+      const [bn, sn] = splitKey(key);
+      const b = this.node.proxy.backends.get(bn);
+      const s = b?.serverByName(sn);
+      if (!b || !s || s.admin !== 'drain') {
+        this.drains.delete(key);
+        continue;
+      }
+      const bindings = this.stickyCount(b, s) + s.activeConns;
+      const reason = w.autoMaint && bindings === 0 ? 'no-bindings' : w.deadline !== undefined && now >= w.deadline ? 'deadline' : undefined;
+      if (reason) {
+        this.setState(b, s, 'maint');
+        w.ended = reason;
+        this.node.log('info', { backend: bn, server: sn, reason, bindings }, `server ${key} drained: now in maint`);
+      } else watching++;
+    }
+    if (watching === 0) this.stop();
+  }
+
+  // ---------------------------------------------------------------- peers
+
+  peers(): Array<Record<string, unknown>> {
+    const hosts = new Map(this.peerHosts().map((p) => [p.name, p.host]));
+    const now = Date.now();
+    return this.node.peers.flatMap((svc) =>
+      svc.status().map((p) => ({
+        ...p,
+        host: hosts.get(p.peer),
+        connected: p.state === 'live' || p.state === 'resyncing',
+        lastAckAgoMs: p.lastAckAt > 0 ? now - p.lastAckAt : undefined,
+      })),
+    );
+  }
+
+  /** Refusals of every peers service by reason (including dialers that never became a peer). */
+  refusals(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const svc of this.node.peers) for (const [k, v] of Object.entries(svc.refusals)) out[k] = (out[k] ?? 0) + v;
+    return out;
+  }
+
+  // ---------------------------------------------------------------- explain
+
+  /**
+   * What would happen to a client presenting KEY (as a stick key, e.g. its address, and as a
+   * persistence cookie value): per backend, the cookie outcome (HAProxy's request flag), each stick
+   * table's entry with version and origin node, the named server's health, and the rule that decides.
+   */
+  private explain(r: AdminRequest): Record<string, unknown> {
+    const key = strParam(r.query, 'key');
+    if (key === undefined) throw new AdminError(400, 'key is required (?key=KEY)');
+    const only = strParam(r.query, 'backend');
+    const backends = [...this.node.proxy.backends.values()].filter((b) => only === undefined || b.name === only);
+    if (only !== undefined && backends.length === 0) throw new AdminError(404, `no backend '${only}'`);
+    const out = backends.map((b) => {
+      const steps: string[] = [];
+      let decidedBy = '';
+      let chosen: RuntimeServer | undefined;
+      let cookie: Record<string, unknown> | undefined;
+      if (b.cookie) {
+        const s = b.serverByCookie(key);
+        const flag = !s ? 'I' : s.usable ? 'V' : 'D';
+        cookie = { name: b.cfg.cookie!.name, value: key, server: s?.name, flag, meaning: COOKIE_FLAGS[flag] };
+        if (s && s.usable) {
+          chosen = s;
+          decidedBy = 'cookie';
+          steps.push(`cookie ${b.cfg.cookie!.name}=${key} names ${s.name}, which is usable: flag V, cookie decides`);
+        } else if (s) steps.push(`cookie ${b.cfg.cookie!.name}=${key} names ${s.name}, which is ${serverState(s)}: flag D, ${b.cfg.redispatch ? 'redispatched' : 'redispatch is off, still ignored'} to the next rule`);
+        else steps.push(`as a cookie ${b.cfg.cookie!.name}=${key} names no server: flag I (invalid), ignored`);
+      }
+      const stick: Array<Record<string, unknown>> = [];
+      const st = b.stick;
+      let firstKeyUsed = false;
+      for (const rule of st?.match ?? []) {
+        const t = rule.table;
+        const e = t.get(key, true);
+        if (!e) {
+          stick.push({ table: t.cfg.id, found: false });
+          steps.push(`stick table ${t.cfg.id}: no entry for ${key}`);
+          firstKeyUsed = true;
+          continue;
+        }
+        const now = t.now();
+        const deleted = e.server === TOMBSTONE;
+        const s = deleted ? undefined : st!.serverFor(rule, e.server);
+        stick.push({
+          table: t.cfg.id,
+          found: !deleted,
+          ...(deleted ? { deleted: true } : { server: e.server }),
+          version: e.version,
+          origin: e.version.node,
+          writtenAt: new Date(e.version.wall).toISOString(),
+          expiresInMs: e.expiresAt === 0 ? null : Math.max(0, e.expiresAt - now),
+          ...(s ? { health: s.checkUp ? 'up' : 'down', admin: s.admin, usable: s.usable } : {}),
+        });
+        if (deleted) {
+          steps.push(`stick table ${t.cfg.id}: ${key} was deleted (tombstone written by ${e.version.node})`);
+          firstKeyUsed = true;
+        } else if (!s) steps.push(`stick table ${t.cfg.id}: ${key} -> ${e.server}, a server this backend does not have: ignored`);
+        else if (s.usable) {
+          steps.push(`stick table ${t.cfg.id}: ${key} -> ${s.name} (written by ${e.version.node}), server is ${serverState(s)}${chosen ? '' : ': stick decides'}`);
+          if (!chosen) {
+            chosen = s;
+            decidedBy = 'stick';
+          }
+        } else steps.push(`stick table ${t.cfg.id}: ${key} -> ${s.name}, but it is ${serverState(s)}: the entry is ignored and overwritten after balancing`);
+        if (chosen) break;
+        firstKeyUsed = true;
+      }
+      if (!chosen && st && firstKeyUsed) {
+        chosen = b.pickForKey(key);
+        decidedBy = 'stick-first';
+        steps.push(chosen ? `no usable entry: the agreed first pick (rendezvous hash of the key) is ${chosen.name}, the same on every node` : 'no usable server: 503');
+      }
+      if (!chosen && !decidedBy) {
+        decidedBy = 'balance';
+        steps.push(`balance ${b.cfg.balance} chooses per request among ${b.candidates.map((s) => s.name).join(', ') || 'no server (503)'}`);
+      }
+      return {
+        backend: b.name,
+        decidedBy,
+        server: chosen?.name,
+        ...(chosen ? { health: chosen.checkUp ? 'up' : 'down', admin: chosen.admin } : {}),
+        ...(cookie ? { cookie } : {}),
+        stick,
+        steps,
+      };
+    });
+    return { node: this.node.name, key, backends: out };
+  }
+
+  // ---------------------------------------------------------------- summary and metrics
+
+  /** Everything the dashboard shows about this node, in one call. */
+  summary(): Record<string, unknown> {
+    const ready = this.node.readiness();
+    return {
+      node: this.node.name,
+      time: Date.now(),
+      uptimeMs: this.node.uptimeMs(),
+      ready: ready.ready,
+      readyReason: ready.reason,
+      connections: this.node.proxy.connectionCount(),
+      tables: this.tables().map((t) => ({ id: t.id, live: t.live, capacity: t.capacity, evictions: t.evictions, expired: t.expired, servers: t.servers })),
+      servers: this.servers(),
+      peers: this.peers().map((p) => ({ peer: p.peer, host: p.host, state: p.state, connected: p.connected, lagMs: p.lagMs, pending: p.pending, lastAckAgoMs: p.lastAckAgoMs, reconnects: p.reconnects, lastError: p.lastError })),
+      refusals: this.refusals(),
+    };
+  }
+
+  /** Registers the scrape-time gauges on the process registry. */
+  registerMetrics(): void {
+    const node = this.node;
+    metrics.gauge('stickmesh_table_entries', 'Live entries per stick table (deleted keys excluded).', ['table'], (set) => {
+      for (const t of node.tables.values()) set({ table: t.cfg.id }, t.serverCounts().live);
+    });
+    metrics.gauge('stickmesh_table_capacity', 'Configured size per stick table.', ['table'], (set) => {
+      for (const t of node.tables.values()) set({ table: t.cfg.id }, t.capacity);
+    });
+    metrics.gauge('stickmesh_table_evicted_entries', 'Live entries evicted to make room, since start (monotonic).', ['table'], (set) => {
+      for (const t of node.tables.values()) set({ table: t.cfg.id }, t.stats.evictions);
+    });
+    metrics.gauge('stickmesh_table_expired_entries', 'Entries removed on expiry, since start (monotonic).', ['table'], (set) => {
+      for (const t of node.tables.values()) set({ table: t.cfg.id }, t.stats.expired);
+    });
+    metrics.gauge('stickmesh_server_up', 'Health of a server as seen by checks (1 up, 0 down).', ['backend', 'server'], (set) => {
+      for (const b of node.proxy.backends.values()) for (const s of b.servers) set({ backend: b.name, server: s.name }, s.checkUp ? 1 : 0);
+    });
+    metrics.gauge('stickmesh_server_admin_state', 'Administrative state of a server (1 for the current state).', ['backend', 'server', 'state'], (set) => {
+      for (const b of node.proxy.backends.values()) for (const s of b.servers) for (const st of ['ready', 'drain', 'maint']) set({ backend: b.name, server: s.name, state: st }, s.admin === st ? 1 : 0);
+    });
+    metrics.gauge('stickmesh_server_sticky_entries', 'Stick-table entries naming a server (its sticky sessions).', ['backend', 'server'], (set) => {
+      const counts = new Map<StickTable, Map<string, number>>();
+      for (const b of node.proxy.backends.values()) for (const s of b.servers) set({ backend: b.name, server: s.name }, this.stickyCount(b, s, counts));
+    });
+    metrics.gauge('stickmesh_server_active_connections', 'Open connections to a server.', ['backend', 'server'], (set) => {
+      for (const b of node.proxy.backends.values()) for (const s of b.servers) set({ backend: b.name, server: s.name }, s.activeConns);
+    });
+    const perPeer = (name: string, help: string, f: (p: ReturnType<StickmeshNode['peers'][number]['status']>[number]) => number) =>
+      metrics.gauge(name, help, ['peer'], (set) => {
+        for (const svc of node.peers) for (const p of svc.status()) set({ peer: p.peer }, f(p));
+      });
+    perPeer('stickmesh_peer_up', 'Peer session established (1) or not (0).', (p) => (p.state === 'live' || p.state === 'resyncing' ? 1 : 0));
+    perPeer('stickmesh_peer_replication_lag_seconds', 'Delay of the last delta batch applied from the peer (apply time - newest version in it).', (p) => p.lagMs / 1000);
+    perPeer('stickmesh_peer_pending_updates', 'Local log positions the peer has not acknowledged.', (p) => p.pending);
+    perPeer('stickmesh_peer_sent_bytes', 'Frame bytes sent to the peer since start (monotonic).', (p) => p.bytesSent);
+    perPeer('stickmesh_peer_received_bytes', 'Frame bytes received from the peer since start (monotonic).', (p) => p.bytesReceived);
+    perPeer('stickmesh_peer_sent_updates', 'Table updates sent to the peer since start (monotonic).', (p) => p.sent);
+    perPeer('stickmesh_peer_received_updates', 'Table updates received from the peer since start (monotonic).', (p) => p.received);
+    perPeer('stickmesh_peer_reconnects', 'Sessions re-established with the peer after the first (monotonic).', (p) => p.reconnects);
+    metrics.gauge('stickmesh_peer_refused_connections', 'Peer connections refused or dropped, by reason, since start (monotonic).', ['reason'], (set) => {
+      for (const [reason, n] of Object.entries(this.refusals())) set({ reason }, n);
+    });
+  }
+}
+
+const COOKIE_FLAGS: Record<string, string> = {
+  V: 'valid cookie: the client goes to its server',
+  D: "the cookie's server is down or in maintenance: redispatched",
+  I: 'invalid cookie: names no server of this backend',
+};
+
+function serverState(s: RuntimeServer): string {
+  return `${s.checkUp ? 'up' : 'down'}, ${s.admin}`;
+}
+
+function splitKey(k: string): [string, string] {
+  const i = k.indexOf('/');
+  return [k.slice(0, i), k.slice(i + 1)];
+}
+
+function entryJson(e: ReturnType<StickTable['entries']>[number], now: number): Record<string, unknown> {
+  return {
+    key: e.key,
+    server: e.server,
+    version: e.version,
+    origin: e.version.node,
+    expiresInMs: e.expiresAt === 0 ? null : Math.max(0, e.expiresAt - now),
+    connCnt: e.connCnt,
+    httpReqCnt: e.httpReqCnt,
+  };
+}
+
+function strParam(q: URLSearchParams, name: string): string | undefined {
+  const v = q.get(name);
+  if (v === null || v === '') return undefined;
+  if (v.length > MAX_KEY_LENGTH) throw new AdminError(400, `${name} longer than ${MAX_KEY_LENGTH} characters`);
+  return v;
+}
+
+function intParam(q: URLSearchParams, name: string, dflt: number, min: number, max: number): number {
+  const v = q.get(name);
+  if (v === null || v === '') return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new AdminError(400, `${name} must be an integer in ${min}..${max}`);
+  return n;
+}
