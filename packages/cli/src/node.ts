@@ -145,6 +145,7 @@ export class StickmeshNode {
           : {}),
       });
       await svc.start();
+      for (const t of tables) t.onLocalWrite = svc.notify.bind(svc);
       this.peers.push(svc);
       void svc.ready.then((r) => this.logger.info({ peers: pc.name, reason: r.reason, ms: r.ms }, 'peers ready'));
     }

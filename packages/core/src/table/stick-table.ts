@@ -126,6 +126,11 @@ export class StickTable {
   readonly cfg: StickTableConfig;
   readonly node: string;
   readonly clock: HybridClock;
+  /**
+   * Called after every local write that entered the update log (the peers mesh sets it to flush
+   * soon instead of waiting for its poll). Must be cheap: it runs on the request path.
+   */
+  onLocalWrite: (() => void) | undefined = undefined;
   /** Random id of this log's lifetime (16 hex digits); a cursor is only valid with the epoch it came from. */
   readonly epoch: string;
   /** The wall clock this table uses for expiry. */
@@ -371,6 +376,7 @@ export class StickTable {
     this.ring[this._seq % this.logSize] = s;
     this.logSeqOf[s] = this._seq;
     this._localWrites++;
+    if (this.onLocalWrite !== undefined) this.onLocalWrite();
     return result;
   }
 
