@@ -1,0 +1,299 @@
+// The proxy benchmark: wrk against each target in interleaved rounds, medians per (target, conns),
+// and the stickmesh CPU profile under load.
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { cpuDelta, cpuPlan, cpuSnapshot, freePort, run, stop, tail, treePids, treeRss, which } from './lib/proc.mjs';
+import { newestProfile, selfTimes } from './lib/profile.mjs';
+import { repoRoot, startUpstream, targets as allTargets } from './lib/targets.mjs';
+import { runWrk } from './lib/wrk.mjs';
+
+const median = (xs) => {
+  const s = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+  if (!s.length) return null;
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+/** Versions and hardware, for the report: what produced these numbers. */
+export function machineInfo() {
+  const first = (argv) => {
+    if (!which(argv[0])) return null;
+    const r = run(argv);
+    return (r.stdout + r.stderr).split('\n').find((l) => l.trim())?.trim() ?? null;
+  };
+  return {
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    cpus: os.cpus().length,
+    memGB: Math.round(os.totalmem() / 2 ** 30),
+    kernel: os.release(),
+    node: process.version,
+    haproxy: first(['haproxy', '-v']),
+    nginx: first(['nginx', '-v']),
+    wrk: first(['wrk', '-v']),
+  };
+}
+
+/**
+ * Runs `fn(env)` with a temporary directory and two upstreams answering, then stops everything
+ * (the directory is removed unless BENCH_KEEP_TMP=1). env: {plan, tmp, upstreams, upstreamKind}.
+ */
+async function withUpstreams(notes, fn) {
+  const plan = cpuPlan();
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'stickmesh-bench-'));
+  fs.chmodSync(tmp, 0o755); // nginx workers drop root and must read the served file
+  const nginx = which('nginx');
+  if (!nginx) notes.push('nginx not installed: upstreams are the raw net responder (bench/lib/raw-upstream.mjs), not nginx');
+  const upstreams = [];
+  try {
+    for (let i = 1; i <= 2; i++) upstreams.push(await startUpstream({ nginx, plan, tmp, index: i, port: await freePort() }));
+    return await fn({ plan, tmp, upstreams, upstreamKind: nginx ? 'nginx' : 'raw-net' });
+  } finally {
+    for (const u of upstreams) await u.stop();
+    if (process.env.BENCH_KEEP_TMP === '1') notes.push(`temporary files kept in ${tmp}`);
+    else fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/** Response headers of one GET / to `port` (no connection reuse). */
+function headersOf(port) {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path: '/', agent: false, timeout: 2000 }, (res) => {
+        res.resume();
+        res.once('end', () => resolve(res.headers));
+      })
+      .once('timeout', function () {
+        this.destroy(new Error('timeout'));
+      })
+      .once('error', reject);
+  });
+}
+
+/**
+ * The proxy benchmark. Starts every runnable target, warms each up, then runs `rounds` rounds;
+ * a round runs every target at every connection count once, so slow drift of the machine spreads
+ * over all targets instead of landing on one. Resolves to {runs (raw), rows (medians), ratios,
+ * skipped, notes, settings}. Never throws for one target's failure: that target is skipped with
+ * the reason.
+ */
+export async function runHttpBench({ rounds, seconds, conns, only, log = console.log }) {
+  const skipped = [];
+  const notes = [];
+  const wrk = which('wrk');
+  if (!wrk) {
+    skipped.push({ target: 'all proxy targets', reason: 'wrk not installed (apt-get install -y wrk)' });
+    return { skipped, notes, runs: [], rows: [], ratios: {} };
+  }
+  const list = allTargets().filter((t) => !only || only.includes(t.name));
+  for (const t of list) if (t.skip) skipped.push({ target: t.name, reason: t.skip });
+
+  return withUpstreams(notes, async (env) => {
+    const { plan } = env;
+    notes.push(
+      plan.pin
+        ? 'pinned with taskset: proxy under test on core 0; wrk and the nginx upstreams on core 1'
+        : `not pinned (${!plan.taskset ? 'taskset missing' : plan.cpus < 2 ? 'fewer than 2 CPUs' : 'BENCH_NO_PIN=1'})`,
+    );
+    const running = [];
+    for (const t of list.filter((x) => !x.skip)) {
+      try {
+        const h = await t.start(env);
+        running.push({ t, h });
+      } catch (e) {
+        skipped.push({ target: t.name, reason: `failed to start: ${e.message}` });
+      }
+    }
+    const runs = [];
+    // Only the target being measured may run: the others are SIGSTOPped, so a proxy that just
+    // took load cannot spend core 0 on garbage collection or timers during the next one's run.
+    const pause = (h) => !h.shared && h.child.exitCode === null && h.child.kill('SIGSTOP');
+    const resume = (h) => !h.shared && h.child.exitCode === null && h.child.kill('SIGCONT');
+    try {
+      // Both configs insert the persistence cookie; a missing Set-Cookie means the two are not
+      // doing the same work, which the table would hide.
+      for (const { t, h } of running) {
+        if (!/^(haproxy|stickmesh)-http/.test(t.name)) continue;
+        const sc = String((await headersOf(h.port))['set-cookie'] ?? '');
+        if (!/SERVERID=s[12]/.test(sc)) notes.push(`${t.name}: no SERVERID cookie inserted (Set-Cookie: ${sc || 'none'})`);
+      }
+      for (const { h } of running) pause(h);
+      const warm = Math.max(1, Math.min(2, seconds));
+      for (const { t, h } of running) {
+        log(`  warm-up ${t.name} (${warm}s)`);
+        resume(h);
+        await runWrk({ wrk, plan, url: `http://127.0.0.1:${h.port}/`, conns: conns[0], seconds: warm }).catch((e) =>
+          notes.push(`${t.name} warm-up: ${e.message.split('\n')[0]}`),
+        );
+        pause(h);
+      }
+      for (let round = 1; round <= rounds; round++) {
+        for (const { t, h } of running) {
+          if (h.child.exitCode !== null || h.child.signalCode !== null) {
+            const why = `exited (code ${h.child.exitCode}, signal ${h.child.signalCode})`;
+            if (!skipped.some((s) => s.target === t.name)) skipped.push({ target: t.name, reason: `${why} during the run: ${tail(h.errPath, 500).trim()}` });
+            continue;
+          }
+          resume(h);
+          for (const c of conns) {
+            const dead = env.upstreams.find((u) => u.child.exitCode !== null || u.child.signalCode !== null);
+            if (dead) throw new Error(`an upstream exited (code ${dead.child.exitCode}, signal ${dead.child.signalCode}): ${tail(dead.errPath, 500)}`);
+            const pids = [h.pid, ...env.upstreams.map((u) => u.pid)].flatMap(treePids);
+            const cpu0 = cpuSnapshot(pids);
+            let r;
+            try {
+              r = await runWrk({ wrk, plan, url: `http://127.0.0.1:${h.port}/`, conns: c, seconds });
+            } catch (e) {
+              notes.push(`${t.name} c=${c} round ${round}: ${e.message.split('\n')[0]}`);
+              continue;
+            }
+            const otherCpu = cpuDelta(cpu0, cpuSnapshot(pids));
+            const rss = treeRss(h.pid);
+            const { raw, ...nums } = r;
+            runs.push({ target: t.name, mode: t.mode, conns: c, round, ...nums, rssMB: rss / 2 ** 20, otherCpu });
+            log(
+              `  round ${round}/${rounds} ${t.name.padEnd(18)} c=${String(c).padEnd(3)} ${r.rps.toFixed(0).padStart(7)} req/s` +
+                `  p50 ${fmt(r.p50)} ms  p99 ${fmt(r.p99)} ms  rss ${(rss / 2 ** 20).toFixed(1)} MB  other cpu ${otherCpu.toFixed(2)}` +
+                (r.socketErrors || r.non2xx ? `  errors: socket ${r.socketErrors}, non-2xx ${r.non2xx}` : ''),
+            );
+          }
+          pause(h);
+        }
+      }
+    } finally {
+      for (const { h } of running) {
+        resume(h);
+        await h.stop();
+      }
+    }
+    const rows = summarise(runs, list, conns);
+    return {
+      settings: { rounds, seconds, conns, upstream: env.upstreamKind, pinned: plan.pin, wrkThreads: 1 },
+      runs,
+      rows,
+      ratios: ratios(rows, conns),
+      skipped,
+      notes,
+    };
+  });
+}
+
+/** Median per (target, conns) over the rounds, with req/s relative to HAProxy of the same mode. */
+function summarise(runs, list, conns) {
+  const rows = [];
+  for (const t of list) {
+    for (const c of conns) {
+      const rs = runs.filter((r) => r.target === t.name && r.conns === c);
+      if (!rs.length) continue;
+      rows.push({
+        target: t.name,
+        mode: t.mode,
+        conns: c,
+        rounds: rs.length,
+        rps: median(rs.map((r) => r.rps)),
+        p50: median(rs.map((r) => r.p50)),
+        p99: median(rs.map((r) => r.p99)),
+        rssMB: median(rs.map((r) => r.rssMB)),
+        otherCpu: median(rs.map((r) => r.otherCpu)),
+        errors: rs.reduce((a, r) => a + r.socketErrors + r.non2xx, 0),
+      });
+    }
+  }
+  for (const row of rows) {
+    const ref = rows.find((r) => r.target === `haproxy-${row.mode}` && r.conns === row.conns);
+    row.vsHaproxy = ref && row.mode !== 'direct' ? row.rps / ref.rps : null;
+  }
+  return rows;
+}
+
+/** The headline ratios, each a ratio of medians; null when either side did not run. */
+function ratios(rows, conns) {
+  const get = (target, c, k) => rows.find((r) => r.target === target && r.conns === c)?.[k] ?? null;
+  const div = (a, b) => (a == null || b == null || b === 0 ? null : a / b);
+  const out = {};
+  for (const c of conns) {
+    out[`stickmesh-http / haproxy-http req/s @${c}`] = div(get('stickmesh-http', c, 'rps'), get('haproxy-http', c, 'rps'));
+    out[`stickmesh-http / haproxy-http p99 @${c}`] = div(get('stickmesh-http', c, 'p99'), get('haproxy-http', c, 'p99'));
+    out[`stickmesh-http / node-http-proxy req/s @${c}`] = div(get('stickmesh-http', c, 'rps'), get('node-http-proxy', c, 'rps'));
+    out[`stickmesh-tcp / haproxy-tcp req/s @${c}`] = div(get('stickmesh-tcp', c, 'rps'), get('haproxy-tcp', c, 'rps'));
+    out[`stickmesh-tcp / haproxy-tcp p99 @${c}`] = div(get('stickmesh-tcp', c, 'p99'), get('haproxy-tcp', c, 'p99'));
+    out[`stickmesh-http-log / stickmesh-http req/s @${c}`] = div(get('stickmesh-http-log', c, 'rps'), get('stickmesh-http', c, 'rps'));
+  }
+  return out;
+}
+
+export function fmt(x, digits = 2) {
+  return x == null ? '-' : x.toFixed(digits);
+}
+
+/** The result table and ratios as printable text. */
+export function formatHttp(res) {
+  const head = ['target', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'RSS MB', 'vs HAProxy', 'errors', 'other CPU'];
+  const body = res.rows.map((r) => [
+    r.target,
+    String(r.conns),
+    r.rps.toFixed(0),
+    fmt(r.p50),
+    fmt(r.p99),
+    fmt(r.rssMB, 1),
+    r.vsHaproxy == null ? '-' : `${r.vsHaproxy.toFixed(2)}x`,
+    String(r.errors),
+    fmt(r.otherCpu),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
+  const out = [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)];
+  const rat = Object.entries(res.ratios).filter(([, v]) => v != null);
+  if (rat.length) {
+    out.push('', 'ratios (of medians):');
+    const w = Math.max(...rat.map(([k]) => k.length));
+    for (const [k, v] of rat) out.push(`  ${k.padEnd(w)}  ${v.toFixed(2)}`);
+  }
+  const busiest = Math.max(0, ...res.rows.map((r) => r.otherCpu ?? 0));
+  if (busiest > 0.1) {
+    out.push('', `WARNING: other processes used up to ${busiest.toFixed(2)} cores (median per row) during the runs: the machine was shared and the numbers are noisy`);
+  }
+  return out.join('\n');
+}
+
+/**
+ * Runs stickmesh-http under `node --cpu-prof` with wrk at `conns` connections for `seconds`,
+ * stops it with SIGTERM (the profile is written at exit) and resolves to {file, top} with the
+ * `topN` functions by self time.
+ */
+export async function runProfile({ seconds, conns, topN = 15, log = console.log }) {
+  const notes = [];
+  const wrk = which('wrk');
+  if (!wrk) return { skipped: 'wrk not installed', notes };
+  const profileDir = path.join(repoRoot, 'bench/results/prof');
+  fs.mkdirSync(profileDir, { recursive: true });
+  const target = allTargets().find((t) => t.name === 'stickmesh-http');
+  if (target.skip) return { skipped: target.skip, notes };
+  const since = Date.now();
+  const result = await withUpstreams(notes, async (env) => {
+    const h = await target.start({ ...env, profileDir });
+    let w;
+    try {
+      log(`  profiling stickmesh-http: wrk -c${conns} ${seconds}s`);
+      w = await runWrk({ wrk, plan: env.plan, url: `http://127.0.0.1:${h.port}/`, conns, seconds });
+    } finally {
+      const ex = await stop(h.child, { signal: 'SIGTERM', graceMs: 20000 });
+      if (ex.signal === 'SIGKILL') notes.push('stickmesh did not exit on SIGTERM within 20 s; killed, so no profile');
+    }
+    return { rps: w.rps, p99: w.p99 };
+  });
+  const file = newestProfile(profileDir, since - 1000);
+  if (!file) return { skipped: 'no .cpuprofile written', notes, ...result };
+  const top = selfTimes(JSON.parse(fs.readFileSync(file, 'utf8')), repoRoot).slice(0, topN);
+  return { file: path.relative(repoRoot, file), conns, seconds, ...result, top, notes };
+}
+
+/** The profile's top functions as printable text. */
+export function formatProfile(p) {
+  const head = ['self ms', '%', '% busy', 'function', 'location'];
+  const body = p.top.map((r) => [r.ms.toFixed(0), r.pct.toFixed(1), r.pctBusy == null ? '-' : r.pctBusy.toFixed(1), r.fn, r.where]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells) => cells.map((c, i) => (i < 3 ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  ').trimEnd();
+  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+}

@@ -1,0 +1,181 @@
+// Upstreams and the load balancers under test: how each is configured, started and stopped.
+// Every process writes its logs under the run's temporary directory; proxies run on core 0 and
+// the upstreams on core 1 (beside wrk) when pinning is on, so the proxy under test has a core of
+// its own and the `direct` row shows the ceiling of the load-generating core.
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort, pinned, spawnLogged, stop, tail, waitHttp200, which } from './proc.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const repoRoot = path.resolve(here, '..', '..');
+const stickmeshBin = path.join(repoRoot, 'packages/cli/bin/stickmesh.js');
+
+/** The 100-byte body every upstream serves at every path (so both `/` and `/health`). */
+export const BODY = 'stickmesh bench upstream '.padEnd(99, '.') + '\n';
+
+const TIMEOUTS = ['timeout connect 5s', 'timeout client 30s', 'timeout server 30s'];
+
+/**
+ * The defaults/frontend/backend part shared by haproxy and stickmesh for one mode: `http` is
+ * round robin with inserted cookie persistence, `tcp` is round robin with source-address stick
+ * table. Returned as lines so each caller prepends its own `global` section.
+ */
+export function proxySections(mode, port, upstreamPorts) {
+  const servers = upstreamPorts.map((p, i) => `    server s${i + 1} 127.0.0.1:${p}${mode === 'http' ? ` cookie s${i + 1}` : ''}`);
+  const lines = ['defaults', `    mode ${mode}`, '    maxconn 10000', ...TIMEOUTS.map((t) => `    ${t}`)];
+  if (mode === 'http') lines.push('    timeout http-keep-alive 30s', '    option http-keep-alive');
+  lines.push('', 'frontend fe', `    bind 127.0.0.1:${port}`, '    default_backend be', '', 'backend be', '    balance roundrobin');
+  if (mode === 'http') lines.push('    cookie SERVERID insert indirect nocache');
+  else lines.push('    stick-table type ip size 1m', '    stick on src');
+  lines.push(...servers, '');
+  return lines;
+}
+
+/**
+ * Waits for `port` to answer 200 and returns a handle {port, pid, child, stop()}; if it never
+ * does, stops the child and throws with the tail of its stderr.
+ */
+async function ready(name, child, errPath, port) {
+  try {
+    await waitHttp200(port, { child });
+  } catch (e) {
+    await stop(child, { signal: 'SIGKILL' });
+    const log = tail(errPath).trim();
+    throw new Error(`${name}: ${e.message}${log ? `\n${log}` : ''}`);
+  }
+  return { port, pid: child.pid, child, errPath, stop: (opts) => stop(child, opts) };
+}
+
+/**
+ * Starts one upstream on `port` pinned to core 1: nginx with a generated config when `nginx` is
+ * set, otherwise the raw net responder. Resolves once it answers GET /health.
+ */
+export async function startUpstream({ nginx, plan, tmp, index, port }) {
+  const name = `upstream${index}`;
+  if (!nginx) {
+    const argv = pinned(plan, 1, [process.execPath, path.join(here, 'raw-upstream.mjs'), String(port)]);
+    const { child, errPath } = spawnLogged(argv, { name, logDir: tmp });
+    return ready(name, child, errPath, port);
+  }
+  const dir = path.join(tmp, name);
+  fs.mkdirSync(path.join(dir, 'www'), { recursive: true });
+  fs.mkdirSync(path.join(dir, 'tmp'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'www', 'body.txt'), BODY);
+  const conf = `daemon off;
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 100000;
+    keepalive_timeout 65s;
+    client_body_temp_path ${dir}/tmp/body;
+    proxy_temp_path ${dir}/tmp/proxy;
+    fastcgi_temp_path ${dir}/tmp/fastcgi;
+    uwsgi_temp_path ${dir}/tmp/uwsgi;
+    scgi_temp_path ${dir}/tmp/scgi;
+    server {
+        listen 127.0.0.1:${port};
+        location / {
+            root ${dir}/www;
+            default_type text/plain;
+            try_files /body.txt =404;
+        }
+    }
+}
+`;
+  fs.writeFileSync(path.join(dir, 'nginx.conf'), conf);
+  const argv = pinned(plan, 1, [nginx, '-p', dir, '-c', path.join(dir, 'nginx.conf'), '-e', path.join(dir, 'error.log')]);
+  const { child, errPath } = spawnLogged(argv, { name, logDir: tmp });
+  return ready(name, child, errPath, port);
+}
+
+function hasHttpProxy() {
+  try {
+    createRequire(import.meta.url).resolve('http-proxy');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The targets in table order. Each has `name`, `mode` (`direct`, `http` or `tcp`, the latter two
+ * naming which HAProxy row it is compared with), `skip` (null, or why it cannot run here) and
+ * `start(env)` resolving to a running, answering handle.
+ * env: {plan, tmp, upstreams: [handle], profileDir?}.
+ */
+export function targets() {
+  const haproxy = which('haproxy');
+  const noHaproxy = haproxy ? null : 'haproxy not installed (apt-get install -y haproxy)';
+
+  const haproxyTarget = (name, mode) => ({
+    name,
+    mode,
+    skip: noHaproxy,
+    async start({ plan, tmp, upstreams }) {
+      const port = await freePort();
+      const cfg = path.join(tmp, `${name}.cfg`);
+      const lines = ['global', '    nbthread 1', '', ...proxySections(mode, port, upstreams.map((u) => u.port))];
+      fs.writeFileSync(cfg, lines.join('\n'));
+      // -db: foreground, no daemon; -W is not used so the pid is the single worker process.
+      const { child, errPath } = spawnLogged(pinned(plan, 0, [haproxy, '-db', '-f', cfg]), { name, logDir: tmp });
+      return ready(name, child, errPath, port);
+    },
+  });
+
+  const stickmeshTarget = (name, mode, { log = false } = {}) => ({
+    name,
+    mode,
+    skip: fs.existsSync(path.join(repoRoot, 'packages/cli/dist/main.js')) ? null : 'packages/cli/dist missing (build failed)',
+    async start({ plan, tmp, upstreams, profileDir }) {
+      const [port, admin] = [await freePort(), await freePort()];
+      const cfg = path.join(tmp, `${name}.cfg`);
+      const global = ['global', `    admin-bind 127.0.0.1:${admin}`, `    log-level ${log ? 'info' : 'warn'}`, ''];
+      fs.writeFileSync(cfg, [...global, ...proxySections(mode, port, upstreams.map((u) => u.port))].join('\n'));
+      const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+      const argv = pinned(plan, 0, [process.execPath, ...nodeArgs, stickmeshBin, 'start', '--config', cfg, '--node', 'bench']);
+      // With info logging every request is a JSON line on stdout: send it to /dev/null so the row
+      // measures producing the log, not a disk.
+      const { child, errPath } = spawnLogged(argv, { name, logDir: tmp, cwd: repoRoot, stdoutNull: log });
+      return ready(name, child, errPath, port);
+    },
+  });
+
+  return [
+    {
+      name: 'direct',
+      mode: 'direct',
+      skip: null,
+      // The first upstream itself: no process of its own to start or stop.
+      async start({ upstreams }) {
+        const u = upstreams[0];
+        return { port: u.port, pid: u.pid, child: u.child, errPath: u.errPath, shared: true, stop: async () => {} };
+      },
+    },
+    haproxyTarget('haproxy-http', 'http'),
+    haproxyTarget('haproxy-tcp', 'tcp'),
+    {
+      name: 'node-http-proxy',
+      mode: 'http',
+      skip: hasHttpProxy() ? null : 'npm package http-proxy not installed (npm install -D http-proxy)',
+      async start({ plan, tmp, upstreams }) {
+        const port = await freePort();
+        const argv = pinned(plan, 0, [
+          process.execPath,
+          path.join(here, 'node-http-proxy-server.mjs'),
+          String(port),
+          ...upstreams.map((u) => String(u.port)),
+        ]);
+        const { child, errPath } = spawnLogged(argv, { name: 'node-http-proxy', logDir: tmp, cwd: repoRoot });
+        return ready('node-http-proxy', child, errPath, port);
+      },
+    },
+    stickmeshTarget('stickmesh-http', 'http'),
+    stickmeshTarget('stickmesh-http-log', 'http', { log: true }),
+    stickmeshTarget('stickmesh-tcp', 'tcp'),
+  ];
+}

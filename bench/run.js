@@ -1,0 +1,188 @@
+#!/usr/bin/env node
+// `npm run bench`: stickmesh against nginx direct, HAProxy (http and tcp) and node-http-proxy,
+// plus the stick table memory benchmark. See docs/BENCHMARKS.md.
+//
+//   node bench/run.js [--only http,table,profile] [--quick] [--profile] [--rounds N]
+//                     [--targets direct,haproxy-http,...]
+//   BENCH_DURATION=5s (per wrk run)  BENCH_ROUNDS=3  BENCH_NO_PIN=1  BENCH_KEEP_TMP=1
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { formatHttp, formatProfile, machineInfo, runHttpBench, runProfile } from './http.mjs';
+import { run } from './lib/proc.mjs';
+import { repoRoot } from './lib/targets.mjs';
+
+const SECTIONS = ['http', 'table', 'profile'];
+const CONNS = [50, 200];
+
+const USAGE = `usage: node bench/run.js [options]
+  --only LIST      sections to run, comma separated: ${SECTIONS.join(', ')} (default: http,table;
+                   profile is added by --profile)
+  --profile        also profile stickmesh-http under load (node --cpu-prof), print top 15 self time
+  --quick          smoke run: 1 round of 2 s per wrk run
+  --rounds N       rounds (default BENCH_ROUNDS or 3)
+  --targets LIST   only these proxy targets: direct, haproxy-http, haproxy-tcp, node-http-proxy,
+                   stickmesh-http, stickmesh-http-log, stickmesh-tcp
+env: BENCH_DURATION (seconds per wrk run, e.g. 5 or 5s; default 5), BENCH_ROUNDS, BENCH_NO_PIN=1
+     (no taskset), BENCH_KEEP_TMP=1 (keep generated configs and logs)
+`;
+
+/** Seconds from BENCH_DURATION (`5`, `5s`), or `fallback`. Exits on a malformed value. */
+function durationSeconds(fallback) {
+  const v = process.env.BENCH_DURATION;
+  if (!v) return fallback;
+  const m = /^(\d+)s?$/.exec(v.trim());
+  if (!m || Number(m[1]) < 1) {
+    process.stderr.write(`BENCH_DURATION must be whole seconds (e.g. 5 or 5s), got ${v}\n`);
+    process.exit(2);
+  }
+  return Number(m[1]);
+}
+
+/** Newest mtime under `dir` of files accepted by `keep`, or 0 when there are none. */
+function newest(dir, keep) {
+  let best = 0;
+  if (!fs.existsSync(dir)) return 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (!e.isFile() || !keep(e.name)) continue;
+    best = Math.max(best, fs.statSync(path.join(e.parentPath ?? e.path, e.name)).mtimeMs);
+  }
+  return best;
+}
+
+/**
+ * Makes sure packages/*\/dist is at least as new as the sources, running `npx tsc -b` otherwise.
+ * A failed build with every dist present (someone mid-edit elsewhere) is a warning and the
+ * existing dist is measured; a failed build with a dist missing ends the run.
+ */
+function ensureBuild(warnings) {
+  const pkgs = fs.readdirSync(path.join(repoRoot, 'packages')).filter((p) => fs.existsSync(path.join(repoRoot, 'packages', p, 'tsconfig.json')));
+  const stale = pkgs.filter((p) => {
+    const dir = path.join(repoRoot, 'packages', p);
+    const dist = newest(path.join(dir, 'dist'), () => true);
+    return dist === 0 || newest(path.join(dir, 'src'), (n) => n.endsWith('.ts')) > dist;
+  });
+  if (!stale.length) return;
+  console.log(`building (stale or missing dist: ${stale.join(', ')}): npx tsc -b`);
+  const r = run(['npx', 'tsc', '-b'], { cwd: repoRoot });
+  if (r.status === 0) return;
+  const missing = pkgs.filter((p) => !fs.existsSync(path.join(repoRoot, 'packages', p, 'dist')));
+  const msg = `npx tsc -b failed:\n${(r.stdout + r.stderr).trim().split('\n').slice(0, 20).join('\n')}`;
+  if (missing.length) {
+    console.error(`${msg}\nno dist for ${missing.join(', ')}: cannot benchmark`);
+    process.exit(1);
+  }
+  warnings.push('npx tsc -b failed; measured the existing (older) dist');
+  console.error(`${msg}\ncontinuing with the existing dist`);
+}
+
+/**
+ * The stick table section: bench/table-memory.mjs in its own process with --expose-gc; resolves
+ * to its JSON line, or {skipped} with the reason.
+ */
+function runTable() {
+  const r = run([process.execPath, '--expose-gc', path.join(repoRoot, 'bench/table-memory.mjs')], { cwd: repoRoot });
+  const line = r.stdout.trim().split('\n').pop();
+  if (r.status !== 0 || !line) return { skipped: `table-memory.mjs exited ${r.status}: ${r.stderr.trim().slice(-500)}` };
+  try {
+    return JSON.parse(line);
+  } catch {
+    return { skipped: `unreadable output: ${line}` };
+  }
+}
+
+function formatTable(t) {
+  const b = t.bytesPerEntry;
+  const o = t.opsPerSec;
+  return [
+    `entries: ${t.entries}`,
+    `heap bytes/entry: table ipv4 ${b.tableIpv4}, table ipv6 ${b.tableIpv6}, naive Map ipv4 ${b.naiveMapIpv4}`,
+    `ops/s: setLocal (create) ${o.setLocalCreate.toLocaleString('en')}, lookup (hit) ${o.lookupHit.toLocaleString('en')}, applyRemote (create) ${o.applyRemoteCreate.toLocaleString('en')}`,
+  ].join('\n');
+}
+
+async function main() {
+  let args;
+  try {
+    args = parseArgs({
+      options: {
+        only: { type: 'string' },
+        quick: { type: 'boolean' },
+        profile: { type: 'boolean' },
+        rounds: { type: 'string' },
+        targets: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }).values;
+  } catch (e) {
+    process.stderr.write(`${e.message}\n${USAGE}`);
+    return 2;
+  }
+  if (args.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const sections = args.only ? args.only.split(',').map((s) => s.trim()) : ['http', 'table', ...(args.profile ? ['profile'] : [])];
+  const bad = sections.filter((s) => !SECTIONS.includes(s));
+  if (bad.length) {
+    process.stderr.write(`unknown section ${bad.join(', ')}\n${USAGE}`);
+    return 2;
+  }
+  const rounds = args.quick ? 1 : Number(args.rounds ?? process.env.BENCH_ROUNDS ?? 3);
+  const seconds = args.quick ? 2 : durationSeconds(5);
+  const only = args.targets ? args.targets.split(',').map((s) => s.trim()) : null;
+  if (!(rounds >= 1)) {
+    process.stderr.write(`--rounds must be a positive integer\n`);
+    return 2;
+  }
+
+  const warnings = [];
+  ensureBuild(warnings);
+  const machine = machineInfo();
+  const started = new Date();
+  console.log(`stickmesh bench ${started.toISOString()} on ${machine.cpus} x ${machine.cpuModel}, node ${machine.node}`);
+  const results = { date: started.toISOString(), machine, sections, warnings };
+
+  if (sections.includes('http')) {
+    console.log(`\n== proxies: wrk -t1 -c${CONNS.join('/')} -d${seconds}s, ${rounds} round(s), medians ==`);
+    const res = await runHttpBench({ rounds, seconds, conns: CONNS, only });
+    results.http = res;
+    console.log(`\n${formatHttp(res)}`);
+    for (const n of res.notes) console.log(`note: ${n}`);
+    for (const s of res.skipped) console.log(`SKIPPED ${s.target}: ${s.reason}`);
+  }
+
+  if (sections.includes('table')) {
+    console.log('\n== stick table memory and throughput (bench/table-memory.mjs, 1M entries) ==');
+    const t = runTable();
+    results.table = t;
+    console.log(t.skipped ? `SKIPPED table: ${t.skipped}` : formatTable(t));
+  }
+
+  if (sections.includes('profile')) {
+    const pSeconds = Math.max(seconds, 5);
+    console.log(`\n== CPU profile: stickmesh-http under wrk -c50 for ${pSeconds}s ==`);
+    const p = await runProfile({ seconds: pSeconds, conns: 50 });
+    results.profile = p;
+    if (p.skipped) console.log(`SKIPPED profile: ${p.skipped}`);
+    else console.log(`${p.file} (${p.rps.toFixed(0)} req/s while profiling)\ntop ${p.top.length} by self time:\n${formatProfile(p)}`);
+    for (const n of p.notes) console.log(`note: ${n}`);
+  }
+
+  for (const w of warnings) console.log(`WARNING: ${w}`);
+  const out = path.join(repoRoot, 'bench/results/latest.json');
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  fs.writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
+  console.log(`\nraw numbers: ${path.relative(repoRoot, out)}`);
+  return 0;
+}
+
+// process.exit, not exitCode: after a failure, servers still running (possibly SIGSTOPped) would
+// keep the event loop alive; exiting runs the hook in lib/proc.mjs that kills them.
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    console.error(err?.stack ?? String(err));
+    process.exit(1);
+  },
+);
