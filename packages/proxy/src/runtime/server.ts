@@ -9,7 +9,7 @@ import type { UpstreamConn } from '../http/upstream.js';
 export type AdminState = 'ready' | 'drain' | 'maint';
 
 /** Idle upstream connections kept per server. At the bound the connection is closed instead of kept. */
-export const MAX_IDLE_PER_SERVER = 64;
+export const MAX_IDLE_PER_SERVER = 1024;
 
 export class RuntimeServer implements ServerRef, CookieTarget {
   readonly id: number;
