@@ -208,6 +208,9 @@ describe('admin API on a running cluster', () => {
     expect(text).toMatch(/stickmesh_peer_pending_updates\{peer="n2"\} \d+/);
     expect(text).toMatch(/stickmesh_peer_sent_bytes\{peer="n2"\} [1-9]/);
     expect(text).toMatch(/stickmesh_peer_reconnects\{peer="n2"\} 0/);
+    expect(text).toMatch(/stickmesh_peer_anti_entropy_rounds\{peer="n2"\} \d+/);
+    expect(text).toMatch(/stickmesh_peer_anti_entropy_entries_repaired\{peer="n1"\} \d+/);
+    expect(text).toMatch(/stickmesh_anti_entropy_buckets_compared \d+/);
     expect(text).toMatch(/stickmesh_server_sticky_entries\{backend="app",server="web\d"\} [1-9]/);
     expect(text).toMatch(/stickmesh_table_evicted_entries\{table="mesh\/sessions"\} 0/);
   });

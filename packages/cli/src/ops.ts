@@ -401,6 +401,14 @@ export class Ops {
     perPeer('stickmesh_peer_sent_updates', 'Table updates sent to the peer since start (monotonic).', (p) => p.sent);
     perPeer('stickmesh_peer_received_updates', 'Table updates received from the peer since start (monotonic).', (p) => p.received);
     perPeer('stickmesh_peer_reconnects', 'Sessions re-established with the peer after the first (monotonic).', (p) => p.reconnects);
+    perPeer('stickmesh_peer_anti_entropy_rounds', 'Anti-entropy digest exchanges with the peer, per table (monotonic).', (p) => p.antiEntropyRounds);
+    perPeer('stickmesh_peer_anti_entropy_buckets_repaired', 'Differing digest buckets exchanged with the peer (monotonic).', (p) => p.bucketsRepaired);
+    perPeer('stickmesh_peer_anti_entropy_entries_repaired', 'Entries received from the peer in repairs and applied (monotonic).', (p) => p.entriesRepaired);
+    metrics.gauge('stickmesh_anti_entropy_buckets_compared', 'Digest buckets compared by this node, all peers and tables (monotonic).', [], (set) => {
+      let n = 0;
+      for (const svc of node.peers) n += svc.stats().bucketsCompared;
+      set({}, n);
+    });
     metrics.gauge('stickmesh_peer_refused_connections', 'Peer connections refused or dropped, by reason, since start (monotonic).', ['reason'], (set) => {
       for (const [reason, n] of Object.entries(this.refusals())) set({ reason }, n);
     });

@@ -12,6 +12,17 @@ export const PROTO = 1;
 /** WebSocket URL path; the trailing 1 is the protocol major version. */
 export const PEERS_PATH = '/stickmesh/peers/1';
 export const NONCE_BYTES = 32;
+/**
+ * Anti-entropy buckets per table (the stick table's DIGEST_BUCKETS) and the size of a `digest`
+ * message's `digests` field: per bucket two uint32 lanes, little-endian.
+ */
+export const AE_BUCKETS = 256;
+export const AE_DIGEST_BYTES = AE_BUCKETS * 8;
+/** Capability advertised in auth/welcome `caps` by nodes that take part in anti-entropy. */
+export const CAP_ANTI_ENTROPY = 'ae';
+/** Bounds on the optional `caps` list: entries and characters per entry. */
+const MAX_CAPS = 16;
+const MAX_CAP_LEN = 32;
 
 export interface TableSchema {
   id: string;
@@ -20,17 +31,28 @@ export interface TableSchema {
 }
 
 export interface HelloMsg { t: 'hello'; proto: number; cluster: string; node: string; nonce: Uint8Array }
+/** `caps` is optional on the wire (older proto-1 nodes neither send nor read it); decode gives [] when absent. */
 export interface AuthMsg {
-  t: 'auth'; proto: number; cluster: string; node: string; nonce2: Uint8Array; mac: Uint8Array; tables: TableSchema[];
+  t: 'auth'; proto: number; cluster: string; node: string; nonce2: Uint8Array; mac: Uint8Array; tables: TableSchema[]; caps: string[];
 }
-export interface WelcomeMsg { t: 'welcome'; mac2: Uint8Array; tables: TableSchema[] }
+export interface WelcomeMsg { t: 'welcome'; mac2: Uint8Array; tables: TableSchema[]; caps: string[] }
 export interface ResumeMsg { t: 'resume'; table: string; epoch: string; seq: number }
 export interface DeltaMsg { t: 'u'; table: string; seq: number; updates: TableUpdate[] }
 export interface ResyncMsg { t: 'resync'; table: string; updates: TableUpdate[] }
 export interface ResyncDoneMsg { t: 'resync-done'; table: string; epoch: string; seq: number }
 export interface AckMsg { t: 'ack'; table: string; seq: number }
+/** Anti-entropy, dialer -> acceptor: the dialer's bucket digests (AE_DIGEST_BYTES). */
+export interface DigestMsg { t: 'digest'; table: string; digests: Uint8Array }
+/** Anti-entropy, acceptor -> dialer: buckets to exchange this round (ascending) and how many differed in all. */
+export interface RepairMsg { t: 'repair'; table: string; buckets: number[]; differing: number }
+/** Anti-entropy, both ways: the sender's entries in the round's buckets. */
+export interface RepairUpdatesMsg { t: 'repair-u'; table: string; updates: TableUpdate[] }
+/** Anti-entropy, both ways: the sender has sent all its entries of the round's buckets. */
+export interface RepairEndMsg { t: 'repair-end'; table: string }
 
-export type Msg = HelloMsg | AuthMsg | WelcomeMsg | ResumeMsg | DeltaMsg | ResyncMsg | ResyncDoneMsg | AckMsg;
+export type Msg =
+  | HelloMsg | AuthMsg | WelcomeMsg | ResumeMsg | DeltaMsg | ResyncMsg | ResyncDoneMsg | AckMsg
+  | DigestMsg | RepairMsg | RepairUpdatesMsg | RepairEndMsg;
 
 /** A frame or message that violates the protocol; `reason` is the stable refusal reason. */
 export class ProtocolError extends StickmeshError {
@@ -54,14 +76,14 @@ export function toWire(u: TableUpdate): WireUpdate {
 
 /** Encodes a message; updates are converted to the compact array layout. */
 export function encode(msg: Msg): Buffer {
-  if (msg.t === 'u' || msg.t === 'resync') {
+  if (msg.t === 'u' || msg.t === 'resync' || msg.t === 'repair-u') {
     return packr.pack({ ...msg, updates: msg.updates.map(toWire) });
   }
   return packr.pack(msg);
 }
 
 /** Encodes an update batch straight from `TableUpdate`s (hot path: no intermediate message object). */
-export function encodeUpdates(t: 'u' | 'resync', table: string, seq: number, updates: TableUpdate[]): Buffer {
+export function encodeUpdates(t: 'u' | 'resync' | 'repair-u', table: string, seq: number, updates: TableUpdate[]): Buffer {
   const wire = updates.map(toWire);
   return packr.pack(t === 'u' ? { t, table, seq, updates: wire } : { t, table, updates: wire });
 }
@@ -96,6 +118,33 @@ function tables(o: Record<string, unknown>): TableSchema[] {
     const s = x as Record<string, unknown>;
     return { id: str(s, 'id'), type: str(s, 'type'), keyLen: seqOf(s, 'keyLen') };
   });
+}
+
+/** Optional `caps`: absent means none; otherwise at most MAX_CAPS short strings. */
+function caps(o: Record<string, unknown>): string[] {
+  const v = o.caps;
+  if (v === undefined) return [];
+  if (!Array.isArray(v) || v.length > MAX_CAPS) return bad("field 'caps' must be a short array");
+  return v.map((x: unknown) => (typeof x === 'string' && x.length <= MAX_CAP_LEN ? x : bad("field 'caps' must hold short strings")));
+}
+
+/** Bucket list of a `repair`: strictly ascending integers below AE_BUCKETS (so at most AE_BUCKETS of them). */
+function bucketList(o: Record<string, unknown>): number[] {
+  const v = o.buckets;
+  if (!Array.isArray(v) || v.length > AE_BUCKETS) return bad("field 'buckets' must be an array");
+  let prev = -1;
+  for (const b of v as unknown[]) {
+    if (typeof b !== 'number' || !Number.isInteger(b) || b <= prev || b >= AE_BUCKETS) return bad("field 'buckets' must be ascending bucket numbers");
+    prev = b;
+  }
+  return v as number[];
+}
+
+/** Packs bucket digests (2 x AE_BUCKETS uint32 lanes) little-endian, whatever the host byte order. */
+export function packDigests(d: Uint32Array): Buffer {
+  const buf = Buffer.allocUnsafe(d.length * 4);
+  for (let i = 0; i < d.length; i++) buf.writeUInt32LE(d[i]!, i * 4);
+  return buf;
 }
 
 const num = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
@@ -136,10 +185,10 @@ export function decode(buf: Buffer): Msg {
     case 'auth':
       return {
         t: 'auth', proto: seqOf(o, 'proto'), cluster: str(o, 'cluster'), node: str(o, 'node'),
-        nonce2: bytes(o, 'nonce2', NONCE_BYTES), mac: bytes(o, 'mac', 32), tables: tables(o),
+        nonce2: bytes(o, 'nonce2', NONCE_BYTES), mac: bytes(o, 'mac', 32), tables: tables(o), caps: caps(o),
       };
     case 'welcome':
-      return { t: 'welcome', mac2: bytes(o, 'mac2', 32), tables: tables(o) };
+      return { t: 'welcome', mac2: bytes(o, 'mac2', 32), tables: tables(o), caps: caps(o) };
     case 'resume':
       return { t: 'resume', table: str(o, 'table'), epoch: str(o, 'epoch'), seq: seqOf(o, 'seq') };
     case 'u':
@@ -150,6 +199,14 @@ export function decode(buf: Buffer): Msg {
       return { t: 'resync-done', table: str(o, 'table'), epoch: str(o, 'epoch'), seq: seqOf(o, 'seq') };
     case 'ack':
       return { t: 'ack', table: str(o, 'table'), seq: seqOf(o, 'seq') };
+    case 'digest':
+      return { t: 'digest', table: str(o, 'table'), digests: bytes(o, 'digests', AE_DIGEST_BYTES) };
+    case 'repair':
+      return { t: 'repair', table: str(o, 'table'), buckets: bucketList(o), differing: seqOf(o, 'differing') };
+    case 'repair-u':
+      return { t: 'repair-u', table: str(o, 'table'), updates: updates(o) };
+    case 'repair-end':
+      return { t: 'repair-end', table: str(o, 'table') };
     default:
       throw new ProtocolError('unexpected-message', `unknown message type ${JSON.stringify(String(o.t)).slice(0, 40)}`);
   }

@@ -22,6 +22,8 @@ export interface ConnHost {
   readonly secret: string;
   readonly schema: TableSchema[];
   readonly peerNames: ReadonlySet<string>;
+  /** Capabilities advertised in auth/welcome (e.g. 'ae'). */
+  readonly caps: string[];
   readonly handshakeTimeoutMs: number;
   readonly heartbeatMs: number;
   readonly deadAfterMs: number;
@@ -41,6 +43,8 @@ export class Conn {
   peer: string;
   session: PeerSession | undefined;
   lastError: string | undefined;
+  /** Capabilities the peer advertised in its auth (server side) or welcome (client side). */
+  peerCaps: string[] = [];
   private readonly openedAt = Date.now();
   private lastRx = Date.now();
   private lastPing = Date.now();
@@ -111,7 +115,8 @@ export class Conn {
     const bad = checkAuth(m, { cluster: h.cluster, node: h.node, secret: h.secret, nonce: this.nonce!, peers: h.peerNames, tables: h.schema });
     if (bad) return this.refuse(bad.reason, bad.detail);
     const mac2 = computeMac(h.secret, 's', m.nonce2, this.nonce!, m.node, h.node, h.cluster);
-    this.sendMsg({ t: 'welcome', mac2, tables: h.schema });
+    this.peerCaps = m.caps;
+    this.sendMsg({ t: 'welcome', mac2, tables: h.schema, caps: h.caps });
     this.establish();
   }
 
@@ -123,7 +128,7 @@ export class Conn {
     this.nonce = m.nonce;
     this.nonce2 = newNonce();
     const mac = computeMac(h.secret, 'c', m.nonce, this.nonce2, h.node, this.peer, h.cluster);
-    this.sendMsg({ t: 'auth', proto: PROTO, cluster: h.cluster, node: h.node, nonce2: this.nonce2, mac, tables: h.schema });
+    this.sendMsg({ t: 'auth', proto: PROTO, cluster: h.cluster, node: h.node, nonce2: this.nonce2, mac, tables: h.schema, caps: h.caps });
     this.phase = 'welcome';
   }
 
@@ -134,6 +139,7 @@ export class Conn {
     if (!macEqual(want, m.mac2)) return this.refuse('peer-auth-failed', 'server MAC does not verify (different secret?)');
     const bad = compareSchemas(h.schema, m.tables);
     if (bad) return this.refuse(bad.reason, bad.detail);
+    this.peerCaps = m.caps;
     this.establish();
   }
 

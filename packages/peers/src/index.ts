@@ -7,5 +7,6 @@ export type {
   PeerStatus,
   RefusalReason,
   ReadyResult,
+  AntiEntropyStats,
 } from './types.js';
-export { PEERS_PATH, PROTO, ProtocolError } from './codec.js';
+export { AE_BUCKETS, PEERS_PATH, PROTO, ProtocolError } from './codec.js';

@@ -13,11 +13,11 @@ import WebSocket, { WebSocketServer } from 'ws';
 import type { Logger } from 'pino';
 import { StickmeshError, TimerWheel, type WheelTask } from '@stickmesh/core';
 import { backoffMs } from './backoff.js';
-import { PEERS_PATH, type TableSchema } from './codec.js';
+import { AE_BUCKETS, CAP_ANTI_ENTROPY, PEERS_PATH, type TableSchema } from './codec.js';
 import { CLOSE_GOING_AWAY, CLOSE_REPLACED, Conn, type ConnHost } from './conn.js';
 import { schemaOf } from './handshake.js';
-import type { LinkStats, RecvCursor, SessionHost, SessionLimits } from './session.js';
-import type { PeerState, PeerStatus, PeersServiceOptions, ReadyResult, ReplicatedTable } from './types.js';
+import type { AntiEntropyLimits, LinkStats, RecvCursor, SessionHost, SessionLimits } from './session.js';
+import type { AntiEntropyStats, PeerState, PeerStatus, PeersServiceOptions, ReadyResult, ReplicatedTable } from './types.js';
 
 /** Everything we know about one configured remote peer; outlives its connections. */
 class Link {
@@ -27,7 +27,10 @@ class Link {
   lastError: string | undefined;
   attempt = 0;
   readonly recv = new Map<string, RecvCursor>();
-  readonly stats: LinkStats = { sent: 0, received: 0, lagMs: 0, resyncsSent: 0, resyncsReceived: 0, bytesSent: 0, bytesReceived: 0, lastAckAt: 0, sessions: 0 };
+  readonly stats: LinkStats = {
+    sent: 0, received: 0, lagMs: 0, resyncsSent: 0, resyncsReceived: 0, bytesSent: 0, bytesReceived: 0, lastAckAt: 0, sessions: 0,
+    aeRounds: 0, bucketsCompared: 0, bucketsRepaired: 0, entriesRepaired: 0, repairSent: 0,
+  };
   /** Refusals/drops concerning this peer, by reason. */
   readonly refusals: Record<string, number> = {};
   readonly reconnect: WheelTask;
@@ -61,6 +64,7 @@ export class PeersService extends EventEmitter implements ConnHost {
   readonly handshakeTimeoutMs: number;
   readonly heartbeatMs: number;
   readonly deadAfterMs: number;
+  readonly caps: string[];
   /** Refusals/drops by reason since creation (local and remote decisions). */
   readonly refusals: Record<string, number> = {};
   /** Readiness gate, see readiness(). */
@@ -75,6 +79,8 @@ export class PeersService extends EventEmitter implements ConnHost {
   private readonly limits: SessionLimits;
   private readonly flushMs: number;
   private readonly maxUnauthenticated: number;
+  /** Local anti-entropy settings; undefined = disabled (capability not advertised). */
+  private readonly antiEntropy: AntiEntropyLimits | undefined;
   private readonly wheel: TimerWheel;
   private readonly ownWheel: boolean;
   private readonly sweep: WheelTask;
@@ -121,6 +127,13 @@ export class PeersService extends EventEmitter implements ConnHost {
       maxQueueBytes,
       lowWaterBytes: Math.min(1024 * 1024, Math.floor(maxQueueBytes / 4)),
     };
+    const aeMs = opts.antiEntropyMs ?? 2000;
+    const aeBuckets = opts.antiEntropyBuckets ?? 16;
+    if (!(aeMs >= 0) || !Number.isInteger(aeBuckets) || aeBuckets < 1 || aeBuckets > AE_BUCKETS) {
+      throw new StickmeshError('SM_PEERS_CONFIG', `antiEntropyMs must be >= 0 and antiEntropyBuckets an integer in 1..${AE_BUCKETS}`);
+    }
+    this.antiEntropy = aeMs > 0 ? { intervalMs: aeMs, maxBuckets: aeBuckets } : undefined;
+    this.caps = this.antiEntropy ? [CAP_ANTI_ENTROPY] : [];
     this.ownWheel = !opts.wheel;
     this.wheel = opts.wheel ?? new TimerWheel(20, 512);
     this.sweepMs = Math.max(this.wheel.tickMs, Math.min(250, Math.floor(this.heartbeatMs / 2), Math.floor(this.deadAfterMs / 4)));
@@ -222,7 +235,23 @@ export class PeersService extends EventEmitter implements ConnHost {
       pending: l.conn?.session?.pending() ?? 0,
       reconnects: Math.max(0, l.stats.sessions - 1),
       refusals: { ...l.refusals },
+      antiEntropyRounds: l.stats.aeRounds,
+      bucketsRepaired: l.stats.bucketsRepaired,
+      entriesRepaired: l.stats.entriesRepaired,
     }));
+  }
+
+  /** Anti-entropy counters since creation, summed over peers (they survive reconnects and stop/start). */
+  stats(): AntiEntropyStats {
+    const out: AntiEntropyStats = { antiEntropyRounds: 0, bucketsCompared: 0, bucketsRepaired: 0, entriesRepaired: 0, repairUpdatesSent: 0 };
+    for (const l of this.links.values()) {
+      out.antiEntropyRounds += l.stats.aeRounds;
+      out.bucketsCompared += l.stats.bucketsCompared;
+      out.bucketsRepaired += l.stats.bucketsRepaired;
+      out.entriesRepaired += l.stats.entriesRepaired;
+      out.repairUpdatesSent += l.stats.repairSent;
+    }
+    return out;
   }
 
   /** Schedules a flush within flushMs (local writes happened). Writes are also picked up by the sweep. */
@@ -322,6 +351,8 @@ export class PeersService extends EventEmitter implements ConnHost {
         if (this.resynced.size >= this.tables.size) this.settleReady('resynced');
       },
       drop: (reason, detail) => conn.drop(reason, detail),
+      dialer: conn.role === 'client',
+      antiEntropy: this.antiEntropy && conn.peerCaps.includes(CAP_ANTI_ENTROPY) ? this.antiEntropy : undefined,
     };
   }
 

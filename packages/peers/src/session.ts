@@ -8,10 +8,16 @@
  *
  * The receiver's (epoch, seq) per peer and table lives in the caller-owned `recv` map so it survives
  * reconnects: the next session resumes from it instead of starting over.
+ *
+ * Anti-entropy, per table (when both sides advertised it): the dialer sends `digest` once the
+ * session is live and then every interval; the acceptor answers `repair` with up to maxBuckets
+ * differing buckets; then both stream their entries of those buckets (`repair-u`, under the same
+ * low watermark as everything else) and end with `repair-end`. One round per table is in flight at a
+ * time; the dialer's next digest waits until both ends of the round are done.
  */
 import type WebSocket from 'ws';
 import type { Logger } from 'pino';
-import { encode, encodeUpdates, ProtocolError, type Msg } from './codec.js';
+import { AE_BUCKETS, AE_DIGEST_BYTES, encode, encodeUpdates, packDigests, ProtocolError, type Msg } from './codec.js';
 import type { ReplicatedTable, TableUpdate } from './types.js';
 
 /** The receiver's view of a peer's log: what it last received and applied from it. */
@@ -34,6 +40,19 @@ export interface LinkStats {
   lastAckAt: number;
   /** Sessions established with this peer (the first one plus reconnects). */
   sessions: number;
+  /** Anti-entropy, see AntiEntropyStats in types.ts. */
+  aeRounds: number;
+  bucketsCompared: number;
+  bucketsRepaired: number;
+  entriesRepaired: number;
+  repairSent: number;
+}
+
+/** Anti-entropy settings of a session; absent when either side does not take part. */
+export interface AntiEntropyLimits {
+  intervalMs: number;
+  /** Buckets exchanged per table per round, 1..AE_BUCKETS. */
+  maxBuckets: number;
 }
 
 export interface SessionLimits {
@@ -55,6 +74,9 @@ export interface SessionHost {
   onResynced(table: string): void;
   /** Drop the connection (queue overflow). */
   drop(reason: 'queue-overflow', detail: string): void;
+  /** This side dialed (it drives anti-entropy rounds). */
+  dialer: boolean;
+  antiEntropy: AntiEntropyLimits | undefined;
 }
 
 interface Sender {
@@ -74,17 +96,40 @@ interface Receiver {
   ackDue: boolean;
 }
 
+/**
+ * Anti-entropy round state of one table. Dialer: idle -> waiting (digest sent) -> exchange (or back
+ * to idle if nothing differed). Acceptor: idle -> exchange (after answering a digest with buckets).
+ * An exchange ends when our export is done (`cursor` -1) and the peer's `repair-end` arrived.
+ */
+interface Repair {
+  phase: 'idle' | 'waiting' | 'exchange';
+  /** Flag per bucket: exchanged in the current round. */
+  readonly want: Uint8Array;
+  /** Our export position in the current round; -1 = done. */
+  cursor: number;
+  peerDone: boolean;
+  /** Dialer: wall ms of the next digest. */
+  nextAt: number;
+  /** Acceptor: bucket to start the next selection from, so persistent differences cannot starve others. */
+  rotate: number;
+}
+
 export class PeerSession {
   private readonly send = new Map<string, Sender>();
   private readonly rcv = new Map<string, Receiver>();
+  /** Tables taking part in anti-entropy (both methods present and the session negotiated it). */
+  private readonly repair = new Map<string, Repair>();
   private readonly scratch: TableUpdate[] = [];
   private closed = false;
 
   constructor(readonly peer: string, private readonly ws: WebSocket, private readonly host: SessionHost) {
-    for (const id of host.tables.keys()) {
+    for (const [id, t] of host.tables) {
       this.send.set(id, { mode: 'idle', exportCursor: 0, seqAtStart: 0, sentSeq: 0, ackedSeq: 0, mustSend: false });
       this.rcv.set(id, { mode: 'await', ackDue: false });
       if (!host.recv.has(id)) host.recv.set(id, { epoch: '', seq: 0 });
+      if (host.antiEntropy && t.bucketDigests && t.exportBuckets) {
+        this.repair.set(id, { phase: 'idle', want: new Uint8Array(AE_BUCKETS), cursor: -1, peerDone: false, nextAt: 0, rotate: 0 });
+      }
     }
   }
 
@@ -140,6 +185,15 @@ export class PeerSession {
         this.host.stats.lastAckAt = Date.now();
         return;
       }
+      case 'digest': return this.onDigest(msg.table, msg.digests);
+      case 'repair': return this.onRepair(msg.table, msg.buckets, msg.differing);
+      case 'repair-u': return this.onRepairUpdates(msg.table, msg.updates);
+      case 'repair-end': {
+        const r = this.repairOf(msg.table, 'exchange', 'repair-end');
+        if (r.peerDone) throw new ProtocolError('unexpected-message', `second repair-end for '${msg.table}'`);
+        r.peerDone = true;
+        return this.finishRound(r);
+      }
       default:
         throw new ProtocolError('unexpected-message', `'${msg.t}' after the handshake`);
     }
@@ -156,6 +210,81 @@ export class PeerSession {
     const table = this.host.tables.get(id);
     if (!r || !table) throw new ProtocolError('unexpected-message', `unknown table '${id}'`);
     return { r, table };
+  }
+
+  /** The table's round state, which must be in `phase`; anything else is a protocol violation. */
+  private repairOf(id: string, phase: Repair['phase'], what: string): Repair {
+    const r = this.repair.get(id);
+    if (!r || r.phase !== phase) throw new ProtocolError('unexpected-message', `'${what}' for '${id}' outside an anti-entropy round`);
+    return r;
+  }
+
+  /** Acceptor: compare, answer with the buckets of this round, start exporting ours. */
+  private onDigest(id: string, digests: Uint8Array): void {
+    if (this.host.dialer) throw new ProtocolError('unexpected-message', 'digest sent to the dialing side');
+    if (this.host.antiEntropy && this.host.tables.has(id) && !this.repair.has(id)) {
+      // Negotiated, but this table cannot take part here: nothing to exchange.
+      this.write(encode({ t: 'repair', table: id, buckets: [], differing: 0 }));
+      return;
+    }
+    const r = this.repairOf(id, 'idle', 'digest');
+    const mine = this.host.tables.get(id)!.bucketDigests!();
+    if (mine.length * 4 !== AE_DIGEST_BYTES) throw new Error(`table '${id}' has ${mine.length / 2} digest buckets, expected ${AE_BUCKETS}`);
+    const theirs = Buffer.from(digests.buffer, digests.byteOffset, digests.byteLength);
+    const limit = this.host.antiEntropy!.maxBuckets;
+    const picked: number[] = [];
+    let differing = 0;
+    for (let i = 0; i < AE_BUCKETS; i++) {
+      const b = (r.rotate + i) % AE_BUCKETS;
+      if (mine[2 * b] === theirs.readUInt32LE(8 * b) && mine[2 * b + 1] === theirs.readUInt32LE(8 * b + 4)) continue;
+      differing++;
+      if (picked.length < limit) picked.push(b);
+    }
+    const st = this.host.stats;
+    st.aeRounds++;
+    st.bucketsCompared += AE_BUCKETS;
+    st.bucketsRepaired += picked.length;
+    if (picked.length > 0) r.rotate = (picked[picked.length - 1]! + 1) % AE_BUCKETS;
+    picked.sort((x, y) => x - y);
+    this.write(encode({ t: 'repair', table: id, buckets: picked, differing }));
+    if (picked.length > 0) this.openRound(r, picked);
+  }
+
+  /** Dialer: the acceptor chose this round's buckets (none: tables agree). */
+  private onRepair(id: string, buckets: number[], differing: number): void {
+    if (!this.host.dialer) throw new ProtocolError('unexpected-message', 'repair sent to the accepting side');
+    const r = this.repairOf(id, 'waiting', 'repair');
+    this.host.stats.bucketsRepaired += buckets.length;
+    if (buckets.length === 0) {
+      r.phase = 'idle';
+      r.nextAt = Date.now() + this.host.antiEntropy!.intervalMs;
+      return;
+    }
+    this.host.logger.debug({ peer: this.peer, table: id, buckets: buckets.length, differing }, 'peers: anti-entropy repair');
+    this.openRound(r, buckets);
+  }
+
+  private openRound(r: Repair, buckets: number[]): void {
+    r.want.fill(0);
+    for (const b of buckets) r.want[b] = 1;
+    r.phase = 'exchange';
+    r.cursor = 0;
+    r.peerDone = false;
+  }
+
+  private onRepairUpdates(id: string, updates: TableUpdate[]): void {
+    this.repairOf(id, 'exchange', 'repair-u');
+    const table = this.host.tables.get(id)!;
+    let applied = 0;
+    for (const u of updates) if (table.applyRemote(u)) applied++;
+    this.host.stats.entriesRepaired += applied;
+  }
+
+  private finishRound(r: Repair): void {
+    if (r.phase !== 'exchange' || !r.peerDone || r.cursor !== -1) return;
+    r.phase = 'idle';
+    r.want.fill(0);
+    if (this.host.dialer) r.nextAt = Date.now() + this.host.antiEntropy!.intervalMs;
   }
 
   private onResume(id: string, epoch: string, seq: number): void {
@@ -239,6 +368,37 @@ export class PeerSession {
       if (this.closed) return false;
       if (s.mode === 'full' || (s.mode === 'delta' && (s.mustSend || table.seq > s.sentSeq))) more = true;
     }
+    if (this.repair.size > 0 && this.pumpRepair()) more = true;
+    return more;
+  }
+
+  /**
+   * Anti-entropy sending: our entries of open rounds (while under the low watermark), then, on the
+   * dialer once the session is live, the digests that are due. Returns true if an export remains.
+   */
+  private pumpRepair(): boolean {
+    let more = false;
+    const now = Date.now();
+    const live = this.host.dialer && this.state === 'live';
+    for (const [id, r] of this.repair) {
+      const table = this.host.tables.get(id)!;
+      if (r.phase === 'exchange' && r.cursor !== -1) {
+        const out = this.scratch;
+        while (this.roomy() && r.cursor !== -1) {
+          out.length = 0;
+          r.cursor = table.exportBuckets!(r.want, r.cursor, this.host.limits.maxBatch, out);
+          if (out.length > 0) this.sendBatch('repair-u', id, 0, out);
+          if (r.cursor === -1) this.write(encode({ t: 'repair-end', table: id }));
+        }
+        if (this.closed) return false;
+        if (r.cursor !== -1) more = true;
+        else this.finishRound(r);
+      } else if (live && r.phase === 'idle' && now >= r.nextAt && this.roomy()) {
+        this.write(encode({ t: 'digest', table: id, digests: packDigests(table.bucketDigests!()) }));
+        this.host.stats.aeRounds++;
+        r.phase = 'waiting';
+      }
+    }
     return more;
   }
 
@@ -288,11 +448,12 @@ export class PeerSession {
    * the last piece claims `seq`; earlier pieces claim `prevSeq` so the receiver never records a
    * position it has not fully applied.
    */
-  private sendBatch(t: 'u' | 'resync', id: string, seq: number, updates: TableUpdate[], prevSeq = 0): void {
+  private sendBatch(t: 'u' | 'resync' | 'repair-u', id: string, seq: number, updates: TableUpdate[], prevSeq = 0): void {
     const buf = encodeUpdates(t, id, seq, updates);
     if (buf.length <= this.host.limits.maxFrameBytes) {
       this.write(buf);
-      this.host.stats.sent += updates.length;
+      if (t === 'repair-u') this.host.stats.repairSent += updates.length;
+      else this.host.stats.sent += updates.length;
       return;
     }
     if (updates.length <= 1) {

@@ -26,6 +26,15 @@ export interface ReplicatedTable {
   /** Apply an update learned from a peer: newest version wins; never re-logged. Returns true if applied. */
   applyRemote(u: TableUpdate): boolean;
   readonly count: number;
+  /**
+   * Anti-entropy (optional: a table without these is left out of anti-entropy rounds). Bucket
+   * digests: 2 uint32 lanes per bucket for AE_BUCKETS buckets of the key space, order-independent
+   * over (key, server, version) and bucketed by a node-independent key hash, so equal tables give
+   * equal arrays on every node.
+   */
+  bucketDigests?(): Uint32Array;
+  /** Like exportBatch, for entries in buckets b with `want[b] !== 0` only. */
+  exportBuckets?(want: Uint8Array, cursor: number, max: number, out: TableUpdate[]): number;
 }
 
 export interface PeerAddress {
@@ -67,6 +76,14 @@ export interface PeersServiceOptions {
   handshakeTimeoutMs?: number;
   /** Max concurrent unauthenticated inbound connections, default 64. */
   maxUnauthenticated?: number;
+  /**
+   * Anti-entropy interval: the dialing side of each session compares bucket digests with the peer
+   * this often (and once right after the session goes live) and both repair differing buckets.
+   * Default 2000 ms; 0 disables it (the node then does not advertise the capability).
+   */
+  antiEntropyMs?: number;
+  /** Max buckets (of AE_BUCKETS per table) exchanged per table per round, default 16; the rest wait for later rounds. */
+  antiEntropyBuckets?: number;
   /** Optional wss. `ca` verifies the peers' certificates (which must cover the peer host). */
   tls?: { key: string | Buffer; cert: string | Buffer; ca?: string | Buffer };
 }
@@ -99,6 +116,24 @@ export interface PeerStatus {
   reconnects: number;
   /** Refusals/drops concerning this peer by reason (a refused unknown dialer counts only service-wide). */
   refusals: Record<string, number>;
+  /** Anti-entropy with this peer, see AntiEntropyStats (same meanings, this peer only). */
+  antiEntropyRounds: number;
+  bucketsRepaired: number;
+  entriesRepaired: number;
+}
+
+/** Anti-entropy counters since the service was created (monotonic), summed over peers and tables. */
+export interface AntiEntropyStats {
+  /** Digest exchanges per table: digests sent (dialing side) plus digests answered (accepting side). */
+  antiEntropyRounds: number;
+  /** Buckets compared by this node (accepting side: AE_BUCKETS per digest answered). */
+  bucketsCompared: number;
+  /** Buckets exchanged in repairs (counted on both sides of a round). */
+  bucketsRepaired: number;
+  /** Entries received in repairs that were newer than ours and applied. */
+  entriesRepaired: number;
+  /** Entries sent in repairs. */
+  repairUpdatesSent: number;
 }
 
 /** Stable reasons for refusing or dropping a connection (logged as `reason`, counted in `refusals`). */

@@ -44,10 +44,15 @@ export const DEFAULT_LOG_SIZE = 262144;
 /** Default sweep budget: entries removed per call. */
 export const DEFAULT_SWEEP_BUDGET = 10000;
 
-/** Reference-counted name <-> Uint16 id dictionary; ids of names no entry uses any more are reused. */
+/**
+ * Reference-counted name <-> Uint16 id dictionary; ids of names no entry uses any more are reused.
+ * `h0`/`h1` hold each name's hash for digest lanes 0 and 1, computed once when the name gets its id.
+ */
 class NameDict {
   private readonly ids = new Map<string, number>();
   readonly names: (string | undefined)[] = [undefined];
+  readonly h0: number[] = [0];
+  readonly h1: number[] = [0];
   private readonly refs: number[] = [0];
   private readonly free: number[] = [];
 
@@ -59,10 +64,14 @@ class NameDict {
       else if (this.names.length <= MAX_DICT_NAMES) {
         id = this.names.length;
         this.names.push(undefined);
+        this.h0.push(0);
+        this.h1.push(0);
         this.refs.push(0);
       } else return 0;
       this.ids.set(name, id);
       this.names[id] = name;
+      this.h0[id] = hashName(name, DIGEST_SEEDS[0]);
+      this.h1[id] = hashName(name, DIGEST_SEEDS[1]);
     }
     this.refs[id]!++;
     return id;
@@ -105,10 +114,24 @@ function nextPow2(n: number): number {
 const DIGEST_SEEDS = [0x9e3779b9, 0x7f4a7c15, 0x85ebca77, 0xc2b2ae3d] as const;
 
 /**
+ * Anti-entropy buckets: the key space is split by a fixed-seed hash of the encoded key (the same on
+ * every node, unlike the index hash), so bucket b holds the same keys everywhere. Part of the peers
+ * protocol: changing it changes the wire format of `digest` messages.
+ */
+export const DIGEST_BUCKETS = 256;
+const BUCKET_SEED = 0x2545f491;
+
+/**
  * A stick table with a columnar layout: `capacity` (= cfg.size) slots allocated up front as typed
  * arrays (key slab, open-addressing hash index, version, expiry, LRU links, counters), so memory
- * is fixed at construction (about 75 bytes per slot for `ip`, plus 8 when counters are stored)
+ * is fixed at construction (about 84 bytes per slot for `ip`, plus 8 when counters are stored)
  * and no per-entry JS objects exist.
+ *
+ * Bucket digests (anti-entropy): per bucket of the key space, two 32-bit lanes, each the sum mod 2^32
+ * of a hash of (key, server, version) over the entries in the table, maintained on every write,
+ * removal, expiry removal and eviction, so `bucketDigests()` costs no scan. They ignore expiry
+ * times and counters. Unlike `digest()`, they include entries that have expired but are not removed
+ * yet; `exportBuckets` removes those in the buckets it visits, so a repair round settles them.
  *
  * Full table rule: when `count == size` and a new key is written (locally or by a peer), the least
  * recently written/touched entry (LRU tail; `lookup` and every write move an entry to the front) is
@@ -160,6 +183,12 @@ export class StickTable {
   private readonly logSeqOf: Float64Array;
   private readonly conn: Uint32Array | undefined;
   private readonly httpReq: Uint32Array | undefined;
+  /** Per slot: its two digest-lane hashes and its bucket, as last added to `bucketSums`. */
+  private readonly eh0: Uint32Array;
+  private readonly eh1: Uint32Array;
+  private readonly bucketOf: Uint8Array;
+  /** Per bucket b: lane sums at [2b] and [2b + 1]. */
+  private readonly bucketSums = new Uint32Array(2 * DIGEST_BUCKETS);
   private readonly prev: Int32Array;
   /** LRU successor for live slots, free-list link for released ones. */
   private readonly next: Int32Array;
@@ -222,6 +251,9 @@ export class StickTable {
     this.logSeqOf = new Float64Array(cap);
     this.conn = cfg.store.includes('conn_cnt') ? new Uint32Array(cap) : undefined;
     this.httpReq = cfg.store.includes('http_req_cnt') ? new Uint32Array(cap) : undefined;
+    this.eh0 = new Uint32Array(cap);
+    this.eh1 = new Uint32Array(cap);
+    this.bucketOf = new Uint8Array(cap);
     this.prev = new Int32Array(cap);
     this.next = new Int32Array(cap);
     this.logSize = logSize;
@@ -343,9 +375,11 @@ export class StickTable {
         this.touch(s);
         this.bump(s, incr);
         if (now - this.loggedAt[s]! < this.refreshAfter) return 'unchanged';
+        this.digestRemove(s);
         result = 'refreshed';
       } else {
         const id = this.acquireServer(server);
+        this.digestRemove(s);
         this.servers.release(cur);
         this.srv[s] = id;
         this.expires[s] = expiresAt;
@@ -371,6 +405,7 @@ export class StickTable {
     }
     this.clock.step();
     this.setVersion(s, this.clock.wall, this.clock.counter, this.localNodeId);
+    this.digestAdd(s);
     this.loggedAt[s] = now;
     this._seq++;
     this.ring[this._seq % this.logSize] = s;
@@ -423,6 +458,7 @@ export class StickTable {
       return false;
     }
     if (s >= 0) {
+      this.digestRemove(s);
       this.servers.release(this.srv[s]!);
       this.touch(s);
     } else {
@@ -437,6 +473,7 @@ export class StickTable {
     this.srv[s] = sid;
     this.setVersion(s, u.wall, u.counter, nid);
     this.nodes.release(nid); // setVersion took its own reference
+    this.digestAdd(s);
     const ttl = u.ttl > 0 ? u.ttl : this.cfg.expire;
     this.expires[s] = ttl > 0 ? now + ttl : 0;
     this.loggedAt[s] = now;
@@ -596,6 +633,47 @@ export class StickTable {
     return live.toString(16).padStart(8, '0') + lanes.map((x) => x.toString(16).padStart(8, '0')).join('');
   }
 
+  /**
+   * Copy of the bucket digests: `DIGEST_BUCKETS` x 2 lanes, bucket b at [2b] and [2b + 1] (see the
+   * class comment). Equal tables (same keys with the same server and version) have equal arrays on
+   * every node; O(DIGEST_BUCKETS), no scan.
+   */
+  bucketDigests(): Uint32Array {
+    return this.bucketSums.slice();
+  }
+
+  /** Bucket of `key` (0..DIGEST_BUCKETS-1, the same on every node), or -1 if the key is invalid. */
+  bucketOfKey(key: string): number {
+    if (!this.codec.encode(key, this.scratch, 0)) return -1;
+    return hashKeyWords(this.scratchWords, 0, this.words, BUCKET_SEED) >>> 24;
+  }
+
+  /**
+   * Like exportBatch, restricted to entries whose bucket b has `want[b] !== 0` (`want` has
+   * DIGEST_BUCKETS flags): appends at most `max` live entries (tombstones included) from slot
+   * `cursor` on and returns the next cursor, or -1 when done. Expired entries met on the way are
+   * removed (as on any access), which also brings the bucket digests up to date.
+   */
+  exportBuckets(want: Uint8Array, cursor: number, max: number, out: TableUpdate[]): number {
+    if (!Number.isInteger(cursor) || cursor < 0) return -1;
+    const now = this.now();
+    let s = cursor;
+    let added = 0;
+    while (s < this.hwm && added < max) {
+      if (this.srv[s] !== 0 && want[this.bucketOf[s]!] !== 0) {
+        if (this.isExpired(s, now)) {
+          this._expired++;
+          this.releaseSlot(s);
+        } else {
+          out.push(this.update(s, now));
+          added++;
+        }
+      }
+      s++;
+    }
+    return s >= this.hwm ? -1 : s;
+  }
+
   /** Live entries (tombstones excluded), most recently written/touched first, at most `limit` (default all). */
   entries(limit = Infinity): EntryView[] {
     const out: EntryView[] = [];
@@ -612,6 +690,7 @@ export class StickTable {
     this.srv.fill(0);
     this.vNode.fill(0);
     this.logSeqOf.fill(0);
+    this.bucketSums.fill(0);
     this.head = this.tail = this.freeHead = NONE;
     this.hwm = 0;
     this._count = 0;
@@ -726,6 +805,7 @@ export class StickTable {
   }
 
   private releaseSlot(s: number): void {
+    this.digestRemove(s);
     this.indexRemove(s);
     this.unlink(s);
     this.servers.release(this.srv[s]!);
@@ -756,6 +836,40 @@ export class StickTable {
     this.vWall[s] = wall;
     this.vCounter[s] = counter;
     this.vNode[s] = nid;
+  }
+
+  /**
+   * Adds slot s (in use, key/server/version set) to its bucket's digest and remembers what it added,
+   * so digestRemove subtracts exactly that. Lane l hashes as in digest(): key, server, wall, counter,
+   * node.
+   */
+  private digestAdd(s: number): void {
+    const at = s * this.words;
+    const wall = this.vWall[s]!;
+    const wlo = wall % TWO32 >>> 0;
+    const whi = Math.floor(wall / TWO32) | 0;
+    const c = this.vCounter[s]!;
+    const sid = this.srv[s]!;
+    const nid = this.vNode[s]!;
+    let h = hashKeyWords(this.keyWords, at, this.words, DIGEST_SEEDS[0]);
+    h = mixWord(mixWord(mixWord(mixWord(mixWord(h, this.servers.h0[sid]!), wlo), whi), c), this.nodes.h0[nid]!);
+    const h0 = fmix32(h);
+    h = hashKeyWords(this.keyWords, at, this.words, DIGEST_SEEDS[1]);
+    h = mixWord(mixWord(mixWord(mixWord(mixWord(h, this.servers.h1[sid]!), wlo), whi), c), this.nodes.h1[nid]!);
+    const h1 = fmix32(h);
+    const b = hashKeyWords(this.keyWords, at, this.words, BUCKET_SEED) >>> 24;
+    this.eh0[s] = h0;
+    this.eh1[s] = h1;
+    this.bucketOf[s] = b;
+    this.bucketSums[2 * b] = (this.bucketSums[2 * b]! + h0) >>> 0;
+    this.bucketSums[2 * b + 1] = (this.bucketSums[2 * b + 1]! + h1) >>> 0;
+  }
+
+  /** Subtracts what digestAdd added for slot s (which must be in use). */
+  private digestRemove(s: number): void {
+    const b = this.bucketOf[s]!;
+    this.bucketSums[2 * b] = (this.bucketSums[2 * b]! - this.eh0[s]!) >>> 0;
+    this.bucketSums[2 * b + 1] = (this.bucketSums[2 * b + 1]! - this.eh1[s]!) >>> 0;
   }
 
   private bump(s: number, incr: { conn?: boolean; httpReq?: boolean } | undefined): void {

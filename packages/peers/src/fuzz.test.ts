@@ -1,0 +1,66 @@
+/**
+ * Hostile input on the peers port (see test/fuzz-peers.ts). The short run (a few thousand cases) is
+ * part of every `npm test`; FUZZ_LONG=1 selects the long run (>= 100,000 cases, FUZZ_CASES to
+ * change, FUZZ_SEED to pick the seed). The target runs from dist/, which `npm test` builds first.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ALL_KINDS, runPeersFuzz, settle, startFuzzRig, UNAUTH_KINDS, type FuzzReport, type FuzzRig } from '../test/fuzz-peers.js';
+
+const LONG = process.env.FUZZ_LONG === '1';
+const SEED = Number(process.env.FUZZ_SEED ?? 0x5eed);
+/** Heap growth of the target allowed over a run, measured after gc (fixed, independent of case count). */
+const HEAP_BOUND = 24 * 1024 * 1024;
+
+let rig: FuzzRig;
+beforeAll(async () => {
+  rig = await startFuzzRig();
+  await rig.checkReplication('start', 10_000);
+}, 30_000);
+afterAll(async () => {
+  await rig?.stop();
+});
+
+function summary(name: string, r: FuzzReport, heap: number[]): void {
+  const floods = r.floods.map((f) => f.opened);
+  console.log(
+    `${name}: ${r.cases} cases in ${r.ms} ms (${Math.round((r.cases / r.ms) * 1000)}/s), kinds ${JSON.stringify(r.byKind)}, ` +
+      `floods ${r.floods.length} (max accepted ${Math.max(0, ...floods)}), heap MiB ${heap.map((h) => (h / 1048576).toFixed(1)).join(' -> ')}`,
+  );
+}
+
+async function fuzz(name: string, cases: number): Promise<void> {
+  const before = await settle(rig);
+  const unauthCases = Math.ceil(cases * 0.6);
+  // Phase 1: unauthenticated input only; the table must not change at all.
+  const { digest: d0 } = await rig.target.rpc('digest');
+  const r1 = await runPeersFuzz(rig, { seed: SEED, cases: unauthCases, kinds: UNAUTH_KINDS });
+  expect(r1.violations).toEqual([]);
+  expect(rig.target.alive).toBe(true);
+  expect((await rig.target.rpc('digest')).digest).toBe(d0);
+  // Phase 2: everything, including garbage inside authenticated sessions (which may legitimately write).
+  const r2 = await runPeersFuzz(rig, { seed: SEED, first: unauthCases, cases: cases - unauthCases, kinds: ALL_KINDS });
+  expect(r2.violations).toEqual([]);
+  expect(rig.target.alive).toBe(true);
+
+  const after = await settle(rig);
+  expect(after.conns).toBeLessThanOrEqual(2);
+  const legit = (after.peers as { peer: string; state: string; reconnects: number }[]).find((p) => p.peer === 'a')!;
+  expect(legit.state).toBe('live');
+  expect(legit.reconnects).toBe(0); // the legitimate session was never disturbed
+  expect(after.refusals['too-many-unauthenticated']).toBeGreaterThan(0);
+  expect(after.refusals['bad-secret']).toBeGreaterThan(0);
+  expect(after.refusals['malformed-frame']).toBeGreaterThan(0);
+  expect(after.refusals['frame-too-large']).toBeGreaterThan(0);
+  await rig.checkReplication(name);
+  summary(`${name} unauth`, r1, [before.heap]);
+  summary(`${name} all`, r2, [before.heap, after.heap]);
+  expect(after.heap - before.heap).toBeLessThan(HEAP_BOUND);
+}
+
+describe('peers port under hostile input', () => {
+  // One test either way: FUZZ_LONG=1 turns the run into the long one (no skipped test otherwise).
+  const cases = LONG ? Math.max(100_000, Number(process.env.FUZZ_CASES ?? 0)) : 3000;
+  it(`${LONG ? 'long' : 'short'} run (${cases} cases): survives, keeps replicating, bounded memory, table untouched by unauthenticated input`, async () => {
+    await fuzz(LONG ? 'long' : 'short', cases);
+  }, LONG ? 3_600_000 : 120_000);
+});
