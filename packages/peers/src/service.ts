@@ -26,6 +26,8 @@ class Link {
   idleState: PeerState = 'connecting';
   lastError: string | undefined;
   attempt = 0;
+  /** When this (dialing) side last honoured a knock from the peer. */
+  lastKnockAt = 0;
   readonly recv = new Map<string, RecvCursor>();
   readonly stats: LinkStats = {
     sent: 0, received: 0, lagMs: 0, resyncsSent: 0, resyncsReceived: 0, bytesSent: 0, bytesReceived: 0, lastAckAt: 0, sessions: 0,
@@ -47,6 +49,9 @@ class Link {
     return c.phase === 'connecting' ? 'connecting' : 'handshake';
   }
 }
+
+/** At most one knock per peer is honoured in this interval (a knock can only advance a dial). */
+export const KNOCK_MIN_INTERVAL_MS = 500;
 
 export interface RefusalEvent {
   peer: string;
@@ -92,6 +97,8 @@ export class PeersService extends EventEmitter implements ConnHost {
   private running = false;
   private startedAt = 0;
   private flushTimer: NodeJS.Timeout | undefined;
+  private flushImmediate: NodeJS.Immediate | undefined;
+  private lastFlushAt = 0;
   private readyResult: ReadyResult | undefined;
   private resolveReady!: (r: ReadyResult) => void;
   private readonly resynced = new Set<string>();
@@ -152,9 +159,7 @@ export class PeersService extends EventEmitter implements ConnHost {
     if (this.running) return;
     const tls = this.opts.tls;
     const server = tls ? https.createServer({ key: tls.key, cert: tls.cert, ...(tls.ca ? { ca: tls.ca } : {}) }) : http.createServer();
-    server.on('request', (_req, res) => {
-      res.writeHead(426, { connection: 'close', 'content-type': 'text/plain' }).end('stickmesh peers: WebSocket only\n');
-    });
+    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => this.onPlainRequest(req, res));
     server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
     // Raw garbage on the port is an HTTP parse error: drop that socket, nothing else.
     server.on('clientError', (_err, socket) => socket.destroy());
@@ -185,6 +190,7 @@ export class PeersService extends EventEmitter implements ConnHost {
     for (const l of this.links.values()) {
       l.idleState = 'connecting';
       if (l.dialer) this.dial(l);
+      else this.knock(l);
     }
     this.logger.info({ node: this.node, port: this.boundPort, peers: [...this.links.keys()] }, 'peers: started');
   }
@@ -198,6 +204,8 @@ export class PeersService extends EventEmitter implements ConnHost {
     for (const l of this.links.values()) this.wheel.cancel(l.reconnect);
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
+    if (this.flushImmediate) clearImmediate(this.flushImmediate);
+    this.flushImmediate = undefined;
     const closed = [...this.conns].map((c) => new Promise<void>((r) => (c.phase === 'closed' ? r() : c.ws.once('close', () => r()))));
     for (const c of this.conns) c.close(CLOSE_GOING_AWAY, 'shutdown');
     const grace = setTimeout(() => {
@@ -255,9 +263,22 @@ export class PeersService extends EventEmitter implements ConnHost {
   }
 
   /** Schedules a flush within flushMs (local writes happened). Writes are also picked up by the sweep. */
+  /**
+   * Local writes happened: flush them. A write after a quiet period leaves on the next turn of the
+   * event loop (setImmediate, so a burst of writes in one turn still goes as one batch); writes
+   * closer together than `flushMs` are batched on a timer, which bounds the flush rate.
+   */
   notify(): void {
-    if (this.running && !this.flushTimer) this.flushTimer = setTimeout(() => this.flush(), this.flushMs);
+    if (!this.running || this.flushTimer || this.flushImmediate) return;
+    const wait = this.flushMs - (Date.now() - this.lastFlushAt);
+    if (wait <= 0) this.flushImmediate = setImmediate(this.flushNow);
+    else this.flushTimer = setTimeout(this.flushNow, wait);
   }
+
+  private readonly flushNow = (): void => {
+    this.flushImmediate = undefined;
+    this.flush();
+  };
 
   wantFlush(): void {
     this.notify();
@@ -265,12 +286,14 @@ export class PeersService extends EventEmitter implements ConnHost {
 
   private flush(): void {
     this.flushTimer = undefined;
+    this.lastFlushAt = Date.now();
     let more = false;
     for (const l of this.links.values()) {
       const s = l.conn?.session;
       if (s && s.pump()) more = true;
     }
-    if (more) this.notify(); // resync in progress or backpressured: poll again on the next tick
+    // Resync in progress or backpressured: poll again after flushMs (never a busy loop).
+    if (more && this.running && !this.flushTimer && !this.flushImmediate) this.flushTimer = setTimeout(this.flushNow, this.flushMs);
   }
 
   private settleReady(reason: ReadyResult['reason']): void {
@@ -304,6 +327,53 @@ export class PeersService extends EventEmitter implements ConnHost {
     const conn = new Conn('client', ws, l.name, this);
     l.conn = conn;
     this.conns.add(conn);
+  }
+
+  /**
+   * A node only accepts sessions from peers that sort lower, so after a (re)start it would wait for
+   * each of them to retry on backoff (up to ~6.5 s). Instead it knocks: a plain
+   * `GET /stickmesh/peers/1/knock?node=NAME` asking the lower peer to dial now. The knock carries
+   * nothing and changes nothing but the timing of a dial that was due anyway; the dialer honours at
+   * most one knock per peer per KNOCK_MIN_INTERVAL_MS.
+   */
+  private knock(l: Link): void {
+    const tls = this.opts.tls;
+    const mod = tls ? https : http;
+    const req = mod.request({
+      host: l.host,
+      port: l.port,
+      method: 'GET',
+      path: `${PEERS_PATH}/knock?node=${encodeURIComponent(this.node)}`,
+      timeout: 2000,
+      agent: false,
+      ...(tls?.ca ? { ca: tls.ca } : {}),
+    });
+    req.on('response', (res) => res.resume());
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => {
+      /* the peer is down: it dials us when it starts */
+    });
+    req.end();
+  }
+
+  private onPlainRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const url = req.url ?? '';
+    if (url.length < 256 && url.startsWith(`${PEERS_PATH}/knock?node=`)) {
+      const name = decodeURIComponent(url.slice(PEERS_PATH.length + 12));
+      const l = this.links.get(name);
+      if (l && l.dialer && this.running && (!l.conn || l.conn.phase === 'closed')) {
+        const now = Date.now();
+        if (now - l.lastKnockAt >= KNOCK_MIN_INTERVAL_MS) {
+          l.lastKnockAt = now;
+          l.attempt = 0;
+          this.wheel.cancel(l.reconnect);
+          this.dial(l);
+        }
+      }
+      res.writeHead(204, { connection: 'close' }).end();
+      return;
+    }
+    res.writeHead(426, { connection: 'close', 'content-type': 'text/plain' }).end('stickmesh peers: WebSocket only\n');
   }
 
   private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {

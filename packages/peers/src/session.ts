@@ -4,7 +4,9 @@
  * sender:   idle --resume--> delta (epoch matches, log still holds the seq)  or  full resync
  *           full: exportBatch in batches while the socket is below the low watermark, then
  *           'resync-done' carrying the seq captured before the export, then delta from that seq.
- * receiver: await --'u'--> live,  await --'resync'...--> resyncing --'resync-done'--> live.
+ * receiver: await --'u'--> live,  await --'resync'...--> resyncing --'resync-done'--> live;
+ *           live --'resync'...--> resyncing (the sender restarts a full resync when the receiver's
+ *           position fell off its bounded update log).
  *
  * The receiver's (epoch, seq) per peer and table lives in the caller-owned `recv` map so it survives
  * reconnects: the next session resumes from it instead of starting over.
@@ -331,17 +333,21 @@ export class PeerSession {
     }
   }
 
+  /**
+   * A resync batch may also arrive on a live table: the sender restarts a full resync when this
+   * side's position fell off its bounded update log (a slow receiver). The table leaves 'live'
+   * until the matching resync-done.
+   */
   private onResyncBatch(id: string, updates: TableUpdate[]): void {
     const { r, table } = this.receiver(id);
-    if (r.mode === 'live') throw new ProtocolError('unexpected-message', `resync batch for live table '${id}'`);
     r.mode = 'resyncing';
     for (const u of updates) table.applyRemote(u);
     this.host.stats.received += updates.length;
   }
 
+  /** Ends a resync; on a live table it ends an empty restarted resync (see onResyncBatch). */
   private onResyncDone(id: string, epoch: string, seq: number): void {
     const { r } = this.receiver(id);
-    if (r.mode === 'live') throw new ProtocolError('unexpected-message', `resync-done for live table '${id}'`);
     r.mode = 'live';
     r.ackDue = true;
     this.host.recv.set(id, { epoch, seq });

@@ -220,7 +220,9 @@ export class StickTable {
     if (!Number.isInteger(cfg.size) || cfg.size < 1 || cfg.size > 0x3fffffff) {
       throw new StickmeshError('SM_TABLE_CONFIG', `stick table '${cfg.id}': size must be an integer in 1..2^30, got ${cfg.size}`);
     }
-    const logSize = opts.logSize ?? DEFAULT_LOG_SIZE;
+    // At least one position per entry, so a peer that is behind by less than a table's worth of
+    // writes resumes from deltas instead of needing a full resync (4 bytes per slot).
+    const logSize = opts.logSize ?? Math.max(DEFAULT_LOG_SIZE, cfg.size);
     if (!Number.isInteger(logSize) || logSize < 1) {
       throw new StickmeshError('SM_TABLE_CONFIG', `stick table '${cfg.id}': logSize must be a positive integer`);
     }
