@@ -59,7 +59,7 @@ describe('StickTable basics', () => {
     expect(tab.stats.invalidKeys).toBe(1);
     t = 5000;
     expect(tab.setLocal('2001:DB8::1', 's3')).toBe('created');
-    expect(tab.entries().map((x) => x.key)).toEqual(['2001:db8::1', '10.0.0.1']);
+    expect(tab.entries().map((x) => x.key).sort()).toEqual(['10.0.0.1', '2001:db8::1']);
     expect(tab.stats).toMatchObject({ count: 2, localWrites: 3, evictions: 0 });
   });
 
@@ -348,21 +348,46 @@ describe('expiry and eviction', () => {
     expect(tab.count).toBe(1);
   });
 
-  it('a full table evicts the least recently written/touched entry and counts it', () => {
+  it('a full table evicts the entry with the oldest version (reads do not count) and counts it', () => {
     let t = 1000;
     const tab = new StickTable(cfg({ size: 3 }), { node: 'a', now: () => t++ });
     tab.setLocal('9.0.0.1', 's');
     tab.setLocal('9.0.0.2', 's');
     tab.setLocal('9.0.0.3', 's');
-    tab.lookup('9.0.0.1'); // touch: 9.0.0.2 is now the oldest
+    tab.lookup('9.0.0.1'); // a read does not make an entry newer
     tab.setLocal('9.0.0.4', 's');
-    expect(tab.lookup('9.0.0.2')).toBeUndefined();
+    expect(tab.lookup('9.0.0.1')).toBeUndefined();
     expect(tab.count).toBe(3);
     expect(tab.stats.evictions).toBe(1);
-    tab.applyRemote(upd('9.0.0.5', 's', 1, 0, 'b')); // remote writes evict too: oldest is 9.0.0.3
+    tab.setLocal('9.0.0.2', 's2'); // rewritten: now the newest
+    tab.applyRemote(upd('9.0.0.5', 's', 5000, 0, 'b')); // remote writes evict too: oldest is 9.0.0.3
     expect(tab.lookup('9.0.0.3')).toBeUndefined();
     expect(tab.stats.evictions).toBe(2);
-    expect(tab.entries().map((e) => e.key).sort()).toEqual(['9.0.0.1', '9.0.0.4', '9.0.0.5']);
+    // A remote update older than everything held is not taken (it would be the next eviction).
+    expect(tab.applyRemote(upd('9.0.0.6', 's', 1, 0, 'b'))).toBe(false);
+    expect(tab.entries().map((e) => e.key).sort()).toEqual(['9.0.0.2', '9.0.0.4', '9.0.0.5']);
+  });
+
+  it('full tables converge: every arrival order of the same writes leaves the same newest entries', () => {
+    const r = rng(11);
+    const updates: TableUpdate[] = [];
+    for (let i = 0; i < 400; i++) updates.push(upd(`10.1.${i % 250}.${i % 7}`, `s${i % 5}`, 10_000 + Math.floor(r() * 1000), i % 3, `n${i % 4}`, 60_000));
+    const digests = new Set<string>();
+    let keys = '';
+    for (let round = 0; round < 6; round++) {
+      const order = [...updates];
+      for (let i = order.length - 1; i > 0; i--) {
+        const k = Math.floor(r() * (i + 1));
+        [order[i], order[k]] = [order[k]!, order[i]!];
+      }
+      const tab = new StickTable(cfg({ size: 50, expire: 0 }), { node: 'x', now: () => 20_000 });
+      for (const u of order) tab.applyRemote(u);
+      expect(tab.count).toBe(50);
+      digests.add(tab.digest());
+      keys = tab.entries().map((e) => e.key).sort().join(',');
+    }
+    expect(digests.size).toBe(1);
+    expect(keys.split(',').length).toBe(50);
   });
 
   it('hash index stays consistent under heavy churn (backward-shift deletion)', () => {

@@ -124,7 +124,7 @@ const BUCKET_SEED = 0x2545f491;
 /**
  * A stick table with a columnar layout: `capacity` (= cfg.size) slots allocated up front as typed
  * arrays (key slab, open-addressing hash index, version, expiry, LRU links, counters), so memory
- * is fixed at construction (about 84 bytes per slot for `ip`, plus 8 when counters are stored)
+ * is fixed at construction (about 88 bytes per slot for `ip`, plus 8 when counters are stored)
  * and no per-entry JS objects exist.
  *
  * Bucket digests (anti-entropy): per bucket of the key space, two 32-bit lanes, each the sum mod 2^32
@@ -133,9 +133,12 @@ const BUCKET_SEED = 0x2545f491;
  * times and counters. Unlike `digest()`, they include entries that have expired but are not removed
  * yet; `exportBuckets` removes those in the buckets it visits, so a repair round settles them.
  *
- * Full table rule: when `count == size` and a new key is written (locally or by a peer), the least
- * recently written/touched entry (LRU tail; `lookup` and every write move an entry to the front) is
- * removed first. It counts in `stats.evictions`, or in `stats.expired` if it had already expired.
+ * Full table rule: when `count == size` and a new key is written (locally or by a peer), the entry
+ * with the oldest version (the least recently written anywhere in the cluster; reads do not count)
+ * is removed first; a remote update older than every entry held is not taken. Versions are the same
+ * on every node, so nodes that have seen the same writes hold the same `size` newest entries and a
+ * full table still converges. An eviction counts in `stats.evictions`, or in `stats.expired` if
+ * the entry had already expired. Order is kept in an indexed binary heap (O(log n) per write).
  *
  * Expiry: with `expire > 0` an entry dies at `expiresAt`; a dead entry is invisible to lookup, get,
  * readUpdates, exportBatch, entries and digest, and is removed lazily on access or by `sweep`.
@@ -189,11 +192,15 @@ export class StickTable {
   private readonly bucketOf: Uint8Array;
   /** Per bucket b: lane sums at [2b] and [2b + 1]. */
   private readonly bucketSums = new Uint32Array(2 * DIGEST_BUCKETS);
-  private readonly prev: Int32Array;
-  /** LRU successor for live slots, free-list link for released ones. */
+  /**
+   * Eviction order: a binary min-heap of live slots by version (oldest version at heap[0]), with
+   * each slot's heap position in `hpos` (NONE when not in the heap).
+   */
+  private readonly heap: Int32Array;
+  private readonly hpos: Int32Array;
+  private heapSize = 0;
+  /** Free-list link for released slots. */
   private readonly next: Int32Array;
-  private head = NONE;
-  private tail = NONE;
   private freeHead = NONE;
   /** Slots below this have been used at least once; the rest were never touched. */
   private hwm = 0;
@@ -256,7 +263,8 @@ export class StickTable {
     this.eh0 = new Uint32Array(cap);
     this.eh1 = new Uint32Array(cap);
     this.bucketOf = new Uint8Array(cap);
-    this.prev = new Int32Array(cap);
+    this.heap = new Int32Array(cap);
+    this.hpos = new Int32Array(cap).fill(NONE);
     this.next = new Int32Array(cap);
     this.logSize = logSize;
     this.ring = new Int32Array(logSize);
@@ -290,14 +298,10 @@ export class StickTable {
     };
   }
 
-  /**
-   * Server for a key, or undefined (unknown, expired, deleted or invalid key). Refreshes the LRU
-   * position only.
-   */
+  /** Server for a key, or undefined (unknown, expired, deleted or invalid key). Changes nothing. */
   lookup(key: string): string | undefined {
     const s = this.locate(key);
     if (s < 0) return undefined;
-    this.touch(s);
     const name = this.servers.names[this.srv[s]!];
     return name === TOMBSTONE ? undefined : name;
   }
@@ -374,7 +378,6 @@ export class StickTable {
       const cur = this.srv[s]!;
       if (this.servers.names[cur] === server) {
         this.expires[s] = expiresAt;
-        this.touch(s);
         this.bump(s, incr);
         if (now - this.loggedAt[s]! < this.refreshAfter) return 'unchanged';
         this.digestRemove(s);
@@ -385,7 +388,6 @@ export class StickTable {
         this.servers.release(cur);
         this.srv[s] = id;
         this.expires[s] = expiresAt;
-        this.touch(s);
         this.bump(s, incr);
         result = 'updated';
       }
@@ -395,7 +397,6 @@ export class StickTable {
       this.keys.set(this.scratch, s * this.codec.width);
       this.hashes[s] = h;
       this.indexInsert(s, h);
-      this.linkHead(s);
       this.srv[s] = id;
       this.vNode[s] = 0;
       this.expires[s] = expiresAt;
@@ -407,6 +408,7 @@ export class StickTable {
     }
     this.clock.step();
     this.setVersion(s, this.clock.wall, this.clock.counter, this.localNodeId);
+    this.heapPlace(s);
     this.digestAdd(s);
     this.loggedAt[s] = now;
     this._seq++;
@@ -452,6 +454,12 @@ export class StickTable {
       this._remoteRejected++;
       return false;
     }
+    // Full table and older than everything held: the update would be the next eviction, so it is
+    // not taken (every node keeps the newest `size` versions it has seen, hence the same set).
+    if (s < 0 && this._count >= this.cap && this.freeHead === NONE && this.heapSize > 0 && this.compareStored(this.heap[0]!, u.wall, u.counter, u.node) > 0) {
+      this._remoteRejected++;
+      return false;
+    }
     const sid = this.servers.acquire(u.server);
     const nid = sid === 0 ? 0 : this.nodes.acquire(u.node);
     if (nid === 0) {
@@ -462,18 +470,17 @@ export class StickTable {
     if (s >= 0) {
       this.digestRemove(s);
       this.servers.release(this.srv[s]!);
-      this.touch(s);
     } else {
       s = this.allocSlot();
       this.keys.set(this.scratch, s * this.codec.width);
       this.hashes[s] = h;
       this.indexInsert(s, h);
-      this.linkHead(s);
       this.vNode[s] = 0;
       this._count++;
     }
     this.srv[s] = sid;
     this.setVersion(s, u.wall, u.counter, nid);
+    this.heapPlace(s);
     this.nodes.release(nid); // setVersion took its own reference
     this.digestAdd(s);
     const ttl = u.ttl > 0 ? u.ttl : this.cfg.expire;
@@ -676,12 +683,12 @@ export class StickTable {
     return s >= this.hwm ? -1 : s;
   }
 
-  /** Live entries (tombstones excluded), most recently written/touched first, at most `limit` (default all). */
+  /** Live entries (tombstones excluded) in slot order, at most `limit` (default all). */
   entries(limit = Infinity): EntryView[] {
     const out: EntryView[] = [];
     const now = this.now();
-    for (let s = this.head; s !== NONE && out.length < limit; s = this.next[s]!) {
-      if (!this.isExpired(s, now) && this.servers.names[this.srv[s]!] !== TOMBSTONE) out.push(this.view(s));
+    for (let s = 0; s < this.hwm && out.length < limit; s++) {
+      if (this.srv[s] !== 0 && !this.isExpired(s, now) && this.servers.names[this.srv[s]!] !== TOMBSTONE) out.push(this.view(s));
     }
     return out;
   }
@@ -693,7 +700,9 @@ export class StickTable {
     this.vNode.fill(0);
     this.logSeqOf.fill(0);
     this.bucketSums.fill(0);
-    this.head = this.tail = this.freeHead = NONE;
+    this.freeHead = NONE;
+    this.heapSize = 0;
+    this.hpos.fill(NONE);
     this.hwm = 0;
     this._count = 0;
     this.sweepCursor = 0;
@@ -768,30 +777,74 @@ export class StickTable {
     this.index[i] = 0;
   }
 
-  private linkHead(s: number): void {
-    this.prev[s] = NONE;
-    this.next[s] = this.head;
-    if (this.head !== NONE) this.prev[this.head] = s;
-    else this.tail = s;
-    this.head = s;
+  /** Whether slot a's version is older than slot b's (HLC order: wall, counter, node name). */
+  private older(a: number, b: number): boolean {
+    const wa = this.vWall[a]!;
+    const wb = this.vWall[b]!;
+    if (wa !== wb) return wa < wb;
+    const ca = this.vCounter[a]!;
+    const cb = this.vCounter[b]!;
+    if (ca !== cb) return ca < cb;
+    return this.nodes.names[this.vNode[a]!]! < this.nodes.names[this.vNode[b]!]!;
   }
 
-  private unlink(s: number): void {
-    const p = this.prev[s]!;
-    const n = this.next[s]!;
-    if (p !== NONE) this.next[p] = n;
-    else this.head = n;
-    if (n !== NONE) this.prev[n] = p;
-    else this.tail = p;
+  private heapSet(i: number, s: number): void {
+    this.heap[i] = s;
+    this.hpos[s] = i;
   }
 
-  private touch(s: number): void {
-    if (this.head === s) return;
-    this.unlink(s);
-    this.linkHead(s);
+  private siftUp(i: number): void {
+    const s = this.heap[i]!;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      const ps = this.heap[p]!;
+      if (!this.older(s, ps)) break;
+      this.heapSet(i, ps);
+      i = p;
+    }
+    this.heapSet(i, s);
   }
 
-  /** A free slot, evicting the LRU tail if the table is full. */
+  private siftDown(i: number): void {
+    const s = this.heap[i]!;
+    const n = this.heapSize;
+    for (;;) {
+      const l = 2 * i + 1;
+      if (l >= n) break;
+      const r = l + 1;
+      const c = r < n && this.older(this.heap[r]!, this.heap[l]!) ? r : l;
+      const cs = this.heap[c]!;
+      if (!this.older(cs, s)) break;
+      this.heapSet(i, cs);
+      i = c;
+    }
+    this.heapSet(i, s);
+  }
+
+  /** Puts slot s at its place in the eviction heap after its version was set (new or newer). */
+  private heapPlace(s: number): void {
+    const i = this.hpos[s]!;
+    if (i === NONE) {
+      this.heapSet(this.heapSize++, s);
+      this.siftUp(this.heapSize - 1);
+    } else {
+      this.siftUp(i);
+      this.siftDown(this.hpos[s]!);
+    }
+  }
+
+  private heapRemove(s: number): void {
+    const i = this.hpos[s]!;
+    if (i === NONE) return;
+    this.hpos[s] = NONE;
+    const last = this.heap[--this.heapSize]!;
+    if (last === s) return;
+    this.heapSet(i, last);
+    this.siftUp(i);
+    this.siftDown(this.hpos[last]!);
+  }
+
+  /** A free slot, evicting the entry with the oldest version if the table is full. */
   private allocSlot(): number {
     if (this.freeHead !== NONE) {
       const s = this.freeHead;
@@ -799,7 +852,7 @@ export class StickTable {
       return s;
     }
     if (this.hwm < this.cap) return this.hwm++;
-    const victim = this.tail;
+    const victim = this.heap[0]!;
     if (this.isExpired(victim, this.now())) this._expired++;
     else this._evictions++;
     this.releaseSlot(victim);
@@ -809,7 +862,7 @@ export class StickTable {
   private releaseSlot(s: number): void {
     this.digestRemove(s);
     this.indexRemove(s);
-    this.unlink(s);
+    this.heapRemove(s);
     this.servers.release(this.srv[s]!);
     this.nodes.release(this.vNode[s]!);
     this.srv[s] = 0;
