@@ -1,0 +1,53 @@
+/**
+ * Seeded pseudo-random numbers (mulberry32) for chaos schedules and fuzzers: the same seed gives
+ * the same sequence, so a failing run is replayed with its seed.
+ */
+export class Rng {
+  private s: number;
+
+  constructor(readonly seed: number) {
+    this.s = seed >>> 0;
+  }
+
+  /** Uniform in [0, 1). */
+  next(): number {
+    this.s = (this.s + 0x6d2b79f5) >>> 0;
+    let t = this.s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+
+  /** Integer in [lo, hi]. */
+  int(lo: number, hi: number): number {
+    return lo + Math.floor(this.next() * (hi - lo + 1));
+  }
+
+  pick<T>(xs: readonly T[]): T {
+    if (xs.length === 0) throw new Error('pick from an empty list');
+    return xs[Math.floor(this.next() * xs.length)]!;
+  }
+
+  chance(p: number): boolean {
+    return this.next() < p;
+  }
+
+  shuffle<T>(xs: T[]): T[] {
+    for (let i = xs.length - 1; i > 0; i--) {
+      const j = Math.floor(this.next() * (i + 1));
+      [xs[i], xs[j]] = [xs[j]!, xs[i]!];
+    }
+    return xs;
+  }
+}
+
+/** The seed from `envName` (decimal or 0x hex), else a fresh random one. */
+export function seedFrom(envName: string): number {
+  const v = process.env[envName];
+  if (v !== undefined && v !== '') {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`${envName}=${v} is not a non-negative integer`);
+    return n >>> 0;
+  }
+  return Math.floor(Math.random() * 2 ** 32) >>> 0;
+}
