@@ -27,6 +27,8 @@ import { metrics } from '../metrics.js';
 import { StickState, cookieValue, stickMatch, stickStoreRequest, stickStoreResponse, type StickKeySource } from '../runtime/stick.js';
 
 export const MAX_PENDING_BYTES = 65536;
+/** Largest first body piece copied together with the response head into one buffer. */
+export const COALESCE_MAX = 16384;
 
 /** What a connection needs from its frontend. Swapped whole on reload. */
 export interface HttpFrontendRuntime {
@@ -554,6 +556,12 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     try {
       this.upstreamData(up, chunk);
     } finally {
+      const head = this.pendingHead;
+      if (head !== null) {
+        // The body did not come with the head: the head must not wait for it.
+        this.pendingHead = null;
+        if (!this.closed) client.write(head, 'latin1');
+      }
       client.uncork();
     }
   }
@@ -682,7 +690,8 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     else if (req.versionMinor === 0) head += 'connection: keep-alive\r\n';
     head += '\r\n';
     ctx.bytesOut += headBytes;
-    this.socket.write(head, 'latin1');
+    if (this.tunnel || this.resBodyMode === BodyMode.None) this.socket.write(head, 'latin1');
+    else this.pendingHead = head; // leaves with the first body bytes, in one buffer (forwardResBody)
     if (this.tunnel) {
       this.arm(Tmo.Tunnel, this.fe.timeouts.tunnel);
       if (this.buf !== null) {
@@ -721,10 +730,25 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     } else if (this.resBodyMode === BodyMode.None) {
       n = 0;
     }
+    const head = this.pendingHead;
+    if (head !== null) {
+      this.pendingHead = null;
+      if (n > 0 && n <= COALESCE_MAX) {
+        // One buffer for head and body: one write, no writev bookkeeping for two chunks.
+        const out = Buffer.allocUnsafe(head.length + n);
+        out.write(head, 0, 'latin1');
+        data.copy(out, head.length, 0, n);
+        this.ctx.bytesOut += n;
+        if (!this.socket.write(out)) up.socket.pause();
+        n = -n; // written
+      } else {
+        this.socket.write(head, 'latin1');
+      }
+    }
     if (n > 0) {
       this.ctx.bytesOut += n;
       if (!this.socket.write(n === data.length ? data : data.subarray(0, n))) up.socket.pause();
-    }
+    } else if (n < 0) n = -n;
     const complete =
       (this.resBodyMode === BodyMode.Length && this.resBodyLeft === 0) ||
       (this.resBodyMode === BodyMode.Chunked && this.resChunks.done);
@@ -736,6 +760,8 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
   }
 
   private keepUpstream = true;
+  /** Response head waiting for the first body bytes (same event-loop turn; see upstreamData). */
+  private pendingHead: string | null = null;
   /** The server whose `activeConns` this exchange currently holds. */
   private counted: RuntimeServer | null = null;
 
