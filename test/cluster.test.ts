@@ -3,30 +3,18 @@
  * resync, readiness, concurrent writers converging, reload keeping tables, snapshots across a
  * full-cluster cold start, auth refusal, garbage on the peers port, a table full at `size`.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import net from 'node:net';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import { startBackend, type TestBackend } from './helpers/backends.js';
+import { type TestBackend } from './helpers/backends.js';
 import { request } from './helpers/client.js';
 import { makeCluster, type Cluster, type ClusterNode } from './helpers/cluster.js';
 import { waitFor } from './helpers/wait.js';
+import { useScope } from './helpers/scope.js';
 
-let cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const c of cleanups.reverse()) await c();
-  cleanups = [];
-});
-
-async function backends(n: number): Promise<TestBackend[]> {
-  const out: TestBackend[] = [];
-  for (let i = 1; i <= n; i++) {
-    const b = await startBackend(`web${i}`);
-    cleanups.push(() => b.close());
-    out.push(b);
-  }
-  return out;
-}
+const scope = useScope();
+const backends = (n: number): Promise<TestBackend[]> => scope.backends(n);
 
 function clusterCfg(bs: TestBackend[], opts: { stick?: string; table?: string; extraPeers?: string; checks?: boolean } = {}) {
   return (peersLines: string) => `
@@ -56,7 +44,7 @@ ${bs.map((b) => `    server ${b.name} 127.0.0.1:${b.port}${opts.checks ? ' check
 
 async function cluster(names: string[], body: (p: string) => string): Promise<Cluster> {
   const c = await makeCluster(names, body);
-  cleanups.push(() => c.stopAll());
+  scope.defer(() => c.stopAll());
   return c;
 }
 

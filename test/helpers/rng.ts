@@ -51,3 +51,9 @@ export function seedFrom(envName: string): number {
   }
   return Math.floor(Math.random() * 2 ** 32) >>> 0;
 }
+
+/** The same generator as a bare function, for tests that only need `() => number` in [0, 1). */
+export function rng(seed: number): () => number {
+  const r = new Rng(seed);
+  return () => r.next();
+}

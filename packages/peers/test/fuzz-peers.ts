@@ -18,6 +18,7 @@ import { StickTable } from '@stickmesh/core';
 import { decode, PEERS_PATH, PROTO, type Msg } from '../src/codec.js';
 import { computeMac } from '../src/handshake.js';
 import { PeersService } from '../src/service.js';
+import { rng } from '../../../test/helpers/rng.js';
 
 export const SECRET = 'fuzz-secret';
 const CLUSTER = 'fuzz';
@@ -27,17 +28,6 @@ export const TARGET_LIMITS = { maxUnauthenticated: 16, maxFrameBytes: 64 * 1024,
 /** Longest a case waits for the target to react; a well-behaved target answers in milliseconds. */
 const REACT_MS = 2000;
 
-/** mulberry32: small seeded PRNG. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Gen {
   constructor(readonly r: () => number) {}

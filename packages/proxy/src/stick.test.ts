@@ -1,28 +1,16 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import net from 'node:net';
-import { startBackend, type TestBackend } from '../../../test/helpers/backends.js';
+import { type TestBackend } from '../../../test/helpers/backends.js';
 import { request } from '../../../test/helpers/client.js';
 import { requestLogs, startProxy, type RunningProxy } from '../../../test/helpers/proxy.js';
+import { useScope } from '../../../test/helpers/scope.js';
 
-let cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const c of cleanups.reverse()) await c();
-  cleanups = [];
-});
-
-async function backends(n: number): Promise<TestBackend[]> {
-  const out: TestBackend[] = [];
-  for (let i = 1; i <= n; i++) {
-    const b = await startBackend(`web${i}`);
-    cleanups.push(() => b.close());
-    out.push(b);
-  }
-  return out;
-}
+const scope = useScope();
+const backends = (n: number): Promise<TestBackend[]> => scope.backends(n);
 
 async function proxy(cfg: string, vars: Record<string, number>): Promise<RunningProxy> {
   const p = await startProxy(cfg, vars);
-  cleanups.push(() => p.close());
+  scope.defer(() => p.close());
   return p;
 }
 
@@ -136,7 +124,7 @@ describe('TCP mode', () => {
       await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
       echo.push(srv);
       ports.push((srv.address() as net.AddressInfo).port);
-      cleanups.push(() => new Promise<void>((r) => srv.close(() => r())));
+      scope.defer(() => new Promise<void>((r) => srv.close(() => r())));
     }
     const p = await proxy(
       `

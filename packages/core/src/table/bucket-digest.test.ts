@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { StickTableConfig } from '../config/model.js';
 import { DIGEST_BUCKETS, StickTable } from './stick-table.js';
 import type { TableUpdate } from './types.js';
+import { rng } from '../../../../test/helpers/rng.js';
 
 function cfg(over: Partial<StickTableConfig> = {}): StickTableConfig {
   return { id: 'be', name: 'be', type: 'ip', keyLen: 32, size: 1000, expire: 0, store: ['conn_cnt'], srvkey: 'name', loc: { file: 'test', line: 1 }, ...over };
@@ -11,16 +12,6 @@ function upd(key: string, server: string, wall: number, counter: number, node: s
   return { key, server, ttl, wall, counter, node, connCnt, httpReqCnt: 0 };
 }
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function all(t: StickTable): TableUpdate[] {
   const out: TableUpdate[] = [];

@@ -4,6 +4,7 @@ import { TimerWheel } from '../util/timer-wheel.js';
 import { HybridClock } from './hlc.js';
 import { StickTable } from './stick-table.js';
 import { compareVersions, type TableUpdate } from './types.js';
+import { rng } from '../../../../test/helpers/rng.js';
 
 function cfg(over: Partial<StickTableConfig> = {}): StickTableConfig {
   return {
@@ -24,17 +25,6 @@ function upd(key: string, server: string, wall: number, counter: number, node: s
   return { key, server, ttl, wall, counter, node, connCnt: 0, httpReqCnt: 0 };
 }
 
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('StickTable basics', () => {
   it('set, lookup and get with canonical keys', () => {
