@@ -124,7 +124,7 @@ export class PeersService extends EventEmitter implements ConnHost {
     this.handshakeTimeoutMs = opts.handshakeTimeoutMs ?? 5000;
     this.heartbeatMs = opts.heartbeatMs ?? 1000;
     this.deadAfterMs = opts.deadAfterMs ?? 3000;
-    this.flushMs = opts.flushMs ?? 5;
+    this.flushMs = opts.flushMs ?? 2;
     this.maxUnauthenticated = opts.maxUnauthenticated ?? 64;
     const maxFrameBytes = opts.maxFrameBytes ?? 4 * 1024 * 1024;
     const maxQueueBytes = opts.maxQueueBytes ?? 16 * 1024 * 1024;

@@ -64,7 +64,7 @@ export interface PeersServiceOptions {
   heartbeatMs?: number;
   /** A peer silent (no frame, no pong) this long is terminated and reconnected, default 3000 ms. */
   deadAfterMs?: number;
-  /** Delta batching interval after notify(), default 5 ms. */
+  /** Delta batching interval after notify(), default 2 ms. */
   flushMs?: number;
   /** Max updates per frame, default 2000. */
   maxBatch?: number;
