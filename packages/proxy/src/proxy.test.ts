@@ -231,6 +231,19 @@ describe('HTTP/1.1 data plane', () => {
     expect(out.endsWith('hello')).toBe(true);
   });
 
+  it('aborts at once when the client half-closes mid-body, and answers a complete request whose client half-closed', async () => {
+    const [a, b] = await twoBackends();
+    const p = await proxyFor(COOKIE_CFG, { p1: a.port, p2: b.port });
+    const full = await rawExchange(p.port, 'POST /full HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello', { endAfterWrite: true });
+    expect(full).toMatch(/^HTTP\/1\.1 200 /);
+    const t0 = Date.now();
+    const cut = await rawExchange(p.port, 'POST /cut HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel', { endAfterWrite: true });
+    expect(Date.now() - t0).toBeLessThan(2000); // timeout server is 5s
+    expect(cut).toBe('');
+    await waitFor(() => requestLogs(p).some((l) => l.uri === '/cut'), 2000, 'log of the cut request');
+    expect(String(requestLogs(p).find((l) => l.uri === '/cut')!.termination_state)).toMatch(/^CD/);
+  });
+
   it('answers malformed requests with 400 and keeps serving', async () => {
     const [a, b] = await twoBackends();
     const p = await proxyFor(COOKIE_CFG, { p1: a.port, p2: b.port });

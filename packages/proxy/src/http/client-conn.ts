@@ -222,13 +222,34 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     if (this.up && this.up.socket.isPaused()) this.up.socket.resume();
   };
 
+  /**
+   * Client sent FIN. Between requests or in a tunnel: close our side too. Mid-request with the body
+   * incomplete: the body can never complete, so the exchange is aborted at once (HAProxy's `CD`),
+   * instead of waiting for `timeout server`. A complete request with a half-closed client still
+   * gets its response.
+   */
   private readonly onClientEnd = (): void => {
     this.clientEnded = true;
     if (!this.inRequest || this.tunnel) {
       this.socket.end();
       if (this.tunnel && this.up) this.up.socket.end();
+      return;
     }
+    this.abortIfBodyCut();
   };
+
+  /**
+   * Aborts the exchange when the client has ended, every byte it sent was forwarded, and the
+   * request body is still incomplete (it never will be). Bytes still buffered (server not yet
+   * connected) are forwarded first: onUpstreamConnect calls this again afterwards.
+   */
+  private abortIfBodyCut(): void {
+    if (!this.clientEnded || !this.inRequest || this.reqDone || this.tunnel) return;
+    if (!this.reqHeadSent || this.buf !== null) return;
+    this.ctx.term0 = 'C';
+    this.ctx.term1 = 'D';
+    this.destroy();
+  }
 
   private readonly onClientError = (): void => {
     /* 'close' follows; nothing else to do */
@@ -434,6 +455,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
       if (n < buf.length) this.buf = this.buf === null ? buf.subarray(n) : Buffer.concat([buf.subarray(n), this.buf]);
     }
     if (this.pausedForBuffer && (this.buf === null || this.buf.length <= MAX_PENDING_BYTES)) this.resumeClient();
+    this.abortIfBodyCut();
   }
 
   private sendRequestHead(up: UpstreamConn): void {
