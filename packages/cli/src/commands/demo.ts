@@ -44,7 +44,8 @@ export async function runDemo(argv: string[]): Promise<number> {
     const ip = `127.0.0.${i + 1}`;
     const child = spawn(process.execPath, [bin, 'start', '--config', cfg, '--node', name], {
       env: { ...process.env, NODE_IP: ip, STICKMESH_DATA_DIR: path.join(dataRoot, name), STICKMESH_PEERS_SECRET: process.env.STICKMESH_PEERS_SECRET ?? 'demo-secret' },
-      stdio: ['ignore', 'pipe', 'inherit'],
+      // The IPC channel lets a node notice the demo is gone (even after kill -9) and stop itself.
+      stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
     });
     children.set(name, child);
     child.stdout!.on('data', (d: Buffer) => {

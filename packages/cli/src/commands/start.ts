@@ -86,12 +86,21 @@ export async function runStart(argv: string[]): Promise<number> {
   return new Promise<number>((resolve) => {
     let stopping = false;
     let reloading = Promise.resolve();
-    const stop = (sig: string) => {
+    const stop = (sig: string, orphaned = false) => {
       if (stopping) return;
       stopping = true;
       logger.info({ signal: sig }, 'draining');
+      // Safety net: if anything (e.g. a broken stdout pipe) keeps the loop alive after the drain,
+      // exit anyway once the drain deadline and a grace period have passed.
+      setTimeout(() => process.exit(0), drainTimeout + 5000).unref();
       void reloading.then(() =>
         node.stop(drainTimeout).then(() => {
+          if (orphaned) {
+            // Nobody reads our output any more: a final synchronous log flush could wait forever
+            // on the dead pipe, so leave without exit-time flushing (tables are already snapshotted).
+            process.kill(process.pid, 'SIGKILL');
+            return;
+          }
           logger.info('stopped');
           flush();
           resolve(0);
@@ -115,5 +124,7 @@ export async function runStart(argv: string[]): Promise<number> {
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', reload);
+    // Started by a supervisor over IPC (the demo): its exit, however abrupt, stops this node.
+    if (process.channel) process.on('disconnect', () => stop('parent exited', true));
   });
 }
