@@ -119,6 +119,17 @@ function transferEncodingIsChunked(v: string): boolean {
   return chunkedCount === 1;
 }
 
+/**
+ * The head starting at `start` as latin1 text up to and including its last line's CRLF (the final
+ * empty line excluded), or Incomplete / TooLarge when no CRLFCRLF lies within MAX_HEAD_BYTES.
+ */
+function headText(buf: Buffer, start: number, end: number): string | HeadError {
+  const limit = Math.min(end, start + MAX_HEAD_BYTES);
+  const idx = buf.indexOf(CRLFCRLF, start);
+  if (idx === -1 || idx + 4 > limit) return end - start >= MAX_HEAD_BYTES ? HeadError.TooLarge : HeadError.Incomplete;
+  return (buf as LatinBuffer).latin1Slice(start, idx + 2);
+}
+
 /** Fields shared by request and response heads. */
 export class MessageHead {
   versionMinor = 1;
@@ -256,13 +267,9 @@ export class RequestHead extends MessageHead {
     let start = origStart;
     // Leading empty lines before a request are tolerated (RFC 9112 §2.2).
     while (start + 1 < end && buf[start] === 0x0d && buf[start + 1] === 0x0a) start += 2;
-    const limit = Math.min(end, start + MAX_HEAD_BYTES);
-    const idx = buf.indexOf(CRLFCRLF, start);
-    if (idx === -1 || idx + 4 > limit) {
-      if (end - start >= MAX_HEAD_BYTES) return HeadError.TooLarge;
-      return HeadError.Incomplete;
-    }
-    const s = (buf as LatinBuffer).latin1Slice(start, idx + 2);
+    const s = headText(buf, start, end);
+    if (typeof s === 'number') return s;
+    const idx = start + s.length - 2;
     // A bare LF anywhere in the head is refused (no LF-only line endings).
     let lf = s.indexOf('\n');
     while (lf !== -1) {
@@ -314,13 +321,9 @@ export class ResponseHead extends MessageHead {
   /** Same contract as `RequestHead.parse`. Upstream heads are parsed a little less strictly (reason phrase). */
   parse(buf: Buffer, start: number, end: number): number {
     this.reset();
-    const limit = Math.min(end, start + MAX_HEAD_BYTES);
-    const idx = buf.indexOf(CRLFCRLF, start);
-    if (idx === -1 || idx + 4 > limit) {
-      if (end - start >= MAX_HEAD_BYTES) return HeadError.TooLarge;
-      return HeadError.Incomplete;
-    }
-    const s = (buf as LatinBuffer).latin1Slice(start, idx + 2);
+    const s = headText(buf, start, end);
+    if (typeof s === 'number') return s;
+    const idx = start + s.length - 2;
     const eol = s.indexOf('\r\n');
     if (eol < 12 || !s.startsWith('HTTP/1.') || s.charCodeAt(8) !== 0x20) return HeadError.BadStatusLine;
     const minor = s.charCodeAt(7);
