@@ -203,6 +203,12 @@ describe('haproxy.cfg front door', () => {
     expect(errorsOf(cfg('userlist u', ' user x password y'))[0]).toMatch(/x\.cfg:1: 'userlist'.*not supported/);
   });
 
+  it('says which environment variable was not set when an expanded word is wrong', () => {
+    const errs = errorsOf(cfg('backend b', '  mode http', '  server web1 "${WEB1_ADDR}" check'));
+    expect(errs[0]).toMatch(/x\.cfg:3: 'server'.*\(environment variable WEB1_ADDR not set\)/);
+    expect(tokenizeLine('bind "${A}:${B}"', { B: '80' })).toEqual({ tokens: ['bind', ':80'], unset: ['A'] });
+  });
+
   it('accepts process/log directives with a warning that they have no effect', () => {
     const { warnings } = parseConfigText(cfg('global', ' daemon', ' log /dev/log local0', 'defaults', ' log global', ' option httplog'), 'x.cfg', 'haproxy', {});
     expect(warnings.map((w) => [w.loc.line, w.directive])).toEqual([[2, 'daemon'], [3, 'log'], [5, 'log'], [6, 'option httplog']]);

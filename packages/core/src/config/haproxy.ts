@@ -149,12 +149,15 @@ class Parser {
   readonly implicitMode = new Set<FrontendConfig>();
   private skipping = false;
   private loc: SourceLoc = { file: '', line: 0 };
+  /** Environment variables the current line referred to that were not set. */
+  private unset: string[] | undefined;
   private directive = '';
 
   constructor(readonly file: string, private readonly env: NodeJS.ProcessEnv) {}
 
   private err(message: string, directive = this.directive): void {
-    this.issues.push({ loc: this.loc, directive, message });
+    const hint = this.unset ? ` (environment variable${this.unset.length > 1 ? 's' : ''} ${this.unset.join(', ')} not set)` : '';
+    this.issues.push({ loc: this.loc, directive, message: message + hint });
   }
 
   private warn(message: string, directive = this.directive): void {
@@ -182,11 +185,13 @@ class Parser {
       this.loc = { file: this.file, line: n + 1 };
       const t = tokenizeLine(lines[n]!, this.env);
       if ('error' in t) {
+        this.unset = undefined;
         this.directive = (lines[n] ?? '').trim().split(/\s+/)[0] ?? '';
         this.err(t.error);
         continue;
       }
       const tokens = t.tokens;
+      this.unset = t.unset;
       if (tokens.length === 0) continue;
       const kw = tokens[0]!;
       this.directive = tokens.length > 1 && (kw === 'option' || kw === 'no' || kw === 'timeout' || kw === 'stick' || kw === 'http-check') ? `${kw} ${tokens[1]}` : kw;

@@ -4,7 +4,8 @@
  * single quotes are literal; double quotes expand `$VAR` and `${VAR}` from the environment.
  */
 
-export type TokenizeResult = { tokens: string[] } | { error: string };
+/** `unset`: environment variables the line referred to that were not set (expanded to ''). */
+export type TokenizeResult = { tokens: string[]; unset?: string[] } | { error: string };
 
 /** Longest line accepted; HAProxy's own limit is 2048 bytes per line. */
 export const MAX_LINE_LENGTH = 2048;
@@ -12,6 +13,7 @@ export const MAX_LINE_LENGTH = 2048;
 export function tokenizeLine(line: string, env: NodeJS.ProcessEnv = process.env): TokenizeResult {
   if (line.length > MAX_LINE_LENGTH) return { error: `line too long (${line.length} > ${MAX_LINE_LENGTH} characters)` };
   const tokens: string[] = [];
+  let unset: string[] | undefined;
   let cur = '';
   let inWord = false;
   let quote: '"' | "'" | '' = '';
@@ -36,7 +38,10 @@ export function tokenizeLine(line: string, env: NodeJS.ProcessEnv = process.env)
         const m = /^\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))/.exec(line.slice(i));
         if (!m) cur += c;
         else {
-          cur += env[m[1] ?? m[2]!] ?? '';
+          const name = m[1] ?? m[2]!;
+          const v = env[name];
+          if (v === undefined) (unset ??= []).push(name);
+          cur += v ?? '';
           i += m[0].length - 1;
         }
       } else cur += c;
@@ -59,5 +64,5 @@ export function tokenizeLine(line: string, env: NodeJS.ProcessEnv = process.env)
   }
   if (quote !== '') return { error: `unterminated ${quote === '"' ? 'double' : 'single'} quote` };
   if (inWord) tokens.push(cur);
-  return { tokens };
+  return unset ? { tokens, unset } : { tokens };
 }
