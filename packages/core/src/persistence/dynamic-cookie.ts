@@ -10,65 +10,9 @@
  * on cookie values, so clients keep their persistence across either.
  */
 import { xxh64 } from './xxh64.js';
+import { parseIpLiteral } from '../util/ip.js';
 
 const encoder = new TextEncoder();
-
-function parseIPv4(s: string): Uint8Array | undefined {
-  const parts = s.split('.');
-  if (parts.length !== 4) return undefined;
-  const out = new Uint8Array(4);
-  for (let i = 0; i < 4; i++) {
-    const p = parts[i] as string;
-    if (!/^\d{1,3}$/.test(p)) return undefined;
-    const n = Number(p);
-    if (n > 255) return undefined;
-    out[i] = n;
-  }
-  return out;
-}
-
-function parseGroups(s: string): number[] | undefined {
-  if (s === '') return [];
-  const groups: number[] = [];
-  const parts = s.split(':');
-  for (let i = 0; i < parts.length; i++) {
-    const p = parts[i] as string;
-    if (i === parts.length - 1 && p.includes('.')) {
-      const v4 = parseIPv4(p);
-      if (!v4) return undefined;
-      groups.push(((v4[0] as number) << 8) | (v4[1] as number), ((v4[2] as number) << 8) | (v4[3] as number));
-    } else {
-      if (!/^[0-9a-fA-F]{1,4}$/.test(p)) return undefined;
-      groups.push(parseInt(p, 16));
-    }
-  }
-  return groups;
-}
-
-function parseIPv6(s: string): Uint8Array | undefined {
-  // The zone index only selects an interface; HAProxy hashes sin6_addr, which excludes it.
-  const pct = s.indexOf('%');
-  if (pct >= 0) s = s.slice(0, pct);
-  const dbl = s.indexOf('::');
-  let groups: number[];
-  if (dbl >= 0) {
-    if (s.indexOf('::', dbl + 1) >= 0) return undefined;
-    const head = parseGroups(s.slice(0, dbl));
-    const tail = parseGroups(s.slice(dbl + 2));
-    if (!head || !tail || head.length + tail.length > 7) return undefined;
-    groups = [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
-  } else {
-    const all = parseGroups(s);
-    if (!all || all.length !== 8) return undefined;
-    groups = all;
-  }
-  const out = new Uint8Array(16);
-  groups.forEach((g, i) => {
-    out[2 * i] = g >> 8;
-    out[2 * i + 1] = g & 0xff;
-  });
-  return out;
-}
 
 /**
  * Returns the address bytes HAProxy hashes: 4 for a dotted IPv4 address, 16 for anything else
@@ -78,7 +22,7 @@ function parseIPv6(s: string): Uint8Array | undefined {
 export function addressBytes(address: string): Uint8Array {
   let a = address.trim();
   if (a.startsWith('[') && a.endsWith(']')) a = a.slice(1, -1);
-  const bytes = a.includes(':') ? parseIPv6(a) : parseIPv4(a);
+  const bytes = parseIpLiteral(a);
   if (!bytes) throw new Error(`not an IP address literal: '${address}'`);
   return bytes;
 }
