@@ -20,6 +20,7 @@
 import http from 'node:http';
 import net from 'node:net';
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { plainIp } from './runtime/address.js';
 
 export const MAX_ADMIN_BODY_BYTES = 65536;
 export const MAX_ADMIN_URL_BYTES = 4096;
@@ -76,7 +77,7 @@ interface CompiledRoute {
 /** True for 127.0.0.0/8, ::1 and ::ffff:127.x: addresses only this host can reach. */
 export function isLoopback(host: string): boolean {
   if (host === 'localhost' || host === '::1') return true;
-  const v4 = host.startsWith('::ffff:') ? host.slice(7) : host;
+  const v4 = plainIp(host);
   return net.isIPv4(v4) && v4.startsWith('127.');
 }
 

@@ -111,13 +111,9 @@ class TcpFrontend extends FrontendBase<TcpConn> implements TcpFrontendRuntime {
     const st = conn.stickState;
     if (be.stick && exclude === undefined) {
       stickMatch(be.stick, conn, st);
-      if (st.server) {
-        conn.decidedBy = 'stick';
-        return st.server;
-      }
-      if (st.firstKey !== undefined) {
-        conn.decidedBy = 'stick-first';
-        return be.pickForKey(st.firstKey);
+      if (st.decides) {
+        conn.decidedBy = st.decidedBy;
+        return be.stickChoice(st);
       }
     }
     conn.decidedBy = exclude ? 'redispatch' : 'balance';

@@ -24,6 +24,7 @@ import { UpstreamConn, type UpstreamOwner } from './upstream.js';
 import type { RuntimeBackend } from '../runtime/backend.js';
 import type { RuntimeServer } from '../runtime/server.js';
 import { metrics } from '../metrics.js';
+import { plainIp } from '../runtime/address.js';
 import { StickState, cookieValue, stickMatch, stickStoreRequest, stickStoreResponse, type StickKeySource } from '../runtime/stick.js';
 
 export const MAX_PENDING_BYTES = 65536;
@@ -104,8 +105,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
   constructor(socket: net.Socket, fe: HttpFrontendRuntime) {
     this.socket = socket;
     this.fe = fe;
-    const ra = socket.remoteAddress ?? '';
-    this.clientIp = ra.startsWith('::ffff:') ? ra.slice(7) : ra;
+    this.clientIp = plainIp(socket.remoteAddress);
     this.clientPort = socket.remotePort ?? 0;
     socket.setNoDelay(true);
     socket.on('data', this.onClientData);
@@ -369,17 +369,13 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     }
     const stick = backend.stick;
     const st = this.stickState;
-    if (stick) {
-      stickMatch(stick, this, st);
-      if (!server && st.server) {
-        server = st.server;
-        ctx.decidedBy = 'stick';
-      }
-    } else if (st.result !== '') st.reset();
+    // Match rules run even after a cookie decided: store-request keys are collected here.
+    if (stick) stickMatch(stick, this, st);
+    else if (st.result !== '') st.reset();
     if (!server) {
-      if (stick && st.firstKey !== undefined) {
-        server = backend.pickForKey(st.firstKey);
-        ctx.decidedBy = 'stick-first';
+      if (stick && st.decides) {
+        server = backend.stickChoice(st);
+        ctx.decidedBy = st.decidedBy;
       } else {
         server = backend.pick(backend.hashesSource ? this.sourceHash() : 0);
         ctx.decidedBy = 'balance';
@@ -393,8 +389,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
   }
 
   get localIp(): string {
-    const a = this.socket.localAddress ?? '';
-    return a.startsWith('::ffff:') ? a.slice(7) : a;
+    return plainIp(this.socket.localAddress);
   }
 
   requestHeader(lower: string): string | undefined {

@@ -12,7 +12,7 @@ import {
   type StickTable,
 } from '@stickmesh/core';
 import { RuntimeServer } from './server.js';
-import { StickRules, stickKeyHash } from './stick.js';
+import { StickRules, stickKeyHash, type StickState } from './stick.js';
 
 export class RuntimeBackend {
   readonly name: string;
@@ -96,6 +96,14 @@ export class RuntimeBackend {
 
   pick(hash: number, exclude?: RuntimeServer): RuntimeServer | undefined {
     return this.balancer.pick(hash, exclude);
+  }
+
+  /**
+   * The server stick rules choose once `stickMatch` filled `st` and `st.decides`: the matched one,
+   * or for a new key the agreed first pick. Undefined only when no server can be picked.
+   */
+  stickChoice(st: StickState): RuntimeServer | undefined {
+    return st.server ?? (st.firstKey !== undefined ? this.pickForKey(st.firstKey) : undefined);
   }
 
   /** First pick for a new stick key: the same on every node for the same healthy server set. */

@@ -164,6 +164,16 @@ export class StickState {
   /** Request keys for store-request rules, by rule index; undefined = nothing to store. */
   readonly storeKeys: Array<string | undefined> = [];
 
+  /** Whether the stick rules choose the server (a usable match, or a key to place), not the balancer. */
+  get decides(): boolean {
+    return this.server !== undefined || this.firstKey !== undefined;
+  }
+
+  /** How the server was chosen when `decides`: a table entry, or the agreed first pick of a new key. */
+  get decidedBy(): 'stick' | 'stick-first' {
+    return this.server !== undefined ? 'stick' : 'stick-first';
+  }
+
   reset(): void {
     this.server = undefined;
     this.firstKey = undefined;

@@ -11,6 +11,7 @@ import type { RuntimeBackend } from '../runtime/backend.js';
 import type { RuntimeServer } from '../runtime/server.js';
 import { metrics } from '../metrics.js';
 import { StickState, type StickKeySource } from '../runtime/stick.js';
+import { plainIp } from '../runtime/address.js';
 
 export interface TcpFrontendRuntime {
   readonly name: string;
@@ -55,15 +56,13 @@ export class TcpConn implements WheelTask, StickKeySource {
   static readonly MAX_PENDING = 65536;
 
   get localIp(): string {
-    const a = this.client.localAddress ?? '';
-    return a.startsWith('::ffff:') ? a.slice(7) : a;
+    return plainIp(this.client.localAddress);
   }
 
   constructor(client: net.Socket, fe: TcpFrontendRuntime) {
     this.client = client;
     this.fe = fe;
-    const ra = client.remoteAddress ?? '';
-    this.clientIp = ra.startsWith('::ffff:') ? ra.slice(7) : ra;
+    this.clientIp = plainIp(client.remoteAddress);
     this.clientPort = client.remotePort ?? 0;
     client.setNoDelay(true);
     client.on('data', this.onClientData);
