@@ -592,17 +592,8 @@ ${servers}
     const hold = () => new Promise((r) => setTimeout(r, f.holdMs));
     switch (f.kind) {
       case 'kill':
-        await this.stopNode(n, 'SIGKILL');
-        await hold();
-        return async () => {
-          await this.startNode(n);
-          // Time-to-identical counts from the process answering /healthz, not from its boot.
-          const up = Date.now();
-          await this.waitRoutable(n);
-          return up;
-        };
       case 'restart':
-        await this.stopNode(n, 'SIGTERM');
+        await this.stopNode(n, f.kind === 'kill' ? 'SIGKILL' : 'SIGTERM');
         await hold();
         return async () => {
           await this.startNode(n);
