@@ -14,6 +14,7 @@
  */
 import type { BackendConfig, StickRuleConfig, StickTable } from '@stickmesh/core';
 import { hashString } from '@stickmesh/core';
+import { nameIs } from '../http/head.js';
 import type { RuntimeServer } from './server.js';
 
 export const enum Fetch {
@@ -230,11 +231,11 @@ export function stickStoreResponse(
     for (let i = 0; i < count; i++) {
       const n = names[i]!;
       if (rule.fetch === Fetch.ResCookie) {
-        if (n.length === 10 && n.toLowerCase() === 'set-cookie') {
+        if (n.length === 10 && nameIs(n, 'set-cookie')) {
           const v = setCookieValue(values[i]!, rule.arg);
           if (v !== undefined) key = v;
         }
-      } else if (n.length === rule.arg.length && n.toLowerCase() === rule.arg) key = values[i];
+      } else if (n.length === rule.arg.length && nameIs(n, rule.arg)) key = values[i];
     }
     if (key !== undefined) rule.table.setLocal(key, rules.serverKey(rule, server));
   }
