@@ -110,7 +110,9 @@ describe('anti-entropy', () => {
         for (let i = 0; i < 2000; i++) tb.setLocal(`kb${i}`, 's2');
       },
     });
-    await waitFor(() => a.svc.stats().antiEntropyRounds >= 10, 5000, 'rounds');
+    // The dialer counts a round when it sends digests, the acceptor when it compares them: wait for
+    // the acceptor to have compared ten rounds too, not only for the dialer to have sent them.
+    await waitFor(() => a.svc.stats().antiEntropyRounds >= 10 && b.svc.stats().bucketsCompared >= 10 * 256, 5000, 'rounds');
     expect(sameDigests(a.table, b.table)).toBe(true);
     for (const s of [a.svc.stats(), b.svc.stats()]) {
       expect(s.bucketsRepaired).toBe(0);
