@@ -200,6 +200,61 @@ describe('HTTP/1.1 data plane', () => {
     expect(r2.len).toBe(32 * 65536);
   });
 
+  it('delivers every response byte intact to a client that reads late, and heads split across reads', async () => {
+    // The upstream read buffer is reused between reads unless the proxy still points into it:
+    // a client that does not read makes the proxy's writes queue up, and a head arriving in
+    // pieces is kept across reads. Either case would corrupt bytes if the buffer were reused.
+    const body = randomBytes(12 * 1024 * 1024); // more than the kernel buffers on both sides hold
+    const sha = createHash('sha256').update(body).digest('hex');
+    const raw = await startRawBackend((s) => {
+      s.once('data', () => {
+        s.write('HTTP/1.1 200 OK\r\nContent-Le');
+        setTimeout(() => {
+          s.write(`ngth: ${body.length}\r\nX-Part: `);
+          setTimeout(() => {
+            s.write('two\r\n\r\n');
+            // Small pieces with pauses between them: the proxy's reads stay under its write
+            // high-water mark, so it keeps reading while earlier writes are still queued.
+            let off = 0;
+            const pump = (): void => {
+              while (off < body.length) {
+                const end = Math.min(off + 1000, body.length);
+                const ok = s.write(body.subarray(off, end));
+                off = end;
+                if (!ok) return void s.once('drain', pump);
+                if (off % 8000 === 0) return void setImmediate(pump);
+              }
+            };
+            pump();
+          }, 20);
+        }, 20);
+      });
+    });
+    cleanups.push(() => raw.close());
+    const p = await proxyFor(
+      COOKIE_CFG.replace('server web2 127.0.0.1:{{p2}} cookie web2', ''),
+      { p1: raw.port, p2: raw.port },
+    );
+    const got = await new Promise<Buffer>((resolve, reject) => {
+      const sock = net.connect({ port: p.port, host: '127.0.0.1' }, () => {
+        sock.write('GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+        sock.pause(); // let the proxy's writes back up before reading anything
+        setTimeout(() => sock.resume(), 300);
+      });
+      const parts: Buffer[] = [];
+      sock.on('data', (c: Buffer) => parts.push(c));
+      sock.on('end', () => resolve(Buffer.concat(parts)));
+      sock.on('error', reject);
+    });
+    const sep = got.indexOf('\r\n\r\n');
+    const head = got.subarray(0, sep).toString('latin1');
+    expect(head).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(head).toMatch(/\r\nX-Part: two(\r\n|$)/);
+    const rest = got.subarray(sep + 4);
+    expect(rest.length).toBe(body.length);
+    expect(createHash('sha256').update(rest).digest('hex')).toBe(sha);
+  });
+
   it('answers pipelined requests in order', async () => {
     const [a, b] = await twoBackends();
     const p = await proxyFor(COOKIE_CFG, { p1: a.port, p2: b.port });

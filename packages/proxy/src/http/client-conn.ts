@@ -580,6 +580,9 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
         if (!this.closed) client.write(head, 'latin1');
       }
       client.uncork();
+      // `chunk` lives in the connection's read buffer: keep it from being reused while a write the
+      // kernel did not take at once, or a partial head, still points into it.
+      if (client.writableLength > 0 || this.upBuf !== null) up.holdReadBuffer();
     }
   }
 

@@ -5,12 +5,20 @@
  *
  * Idle bound: `MAX_IDLE_PER_SERVER` per server; a connection released when the list is full is
  * closed. An idle connection closes after `IDLE_TTL_MS` or on any byte or close from the server.
+ *
+ * Reads go into a buffer the connection owns (`READ_BUFFER_BYTES`, HAProxy's default bufsize)
+ * through `net`'s `onread` option: no allocation and no readable-stream machinery per read. The
+ * owner must say when it still references the bytes of a read after its callback returned
+ * (`holdReadBuffer()`: a write the kernel did not take at once, a partial head kept for later);
+ * the next read then goes into a fresh buffer, so held bytes are never overwritten.
  */
 import net from 'node:net';
 import { sharedWheel, type TimerWheel, type WheelTask } from '@stickmesh/core';
 import { MAX_IDLE_PER_SERVER, type RuntimeServer } from '../runtime/server.js';
 
 export const IDLE_TTL_MS = 5000;
+/** Size of a connection's read buffer: the most one read hands to the owner. */
+export const READ_BUFFER_BYTES = 16384;
 
 /** What an upstream connection reports to its current owner. */
 export interface UpstreamOwner {
@@ -30,6 +38,8 @@ export class UpstreamConn implements WheelTask {
   reuseCount = 0;
   private lastErr: Error | undefined;
   private readonly wheel: TimerWheel;
+  private rbuf = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+  private rbufHeld = false;
   _gen?: number;
   _due?: number;
 
@@ -37,9 +47,13 @@ export class UpstreamConn implements WheelTask {
     this.server = server;
     this.owner = owner;
     this.wheel = wheel;
-    this.socket = net.connect({ host: server.address, port: server.port, noDelay: true });
+    this.socket = net.connect({
+      host: server.address,
+      port: server.port,
+      noDelay: true,
+      onread: { buffer: this.nextReadBuffer, callback: this.onRead },
+    });
     this.socket.on('connect', this.onConnect);
-    this.socket.on('data', this.onData);
     this.socket.on('drain', this.onDrain);
     this.socket.on('error', this.onError);
     this.socket.on('close', this.onClose);
@@ -51,10 +65,26 @@ export class UpstreamConn implements WheelTask {
     this.owner?.onUpstreamConnect(this);
   };
 
-  private readonly onData = (chunk: Buffer): void => {
-    if (this.owner) this.owner.onUpstreamData(this, chunk);
-    else this.destroy(); // bytes on an idle connection: the server is out of sync, never reuse it
+  /** Where the next read goes: the same buffer unless the owner still holds the last read's bytes. */
+  private readonly nextReadBuffer = (): Buffer => {
+    if (this.rbufHeld) {
+      this.rbuf = Buffer.allocUnsafe(READ_BUFFER_BYTES);
+      this.rbufHeld = false;
+    }
+    return this.rbuf;
   };
+
+  /** Returns true: flow control is the owner's (it pauses the socket), not this return value. */
+  private readonly onRead = (n: number, buf: Uint8Array): boolean => {
+    if (this.owner) this.owner.onUpstreamData(this, (buf as Buffer).subarray(0, n));
+    else this.destroy(); // bytes on an idle connection: the server is out of sync, never reuse it
+    return true;
+  };
+
+  /** The owner keeps a reference to the bytes of the current read: the next read must not reuse them. */
+  holdReadBuffer(): void {
+    this.rbufHeld = true;
+  }
 
   private readonly onDrain = (): void => {
     this.owner?.onUpstreamDrain(this);
