@@ -40,6 +40,8 @@ export class UpstreamConn implements WheelTask {
   private readonly wheel: TimerWheel;
   private rbuf = Buffer.allocUnsafe(READ_BUFFER_BYTES);
   private rbufHeld = false;
+  /** Wheel time at which the connection last became idle. */
+  private idleSince = 0;
   _gen?: number;
   _due?: number;
 
@@ -107,9 +109,16 @@ export class UpstreamConn implements WheelTask {
     }
   };
 
-  /** Idle expiry, run by the shared wheel. */
-  run(): void {
-    if (this.owner === null) this.destroy();
+  /**
+   * Idle expiry, run by the shared wheel. A connection stays on the wheel while it is reused: the
+   * check compares against `idleSince` and re-arms for the remainder, so a request costs no wheel
+   * insertion (one entry per connection, not one per release).
+   */
+  run(now: number): void {
+    if (this.owner !== null || this.closed) return; // in use: the next release re-arms
+    const idleFor = now - this.idleSince;
+    if (idleFor >= IDLE_TTL_MS) this.destroy();
+    else this.wheel.schedule(this, IDLE_TTL_MS - idleFor);
   }
 
   /** Returns the connection to its server's idle list, or closes it when the list is full. */
@@ -124,7 +133,8 @@ export class UpstreamConn implements WheelTask {
     }
     this.socket.resume();
     idle.push(this);
-    this.wheel.schedule(this, IDLE_TTL_MS);
+    this.idleSince = this.wheel.now;
+    if (!((this._gen ?? 0) > 0)) this.wheel.schedule(this, IDLE_TTL_MS);
   }
 
   destroy(): void {
@@ -139,7 +149,6 @@ export class UpstreamConn implements WheelTask {
     while (idle.length > 0) {
       const up = idle.pop()!;
       if (up.closed || up.socket.destroyed) continue;
-      up.wheel.cancel(up);
       up.owner = owner;
       return up;
     }

@@ -1,0 +1,67 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { TimerWheel } from '@stickmesh/core';
+import { IDLE_TTL_MS, UpstreamConn, type UpstreamOwner } from './upstream.js';
+import type { RuntimeServer } from '../runtime/server.js';
+import { startRawBackend } from '../../../../test/helpers/backends.js';
+import { waitFor } from '../../../../test/helpers/wait.js';
+
+let cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.reverse()) await c();
+  cleanups = [];
+});
+
+function owner(onConnect: () => void): UpstreamOwner {
+  return {
+    onUpstreamConnect: onConnect,
+    onUpstreamData: () => {},
+    onUpstreamDrain: () => {},
+    onUpstreamClose: () => {},
+  };
+}
+
+describe('upstream idle pool', () => {
+  it(`closes a connection ${IDLE_TTL_MS} ms after it last became idle, counting from its latest release`, async () => {
+    const backend = await startRawBackend(() => {});
+    cleanups.push(() => backend.close());
+    const server = { address: '127.0.0.1', port: backend.port, idle: [] as UpstreamConn[], totalConns: 0 } as unknown as RuntimeServer;
+    const wheel = new TimerWheel(100, 64);
+    let connected = false;
+    const up = new UpstreamConn(server, owner(() => (connected = true)), wheel);
+    cleanups.push(() => up.destroy());
+    await waitFor(() => connected, 2000);
+
+    const t0 = wheel.now;
+    up.release();
+    expect(server.idle).toEqual([up]);
+    wheel.advance(t0 + IDLE_TTL_MS - 1000);
+    expect(up.socket.destroyed).toBe(false);
+
+    // Reused and released again 1 s before expiry: the clock restarts from this release.
+    expect(UpstreamConn.takeIdle(server, owner(() => {}))).toBe(up);
+    up.release();
+    wheel.advance(t0 + IDLE_TTL_MS + 500);
+    expect(up.socket.destroyed).toBe(false);
+    wheel.advance(t0 + 2 * IDLE_TTL_MS - 1100);
+    expect(up.socket.destroyed).toBe(false);
+    wheel.advance(t0 + 2 * IDLE_TTL_MS);
+    expect(up.socket.destroyed).toBe(true);
+    await waitFor(() => server.idle.length === 0, 2000);
+  });
+
+  it('keeps a connection that is in use when its idle deadline passes', async () => {
+    const backend = await startRawBackend(() => {});
+    cleanups.push(() => backend.close());
+    const server = { address: '127.0.0.1', port: backend.port, idle: [] as UpstreamConn[], totalConns: 0 } as unknown as RuntimeServer;
+    const wheel = new TimerWheel(100, 64);
+    let connected = false;
+    const up = new UpstreamConn(server, owner(() => (connected = true)), wheel);
+    cleanups.push(() => up.destroy());
+    await waitFor(() => connected, 2000);
+    const t0 = wheel.now;
+    up.release();
+    expect(UpstreamConn.takeIdle(server, owner(() => {}))).toBe(up);
+    wheel.advance(t0 + 3 * IDLE_TTL_MS);
+    expect(up.socket.destroyed).toBe(false);
+  });
+});
