@@ -255,6 +255,40 @@ describe('HTTP/1.1 data plane', () => {
     expect(createHash('sha256').update(rest).digest('hex')).toBe(sha);
   });
 
+  it('forwards response header lines as received, minus hop-by-hop ones, with cookies rewritten in place', async () => {
+    const raw = await startRawBackend((s) => {
+      s.once('data', () => {
+        s.end(
+          'HTTP/1.0 200 Fine\r\n' +
+            'Connection: keep-alive\r\n' +
+            'X-First:   spaced value  \r\n' +
+            'Keep-Alive: timeout=5\r\n' +
+            'Set-Cookie: SRV=from-app; Path=/; HttpOnly\r\n' +
+            'set-cookie: other=1\r\n' +
+            'Proxy-Connection: keep-alive\r\n' +
+            'x-last: z\r\n' +
+            'Content-Length: 2\r\n\r\nhi',
+        );
+      });
+    });
+    cleanups.push(() => raw.close());
+    const cfg = COOKIE_CFG.replace('cookie SERVER insert indirect nocache', 'cookie SRV rewrite').replace(
+      'server web2 127.0.0.1:{{p2}} cookie web2',
+      '',
+    );
+    const p = await proxyFor(cfg, { p1: raw.port, p2: raw.port });
+    const out = await rawExchange(p.port, 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    expect(out).toBe(
+      'HTTP/1.1 200 Fine\r\n' +
+        'X-First:   spaced value  \r\n' +
+        'Set-Cookie: SRV=web1; Path=/; HttpOnly\r\n' +
+        'set-cookie: other=1\r\n' +
+        'x-last: z\r\n' +
+        'Content-Length: 2\r\n' +
+        'connection: close\r\n\r\nhi',
+    );
+  });
+
   it('answers pipelined requests in order', async () => {
     const [a, b] = await twoBackends();
     const p = await proxyFor(COOKIE_CFG, { p1: a.port, p2: b.port });

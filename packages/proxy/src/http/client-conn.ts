@@ -573,11 +573,10 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     try {
       this.upstreamData(up, chunk);
     } finally {
-      const head = this.pendingHead;
-      if (head !== null) {
+      if (this.headSrc !== null) {
         // The body did not come with the head: the head must not wait for it.
-        this.pendingHead = null;
-        if (!this.closed) client.write(head, 'latin1');
+        if (!this.closed) this.writeHead(null, 0);
+        this.headSrc = null;
       }
       client.uncork();
       // `chunk` lives in the connection's read buffer: keep it from being reused while a write the
@@ -619,7 +618,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
           this.ctx.bytesOut += r;
           continue;
         }
-        this.onResponseHead(up, r);
+        this.onResponseHead(up, buf, r);
         break;
       }
       const rest = this.upBuf;
@@ -638,7 +637,12 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     this.forwardResBody(up, chunk);
   }
 
-  private onResponseHead(up: UpstreamConn, headBytes: number): void {
+  /**
+   * Plans the response head sent to the client as edits of the server's head (`src[0, headBytes)`):
+   * unchanged lines are copied byte for byte by `writeHead`; hop-by-hop headers are cut, cookie
+   * headers rewritten in place, and persistence/connection headers appended.
+   */
+  private onResponseHead(up: UpstreamConn, src: Buffer, headBytes: number): void {
     const ctx = this.ctx;
     const res = this.res;
     const req = this.req;
@@ -669,49 +673,52 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     if (this.fe.draining || this.clientEnded) this.keepAlive = false;
     if (!this.reqDone) this.keepAlive = false; // early response: the rest of the request body is unread
 
-    let head = `HTTP/1.1 ${res.status} ${res.reason}\r\n`;
     const backend = this.backend;
     if (backend?.stick && backend.stick.storeResponse.length > 0 && ctx.server) stickStoreResponse(backend.stick, ctx.server, res.names, res.values, res.count);
     const cookie = backend?.cookie;
     const server = ctx.server!;
+    this.editCount = 0;
+    // The status line is copied when the server spoke HTTP/1.1; an HTTP/1.0 one is restated as 1.1.
+    if (res.versionMinor !== 1) this.edit(0, res.startLineEnd, `HTTP/1.1 ${res.status} ${res.reason}\r\n`);
     for (let i = 0; i < res.count; i++) {
-      const n = res.names[i]!;
-      let v = res.values[i]!;
-      switch (n.length) {
+      switch (res.nameLength(i)) {
         case 10:
-          if (nameIs(n, 'connection') || nameIs(n, 'keep-alive')) continue;
-          if (cookie && nameIs(n, 'set-cookie')) {
-            const nv = cookie.onResponseSetCookie(v, ctx.cookie, server);
-            if (nv !== undefined) {
-              if (nv.length === 0) continue;
-              v = nv;
-            }
+          if (res.nameAt(i, 'connection') || res.nameAt(i, 'keep-alive')) {
+            this.edit(res.lineStart(i), res.lineEnd(i), '');
+          } else if (cookie && res.nameAt(i, 'set-cookie')) {
+            const nv = cookie.onResponseSetCookie(res.value(i), ctx.cookie, server);
+            if (nv !== undefined) this.edit(res.lineStart(i), res.lineEnd(i), nv.length === 0 ? '' : `${res.name(i)}: ${nv}\r\n`);
           }
           break;
         case 16:
-          if (nameIs(n, 'proxy-connection')) continue;
+          if (res.nameAt(i, 'proxy-connection')) this.edit(res.lineStart(i), res.lineEnd(i), '');
           break;
         default:
           break;
       }
-      head += `${n}: ${v}\r\n`;
     }
+    let tail = '';
     if (cookie) {
       const set = cookie.insertCookie(ctx.cookie, server, req.method === 'POST', Math.floor(Date.now() / 1000));
       if (set !== undefined) {
-        head += `set-cookie: ${set}\r\n`;
-        if (cookie.nocache) head += 'cache-control: private\r\n';
+        tail += `set-cookie: ${set}\r\n`;
+        if (cookie.nocache) tail += 'cache-control: private\r\n';
       } else if (cookie.nocache && ctx.cookie.resFlag === 'R') {
-        head += 'cache-control: private\r\n';
+        tail += 'cache-control: private\r\n';
       }
     }
-    if (this.tunnel) head += `connection: upgrade\r\n`;
-    else if (!this.keepAlive) head += 'connection: close\r\n';
-    else if (req.versionMinor === 0) head += 'connection: keep-alive\r\n';
-    head += '\r\n';
+    if (this.tunnel) tail += `connection: upgrade\r\n`;
+    else if (!this.keepAlive) tail += 'connection: close\r\n';
+    else if (req.versionMinor === 0) tail += 'connection: keep-alive\r\n';
+    if (tail.length > 0) this.edit(res.text.length, res.text.length, tail);
     ctx.bytesOut += headBytes;
-    if (this.tunnel || this.resBodyMode === BodyMode.None) this.socket.write(head, 'latin1');
-    else this.pendingHead = head; // leaves with the first body bytes, in one buffer (forwardResBody)
+    this.headSrc = src;
+    // Without a body the head leaves now; otherwise with the first body bytes, in one buffer
+    // (forwardResBody), or at the end of this read (onUpstreamData).
+    if (this.tunnel || this.resBodyMode === BodyMode.None) {
+      this.writeHead(null, 0);
+      this.headSrc = null;
+    }
     if (this.tunnel) {
       this.arm(Tmo.Tunnel, this.fe.timeouts.tunnel);
       if (this.buf !== null) {
@@ -750,20 +757,16 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     } else if (this.resBodyMode === BodyMode.None) {
       n = 0;
     }
-    const head = this.pendingHead;
-    if (head !== null) {
-      this.pendingHead = null;
+    if (this.headSrc !== null) {
       if (n > 0 && n <= COALESCE_MAX) {
         // One buffer for head and body: one write, no writev bookkeeping for two chunks.
-        const out = Buffer.allocUnsafe(head.length + n);
-        out.write(head, 0, 'latin1');
-        data.copy(out, head.length, 0, n);
         this.ctx.bytesOut += n;
-        if (!this.socket.write(out)) up.socket.pause();
+        if (!this.writeHead(data, n)) up.socket.pause();
         n = -n; // written
       } else {
-        this.socket.write(head, 'latin1');
+        this.writeHead(null, 0);
       }
+      this.headSrc = null;
     }
     if (n > 0) {
       this.ctx.bytesOut += n;
@@ -780,8 +783,48 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
   }
 
   private keepUpstream = true;
-  /** Response head waiting for the first body bytes (same event-loop turn; see upstreamData). */
-  private pendingHead: string | null = null;
+  /**
+   * Server bytes holding the response head not yet written (it waits for the first body bytes of
+   * the same read; see onUpstreamData), with the edits planned by onResponseHead: replace
+   * `[editFrom[k], editTo[k])` of the head by `editText[k]`, in increasing offset order.
+   */
+  private headSrc: Buffer | null = null;
+  private editCount = 0;
+  private readonly editFrom: number[] = [];
+  private readonly editTo: number[] = [];
+  private readonly editText: string[] = [];
+
+  private edit(from: number, to: number, text: string): void {
+    const k = this.editCount++;
+    this.editFrom[k] = from;
+    this.editTo[k] = to;
+    this.editText[k] = text;
+  }
+
+  /**
+   * Writes the edited response head followed by `body[0, bodyLen)` as one buffer. The head is
+   * assembled from slices of the parsed head text (V8 slices share the text, no copy) and the
+   * edit strings, then copied once into the output. Returns what socket.write returned.
+   */
+  private writeHead(body: Buffer | null, bodyLen: number): boolean {
+    const text = this.res.text;
+    let head = '';
+    let cur = 0;
+    for (let k = 0; k < this.editCount; k++) {
+      const from = this.editFrom[k]!;
+      if (from > cur) head += text.slice(cur, from);
+      head += this.editText[k]!;
+      cur = this.editTo[k]!;
+    }
+    if (this.editCount === 0) head = text;
+    else if (cur < text.length) head += text.slice(cur);
+    head += '\r\n';
+    if (body === null) return this.socket.write(head, 'latin1');
+    const out = Buffer.allocUnsafe(head.length + bodyLen);
+    out.write(head, 0, 'latin1');
+    body.copy(out, head.length, 0, bodyLen);
+    return this.socket.write(out);
+  }
   /** The server whose `activeConns` this exchange currently holds. */
   private counted: RuntimeServer | null = null;
 

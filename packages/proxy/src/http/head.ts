@@ -85,20 +85,30 @@ export function nameIs(name: string, lower: string): boolean {
   return true;
 }
 
-/** Splits a comma-separated header value and reports which connection tokens it names. */
-function scanConnectionTokens(v: string, h: MessageHead): void {
-  let start = 0;
-  while (start <= v.length) {
-    let end = v.indexOf(',', start);
-    if (end === -1) end = v.length;
+/** Like `nameIs` for `s[from, from + lower.length)`; the caller has checked the length. */
+function nameIsAt(s: string, from: number, lower: string): boolean {
+  for (let i = 0; i < lower.length; i++) {
+    let c = s.charCodeAt(from + i);
+    if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+    if (c !== lower.charCodeAt(i)) return false;
+  }
+  return true;
+}
+
+/** Splits the comma-separated value `s[from, to)` and reports which connection tokens it names. */
+function scanConnectionTokens(s: string, from: number, to: number, h: MessageHead): void {
+  let start = from;
+  while (start <= to) {
+    let end = s.indexOf(',', start);
+    if (end === -1 || end > to) end = to;
     let a = start;
     let b = end;
-    while (a < b && (v.charCodeAt(a) === 0x20 || v.charCodeAt(a) === 0x09)) a++;
-    while (b > a && (v.charCodeAt(b - 1) === 0x20 || v.charCodeAt(b - 1) === 0x09)) b--;
+    while (a < b && (s.charCodeAt(a) === 0x20 || s.charCodeAt(a) === 0x09)) a++;
+    while (b > a && (s.charCodeAt(b - 1) === 0x20 || s.charCodeAt(b - 1) === 0x09)) b--;
     const len = b - a;
-    if (len === 5 && nameIs(v.slice(a, b), 'close')) h.connClose = true;
-    else if (len === 10 && nameIs(v.slice(a, b), 'keep-alive')) h.connKeepAlive = true;
-    else if (len === 7 && nameIs(v.slice(a, b), 'upgrade')) h.connUpgrade = true;
+    if (len === 5 && nameIsAt(s, a, 'close')) h.connClose = true;
+    else if (len === 10 && nameIsAt(s, a, 'keep-alive')) h.connKeepAlive = true;
+    else if (len === 7 && nameIsAt(s, a, 'upgrade')) h.connUpgrade = true;
     start = end + 1;
   }
 }
@@ -130,12 +140,36 @@ function headText(buf: Buffer, start: number, end: number): string | HeadError {
   return (buf as LatinBuffer).latin1Slice(start, idx + 2);
 }
 
-/** Fields shared by request and response heads. */
+/** Offsets kept per header line in `MessageHead.pos`. */
+const enum At {
+  NameStart = 0,
+  NameEnd = 1,
+  ValueStart = 2,
+  ValueEnd = 3,
+  LineEnd = 4,
+  Stride = 5,
+}
+
+/**
+ * Fields shared by request and response heads.
+ *
+ * Every header line is located by offsets into `text` (`pos`), so the engine can copy unchanged
+ * lines byte for byte instead of rebuilding them. A lazy head (responses) creates the name and
+ * value strings only when someone asks (`names`/`values`/`name(i)`/`value(i)`): forwarding a
+ * response normally needs none of them.
+ */
 export class MessageHead {
   versionMinor = 1;
-  /** Raw header names and values in arrival order; `count` entries are valid. */
-  readonly names: string[] = [];
-  readonly values: string[] = [];
+  /** The head as latin1 text: start line and header lines with their CRLFs, final empty line excluded. */
+  text = '';
+  /** Offset in `text` just past the start line's CRLF. */
+  startLineEnd = 0;
+  /** Per header, `At.Stride` offsets into `text`; `count` headers are valid. */
+  readonly pos: number[] = [];
+  private readonly _names: string[] = [];
+  private readonly _values: string[] = [];
+  /** Whether `_names`/`_values` describe this message (always for eager heads). */
+  private materialized = true;
   count = 0;
   /** -1 when absent. */
   contentLength = -1;
@@ -149,8 +183,71 @@ export class MessageHead {
   /** Byte length of the head including the final CRLFCRLF. */
   headBytes = 0;
 
+  constructor(private readonly lazy = false) {}
+
+  /** Raw header names in arrival order; `count` entries are valid. Writable (the engine edits requests). */
+  get names(): string[] {
+    if (!this.materialized) this.materialize();
+    return this._names;
+  }
+
+  /** Header values (surrounding whitespace trimmed), parallel to `names`. */
+  get values(): string[] {
+    if (!this.materialized) this.materialize();
+    return this._values;
+  }
+
+  private materialize(): void {
+    const s = this.text;
+    const pos = this.pos;
+    for (let i = 0; i < this.count; i++) {
+      const b = i * At.Stride;
+      this._names[i] = s.slice(pos[b + At.NameStart]!, pos[b + At.NameEnd]!);
+      this._values[i] = s.slice(pos[b + At.ValueStart]!, pos[b + At.ValueEnd]!);
+    }
+    this.materialized = true;
+  }
+
+  /** Length of header `i`'s name. */
+  nameLength(i: number): number {
+    const b = i * At.Stride;
+    return this.pos[b + At.NameEnd]! - this.pos[b + At.NameStart]!;
+  }
+
+  /** Case-insensitive test of header `i`'s name against a lower-case literal, without allocating. */
+  nameAt(i: number, lower: string): boolean {
+    return this.nameLength(i) === lower.length && nameIsAt(this.text, this.pos[i * At.Stride + At.NameStart]!, lower);
+  }
+
+  /** Header `i`'s value (a slice for lazy heads). */
+  value(i: number): string {
+    if (this.materialized) return this._values[i]!;
+    const b = i * At.Stride;
+    return this.text.slice(this.pos[b + At.ValueStart]!, this.pos[b + At.ValueEnd]!);
+  }
+
+  /** Header `i`'s name as received. */
+  name(i: number): string {
+    if (this.materialized) return this._names[i]!;
+    const b = i * At.Stride;
+    return this.text.slice(this.pos[b + At.NameStart]!, this.pos[b + At.NameEnd]!);
+  }
+
+  /** Offset in `text` where header `i`'s line starts. */
+  lineStart(i: number): number {
+    return this.pos[i * At.Stride + At.NameStart]!;
+  }
+
+  /** Offset in `text` just past header `i`'s CRLF. */
+  lineEnd(i: number): number {
+    return this.pos[i * At.Stride + At.LineEnd]!;
+  }
+
   protected resetCommon(): void {
     this.versionMinor = 1;
+    this.text = '';
+    this.startLineEnd = 0;
+    this.materialized = !this.lazy;
     this.count = 0;
     this.contentLength = -1;
     this.chunked = false;
@@ -164,18 +261,22 @@ export class MessageHead {
 
   /** Index of the first header with this lower-case name, or -1. */
   indexOf(lower: string, from = 0): number {
-    for (let i = from; i < this.count; i++) if (nameIs(this.names[i]!, lower)) return i;
+    for (let i = from; i < this.count; i++) if (this.nameAt(i, lower)) return i;
     return -1;
   }
 
   get(lower: string): string | undefined {
     const i = this.indexOf(lower);
-    return i === -1 ? undefined : this.values[i];
+    return i === -1 ? undefined : this.value(i);
   }
 
   /** Parses header lines in `s` between `pos` and `end` (exclusive, `end` at the final CRLF). */
   protected parseFields(s: string, pos: number, end: number, isRequest: boolean): number {
     let clSeen = false;
+    this.text = s;
+    this.startLineEnd = pos;
+    const eager = !this.lazy;
+    const at = this.pos;
     while (pos < end) {
       let eol = s.indexOf('\r\n', pos);
       if (eol === -1 || eol > end) eol = end;
@@ -190,37 +291,45 @@ export class MessageHead {
       while (ve > vs && (s.charCodeAt(ve - 1) === 0x20 || s.charCodeAt(ve - 1) === 0x09)) ve--;
       if (!isFieldValue(s, vs, ve)) return HeadError.BadHeader;
       if (this.count >= MAX_HEADERS) return HeadError.TooManyHeaders;
-      const name = s.slice(pos, colon);
-      const value = s.slice(vs, ve);
-      this.names[this.count] = name;
-      this.values[this.count] = value;
+      const b = this.count * At.Stride;
+      at[b + At.NameStart] = pos;
+      at[b + At.NameEnd] = colon;
+      at[b + At.ValueStart] = vs;
+      at[b + At.ValueEnd] = ve;
+      at[b + At.LineEnd] = eol + 2;
+      if (eager) {
+        this._names[this.count] = s.slice(pos, colon);
+        this._values[this.count] = s.slice(vs, ve);
+      }
       this.count++;
-      switch (name.length) {
+      switch (colon - pos) {
         case 14:
-          if (nameIs(name, 'content-length')) {
+          if (nameIsAt(s, pos, 'content-length')) {
             if (clSeen) return HeadError.BadContentLength;
             clSeen = true;
-            if (value.length === 0 || value.length > 15) return HeadError.BadContentLength;
-            for (let i = 0; i < value.length; i++) {
-              const c = value.charCodeAt(i);
+            if (ve === vs || ve - vs > 15) return HeadError.BadContentLength;
+            let n = 0;
+            for (let i = vs; i < ve; i++) {
+              const c = s.charCodeAt(i);
               if (c < 0x30 || c > 0x39) return HeadError.BadContentLength;
+              n = n * 10 + (c - 0x30);
             }
-            this.contentLength = Number(value);
+            this.contentLength = n;
           }
           break;
         case 17:
-          if (nameIs(name, 'transfer-encoding')) {
+          if (nameIsAt(s, pos, 'transfer-encoding')) {
             if (this.hasTransferEncoding) return HeadError.BadTransferEncoding;
             this.hasTransferEncoding = true;
-            this.chunked = transferEncodingIsChunked(value);
+            this.chunked = transferEncodingIsChunked(s.slice(vs, ve));
             if (isRequest && !this.chunked) return HeadError.BadTransferEncoding;
           }
           break;
         case 10:
-          if (nameIs(name, 'connection')) scanConnectionTokens(value, this);
+          if (nameIsAt(s, pos, 'connection')) scanConnectionTokens(s, vs, ve, this);
           break;
         case 7:
-          if (nameIs(name, 'upgrade')) this.upgrade = value;
+          if (nameIsAt(s, pos, 'upgrade')) this.upgrade = s.slice(vs, ve);
           break;
         default:
           break;
@@ -237,6 +346,7 @@ export class MessageHead {
   }
 }
 
+/** A request head: names and values are created eagerly (routing, cookies and stick rules read them). */
 export class RequestHead extends MessageHead {
   method = '';
   target = '';
@@ -308,9 +418,14 @@ export class RequestHead extends MessageHead {
   }
 }
 
+/** A response head: lazy, forwarded by copying its lines. */
 export class ResponseHead extends MessageHead {
   status = 0;
   reason = '';
+
+  constructor() {
+    super(true);
+  }
 
   reset(): void {
     this.resetCommon();
