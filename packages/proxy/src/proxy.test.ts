@@ -289,6 +289,38 @@ describe('HTTP/1.1 data plane', () => {
     );
   });
 
+  it('forwards request header lines as received, minus hop-by-hop ones (Upgrade without a Connection token too), plus X-Forwarded-For', async () => {
+    let seen = '';
+    const raw = await startRawBackend((s) => {
+      s.on('data', (d: Buffer) => {
+        seen += d.toString('latin1');
+        if (seen.includes('\r\n\r\n')) s.end('HTTP/1.1 204 No Content\r\n\r\n');
+      });
+    });
+    cleanups.push(() => raw.close());
+    const cfg = COOKIE_CFG.replace('server web2 127.0.0.1:{{p2}} cookie web2', '');
+    const p = await proxyFor(cfg, { p1: raw.port, p2: raw.port });
+    await rawExchange(
+      p.port,
+      '\r\nGET /a?b=c HTTP/1.1\r\n' +
+        'Host: x\r\n' +
+        'Connection: keep-alive\r\n' +
+        'X-Odd:spaced  \r\n' +
+        'Upgrade: h2c\r\n' +
+        'Keep-Alive: 300\r\n' +
+        'Proxy-Connection: keep-alive\r\n' +
+        'accept: */*\r\n\r\n',
+      { endAfterWrite: true },
+    );
+    expect(seen).toBe(
+      'GET /a?b=c HTTP/1.1\r\n' +
+        'Host: x\r\n' +
+        'X-Odd:spaced  \r\n' +
+        'accept: */*\r\n' +
+        'X-Forwarded-For: 127.0.0.1\r\n\r\n',
+    );
+  });
+
   it('answers pipelined requests in order', async () => {
     const [a, b] = await twoBackends();
     const p = await proxyFor(COOKIE_CFG, { p1: a.port, p2: b.port });

@@ -322,6 +322,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     this.resDone = false;
     this.resStarted = false;
     this.upBuf = null;
+    this.reqEdited = false;
     this.keepAlive = req.wantsKeepAlive() && !this.fe.draining;
     if (req.chunked) {
       this.reqBodyMode = BodyMode.Chunked;
@@ -356,6 +357,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
           if (v !== undefined) {
             if (v.length === 0) req.names[i] = '';
             else req.values[i] = v;
+            this.reqEdited = true;
           }
         }
       }
@@ -453,7 +455,59 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     this.abortIfBodyCut();
   }
 
+  /**
+   * Writes the request head to the server: the client's head with hop-by-hop lines cut (unchanged
+   * lines keep their bytes, as slices of the parsed text) and our headers appended. When a cookie
+   * rule changed a header value, the head is rebuilt from the names and values instead.
+   */
   private sendRequestHead(up: UpstreamConn): void {
+    if (this.reqEdited) {
+      this.sendRebuiltRequestHead(up);
+      return;
+    }
+    const req = this.req;
+    const text = req.text;
+    const upgrade = req.connUpgrade && req.upgrade.length > 0;
+    const ff = this.fe.forwardFor;
+    let hasXff = false;
+    let head = '';
+    let cur = 0;
+    for (let i = 0; i < req.count; i++) {
+      const len = req.nameLength(i);
+      let drop = false;
+      switch (len) {
+        case 10:
+          drop = req.nameAt(i, 'connection') || req.nameAt(i, 'keep-alive');
+          break;
+        case 16:
+          drop = req.nameAt(i, 'proxy-connection');
+          break;
+        case 7:
+          drop = !upgrade && req.nameAt(i, 'upgrade');
+          break;
+        default:
+          break;
+      }
+      if (drop) {
+        const from = req.lineStart(i);
+        if (from > cur) head += text.slice(cur, from);
+        cur = req.lineEnd(i);
+        continue;
+      }
+      if (ff && len === ff.header.length && nameIs(req.names[i]!, ff.header.toLowerCase())) hasXff = true;
+    }
+    if (cur === 0) head = text;
+    else if (cur < text.length) head += text.slice(cur);
+    if (ff && !(ff.ifNone && hasXff) && !(ff.except && this.clientIpBlocked(ff.except))) {
+      head += `${ff.header}: ${this.clientIp}\r\n`;
+    }
+    if (upgrade) head += 'connection: upgrade\r\n';
+    else if (req.versionMinor === 0) head += 'connection: keep-alive\r\n';
+    head += '\r\n';
+    up.socket.write(head, 'latin1');
+  }
+
+  private sendRebuiltRequestHead(up: UpstreamConn): void {
     const req = this.req;
     const upgrade = req.connUpgrade && req.upgrade.length > 0;
     let head = `${req.method} ${req.target} HTTP/1.${req.versionMinor}\r\n`;
@@ -783,6 +837,8 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
   }
 
   private keepUpstream = true;
+  /** A cookie rule changed or removed a request header: the head is rebuilt, not copied. */
+  private reqEdited = false;
   /**
    * Server bytes holding the response head not yet written (it waits for the first body bytes of
    * the same read; see onUpstreamData), with the edits planned by onResponseHead: replace
