@@ -4,6 +4,7 @@
  * path and swapped whole.
  */
 import net from 'node:net';
+import { duplicateListener } from './listen/dup.js';
 import dns from 'node:dns/promises';
 import type { Logger } from 'pino';
 import {
@@ -87,6 +88,11 @@ class HttpFrontend extends FrontendBase<ClientConn> implements HttpFrontendRunti
   }
 
   readonly onConnection = (socket: net.Socket): void => {
+    // Frontend-wide bound: a listener may have several descriptors, each with its own Node count.
+    if (this.conns.size >= this.cfg.maxconn) {
+      socket.destroy();
+      return;
+    }
     new ClientConn(socket, this);
   };
 }
@@ -127,21 +133,61 @@ class TcpFrontend extends FrontendBase<TcpConn> implements TcpFrontendRuntime {
   }
 
   readonly onConnection = (socket: net.Socket): void => {
+    if (this.conns.size >= this.cfg.maxconn) {
+      socket.destroy();
+      return;
+    }
     new TcpConn(socket, this);
   };
 }
 
-/** Opens one listener for a frontend bind; errors name the config line. */
-function listenOn(fe: HttpFrontend | TcpFrontend, b: FrontendConfig['binds'][number]): Promise<net.Server> {
-  const srv = net.createServer({ allowHalfOpen: true, noDelay: true }, fe.onConnection);
-  srv.maxConnections = fe.cfg.maxconn;
+/** More descriptors of a listener's socket (`tune.maxaccept`), re-pointed and closed with it. */
+const extraListeners = new WeakMap<net.Server, net.Server[]>();
+
+/**
+ * Opens one listener for a frontend bind; errors name the config line. With `maxAccept` > 1 the
+ * socket gets `maxAccept - 1` more descriptors, so a burst of connections is accepted up to
+ * `maxAccept` per event-loop turn instead of one (listen/dup.ts).
+ */
+async function listenOn(fe: HttpFrontend | TcpFrontend, b: FrontendConfig['binds'][number], maxAccept: number): Promise<net.Server> {
+  const make = (): net.Server => {
+    const s = net.createServer({ allowHalfOpen: true, noDelay: true }, fe.onConnection);
+    s.maxConnections = fe.cfg.maxconn;
+    return s;
+  };
+  const srv = make();
   const host = b.host === '' || b.host === '*' ? undefined : b.host;
-  return new Promise<net.Server>((resolve, reject) => {
+  await new Promise<void>((resolve, reject) => {
     srv.once('error', (err) =>
       reject(new StickmeshError('SM_BIND', `${b.loc.file}:${b.loc.line}: 'bind': cannot listen on ${b.host || '*'}:${b.port}: ${err.message}`)),
     );
-    srv.listen({ host, port: b.port }, () => resolve(srv));
+    srv.listen({ host, port: b.port }, () => resolve());
   });
+  if (maxAccept > 1) {
+    const extra = await duplicateListener(srv, maxAccept - 1, make);
+    for (const d of extra) {
+      d.on('error', function onExtraListenerError() {
+        /* the primary listener reports; a failing duplicate only stops accepting */
+      });
+    }
+    extraListeners.set(srv, extra);
+  }
+  return srv;
+}
+
+/** Sends a listener's (and its duplicates') new connections to `handler`. */
+function setAcceptHandler(srv: net.Server, handler: (socket: net.Socket) => void, maxconn: number): void {
+  for (const s of [srv, ...(extraListeners.get(srv) ?? [])]) {
+    s.removeAllListeners('connection');
+    s.on('connection', handler);
+    s.maxConnections = maxconn;
+  }
+}
+
+/** Stops a listener and its duplicates from accepting. */
+function closeListener(srv: net.Server): void {
+  srv.close();
+  for (const d of extraListeners.get(srv) ?? []) d.close();
 }
 
 /** Points a discovered server at `t` (address, port, weight), or empties it. */
@@ -351,7 +397,7 @@ export class StickmeshProxy {
     this.wheel.start();
     for (const d of this.discoveries) d.start();
     for (const fe of this.frontends) {
-      for (const b of fe.cfg.binds) fe.servers.push(await listenOn(fe, b));
+      for (const b of fe.cfg.binds) fe.servers.push(await listenOn(fe, b, this.config.global.maxAccept));
     }
   }
 
@@ -405,27 +451,22 @@ export class StickmeshProxy {
           const old = byAddr.get(`${b.host}|${b.port}|${fe.cfg.mode}`);
           if (old && !kept.has(old)) {
             kept.add(old);
-            old.removeAllListeners('connection');
-            old.on('connection', fe.onConnection);
-            old.maxConnections = fe.cfg.maxconn;
+            setAcceptHandler(old, fe.onConnection, fe.cfg.maxconn);
             fe.servers.push(old);
           } else {
-            fe.servers.push(await listenOn(fe, b));
+            fe.servers.push(await listenOn(fe, b, config.global.maxAccept));
           }
         }
       }
     } catch (err) {
-      for (const fe of next.frontends) for (const srv of fe.servers) if (!kept.has(srv)) srv.close();
+      for (const fe of next.frontends) for (const srv of fe.servers) if (!kept.has(srv)) closeListener(srv);
       for (const h of next.checks.values()) h.remove();
       // Give the kept listeners back to the current frontends.
-      for (const fe of this.frontends) for (const srv of fe.servers) {
-        srv.removeAllListeners('connection');
-        srv.on('connection', fe.onConnection);
-      }
+      for (const fe of this.frontends) for (const srv of fe.servers) setAcceptHandler(srv, fe.onConnection, fe.cfg.maxconn);
       throw err;
     }
     for (const fe of this.frontends) {
-      for (const srv of fe.servers) if (!kept.has(srv)) srv.close();
+      for (const srv of fe.servers) if (!kept.has(srv)) closeListener(srv);
       fe.servers.length = 0;
       fe.draining = true;
       for (const c of fe.conns) c.drain();
@@ -453,7 +494,7 @@ export class StickmeshProxy {
     const all = [...this.frontends, ...this.retired];
     for (const fe of all) {
       fe.draining = true;
-      for (const s of fe.servers) s.close();
+      for (const s of fe.servers) closeListener(s);
       for (const c of fe.conns) c.drain();
     }
     const deadline = Date.now() + timeoutMs;
@@ -469,7 +510,7 @@ export class StickmeshProxy {
     for (const h of this.checks.values()) h.remove();
     this.checks.clear();
     for (const d of this.discoveries) d.stop();
-    for (const fe of this.frontends) for (const s of fe.servers) s.close();
+    for (const fe of this.frontends) for (const s of fe.servers) closeListener(s);
     for (const b of this.backends.values()) for (const s of b.servers) s.dropIdle();
   }
 }

@@ -223,6 +223,16 @@ describe('haproxy.cfg front door', () => {
     expect(errorsOf(text, { STICKMESH_LOG_LEVEL: 'loud' })[0]).toMatch(/logLevel/);
   });
 
+  it("reads 'tune.maxaccept' (HAProxy's -1 = the largest value), with an env override and range errors", () => {
+    const g = (lines: string[], env = {}) => parseConfigText(cfg('global', ...lines), 'x.cfg', 'haproxy', env).config.global;
+    expect(g([' log-level warn']).maxAccept).toBe(1);
+    expect(g([' tune.maxaccept 4']).maxAccept).toBe(4);
+    expect(g([' tune.maxaccept -1']).maxAccept).toBe(64);
+    expect(g([' tune.maxaccept 4'], { STICKMESH_MAXACCEPT: '1' }).maxAccept).toBe(1);
+    expect(errorsOf(cfg('global', ' tune.maxaccept 0'))[0]).toMatch(/^x\.cfg:2: 'tune\.maxaccept'/);
+    expect(errorsOf(cfg('global', ' tune.maxaccept 4'), { STICKMESH_MAXACCEPT: '100' })[0]).toMatch(/maxAccept/);
+  });
+
   it('survives arbitrary garbage without throwing anything but ConfigError', () => {
     const seeds = readdirSync(fixtures).filter((f) => f.endsWith('.cfg')).map((f) => readFileSync(path.join(fixtures, f), 'utf8'));
     let rnd = 12345;

@@ -359,6 +359,12 @@ class Parser {
       case 'data-dir':
         if (this.need(a, 0, 'directory') !== undefined) g.dataDir = a[0]!;
         return;
+      case 'tune.maxaccept': {
+        // HAProxy's -1 (no limit) maps to the largest value stickmesh opens.
+        const v = a[0] === '-1' ? 64 : this.num(parseInteger(a[0] ?? '', 1, 64), "'tune.maxaccept' (1..64 or -1)");
+        if (v !== undefined) g.maxAccept = v;
+        return;
+      }
     }
     if (NO_EFFECT_GLOBAL.has(kw) || kw.startsWith('tune.')) {
       this.warn(`'${kw}' has no effect in stickmesh (process settings belong to the service manager)`, kw);

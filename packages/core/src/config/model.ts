@@ -270,6 +270,11 @@ export interface GlobalConfig {
   admin: { host: string; port: number; token?: string };
   /** Where table snapshots go. */
   dataDir: string;
+  /**
+   * `tune.maxaccept`: connections each listener may accept per event-loop turn (the listening
+   * socket is opened this many times; see proxy/listen/dup.ts). 1 = plain Node behaviour.
+   */
+  maxAccept: number;
 }
 
 export interface StickmeshConfig {

@@ -27,6 +27,16 @@ export const globalSchema = {
     token: { doc: 'Bearer token required by admin write calls.', format: String, default: '', env: 'STICKMESH_ADMIN_TOKEN', sensitive: true },
   },
   dataDir: { doc: 'Directory for table snapshots; empty disables snapshots.', format: String, default: '', env: 'STICKMESH_DATA_DIR' },
+  maxAccept: {
+    doc: "Connections each listener may accept per event-loop turn (HAProxy 'tune.maxaccept'), 1..64.",
+    // A function format gets no coercion from convict: environment values arrive as strings.
+    format: function maxAcceptRange(v: unknown): void {
+      const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
+      if (!Number.isInteger(n) || (n as number) < 1 || (n as number) > 64) throw new Error('must be an integer from 1 to 64');
+    },
+    default: 1,
+    env: 'STICKMESH_MAXACCEPT',
+  },
 } as const;
 
 const anyList = { doc: 'See docs/CONFIG.md.', format: Array, default: [] as unknown[] };
@@ -48,6 +58,7 @@ interface GlobalValues {
   localPeer: string;
   admin: { host: string; port: number; token: string };
   dataDir: string;
+  maxAccept: number;
 }
 
 /**
@@ -56,7 +67,7 @@ interface GlobalValues {
  */
 export function applyGlobalEnv(g: GlobalConfig, env: NodeJS.ProcessEnv): string | undefined {
   const c = convict(globalSchema as unknown as convict.Schema<GlobalValues>, { env, args: [] });
-  c.load({ maxconn: g.maxconn, logLevel: g.logLevel, localPeer: g.localPeer ?? '', admin: { host: g.admin.host, port: g.admin.port, token: g.admin.token ?? '' }, dataDir: g.dataDir });
+  c.load({ maxconn: g.maxconn, logLevel: g.logLevel, localPeer: g.localPeer ?? '', admin: { host: g.admin.host, port: g.admin.port, token: g.admin.token ?? '' }, dataDir: g.dataDir, maxAccept: g.maxAccept });
   try {
     c.validate({ allowed: 'strict' });
   } catch (err) {
@@ -68,6 +79,7 @@ export function applyGlobalEnv(g: GlobalConfig, env: NodeJS.ProcessEnv): string 
   g.localPeer = v.localPeer === '' ? undefined : v.localPeer;
   g.admin = { host: v.admin.host, port: v.admin.port, token: v.admin.token === '' ? undefined : v.admin.token };
   g.dataDir = v.dataDir;
+  g.maxAccept = Number(v.maxAccept);
   return undefined;
 }
 
@@ -367,6 +379,7 @@ export function parseNativeConfig(text: string, file: string, env: NodeJS.Proces
     localPeer: g.global.localPeer === '' ? undefined : g.global.localPeer,
     admin: { host: g.global.admin.host, port: g.global.admin.port, token: g.global.admin.token === '' ? undefined : g.global.admin.token },
     dataDir: g.global.dataDir,
+    maxAccept: Number(g.global.maxAccept),
   };
   return {
     config: out.config,
