@@ -498,13 +498,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     }
     if (cur === 0) head = text;
     else if (cur < text.length) head += text.slice(cur);
-    if (ff && !(ff.ifNone && hasXff) && !(ff.except && this.clientIpBlocked(ff.except))) {
-      head += `${ff.header}: ${this.clientIp}\r\n`;
-    }
-    if (upgrade) head += 'connection: upgrade\r\n';
-    else if (req.versionMinor === 0) head += 'connection: keep-alive\r\n';
-    head += '\r\n';
-    up.socket.write(head, 'latin1');
+    this.finishRequestHead(up, head, hasXff, upgrade);
   }
 
   private sendRebuiltRequestHead(up: UpstreamConn): void {
@@ -533,11 +527,17 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
       if (ff && n.length === ff.header.length && nameIs(n, ff.header.toLowerCase())) hasXff = true;
       head += `${n}: ${req.values[i]!}\r\n`;
     }
+    this.finishRequestHead(up, head, hasXff, upgrade);
+  }
+
+  /** Appends what the proxy adds to every request head (X-Forwarded-For, connection) and writes it. */
+  private finishRequestHead(up: UpstreamConn, head: string, hasXff: boolean, upgrade: boolean): void {
+    const ff = this.fe.forwardFor;
     if (ff && !(ff.ifNone && hasXff) && !(ff.except && this.clientIpBlocked(ff.except))) {
       head += `${ff.header}: ${this.clientIp}\r\n`;
     }
     if (upgrade) head += 'connection: upgrade\r\n';
-    else if (req.versionMinor === 0) head += 'connection: keep-alive\r\n';
+    else if (this.req.versionMinor === 0) head += 'connection: keep-alive\r\n';
     head += '\r\n';
     up.socket.write(head, 'latin1');
   }

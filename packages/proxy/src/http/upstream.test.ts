@@ -20,16 +20,22 @@ function owner(onConnect: () => void): UpstreamOwner {
   };
 }
 
+/** An upstream connection to a silent server, connected, on a private wheel. */
+async function connectedUpstream(): Promise<{ server: RuntimeServer; wheel: TimerWheel; up: UpstreamConn }> {
+  const backend = await startRawBackend(() => {});
+  cleanups.push(() => backend.close());
+  const server = { address: '127.0.0.1', port: backend.port, idle: [] as UpstreamConn[], totalConns: 0 } as unknown as RuntimeServer;
+  const wheel = new TimerWheel(100, 64);
+  let connected = false;
+  const up = new UpstreamConn(server, owner(() => (connected = true)), wheel);
+  cleanups.push(() => up.destroy());
+  await waitFor(() => connected, 2000);
+  return { server, wheel, up };
+}
+
 describe('upstream idle pool', () => {
   it(`closes a connection ${IDLE_TTL_MS} ms after it last became idle, counting from its latest release`, async () => {
-    const backend = await startRawBackend(() => {});
-    cleanups.push(() => backend.close());
-    const server = { address: '127.0.0.1', port: backend.port, idle: [] as UpstreamConn[], totalConns: 0 } as unknown as RuntimeServer;
-    const wheel = new TimerWheel(100, 64);
-    let connected = false;
-    const up = new UpstreamConn(server, owner(() => (connected = true)), wheel);
-    cleanups.push(() => up.destroy());
-    await waitFor(() => connected, 2000);
+    const { server, wheel, up } = await connectedUpstream();
 
     const t0 = wheel.now;
     up.release();
@@ -50,14 +56,7 @@ describe('upstream idle pool', () => {
   });
 
   it('keeps a connection that is in use when its idle deadline passes', async () => {
-    const backend = await startRawBackend(() => {});
-    cleanups.push(() => backend.close());
-    const server = { address: '127.0.0.1', port: backend.port, idle: [] as UpstreamConn[], totalConns: 0 } as unknown as RuntimeServer;
-    const wheel = new TimerWheel(100, 64);
-    let connected = false;
-    const up = new UpstreamConn(server, owner(() => (connected = true)), wheel);
-    cleanups.push(() => up.destroy());
-    await waitFor(() => connected, 2000);
+    const { server, wheel, up } = await connectedUpstream();
     const t0 = wheel.now;
     up.release();
     expect(UpstreamConn.takeIdle(server, owner(() => {}))).toBe(up);
