@@ -3,6 +3,7 @@
  * assert on what the proxy forwarded.
  */
 import http from 'node:http';
+import fs from 'node:fs';
 import net from 'node:net';
 import { createHash } from 'node:crypto';
 
@@ -93,8 +94,44 @@ export async function startRawBackend(
   };
 }
 
-/** Returns a port that was free a moment ago. */
+/** Ports this process handed out already (never twice). */
+const handedOut = new Set<number>();
+
+/** The kernel's ephemeral port range (outgoing connections take their local port from it). */
+function ephemeralRange(): [number, number] {
+  try {
+    const [lo, hi] = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (lo && hi) return [lo, hi];
+  } catch {
+    /* not Linux: assume the IANA range */
+  }
+  return [49152, 65535];
+}
+
+function canListen(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, host, () => srv.close(() => resolve(true)));
+  });
+}
+
+/**
+ * Returns a port that was free a moment ago. It is picked below the ephemeral range: a port the
+ * kernel hands out for bind(0) can meanwhile become the local port of an outgoing connection
+ * (chaos runs open thousands), and the node that was meant to listen there fails with EADDRINUSE.
+ */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
+  const [lo] = ephemeralRange();
+  const span = Math.min(12000, lo - 1025);
+  for (let i = 0; span > 0 && i < 200; i++) {
+    const p = lo - 1 - Math.floor(Math.random() * span);
+    if (handedOut.has(p)) continue;
+    if (await canListen(p, host)) {
+      handedOut.add(p);
+      return p;
+    }
+  }
   const srv = net.createServer();
   await new Promise<void>((r) => srv.listen(0, host, () => r()));
   const p = (srv.address() as net.AddressInfo).port;
