@@ -321,6 +321,19 @@ describe('HTTP/1.1 data plane', () => {
     );
   });
 
+  it('does not reuse a server connection whose upgrade request the server declined', async () => {
+    // Node's http server answers an Upgrade request it has no handler for with a plain response,
+    // but afterwards no longer answers a request it cannot parse on that connection (a fresh
+    // connection gets 400): reusing it turns the next odd request into a 504.
+    const [a] = await twoBackends();
+    const cfg = COOKIE_CFG.replace('timeout server 5s', 'timeout server 1s').replace('server web2 127.0.0.1:{{p2}} cookie web2', '');
+    const p = await proxyFor(cfg, { p1: a.port, p2: a.port });
+    const up = await rawExchange(p.port, 'GET /up HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n', { endAfterWrite: true });
+    expect(up).toMatch(/^HTTP\/1\.1 200 /);
+    const odd = await rawExchange(p.port, 'GET odd/target HTTP/1.1\r\nHost: x\r\n\r\n', { endAfterWrite: true });
+    expect(odd).toMatch(/^HTTP\/1\.1 400 /);
+  });
+
   it('answers pipelined requests in order', async () => {
     const [a, b] = await twoBackends();
     const p = await proxyFor(COOKIE_CFG, { p1: a.port, p2: b.port });

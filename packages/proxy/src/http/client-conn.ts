@@ -953,9 +953,13 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     this.up = null;
     this.uncount();
     if (up) {
+      // A connection that carried an upgrade request is not reused even when the server declined
+      // (answered without 101): servers such as Node's http stop parsing HTTP on it afterwards,
+      // and the next request sent there would never be answered.
       const reusable =
         completed &&
         !this.tunnel &&
+        !(this.req.connUpgrade && this.req.upgrade.length > 0) &&
         this.keepUpstream &&
         this.reqDone &&
         this.resBodyMode !== BodyMode.UntilClose &&
