@@ -70,6 +70,13 @@ export async function runStart(argv: string[]): Promise<number> {
   const { logger, flush } = createLogger({ level: config.global.logLevel, node: nodeName });
   for (const w of warnings) logger.warn({ file: w.loc.file, line: w.loc.line, directive: w.directive }, w.message);
 
+  // A stop signal while starting (listeners may already accept) is kept and honoured as soon as
+  // the node is up, with the same drain, instead of killing the process mid-request.
+  let earlySignal: string | undefined;
+  const onEarlyTerm = (): void => void (earlySignal ??= 'SIGTERM');
+  const onEarlyInt = (): void => void (earlySignal ??= 'SIGINT');
+  process.on('SIGTERM', onEarlyTerm);
+  process.on('SIGINT', onEarlyInt);
   let node: StickmeshNode;
   try {
     node = await StickmeshNode.start(loaded, { node: nodeName, logger });
@@ -77,6 +84,9 @@ export async function runStart(argv: string[]): Promise<number> {
     if (!reportConfigError(err)) process.stderr.write(`${(err as Error).message}\n`);
     flush();
     return 1;
+  } finally {
+    process.off('SIGTERM', onEarlyTerm);
+    process.off('SIGINT', onEarlyInt);
   }
   for (const a of node.proxy.addresses()) logger.info({ frontend: a.frontend, address: `${a.host}:${a.port}` }, 'listening');
   for (const p of node.peers) logger.info({ address: `${p.address.host}:${p.address.port}` }, 'peers listening');
@@ -126,5 +136,6 @@ export async function runStart(argv: string[]): Promise<number> {
     process.on('SIGHUP', reload);
     // Started by a supervisor over IPC (the demo): its exit, however abrupt, stops this node.
     if (process.channel) process.on('disconnect', () => stop('parent exited', true));
+    if (earlySignal) stop(earlySignal);
   });
 }

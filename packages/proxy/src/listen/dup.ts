@@ -122,9 +122,10 @@ export async function duplicateListener(srv: net.Server, count: number, make: ()
   const handle = (srv as net.Server & { _handle?: object | null })._handle;
   if (!handle) return [];
   const out: net.Server[] = [];
-  for (let i = 0; i < Math.min(count, MAX_ACCEPT_HANDLES - 1); i++) {
-    const h = await dupOnce(handle);
-    if (!h) break;
+  // All requests go out at once: one IPC round trip, not one per descriptor.
+  const handles = await Promise.all(Array.from({ length: Math.min(count, MAX_ACCEPT_HANDLES - 1) }, () => dupOnce(handle)));
+  for (const h of handles) {
+    if (!h) continue;
     const d = make();
     await new Promise<void>((resolve, reject) => {
       d.once('error', reject);
