@@ -134,7 +134,7 @@ export function targets() {
     async start({ plan, tmp, upstreams, profileDir }) {
       const [port, admin] = [await freePort(), await freePort()];
       const cfg = path.join(tmp, `${name}.cfg`);
-      const global = ['global', `    admin-bind 127.0.0.1:${admin}`, `    log-level ${log ? 'info' : 'warn'}`, '    tune.maxaccept 16', ''];
+      const global = ['global', `    admin-bind 127.0.0.1:${admin}`, `    log-level ${log ? 'info' : 'warn'}`, ''];
       fs.writeFileSync(cfg, [...global, ...proxySections(mode, port, upstreams.map((u) => u.port))].join('\n'));
       const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
       const argv = pinned(plan, 0, [process.execPath, ...nodeArgs, stickmeshBin, 'start', '--config', cfg, '--node', 'bench']);

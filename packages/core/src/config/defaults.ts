@@ -39,7 +39,7 @@ export function defaultGlobal(): GlobalConfig {
     logLevel: 'info',
     admin: { host: '127.0.0.1', port: 9100 },
     dataDir: '',
-    maxAccept: 1,
+    maxAccept: 16,
   };
 }
 

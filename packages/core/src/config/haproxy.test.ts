@@ -225,7 +225,7 @@ describe('haproxy.cfg front door', () => {
 
   it("reads 'tune.maxaccept' (HAProxy's -1 = the largest value), with an env override and range errors", () => {
     const g = (lines: string[], env = {}) => parseConfigText(cfg('global', ...lines), 'x.cfg', 'haproxy', env).config.global;
-    expect(g([' log-level warn']).maxAccept).toBe(1);
+    expect(g([' log-level warn']).maxAccept).toBe(16);
     expect(g([' tune.maxaccept 4']).maxAccept).toBe(4);
     expect(g([' tune.maxaccept -1']).maxAccept).toBe(64);
     expect(g([' tune.maxaccept 4'], { STICKMESH_MAXACCEPT: '1' }).maxAccept).toBe(1);

@@ -34,7 +34,7 @@ export const globalSchema = {
       const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
       if (!Number.isInteger(n) || (n as number) < 1 || (n as number) > 64) throw new Error('must be an integer from 1 to 64');
     },
-    default: 1,
+    default: 16,
     env: 'STICKMESH_MAXACCEPT',
   },
 } as const;
