@@ -37,7 +37,11 @@ process.on('disconnect', () => process.exit(0));
 `;
 
 let child: ChildProcess | null = null;
-/** Callers waiting for an echoed handle, by request id (a late echo after a timeout is closed). */
+/**
+ * Callers waiting for an echoed handle, by request id. Bound: at most `MAX_ACCEPT_HANDLES - 1`
+ * per listener being opened; an entry leaves on its answer, its timeout or the child's exit, and a
+ * late echo after a timeout is closed.
+ */
 let pending = new Map<number, (handle: object | null) => void>();
 let nextId = 1;
 
