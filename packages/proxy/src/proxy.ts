@@ -81,7 +81,7 @@ class HttpFrontend extends FrontendBase<ClientConn> implements HttpFrontendRunti
         const family = addr!.includes(':') ? 'ipv6' : 'ipv4';
         except.addSubnet(addr!, bits ? Number(bits) : family === 'ipv6' ? 128 : 32, family);
       }
-      this.forwardFor = { header: ff.header, except, ifNone: ff.ifNone };
+      this.forwardFor = { header: ff.header, lower: ff.header.toLowerCase(), except, ifNone: ff.ifNone };
     } else {
       this.forwardFor = undefined;
     }

@@ -36,7 +36,8 @@ export interface HttpFrontendRuntime {
   readonly name: string;
   readonly backend: RuntimeBackend | undefined;
   readonly timeouts: Timeouts;
-  readonly forwardFor: { header: string; except: net.BlockList | undefined; ifNone: boolean } | undefined;
+  /** `option forwardfor`; `lower` is `header` in lower case, for matching the client's own copy. */
+  readonly forwardFor: { header: string; lower: string; except: net.BlockList | undefined; ifNone: boolean } | undefined;
   readonly logger: Logger;
   readonly wheel: TimerWheel;
   readonly conns: Set<ClientConn>;
@@ -473,28 +474,13 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     let head = '';
     let cur = 0;
     for (let i = 0; i < req.count; i++) {
-      const len = req.nameLength(i);
-      let drop = false;
-      switch (len) {
-        case 10:
-          drop = req.nameAt(i, 'connection') || req.nameAt(i, 'keep-alive');
-          break;
-        case 16:
-          drop = req.nameAt(i, 'proxy-connection');
-          break;
-        case 7:
-          drop = !upgrade && req.nameAt(i, 'upgrade');
-          break;
-        default:
-          break;
-      }
-      if (drop) {
+      if (this.dropsRequestHeader(i, upgrade)) {
         const from = req.lineStart(i);
         if (from > cur) head += text.slice(cur, from);
         cur = req.lineEnd(i);
         continue;
       }
-      if (ff && len === ff.header.length && nameIs(req.names[i]!, ff.header.toLowerCase())) hasXff = true;
+      if (ff && req.nameAt(i, ff.lower)) hasXff = true;
     }
     if (cur === 0) head = text;
     else if (cur < text.length) head += text.slice(cur);
@@ -509,25 +495,16 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     const ff = this.fe.forwardFor;
     for (let i = 0; i < req.count; i++) {
       const n = req.names[i]!;
-      if (n.length === 0) continue;
-      switch (n.length) {
-        case 10:
-          if (nameIs(n, 'connection')) continue;
-          if (nameIs(n, 'keep-alive')) continue;
-          break;
-        case 16:
-          if (nameIs(n, 'proxy-connection')) continue;
-          break;
-        case 7:
-          if (!upgrade && nameIs(n, 'upgrade')) continue;
-          break;
-        default:
-          break;
-      }
-      if (ff && n.length === ff.header.length && nameIs(n, ff.header.toLowerCase())) hasXff = true;
+      if (n.length === 0 || this.dropsRequestHeader(i, upgrade)) continue; // '': removed by a cookie rule
+      if (ff && req.nameAt(i, ff.lower)) hasXff = true;
       head += `${n}: ${req.values[i]!}\r\n`;
     }
     this.finishRequestHead(up, head, hasXff, upgrade);
+  }
+
+  /** Request header `i` is not forwarded: hop-by-hop, or an Upgrade header without an upgrade. */
+  private dropsRequestHeader(i: number, upgrade: boolean): boolean {
+    return this.req.isHopByHop(i) || (!upgrade && this.req.nameAt(i, 'upgrade'));
   }
 
   /** Appends what the proxy adds to every request head (X-Forwarded-For, connection) and writes it. */
@@ -735,20 +712,11 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     // The status line is copied when the server spoke HTTP/1.1; an HTTP/1.0 one is restated as 1.1.
     if (res.versionMinor !== 1) this.edit(0, res.startLineEnd, `HTTP/1.1 ${res.status} ${res.reason}\r\n`);
     for (let i = 0; i < res.count; i++) {
-      switch (res.nameLength(i)) {
-        case 10:
-          if (res.nameAt(i, 'connection') || res.nameAt(i, 'keep-alive')) {
-            this.edit(res.lineStart(i), res.lineEnd(i), '');
-          } else if (cookie && res.nameAt(i, 'set-cookie')) {
-            const nv = cookie.onResponseSetCookie(res.value(i), ctx.cookie, server);
-            if (nv !== undefined) this.edit(res.lineStart(i), res.lineEnd(i), nv.length === 0 ? '' : `${res.name(i)}: ${nv}\r\n`);
-          }
-          break;
-        case 16:
-          if (res.nameAt(i, 'proxy-connection')) this.edit(res.lineStart(i), res.lineEnd(i), '');
-          break;
-        default:
-          break;
+      if (res.isHopByHop(i)) {
+        this.edit(res.lineStart(i), res.lineEnd(i), '');
+      } else if (cookie && res.nameAt(i, 'set-cookie')) {
+        const nv = cookie.onResponseSetCookie(res.value(i), ctx.cookie, server);
+        if (nv !== undefined) this.edit(res.lineStart(i), res.lineEnd(i), nv.length === 0 ? '' : `${res.name(i)}: ${nv}\r\n`);
       }
     }
     let tail = '';

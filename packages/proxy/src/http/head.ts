@@ -219,6 +219,21 @@ export class MessageHead {
     return this.nameLength(i) === lower.length && nameIsAt(this.text, this.pos[i * At.Stride + At.NameStart]!, lower);
   }
 
+  /**
+   * Whether header `i` is a hop-by-hop header the proxy never forwards (Connection, Keep-Alive,
+   * Proxy-Connection). Upgrade is the caller's decision: it passes through with an upgrade.
+   */
+  isHopByHop(i: number): boolean {
+    switch (this.nameLength(i)) {
+      case 10:
+        return this.nameAt(i, 'connection') || this.nameAt(i, 'keep-alive');
+      case 16:
+        return this.nameAt(i, 'proxy-connection');
+      default:
+        return false;
+    }
+  }
+
   /** Header `i`'s value (a slice for lazy heads). */
   value(i: number): string {
     if (this.materialized) return this._values[i]!;
