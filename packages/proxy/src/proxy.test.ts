@@ -334,6 +334,26 @@ describe('HTTP/1.1 data plane', () => {
     expect(odd).toMatch(/^HTTP\/1\.1 400 /);
   });
 
+  it('with forwardfor if-none, keeps a client X-Forwarded-For (any case) and adds none; without, adds ours', async () => {
+    let seen = '';
+    const raw = await startRawBackend((s) => {
+      s.on('data', (d: Buffer) => {
+        seen += d.toString('latin1');
+        if (seen.endsWith('\r\n\r\n')) s.end('HTTP/1.1 204 No Content\r\n\r\n');
+      });
+    });
+    cleanups.push(() => raw.close());
+    const base = COOKIE_CFG.replace('server web2 127.0.0.1:{{p2}} cookie web2', '');
+    const send = 'GET / HTTP/1.1\r\nHost: x\r\nx-forwarded-FOR: 10.9.8.7\r\n\r\n';
+    const p1 = await proxyFor(base.replace('option forwardfor', 'option forwardfor if-none'), { p1: raw.port, p2: raw.port });
+    await rawExchange(p1.port, send, { endAfterWrite: true });
+    expect(seen).toBe('GET / HTTP/1.1\r\nHost: x\r\nx-forwarded-FOR: 10.9.8.7\r\n\r\n');
+    seen = '';
+    const p2 = await proxyFor(base, { p1: raw.port, p2: raw.port });
+    await rawExchange(p2.port, send, { endAfterWrite: true });
+    expect(seen).toBe('GET / HTTP/1.1\r\nHost: x\r\nx-forwarded-FOR: 10.9.8.7\r\nX-Forwarded-For: 127.0.0.1\r\n\r\n');
+  });
+
   it('answers pipelined requests in order', async () => {
     const [a, b] = await twoBackends();
     const p = await proxyFor(COOKIE_CFG, { p1: a.port, p2: b.port });
