@@ -35,12 +35,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../helpers/backends.js';
+import { spawnNode } from '../helpers/cluster.js';
 import { Rng } from '../helpers/rng.js';
 import { waitFor } from '../helpers/wait.js';
 import { Link } from './link.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-const BIN = path.join(root, 'packages/cli/bin/stickmesh.js');
 const BACKEND = fileURLToPath(new URL('./backend.mjs', import.meta.url));
 
 /** Replication window: peers flush local writes within 5 ms; 50 ms leaves 10x for lag under load. */
@@ -323,21 +322,6 @@ ${servers}
     n.expectExit = false;
     n.routable = false;
     n.reloads = 0;
-    const proc = spawn(process.execPath, [BIN, 'start', '--config', this.cfgFile, '--node', n.name, '--drain-timeout', '1000'], {
-      env: {
-        ...process.env,
-        PROXY_PORT: String(n.proxyPort),
-        PEERS_PORT: String(n.peersPort),
-        ADMIN_PORT: String(n.adminPort),
-        STICKMESH_DATA_DIR: n.dataDir,
-        STICKMESH_PEERS_SECRET: 'chaos-secret',
-        STICKMESH_LOG_LEVEL: 'info',
-        ...n.env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    n.proc = proc;
-    let partial = '';
     const keep = (line: string) => {
       // Request logs are dropped; the rest is kept (bounded) for crash reports.
       if (line.includes('"msg":"request"')) return;
@@ -345,12 +329,8 @@ ${servers}
       n.logs.push(line);
       if (n.logs.length > 300) n.logs.splice(0, 100);
     };
-    proc.stdout!.on('data', (d: Buffer) => {
-      const lines = (partial + d.toString()).split('\n');
-      partial = lines.pop() ?? '';
-      for (const l of lines) keep(l);
-    });
-    proc.stderr!.on('data', (d: Buffer) => keep(`stderr: ${d.toString()}`));
+    const proc = spawnNode(this.cfgFile, n, { drainMs: 1000, secret: 'chaos-secret' }, (l, stream) => keep(stream === 'stderr' ? `stderr: ${l}` : l));
+    n.proc = proc;
     proc.on('exit', (code, sig) => {
       n.routable = false;
       if (!n.expectExit) {

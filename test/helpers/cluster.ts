@@ -26,6 +26,49 @@ export interface ClusterNode {
   env: Record<string, string>;
 }
 
+/** What `spawnNode` needs of a node: its name, ports, data directory and extra environment. */
+export interface NodeSpec {
+  name: string;
+  proxyPort: number;
+  peersPort: number;
+  adminPort: number;
+  dataDir: string;
+  env: Record<string, string>;
+}
+
+/**
+ * Starts `stickmesh start` for one node of a shared config file: ports and data directory go in
+ * through the environment. `onLine` gets every complete stdout line and every stderr chunk.
+ */
+export function spawnNode(
+  cfgFile: string,
+  n: NodeSpec,
+  opts: { drainMs: number; secret: string },
+  onLine: (line: string, stream: 'stdout' | 'stderr') => void,
+): ChildProcess {
+  const proc = spawn(process.execPath, [BIN, 'start', '--config', cfgFile, '--node', n.name, '--drain-timeout', String(opts.drainMs)], {
+    env: {
+      ...process.env,
+      PROXY_PORT: String(n.proxyPort),
+      PEERS_PORT: String(n.peersPort),
+      ADMIN_PORT: String(n.adminPort),
+      STICKMESH_DATA_DIR: n.dataDir,
+      STICKMESH_PEERS_SECRET: opts.secret,
+      STICKMESH_LOG_LEVEL: 'info',
+      ...n.env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let partial = '';
+  proc.stdout!.on('data', (d: Buffer) => {
+    const lines = (partial + d.toString()).split('\n');
+    partial = lines.pop() ?? '';
+    for (const l of lines) onLine(l, 'stdout');
+  });
+  proc.stderr!.on('data', (d: Buffer) => onLine(d.toString(), 'stderr'));
+  return proc;
+}
+
 export interface Cluster {
   dir: string;
   cfgFile: string;
@@ -68,34 +111,18 @@ export async function makeCluster(names: string[], body: (peersLines: string) =>
     },
     async start(n) {
       n.logs = [];
-      const proc = spawn(process.execPath, [BIN, 'start', '--config', cfgFile, '--node', n.name, '--drain-timeout', '2000'], {
-        env: {
-          ...process.env,
-          PROXY_PORT: String(n.proxyPort),
-          PEERS_PORT: String(n.peersPort),
-          ADMIN_PORT: String(n.adminPort),
-          STICKMESH_DATA_DIR: n.dataDir,
-          STICKMESH_PEERS_SECRET: 'test-secret',
-          STICKMESH_LOG_LEVEL: 'info',
-          ...n.env,
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      n.proc = proc;
-      let partial = '';
-      proc.stdout!.on('data', (d: Buffer) => {
-        const text = partial + d.toString();
-        const lines = text.split('\n');
-        partial = lines.pop() ?? '';
-        for (const l of lines) {
-          try {
-            n.logs.push(JSON.parse(l) as Record<string, unknown>);
-          } catch {
-            n.logs.push({ raw: l });
-          }
+      const proc = spawnNode(cfgFile, n, { drainMs: 2000, secret: 'test-secret' }, (l, stream) => {
+        if (stream === 'stderr') {
+          n.logs.push({ stderr: l });
+          return;
+        }
+        try {
+          n.logs.push(JSON.parse(l) as Record<string, unknown>);
+        } catch {
+          n.logs.push({ raw: l });
         }
       });
-      proc.stderr!.on('data', (d: Buffer) => n.logs.push({ stderr: d.toString() }));
+      n.proc = proc;
       await waitFor(async () => {
         if (proc.exitCode !== null) throw new Error(`${n.name} exited: ${JSON.stringify(n.logs.slice(-5))}`);
         return (await fetch(`http://127.0.0.1:${n.adminPort}/healthz`)).ok;
