@@ -150,11 +150,7 @@ const extraListeners = new WeakMap<net.Server, net.Server[]>();
  * `maxAccept` per event-loop turn instead of one (listen/dup.ts).
  */
 async function listenOn(fe: HttpFrontend | TcpFrontend, b: FrontendConfig['binds'][number], maxAccept: number): Promise<net.Server> {
-  const make = (): net.Server => {
-    const s = net.createServer({ allowHalfOpen: true, noDelay: true }, fe.onConnection);
-    s.maxConnections = fe.cfg.maxconn;
-    return s;
-  };
+  const make = serverFactory(fe);
   const srv = make();
   const host = b.host === '' || b.host === '*' ? undefined : b.host;
   await new Promise<void>((resolve, reject) => {
@@ -163,16 +159,40 @@ async function listenOn(fe: HttpFrontend | TcpFrontend, b: FrontendConfig['binds
     );
     srv.listen({ host, port: b.port }, () => resolve());
   });
-  if (maxAccept > 1) {
-    const extra = await duplicateListener(srv, maxAccept - 1, make);
-    for (const d of extra) {
+  if (maxAccept > 1) await resizeListener(srv, fe, maxAccept);
+  return srv;
+}
+
+/** Makes servers that hand their connections to `fe` under its maxconn. */
+function serverFactory(fe: HttpFrontend | TcpFrontend): () => net.Server {
+  return function makeServer(): net.Server {
+    const s = net.createServer({ allowHalfOpen: true, noDelay: true }, fe.onConnection);
+    s.maxConnections = fe.cfg.maxconn;
+    return s;
+  };
+}
+
+/**
+ * Gives listener `srv` `maxAccept` descriptors in all (1..MAX_ACCEPT_HANDLES): duplicates more
+ * for `fe`, or closes the surplus. A listener a reload keeps goes through here too, so a changed
+ * `tune.maxaccept` applies to it. When duplicating fails the listener keeps the descriptors it has
+ * (it accepts fewer connections per turn, nothing else changes).
+ */
+async function resizeListener(srv: net.Server, fe: HttpFrontend | TcpFrontend, maxAccept: number): Promise<void> {
+  const extra = extraListeners.get(srv) ?? [];
+  const want = Math.max(0, maxAccept - 1);
+  if (extra.length > want) {
+    for (const d of extra.splice(want)) d.close();
+  } else if (extra.length < want) {
+    const more = await duplicateListener(srv, want - extra.length, serverFactory(fe));
+    for (const d of more) {
       d.on('error', function onExtraListenerError() {
         /* the primary listener reports; a failing duplicate only stops accepting */
       });
     }
-    extraListeners.set(srv, extra);
+    extra.push(...more);
   }
-  return srv;
+  extraListeners.set(srv, extra);
 }
 
 /** Sends a listener's (and its duplicates') new connections to `handler`. */
@@ -445,12 +465,14 @@ export class StickmeshProxy {
       }
     }
     const kept = new Set<net.Server>();
+    const keptFor: Array<[net.Server, HttpFrontend | TcpFrontend]> = [];
     try {
       for (const fe of next.frontends) {
         for (const b of fe.cfg.binds) {
           const old = byAddr.get(`${b.host}|${b.port}|${fe.cfg.mode}`);
           if (old && !kept.has(old)) {
             kept.add(old);
+            keptFor.push([old, fe]);
             setAcceptHandler(old, fe.onConnection, fe.cfg.maxconn);
             fe.servers.push(old);
           } else {
@@ -484,6 +506,7 @@ export class StickmeshProxy {
     this.backends = next.backends;
     this.frontends = next.frontends;
     this.retired = this.retired.filter((fe) => fe.conns.size > 0);
+    for (const [srv, fe] of keptFor) await resizeListener(srv, fe, config.global.maxAccept);
   }
 
   /**

@@ -2,7 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import net from 'node:net';
 import { startBackend } from '../../../../test/helpers/backends.js';
-import { startProxy, type RunningProxy } from '../../../../test/helpers/proxy.js';
+import { fill, startProxy, type RunningProxy } from '../../../../test/helpers/proxy.js';
+import { parseConfigText } from '@stickmesh/core';
 import { waitFor } from '../../../../test/helpers/wait.js';
 
 const CFG = `
@@ -47,12 +48,13 @@ function listenerFds(port: number): number {
   return n;
 }
 
-async function proxy(acc: number, maxconn: number): Promise<RunningProxy> {
+async function proxy(acc: number, maxconn: number): Promise<RunningProxy & { reloadWith(acc: number): Promise<void> }> {
   const be = await startBackend('web1');
   cleanups.push(() => be.close());
   const p = await startProxy(CFG, { acc, maxconn, p1: be.port });
   cleanups.push(() => p.close());
-  return p;
+  const reloadWith = (a: number) => p.proxy.reload(parseConfigText(fill(CFG, { acc: a, maxconn, p1: be.port, port: p.port }), 'test.cfg').config, p.proxy.tables);
+  return { ...p, reloadWith };
 }
 
 /** Opens `n` connections at once, sends one keep-alive request on each, resolves with the status lines. */
@@ -100,5 +102,20 @@ describe('tune.maxaccept: several descriptors per listening socket', () => {
     expect(listenerFds(port)).toBe(4);
     p.proxy.close();
     await waitFor(() => listenerFds(port) === 0, 2000);
+  });
+
+  it('applies a changed tune.maxaccept to the listener a reload keeps', async () => {
+    const p = await proxy(2, 1000);
+    expect(listenerFds(p.port)).toBe(2);
+    await p.reloadWith(7);
+    expect(listenerFds(p.port)).toBe(7);
+    const more = await burst(p.port, 60);
+    for (const s of more.socks) s.destroy();
+    expect(more.answered).toBe(60);
+    await p.reloadWith(1);
+    await waitFor(() => listenerFds(p.port) === 1, 2000);
+    const fewer = await burst(p.port, 20);
+    for (const s of fewer.socks) s.destroy();
+    expect(fewer.answered).toBe(20);
   });
 });
