@@ -42,7 +42,7 @@ export function machineInfo() {
 async function withUpstreams(notes, fn) {
   const plan = cpuPlan();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'stickmesh-bench-'));
-  fs.chmodSync(tmp, 0o755); // nginx workers drop root and must read the served file
+  fs.chmodSync(tmp, 0o755); // nginx workers drop root and must reach their temp paths
   const nginx = which('nginx');
   if (!nginx) notes.push('nginx not installed: upstreams are the raw net responder (bench/lib/raw-upstream.mjs), not nginx');
   const upstreams = [];

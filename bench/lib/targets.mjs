@@ -60,9 +60,7 @@ export async function startUpstream({ nginx, plan, tmp, index, port }) {
     return ready(name, child, errPath, port);
   }
   const dir = path.join(tmp, name);
-  fs.mkdirSync(path.join(dir, 'www'), { recursive: true });
   fs.mkdirSync(path.join(dir, 'tmp'), { recursive: true });
-  fs.writeFileSync(path.join(dir, 'www', 'body.txt'), BODY);
   const conf = `daemon off;
 worker_processes 1;
 pid ${dir}/nginx.pid;
@@ -80,9 +78,8 @@ http {
     server {
         listen 127.0.0.1:${port};
         location / {
-            root ${dir}/www;
             default_type text/plain;
-            try_files /body.txt =404;
+            return 200 "${BODY.replace(/\n/g, '\\n')}";
         }
     }
 }
