@@ -255,6 +255,92 @@ describe('HTTP/1.1 data plane', () => {
     expect(createHash('sha256').update(rest).digest('hex')).toBe(sha);
   });
 
+  it('forwards every request byte intact to a server that reads late, with heads split across reads and pipelined', async () => {
+    // The client read buffer is reused between reads unless the proxy still points into it: a
+    // server that does not read makes the proxy's writes queue up; a head arriving in pieces and a
+    // pipelined request behind a body are kept across reads. Reusing the buffer in any of these
+    // cases would corrupt bytes.
+    const body = randomBytes(12 * 1024 * 1024);
+    const sha = createHash('sha256').update(body).digest('hex');
+    const seen: Array<{ head: string; sha: string }> = [];
+    const raw = await startRawBackend((s) => {
+      s.pause();
+      setTimeout(() => s.resume(), 300);
+      let pending = Buffer.alloc(0);
+      let head: string | null = null;
+      let left = 0;
+      let hash = createHash('sha256');
+      s.on('data', (c: Buffer) => {
+        pending = Buffer.concat([pending, c]);
+        for (;;) {
+          if (head === null) {
+            const end = pending.indexOf('\r\n\r\n');
+            if (end === -1) return;
+            head = pending.subarray(0, end).toString('latin1');
+            left = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+            pending = pending.subarray(end + 4);
+            hash = createHash('sha256');
+          }
+          const take = Math.min(left, pending.length);
+          hash.update(pending.subarray(0, take));
+          pending = pending.subarray(take);
+          left -= take;
+          if (left > 0) return;
+          const digest = hash.digest('hex');
+          seen.push({ head, sha: digest });
+          s.write(`HTTP/1.1 200 OK\r\nX-Sha: ${digest}\r\nContent-Length: 0\r\n\r\n`);
+          head = null;
+        }
+      });
+    });
+    cleanups.push(() => raw.close());
+    const p = await proxyFor(COOKIE_CFG.replace('server web2 127.0.0.1:{{p2}} cookie web2', ''), { p1: raw.port, p2: raw.port });
+    const got = await new Promise<string>((resolve, reject) => {
+      const sock = net.connect({ port: p.port, host: '127.0.0.1' });
+      let text = '';
+      sock.on('data', (c: Buffer) => {
+        text += c.toString('latin1');
+        if ((text.match(/X-Sha: /g) ?? []).length === 2) {
+          sock.destroy();
+          resolve(text);
+        }
+      });
+      sock.on('error', reject);
+      sock.write('POST /up HTTP/1.1\r\nHost: x\r\nContent-Le');
+      setTimeout(() => {
+        sock.write(`ngth: ${body.length}\r\nX-Part: `);
+        setTimeout(() => {
+          sock.write('two\r\n\r\n');
+          // Small pieces with pauses: the proxy keeps reading while its earlier writes are queued.
+          let off = 0;
+          const pump = (): void => {
+            while (off < body.length) {
+              const end = Math.min(off + 1000, body.length);
+              // The last piece carries the next request's head, split in the middle.
+              const piece = end === body.length ? Buffer.concat([body.subarray(off, end), Buffer.from('POST /second HTTP/1.1\r\nHost: x\r\nContent-')]) : body.subarray(off, end);
+              const ok = sock.write(piece);
+              off = end;
+              if (off === body.length) {
+                setTimeout(() => sock.write('Length: 5\r\n\r\nhello'), 20);
+                return;
+              }
+              if (!ok) return void sock.once('drain', pump);
+              if (off % 8000 === 0) return void setImmediate(pump);
+            }
+          };
+          pump();
+        }, 20);
+      }, 20);
+    });
+    expect(seen).toHaveLength(2);
+    expect(seen[0]!.head).toMatch(/^POST \/up HTTP\/1\.1\r\n/);
+    expect(seen[0]!.head).toMatch(/\r\nX-Part: two(\r\n|$)/);
+    expect(seen[0]!.sha).toBe(sha);
+    expect(seen[1]!.head).toMatch(/^POST \/second HTTP\/1\.1\r\n/);
+    expect(seen[1]!.sha).toBe(createHash('sha256').update('hello').digest('hex'));
+    expect(got.indexOf(`X-Sha: ${sha}`)).toBeGreaterThan(-1);
+  });
+
   it('forwards response header lines as received, minus hop-by-hop ones, with cookies rewritten in place', async () => {
     const raw = await startRawBackend((s) => {
       s.once('data', () => {

@@ -11,6 +11,12 @@
  * Bounds: the input buffer holds at most `MAX_PENDING_BYTES` of not-yet-forwarded client bytes
  * (the socket is paused beyond that); a head is at most `MAX_HEAD_BYTES` (431 beyond); a response
  * head likewise (502 beyond).
+ *
+ * Client reads go into a buffer the connection owns (listen/user-buffer.ts), `CLIENT_READ_MIN`
+ * bytes at first; a read that fills it makes the next one twice as large, up to
+ * `CLIENT_READ_MAX` (an upload gets large reads, an idle keep-alive connection keeps 4 KiB). After
+ * each read, when a queued write to the server or the input buffer still points into those bytes,
+ * the next read goes into a fresh buffer, so held bytes are never overwritten.
  */
 import type net from 'node:net';
 import type { Logger } from 'pino';
@@ -21,6 +27,7 @@ import { RequestContext } from './context.js';
 import { HeadError, MAX_HEAD_BYTES, RequestHead, ResponseHead, headErrorText, nameIs } from './head.js';
 import { errorResponse } from './responses.js';
 import { UpstreamConn, type UpstreamOwner } from './upstream.js';
+import { readInto } from '../listen/user-buffer.js';
 import type { RuntimeBackend } from '../runtime/backend.js';
 import type { RuntimeServer } from '../runtime/server.js';
 import { metrics } from '../metrics.js';
@@ -28,6 +35,10 @@ import { plainIp } from '../runtime/address.js';
 import { StickState, cookieValue, stickMatch, stickStoreRequest, stickStoreResponse, type StickKeySource } from '../runtime/stick.js';
 
 export const MAX_PENDING_BYTES = 65536;
+/** First size of a connection's client read buffer (a request head usually fits). */
+export const CLIENT_READ_MIN = 4096;
+/** Largest client read buffer, reached by doubling after reads that fill the buffer. */
+export const CLIENT_READ_MAX = 65536;
 /** Largest first body piece copied together with the response head into one buffer. */
 export const COALESCE_MAX = 16384;
 
@@ -71,6 +82,10 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
   private readonly stickState = new StickState();
 
   private buf: Buffer | null = null;
+  /** Where client reads go; replaced when its bytes are still referenced after a read. */
+  private rbuf: Buffer | null = null;
+  private rbufHeld = false;
+  private rbufGrow = false;
   private readonly req = new RequestHead();
   private readonly res = new ResponseHead();
   private readonly reqChunks = new ChunkedScanner();
@@ -109,7 +124,6 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     this.clientIp = plainIp(socket.remoteAddress);
     this.clientPort = socket.remotePort ?? 0;
     socket.setNoDelay(true);
-    socket.on('data', this.onClientData);
     socket.on('drain', this.onClientDrain);
     socket.on('end', this.onClientEnd);
     socket.on('error', this.onClientError);
@@ -118,7 +132,32 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     this.arm(Tmo.Request, fe.timeouts.httpRequest);
     this.ctx.reset(fe.wheel.now, false);
     this.ctx.tStart = Date.now();
+    if (!readInto(socket, this.nextReadBuffer, this.onClientRead)) {
+      socket.on('data', this.onClientData);
+      socket.resume();
+    }
   }
+
+  /** The buffer for the next client read: the same one unless its bytes are held, or it filled up. */
+  private readonly nextReadBuffer = (): Buffer => {
+    let b = this.rbuf;
+    if (b === null || this.rbufHeld || this.rbufGrow) {
+      const size = b === null ? CLIENT_READ_MIN : this.rbufGrow ? Math.min(b.length * 2, CLIENT_READ_MAX) : b.length;
+      b = this.rbuf = Buffer.allocUnsafe(size);
+      this.rbufHeld = false;
+      this.rbufGrow = false;
+    }
+    return b;
+  };
+
+  /** One client read in the connection's buffer (see the module comment for the reuse rule). */
+  private readonly onClientRead = (n: number, buf: Buffer): boolean => {
+    this.onClientData(buf.subarray(0, n));
+    const up = this.up;
+    if (this.buf !== null || (up !== null && up.socket.writableLength > 0)) this.rbufHeld = true;
+    if (n === buf.length && buf.length < CLIENT_READ_MAX) this.rbufGrow = true;
+    return true;
+  };
 
   // ---------------------------------------------------------------- timeouts (shared wheel)
 
