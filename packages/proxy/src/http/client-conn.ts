@@ -39,6 +39,8 @@ export const MAX_PENDING_BYTES = 65536;
 export const CLIENT_READ_MIN = 4096;
 /** Largest client read buffer, reached by doubling after reads that fill the buffer. */
 export const CLIENT_READ_MAX = 65536;
+/** Size of a connection's response-head output buffer (head plus coalesced body). */
+export const OUT_BUFFER_BYTES = 4096;
 /** Largest first body piece copied together with the response head into one buffer. */
 export const COALESCE_MAX = 16384;
 
@@ -633,26 +635,20 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
   // ---------------------------------------------------------------- phase 4: response
 
   /**
-   * Response bytes from the server. The client socket is corked for the duration so the rewritten
-   * head and the body bytes of the same chunk leave in one writev (one syscall, not two).
+   * Response bytes from the server. A head and the body bytes that came with it leave in one
+   * write (writeHead coalesces them, or forwardResBody corks around a large body).
    */
   onUpstreamData(up: UpstreamConn, chunk: Buffer): void {
     if (up !== this.up) return;
-    const client = this.socket;
-    client.cork();
-    try {
-      this.upstreamData(up, chunk);
-    } finally {
-      if (this.headSrc !== null) {
-        // The body did not come with the head: the head must not wait for it.
-        if (!this.closed) this.writeHead(null, 0);
-        this.headSrc = null;
-      }
-      client.uncork();
-      // `chunk` lives in the connection's read buffer: keep it from being reused while a write the
-      // kernel did not take at once, or a partial head, still points into it.
-      if (client.writableLength > 0 || this.upBuf !== null) up.holdReadBuffer();
+    this.upstreamData(up, chunk);
+    if (this.headSrc !== null) {
+      // The body did not come with the head: the head must not wait for it.
+      if (!this.closed) this.writeHead(null, 0);
+      this.headSrc = null;
     }
+    // `chunk` lives in the connection's read buffer: keep it from being reused while a write the
+    // kernel did not take at once, or a partial head, still points into it.
+    if (this.socket.writableLength > 0 || this.upBuf !== null) up.holdReadBuffer();
   }
 
   private upstreamData(up: UpstreamConn, chunk: Buffer): void {
@@ -818,6 +814,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     } else if (this.resBodyMode === BodyMode.None) {
       n = 0;
     }
+    let corked = false;
     if (this.headSrc !== null) {
       if (n > 0 && n <= COALESCE_MAX) {
         // One buffer for head and body: one write, no writev bookkeeping for two chunks.
@@ -825,6 +822,11 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
         if (!this.writeHead(data, n)) up.socket.pause();
         n = -n; // written
       } else {
+        // A large first body piece is not copied: head and body leave in one writev.
+        if (n > 0) {
+          corked = true;
+          this.socket.cork();
+        }
         this.writeHead(null, 0);
       }
       this.headSrc = null;
@@ -833,6 +835,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
       this.ctx.bytesOut += n;
       if (!this.socket.write(n === data.length ? data : data.subarray(0, n))) up.socket.pause();
     } else if (n < 0) n = -n;
+    if (corked) this.socket.uncork();
     const complete =
       (this.resBodyMode === BodyMode.Length && this.resBodyLeft === 0) ||
       (this.resBodyMode === BodyMode.Chunked && this.resChunks.done);
@@ -852,6 +855,8 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
    * `[editFrom[k], editTo[k])` of the head by `editText[k]`, in increasing offset order.
    */
   private headSrc: Buffer | null = null;
+  /** Output buffer for response heads (see writeHead); null until the first response. */
+  private obuf: Buffer | null = null;
   private editCount = 0;
   private readonly editFrom: number[] = [];
   private readonly editTo: number[] = [];
@@ -865,28 +870,38 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
   }
 
   /**
-   * Writes the edited response head followed by `body[0, bodyLen)` as one buffer. The head is
-   * assembled from slices of the parsed head text (V8 slices share the text, no copy) and the
-   * edit strings, then copied once into the output. Returns what socket.write returned.
+   * Writes the edited response head followed by `body[0, bodyLen)` as one buffer: unchanged
+   * ranges are copied from the server's bytes (`headSrc`), edits written as latin1. The output
+   * buffer belongs to the connection and is reused by the next response unless this write is
+   * still queued (then it is dropped and the next response gets a new one); heads with bodies
+   * larger than `OUT_BUFFER_BYTES` get a buffer of their own. Returns what socket.write returned.
    */
   private writeHead(body: Buffer | null, bodyLen: number): boolean {
-    const text = this.res.text;
-    let head = '';
+    const src = this.headSrc!;
+    const textLen = this.res.text.length;
+    let size = textLen + 2 + bodyLen;
+    for (let k = 0; k < this.editCount; k++) size += this.editText[k]!.length - (this.editTo[k]! - this.editFrom[k]!);
+    let out = this.obuf;
+    if (out === null || out.length < size) {
+      out = Buffer.allocUnsafe(Math.max(size, OUT_BUFFER_BYTES));
+      this.obuf = out.length === OUT_BUFFER_BYTES ? out : null;
+    }
+    let o = 0;
     let cur = 0;
     for (let k = 0; k < this.editCount; k++) {
       const from = this.editFrom[k]!;
-      if (from > cur) head += text.slice(cur, from);
-      head += this.editText[k]!;
+      if (from > cur) o += src.copy(out, o, cur, from);
+      const t = this.editText[k]!;
+      if (t.length > 0) o += out.write(t, o, 'latin1');
       cur = this.editTo[k]!;
     }
-    if (this.editCount === 0) head = text;
-    else if (cur < text.length) head += text.slice(cur);
-    head += '\r\n';
-    if (body === null) return this.socket.write(head, 'latin1');
-    const out = Buffer.allocUnsafe(head.length + bodyLen);
-    out.write(head, 0, 'latin1');
-    body.copy(out, head.length, 0, bodyLen);
-    return this.socket.write(out);
+    if (cur < textLen) o += src.copy(out, o, cur, textLen);
+    out[o++] = 0x0d;
+    out[o++] = 0x0a;
+    if (body !== null) o += body.copy(out, o, 0, bodyLen);
+    const ok = this.socket.write(out.subarray(0, o));
+    if (this.socket.writableLength > 0) this.obuf = null;
+    return ok;
   }
   /** The server whose `activeConns` this exchange currently holds. */
   private counted: RuntimeServer | null = null;
