@@ -318,7 +318,9 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     this.socket.pause();
   }
 
+  /** Undoes pauseClientFor; a no-op (no stream call) when the client was not paused. */
   private resumeClient(): void {
+    if (!this.pausedForUpstream && !this.pausedForBuffer) return;
     this.pausedForUpstream = false;
     this.pausedForBuffer = false;
     if (!this.closed) this.socket.resume();

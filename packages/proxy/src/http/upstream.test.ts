@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import type net from 'node:net';
 import { TimerWheel } from '@stickmesh/core';
 import { IDLE_TTL_MS, UpstreamConn, type UpstreamOwner } from './upstream.js';
 import type { RuntimeServer } from '../runtime/server.js';
@@ -21,8 +22,8 @@ function owner(onConnect: () => void): UpstreamOwner {
 }
 
 /** An upstream connection to a silent server, connected, on a private wheel. */
-async function connectedUpstream(): Promise<{ server: RuntimeServer; wheel: TimerWheel; up: UpstreamConn }> {
-  const backend = await startRawBackend(() => {});
+async function connectedUpstream(onConn: (s: net.Socket) => void = () => {}): Promise<{ server: RuntimeServer; wheel: TimerWheel; up: UpstreamConn }> {
+  const backend = await startRawBackend(onConn);
   cleanups.push(() => backend.close());
   const server = { address: '127.0.0.1', port: backend.port, idle: [] as UpstreamConn[], totalConns: 0 } as unknown as RuntimeServer;
   const wheel = new TimerWheel(100, 64);
@@ -62,5 +63,17 @@ describe('upstream idle pool', () => {
     expect(UpstreamConn.takeIdle(server, owner(() => {}))).toBe(up);
     wheel.advance(t0 + 3 * IDLE_TTL_MS);
     expect(up.socket.destroyed).toBe(false);
+  });
+
+  it('drops an idle connection the server closes, including one its last owner had paused', async () => {
+    let serverSide: net.Socket | undefined;
+    const { server, up } = await connectedUpstream((s) => (serverSide = s));
+    await waitFor(() => serverSide !== undefined, 2000);
+    up.socket.pause(); // backpressure from the last exchange
+    up.release();
+    expect(server.idle).toEqual([up]);
+    expect(up.socket.isPaused()).toBe(false);
+    serverSide!.end();
+    await waitFor(() => server.idle.length === 0 && up.closed, 2000);
   });
 });

@@ -131,7 +131,7 @@ export class UpstreamConn implements WheelTask {
       this.destroy();
       return;
     }
-    this.socket.resume();
+    if (this.socket.isPaused()) this.socket.resume(); // the last owner may have paused it for backpressure
     idle.push(this);
     this.idleSince = this.wheel.now;
     if (!((this._gen ?? 0) > 0)) this.wheel.schedule(this, IDLE_TTL_MS);
