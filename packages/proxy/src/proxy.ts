@@ -164,13 +164,12 @@ async function listenOn(fe: HttpFrontend | TcpFrontend, b: FrontendConfig['binds
 }
 
 /**
- * Makes servers that hand their connections to `fe` under its maxconn. HTTP connections arrive
- * paused: ClientConn switches them to reads into its own buffer before they read anything.
+ * Makes servers that hand their connections to `fe` under its maxconn. Connections arrive paused:
+ * ClientConn and TcpConn switch them to reads into their own buffers before they read anything.
  */
 function serverFactory(fe: HttpFrontend | TcpFrontend): () => net.Server {
-  const pauseOnConnect = fe instanceof HttpFrontend;
   return function makeServer(): net.Server {
-    const s = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect }, fe.onConnection);
+    const s = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, fe.onConnection);
     s.maxConnections = fe.cfg.maxconn;
     return s;
   };

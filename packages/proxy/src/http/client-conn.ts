@@ -28,6 +28,7 @@ import { HeadError, MAX_HEAD_BYTES, RequestHead, ResponseHead, headErrorText, na
 import { errorResponse } from './responses.js';
 import { UpstreamConn, type UpstreamOwner } from './upstream.js';
 import { readInto } from '../listen/user-buffer.js';
+import { ReadBuffer } from '../listen/read-buffer.js';
 import type { RuntimeBackend } from '../runtime/backend.js';
 import type { RuntimeServer } from '../runtime/server.js';
 import { metrics } from '../metrics.js';
@@ -84,10 +85,8 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
   private readonly stickState = new StickState();
 
   private buf: Buffer | null = null;
-  /** Where client reads go; replaced when its bytes are still referenced after a read. */
-  private rbuf: Buffer | null = null;
-  private rbufHeld = false;
-  private rbufGrow = false;
+  /** Where client reads go (replaced when its bytes are still referenced after a read). */
+  private readonly rbuf = new ReadBuffer(CLIENT_READ_MIN, CLIENT_READ_MAX);
   private readonly req = new RequestHead();
   private readonly res = new ResponseHead();
   private readonly reqChunks = new ChunkedScanner();
@@ -134,30 +133,17 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     this.arm(Tmo.Request, fe.timeouts.httpRequest);
     this.ctx.reset(fe.wheel.now, false);
     this.ctx.tStart = Date.now();
-    if (!readInto(socket, this.nextReadBuffer, this.onClientRead)) {
+    if (!readInto(socket, this.rbuf.next, this.onClientRead)) {
       socket.on('data', this.onClientData);
       socket.resume();
     }
   }
 
-  /** The buffer for the next client read: the same one unless its bytes are held, or it filled up. */
-  private readonly nextReadBuffer = (): Buffer => {
-    let b = this.rbuf;
-    if (b === null || this.rbufHeld || this.rbufGrow) {
-      const size = b === null ? CLIENT_READ_MIN : this.rbufGrow ? Math.min(b.length * 2, CLIENT_READ_MAX) : b.length;
-      b = this.rbuf = Buffer.allocUnsafe(size);
-      this.rbufHeld = false;
-      this.rbufGrow = false;
-    }
-    return b;
-  };
-
   /** One client read in the connection's buffer (see the module comment for the reuse rule). */
   private readonly onClientRead = (n: number, buf: Buffer): boolean => {
     this.onClientData(buf.subarray(0, n));
     const up = this.up;
-    if (this.buf !== null || (up !== null && up.socket.writableLength > 0)) this.rbufHeld = true;
-    if (n === buf.length && buf.length < CLIENT_READ_MAX) this.rbufGrow = true;
+    this.rbuf.afterRead(n, buf, this.buf !== null || (up !== null && up.socket.writableLength > 0));
     return true;
   };
 

@@ -15,6 +15,7 @@
 import net from 'node:net';
 import { sharedWheel, type TimerWheel, type WheelTask } from '@stickmesh/core';
 import { MAX_IDLE_PER_SERVER, type RuntimeServer } from '../runtime/server.js';
+import { ReadBuffer } from '../listen/read-buffer.js';
 
 export const IDLE_TTL_MS = 5000;
 /** Size of a connection's read buffer: the most one read hands to the owner. */
@@ -38,8 +39,7 @@ export class UpstreamConn implements WheelTask {
   reuseCount = 0;
   private lastErr: Error | undefined;
   private readonly wheel: TimerWheel;
-  private rbuf = Buffer.allocUnsafe(READ_BUFFER_BYTES);
-  private rbufHeld = false;
+  private readonly rbuf = new ReadBuffer(READ_BUFFER_BYTES, READ_BUFFER_BYTES);
   /** Wheel time at which the connection last became idle. */
   private idleSince = 0;
   _gen?: number;
@@ -53,7 +53,7 @@ export class UpstreamConn implements WheelTask {
       host: server.address,
       port: server.port,
       noDelay: true,
-      onread: { buffer: this.nextReadBuffer, callback: this.onRead },
+      onread: { buffer: this.rbuf.next, callback: this.onRead },
     });
     this.socket.on('connect', this.onConnect);
     this.socket.on('drain', this.onDrain);
@@ -67,15 +67,6 @@ export class UpstreamConn implements WheelTask {
     this.owner?.onUpstreamConnect(this);
   };
 
-  /** Where the next read goes: the same buffer unless the owner still holds the last read's bytes. */
-  private readonly nextReadBuffer = (): Buffer => {
-    if (this.rbufHeld) {
-      this.rbuf = Buffer.allocUnsafe(READ_BUFFER_BYTES);
-      this.rbufHeld = false;
-    }
-    return this.rbuf;
-  };
-
   /** Returns true: flow control is the owner's (it pauses the socket), not this return value. */
   private readonly onRead = (n: number, buf: Uint8Array): boolean => {
     if (this.owner) this.owner.onUpstreamData(this, (buf as Buffer).subarray(0, n));
@@ -85,7 +76,7 @@ export class UpstreamConn implements WheelTask {
 
   /** The owner keeps a reference to the bytes of the current read: the next read must not reuse them. */
   holdReadBuffer(): void {
-    this.rbufHeld = true;
+    this.rbuf.hold();
   }
 
   private readonly onDrain = (): void => {

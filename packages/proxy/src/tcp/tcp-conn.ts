@@ -3,6 +3,10 @@
  * backend's persistence (stick table, when configured) and balancer. Bytes are relayed with
  * backpressure both ways; no parsing. Connection failures are retried (`retries`) and
  * redispatched on the last retry with `option redispatch`, like HTTP mode.
+ *
+ * Both sockets read into buffers the connection owns (listen/read-buffer.ts: 4 KiB, growing to
+ * 64 KiB under bulk transfer), reused unless the bytes of the last read are still queued for the
+ * other side or waiting for the server connection.
  */
 import net from 'node:net';
 import type { Logger } from 'pino';
@@ -12,6 +16,12 @@ import type { RuntimeServer } from '../runtime/server.js';
 import { metrics } from '../metrics.js';
 import { StickState, type StickKeySource } from '../runtime/stick.js';
 import { plainIp } from '../runtime/address.js';
+import { ReadBuffer } from '../listen/read-buffer.js';
+import { readInto } from '../listen/user-buffer.js';
+
+/** First and largest size of a relay read buffer (see ReadBuffer). */
+export const TCP_READ_MIN = 4096;
+export const TCP_READ_MAX = 65536;
 
 export interface TcpFrontendRuntime {
   readonly name: string;
@@ -34,6 +44,8 @@ export class TcpConn implements WheelTask, StickKeySource {
   readonly fe: TcpFrontendRuntime;
   server: RuntimeServer | undefined;
   private up: net.Socket | null = null;
+  private readonly clientBuf = new ReadBuffer(TCP_READ_MIN, TCP_READ_MAX);
+  private readonly upBuf = new ReadBuffer(TCP_READ_MIN, TCP_READ_MAX);
   private connected = false;
   private closed = false;
   private retries = 0;
@@ -65,14 +77,30 @@ export class TcpConn implements WheelTask, StickKeySource {
     this.clientIp = plainIp(client.remoteAddress);
     this.clientPort = client.remotePort ?? 0;
     client.setNoDelay(true);
-    client.on('data', this.onClientData);
     client.on('end', this.onClientEnd);
     client.on('error', noop);
     client.on('close', this.onClientClose);
     client.on('drain', this.onClientDrain);
     fe.conns.add(this);
+    if (!readInto(client, this.clientBuf.next, this.onClientRead)) {
+      client.on('data', this.onClientData);
+      client.resume();
+    }
     this.connectNext(undefined);
   }
+
+  private readonly onClientRead = (n: number, buf: Buffer): boolean => {
+    this.onClientData(buf.subarray(0, n));
+    const up = this.up;
+    this.clientBuf.afterRead(n, buf, this.pendingBytes > 0 || (up !== null && up.writableLength > 0));
+    return true;
+  };
+
+  private readonly onUpRead = (n: number, buf: Buffer): boolean => {
+    this.onUpData(buf.subarray(0, n));
+    this.upBuf.afterRead(n, buf, this.client.writableLength > 0);
+    return true;
+  };
 
   private armIdle(): void {
     const t = this.fe.timeouts;
@@ -112,10 +140,9 @@ export class TcpConn implements WheelTask, StickKeySource {
     this.connecting = true;
     this.tConnStart = Date.now();
     this.armIdle();
-    const up = net.connect({ host: s.address, port: s.port, noDelay: true });
+    const up = net.connect({ host: s.address, port: s.port, noDelay: true, onread: { buffer: this.upBuf.next, callback: this.onUpRead } });
     this.up = up;
     up.on('connect', this.onUpConnect);
-    up.on('data', this.onUpData);
     up.on('end', this.onUpEnd);
     up.on('drain', this.onUpDrain);
     up.on('error', noop);

@@ -1,0 +1,90 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import net from 'node:net';
+import { createHash, randomBytes } from 'node:crypto';
+import { startRawBackend } from '../../../../test/helpers/backends.js';
+import { startProxy } from '../../../../test/helpers/proxy.js';
+
+const CFG = `
+defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 10s
+    timeout server 10s
+frontend fe
+    bind 127.0.0.1:{{port}}
+    default_backend be
+backend be
+    stick-table type ip size 1k
+    stick on src
+    server s1 127.0.0.1:{{p1}}
+`;
+
+let cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.reverse()) await c();
+  cleanups = [];
+});
+
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+/**
+ * Writes `data` to `s` in 1000-byte pieces, yielding every `yieldEvery` bytes, so the proxy's
+ * reads stay small (under the write high-water mark of the other side) and it keeps reading while
+ * its earlier writes there are still queued; then ends `s`.
+ */
+function pump(s: net.Socket, data: Buffer, yieldEvery = 8000): void {
+  let off = 0;
+  const step = (): void => {
+    while (off < data.length) {
+      const end = Math.min(off + 1000, data.length);
+      const ok = s.write(data.subarray(off, end));
+      off = end;
+      if (!ok) return void s.once('drain', step);
+      if (off % yieldEvery === 0) return void setImmediate(step);
+    }
+    s.end();
+  };
+  step();
+}
+
+/** Collects what `s` receives until it ends, starting to read only after `delayMs`. */
+function collect(s: net.Socket, delayMs: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    s.pause();
+    setTimeout(() => s.resume(), delayMs);
+    s.on('data', (c: Buffer) => parts.push(c));
+    s.on('end', () => resolve(Buffer.concat(parts)));
+    s.on('error', reject);
+  });
+}
+
+describe('mode tcp relay', () => {
+  it('relays 12 MiB each way intact between a client and a server that both read late', async () => {
+    // Both directions at once, half-closed at different times, bytes sent before the server
+    // connection is up, and both readers late (the proxy's writes back up and it pauses reading).
+    const up = randomBytes(12 * 1024 * 1024);
+    const down = randomBytes(12 * 1024 * 1024);
+    let serverGot: Promise<Buffer> | undefined;
+    const raw = await startRawBackend((s) => {
+      // The client's FIN may arrive while this side still sends: keep sending (half-open).
+      s.allowHalfOpen = true;
+      serverGot = collect(s, 300);
+      pump(s, down);
+    });
+    cleanups.push(() => raw.close());
+    const p = await startProxy(CFG, { p1: raw.port });
+    cleanups.push(() => p.close());
+    const c = net.connect({ port: p.port, host: '127.0.0.1' });
+    cleanups.push(() => void c.destroy());
+    // The first bytes leave at once, before the proxy's server connection can be up.
+    const clientGot = collect(c, 300);
+    pump(c, up);
+    const got = await clientGot;
+    expect(got.length).toBe(down.length);
+    expect(sha(got)).toBe(sha(down));
+    const atServer = await serverGot!;
+    expect(atServer.length).toBe(up.length);
+    expect(sha(atServer)).toBe(sha(up));
+  });
+});
