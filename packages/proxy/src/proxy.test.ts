@@ -341,6 +341,21 @@ describe('HTTP/1.1 data plane', () => {
     expect(got.indexOf(`X-Sha: ${sha}`)).toBeGreaterThan(-1);
   });
 
+  it('leaves nothing of closed connections on the timer wheel', async () => {
+    // Each connection arms request, keep-alive and client timeouts of 5 s on the shared wheel; a
+    // closed one must not stay reachable from it until those would have passed (at thousands of
+    // new connections per second that pinned hundreds of MB).
+    const [a, b] = await twoBackends();
+    const p = await proxyFor(COOKIE_CFG, { p1: a.port, p2: b.port });
+    await Promise.all(Array.from({ length: 40 }, () => request(p.port, { headers: { connection: 'close' } })));
+    await waitFor(() => p.proxy.connectionCount() === 0, 2000);
+    // What is left is live: the idle server connections' expiry (one entry each), nothing else.
+    const idle = [...p.proxy.backends.values()].reduce((n, be) => n + be.servers.reduce((m, s) => m + s.idle.length, 0), 0);
+    expect(idle).toBeGreaterThan(0);
+    expect(p.wheel.retained()).toBe(p.wheel.pending());
+    expect(p.wheel.pending()).toBe(idle);
+  });
+
   it('forwards response header lines as received, minus hop-by-hop ones, with cookies rewritten in place', async () => {
     const raw = await startRawBackend((s) => {
       s.once('data', () => {

@@ -35,4 +35,31 @@ describe('TimerWheel', () => {
     for (let t = 500; t <= 520; t += 10) w.advance(t0 + t);
     expect(far).toBe(1);
   });
+
+  it('keeps no reference to a cancelled task and one entry per rescheduled task', () => {
+    const w = new TimerWheel(10, 64);
+    const t0 = w.now;
+    const tasks: WheelTask[] = Array.from({ length: 1000 }, () => ({ run: () => {} }));
+    for (const t of tasks) w.schedule(t, 300);
+    expect(w.pending()).toBe(1000);
+    for (const t of tasks) w.cancel(t);
+    expect(w.pending()).toBe(0);
+    expect(tasks.some((t) => w.holds(t))).toBe(false);
+    expect(w.retained()).toBe(0);
+
+    let runs = 0;
+    const again: WheelTask = { run: () => runs++ };
+    // Earlier and later deadlines alike: only the latest entry stays.
+    for (const ms of [500, 50, 200, 30, 100]) w.schedule(again, ms);
+    expect(w.pending()).toBe(1);
+    expect(w.retained()).toBe(1);
+    w.advance(t0 + 60);
+    expect(runs).toBe(0);
+    w.advance(t0 + 110);
+    expect(runs).toBe(1);
+    expect(w.holds(again)).toBe(false);
+    w.advance(t0 + 700);
+    expect(runs).toBe(1);
+  });
 });
+

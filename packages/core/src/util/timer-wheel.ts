@@ -1,10 +1,16 @@
 /**
  * One shared coarse timer for everything that needs a deadline (health checks, idle timeouts,
  * expiry sweeps) instead of a `setTimeout` per object. Resolution is `tickMs`; a task fires
- * between its due time and one tick later. Cancellation is O(1) (flag checked when the slot fires).
+ * between its due time and one tick later.
  *
- * Bound: the wheel holds as many tasks as callers schedule; each task is one small object owned by
- * its caller and re-used across schedules (`schedule` never allocates when given an existing task).
+ * A task has at most one entry: `schedule` replaces the task's earlier entry and `cancel` removes
+ * it, both in O(1) by overwriting the entry with a shared placeholder (the task records where its
+ * entry is). So the wheel never keeps a cancelled task reachable: a closed connection is
+ * garbage as soon as its owner drops it, not when its last deadline would have passed.
+ *
+ * Bound: live entries = tasks currently scheduled; a slot also keeps one placeholder per entry
+ * replaced since it last fired (two array cells each, no task). `schedule` never allocates when
+ * given an existing task beyond those cells.
  */
 
 export interface WheelTask {
@@ -14,7 +20,13 @@ export interface WheelTask {
   _gen?: number;
   /** @internal absolute due time in ms. */
   _due?: number;
+  /** @internal slot index and position of the task's entry, -1 or undefined when it has none. */
+  _slot?: number;
+  _pos?: number;
 }
+
+/** Takes the place of a replaced or cancelled entry; its generation never matches one. */
+const VACANT: WheelTask = { run() {}, _gen: -2 };
 
 export class TimerWheel {
   readonly tickMs: number;
@@ -56,14 +68,52 @@ export class TimerWheel {
     const span = Math.min(ticks, this.slots.length - 1);
     const idx = (this.cursor + span) % this.slots.length;
     const gen = ++this.gen;
+    this.unlink(task);
     task._gen = gen;
     task._due = due;
-    this.slots[idx]!.push(task);
+    const slot = this.slots[idx]!;
+    task._slot = idx;
+    task._pos = slot.length;
+    slot.push(task);
     this.gens[idx]!.push(gen);
   }
 
   cancel(task: WheelTask): void {
+    this.unlink(task);
     task._gen = -1;
+  }
+
+  /** Removes the task's entry, if it still sits where the task says (slots are replaced on firing). */
+  private unlink(task: WheelTask): void {
+    const idx = task._slot;
+    if (idx === undefined || idx < 0) return;
+    const slot = this.slots[idx]!;
+    const pos = task._pos!;
+    if (slot[pos] === task) slot[pos] = VACANT;
+    task._slot = -1;
+  }
+
+  /** Number of entries that will run (test and metrics aid; O(slots + entries)). */
+  pending(): number {
+    let n = 0;
+    for (let i = 0; i < this.slots.length; i++) {
+      const tasks = this.slots[i]!;
+      const gens = this.gens[i]!;
+      for (let k = 0; k < tasks.length; k++) if (tasks[k]!._gen === gens[k]) n++;
+    }
+    return n;
+  }
+
+  /** Number of entries that still reference a task, live or replaced (test aid; O(entries)). */
+  retained(): number {
+    let n = 0;
+    for (const s of this.slots) for (const t of s) if (t !== VACANT) n++;
+    return n;
+  }
+
+  /** Whether any slot still references `task` (test aid). */
+  holds(task: WheelTask): boolean {
+    return this.slots.some((s) => s.includes(task));
   }
 
   /** Advance the wheel to `now`, running every due task. Exposed for deterministic tests. */
@@ -84,6 +134,7 @@ export class TimerWheel {
       for (let i = 0; i < tasks.length; i++) {
         const t = tasks[i]!;
         if (t._gen !== gens[i]) continue;
+        t._slot = -1;
         if ((t._due ?? 0) > now) {
           this.schedule(t, (t._due ?? now) - now);
           continue;

@@ -39,6 +39,8 @@ export class ServerDiscovery implements WheelTask {
   resolutions = 0;
   _gen?: number;
   _due?: number;
+  _slot?: number;
+  _pos?: number;
 
   constructor(opts: DiscoveryOptions) {
     this.opts = opts;

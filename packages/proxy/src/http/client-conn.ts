@@ -118,6 +118,8 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
   private tkind = Tmo.None;
   _gen?: number;
   _due?: number;
+  _slot?: number;
+  _pos?: number;
 
   constructor(socket: net.Socket, fe: HttpFrontendRuntime) {
     this.socket = socket;

@@ -44,6 +44,8 @@ export class UpstreamConn implements WheelTask {
   private idleSince = 0;
   _gen?: number;
   _due?: number;
+  _slot?: number;
+  _pos?: number;
 
   constructor(server: RuntimeServer, owner: UpstreamOwner, wheel: TimerWheel = sharedWheel) {
     this.server = server;

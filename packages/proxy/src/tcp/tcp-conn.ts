@@ -64,6 +64,8 @@ export class TcpConn implements WheelTask, StickKeySource {
   private connecting = false;
   _gen?: number;
   _due?: number;
+  _slot?: number;
+  _pos?: number;
 
   static readonly MAX_PENDING = 65536;
 
