@@ -121,11 +121,15 @@ export async function runHttpBench({ rounds, seconds, conns, only, log = console
       for (const { h } of running) pause(h);
       const warm = Math.max(1, Math.min(2, seconds));
       for (const { t, h } of running) {
-        log(`  warm-up ${t.name} (${warm}s)`);
+        log(`  warm-up ${t.name} (${warm}s, then 1s of new connections)`);
         resume(h);
-        await runWrk({ wrk, plan, url: `http://127.0.0.1:${h.port}/`, conns: conns[0], seconds: warm }).catch((e) =>
-          notes.push(`${t.name} warm-up: ${e.message.split('\n')[0]}`),
-        );
+        // The second part runs the connection set-up path often enough for a JIT to compile it,
+        // as a long-running balancer has; without it the first runs measure interpreted code.
+        for (const close of [false, true]) {
+          await runWrk({ wrk, plan, url: `http://127.0.0.1:${h.port}/`, conns: conns[0], seconds: close ? 1 : warm, close }).catch((e) =>
+            notes.push(`${t.name} warm-up: ${e.message.split('\n')[0]}`),
+          );
+        }
         pause(h);
       }
       for (let round = 1; round <= rounds; round++) {
@@ -140,23 +144,25 @@ export async function runHttpBench({ rounds, seconds, conns, only, log = console
             const dead = env.upstreams.find((u) => u.child.exitCode !== null || u.child.signalCode !== null);
             if (dead) throw new Error(`an upstream exited (code ${dead.child.exitCode}, signal ${dead.child.signalCode}): ${tail(dead.errPath, 500)}`);
             const pids = [h.pid, ...env.upstreams.map((u) => u.pid)].flatMap(treePids);
-            const cpu0 = cpuSnapshot(pids);
-            let r;
-            try {
-              r = await runWrk({ wrk, plan, url: `http://127.0.0.1:${h.port}/`, conns: c, seconds });
-            } catch (e) {
-              notes.push(`${t.name} c=${c} round ${round}: ${e.message.split('\n')[0]}`);
-              continue;
+            for (const close of [false, c === conns[0]]) {
+              const cpu0 = cpuSnapshot(pids);
+              let r;
+              try {
+                r = await runWrk({ wrk, plan, url: `http://127.0.0.1:${h.port}/`, conns: c, seconds, close });
+              } catch (e) {
+                notes.push(`${t.name} c=${c}${close ? ' close' : ''} round ${round}: ${e.message.split('\n')[0]}`);
+                continue;
+              }
+              const otherCpu = cpuDelta(cpu0, cpuSnapshot(pids));
+              const rss = treeRss(h.pid);
+              const { raw, ...nums } = r;
+              runs.push({ target: t.name, mode: t.mode, conns: c, close, round, ...nums, rssMB: rss / 2 ** 20, otherCpu });
+              log(
+                `  round ${round}/${rounds} ${t.name.padEnd(18)} c=${String(c).padEnd(3)}${close ? ' close' : '      '} ${r.rps.toFixed(0).padStart(7)} req/s` +
+                  `  p50 ${fmt(r.p50)} ms  p99 ${fmt(r.p99)} ms  rss ${(rss / 2 ** 20).toFixed(1)} MB  other cpu ${otherCpu.toFixed(2)}` +
+                  (r.socketErrors || r.non2xx ? `  errors: socket ${r.socketErrors}, non-2xx ${r.non2xx}` : ''),
+              );
             }
-            const otherCpu = cpuDelta(cpu0, cpuSnapshot(pids));
-            const rss = treeRss(h.pid);
-            const { raw, ...nums } = r;
-            runs.push({ target: t.name, mode: t.mode, conns: c, round, ...nums, rssMB: rss / 2 ** 20, otherCpu });
-            log(
-              `  round ${round}/${rounds} ${t.name.padEnd(18)} c=${String(c).padEnd(3)} ${r.rps.toFixed(0).padStart(7)} req/s` +
-                `  p50 ${fmt(r.p50)} ms  p99 ${fmt(r.p99)} ms  rss ${(rss / 2 ** 20).toFixed(1)} MB  other cpu ${otherCpu.toFixed(2)}` +
-                (r.socketErrors || r.non2xx ? `  errors: socket ${r.socketErrors}, non-2xx ${r.non2xx}` : ''),
-            );
           }
           pause(h);
         }
@@ -179,29 +185,29 @@ export async function runHttpBench({ rounds, seconds, conns, only, log = console
   });
 }
 
-/** Median per (target, conns) over the rounds, with req/s relative to HAProxy of the same mode. */
+/** Median per (target, conns, kept or new connections) over the rounds, req/s relative to HAProxy of the same mode. */
 function summarise(runs, list, conns) {
   const rows = [];
-  for (const t of list) {
-    for (const c of conns) {
-      const rs = runs.filter((r) => r.target === t.name && r.conns === c);
-      if (!rs.length) continue;
-      rows.push({
-        target: t.name,
-        mode: t.mode,
-        conns: c,
-        rounds: rs.length,
-        rps: median(rs.map((r) => r.rps)),
-        p50: median(rs.map((r) => r.p50)),
-        p99: median(rs.map((r) => r.p99)),
-        rssMB: median(rs.map((r) => r.rssMB)),
-        otherCpu: median(rs.map((r) => r.otherCpu)),
-        errors: rs.reduce((a, r) => a + r.socketErrors + r.non2xx, 0),
-      });
-    }
+  const cells = [false, true].flatMap((close) => list.flatMap((t) => conns.map((c) => ({ t, c, close }))));
+  for (const { t, c, close } of cells) {
+    const rs = runs.filter((r) => r.target === t.name && r.conns === c && Boolean(r.close) === close);
+    if (!rs.length) continue;
+    rows.push({
+      target: t.name,
+      mode: t.mode,
+      conns: c,
+      close,
+      rounds: rs.length,
+      rps: median(rs.map((r) => r.rps)),
+      p50: median(rs.map((r) => r.p50)),
+      p99: median(rs.map((r) => r.p99)),
+      rssMB: median(rs.map((r) => r.rssMB)),
+      otherCpu: median(rs.map((r) => r.otherCpu)),
+      errors: rs.reduce((a, r) => a + r.socketErrors + r.non2xx, 0),
+    });
   }
   for (const row of rows) {
-    const ref = rows.find((r) => r.target === `haproxy-${row.mode}` && r.conns === row.conns);
+    const ref = rows.find((r) => r.target === `haproxy-${row.mode}` && r.conns === row.conns && r.close === row.close);
     row.vsHaproxy = ref && row.mode !== 'direct' ? row.rps / ref.rps : null;
   }
   return rows;
@@ -209,7 +215,7 @@ function summarise(runs, list, conns) {
 
 /** The headline ratios, each a ratio of medians; null when either side did not run. */
 function ratios(rows, conns) {
-  const get = (target, c, k) => rows.find((r) => r.target === target && r.conns === c)?.[k] ?? null;
+  const get = (target, c, k, close = false) => rows.find((r) => r.target === target && r.conns === c && r.close === close)?.[k] ?? null;
   const div = (a, b) => (a == null || b == null || b === 0 ? null : a / b);
   const out = {};
   for (const c of conns) {
@@ -220,6 +226,9 @@ function ratios(rows, conns) {
     out[`stickmesh-tcp / haproxy-tcp p99 @${c}`] = div(get('stickmesh-tcp', c, 'p99'), get('haproxy-tcp', c, 'p99'));
     out[`stickmesh-http-log / stickmesh-http req/s @${c}`] = div(get('stickmesh-http-log', c, 'rps'), get('stickmesh-http', c, 'rps'));
   }
+  const c0 = conns[0];
+  out[`stickmesh-http / haproxy-http new connections/s @${c0}`] = div(get('stickmesh-http', c0, 'rps', true), get('haproxy-http', c0, 'rps', true));
+  out[`stickmesh-tcp / haproxy-tcp new connections/s @${c0}`] = div(get('stickmesh-tcp', c0, 'rps', true), get('haproxy-tcp', c0, 'rps', true));
   return out;
 }
 
@@ -232,7 +241,7 @@ export function formatHttp(res) {
   const head = ['target', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'RSS MB', 'vs HAProxy', 'errors', 'other CPU'];
   const body = res.rows.map((r) => [
     r.target,
-    String(r.conns),
+    r.close ? `${r.conns} new` : String(r.conns),
     r.rps.toFixed(0),
     fmt(r.p50),
     fmt(r.p99),

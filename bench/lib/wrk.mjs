@@ -38,10 +38,13 @@ export function parseWrk(text) {
 
 /**
  * Runs `wrk -t1 -c<conns> -d<seconds>s --latency <url>` (pinned to core 1 when the plan pins) and
- * resolves to parseWrk's numbers plus the raw text. Rejects if wrk exits non-zero or prints no report.
+ * resolves to parseWrk's numbers plus the raw text. `close`: every request carries
+ * `Connection: close`, so each one opens a new connection. Rejects if wrk exits non-zero or prints
+ * no report.
  */
-export function runWrk({ wrk, plan, url, conns, seconds }) {
-  const argv = pinned(plan, 1, [wrk, '-t1', `-c${conns}`, `-d${seconds}s`, '--timeout', '5s', '--latency', url]);
+export function runWrk({ wrk, plan, url, conns, seconds, close = false }) {
+  const extra = close ? ['-H', 'Connection: close'] : [];
+  const argv = pinned(plan, 1, [wrk, '-t1', `-c${conns}`, `-d${seconds}s`, '--timeout', '5s', '--latency', ...extra, url]);
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
