@@ -144,7 +144,7 @@ export async function runHttpBench({ rounds, seconds, conns, only, log = console
             const dead = env.upstreams.find((u) => u.child.exitCode !== null || u.child.signalCode !== null);
             if (dead) throw new Error(`an upstream exited (code ${dead.child.exitCode}, signal ${dead.child.signalCode}): ${tail(dead.errPath, 500)}`);
             const pids = [h.pid, ...env.upstreams.map((u) => u.pid)].flatMap(treePids);
-            for (const close of [false, c === conns[0]]) {
+            for (const close of c === conns[0] ? [false, true] : [false]) {
               const cpu0 = cpuSnapshot(pids);
               let r;
               try {
