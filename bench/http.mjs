@@ -133,7 +133,8 @@ export async function runHttpBench({ rounds, seconds, conns, only, log = console
         pause(h);
       }
       for (let round = 1; round <= rounds; round++) {
-        for (const { t, h } of running) {
+        // Every other round runs the targets in reverse, so no target always follows the same one.
+        for (const { t, h } of round % 2 === 1 ? running : [...running].reverse()) {
           if (h.child.exitCode !== null || h.child.signalCode !== null) {
             const why = `exited (code ${h.child.exitCode}, signal ${h.child.signalCode})`;
             if (!skipped.some((s) => s.target === t.name)) skipped.push({ target: t.name, reason: `${why} during the run: ${tail(h.errPath, 500).trim()}` });
