@@ -7,6 +7,7 @@ import { startBackend, startRawBackend, type TestBackend } from '../../../test/h
 import { cookieFrom, rawExchange, request } from '../../../test/helpers/client.js';
 import { requestLogs, startProxy, type RunningProxy } from '../../../test/helpers/proxy.js';
 import { waitFor } from '../../../test/helpers/wait.js';
+import { writeInPieces } from '../../../test/helpers/pieces.js';
 
 const COOKIE_CFG = `
 defaults
@@ -213,19 +214,7 @@ describe('HTTP/1.1 data plane', () => {
           s.write(`ngth: ${body.length}\r\nX-Part: `);
           setTimeout(() => {
             s.write('two\r\n\r\n');
-            // Small pieces with pauses between them: the proxy's reads stay under its write
-            // high-water mark, so it keeps reading while earlier writes are still queued.
-            let off = 0;
-            const pump = (): void => {
-              while (off < body.length) {
-                const end = Math.min(off + 1000, body.length);
-                const ok = s.write(body.subarray(off, end));
-                off = end;
-                if (!ok) return void s.once('drain', pump);
-                if (off % 8000 === 0) return void setImmediate(pump);
-              }
-            };
-            pump();
+            writeInPieces(s, body, () => {});
           }, 20);
         }, 20);
       });
@@ -311,24 +300,9 @@ describe('HTTP/1.1 data plane', () => {
         sock.write(`ngth: ${body.length}\r\nX-Part: `);
         setTimeout(() => {
           sock.write('two\r\n\r\n');
-          // Small pieces with pauses: the proxy keeps reading while its earlier writes are queued.
-          let off = 0;
-          const pump = (): void => {
-            while (off < body.length) {
-              const end = Math.min(off + 1000, body.length);
-              // The last piece carries the next request's head, split in the middle.
-              const piece = end === body.length ? Buffer.concat([body.subarray(off, end), Buffer.from('POST /second HTTP/1.1\r\nHost: x\r\nContent-')]) : body.subarray(off, end);
-              const ok = sock.write(piece);
-              off = end;
-              if (off === body.length) {
-                setTimeout(() => sock.write('Length: 5\r\n\r\nhello'), 20);
-                return;
-              }
-              if (!ok) return void sock.once('drain', pump);
-              if (off % 8000 === 0) return void setImmediate(pump);
-            }
-          };
-          pump();
+          // The body's last piece carries the next request's head, split in the middle.
+          const tail = Buffer.from('POST /second HTTP/1.1\r\nHost: x\r\nContent-');
+          writeInPieces(sock, Buffer.concat([body, tail]), () => setTimeout(() => sock.write('Length: 5\r\n\r\nhello'), 20));
         }, 20);
       }, 20);
     });

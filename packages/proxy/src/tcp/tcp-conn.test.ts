@@ -3,6 +3,7 @@ import net from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
 import { startRawBackend } from '../../../../test/helpers/backends.js';
 import { startProxy } from '../../../../test/helpers/proxy.js';
+import { writeInPieces } from '../../../../test/helpers/pieces.js';
 
 const CFG = `
 defaults
@@ -27,26 +28,6 @@ afterEach(async () => {
 
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
-/**
- * Writes `data` to `s` in 1000-byte pieces, yielding every `yieldEvery` bytes, so the proxy's
- * reads stay small (under the write high-water mark of the other side) and it keeps reading while
- * its earlier writes there are still queued; then ends `s`.
- */
-function pump(s: net.Socket, data: Buffer, yieldEvery = 8000): void {
-  let off = 0;
-  const step = (): void => {
-    while (off < data.length) {
-      const end = Math.min(off + 1000, data.length);
-      const ok = s.write(data.subarray(off, end));
-      off = end;
-      if (!ok) return void s.once('drain', step);
-      if (off % yieldEvery === 0) return void setImmediate(step);
-    }
-    s.end();
-  };
-  step();
-}
-
 /** Collects what `s` receives until it ends, starting to read only after `delayMs`. */
 function collect(s: net.Socket, delayMs: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -70,7 +51,7 @@ describe('mode tcp relay', () => {
       // The client's FIN may arrive while this side still sends: keep sending (half-open).
       s.allowHalfOpen = true;
       serverGot = collect(s, 300);
-      pump(s, down);
+      writeInPieces(s, down, () => s.end());
     });
     cleanups.push(() => raw.close());
     const p = await startProxy(CFG, { p1: raw.port });
@@ -79,7 +60,7 @@ describe('mode tcp relay', () => {
     cleanups.push(() => void c.destroy());
     // The first bytes leave at once, before the proxy's server connection can be up.
     const clientGot = collect(c, 300);
-    pump(c, up);
+    writeInPieces(c, up, () => c.end());
     const got = await clientGot;
     expect(got.length).toBe(down.length);
     expect(sha(got)).toBe(sha(down));
