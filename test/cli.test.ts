@@ -164,3 +164,36 @@ describe('stickmesh start', () => {
     expect(r.stderr).toContain(`${cfg}:2:`);
   });
 });
+
+describe('stickmesh demo', () => {
+  it('stops every node within 5 s of Ctrl-C (SIGINT to the process group)', async () => {
+    // The demo binds 127.0.0.1-3 on its fixed ports (8080, 9100, 10000) and 9001-9003.
+    const demo = spawn(process.execPath, [bin, 'demo'], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    procs.push(demo);
+    demo.stdout!.resume();
+    demo.stderr!.resume();
+    await waitFor(async () => {
+      for (const ip of ['127.0.0.1', '127.0.0.2', '127.0.0.3']) {
+        const ok = await request(8080, { host: ip }).then((r) => r.status === 200, () => false);
+        if (!ok) return false;
+      }
+      return true;
+    }, 30000, 'three demo nodes serving');
+    const nodes = spawnSync('pgrep', ['-P', String(demo.pid)], { encoding: 'utf8' }).stdout.trim().split('\n').map(Number).filter(Boolean);
+    expect(nodes).toHaveLength(3);
+    const t0 = Date.now();
+    const exited = new Promise<number | null>((resolve) => demo.once('exit', (code) => resolve(code)));
+    process.kill(-demo.pid!, 'SIGINT');
+    expect(await exited).toBe(0);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    const alive = nodes.filter((pid) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    });
+    expect(alive).toEqual([]);
+  });
+});

@@ -113,6 +113,9 @@ export async function runStart(argv: string[]): Promise<number> {
           }
           logger.info('stopped');
           flush();
+          // A supervisor's IPC channel (the demo) would keep the process alive until the safety
+          // net fires: let go of it, the supervisor sees the exit right away.
+          if (process.connected) process.disconnect();
           resolve(0);
         }),
       );
