@@ -130,6 +130,7 @@ function startKeepalived(lb: Lb): void {
       `$ADVERT=${ADVERT}`,
       `$READY_FILE=${dir}/ready`,
       `$NOTIFY="${tmp}/bin/stickmesh-notify.sh ${dir}/vrrp-state"`,
+      `$NOTIFY_FIFO=${dir}/vrrp-notify.fifo`,
       `include ${path.join(KA_DIR, 'stickmesh-vrrp.conf')}`,
       '',
     ].join('\n'),
