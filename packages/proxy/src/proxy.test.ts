@@ -8,6 +8,7 @@ import { cookieFrom, rawExchange, request } from '../../../test/helpers/client.j
 import { requestLogs, startProxy, type RunningProxy } from '../../../test/helpers/proxy.js';
 import { waitFor } from '../../../test/helpers/wait.js';
 import { writeInPieces } from '../../../test/helpers/pieces.js';
+import { spareCount } from './listen/buffer-pool.js';
 
 const COOKIE_CFG = `
 defaults
@@ -315,7 +316,7 @@ describe('HTTP/1.1 data plane', () => {
     expect(got.indexOf(`X-Sha: ${sha}`)).toBeGreaterThan(-1);
   });
 
-  it('leaves nothing of closed connections on the timer wheel', async () => {
+  it('leaves nothing of closed connections on the timer wheel, and recycles their buffers', async () => {
     // Each connection arms request, keep-alive and client timeouts of 5 s on the shared wheel; a
     // closed one must not stay reachable from it until those would have passed (at thousands of
     // new connections per second that pinned hundreds of MB).
@@ -328,6 +329,8 @@ describe('HTTP/1.1 data plane', () => {
     expect(idle).toBeGreaterThan(0);
     expect(p.wheel.retained()).toBe(p.wheel.pending());
     expect(p.wheel.pending()).toBe(idle);
+    // Their read and output buffers went back to the pool for the next connections.
+    expect(spareCount()).toBeGreaterThanOrEqual(40);
   });
 
   it('forwards response header lines as received, minus hop-by-hop ones, with cookies rewritten in place', async () => {

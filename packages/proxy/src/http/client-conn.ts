@@ -29,6 +29,7 @@ import { errorResponse } from './responses.js';
 import { UpstreamConn, type UpstreamOwner } from './upstream.js';
 import { readInto } from '../listen/user-buffer.js';
 import { ReadBuffer } from '../listen/read-buffer.js';
+import { giveBuffer, takeBuffer } from '../listen/buffer-pool.js';
 import type { RuntimeBackend } from '../runtime/backend.js';
 import type { RuntimeServer } from '../runtime/server.js';
 import { metrics } from '../metrics.js';
@@ -290,6 +291,10 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     this.closed = true;
     this.fe.wheel.cancel(this);
     this.fe.conns.delete(this);
+    // The socket is closed: nothing reads into or writes from these buffers any more.
+    this.rbuf.release();
+    if (this.obuf !== null) giveBuffer(this.obuf);
+    this.obuf = null;
     if (this.inRequest) {
       if (this.ctx.term0 === '-') {
         this.ctx.term0 = 'C';
@@ -873,7 +878,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     for (let k = 0; k < this.editCount; k++) size += this.editText[k]!.length - (this.editTo[k]! - this.editFrom[k]!);
     let out = this.obuf;
     if (out === null || out.length < size) {
-      out = Buffer.allocUnsafe(Math.max(size, OUT_BUFFER_BYTES));
+      out = takeBuffer(Math.max(size, OUT_BUFFER_BYTES));
       this.obuf = out.length === OUT_BUFFER_BYTES ? out : null;
     }
     let o = 0;

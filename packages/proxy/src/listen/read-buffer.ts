@@ -7,8 +7,11 @@
  * the held one is left to whoever points into it. Size rule: the buffer starts at `min` bytes and
  * a read that fills it makes the next one twice as large, up to `max` (bulk transfers get large
  * reads, idle connections keep a small buffer). At most one buffer of at most `max` bytes is
- * owned at a time.
+ * owned at a time. When the socket has closed, `release` gives an unheld 4 KiB buffer back to
+ * the pool it came from (buffer-pool.ts).
  */
+import { giveBuffer, takeBuffer } from './buffer-pool.js';
+
 export class ReadBuffer {
   private buf: Buffer | null = null;
   private held = false;
@@ -24,7 +27,7 @@ export class ReadBuffer {
     let b = this.buf;
     if (b === null || this.held || this.grow) {
       const size = b === null ? this.min : this.grow ? Math.min(b.length * 2, this.max) : b.length;
-      b = this.buf = Buffer.allocUnsafe(size);
+      b = this.buf = takeBuffer(size);
       this.held = false;
       this.grow = false;
     }
@@ -40,5 +43,15 @@ export class ReadBuffer {
   /** The owner references the bytes of the last read (decided after afterRead). */
   hold(): void {
     this.held = true;
+  }
+
+  /**
+   * The socket is closed: no read will come. The buffer goes back to the pool unless the owner
+   * said it still references the last read's bytes.
+   */
+  release(): void {
+    const b = this.buf;
+    this.buf = null;
+    if (b !== null && !this.held) giveBuffer(b);
   }
 }

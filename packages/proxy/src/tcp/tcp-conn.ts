@@ -228,6 +228,7 @@ export class TcpConn implements WheelTask, StickKeySource {
   };
 
   private readonly onUpClose = (): void => {
+    this.upBuf.release();
     if (!this.connected) {
       this.onUpError();
       return;
@@ -238,6 +239,7 @@ export class TcpConn implements WheelTask, StickKeySource {
   };
 
   private readonly onClientClose = (): void => {
+    this.clientBuf.release();
     if (this.up) this.up.destroy();
     this.finish();
   };
