@@ -56,7 +56,8 @@ describe('mode tcp relay', () => {
     cleanups.push(() => raw.close());
     const p = await startProxy(CFG, { p1: raw.port });
     cleanups.push(() => p.close());
-    const c = net.connect({ port: p.port, host: '127.0.0.1' });
+    // Half-open: the client keeps sending after the server's FIN reached it.
+    const c = net.connect({ port: p.port, host: '127.0.0.1', allowHalfOpen: true });
     cleanups.push(() => void c.destroy());
     // The first bytes leave at once, before the proxy's server connection can be up.
     const clientGot = collect(c, 300);
@@ -68,4 +69,31 @@ describe('mode tcp relay', () => {
     expect(atServer.length).toBe(up.length);
     expect(sha(atServer)).toBe(sha(up));
   });
+
+  it('delivers what a client sent before it closed, when the server reads it after the client is gone', async () => {
+    // The server answers and ends at once but reads late; the client reads at once, so it is
+    // fully closed while most of its bytes still wait in the proxy for the server.
+    const up = randomBytes(12 * 1024 * 1024);
+    let serverGot: Promise<Buffer> | undefined;
+    const raw = await startRawBackend((s) => {
+      s.allowHalfOpen = true;
+      serverGot = collect(s, 1000);
+      s.end('bye');
+    });
+    cleanups.push(() => raw.close());
+    const p = await startProxy(CFG, { p1: raw.port });
+    cleanups.push(() => p.close());
+    // Half-open: the client keeps sending after the server's FIN reached it.
+    const c = net.connect({ port: p.port, host: '127.0.0.1', allowHalfOpen: true });
+    cleanups.push(() => void c.destroy());
+    const clientGot = collect(c, 0);
+    const closed = new Promise<void>((resolve) => c.once('close', () => resolve()));
+    writeInPieces(c, up, () => c.end());
+    expect((await clientGot).toString()).toBe('bye');
+    await closed;
+    const atServer = await serverGot!;
+    expect(atServer.length).toBe(up.length);
+    expect(sha(atServer)).toBe(sha(up));
+  });
 });
+

@@ -62,6 +62,7 @@ export class TcpConn implements WheelTask, StickKeySource {
   readonly stickState = new StickState();
   private deadline = 0;
   private connecting = false;
+  private clientEnded = false;
   _gen?: number;
   _due?: number;
   _slot?: number;
@@ -142,7 +143,8 @@ export class TcpConn implements WheelTask, StickKeySource {
     this.connecting = true;
     this.tConnStart = Date.now();
     this.armIdle();
-    const up = net.connect({ host: s.address, port: s.port, noDelay: true, onread: { buffer: this.upBuf.next, callback: this.onUpRead } });
+    // allowHalfOpen: a server that ends its side may still read; the client's bytes keep flowing.
+    const up = net.connect({ host: s.address, port: s.port, noDelay: true, allowHalfOpen: true, onread: { buffer: this.upBuf.next, callback: this.onUpRead } });
     this.up = up;
     up.on('connect', this.onUpConnect);
     up.on('end', this.onUpEnd);
@@ -219,6 +221,7 @@ export class TcpConn implements WheelTask, StickKeySource {
   };
 
   private readonly onClientEnd = (): void => {
+    this.clientEnded = true;
     if (this.up && this.connected) this.up.end();
     else this.destroy();
   };
@@ -238,9 +241,16 @@ export class TcpConn implements WheelTask, StickKeySource {
     this.finish();
   };
 
+  /**
+   * The client connection is gone. After a clean FIN (forwarded with up.end() behind the bytes
+   * still queued) the server connection stays until it has taken those bytes and closes, or the
+   * timeout cuts it; after an error it is cut now.
+   */
   private readonly onClientClose = (): void => {
     this.clientBuf.release();
-    if (this.up) this.up.destroy();
+    const up = this.up;
+    if (up !== null && this.clientEnded && this.connected && up.writableLength > 0 && !up.destroyed) return;
+    if (up) up.destroy();
     this.finish();
   };
 
