@@ -6,7 +6,8 @@
  * backend through `stick on src`. Kills the active node's stickmesh (kill -9), then, after the
  * restarted node resynced, the new active node's keepalived (kill -9): each time the VIP moves,
  * every client keeps its backend, and the outage seen by a prober sending a request every 10 ms
- * stays within 1 s. Needs root, iproute2 and keepalived; fails (does not skip) without them.
+ * stays within 1 s. Last, stops the standby's keepalived (SIGTERM): its notify reader records STOP
+ * and ends. Needs root, iproute2 and keepalived; fails (does not skip) without them.
  *
  * Stickiness is made to depend on replication: the 500 clients are placed while web3 is down,
  * then web3 comes up. A node without the entries would place about a third of them on web3
@@ -152,6 +153,22 @@ function vrrpState(lb: Lb): { state: string; at: number } {
   } catch {
     return { state: 'NONE', at: 0 };
   }
+}
+
+/** Pids of the live notify readers (deploy/keepalived/stickmesh-notify.sh) in LB's namespace. */
+function notifyReaders(lb: Lb): number[] {
+  return ip('netns', 'pids', ns(lb))
+    .split('\n')
+    .filter(Boolean)
+    .map(Number)
+    .filter((pid) => {
+      try {
+        // A zombie's cmdline is empty: it has exited, only its parent has not reaped it yet.
+        return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('stickmesh-notify.sh');
+      } catch {
+        return false;
+      }
+    });
 }
 
 function holdsVip(lb: Lb): boolean {
@@ -371,6 +388,20 @@ describe('active-standby pair behind a keepalived VIP', () => {
     await waitFor(() => !holdsVip(crashed) && readyFile(crashed) === '0' && vrrpState(crashed).state === 'BACKUP', 10000, `${crashed} BACKUP without the VIP`).catch((e: Error) => {
       throw new Error(`${e.message}: ${diag()}`);
     });
+    expect(master()).toBe(active);
+    expect(holdsVip(active)).toBe(true);
+    // The killed keepalived's reader ended at EOF: one reader on the FIFO, the restarted one's.
+    await waitFor(() => notifyReaders(crashed).length === 1, 5000, `one notify reader on ${crashed}`).catch((e: Error) => {
+      throw new Error(`${e.message}: ${JSON.stringify(notifyReaders(crashed))}`);
+    });
+
+    // 3. Graceful stop of the standby's keepalived: it signals its scripts (SIGTERM) before it
+    // writes STOP; the reader records STOP and ends, so none is left when keepalived has exited.
+    const stopped = keepaliveds.get(crashed)!;
+    killPid(stopped.pid, 'SIGTERM');
+    await waitFor(() => stopped.exitCode !== null || stopped.signalCode !== null, 10000, `${crashed} keepalived to exit`);
+    expect(vrrpState(crashed).state).toBe('STOP');
+    expect(notifyReaders(crashed)).toEqual([]);
     expect(master()).toBe(active);
     expect(holdsVip(active)).toBe(true);
     console.log(`[vip] summary over ${CLIENTS} clients: ${JSON.stringify(report)}`);
