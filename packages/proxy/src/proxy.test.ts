@@ -245,6 +245,55 @@ describe('HTTP/1.1 data plane', () => {
     expect(createHash('sha256').update(rest).digest('hex')).toBe(sha);
   });
 
+  it('delivers many pipelined responses intact to a client that reads late (response heads written while the socket is backed up)', { timeout: 8000 }, async () => {
+    // Each response head and its small body are copied into one output buffer owned by the
+    // connection. While the client does not read, those writes stay queued; reusing the buffer
+    // for the next response would overwrite bytes not yet sent.
+    const bodyOf = (n: number): Buffer => Buffer.from(createHash('sha256').update(String(n)).digest('hex').repeat(40)); // 2560 bytes
+    const raw = await startRawBackend((s) => {
+      let text = '';
+      s.on('data', (c: Buffer) => {
+        text += c.toString('latin1');
+        for (let end = text.indexOf('\r\n\r\n'); end !== -1; end = text.indexOf('\r\n\r\n')) {
+          const n = Number(/^GET \/(\d+) /.exec(text)?.[1]);
+          text = text.slice(end + 4);
+          const body = bodyOf(n);
+          // One write: head and body in two small writes would meet Nagle and delayed ACKs (40 ms each).
+          s.write(Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nX-N: ${n}\r\nContent-Length: ${body.length}\r\n\r\n`), body]));
+        }
+      });
+    });
+    cleanups.push(() => raw.close());
+    const p = await proxyFor(COOKIE_CFG.replace('server web2 127.0.0.1:{{p2}} cookie web2', ''), { p1: raw.port, p2: raw.port });
+    const count = 6000; // about 17 MB of responses: more than the kernel buffers on both sides hold
+    let reqs = '';
+    for (let i = 0; i < count; i++) reqs += `GET /${i} HTTP/1.1\r\nHost: x\r\n${i === count - 1 ? 'Connection: close\r\n' : ''}\r\n`;
+    const got = await new Promise<Buffer>((resolve, reject) => {
+      const sock = net.connect({ port: p.port, host: '127.0.0.1' }, () => {
+        sock.write(reqs);
+        sock.pause();
+        setTimeout(() => sock.resume(), 300);
+      });
+      const parts: Buffer[] = [];
+      sock.on('data', (c: Buffer) => parts.push(c));
+      sock.on('end', () => resolve(Buffer.concat(parts)));
+      sock.on('error', reject);
+    });
+    let at = 0;
+    for (let i = 0; i < count; i++) {
+      const end = got.indexOf('\r\n\r\n', at);
+      expect(end).toBeGreaterThan(at);
+      const head = got.subarray(at, end).toString('latin1');
+      expect(head).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+      expect(head).toContain(`\r\nX-N: ${i}\r\n`);
+      const len = Number(/\r\nContent-Length: (\d+)/i.exec(head)?.[1]);
+      const body = got.subarray(end + 4, end + 4 + len);
+      if (!body.equals(bodyOf(i))) throw new Error(`response ${i}: body differs`);
+      at = end + 4 + len;
+    }
+    expect(at).toBe(got.length);
+  });
+
   it('forwards every request byte intact to a server that reads late, with heads split across reads and pipelined', async () => {
     // The client read buffer is reused between reads unless the proxy still points into it: a
     // server that does not read makes the proxy's writes queue up; a head arriving in pieces and a

@@ -28,6 +28,7 @@ import { HeadError, MAX_HEAD_BYTES, RequestHead, ResponseHead, headErrorText, na
 import { errorResponse } from './responses.js';
 import { UpstreamConn, type UpstreamOwner } from './upstream.js';
 import { readInto } from '../listen/user-buffer.js';
+import { RawWriter } from '../listen/raw-write.js';
 import { ReadBuffer } from '../listen/read-buffer.js';
 import { giveBuffer, takeBuffer } from '../listen/buffer-pool.js';
 import type { RuntimeBackend } from '../runtime/backend.js';
@@ -78,6 +79,8 @@ const enum Tmo {
 
 export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
   readonly socket: net.Socket;
+  /** Response heads go through this (raw writes while nothing is queued on the client socket). */
+  private readonly out: RawWriter;
   fe: HttpFrontendRuntime;
   readonly clientIp: string;
   readonly clientPort: number;
@@ -124,6 +127,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
 
   constructor(socket: net.Socket, fe: HttpFrontendRuntime) {
     this.socket = socket;
+    this.out = new RawWriter(socket, this.onClientDrain);
     this.fe = fe;
     this.clientIp = plainIp(socket.remoteAddress);
     this.clientPort = socket.remotePort ?? 0;
@@ -552,7 +556,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     if (upgrade) head += 'connection: upgrade\r\n';
     else if (this.req.versionMinor === 0) head += 'connection: keep-alive\r\n';
     head += '\r\n';
-    up.socket.write(head, 'latin1');
+    up.out.write(head);
   }
 
   private clientIpBlocked(list: net.BlockList): boolean {
@@ -894,8 +898,8 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     out[o++] = 0x0d;
     out[o++] = 0x0a;
     if (body !== null) o += body.copy(out, o, 0, bodyLen);
-    const ok = this.socket.write(out.subarray(0, o));
-    if (this.socket.writableLength > 0) this.obuf = null;
+    const ok = this.out.write(out.subarray(0, o));
+    if (this.out.busy) this.obuf = null;
     return ok;
   }
   /** The server whose `activeConns` this exchange currently holds. */

@@ -16,6 +16,7 @@ import net from 'node:net';
 import { sharedWheel, type TimerWheel, type WheelTask } from '@stickmesh/core';
 import { MAX_IDLE_PER_SERVER, type RuntimeServer } from '../runtime/server.js';
 import { ReadBuffer } from '../listen/read-buffer.js';
+import { RawWriter } from '../listen/raw-write.js';
 
 export const IDLE_TTL_MS = 5000;
 /** Size of a connection's read buffer: the most one read hands to the owner. */
@@ -31,6 +32,8 @@ export interface UpstreamOwner {
 
 export class UpstreamConn implements WheelTask {
   readonly socket: net.Socket;
+  /** Request heads go through this (raw writes while nothing is queued on the socket). */
+  readonly out: RawWriter;
   readonly server: RuntimeServer;
   owner: UpstreamOwner | null;
   connected = false;
@@ -57,6 +60,7 @@ export class UpstreamConn implements WheelTask {
       noDelay: true,
       onread: { buffer: this.rbuf.next, callback: this.onRead },
     });
+    this.out = new RawWriter(this.socket, this.onDrain);
     this.socket.on('connect', this.onConnect);
     this.socket.on('drain', this.onDrain);
     this.socket.on('error', this.onError);

@@ -1,0 +1,137 @@
+/**
+ * Writes to a TCP socket's handle that skip Node's Writable machinery (write request object,
+ * state updates, a nextTick per write) when nothing is queued: the common case of a proxy whose
+ * peers read as fast as it writes. The bytes go straight to libuv's `uv_try_write`, as Node's own
+ * write does.
+ *
+ * Ordering: a raw write is made only when neither Node nor libuv holds queued bytes for the
+ * socket (`writableLength === 0`, not corked, no raw write pending). When the kernel takes only
+ * part of it, libuv queues the rest; any later write, raw or through `socket.write`, finds
+ * libuv's queue non-empty, so `uv_try_write` refuses it and it is queued behind. `end()` shuts
+ * down only after libuv's queue drained; `destroy()` drops queued bytes as it does for Node's.
+ *
+ * Bound: one raw write pending per socket at most (while one is pending, writes go through
+ * `socket.write`, whose buffer is bounded by its callers' backpressure).
+ *
+ * When this Node has no `stream_wrap` binding (or a socket has no TCP handle) every write goes
+ * through `socket.write`: same bytes, same order, Node's cost.
+ */
+import type net from 'node:net';
+
+interface WriteReq {
+  handle: unknown;
+  oncomplete: (this: WriteReq, status: number) => void;
+  async: boolean;
+  bytes: number;
+  buffer: Buffer | string | null;
+  writer: RawWriter | null;
+}
+
+interface StreamHandle {
+  writeBuffer(req: WriteReq, data: Buffer): number;
+  writeLatin1String(req: WriteReq, data: string): number;
+}
+
+interface StreamWrapBinding {
+  WriteWrap: new () => WriteReq;
+  streamBaseState: Int32Array;
+  kLastWriteWasAsync: number;
+}
+
+function loadBinding(): StreamWrapBinding | null {
+  try {
+    const b = (process as unknown as { binding(name: string): StreamWrapBinding }).binding('stream_wrap');
+    if (typeof b.WriteWrap !== 'function' || !(b.streamBaseState instanceof Int32Array) || typeof b.kLastWriteWasAsync !== 'number') return null;
+    return b;
+  } catch {
+    return null;
+  }
+}
+
+const binding = loadBinding();
+
+/** Whether raw writes are available in this Node (otherwise RawWriter always uses socket.write). */
+export const rawWritesSupported = binding !== null;
+
+/** libuv finished a write that the kernel did not take at once (`this` is the request). */
+function onRawComplete(this: WriteReq, status: number): void {
+  const w = this.writer;
+  this.writer = null;
+  this.buffer = null;
+  if (w !== null) w.completed(status);
+}
+
+type Handle = StreamHandle & { constructor?: { name?: string } };
+
+/**
+ * The raw-write state of one socket. `write` returns true when every byte reached the kernel,
+ * false when some wait in a queue (the caller must then keep the memory of a Buffer it passed
+ * unchanged and stop producing until `onDrained` runs). `busy` says whether bytes are queued.
+ * `onDrained` may also run when Node's own queue is not empty yet; it must be idempotent.
+ */
+export class RawWriter {
+  private readonly socket: net.Socket;
+  private readonly onDrained: () => void;
+  /** A request object used for writes that complete at once; replaced when one is kept by libuv. */
+  private req: WriteReq | null = null;
+  private pending = false;
+
+  constructor(socket: net.Socket, onDrained: () => void) {
+    this.socket = socket;
+    this.onDrained = onDrained;
+  }
+
+  /** Bytes given to this socket that the kernel has not taken yet (raw or through Node). */
+  get busy(): boolean {
+    return this.pending || this.socket.writableLength > 0;
+  }
+
+  /** Writes `data` (a string is sent as latin1). See the class comment for the return value. */
+  write(data: Buffer | string): boolean {
+    const s = this.socket;
+    const h = (s as unknown as { _handle: Handle | null })._handle;
+    if (binding === null || h === null || this.pending || s.writableLength !== 0 || s.writableCorked !== 0 || s.connecting || s.destroyed || s.writableEnded) {
+      return typeof data === 'string' ? s.write(data, 'latin1') : s.write(data);
+    }
+    let req = this.req;
+    if (req === null) {
+      req = new binding.WriteWrap();
+      req.handle = h;
+      req.oncomplete = onRawComplete;
+      req.async = false;
+      req.bytes = 0;
+      req.buffer = null;
+      req.writer = null;
+      this.req = req;
+    }
+    const err = typeof data === 'string' ? h.writeLatin1String(req, data) : h.writeBuffer(req, data);
+    if (err !== 0) {
+      // As Node's write does: the socket fails with the errno ('error', then 'close').
+      const e = Object.assign(new Error(`write failed (errno ${err})`), { errno: err, code: 'ERR_SOCKET_WRITE', syscall: 'write' });
+      s.destroy(e);
+      return true;
+    }
+    if (binding.streamBaseState[binding.kLastWriteWasAsync] === 0) return true;
+    // libuv keeps this request (and, for a Buffer, its memory) until the rest is written.
+    req.async = true;
+    req.buffer = data;
+    req.writer = this;
+    this.req = null;
+    this.pending = true;
+    return false;
+  }
+
+  /** Called by the request libuv kept, once its bytes were written or dropped (socket closing). */
+  completed(status: number): void {
+    this.pending = false;
+    if (this.socket.destroyed) return;
+    if (status < 0) {
+      this.socket.destroy(Object.assign(new Error(`write failed (errno ${status})`), { errno: status, code: 'ERR_SOCKET_WRITE', syscall: 'write' }));
+      return;
+    }
+    // Always: a writer told `false` waits for this. Writes queued behind through socket.write
+    // may still be pending; a drain handler that resumes a producer too early only sees the next
+    // socket.write return false again.
+    this.onDrained();
+  }
+}
