@@ -70,7 +70,11 @@ export function spawnLogged(argv, { name, logDir, cwd, env, stdoutNull = false }
   const errPath = path.join(logDir, `${name}.err`);
   const out = fs.openSync(outPath, 'a');
   const err = fs.openSync(errPath, 'a');
-  const child = spawn(argv[0], argv.slice(1), { cwd, env: env ?? process.env, stdio: ['ignore', out, err] });
+  // Each server gets a process group of its own: the bench SIGSTOPs the ones not being measured,
+  // and a stopped process in a group that becomes orphaned (the bench started in the background
+  // from a shell that then exits) gets SIGHUP from the kernel. The exit handler below still
+  // kills every child when the bench ends, however it ends.
+  const child = spawn(argv[0], argv.slice(1), { cwd, env: env ?? process.env, stdio: ['ignore', out, err], detached: true });
   fs.closeSync(out);
   fs.closeSync(err);
   live.add(child);
