@@ -6,7 +6,7 @@
  */
 import os from 'node:os';
 import { ConfigError, StickmeshError, formatIssue, loadConfig, type LoadedConfig } from '@stickmesh/core';
-import { createLogger } from '@stickmesh/proxy';
+import { createLogger, metrics } from '@stickmesh/proxy';
 import { StickmeshNode } from '../node.js';
 import { parseOptions } from './args.js';
 
@@ -67,7 +67,7 @@ export async function runStart(argv: string[]): Promise<number> {
   }
   const { config, warnings } = loaded;
   const nodeName = (values.node as string | undefined) ?? config.global.localPeer ?? process.env.STICKMESH_NODE ?? os.hostname();
-  const { logger, flush } = createLogger({ level: config.global.logLevel, node: nodeName });
+  const { logger, flush, dropped } = createLogger({ level: config.global.logLevel, node: nodeName });
   for (const w of warnings) logger.warn({ file: w.loc.file, line: w.loc.line, directive: w.directive }, w.message);
 
   // A stop signal while starting (listeners may already accept) is kept and honoured as soon as
@@ -92,6 +92,7 @@ export async function runStart(argv: string[]): Promise<number> {
   for (const p of node.peers) logger.info({ address: `${p.address.host}:${p.address.port}` }, 'peers listening');
   if (node.adminAddress) logger.info({ address: `${node.adminAddress.host}:${node.adminAddress.port}` }, 'admin listening');
   logger.info({ config: file }, 'stickmesh started');
+  metrics.gauge('stickmesh_log_dropped_lines', 'Log lines dropped because stdout fell more than 16 MiB behind, since start (monotonic).', [], (set) => set({}, dropped()));
 
   return new Promise<number>((resolve) => {
     let stopping = false;
