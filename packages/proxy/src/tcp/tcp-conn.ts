@@ -18,6 +18,7 @@ import { StickState, type StickKeySource } from '../runtime/stick.js';
 import { plainIp } from '../runtime/address.js';
 import { ReadBuffer } from '../listen/read-buffer.js';
 import { readInto } from '../listen/user-buffer.js';
+import { RawWriter } from '../listen/raw-write.js';
 
 /** First and largest size of a relay read buffer (see ReadBuffer). */
 export const TCP_READ_MIN = 4096;
@@ -39,11 +40,15 @@ export interface TcpFrontendRuntime {
 
 export class TcpConn implements WheelTask, StickKeySource {
   readonly client: net.Socket;
+  /** Writes to the client (raw while nothing is queued); `busy` is the hold rule for upBuf. */
+  private readonly clientOut: RawWriter;
   readonly clientIp: string;
   readonly clientPort: number;
   readonly fe: TcpFrontendRuntime;
   server: RuntimeServer | undefined;
   private up: net.Socket | null = null;
+  /** Writes to `up`, made with it. */
+  private upOut: RawWriter | null = null;
   private readonly clientBuf = new ReadBuffer(TCP_READ_MIN, TCP_READ_MAX);
   private readonly upBuf = new ReadBuffer(TCP_READ_MIN, TCP_READ_MAX);
   private connected = false;
@@ -76,6 +81,7 @@ export class TcpConn implements WheelTask, StickKeySource {
 
   constructor(client: net.Socket, fe: TcpFrontendRuntime) {
     this.client = client;
+    this.clientOut = new RawWriter(client, this.onClientDrain);
     this.fe = fe;
     this.clientIp = plainIp(client.remoteAddress);
     this.clientPort = client.remotePort ?? 0;
@@ -95,13 +101,13 @@ export class TcpConn implements WheelTask, StickKeySource {
   private readonly onClientRead = (n: number, buf: Buffer): boolean => {
     this.onClientData(buf.subarray(0, n));
     const up = this.up;
-    this.clientBuf.afterRead(n, buf, this.pendingBytes > 0 || (up !== null && up.writableLength > 0));
+    this.clientBuf.afterRead(n, buf, this.pendingBytes > 0 || (up !== null && this.upOut !== null && this.upOut.busy));
     return true;
   };
 
   private readonly onUpRead = (n: number, buf: Buffer): boolean => {
     this.onUpData(buf.subarray(0, n));
-    this.upBuf.afterRead(n, buf, this.client.writableLength > 0);
+    this.upBuf.afterRead(n, buf, this.clientOut.busy);
     return true;
   };
 
@@ -146,6 +152,7 @@ export class TcpConn implements WheelTask, StickKeySource {
     // allowHalfOpen: a server that ends its side may still read; the client's bytes keep flowing.
     const up = net.connect({ host: s.address, port: s.port, noDelay: true, allowHalfOpen: true, onread: { buffer: this.upBuf.next, callback: this.onUpRead } });
     this.up = up;
+    this.upOut = new RawWriter(up, this.onUpDrain);
     up.on('connect', this.onUpConnect);
     up.on('end', this.onUpEnd);
     up.on('drain', this.onUpDrain);
@@ -175,6 +182,7 @@ export class TcpConn implements WheelTask, StickKeySource {
     this.connecting = false;
     const up = this.up;
     this.up = null;
+    this.upOut = null;
     if (up) {
       up.removeListener('close', this.onUpClose);
       up.destroy();
@@ -198,7 +206,7 @@ export class TcpConn implements WheelTask, StickKeySource {
     this.bytesIn += chunk.length;
     if (this.connected && this.up) {
       this.deadline = this.fe.wheel.now + Math.max(this.fe.timeouts.client, this.fe.timeouts.tunnel);
-      if (!this.up.write(chunk)) this.client.pause();
+      if (!this.upOut!.write(chunk)) this.client.pause();
       return;
     }
     this.pending.push(chunk);
@@ -209,7 +217,7 @@ export class TcpConn implements WheelTask, StickKeySource {
   private readonly onUpData = (chunk: Buffer): void => {
     this.bytesOut += chunk.length;
     this.deadline = this.fe.wheel.now + Math.max(this.fe.timeouts.server, this.fe.timeouts.tunnel);
-    if (!this.client.write(chunk)) this.up?.pause();
+    if (!this.clientOut.write(chunk)) this.up?.pause();
   };
 
   private readonly onClientDrain = (): void => {
@@ -249,7 +257,7 @@ export class TcpConn implements WheelTask, StickKeySource {
   private readonly onClientClose = (): void => {
     this.clientBuf.release();
     const up = this.up;
-    if (up !== null && this.clientEnded && this.connected && up.writableLength > 0 && !up.destroyed) return;
+    if (up !== null && this.clientEnded && this.connected && this.upOut !== null && this.upOut.busy && !up.destroyed) return;
     if (up) up.destroy();
     this.finish();
   };
