@@ -150,7 +150,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
   private readonly onClientRead = (n: number, buf: Buffer): boolean => {
     this.onClientData(buf.subarray(0, n));
     const up = this.up;
-    this.rbuf.afterRead(n, buf, this.buf !== null || (up !== null && up.socket.writableLength > 0));
+    this.rbuf.afterRead(n, buf, this.buf !== null || (up !== null && up.out.busy));
     return true;
   };
 
@@ -647,7 +647,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     }
     // `chunk` lives in the connection's read buffer: keep it from being reused while a write the
     // kernel did not take at once, or a partial head, still points into it.
-    if (this.socket.writableLength > 0 || this.upBuf !== null) up.holdReadBuffer();
+    if (this.out.busy || this.upBuf !== null) up.holdReadBuffer();
   }
 
   private upstreamData(up: UpstreamConn, chunk: Buffer): void {
