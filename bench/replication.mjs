@@ -37,6 +37,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { freePort } from './lib/ports.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 // --root=DIR (or BENCH_ROOT) runs another checkout's builds, e.g. a `git archive HEAD` copy with
@@ -225,16 +226,6 @@ async function peerChild() {
 // ---------------------------------------------------------------------------------------------
 // Parent helpers
 // ---------------------------------------------------------------------------------------------
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function waitFor(cond, timeoutMs, what, everyMs = 10) {
   const deadline = Date.now() + timeoutMs;

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // `npm run bench`: stickmesh against nginx direct, HAProxy (http and tcp) and node-http-proxy,
-// plus the stick table memory benchmark. See docs/BENCHMARKS.md.
+// plus the stick table memory and replication benchmarks. See docs/BENCHMARKS.md.
 //
-//   node bench/run.js [--only http,table,profile] [--quick] [--profile] [--rounds N]
+//   node bench/run.js [--only http,table,replication,profile] [--quick] [--profile] [--rounds N]
 //                     [--targets direct,haproxy-http,...]
 //   BENCH_DURATION=5s (per wrk run)  BENCH_ROUNDS=3  BENCH_NO_PIN=1  BENCH_KEEP_TMP=1
 import fs from 'node:fs';
@@ -12,12 +12,12 @@ import { formatHttp, formatProfile, machineInfo, runHttpBench, runProfile } from
 import { run } from './lib/proc.mjs';
 import { repoRoot } from './lib/targets.mjs';
 
-const SECTIONS = ['http', 'table', 'profile'];
+const SECTIONS = ['http', 'table', 'replication', 'profile'];
 const CONNS = [50, 200];
 
 const USAGE = `usage: node bench/run.js [options]
-  --only LIST      sections to run, comma separated: ${SECTIONS.join(', ')} (default: http,table;
-                   profile is added by --profile)
+  --only LIST      sections to run, comma separated: ${SECTIONS.join(', ')} (default:
+                   http,table,replication; profile is added by --profile)
   --profile        also profile stickmesh-http under load (node --cpu-prof), print top 15 self time
   --quick          smoke run: 1 round of 2 s per wrk run
   --rounds N       rounds (default BENCH_ROUNDS or 3)
@@ -91,6 +91,26 @@ function runTable() {
   }
 }
 
+/**
+ * The replication section: bench/replication.mjs (failover after kill -9, deltas/s, lag, join
+ * time: the stick tables issue's bars) in its own process; `quick` shrinks it to a smoke run.
+ * Resolves to {result (its JSON), text (its table)} or {skipped} with the reason.
+ */
+function runReplication(quick) {
+  const out = path.join(repoRoot, 'bench/results/replication.json');
+  const argv = [process.execPath, '--expose-gc', path.join(repoRoot, 'bench/replication.mjs'), '--only=failover,throughput,lag,join', `--out=${out}`];
+  if (quick) argv.push('--quick');
+  const r = run(argv, { cwd: repoRoot });
+  const lines = r.stdout.split('\n');
+  const at = lines.findIndex((l) => l.startsWith('{"bench":"replication"'));
+  if (at === -1) return { skipped: `replication.mjs exited ${r.status} without a result: ${(r.stderr || r.stdout).trim().slice(-800)}` };
+  try {
+    return { result: JSON.parse(lines[at]), text: lines.slice(at + 1).join('\n').trim() };
+  } catch {
+    return { skipped: `unreadable output: ${lines[at].slice(0, 200)}` };
+  }
+}
+
 function formatTable(t) {
   const b = t.bytesPerEntry;
   const o = t.opsPerSec;
@@ -122,7 +142,7 @@ async function main() {
     process.stdout.write(USAGE);
     return 0;
   }
-  const sections = args.only ? args.only.split(',').map((s) => s.trim()) : ['http', 'table', ...(args.profile ? ['profile'] : [])];
+  const sections = args.only ? args.only.split(',').map((s) => s.trim()) : ['http', 'table', 'replication', ...(args.profile ? ['profile'] : [])];
   const bad = sections.filter((s) => !SECTIONS.includes(s));
   if (bad.length) {
     process.stderr.write(`unknown section ${bad.join(', ')}\n${USAGE}`);
@@ -157,6 +177,13 @@ async function main() {
     const t = runTable();
     results.table = t;
     console.log(t.skipped ? `SKIPPED table: ${t.skipped}` : formatTable(t));
+  }
+
+  if (sections.includes('replication')) {
+    console.log(`\n== stick table replication (bench/replication.mjs${args.quick ? ' --quick' : ''}): failover, deltas/s, lag, join ==`);
+    const rep = runReplication(Boolean(args.quick));
+    results.replication = rep.result ?? { skipped: rep.skipped };
+    console.log(rep.skipped ? `SKIPPED replication: ${rep.skipped}` : rep.text);
   }
 
   if (sections.includes('profile')) {

@@ -22,20 +22,7 @@ export function which(cmd) {
   return null;
 }
 
-/**
- * A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released). Another
- * process could take it before the caller binds it; on a benchmark machine that does not happen.
- */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from './ports.mjs';
 
 /** Number of CPUs this process may run on, and whether `taskset` can pin children to cores 0 and 1. */
 export function cpuPlan() {
