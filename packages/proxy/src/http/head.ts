@@ -328,8 +328,7 @@ export class MessageHead {
         c = buf[i]!;
       }
       if (buf[i + 1] !== 0x0a) return HeadError.BadHeader;
-      i -= base;
-      const eol = i;
+      const eol = i - base;
       if (this.count >= MAX_HEADERS) return HeadError.TooManyHeaders;
       const b = this.count * At.Stride;
       at[b + At.NameStart] = pos;

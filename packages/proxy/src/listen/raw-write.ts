@@ -19,10 +19,9 @@
 import type net from 'node:net';
 
 interface WriteReq {
+  /** The handle, kept reachable from the request while libuv holds it (as Node's requests do). */
   handle: unknown;
   oncomplete: (this: WriteReq, status: number) => void;
-  async: boolean;
-  bytes: number;
   buffer: Buffer | string | null;
   writer: RawWriter | null;
 }
@@ -61,8 +60,6 @@ function onRawComplete(this: WriteReq, status: number): void {
   if (w !== null) w.completed(status);
 }
 
-type Handle = StreamHandle & { constructor?: { name?: string } };
-
 /**
  * The raw-write state of one socket. `write` returns true when every byte reached the kernel,
  * false when some wait in a queue (the caller must then keep the memory of a Buffer it passed
@@ -89,7 +86,7 @@ export class RawWriter {
   /** Writes `data` (a string is sent as latin1). See the class comment for the return value. */
   write(data: Buffer | string): boolean {
     const s = this.socket;
-    const h = (s as unknown as { _handle: Handle | null })._handle;
+    const h = (s as unknown as { _handle: StreamHandle | null })._handle;
     if (binding === null || h === null || this.pending || s.writableLength !== 0 || s.writableCorked !== 0 || s.connecting || s.destroyed || s.writableEnded) {
       return typeof data === 'string' ? s.write(data, 'latin1') : s.write(data);
     }
@@ -98,8 +95,6 @@ export class RawWriter {
       req = new binding.WriteWrap();
       req.handle = h;
       req.oncomplete = onRawComplete;
-      req.async = false;
-      req.bytes = 0;
       req.buffer = null;
       req.writer = null;
       this.req = req;
@@ -113,7 +108,6 @@ export class RawWriter {
     }
     if (binding.streamBaseState[binding.kLastWriteWasAsync] === 0) return true;
     // libuv keeps this request (and, for a Buffer, its memory) until the rest is written.
-    req.async = true;
     req.buffer = data;
     req.writer = this;
     this.req = null;

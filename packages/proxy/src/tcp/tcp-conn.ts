@@ -47,7 +47,7 @@ export class TcpConn implements WheelTask, StickKeySource {
   readonly fe: TcpFrontendRuntime;
   server: RuntimeServer | undefined;
   private up: net.Socket | null = null;
-  /** Writes to `up`, made with it. */
+  /** Writes to `up`: set and cleared with it. */
   private upOut: RawWriter | null = null;
   private readonly clientBuf = new ReadBuffer(TCP_READ_MIN, TCP_READ_MAX);
   private readonly upBuf = new ReadBuffer(TCP_READ_MIN, TCP_READ_MAX);
@@ -100,8 +100,7 @@ export class TcpConn implements WheelTask, StickKeySource {
 
   private readonly onClientRead = (n: number, buf: Buffer): boolean => {
     this.onClientData(buf.subarray(0, n));
-    const up = this.up;
-    this.clientBuf.afterRead(n, buf, this.pendingBytes > 0 || (up !== null && this.upOut !== null && this.upOut.busy));
+    this.clientBuf.afterRead(n, buf, this.pendingBytes > 0 || this.upOut?.busy === true);
     return true;
   };
 
@@ -245,6 +244,7 @@ export class TcpConn implements WheelTask, StickKeySource {
       return;
     }
     this.up = null;
+    this.upOut = null;
     if (!this.client.destroyed) this.client.end();
     this.finish();
   };
@@ -257,7 +257,7 @@ export class TcpConn implements WheelTask, StickKeySource {
   private readonly onClientClose = (): void => {
     this.clientBuf.release();
     const up = this.up;
-    if (up !== null && this.clientEnded && this.connected && this.upOut !== null && this.upOut.busy && !up.destroyed) return;
+    if (up !== null && this.clientEnded && this.connected && this.upOut?.busy === true && !up.destroyed) return;
     if (up) up.destroy();
     this.finish();
   };
