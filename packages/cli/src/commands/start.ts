@@ -72,21 +72,25 @@ export async function runStart(argv: string[]): Promise<number> {
 
   // A stop signal while starting (listeners may already accept) is kept and honoured as soon as
   // the node is up, with the same drain, instead of killing the process mid-request.
+  // The listeners stay registered from here to exit and only what they call changes: removing a
+  // signal's last listener closes libuv's signal handle, and a signal caught but not yet
+  // dispatched is lost with it. Swapping the early listeners for the running ones that way lost a
+  // Ctrl-C that came just as start-up finished (about one demo stop in ten): the node kept running.
   let earlySignal: string | undefined;
-  const onEarlyTerm = (): void => void (earlySignal ??= 'SIGTERM');
-  const onEarlyInt = (): void => void (earlySignal ??= 'SIGINT');
-  process.on('SIGTERM', onEarlyTerm);
-  process.on('SIGINT', onEarlyInt);
+  let onStopSignal = (sig: string): void => void (earlySignal ??= sig);
+  const onTerm = (): void => onStopSignal('SIGTERM');
+  const onInt = (): void => onStopSignal('SIGINT');
+  process.on('SIGTERM', onTerm);
+  process.on('SIGINT', onInt);
   let node: StickmeshNode;
   try {
     node = await StickmeshNode.start(loaded, { node: nodeName, logger });
   } catch (err) {
+    process.off('SIGTERM', onTerm);
+    process.off('SIGINT', onInt);
     if (!reportConfigError(err)) process.stderr.write(`${(err as Error).message}\n`);
     flush();
     return 1;
-  } finally {
-    process.off('SIGTERM', onEarlyTerm);
-    process.off('SIGINT', onEarlyInt);
   }
   for (const a of node.proxy.addresses()) logger.info({ frontend: a.frontend, address: `${a.host}:${a.port}` }, 'listening');
   for (const p of node.peers) logger.info({ address: `${p.address.host}:${p.address.port}` }, 'peers listening');
@@ -135,8 +139,7 @@ export async function runStart(argv: string[]): Promise<number> {
         }
       });
     };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
+    onStopSignal = stop;
     process.on('SIGHUP', reload);
     // Started by a supervisor over IPC (the demo): its exit, however abrupt, stops this node.
     if (process.channel) process.on('disconnect', () => stop('parent exited', true));
