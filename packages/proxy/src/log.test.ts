@@ -53,12 +53,12 @@ describe('LineBatcher', () => {
 });
 
 describe('createLogger', () => {
-  it('writes pino JSON lines with level, ISO time and node, all of them by flush', () => {
+  it('writes pino JSON lines with level, ISO time and node, all of them, in order, once flush resolves', async () => {
     const { file, fd } = tmpFile();
     const { logger, flush, dropped } = createLogger({ level: 'info', node: 'n1', fd });
     for (let i = 0; i < 500; i++) logger.info({ i }, 'request');
     logger.debug('hidden');
-    flush();
+    await flush();
     const lines = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(lines).toHaveLength(500);
     expect(lines.map((l) => l.i)).toEqual([...Array(500).keys()]);

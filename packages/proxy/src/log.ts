@@ -7,7 +7,9 @@
  * destination): sonic-boom measures the byte length of its pending text on every write, which per
  * request line cost about 5% of a busy proxy's CPU; per batch it costs nothing measurable. Batches
  * are written when they fill, at least every `FLUSH_INTERVAL_MS` (a quiet node's events, a peer
- * refused or a reload, still show within a second), and at exit (`flush`).
+ * refused or a reload, still show within a second), and when the node stops (`flush`, which waits
+ * until sonic-boom has written everything, in order). A process that exits without that (an
+ * uncaught error, the drain safety net) still writes what it holds from its 'exit' hook.
  *
  * Bound: while stdout takes lines slower than they come, sonic-boom holds at most
  * `LOG_MAX_BYTES`; lines beyond are dropped and counted (`dropped()`), as HAProxy drops log lines
@@ -84,7 +86,31 @@ export class LineBatcher {
     }
   }
 
-  /** Writes everything gathered so far before returning (exit paths). */
+  /**
+   * Resolves once everything gathered so far is written, in order, or after `ms` (stdout that
+   * takes nothing must not hold a stopping node forever).
+   */
+  flushed(ms: number): Promise<void> {
+    this.handOver();
+    return new Promise((resolve) => {
+      const deadline = setTimeout(resolve, ms);
+      const done = (): void => {
+        clearTimeout(deadline);
+        resolve();
+      };
+      try {
+        this.dest.flush(done);
+      } catch {
+        done(); // destination not ready or destroyed: nothing more can be written
+      }
+    });
+  }
+
+  /**
+   * Writes everything gathered so far before returning; for process exit only. A batch sonic-boom
+   * is writing asynchronously at that moment lands after these bytes (its flushSync cannot wait
+   * for it), so a stopping node uses `flushed` instead.
+   */
   flushSync(): void {
     this.handOver();
     try {
@@ -108,7 +134,10 @@ function cachedIsoTime(): string {
   return lastTime;
 }
 
-export function createLogger(opts: LoggerOptions): { logger: Logger; flush: () => void; dropped: () => number } {
+/** How long a stopping node waits for its last log lines to be written. */
+export const LOG_FLUSH_WAIT_MS = 2000;
+
+export function createLogger(opts: LoggerOptions): { logger: Logger; flush: () => Promise<void>; dropped: () => number } {
   const dest = pino.destination({ dest: opts.fd ?? 1, sync: false, minLength: LOG_BATCH_CHARS, maxLength: LOG_MAX_BYTES });
   const lines = new LineBatcher(dest as unknown as Destination);
   const timer = setInterval(function flushLogs() {
@@ -124,5 +153,8 @@ export function createLogger(opts: LoggerOptions): { logger: Logger; flush: () =
     },
     lines,
   );
-  return { logger, flush: () => lines.flushSync(), dropped: () => lines.dropped };
+  process.once('exit', function flushLogsAtExit() {
+    lines.flushSync();
+  });
+  return { logger, flush: () => lines.flushed(LOG_FLUSH_WAIT_MS), dropped: () => lines.dropped };
 }

@@ -89,7 +89,7 @@ export async function runStart(argv: string[]): Promise<number> {
     process.off('SIGTERM', onTerm);
     process.off('SIGINT', onInt);
     if (!reportConfigError(err)) process.stderr.write(`${(err as Error).message}\n`);
-    flush();
+    await flush();
     return 1;
   }
   for (const a of node.proxy.addresses()) logger.info({ frontend: a.frontend, address: `${a.host}:${a.port}` }, 'listening');
@@ -117,11 +117,12 @@ export async function runStart(argv: string[]): Promise<number> {
             return;
           }
           logger.info('stopped');
-          flush();
-          // A supervisor's IPC channel (the demo) would keep the process alive until the safety
-          // net fires: let go of it, the supervisor sees the exit right away.
-          if (process.connected) process.disconnect();
-          resolve(0);
+          return flush().then(() => {
+            // A supervisor's IPC channel (the demo) would keep the process alive until the safety
+            // net fires: let go of it, the supervisor sees the exit right away.
+            if (process.connected) process.disconnect();
+            resolve(0);
+          });
         }),
       );
     };
