@@ -2,6 +2,7 @@ export * from './config/model.js';
 export * from './errors.js';
 export * from './balance/types.js';
 export * from './util/timer-wheel.js';
+export * from './util/loop-clock.js';
 export * from './persistence/cookie.js';
 export * from './config/units.js';
 export * from './config/defaults.js';

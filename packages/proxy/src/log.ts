@@ -19,6 +19,7 @@
  * line of that millisecond.
  */
 import pino, { type Logger } from 'pino';
+import { loopNow } from '@stickmesh/core';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -124,9 +125,12 @@ export class LineBatcher {
 let lastMs = -1;
 let lastTime = '';
 
-/** pino `timestamp` option: `,"time":"<ISO 8601>"`, formatted once per millisecond. */
+/**
+ * pino `timestamp` option: `,"time":"<ISO 8601>"`, read from the loop clock (the lines of one
+ * event-loop turn share a time, as the request timings they carry do) and formatted once per ms.
+ */
 function cachedIsoTime(): string {
-  const now = Date.now();
+  const now = loopNow();
   if (now !== lastMs) {
     lastMs = now;
     lastTime = `,"time":"${new Date(now).toISOString()}"`;

@@ -11,6 +11,7 @@
 import net from 'node:net';
 import type { Logger } from 'pino';
 import type { Timeouts, TimerWheel, WheelTask } from '@stickmesh/core';
+import { loopNow } from '@stickmesh/core';
 import type { RuntimeBackend } from '../runtime/backend.js';
 import type { RuntimeServer } from '../runtime/server.js';
 import { metrics } from '../metrics.js';
@@ -56,7 +57,7 @@ export class TcpConn implements WheelTask, StickKeySource {
   private retries = 0;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
-  private tStart = Date.now();
+  private tStart = loopNow();
   private tConnStart = 0;
   private tConnected = 0;
   bytesIn = 0;
@@ -146,7 +147,7 @@ export class TcpConn implements WheelTask, StickKeySource {
     s.activeConns++;
     s.totalConns++;
     this.connecting = true;
-    this.tConnStart = Date.now();
+    this.tConnStart = loopNow();
     this.armIdle();
     // allowHalfOpen: a server that ends its side may still read; the client's bytes keep flowing.
     const up = net.connect({ host: s.address, port: s.port, noDelay: true, allowHalfOpen: true, onread: { buffer: this.upBuf.next, callback: this.onUpRead } });
@@ -162,7 +163,7 @@ export class TcpConn implements WheelTask, StickKeySource {
   private readonly onUpConnect = (): void => {
     this.connected = true;
     this.connecting = false;
-    this.tConnected = Date.now();
+    this.tConnected = loopNow();
     this.armIdle();
     if (this.server) this.fe.onConnected?.(this, this.server);
     for (const b of this.pending) this.up!.write(b);
@@ -270,7 +271,7 @@ export class TcpConn implements WheelTask, StickKeySource {
     if (this.server && (this.connected || this.connecting)) this.server.activeConns--;
     this.connecting = false;
     if (!this.client.destroyed) this.client.destroySoon();
-    const now = Date.now();
+    const now = loopNow();
     if (metrics.enabled) metrics.tcp(this.fe.backend?.name ?? '<NOSRV>', this.server, now - this.tStart, this.term[0] !== '-', this.decidedBy);
     const logger = this.fe.logger;
     if (!logger.isLevelEnabled('info')) return;
