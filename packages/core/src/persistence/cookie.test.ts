@@ -276,3 +276,55 @@ describe('signed cookies (cookie ... sign + cookie-key)', () => {
     expect(request(p, `SERVER=${fresh}`).reqFlag).toBe('N');
   });
 });
+
+describe('insertLines (the header bytes the data plane appends)', () => {
+  const fresh = (): CookieState => {
+    const st = new CookieState();
+    st.reset(true);
+    return st;
+  };
+  const loc = { file: 't.cfg', line: 1 };
+  const keys = [{ id: 'k1', secret: 'first-secret-0123456789', current: true, loc }];
+
+  it('says what insertCookie says, as set-cookie and cache-control lines', () => {
+    for (const c of [cfg(), cfg({ nocache: false }), cfg({ sign: true }), cfg({ maxidle: 600, maxlife: 3600 })]) {
+      const p = new CookiePersistence(c, c.sign ? keys : []);
+      const a = fresh();
+      const b = fresh();
+      const value = p.insertCookie(a, web1, false, 1_000_000);
+      const lines = p.insertLines(b, web1, false, 1_000_000);
+      expect(lines?.toString('latin1')).toBe(`set-cookie: ${value}\r\n${c.nocache ? 'cache-control: private\r\n' : ''}`);
+      expect(b.resFlag).toBe(a.resFlag);
+    }
+  });
+
+  it('makes the lines once per server when the value carries no date, and again when its value changes', () => {
+    const p = new CookiePersistence(cfg({ sign: true }), keys);
+    const server = { cookieValue: 'web1' };
+    const first = p.insertLines(fresh(), server, false, 1000);
+    expect(p.insertLines(fresh(), server, false, 2000)).toBe(first);
+    const other = p.insertLines(fresh(), web1, false, 1000);
+    expect(other).not.toBe(first);
+    expect(other?.equals(first!)).toBe(true);
+    server.cookieValue = 'web9';
+    const changed = p.insertLines(fresh(), server, false, 1000)!.toString('latin1');
+    expect(changed).toMatch(/^set-cookie: SERVER=web9!k1!/);
+  });
+
+  it('dates every insert anew with maxidle', () => {
+    const p = new CookiePersistence(cfg({ maxidle: 600 }));
+    const a = p.insertLines(fresh(), web1, false, 1_000_000)!.toString('latin1');
+    const b = p.insertLines(fresh(), web1, false, 1_000_400)!.toString('latin1');
+    expect(a).toContain(`web1|${encodeCookieDate(1_000_000)}`);
+    expect(b).toContain(`web1|${encodeCookieDate(1_000_400)}`);
+  });
+
+  it('returns nothing when no cookie is due (postonly on a GET, a client already stuck)', () => {
+    expect(new CookiePersistence(cfg({ postonly: true })).insertLines(fresh(), web1, false, 1000)).toBeUndefined();
+    const p = new CookiePersistence(cfg());
+    const st = fresh();
+    p.onRequestCookieHeader('SERVER=web1', st, 1000);
+    p.resolve(st, true, true);
+    expect(p.insertLines(st, web1, false, 1000)).toBeUndefined();
+  });
+});

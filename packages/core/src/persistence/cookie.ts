@@ -327,14 +327,52 @@ export class CookiePersistence {
    * Set-Cookie value, or undefined. Call after all server Set-Cookie headers were processed.
    */
   insertCookie(state: CookieState, server: CookieTarget, isPost: boolean, nowSec: number): string | undefined {
+    if (!this.decideInsert(state, server, isPost, nowSec)) return undefined;
+    return this.insertedValue(state, server, nowSec);
+  }
+
+  /**
+   * `insertCookie` as the header lines the response gets: `set-cookie: <value>\r\n`, followed by
+   * `cache-control: private\r\n` with `nocache`, in latin1 bytes. Without maxidle/maxlife the
+   * value depends on the server alone, so the lines are made once per server (and cookie value)
+   * and shared by every response: a signed value costs an HMAC, a plain one a few string joins.
+   * Bound: one cached entry per live server object (a WeakMap: servers dropped by a reload or by
+   * discovery take theirs with them).
+   */
+  insertLines(state: CookieState, server: CookieTarget, isPost: boolean, nowSec: number): Buffer | undefined {
+    if (!this.decideInsert(state, server, isPost, nowSec)) return undefined;
+    if (this.cfg.maxidle > 0 || this.cfg.maxlife > 0) return this.lines(this.insertedValue(state, server, nowSec));
+    const sv = server.cookieValue;
+    const hit = this.lineCache.get(server);
+    if (hit !== undefined && hit.sv === sv) return hit.lines;
+    const lines = this.lines(this.insertedValue(state, server, nowSec));
+    this.lineCache.set(server, { sv, lines });
+    return lines;
+  }
+
+  private readonly lineCache = new WeakMap<CookieTarget, { sv: string | undefined; lines: Buffer }>();
+
+  private lines(value: string): Buffer {
+    return Buffer.from(`set-cookie: ${value}\r\n${this.cfg.nocache ? 'cache-control: private\r\n' : ''}`, 'latin1');
+  }
+
+  /** Whether the response gets our cookie; sets the response flag and counts re-signs when so. */
+  private decideInsert(state: CookieState, server: CookieTarget, isPost: boolean, nowSec: number): boolean {
     const cfg = this.cfg;
-    if (cfg.mode !== 'insert') return undefined;
-    if (state.serverSetOurs && cfg.preserve) return undefined;
-    if (cfg.postonly && !isPost) return undefined;
+    if (cfg.mode !== 'insert') return false;
+    if (state.serverSetOurs && cfg.preserve) return false;
+    if (cfg.postonly && !isPost) return false;
     const datesDue =
       (cfg.maxidle > 0 || state.lastDate > 0) && (state.lastDate === 0 || state.lastDate < nowSec);
-    if (state.direct && !datesDue && !state.resign) return undefined;
+    if (state.direct && !datesDue && !state.resign) return false;
     if (state.direct && state.resign) this.stats.resigned++;
+    state.resFlag = server.cookieValue !== undefined && state.direct ? 'U' : 'I';
+    return true;
+  }
+
+  /** The inserted `NAME=value; attributes` (an expiring one for a server without a cookie value). */
+  private insertedValue(state: CookieState, server: CookieTarget, nowSec: number): string {
+    const cfg = this.cfg;
     const sv = server.cookieValue;
     let payload = sv ?? '';
     if (sv !== undefined && (cfg.maxidle > 0 || cfg.maxlife > 0)) {
@@ -346,7 +384,6 @@ export class CookiePersistence {
     let out = `${this.name}=${sv !== undefined && this.signer ? this.signer.sign(payload) : payload}`;
     if (sv === undefined) out += `; Expires=${EXPIRED_COOKIE_DATE}`;
     out += this.suffix;
-    state.resFlag = sv !== undefined && state.direct ? 'U' : 'I';
     return out;
   }
 
