@@ -21,7 +21,7 @@
 import type net from 'node:net';
 import type { Logger } from 'pino';
 import type { Timeouts, TimerWheel, WheelTask } from '@stickmesh/core';
-import { hashAddress } from '@stickmesh/core';
+import { hashAddress, loopNow } from '@stickmesh/core';
 import { ChunkedScanner } from './chunked.js';
 import { RequestContext } from './context.js';
 import { HeadError, MAX_HEAD_BYTES, RequestHead, ResponseHead, headErrorText, nameIs } from './head.js';
@@ -30,7 +30,7 @@ import { UpstreamConn, type UpstreamOwner } from './upstream.js';
 import { readInto } from '../listen/user-buffer.js';
 import { RawWriter } from '../listen/raw-write.js';
 import { ReadBuffer } from '../listen/read-buffer.js';
-import { giveBuffer, takeBuffer } from '../listen/buffer-pool.js';
+import { takeBuffer } from '../listen/buffer-pool.js';
 import type { RuntimeBackend } from '../runtime/backend.js';
 import type { RuntimeServer } from '../runtime/server.js';
 import { metrics } from '../metrics.js';
@@ -42,8 +42,17 @@ export const MAX_PENDING_BYTES = 65536;
 export const CLIENT_READ_MIN = 4096;
 /** Largest client read buffer, reached by doubling after reads that fill the buffer. */
 export const CLIENT_READ_MAX = 65536;
-/** Size of a connection's response-head output buffer (head plus coalesced body). */
+/** Size of the shared response-head output buffer (head plus coalesced body). */
 export const OUT_BUFFER_BYTES = 4096;
+
+/**
+ * The output buffer every connection's `writeHead` fills, shared: a response head is copied in
+ * and written at once, and the kernel nearly always takes all of it, so one buffer serves every
+ * connection and stays in the CPU cache (a buffer per connection meant a cache miss per line
+ * written at a few hundred connections). When a write leaves bytes queued, the queued write
+ * keeps that buffer and the next head gets a new one.
+ */
+let sharedOut: Buffer | null = null;
 /** Largest first body piece copied together with the response head into one buffer. */
 export const COALESCE_MAX = 16384;
 
@@ -139,7 +148,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     fe.conns.add(this);
     this.arm(Tmo.Request, fe.timeouts.httpRequest);
     this.ctx.reset(fe.wheel.now, false);
-    this.ctx.tStart = Date.now();
+    this.ctx.tStart = loopNow();
     if (!readInto(socket, this.rbuf.next, this.onClientRead)) {
       socket.on('data', this.onClientData);
       socket.resume();
@@ -148,7 +157,18 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
 
   /** One client read in the connection's buffer (see the module comment for the reuse rule). */
   private readonly onClientRead = (n: number, buf: Buffer): boolean => {
-    this.onClientData(buf.subarray(0, n));
+    if (this.buf === null && !this.inRequest && !this.closed) {
+      // A new request with nothing buffered (the common case): parsed in place, without a view
+      // of the read; only bytes left over after the head get one (this.buf).
+      this.ctx.bytesIn += n;
+      if (this.tkind === Tmo.KeepAlive) {
+        this.ctx.tStart = loopNow();
+        this.arm(Tmo.Request, this.fe.timeouts.httpRequest);
+      }
+      this.parseRequest(buf, n);
+    } else {
+      this.onClientData(buf.subarray(0, n));
+    }
     const up = this.up;
     this.rbuf.afterRead(n, buf, this.buf !== null || (up !== null && up.out.busy));
     return true;
@@ -244,7 +264,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     this.buf = this.buf === null ? chunk : Buffer.concat([this.buf, chunk]);
     if (!this.inRequest) {
       if (this.tkind === Tmo.KeepAlive) {
-        this.ctx.tStart = Date.now();
+        this.ctx.tStart = loopNow();
         this.arm(Tmo.Request, this.fe.timeouts.httpRequest);
       }
       this.tryParse();
@@ -297,8 +317,6 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     this.fe.conns.delete(this);
     // The socket is closed: nothing reads into or writes from these buffers any more.
     this.rbuf.release();
-    if (this.obuf !== null) giveBuffer(this.obuf);
-    this.obuf = null;
     if (this.inRequest) {
       if (this.ctx.term0 === '-') {
         this.ctx.term0 = 'C';
@@ -327,19 +345,30 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
 
   private tryParse(): void {
     if (this.buf === null || this.closed || this.inRequest) return;
-    const buf = this.buf;
-    const r = this.req.parse(buf, 0, buf.length);
-    if (r === HeadError.Incomplete) return;
+    this.parseRequest(this.buf, this.buf.length);
+  }
+
+  /**
+   * Parses a request head from `buf[0, end)` (the pending bytes, or a read when none were
+   * pending) and starts the exchange; an incomplete head is kept in `this.buf`.
+   */
+  private parseRequest(buf: Buffer, end: number): void {
+    const r = this.req.parse(buf, 0, end);
+    if (r === HeadError.Incomplete) {
+      if (this.buf !== buf) this.buf = buf.subarray(0, end);
+      return;
+    }
     if (r < 0) {
+      if (this.buf !== buf) this.buf = buf.subarray(0, end);
       this.inRequest = true;
       this.ctx.reset(this.fe.wheel.now, false);
-      this.ctx.tStart = Date.now();
+      this.ctx.tStart = loopNow();
       this.ctx.method = '<BADREQ>';
       this.fe.logger.debug({ client_ip: this.clientIp, frontend: this.fe.name, error: headErrorText(r) }, 'bad request');
       this.fail(r === HeadError.TooLarge ? 431 : r === HeadError.BadVersion ? 505 : 400, 'P', 'R');
       return;
     }
-    this.buf = r < buf.length ? buf.subarray(r) : null;
+    this.buf = r < end ? buf.subarray(r, end) : null;
     this.startRequest(r);
   }
 
@@ -351,7 +380,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     const backend = this.backend;
     ctx.reset(this.fe.wheel.now, backend?.cookie !== undefined);
     ctx.tStart = tStart;
-    ctx.tHead = Date.now();
+    ctx.tHead = loopNow();
     ctx.method = req.method;
     ctx.target = req.target;
     ctx.versionMinor = req.versionMinor;
@@ -391,7 +420,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     let server: RuntimeServer | undefined;
     const cookie = backend.cookie;
     if (cookie) {
-      const nowSec = Math.floor(Date.now() / 1000);
+      const nowSec = Math.floor(loopNow() / 1000);
       for (let i = 0; i < req.count; i++) {
         if (req.names[i]!.length === 6 && nameIs(req.names[i]!, 'cookie')) {
           const v = cookie.onRequestCookieHeader(req.values[i]!, ctx.cookie, nowSec);
@@ -464,7 +493,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     ctx.server = server;
     server.activeConns++;
     this.counted = server;
-    ctx.tConnStart = Date.now();
+    ctx.tConnStart = loopNow();
     const idle = UpstreamConn.takeIdle(server, this);
     if (idle) {
       this.up = idle;
@@ -479,7 +508,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
 
   onUpstreamConnect(up: UpstreamConn): void {
     if (up !== this.up) return;
-    this.ctx.tConnected = Date.now();
+    this.ctx.tConnected = loopNow();
     const stick = this.backend?.stick;
     if (stick && this.ctx.server) stickStoreRequest(stick, this.stickState, this.ctx.server, true);
     this.arm(Tmo.Server, this.fe.timeouts.server);
@@ -634,27 +663,28 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
   // ---------------------------------------------------------------- phase 4: response
 
   /**
-   * Response bytes from the server. A head and the body bytes that came with it leave in one
-   * write (writeHead coalesces them, or forwardResBody corks around a large body).
+   * Response bytes from the server, `buf[0, n)` (the connection's read buffer). A head and the
+   * body bytes that came with it leave in one write (writeHead coalesces them, or forwardResBody
+   * corks around a large body).
    */
-  onUpstreamData(up: UpstreamConn, chunk: Buffer): void {
+  onUpstreamData(up: UpstreamConn, buf: Buffer, n: number): void {
     if (up !== this.up) return;
-    this.upstreamData(up, chunk);
+    this.upstreamData(up, buf, n);
     if (this.headSrc !== null) {
       // The body did not come with the head: the head must not wait for it.
-      if (!this.closed) this.writeHead(null, 0);
+      if (!this.closed) this.writeHead(null, 0, 0);
       this.headSrc = null;
     }
-    // `chunk` lives in the connection's read buffer: keep it from being reused while a write the
-    // kernel did not take at once, or a partial head, still points into it.
+    // `buf` is the connection's read buffer: keep it from being reused while a write the kernel
+    // did not take at once, or a partial head, still points into it.
     if (this.out.busy || this.upBuf !== null) up.holdReadBuffer();
   }
 
-  private upstreamData(up: UpstreamConn, chunk: Buffer): void {
+  private upstreamData(up: UpstreamConn, chunk: Buffer, n: number): void {
     this.touch();
     if (this.tunnel) {
-      this.ctx.bytesOut += chunk.length;
-      if (!this.socket.write(chunk)) up.socket.pause();
+      this.ctx.bytesOut += n;
+      if (!this.socket.write(chunk.subarray(0, n))) up.socket.pause();
       return;
     }
     if (this.resDone) {
@@ -663,61 +693,70 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
       return;
     }
     this.resStarted = true;
-    if (!this.resHeadDone) {
-      this.upBuf = this.upBuf === null ? chunk : Buffer.concat([this.upBuf, chunk]);
-      for (;;) {
-        const buf: Buffer | null = this.upBuf;
-        if (buf === null) return;
-        const r = this.res.parse(buf, 0, buf.length);
-        if (r === HeadError.Incomplete) return;
-        if (r < 0) {
-          this.fe.logger.debug({ server: this.ctx.server?.name, error: headErrorText(r) }, 'bad response from server');
-          this.fail(502, 'P', 'H');
-          return;
-        }
-        this.upBuf = r < buf.length ? buf.subarray(r) : null;
-        const status = this.res.status;
-        if (status >= 100 && status < 200 && status !== 101) {
-          // Interim response (100 Continue, 103 Early Hints): relay verbatim, keep waiting.
-          this.socket.write(buf.subarray(0, r));
-          this.ctx.bytesOut += r;
-          continue;
-        }
-        this.onResponseHead(up, buf, r);
-        break;
-      }
-      const rest = this.upBuf;
-      this.upBuf = null;
-      if (this.closed) return;
-      if (rest !== null) {
-        if (this.tunnel) {
-          this.ctx.bytesOut += rest.length;
-          this.socket.write(rest);
-        } else {
-          this.forwardResBody(up, rest);
-        }
-      }
+    if (this.resHeadDone) {
+      this.forwardResBody(up, chunk, 0, n);
       return;
     }
-    this.forwardResBody(up, chunk);
+    // The head is parsed where it lies: in this read, or in the bytes kept from earlier reads.
+    let buf = chunk;
+    let end = n;
+    if (this.upBuf !== null) {
+      buf = Buffer.concat([this.upBuf, chunk.subarray(0, n)]);
+      end = buf.length;
+      this.upBuf = null;
+    }
+    let at = 0;
+    for (;;) {
+      const r = this.res.parse(buf, at, end);
+      if (r === HeadError.Incomplete) {
+        this.upBuf = buf.subarray(at, end);
+        return;
+      }
+      if (r < 0) {
+        this.fe.logger.debug({ server: this.ctx.server?.name, error: headErrorText(r) }, 'bad response from server');
+        this.fail(502, 'P', 'H');
+        return;
+      }
+      const status = this.res.status;
+      if (status >= 100 && status < 200 && status !== 101) {
+        // Interim response (100 Continue, 103 Early Hints): relay verbatim, keep waiting.
+        this.socket.write(buf.subarray(at, at + r));
+        this.ctx.bytesOut += r;
+        at += r;
+        continue;
+      }
+      const forward = this.onResponseHead(up, buf, at, r, at + r < end);
+      at += r;
+      if (!forward || this.closed || at === end) return;
+      break;
+    }
+    if (this.tunnel) {
+      this.ctx.bytesOut += end - at;
+      this.socket.write(buf.subarray(at, end));
+    } else {
+      this.forwardResBody(up, buf, at, end);
+    }
   }
 
   /**
-   * Plans the response head sent to the client as edits of the server's head (`src[0, headBytes)`):
-   * unchanged lines are copied byte for byte by `writeHead`; hop-by-hop headers are cut, cookie
-   * headers rewritten in place, and persistence/connection headers appended.
+   * Plans the response head sent to the client as edits of the server's head
+   * (`src[at, at + headBytes)`): unchanged lines are copied byte for byte by `writeHead`;
+   * hop-by-hop headers are cut, cookie headers rewritten in place, and persistence/connection
+   * headers appended. `more`: bytes follow the head in `src`. Returns whether they are to be
+   * forwarded (response body or tunnel); false when the response has no body (they are dropped
+   * and the server connection is not reused) or the exchange failed.
    */
-  private onResponseHead(up: UpstreamConn, src: Buffer, headBytes: number): void {
+  private onResponseHead(up: UpstreamConn, src: Buffer, at: number, headBytes: number, more: boolean): boolean {
     const ctx = this.ctx;
     const res = this.res;
     const req = this.req;
-    ctx.tResHead = Date.now();
+    ctx.tResHead = loopNow();
     ctx.status = res.status;
     this.resHeadDone = true;
     if (res.status === 101) {
       if (!(req.connUpgrade && req.upgrade.length > 0)) {
         this.fail(502, 'P', 'H');
-        return;
+        return false;
       }
       this.tunnel = true;
       this.resBodyMode = BodyMode.None;
@@ -755,13 +794,9 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     }
     let tail = '';
     if (cookie) {
-      const set = cookie.insertCookie(ctx.cookie, server, req.method === 'POST', Math.floor(Date.now() / 1000));
-      if (set !== undefined) {
-        tail += `set-cookie: ${set}\r\n`;
-        if (cookie.nocache) tail += 'cache-control: private\r\n';
-      } else if (cookie.nocache && ctx.cookie.resFlag === 'R') {
-        tail += 'cache-control: private\r\n';
-      }
+      const lines = cookie.insertLines(ctx.cookie, server, req.method === 'POST', Math.floor(loopNow() / 1000));
+      if (lines !== undefined) this.edit(res.text.length, res.text.length, lines);
+      else if (cookie.nocache && ctx.cookie.resFlag === 'R') tail += 'cache-control: private\r\n';
     }
     if (this.tunnel) tail += `connection: upgrade\r\n`;
     else if (!this.keepAlive) tail += 'connection: close\r\n';
@@ -769,10 +804,11 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     if (tail.length > 0) this.edit(res.text.length, res.text.length, tail);
     ctx.bytesOut += headBytes;
     this.headSrc = src;
+    this.headAt = at;
     // Without a body the head leaves now; otherwise with the first body bytes, in one buffer
     // (forwardResBody), or at the end of this read (onUpstreamData).
     if (this.tunnel || this.resBodyMode === BodyMode.None) {
-      this.writeHead(null, 0);
+      this.writeHead(null, 0, 0);
       this.headSrc = null;
     }
     if (this.tunnel) {
@@ -783,25 +819,25 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
         up.socket.write(b);
       }
       this.resumeClient();
-      return;
+      return true;
     }
     if (this.resBodyMode === BodyMode.None) {
-      if (this.upBuf !== null) {
-        // Bytes after a body-less response: drop them and never reuse this connection.
-        this.keepUpstream = false;
-        this.upBuf = null;
-      }
+      // Bytes after a body-less response: drop them and never reuse this connection.
+      if (more) this.keepUpstream = false;
       this.responseComplete(up);
+      return false;
     }
+    return true;
   }
 
-  private forwardResBody(up: UpstreamConn, data: Buffer): void {
-    let n = data.length;
+  /** Forwards response body bytes `data[start, end)`; bytes beyond the body end the connection's reuse. */
+  private forwardResBody(up: UpstreamConn, data: Buffer, start: number, end: number): void {
+    let n = end - start;
     if (this.resBodyMode === BodyMode.Length) {
       n = Math.min(n, this.resBodyLeft);
       this.resBodyLeft -= n;
     } else if (this.resBodyMode === BodyMode.Chunked) {
-      n = this.resChunks.scan(data, 0, data.length);
+      n = this.resChunks.scan(data, start, end);
       if (n < 0) {
         this.fe.logger.debug({ server: this.ctx.server?.name, error: this.resChunks.error }, 'bad chunked response body');
         this.ctx.term0 = 'S';
@@ -818,7 +854,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
       if (n > 0 && n <= COALESCE_MAX) {
         // One buffer for head and body: one write, no writev bookkeeping for two chunks.
         this.ctx.bytesOut += n;
-        if (!this.writeHead(data, n)) up.socket.pause();
+        if (!this.writeHead(data, start, n)) up.socket.pause();
         n = -n; // written
       } else {
         // A large first body piece is not copied: head and body leave in one writev.
@@ -826,19 +862,19 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
           corked = true;
           this.socket.cork();
         }
-        this.writeHead(null, 0);
+        this.writeHead(null, 0, 0);
       }
       this.headSrc = null;
     }
     if (n > 0) {
       this.ctx.bytesOut += n;
-      if (!this.socket.write(n === data.length ? data : data.subarray(0, n))) up.socket.pause();
+      if (!this.socket.write(data.subarray(start, start + n))) up.socket.pause();
     } else if (n < 0) n = -n;
     if (corked) this.socket.uncork();
     const complete =
       (this.resBodyMode === BodyMode.Length && this.resBodyLeft === 0) ||
       (this.resBodyMode === BodyMode.Chunked && this.resChunks.done);
-    if (n < data.length) {
+    if (n < end - start) {
       // Extra bytes after the response: the connection cannot be reused.
       this.keepUpstream = false;
     }
@@ -851,17 +887,18 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
   /**
    * Server bytes holding the response head not yet written (it waits for the first body bytes of
    * the same read; see onUpstreamData), with the edits planned by onResponseHead: replace
-   * `[editFrom[k], editTo[k])` of the head by `editText[k]`, in increasing offset order.
+   * `[editFrom[k], editTo[k])` of the head by `editText[k]`, in increasing offset order. The head
+   * starts at `headSrc[headAt]`; edit offsets are relative to it (offsets in `res.text`).
    */
   private headSrc: Buffer | null = null;
-  /** Output buffer for response heads (see writeHead); null until the first response. */
-  private obuf: Buffer | null = null;
+  private headAt = 0;
   private editCount = 0;
   private readonly editFrom: number[] = [];
   private readonly editTo: number[] = [];
-  private readonly editText: string[] = [];
+  /** Replacement text (latin1) or bytes. */
+  private readonly editText: (string | Buffer)[] = [];
 
-  private edit(from: number, to: number, text: string): void {
+  private edit(from: number, to: number, text: string | Buffer): void {
     const k = this.editCount++;
     this.editFrom[k] = from;
     this.editTo[k] = to;
@@ -869,37 +906,38 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
   }
 
   /**
-   * Writes the edited response head followed by `body[0, bodyLen)` as one buffer: unchanged
-   * ranges are copied from the server's bytes (`headSrc`), edits written as latin1. The output
-   * buffer belongs to the connection and is reused by the next response unless this write is
-   * still queued (then it is dropped and the next response gets a new one); heads with bodies
-   * larger than `OUT_BUFFER_BYTES` get a buffer of their own. Returns what socket.write returned.
+   * Writes the edited response head followed by `body[bodyAt, bodyAt + bodyLen)` as one buffer: unchanged
+   * ranges are copied from the server's bytes (`headSrc`), edits written as latin1, into the
+   * shared output buffer (`sharedOut`); heads with bodies larger than `OUT_BUFFER_BYTES` get a
+   * buffer of their own. Returns what socket.write returned.
    */
-  private writeHead(body: Buffer | null, bodyLen: number): boolean {
+  private writeHead(body: Buffer | null, bodyAt: number, bodyLen: number): boolean {
     const src = this.headSrc!;
+    const at = this.headAt;
     const textLen = this.res.text.length;
     let size = textLen + 2 + bodyLen;
     for (let k = 0; k < this.editCount; k++) size += this.editText[k]!.length - (this.editTo[k]! - this.editFrom[k]!);
-    let out = this.obuf;
+    let out = sharedOut;
     if (out === null || out.length < size) {
-      out = takeBuffer(Math.max(size, OUT_BUFFER_BYTES));
-      this.obuf = out.length === OUT_BUFFER_BYTES ? out : null;
+      out = size <= OUT_BUFFER_BYTES ? takeBuffer(OUT_BUFFER_BYTES) : Buffer.allocUnsafe(size);
+      if (size <= OUT_BUFFER_BYTES) sharedOut = out;
     }
     let o = 0;
     let cur = 0;
     for (let k = 0; k < this.editCount; k++) {
       const from = this.editFrom[k]!;
-      if (from > cur) o += src.copy(out, o, cur, from);
+      if (from > cur) o += src.copy(out, o, at + cur, at + from);
       const t = this.editText[k]!;
-      if (t.length > 0) o += out.write(t, o, 'latin1');
+      if (typeof t !== 'string') o += t.copy(out, o);
+      else if (t.length > 0) o += out.write(t, o, 'latin1');
       cur = this.editTo[k]!;
     }
-    if (cur < textLen) o += src.copy(out, o, cur, textLen);
+    if (cur < textLen) o += src.copy(out, o, at + cur, at + textLen);
     out[o++] = 0x0d;
     out[o++] = 0x0a;
-    if (body !== null) o += body.copy(out, o, 0, bodyLen);
+    if (body !== null) o += body.copy(out, o, bodyAt, bodyAt + bodyLen);
     const ok = this.out.write(out.subarray(0, o));
-    if (this.out.busy) this.obuf = null;
+    if (this.out.busy && out === sharedOut) sharedOut = null;
     return ok;
   }
   /** The server whose `activeConns` this exchange currently holds. */
@@ -998,11 +1036,11 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     }
     this.reqBodyMode = BodyMode.None;
     this.resBodyMode = BodyMode.None;
-    this.ctx.tStart = Date.now();
+    this.ctx.tStart = loopNow();
     this.arm(Tmo.KeepAlive, this.fe.timeouts.httpKeepAlive);
     this.resumeClient();
     if (this.buf !== null) {
-      this.ctx.tStart = Date.now();
+      this.ctx.tStart = loopNow();
       this.arm(Tmo.Request, this.fe.timeouts.httpRequest);
       this.tryParse();
     }
@@ -1010,7 +1048,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
 
   private log(): void {
     const ctx = this.ctx;
-    const now = Date.now();
+    const now = loopNow();
     if (metrics.enabled) {
       const c = ctx.cookie;
       metrics.http(this.backend?.name ?? '<NOSRV>', ctx.server, ctx.status, now - ctx.tStart, ctx.term0 !== '-', c.reqFlag, c.resFlag, ctx.decidedBy, this.stickState.result);

@@ -25,7 +25,8 @@ export const READ_BUFFER_BYTES = 16384;
 /** What an upstream connection reports to its current owner. */
 export interface UpstreamOwner {
   onUpstreamConnect(up: UpstreamConn): void;
-  onUpstreamData(up: UpstreamConn, chunk: Buffer): void;
+  /** Bytes `buf[0, n)` from the server, in the connection's read buffer (valid during the call). */
+  onUpstreamData(up: UpstreamConn, buf: Buffer, n: number): void;
   onUpstreamDrain(up: UpstreamConn): void;
   onUpstreamClose(up: UpstreamConn, err: Error | undefined): void;
 }
@@ -75,7 +76,7 @@ export class UpstreamConn implements WheelTask {
 
   /** Returns true: flow control is the owner's (it pauses the socket), not this return value. */
   private readonly onRead = (n: number, buf: Uint8Array): boolean => {
-    if (this.owner) this.owner.onUpstreamData(this, (buf as Buffer).subarray(0, n));
+    if (this.owner) this.owner.onUpstreamData(this, buf as Buffer, n);
     else this.destroy(); // bytes on an idle connection: the server is out of sync, never reuse it
     return true;
   };

@@ -16,7 +16,7 @@
  * When this Node has no `stream_wrap` binding (or a socket has no TCP handle) every write goes
  * through `socket.write`: same bytes, same order, Node's cost.
  */
-import type net from 'node:net';
+import net from 'node:net';
 
 interface WriteReq {
   /** The handle, kept reachable from the request while libuv holds it (as Node's requests do). */
@@ -31,6 +31,14 @@ interface StreamHandle {
   writeLatin1String(req: WriteReq, data: string): number;
 }
 
+/** The fields of Node's WritableState read here (stable since Node 14; checked at load). */
+interface WritableFields {
+  length: number;
+  corked: number;
+  readonly ending: boolean;
+  readonly destroyed: boolean;
+}
+
 interface StreamWrapBinding {
   WriteWrap: new () => WriteReq;
   streamBaseState: Int32Array;
@@ -41,6 +49,11 @@ function loadBinding(): StreamWrapBinding | null {
   try {
     const b = (process as unknown as { binding(name: string): StreamWrapBinding }).binding('stream_wrap');
     if (typeof b.WriteWrap !== 'function' || !(b.streamBaseState instanceof Int32Array) || typeof b.kLastWriteWasAsync !== 'number') return null;
+    // The Writable fields RawWriter reads must be there with their meaning.
+    const probe = new net.Socket();
+    const w = (probe as unknown as { _writableState?: Partial<WritableFields> })._writableState;
+    probe.destroy();
+    if (!w || typeof w.length !== 'number' || typeof w.corked !== 'number' || w.ending !== false || w.destroyed !== true) return null;
     return b;
   } catch {
     return null;
@@ -73,21 +86,28 @@ export class RawWriter {
   private req: WriteReq | null = null;
   private pending = false;
 
+  /** The socket's Writable state (`length`: bytes Node holds; `corked`; `ending`; `destroyed`). */
+  private readonly state: WritableFields;
+
   constructor(socket: net.Socket, onDrained: () => void) {
     this.socket = socket;
     this.onDrained = onDrained;
+    this.state = (socket as unknown as { _writableState: WritableFields })._writableState;
   }
 
   /** Bytes given to this socket that the kernel has not taken yet (raw or through Node). */
   get busy(): boolean {
-    return this.pending || this.socket.writableLength > 0;
+    return this.pending || this.state.length > 0;
   }
 
   /** Writes `data` (a string is sent as latin1). See the class comment for the return value. */
   write(data: Buffer | string): boolean {
     const s = this.socket;
     const h = (s as unknown as { _handle: StreamHandle | null })._handle;
-    if (binding === null || h === null || this.pending || s.writableLength !== 0 || s.writableCorked !== 0 || s.connecting || s.destroyed || s.writableEnded) {
+    // The Writable's own fields rather than the socket's getters (writableLength, writableCorked,
+    // writableEnded, destroyed): this runs twice per request.
+    const w = this.state;
+    if (binding === null || h === null || this.pending || w.length !== 0 || w.corked !== 0 || s.connecting || w.ending || w.destroyed) {
       return typeof data === 'string' ? s.write(data, 'latin1') : s.write(data);
     }
     let req = this.req;
