@@ -171,6 +171,90 @@ describe('HTTP/1.1 data plane', () => {
     expect(new Set(seen.map((s) => s.remotePort)).size).toBe(1);
   });
 
+  it('keeps partial and pipelined request bytes intact while other connections read (shared read buffer)', async () => {
+    // Request heads are read into one buffer shared by all connections; bytes a connection keeps
+    // (a partial head, body bytes and a pipelined request that came with it) must be its own copy,
+    // or the next connection's read overwrites them.
+    const [a, b] = await twoBackends();
+    const p = await proxyFor(COOKIE_CFG, { p1: a.port, p2: b.port });
+    const n = 30;
+    const bodies = Array.from({ length: n }, (_, i) => `body-of-client-${String(i).padStart(3, '0')}`);
+    const socks = Array.from({ length: n }, () => net.connect(p.port, '127.0.0.1'));
+    const got = socks.map(() => '');
+    const closed = socks.map(
+      (s, i) =>
+        new Promise<void>((resolve, reject) => {
+          s.on('data', (c: Buffer) => (got[i] += c.toString('latin1')));
+          s.on('close', () => resolve());
+          s.on('error', reject);
+        }),
+    );
+    await Promise.all(socks.map((s) => new Promise((r) => s.once('connect', r))));
+    // Every connection sends half a head; the halves are read one after another.
+    socks.forEach((s, i) => s.write(`POST /c${i} HTTP/1.1\r\nHost: x\r\nX-Id: ${i}\r\nContent-Len`));
+    await waitFor(() => p.proxy.connectionCount() === n, 2000);
+    // Then the rest of the head, the body and a second, pipelined request in one write each.
+    socks.forEach((s, i) =>
+      s.write(`gth: ${bodies[i]!.length}\r\n\r\n${bodies[i]}GET /d${i} HTTP/1.1\r\nHost: x\r\nX-Id: ${i}\r\nConnection: close\r\n\r\n`),
+    );
+    await Promise.all(closed);
+    const seen = [...a.seen, ...b.seen];
+    for (let i = 0; i < n; i++) {
+      const answers = got[i]!.split('HTTP/1.1 200 OK').length - 1;
+      expect(answers, `client ${i}: ${got[i]}`).toBe(2);
+      expect(got[i]).toContain(`"url":"/c${i}","bodyBytes":${bodies[i]!.length}`);
+      expect(got[i]).toContain(`"url":"/d${i}"`);
+      const c = seen.find((r) => r.url === `/c${i}`)!;
+      expect(c.headers['x-id']).toBe(String(i));
+      expect(c.bodySha).toBe(createHash('sha256').update(bodies[i]!).digest('hex'));
+      expect(seen.find((r) => r.url === `/d${i}`)!.headers['x-id']).toBe(String(i));
+    }
+  });
+
+  it('keeps partial response heads intact while other connections read (shared read buffer)', async () => {
+    // The server answers each request with its head in two writes, the second after every
+    // other exchange has had a chance to read: the first half must survive those reads.
+    const pending: Array<{ sock: net.Socket; id: string }> = [];
+    const n = 30;
+    let flushed = false;
+    const raw = await startRawBackend((sock) => {
+      let buf = '';
+      sock.on('data', (c: Buffer) => {
+        buf += c.toString('latin1');
+        const end = buf.indexOf('\r\n\r\n');
+        if (end === -1) return;
+        const id = /^GET \/r(\d+) /.exec(buf)![1]!;
+        buf = buf.slice(end + 4);
+        sock.write(`HTTP/1.1 200 OK\r\nX-Id: ${id}\r\nX-Pad: ${'p'.repeat(Number(id))}\r\nContent-Le`);
+        pending.push({ sock, id });
+        if (pending.length === n && !flushed) {
+          flushed = true;
+          for (const q of pending) q.sock.write(`ngth: ${q.id.length + 4}\r\n\r\nid=${q.id};`);
+        }
+      });
+    });
+    cleanups.push(() => raw.close());
+    const p = await proxyFor(`
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:{{port}}
+    default_backend be
+backend be
+    server s1 127.0.0.1:{{p1}}
+`, { p1: raw.port });
+    const rs = await Promise.all(Array.from({ length: n }, (_, i) => request(p.port, { path: `/r${i}` })));
+    rs.forEach((r, i) => {
+      expect(r.status).toBe(200);
+      expect(r.headers['x-id']).toBe(String(i));
+      expect(r.headers['x-pad']).toBe('p'.repeat(i));
+      expect(r.body).toBe(`id=${i};`);
+    });
+  });
+
   it('streams large request and response bodies both ways (content-length and chunked)', async () => {
     const [a, b] = await twoBackends();
     const big = randomBytes(3 * 1024 * 1024);
@@ -371,6 +455,7 @@ describe('HTTP/1.1 data plane', () => {
     // new connections per second that pinned hundreds of MB).
     const [a, b] = await twoBackends();
     const p = await proxyFor(COOKIE_CFG, { p1: a.port, p2: b.port });
+    const before = spareCount();
     await Promise.all(Array.from({ length: 40 }, () => request(p.port, { headers: { connection: 'close' } })));
     await waitFor(() => p.proxy.connectionCount() === 0, 2000);
     // What is left is live: the idle server connections' expiry (one entry each), nothing else.
@@ -378,8 +463,29 @@ describe('HTTP/1.1 data plane', () => {
     expect(idle).toBeGreaterThan(0);
     expect(p.wheel.retained()).toBe(p.wheel.pending());
     expect(p.wheel.pending()).toBe(idle);
-    // Their read and output buffers went back to the pool for the next connections.
-    expect(spareCount()).toBeGreaterThanOrEqual(40);
+    // Heads are read and written through the shared buffers: those exchanges took none.
+    expect(spareCount()).toBe(before);
+    // A body read after its head goes into a buffer the connection owns; closing gives it back.
+    const posts = 5;
+    const answers = await Promise.all(
+      Array.from(
+        { length: posts },
+        () =>
+          new Promise<string>((resolve, reject) => {
+            const sock = net.connect(p.port, '127.0.0.1');
+            let got = '';
+            sock.on('data', (c: Buffer) => (got += c.toString('latin1')));
+            sock.on('close', () => resolve(got));
+            sock.on('error', reject);
+            sock.write('POST /late HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: close\r\n\r\n');
+            setTimeout(() => sock.write('hello'), 30);
+          }),
+      ),
+    );
+    for (const r of answers) expect(r).toMatch(/^HTTP\/1\.1 200 /);
+    await waitFor(() => p.proxy.connectionCount() === 0, 2000);
+    // Each took one from the pool (or made one when it was empty) and gave it back.
+    expect(spareCount()).toBeGreaterThanOrEqual(Math.max(before, posts));
   });
 
   it('forwards response header lines as received, minus hop-by-hop ones, with cookies rewritten in place', async () => {

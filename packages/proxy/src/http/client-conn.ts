@@ -12,11 +12,14 @@
  * (the socket is paused beyond that); a head is at most `MAX_HEAD_BYTES` (431 beyond); a response
  * head likewise (502 beyond).
  *
- * Client reads go into a buffer the connection owns (listen/user-buffer.ts), `CLIENT_READ_MIN`
- * bytes at first; a read that fills it makes the next one twice as large, up to
- * `CLIENT_READ_MAX` (an upload gets large reads, an idle keep-alive connection keeps 4 KiB). After
- * each read, when a queued write to the server or the input buffer still points into those bytes,
- * the next read goes into a fresh buffer, so held bytes are never overwritten.
+ * Client reads (listen/user-buffer.ts) go into the shared read buffer while a request head is
+ * expected: the head is parsed in place and whatever outlives the read (pipelined or partial
+ * bytes, body bytes that came with the head) is copied (`keep`). While a body or tunnel streams,
+ * reads go into a buffer the connection owns, `CLIENT_READ_MIN` bytes at first; a read that
+ * fills it makes the next one twice as large, up to `CLIENT_READ_MAX`. After each such read,
+ * when a queued write to the server or the input buffer still points into those bytes, the next
+ * read goes into a fresh buffer, so held bytes are never overwritten. A keep-alive connection
+ * owns no read buffer at all.
  */
 import type net from 'node:net';
 import type { Logger } from 'pino';
@@ -29,7 +32,7 @@ import { errorResponse } from './responses.js';
 import { UpstreamConn, type UpstreamOwner } from './upstream.js';
 import { readInto } from '../listen/user-buffer.js';
 import { RawWriter } from '../listen/raw-write.js';
-import { ReadBuffer } from '../listen/read-buffer.js';
+import { ReadBuffer, isSharedRead } from '../listen/read-buffer.js';
 import { takeBuffer } from '../listen/buffer-pool.js';
 import type { RuntimeBackend } from '../runtime/backend.js';
 import type { RuntimeServer } from '../runtime/server.js';
@@ -55,6 +58,14 @@ export const OUT_BUFFER_BYTES = 4096;
 let sharedOut: Buffer | null = null;
 /** Largest first body piece copied together with the response head into one buffer. */
 export const COALESCE_MAX = 16384;
+
+/**
+ * `buf[start, end)` for keeping past the read callback or for a write that may be queued: a copy
+ * when it lies in the shared read buffer (read-buffer.ts), a view otherwise.
+ */
+function keep(buf: Buffer, start: number, end: number): Buffer {
+  return isSharedRead(buf) ? Buffer.copyBytesFrom(buf, start, end - start) : buf.subarray(start, end);
+}
 
 /** What a connection needs from its frontend. Swapped whole on reload. */
 export interface HttpFrontendRuntime {
@@ -149,6 +160,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     this.arm(Tmo.Request, fe.timeouts.httpRequest);
     this.ctx.reset(fe.wheel.now, false);
     this.ctx.tStart = loopNow();
+    this.rbuf.shared = true; // the first read is a request head
     if (!readInto(socket, this.rbuf.next, this.onClientRead)) {
       socket.on('data', this.onClientData);
       socket.resume();
@@ -167,10 +179,12 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
       }
       this.parseRequest(buf, n);
     } else {
-      this.onClientData(buf.subarray(0, n));
+      this.onClientData(keep(buf, 0, n));
     }
     const up = this.up;
     this.rbuf.afterRead(n, buf, this.buf !== null || (up !== null && up.out.busy));
+    // The next read goes into the shared buffer unless body or tunnel bytes are expected.
+    this.rbuf.shared = this.buf === null && (!this.inRequest || (this.reqDone && !this.tunnel));
     return true;
   };
 
@@ -355,11 +369,11 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
   private parseRequest(buf: Buffer, end: number): void {
     const r = this.req.parse(buf, 0, end);
     if (r === HeadError.Incomplete) {
-      if (this.buf !== buf) this.buf = buf.subarray(0, end);
+      if (this.buf !== buf) this.buf = keep(buf, 0, end);
       return;
     }
     if (r < 0) {
-      if (this.buf !== buf) this.buf = buf.subarray(0, end);
+      if (this.buf !== buf) this.buf = keep(buf, 0, end);
       this.inRequest = true;
       this.ctx.reset(this.fe.wheel.now, false);
       this.ctx.tStart = loopNow();
@@ -368,7 +382,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
       this.fail(r === HeadError.TooLarge ? 431 : r === HeadError.BadVersion ? 505 : 400, 'P', 'R');
       return;
     }
-    this.buf = r < end ? buf.subarray(r, end) : null;
+    this.buf = r < end ? keep(buf, r, end) : null;
     this.startRequest(r);
   }
 
@@ -676,15 +690,18 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
       this.headSrc = null;
     }
     // `buf` is the connection's read buffer: keep it from being reused while a write the kernel
-    // did not take at once, or a partial head, still points into it.
+    // did not take at once, or a partial head, still points into it (a no-op for the shared
+    // buffer, whose kept bytes were copied).
     if (this.out.busy || this.upBuf !== null) up.holdReadBuffer();
+    // The next read goes into the shared buffer while a response head is expected.
+    up.sharedReads = this.up !== up || this.resDone || (!this.resHeadDone && this.upBuf === null && !this.tunnel);
   }
 
   private upstreamData(up: UpstreamConn, chunk: Buffer, n: number): void {
     this.touch();
     if (this.tunnel) {
       this.ctx.bytesOut += n;
-      if (!this.socket.write(chunk.subarray(0, n))) up.socket.pause();
+      if (!this.socket.write(keep(chunk, 0, n))) up.socket.pause();
       return;
     }
     if (this.resDone) {
@@ -709,7 +726,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     for (;;) {
       const r = this.res.parse(buf, at, end);
       if (r === HeadError.Incomplete) {
-        this.upBuf = buf.subarray(at, end);
+        this.upBuf = keep(buf, at, end);
         return;
       }
       if (r < 0) {
@@ -720,7 +737,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
       const status = this.res.status;
       if (status >= 100 && status < 200 && status !== 101) {
         // Interim response (100 Continue, 103 Early Hints): relay verbatim, keep waiting.
-        this.socket.write(buf.subarray(at, at + r));
+        this.socket.write(keep(buf, at, at + r));
         this.ctx.bytesOut += r;
         at += r;
         continue;
@@ -732,7 +749,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     }
     if (this.tunnel) {
       this.ctx.bytesOut += end - at;
-      this.socket.write(buf.subarray(at, end));
+      this.socket.write(keep(buf, at, end));
     } else {
       this.forwardResBody(up, buf, at, end);
     }
@@ -868,7 +885,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     }
     if (n > 0) {
       this.ctx.bytesOut += n;
-      if (!this.socket.write(data.subarray(start, start + n))) up.socket.pause();
+      if (!this.socket.write(keep(data, start, start + n))) up.socket.pause();
     } else if (n < 0) n = -n;
     if (corked) this.socket.uncork();
     const complete =

@@ -6,11 +6,13 @@
  * Idle bound: `MAX_IDLE_PER_SERVER` per server; a connection released when the list is full is
  * closed. An idle connection closes after `IDLE_TTL_MS` or on any byte or close from the server.
  *
- * Reads go into a buffer the connection owns (`READ_BUFFER_BYTES`, HAProxy's default bufsize)
- * through `net`'s `onread` option: no allocation and no readable-stream machinery per read. The
- * owner must say when it still references the bytes of a read after its callback returned
- * (`holdReadBuffer()`: a write the kernel did not take at once, a partial head kept for later);
- * the next read then goes into a fresh buffer, so held bytes are never overwritten.
+ * Reads go through `net`'s `onread` option (no allocation and no readable-stream machinery per
+ * read): while a response head is expected, into the shared read buffer (the owner copies what
+ * it keeps, see listen/read-buffer.ts); while a body streams, into a buffer the connection owns
+ * (`READ_BUFFER_BYTES`, HAProxy's default bufsize). The owner must say when it still references
+ * the bytes of an own-buffer read after its callback returned (`holdReadBuffer()`: a write the
+ * kernel did not take at once); the next read then goes into a fresh buffer, so held bytes are
+ * never overwritten.
  */
 import net from 'node:net';
 import { sharedWheel, type TimerWheel, type WheelTask } from '@stickmesh/core';
@@ -55,6 +57,7 @@ export class UpstreamConn implements WheelTask {
     this.server = server;
     this.owner = owner;
     this.wheel = wheel;
+    this.rbuf.shared = true; // the first read is a response head
     this.socket = net.connect({
       host: server.address,
       port: server.port,
@@ -84,6 +87,14 @@ export class UpstreamConn implements WheelTask {
   /** The owner keeps a reference to the bytes of the current read: the next read must not reuse them. */
   holdReadBuffer(): void {
     this.rbuf.hold();
+  }
+
+  /**
+   * Whether the next read may go into the shared read buffer (read-buffer.ts): set by the owner
+   * after each read; on while a response head is expected and while idle.
+   */
+  set sharedReads(on: boolean) {
+    this.rbuf.shared = on;
   }
 
   private readonly onDrain = (): void => {
@@ -122,6 +133,7 @@ export class UpstreamConn implements WheelTask {
   /** Returns the connection to its server's idle list, or closes it when the list is full. */
   release(): void {
     this.owner = null;
+    this.rbuf.shared = true; // an idle connection's read is dropped with the connection
     this.reuseCount++;
     if (this.closed || this.socket.destroyed) return;
     const idle = this.server.idle;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ReadBuffer } from './read-buffer.js';
+import { ReadBuffer, SHARED_READ_BYTES, isSharedRead } from './read-buffer.js';
 
 describe('ReadBuffer', () => {
   it('reuses one buffer while the owner lets go of each read', () => {
@@ -40,5 +40,36 @@ describe('ReadBuffer', () => {
     const f = fixed.next();
     fixed.afterRead(16384, f, false);
     expect(fixed.next()).toBe(f);
+  });
+});
+
+describe('ReadBuffer shared reads', () => {
+  it('hands out the one shared buffer while shared, never holding or replacing it', () => {
+    const a = new ReadBuffer(4096, 65536);
+    const b = new ReadBuffer(4096, 65536);
+    a.shared = true;
+    b.shared = true;
+    const s = a.next();
+    expect(isSharedRead(s)).toBe(true);
+    expect(s.length).toBe(SHARED_READ_BYTES);
+    a.afterRead(s.length, s, true);
+    a.hold();
+    expect(a.next()).toBe(s);
+    expect(b.next()).toBe(s);
+  });
+
+  it('goes back to its own buffer, made on first use, when the owner expects a body', () => {
+    const rb = new ReadBuffer(4096, 65536);
+    rb.shared = true;
+    rb.next();
+    rb.shared = false;
+    const own = rb.next();
+    expect(isSharedRead(own)).toBe(false);
+    expect(own.length).toBe(4096);
+    rb.afterRead(10, own, true); // still referenced: the next own read gets a fresh buffer
+    const next = rb.next();
+    expect(next).not.toBe(own);
+    rb.hold(); // held after a read into the own buffer
+    expect(rb.next()).not.toBe(next);
   });
 });
