@@ -56,6 +56,27 @@ export const OUT_BUFFER_BYTES = 4096;
  * keeps that buffer and the next head gets a new one.
  */
 let sharedOut: Buffer | null = null;
+
+/**
+ * One response-head parser for every connection, and one plan of edits to the head: a response
+ * head is parsed, planned and written within the read callback that completed it (writeHead runs
+ * before onUpstreamData returns), and what the exchange needs afterwards is copied into the
+ * connection (status, `resKeepsConn`). Per-connection parsers were cold memory at a few hundred
+ * connections.
+ */
+const responseHead = new ResponseHead();
+let editCount = 0;
+const editFrom: number[] = [];
+const editTo: number[] = [];
+/** Replacement text (latin1) or bytes. */
+const editText: (string | Buffer)[] = [];
+
+function edit(from: number, to: number, text: string | Buffer): void {
+  const k = editCount++;
+  editFrom[k] = from;
+  editTo[k] = to;
+  editText[k] = text;
+}
 /** Largest first body piece copied together with the response head into one buffer. */
 export const COALESCE_MAX = 16384;
 
@@ -112,7 +133,12 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
   /** Where client reads go (replaced when its bytes are still referenced after a read). */
   private readonly rbuf = new ReadBuffer(CLIENT_READ_MIN, CLIENT_READ_MAX);
   private readonly req = new RequestHead();
-  private readonly res = new ResponseHead();
+  /** The response head parser, shared (see `responseHead`). */
+  private readonly res = responseHead;
+  /** From the response head: the server keeps the connection open after this response. */
+  private resKeepsConn = false;
+  /** Length of the response head text (`res.text`), for writeHead. */
+  private resHeadLen = 0;
   private readonly reqChunks = new ChunkedScanner();
   private readonly resChunks = new ChunkedScanner();
   readonly ctx = new RequestContext();
@@ -403,6 +429,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     this.reqDone = false;
     this.reqHeadSent = false;
     this.resHeadDone = false;
+    this.resKeepsConn = false;
     this.resDone = false;
     this.resStarted = false;
     this.upBuf = null;
@@ -770,6 +797,8 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     ctx.tResHead = loopNow();
     ctx.status = res.status;
     this.resHeadDone = true;
+    this.resKeepsConn = !res.connClose && (res.versionMinor === 1 || res.connKeepAlive);
+    this.resHeadLen = res.text.length;
     if (res.status === 101) {
       if (!(req.connUpgrade && req.upgrade.length > 0)) {
         this.fail(502, 'P', 'H');
@@ -798,27 +827,27 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     if (backend?.stick && backend.stick.storeResponse.length > 0 && ctx.server) stickStoreResponse(backend.stick, ctx.server, res.names, res.values, res.count);
     const cookie = backend?.cookie;
     const server = ctx.server!;
-    this.editCount = 0;
+    editCount = 0;
     // The status line is copied when the server spoke HTTP/1.1; an HTTP/1.0 one is restated as 1.1.
-    if (res.versionMinor !== 1) this.edit(0, res.startLineEnd, `HTTP/1.1 ${res.status} ${res.reason}\r\n`);
+    if (res.versionMinor !== 1) edit(0, res.startLineEnd, `HTTP/1.1 ${res.status} ${res.reason}\r\n`);
     for (let i = 0; i < res.count; i++) {
       if (res.isHopByHop(i)) {
-        this.edit(res.lineStart(i), res.lineEnd(i), '');
+        edit(res.lineStart(i), res.lineEnd(i), '');
       } else if (cookie && res.nameAt(i, 'set-cookie')) {
         const nv = cookie.onResponseSetCookie(res.value(i), ctx.cookie, server);
-        if (nv !== undefined) this.edit(res.lineStart(i), res.lineEnd(i), nv.length === 0 ? '' : `${res.name(i)}: ${nv}\r\n`);
+        if (nv !== undefined) edit(res.lineStart(i), res.lineEnd(i), nv.length === 0 ? '' : `${res.name(i)}: ${nv}\r\n`);
       }
     }
     let tail = '';
     if (cookie) {
       const lines = cookie.insertLines(ctx.cookie, server, req.method === 'POST', Math.floor(loopNow() / 1000));
-      if (lines !== undefined) this.edit(res.text.length, res.text.length, lines);
+      if (lines !== undefined) edit(res.text.length, res.text.length, lines);
       else if (cookie.nocache && ctx.cookie.resFlag === 'R') tail += 'cache-control: private\r\n';
     }
     if (this.tunnel) tail += `connection: upgrade\r\n`;
     else if (!this.keepAlive) tail += 'connection: close\r\n';
     else if (req.versionMinor === 0) tail += 'connection: keep-alive\r\n';
-    if (tail.length > 0) this.edit(res.text.length, res.text.length, tail);
+    if (tail.length > 0) edit(res.text.length, res.text.length, tail);
     ctx.bytesOut += headBytes;
     this.headSrc = src;
     this.headAt = at;
@@ -909,18 +938,6 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
    */
   private headSrc: Buffer | null = null;
   private headAt = 0;
-  private editCount = 0;
-  private readonly editFrom: number[] = [];
-  private readonly editTo: number[] = [];
-  /** Replacement text (latin1) or bytes. */
-  private readonly editText: (string | Buffer)[] = [];
-
-  private edit(from: number, to: number, text: string | Buffer): void {
-    const k = this.editCount++;
-    this.editFrom[k] = from;
-    this.editTo[k] = to;
-    this.editText[k] = text;
-  }
 
   /**
    * Writes the edited response head followed by `body[bodyAt, bodyAt + bodyLen)` as one buffer: unchanged
@@ -931,9 +948,9 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
   private writeHead(body: Buffer | null, bodyAt: number, bodyLen: number): boolean {
     const src = this.headSrc!;
     const at = this.headAt;
-    const textLen = this.res.text.length;
+    const textLen = this.resHeadLen;
     let size = textLen + 2 + bodyLen;
-    for (let k = 0; k < this.editCount; k++) size += this.editText[k]!.length - (this.editTo[k]! - this.editFrom[k]!);
+    for (let k = 0; k < editCount; k++) size += editText[k]!.length - (editTo[k]! - editFrom[k]!);
     let out = sharedOut;
     if (out === null || out.length < size) {
       out = size <= OUT_BUFFER_BYTES ? takeBuffer(OUT_BUFFER_BYTES) : Buffer.allocUnsafe(size);
@@ -941,13 +958,13 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     }
     let o = 0;
     let cur = 0;
-    for (let k = 0; k < this.editCount; k++) {
-      const from = this.editFrom[k]!;
+    for (let k = 0; k < editCount; k++) {
+      const from = editFrom[k]!;
       if (from > cur) o += src.copy(out, o, at + cur, at + from);
-      const t = this.editText[k]!;
+      const t = editText[k]!;
       if (typeof t !== 'string') o += t.copy(out, o);
       else if (t.length > 0) o += out.write(t, o, 'latin1');
-      cur = this.editTo[k]!;
+      cur = editTo[k]!;
     }
     if (cur < textLen) o += src.copy(out, o, at + cur, at + textLen);
     out[o++] = 0x0d;
@@ -1039,8 +1056,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
         this.keepUpstream &&
         this.reqDone &&
         this.resBodyMode !== BodyMode.UntilClose &&
-        !this.res.connClose &&
-        (this.res.versionMinor === 1 || this.res.connKeepAlive);
+        this.resKeepsConn;
       if (reusable) up.release();
       else up.destroy();
     }
