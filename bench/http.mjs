@@ -121,51 +121,56 @@ export async function runHttpBench({ rounds, seconds, conns, only, log = console
       for (const { h } of running) pause(h);
       const warm = Math.max(1, Math.min(2, seconds));
       for (const { t, h } of running) {
-        log(`  warm-up ${t.name} (${warm}s, then 1s of new connections)`);
+        log(`  warm-up ${t.name} (${warm}s at each connection count, then 1s of new connections)`);
         resume(h);
-        // The second part runs the connection set-up path often enough for a JIT to compile it,
-        // as a long-running balancer has; without it the first runs measure interpreted code.
-        for (const close of [false, true]) {
-          await runWrk({ wrk, plan, url: `http://127.0.0.1:${h.port}/`, conns: conns[0], seconds: close ? 1 : warm, close }).catch((e) =>
+        // Every connection count once (the first run at a new count otherwise pays for growing
+        // pools and buffers), then the connection set-up path often enough for a JIT to compile
+        // it, as a long-running balancer has; without it the first runs measure interpreted code.
+        for (const [c, close] of [...conns.map((c) => [c, false]), [conns[0], true]]) {
+          await runWrk({ wrk, plan, url: `http://127.0.0.1:${h.port}/`, conns: c, seconds: close ? 1 : warm, close }).catch((e) =>
             notes.push(`${t.name} warm-up: ${e.message.split('\n')[0]}`),
           );
         }
         pause(h);
       }
+      // A round runs every (connections, new connections?) setting in turn and, within it, every
+      // target back to back: the runs a ratio compares are seconds apart, so the machine's drift
+      // (10-20% within minutes on a shared VM) lands on both sides of a pair alike.
+      const settings = conns.flatMap((c) => (c === conns[0] ? [[c, false], [c, true]] : [[c, false]]));
       for (let round = 1; round <= rounds; round++) {
         // Every other round runs the targets in reverse, so no target always follows the same one.
-        for (const { t, h } of round % 2 === 1 ? running : [...running].reverse()) {
-          if (h.child.exitCode !== null || h.child.signalCode !== null) {
-            const why = `exited (code ${h.child.exitCode}, signal ${h.child.signalCode})`;
-            if (!skipped.some((s) => s.target === t.name)) skipped.push({ target: t.name, reason: `${why} during the run: ${tail(h.errPath, 500).trim()}` });
-            continue;
-          }
-          resume(h);
-          for (const c of conns) {
+        const order = round % 2 === 1 ? running : [...running].reverse();
+        for (const [c, close] of settings) {
+          for (const { t, h } of order) {
+            if (h.child.exitCode !== null || h.child.signalCode !== null) {
+              const why = `exited (code ${h.child.exitCode}, signal ${h.child.signalCode})`;
+              if (!skipped.some((s) => s.target === t.name)) skipped.push({ target: t.name, reason: `${why} during the run: ${tail(h.errPath, 500).trim()}` });
+              continue;
+            }
             const dead = env.upstreams.find((u) => u.child.exitCode !== null || u.child.signalCode !== null);
             if (dead) throw new Error(`an upstream exited (code ${dead.child.exitCode}, signal ${dead.child.signalCode}): ${tail(dead.errPath, 500)}`);
+            resume(h);
             const pids = [h.pid, ...env.upstreams.map((u) => u.pid)].flatMap(treePids);
-            for (const close of c === conns[0] ? [false, true] : [false]) {
-              const cpu0 = cpuSnapshot(pids);
-              let r;
-              try {
-                r = await runWrk({ wrk, plan, url: `http://127.0.0.1:${h.port}/`, conns: c, seconds, close });
-              } catch (e) {
-                notes.push(`${t.name} c=${c}${close ? ' close' : ''} round ${round}: ${e.message.split('\n')[0]}`);
-                continue;
-              }
-              const otherCpu = cpuDelta(cpu0, cpuSnapshot(pids));
-              const rss = treeRss(h.pid);
-              const { raw, ...nums } = r;
-              runs.push({ target: t.name, mode: t.mode, conns: c, close, round, ...nums, rssMB: rss / 2 ** 20, otherCpu });
-              log(
-                `  round ${round}/${rounds} ${t.name.padEnd(18)} c=${String(c).padEnd(3)}${close ? ' close' : '      '} ${r.rps.toFixed(0).padStart(7)} req/s` +
-                  `  p50 ${fmt(r.p50)} ms  p99 ${fmt(r.p99)} ms  rss ${(rss / 2 ** 20).toFixed(1)} MB  other cpu ${otherCpu.toFixed(2)}` +
-                  (r.socketErrors || r.non2xx ? `  errors: socket ${r.socketErrors}, non-2xx ${r.non2xx}` : ''),
-              );
+            const cpu0 = cpuSnapshot(pids);
+            let r;
+            try {
+              r = await runWrk({ wrk, plan, url: `http://127.0.0.1:${h.port}/`, conns: c, seconds, close });
+            } catch (e) {
+              notes.push(`${t.name} c=${c}${close ? ' close' : ''} round ${round}: ${e.message.split('\n')[0]}`);
+              continue;
+            } finally {
+              pause(h);
             }
+            const otherCpu = cpuDelta(cpu0, cpuSnapshot(pids));
+            const rss = treeRss(h.pid);
+            const { raw, ...nums } = r;
+            runs.push({ target: t.name, mode: t.mode, conns: c, close, round, ...nums, rssMB: rss / 2 ** 20, otherCpu });
+            log(
+              `  round ${round}/${rounds} ${t.name.padEnd(18)} c=${String(c).padEnd(3)}${close ? ' close' : '      '} ${r.rps.toFixed(0).padStart(7)} req/s` +
+                `  p50 ${fmt(r.p50)} ms  p99 ${fmt(r.p99)} ms  rss ${(rss / 2 ** 20).toFixed(1)} MB  other cpu ${otherCpu.toFixed(2)}` +
+                (r.socketErrors || r.non2xx ? `  errors: socket ${r.socketErrors}, non-2xx ${r.non2xx}` : ''),
+            );
           }
-          pause(h);
         }
       }
     } finally {
@@ -179,14 +184,14 @@ export async function runHttpBench({ rounds, seconds, conns, only, log = console
       settings: { rounds, seconds, conns, upstream: env.upstreamKind, pinned: plan.pin, wrkThreads: 1 },
       runs,
       rows,
-      ratios: ratios(rows, conns),
+      ratios: ratios(rows, runs, conns),
       skipped,
       notes,
     };
   });
 }
 
-/** Median per (target, conns, kept or new connections) over the rounds, req/s relative to HAProxy of the same mode. */
+/** Median per (target, conns, kept or new connections) over the rounds, and req/s relative to HAProxy of the same mode. */
 function summarise(runs, list, conns) {
   const rows = [];
   const cells = [false, true].flatMap((close) => list.flatMap((t) => conns.map((c) => ({ t, c, close }))));
@@ -207,29 +212,54 @@ function summarise(runs, list, conns) {
       errors: rs.reduce((a, r) => a + r.socketErrors + r.non2xx, 0),
     });
   }
+  // vs HAProxy: the median of the per-round ratios to HAProxy of the same mode (see `ratios`).
   for (const row of rows) {
-    const ref = rows.find((r) => r.target === `haproxy-${row.mode}` && r.conns === row.conns && r.close === row.close);
-    row.vsHaproxy = ref && row.mode !== 'direct' ? row.rps / ref.rps : null;
+    const ref = `haproxy-${row.mode}`;
+    const xs = [];
+    if (row.mode !== 'direct') {
+      for (const r of runs) {
+        if (r.target !== row.target || r.conns !== row.conns || Boolean(r.close) !== row.close) continue;
+        const h = runs.find((x) => x.target === ref && x.conns === row.conns && Boolean(x.close) === row.close && x.round === r.round);
+        if (h && h.rps > 0) xs.push(r.rps / h.rps);
+      }
+    }
+    row.vsHaproxy = median(xs);
   }
   return rows;
 }
 
-/** The headline ratios, each a ratio of medians; null when either side did not run. */
-function ratios(rows, conns) {
-  const get = (target, c, k, close = false) => rows.find((r) => r.target === target && r.conns === c && r.close === close)?.[k] ?? null;
-  const div = (a, b) => (a == null || b == null || b === 0 ? null : a / b);
+/**
+ * The headline ratios, two ways: `paired`, the median over rounds of the ratio of the two runs of
+ * the same round (they ran seconds apart, so what the machine did that minute cancels out), and
+ * `ofMedians`, the ratio of the two medians. Null when either side did not run.
+ */
+function ratios(rows, runs, conns) {
+  const get = (target, c, k, close) => rows.find((r) => r.target === target && r.conns === c && r.close === close)?.[k] ?? null;
+  const div = (x, y) => (x == null || y == null || y === 0 ? null : x / y);
+  const paired = (a, b, c, k, close) => {
+    const xs = [];
+    for (const ra of runs) {
+      if (ra.target !== a || ra.conns !== c || Boolean(ra.close) !== close) continue;
+      const rb = runs.find((r) => r.target === b && r.conns === c && Boolean(r.close) === close && r.round === ra.round);
+      if (rb) xs.push(div(ra[k], rb[k]));
+    }
+    return median(xs);
+  };
   const out = {};
+  const add = (label, a, b, c, k, close = false) => {
+    out[label] = { paired: paired(a, b, c, k, close), ofMedians: div(get(a, c, k, close), get(b, c, k, close)) };
+  };
   for (const c of conns) {
-    out[`stickmesh-http / haproxy-http req/s @${c}`] = div(get('stickmesh-http', c, 'rps'), get('haproxy-http', c, 'rps'));
-    out[`stickmesh-http / haproxy-http p99 @${c}`] = div(get('stickmesh-http', c, 'p99'), get('haproxy-http', c, 'p99'));
-    out[`stickmesh-http / node-http-proxy req/s @${c}`] = div(get('stickmesh-http', c, 'rps'), get('node-http-proxy', c, 'rps'));
-    out[`stickmesh-tcp / haproxy-tcp req/s @${c}`] = div(get('stickmesh-tcp', c, 'rps'), get('haproxy-tcp', c, 'rps'));
-    out[`stickmesh-tcp / haproxy-tcp p99 @${c}`] = div(get('stickmesh-tcp', c, 'p99'), get('haproxy-tcp', c, 'p99'));
-    out[`stickmesh-http-log / stickmesh-http req/s @${c}`] = div(get('stickmesh-http-log', c, 'rps'), get('stickmesh-http', c, 'rps'));
+    add(`stickmesh-http / haproxy-http req/s @${c}`, 'stickmesh-http', 'haproxy-http', c, 'rps');
+    add(`stickmesh-http / haproxy-http p99 @${c}`, 'stickmesh-http', 'haproxy-http', c, 'p99');
+    add(`stickmesh-http / node-http-proxy req/s @${c}`, 'stickmesh-http', 'node-http-proxy', c, 'rps');
+    add(`stickmesh-tcp / haproxy-tcp req/s @${c}`, 'stickmesh-tcp', 'haproxy-tcp', c, 'rps');
+    add(`stickmesh-tcp / haproxy-tcp p99 @${c}`, 'stickmesh-tcp', 'haproxy-tcp', c, 'p99');
+    add(`stickmesh-http-log / stickmesh-http req/s @${c}`, 'stickmesh-http-log', 'stickmesh-http', c, 'rps');
   }
   const c0 = conns[0];
-  out[`stickmesh-http / haproxy-http new connections/s @${c0}`] = div(get('stickmesh-http', c0, 'rps', true), get('haproxy-http', c0, 'rps', true));
-  out[`stickmesh-tcp / haproxy-tcp new connections/s @${c0}`] = div(get('stickmesh-tcp', c0, 'rps', true), get('haproxy-tcp', c0, 'rps', true));
+  add(`stickmesh-http / haproxy-http new connections/s @${c0}`, 'stickmesh-http', 'haproxy-http', c0, 'rps', true);
+  add(`stickmesh-tcp / haproxy-tcp new connections/s @${c0}`, 'stickmesh-tcp', 'haproxy-tcp', c0, 'rps', true);
   return out;
 }
 
@@ -254,11 +284,12 @@ export function formatHttp(res) {
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   const out = [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)];
-  const rat = Object.entries(res.ratios).filter(([, v]) => v != null);
+  const rat = Object.entries(res.ratios).filter(([, v]) => v.paired != null || v.ofMedians != null);
   if (rat.length) {
-    out.push('', 'ratios (of medians):');
     const w = Math.max(...rat.map(([k]) => k.length));
-    for (const [k, v] of rat) out.push(`  ${k.padEnd(w)}  ${v.toFixed(2)}`);
+    out.push('', `${'ratios'.padEnd(w + 2)}  paired  of medians`);
+    out.push(`  ${'(paired: median over rounds of the ratio of two runs seconds apart)'}`);
+    for (const [k, v] of rat) out.push(`  ${k.padEnd(w)}  ${fmt(v.paired).padStart(6)}  ${fmt(v.ofMedians).padStart(10)}`);
   }
   const busiest = Math.max(0, ...res.rows.map((r) => r.otherCpu ?? 0));
   if (busiest > 0.1) {
