@@ -65,6 +65,13 @@ let sharedOut: Buffer | null = null;
  * connections.
  */
 const responseHead = new ResponseHead();
+
+/**
+ * One request-head parser for every connection, likewise: a request is parsed, routed (cookies,
+ * stick rules, balancing) and its head rendered for the server (`reqHead`) within the callback
+ * that completed it; what the exchange needs afterwards is copied into the connection.
+ */
+const requestHead = new RequestHead();
 let editCount = 0;
 const editFrom: number[] = [];
 const editTo: number[] = [];
@@ -132,7 +139,14 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
   private buf: Buffer | null = null;
   /** Where client reads go (replaced when its bytes are still referenced after a read). */
   private readonly rbuf = new ReadBuffer(CLIENT_READ_MIN, CLIENT_READ_MAX);
-  private readonly req = new RequestHead();
+  /** The request head parser, shared (see `requestHead`): valid only while a request starts. */
+  private readonly req = requestHead;
+  /** The head to send to the server, rendered when the request started (sent again on a retry). */
+  private reqHead = '';
+  /** From the request head: HEAD, POST, an upgrade asked for (Connection: upgrade + Upgrade). */
+  private reqIsHead = false;
+  private reqIsPost = false;
+  private reqUpgrade = false;
   /** The response head parser, shared (see `responseHead`). */
   private readonly res = responseHead;
   /** From the response head: the server keeps the connection open after this response. */
@@ -424,6 +438,9 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     ctx.method = req.method;
     ctx.target = req.target;
     ctx.versionMinor = req.versionMinor;
+    this.reqIsHead = req.method === 'HEAD';
+    this.reqIsPost = req.method === 'POST';
+    this.reqUpgrade = req.connUpgrade && req.upgrade.length > 0;
     ctx.bytesIn = headBytes;
     this.inRequest = true;
     this.reqDone = false;
@@ -498,6 +515,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
       this.fail(503, 'S', 'C');
       return;
     }
+    this.reqHead = this.reqEdited ? this.rebuiltRequestHead() : this.requestHeadText();
     this.connectTo(server);
   }
 
@@ -505,12 +523,14 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     return plainIp(this.socket.localAddress);
   }
 
+  /** The request's last `lower` header; for stick rules while the request starts (shared parser). */
   requestHeader(lower: string): string | undefined {
     const req = this.req;
     for (let i = req.count - 1; i >= 0; i--) if (req.names[i]!.length === lower.length && nameIs(req.names[i]!, lower)) return req.values[i];
     return undefined;
   }
 
+  /** The request's cookie `name`; for stick rules while the request starts (shared parser). */
   requestCookie(name: string): string | undefined {
     const req = this.req;
     for (let i = 0; i < req.count; i++) {
@@ -553,7 +573,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     const stick = this.backend?.stick;
     if (stick && this.ctx.server) stickStoreRequest(stick, this.stickState, this.ctx.server, true);
     this.arm(Tmo.Server, this.fe.timeouts.server);
-    this.sendRequestHead(up);
+    up.out.write(this.reqHead);
     this.reqHeadSent = true;
     if (!this.reqDone && this.buf !== null) {
       const buf = this.buf;
@@ -567,15 +587,11 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
   }
 
   /**
-   * Writes the request head to the server: the client's head with hop-by-hop lines cut (unchanged
+   * The request head for the server: the client's head with hop-by-hop lines cut (unchanged
    * lines keep their bytes, as slices of the parsed text) and our headers appended. When a cookie
-   * rule changed a header value, the head is rebuilt from the names and values instead.
+   * rule changed a header value, `rebuiltRequestHead` makes it from the names and values instead.
    */
-  private sendRequestHead(up: UpstreamConn): void {
-    if (this.reqEdited) {
-      this.sendRebuiltRequestHead(up);
-      return;
-    }
+  private requestHeadText(): string {
     const req = this.req;
     const text = req.text;
     const upgrade = req.connUpgrade && req.upgrade.length > 0;
@@ -594,10 +610,10 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     }
     if (cur === 0) head = text;
     else if (cur < text.length) head += text.slice(cur);
-    this.finishRequestHead(up, head, hasXff, upgrade);
+    return this.finishRequestHead(head, hasXff, upgrade);
   }
 
-  private sendRebuiltRequestHead(up: UpstreamConn): void {
+  private rebuiltRequestHead(): string {
     const req = this.req;
     const upgrade = req.connUpgrade && req.upgrade.length > 0;
     let head = `${req.method} ${req.target} HTTP/1.${req.versionMinor}\r\n`;
@@ -609,7 +625,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
       if (ff && req.nameAt(i, ff.lower)) hasXff = true;
       head += `${n}: ${req.values[i]!}\r\n`;
     }
-    this.finishRequestHead(up, head, hasXff, upgrade);
+    return this.finishRequestHead(head, hasXff, upgrade);
   }
 
   /** Request header `i` is not forwarded: hop-by-hop, or an Upgrade header without an upgrade. */
@@ -617,8 +633,8 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     return this.req.isHopByHop(i) || (!upgrade && this.req.nameAt(i, 'upgrade'));
   }
 
-  /** Appends what the proxy adds to every request head (X-Forwarded-For, connection) and writes it. */
-  private finishRequestHead(up: UpstreamConn, head: string, hasXff: boolean, upgrade: boolean): void {
+  /** Appends what the proxy adds to every request head (X-Forwarded-For, connection). */
+  private finishRequestHead(head: string, hasXff: boolean, upgrade: boolean): string {
     const ff = this.fe.forwardFor;
     if (ff && !(ff.ifNone && hasXff) && !(ff.except && this.clientIpBlocked(ff.except))) {
       head += `${ff.header}: ${this.clientIp}\r\n`;
@@ -626,7 +642,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     if (upgrade) head += 'connection: upgrade\r\n';
     else if (this.req.versionMinor === 0) head += 'connection: keep-alive\r\n';
     head += '\r\n';
-    up.out.write(head);
+    return head;
   }
 
   private clientIpBlocked(list: net.BlockList): boolean {
@@ -793,20 +809,19 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
   private onResponseHead(up: UpstreamConn, src: Buffer, at: number, headBytes: number, more: boolean): boolean {
     const ctx = this.ctx;
     const res = this.res;
-    const req = this.req;
     ctx.tResHead = loopNow();
     ctx.status = res.status;
     this.resHeadDone = true;
     this.resKeepsConn = !res.connClose && (res.versionMinor === 1 || res.connKeepAlive);
     this.resHeadLen = res.text.length;
     if (res.status === 101) {
-      if (!(req.connUpgrade && req.upgrade.length > 0)) {
+      if (!this.reqUpgrade) {
         this.fail(502, 'P', 'H');
         return false;
       }
       this.tunnel = true;
       this.resBodyMode = BodyMode.None;
-    } else if (req.method === 'HEAD' || res.status === 204 || res.status === 304) {
+    } else if (this.reqIsHead || res.status === 204 || res.status === 304) {
       this.resBodyMode = BodyMode.None;
     } else if (res.chunked) {
       this.resBodyMode = BodyMode.Chunked;
@@ -819,7 +834,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     } else {
       this.resBodyMode = BodyMode.UntilClose;
     }
-    if (this.resBodyMode === BodyMode.UntilClose || (res.chunked && req.versionMinor === 0)) this.keepAlive = false;
+    if (this.resBodyMode === BodyMode.UntilClose || (res.chunked && ctx.versionMinor === 0)) this.keepAlive = false;
     if (this.fe.draining || this.clientEnded) this.keepAlive = false;
     if (!this.reqDone) this.keepAlive = false; // early response: the rest of the request body is unread
 
@@ -840,13 +855,13 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     }
     let tail = '';
     if (cookie) {
-      const lines = cookie.insertLines(ctx.cookie, server, req.method === 'POST', Math.floor(loopNow() / 1000));
+      const lines = cookie.insertLines(ctx.cookie, server, this.reqIsPost, Math.floor(loopNow() / 1000));
       if (lines !== undefined) edit(res.text.length, res.text.length, lines);
       else if (cookie.nocache && ctx.cookie.resFlag === 'R') tail += 'cache-control: private\r\n';
     }
     if (this.tunnel) tail += `connection: upgrade\r\n`;
     else if (!this.keepAlive) tail += 'connection: close\r\n';
-    else if (req.versionMinor === 0) tail += 'connection: keep-alive\r\n';
+    else if (ctx.versionMinor === 0) tail += 'connection: keep-alive\r\n';
     if (tail.length > 0) edit(res.text.length, res.text.length, tail);
     ctx.bytesOut += headBytes;
     this.headSrc = src;
@@ -1052,7 +1067,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
       const reusable =
         completed &&
         !this.tunnel &&
-        !(this.req.connUpgrade && this.req.upgrade.length > 0) &&
+        !this.reqUpgrade &&
         this.keepUpstream &&
         this.reqDone &&
         this.resBodyMode !== BodyMode.UntilClose &&
