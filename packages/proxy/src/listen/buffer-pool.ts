@@ -1,5 +1,6 @@
 /**
- * Spare 4 KiB buffers for connection read and output buffers. Under connection churn every new
+ * Spare 4 KiB buffers for connections' own read buffers (HTTP bodies and tunnels, mode tcp) and
+ * output buffers replacing a shared one that a queued write kept. Under connection churn every new
  * connection needed fresh ArrayBuffers; their external memory made V8 run a full mark-compact
  * every few hundred milliseconds (a 5-7 ms pause each) and each one touched cold memory.
  *

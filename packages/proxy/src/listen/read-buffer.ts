@@ -27,9 +27,12 @@ import { giveBuffer, takeBuffer } from './buffer-pool.js';
 export const SHARED_READ_BYTES = 16384;
 const sharedRead = Buffer.allocUnsafeSlow(SHARED_READ_BYTES);
 
-/** Whether `buf` is the shared read buffer (its bytes must be copied to outlive the callback). */
+/**
+ * Whether `buf` is the shared read buffer (its bytes must be copied to outlive the callback).
+ * Identity, not a view test: read callbacks get the very buffer `next` handed out.
+ */
 export function isSharedRead(buf: Uint8Array): boolean {
-  return buf.buffer === sharedRead.buffer;
+  return buf === sharedRead;
 }
 
 export class ReadBuffer {
@@ -69,7 +72,7 @@ export class ReadBuffer {
 
   /** Records a read of `n` bytes into `buf`; `held`: the owner still references them. */
   afterRead(n: number, buf: Uint8Array, held: boolean): void {
-    if (buf.buffer === sharedRead.buffer) return; // never held: the owner copied what it kept
+    if (buf === sharedRead) return; // never held: the owner copied what it kept
     if (held) this.held = true;
     if (n === buf.length && n < this.max) this.grow = true;
   }
