@@ -58,6 +58,13 @@ export const OUT_BUFFER_BYTES = 4096;
 let sharedOut: Buffer | null = null;
 
 /**
+ * One request-head parser for every connection: a request is parsed, routed (cookies, stick
+ * rules, balancing) and its head rendered for the server (`reqHead`) within the callback that
+ * completed it; what the exchange needs afterwards is copied into the connection.
+ */
+const requestHead = new RequestHead();
+
+/**
  * One response-head parser for every connection, and one plan of edits to the head: a response
  * head is parsed, planned and written within the read callback that completed it (writeHead runs
  * before onUpstreamData returns), and what the exchange needs afterwards is copied into the
@@ -65,13 +72,6 @@ let sharedOut: Buffer | null = null;
  * connections.
  */
 const responseHead = new ResponseHead();
-
-/**
- * One request-head parser for every connection, likewise: a request is parsed, routed (cookies,
- * stick rules, balancing) and its head rendered for the server (`reqHead`) within the callback
- * that completed it; what the exchange needs afterwards is copied into the connection.
- */
-const requestHead = new RequestHead();
 let editCount = 0;
 const editFrom: number[] = [];
 const editTo: number[] = [];
@@ -1076,6 +1076,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
       else up.destroy();
     }
     this.keepUpstream = true;
+    this.reqHead = ''; // an idle connection keeps no request text
     this.log();
     if (this.closed) return;
     if (!completed || !this.keepAlive || this.tunnel) {
