@@ -234,18 +234,7 @@ describe('HTTP/1.1 data plane', () => {
       });
     });
     cleanups.push(() => raw.close());
-    const p = await proxyFor(`
-defaults
-    mode http
-    timeout connect 2s
-    timeout client 5s
-    timeout server 5s
-frontend fe
-    bind 127.0.0.1:{{port}}
-    default_backend be
-backend be
-    server s1 127.0.0.1:{{p1}}
-`, { p1: raw.port });
+    const p = await proxyFor(COOKIE_CFG.replace('server web2 127.0.0.1:{{p2}} cookie web2', ''), { p1: raw.port, p2: raw.port });
     const rs = await Promise.all(Array.from({ length: n }, (_, i) => request(p.port, { path: `/r${i}` })));
     rs.forEach((r, i) => {
       expect(r.status).toBe(200);
