@@ -212,42 +212,38 @@ function summarise(runs, list, conns) {
       errors: rs.reduce((a, r) => a + r.socketErrors + r.non2xx, 0),
     });
   }
-  // vs HAProxy: the median of the per-round ratios to HAProxy of the same mode (see `ratios`).
+  // vs HAProxy: the median of the per-round ratios to HAProxy of the same mode.
   for (const row of rows) {
-    const ref = `haproxy-${row.mode}`;
-    const xs = [];
-    if (row.mode !== 'direct') {
-      for (const r of runs) {
-        if (r.target !== row.target || r.conns !== row.conns || Boolean(r.close) !== row.close) continue;
-        const h = runs.find((x) => x.target === ref && x.conns === row.conns && Boolean(x.close) === row.close && x.round === r.round);
-        if (h && h.rps > 0) xs.push(r.rps / h.rps);
-      }
-    }
-    row.vsHaproxy = median(xs);
+    row.vsHaproxy = row.mode === 'direct' ? null : pairedRatio(runs, row.target, `haproxy-${row.mode}`, row.conns, row.close, 'rps');
   }
   return rows;
 }
 
+const div = (x, y) => (x == null || y == null || y === 0 ? null : x / y);
+
 /**
- * The headline ratios, two ways: `paired`, the median over rounds of the ratio of the two runs of
- * the same round (they ran seconds apart, so what the machine did that minute cancels out), and
- * `ofMedians`, the ratio of the two medians. Null when either side did not run.
+ * The median over rounds of `a`'s metric `k` divided by `b`'s in the same round (the two ran
+ * seconds apart, so what the machine did that minute cancels out); null when no round has both.
+ */
+function pairedRatio(runs, a, b, conns, close, k) {
+  const xs = [];
+  for (const ra of runs) {
+    if (ra.target !== a || ra.conns !== conns || Boolean(ra.close) !== close) continue;
+    const rb = runs.find((r) => r.target === b && r.conns === conns && Boolean(r.close) === close && r.round === ra.round);
+    if (rb) xs.push(div(ra[k], rb[k]));
+  }
+  return median(xs);
+}
+
+/**
+ * The headline ratios, two ways: `paired` (pairedRatio) and `ofMedians`, the ratio of the two
+ * medians. Null when either side did not run.
  */
 function ratios(rows, runs, conns) {
   const get = (target, c, k, close) => rows.find((r) => r.target === target && r.conns === c && r.close === close)?.[k] ?? null;
-  const div = (x, y) => (x == null || y == null || y === 0 ? null : x / y);
-  const paired = (a, b, c, k, close) => {
-    const xs = [];
-    for (const ra of runs) {
-      if (ra.target !== a || ra.conns !== c || Boolean(ra.close) !== close) continue;
-      const rb = runs.find((r) => r.target === b && r.conns === c && Boolean(r.close) === close && r.round === ra.round);
-      if (rb) xs.push(div(ra[k], rb[k]));
-    }
-    return median(xs);
-  };
   const out = {};
   const add = (label, a, b, c, k, close = false) => {
-    out[label] = { paired: paired(a, b, c, k, close), ofMedians: div(get(a, c, k, close), get(b, c, k, close)) };
+    out[label] = { paired: pairedRatio(runs, a, b, c, close, k), ofMedians: div(get(a, c, k, close), get(b, c, k, close)) };
   };
   for (const c of conns) {
     add(`stickmesh-http / haproxy-http req/s @${c}`, 'stickmesh-http', 'haproxy-http', c, 'rps');
