@@ -151,8 +151,6 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
   private readonly res = responseHead;
   /** From the response head: the server keeps the connection open after this response. */
   private resKeepsConn = false;
-  /** Length of the response head text (`res.text`), for writeHead. */
-  private resHeadLen = 0;
   private readonly reqChunks = new ChunkedScanner();
   private readonly resChunks = new ChunkedScanner();
   readonly ctx = new RequestContext();
@@ -213,10 +211,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
       // A new request with nothing buffered (the common case): parsed in place, without a view
       // of the read; only bytes left over after the head get one (this.buf).
       this.ctx.bytesIn += n;
-      if (this.tkind === Tmo.KeepAlive) {
-        this.ctx.tStart = loopNow();
-        this.arm(Tmo.Request, this.fe.timeouts.httpRequest);
-      }
+      this.headArriving();
       this.parseRequest(buf, n);
     } else {
       this.onClientData(keep(buf, 0, n));
@@ -317,10 +312,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     }
     this.buf = this.buf === null ? chunk : Buffer.concat([this.buf, chunk]);
     if (!this.inRequest) {
-      if (this.tkind === Tmo.KeepAlive) {
-        this.ctx.tStart = loopNow();
-        this.arm(Tmo.Request, this.fe.timeouts.httpRequest);
-      }
+      this.headArriving();
       this.tryParse();
     } else if (this.buf.length > MAX_PENDING_BYTES) {
       this.pauseClientFor('buffer');
@@ -396,6 +388,16 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
   }
 
   // ---------------------------------------------------------------- phase 1: request
+
+  /**
+   * Bytes of a request head reached a connection waiting between requests: the request's time
+   * starts now and `timeout http-request` replaces `timeout http-keep-alive`.
+   */
+  private headArriving(): void {
+    if (this.tkind !== Tmo.KeepAlive) return;
+    this.ctx.tStart = loopNow();
+    this.arm(Tmo.Request, this.fe.timeouts.httpRequest);
+  }
 
   private tryParse(): void {
     if (this.buf === null || this.closed || this.inRequest) return;
@@ -594,7 +596,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
   private requestHeadText(): string {
     const req = this.req;
     const text = req.text;
-    const upgrade = req.connUpgrade && req.upgrade.length > 0;
+    const upgrade = this.reqUpgrade;
     const ff = this.fe.forwardFor;
     let hasXff = false;
     let head = '';
@@ -615,7 +617,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
 
   private rebuiltRequestHead(): string {
     const req = this.req;
-    const upgrade = req.connUpgrade && req.upgrade.length > 0;
+    const upgrade = this.reqUpgrade;
     let head = `${req.method} ${req.target} HTTP/1.${req.versionMinor}\r\n`;
     let hasXff = false;
     const ff = this.fe.forwardFor;
@@ -813,7 +815,6 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     ctx.status = res.status;
     this.resHeadDone = true;
     this.resKeepsConn = !res.connClose && (res.versionMinor === 1 || res.connKeepAlive);
-    this.resHeadLen = res.text.length;
     if (res.status === 101) {
       if (!this.reqUpgrade) {
         this.fail(502, 'P', 'H');
@@ -963,7 +964,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
   private writeHead(body: Buffer | null, bodyAt: number, bodyLen: number): boolean {
     const src = this.headSrc!;
     const at = this.headAt;
-    const textLen = this.resHeadLen;
+    const textLen = this.res.text.length; // the shared parser still holds this head (see responseHead)
     let size = textLen + 2 + bodyLen;
     for (let k = 0; k < editCount; k++) size += editText[k]!.length - (editTo[k]! - editFrom[k]!);
     let out = sharedOut;
@@ -1089,8 +1090,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     this.arm(Tmo.KeepAlive, this.fe.timeouts.httpKeepAlive);
     this.resumeClient();
     if (this.buf !== null) {
-      this.ctx.tStart = loopNow();
-      this.arm(Tmo.Request, this.fe.timeouts.httpRequest);
+      this.headArriving();
       this.tryParse();
     }
   }
