@@ -2,7 +2,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import net from 'node:net';
 import { startBackend } from '../../../../test/helpers/backends.js';
-import { startProxy } from '../../../../test/helpers/proxy.js';
+import { fill, startProxy } from '../../../../test/helpers/proxy.js';
+import { parseConfigText } from '@stickmesh/core';
 import { waitFor } from '../../../../test/helpers/wait.js';
 
 const CFG = `
@@ -110,5 +111,21 @@ describe('maxconn: a full frontend stops accepting, as HAProxy does', () => {
     const clients = Array.from({ length: 20 }, () => client(p.port, 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
     await waitFor(() => clients.every((c) => c.closed()), 10000, 'every client answered and closed');
     expect(clients.filter((c) => c.text().startsWith('HTTP/1.1 200')).length).toBe(20);
+  });
+
+  it('a reload that keeps the listener of a full frontend lets the waiting connection in (the new frontend has free slots)', async () => {
+    const be = await startBackend('web1');
+    cleanups.push(() => be.close());
+    const p = await startProxy(CFG, { acc: 2, mode: 'http', p1: be.port });
+    cleanups.push(() => p.close());
+    const a = client(p.port, GET);
+    const b = client(p.port, GET);
+    await waitFor(() => a.text().includes('200 OK') && b.text().includes('200 OK'), 5000, 'first two answered');
+    const c = client(p.port, GET);
+    await waitFor(() => acceptQueue(p.port) === 1, 5000, 'third connection in the accept queue');
+    const next = parseConfigText(fill(CFG, { acc: 2, mode: 'http', p1: be.port, port: p.port }), 'test.cfg').config;
+    await p.proxy.reload(next, p.proxy.tables);
+    await waitFor(() => c.text().includes('200 OK'), 5000, 'third connection answered after the reload');
+    expect(c.closed()).toBe(false);
   });
 });
