@@ -95,9 +95,11 @@ export class StickmeshNode {
     const node = new StickmeshNode(config, tables, proxy, opts);
     const gate = new AcceptGate();
     try {
-      await proxy.listen(gate);
+      // Every address first (quick), so a taken one is found before anything else is set up.
+      await proxy.bind(gate);
       await node.startAdmin(gate);
       await node.startPeers(gate);
+      await proxy.spread(gate);
     } catch (err) {
       gate.close();
       await node.stop(0, false);

@@ -4,7 +4,8 @@
  * path and swapped whole.
  */
 import net from 'node:net';
-import { Listener } from './listen/listener.js';
+import { Listener, type ConnectionHandler } from './listen/listener.js';
+import { Admission, ProcessLimit } from './listen/admission.js';
 import type { AcceptGate } from './listen/gate.js';
 import dns from 'node:dns/promises';
 import type { Logger } from 'pino';
@@ -44,102 +45,51 @@ export interface BoundAddress {
   port: number;
 }
 
-/** Sockets a frontend holds past `maxconn` when a listener cannot pause; beyond, new ones are closed at once. */
-export const HELD_MAX = 1024;
-
-/** The open connections of a frontend; removing one frees a `maxconn` slot (`onFree`). */
-class ConnSet<C> extends Set<C> {
-  constructor(private readonly onFree: () => void) {
-    super();
-  }
-
-  override delete(c: C): boolean {
-    if (!super.delete(c)) return false;
-    this.onFree();
-    return true;
-  }
-}
-
-/**
- * What both frontend kinds share: config, backend, merged timeouts, listeners, connections, and
- * admission under `maxconn` as HAProxy does it: the connection that fills the frontend pauses its
- * listeners (new clients wait in the kernel's backlog, their handshake done, nothing read or
- * reset), and the first connection to close resumes them. What still arrives while full (a
- * listener that cannot pause, see listen/listener.ts) is held unread, oldest first, and admitted
- * as slots free; at most HELD_MAX, beyond that it is closed as before.
- */
+/** What both frontend kinds share: config, backend, merged timeouts, listeners, connections under `maxconn` (listen/admission.ts). */
 abstract class FrontendBase<C> {
   readonly name: string;
   readonly backend: RuntimeBackend | undefined;
   readonly timeouts: FrontendConfig['timeouts'];
   readonly logger: Logger;
   readonly wheel: TimerWheel;
-  readonly conns: Set<C> = new ConnSet<C>(() => this.freeSlot());
-  draining = false;
-  readonly listeners: Listener[] = [];
+  readonly admission: Admission<C>;
+  readonly conns: Set<C>;
+  readonly listeners: Listener[];
   readonly cfg: FrontendConfig;
-  /** Sockets accepted while full, oldest first, with the listener that took them; at most HELD_MAX. */
-  private held: Array<{ socket: net.Socket; from: Listener }> = [];
-  private paused = false;
 
-  constructor(cfg: FrontendConfig, backend: RuntimeBackend | undefined, logger: Logger, wheel: TimerWheel) {
+  constructor(cfg: FrontendConfig, backend: RuntimeBackend | undefined, logger: Logger, wheel: TimerWheel, limit: ProcessLimit) {
     this.cfg = cfg;
     this.name = cfg.name;
     this.backend = backend;
     this.logger = logger;
     this.wheel = wheel;
     this.timeouts = mergedTimeouts(cfg, backend);
+    this.admission = new Admission<C>(cfg.maxconn, limit, (socket) => this.admit(socket));
+    this.conns = this.admission.conns;
+    this.listeners = this.admission.listeners;
+  }
+
+  get draining(): boolean {
+    return this.admission.draining;
+  }
+
+  set draining(v: boolean) {
+    this.admission.draining = v;
   }
 
   /** Starts serving an accepted client socket (it adds itself to `conns`). */
   protected abstract admit(socket: net.Socket): void;
 
-  readonly onConnection = (socket: net.Socket, from: Listener): void => {
-    if (this.conns.size >= this.cfg.maxconn || this.held.length > 0) {
-      if (this.held.length >= HELD_MAX) socket.destroy();
-      else this.held.push({ socket, from });
-      this.pause();
-      return;
-    }
-    this.admit(socket);
-    if (this.conns.size >= this.cfg.maxconn) this.pause();
-  };
-
-  private pause(): void {
-    if (this.paused || this.draining) return;
-    this.paused = true;
-    for (const l of this.listeners) l.pause();
-  }
-
-  private freeSlot(): void {
-    while (this.held.length > 0 && this.conns.size < this.cfg.maxconn) {
-      const h = this.held.shift()!;
-      if (!h.socket.destroyed) this.admit(h.socket);
-    }
-    if (this.paused && this.conns.size < this.cfg.maxconn) {
-      this.paused = false;
-      for (const l of this.listeners) l.resume();
-    }
-  }
-
-  /** Sockets held while full, handed over when a reload moves the listeners or the frontend stops. */
-  takeHeld(): Array<{ socket: net.Socket; from: Listener }> {
-    const h = this.held;
-    this.held = [];
-    return h;
-  }
-
-  /** Connections waiting for a slot (held, not counting those in the kernel's backlog). */
-  get waiting(): number {
-    return this.held.length;
+  get onConnection(): ConnectionHandler {
+    return this.admission.onConnection;
   }
 }
 
 class HttpFrontend extends FrontendBase<ClientConn> implements HttpFrontendRuntime {
   readonly forwardFor: HttpFrontendRuntime['forwardFor'];
 
-  constructor(cfg: FrontendConfig, backend: RuntimeBackend | undefined, logger: Logger, wheel: TimerWheel) {
-    super(cfg, backend, logger, wheel);
+  constructor(cfg: FrontendConfig, backend: RuntimeBackend | undefined, logger: Logger, wheel: TimerWheel, limit: ProcessLimit) {
+    super(cfg, backend, logger, wheel, limit);
     const ff = backend?.cfg.forwardFor ?? cfg.forwardFor;
     if (ff) {
       let except: net.BlockList | undefined;
@@ -200,14 +150,21 @@ class TcpFrontend extends FrontendBase<TcpConn> implements TcpFrontendRuntime {
   }
 }
 
-/** Opens one listener for a frontend bind; errors name the config line. */
-async function listenOn(fe: HttpFrontend | TcpFrontend, b: FrontendConfig['binds'][number], maxAccept: number, gate?: AcceptGate): Promise<Listener> {
+/** Binds one listener for a frontend bind (Node's descriptor only); errors name the config line. */
+async function bindOn(fe: HttpFrontend | TcpFrontend, b: FrontendConfig['binds'][number], gate?: AcceptGate): Promise<Listener> {
   const host = b.host === '' || b.host === '*' ? undefined : b.host;
   try {
-    return await Listener.open(host, b.port, maxAccept, fe.onConnection, gate);
+    return await Listener.bind(host, b.port, fe.onConnection, gate);
   } catch (err) {
     throw new StickmeshError('SM_BIND', `${b.loc.file}:${b.loc.line}: 'bind': cannot listen on ${b.host || '*'}:${b.port}: ${(err as Error).message}`);
   }
+}
+
+/** Opens one listener for a frontend bind with its `tune.maxaccept` descriptors. */
+async function listenOn(fe: HttpFrontend | TcpFrontend, b: FrontendConfig['binds'][number], maxAccept: number): Promise<Listener> {
+  const l = await bindOn(fe, b);
+  await l.spread(maxAccept);
+  return l;
 }
 
 /** Points a discovered server at `t` (address, port, weight), or empties it. */
@@ -222,6 +179,8 @@ export class StickmeshProxy {
   backends = new Map<string, RuntimeBackend>();
   readonly tables: ReadonlyMap<string, StickTable>;
   private frontends: Array<HttpFrontend | TcpFrontend> = [];
+  /** Global `maxconn`: client connections of every frontend, retired ones included. */
+  private readonly limit: ProcessLimit;
   /** Frontends replaced by a reload, kept until their connections are gone. */
   private retired: Array<HttpFrontend | TcpFrontend> = [];
   private readonly logger: Logger;
@@ -242,6 +201,7 @@ export class StickmeshProxy {
     this.wheel = opts.wheel ?? sharedWheel;
     this.checker = new HealthChecker(this.wheel);
     this.tables = opts.tables ?? buildTables(config, opts.node ?? config.global.localPeer ?? 'local');
+    this.limit = new ProcessLimit(config.global.maxconn);
   }
 
   /** Builds the runtime (resolving server host names once with the system resolver). */
@@ -250,8 +210,9 @@ export class StickmeshProxy {
     for (const b of config.backends) p.backends.set(b.name, await p.buildBackend(b));
     for (const f of config.frontends) {
       const be = f.defaultBackend ? p.backends.get(f.defaultBackend) : undefined;
-      p.frontends.push(f.mode === 'tcp' ? new TcpFrontend(f, be, p.logger, p.wheel) : new HttpFrontend(f, be, p.logger, p.wheel));
+      p.frontends.push(f.mode === 'tcp' ? new TcpFrontend(f, be, p.logger, p.wheel, p.limit) : new HttpFrontend(f, be, p.logger, p.wheel, p.limit));
     }
+    p.limit.serving = p.frontends.map((f) => f.admission);
     return p;
   }
 
@@ -412,17 +373,28 @@ export class StickmeshProxy {
     this.checks.set(s, handle);
   }
 
+  /** Starts every listener with its `tune.maxaccept` descriptors; resolves once all are bound. */
+  async listen(): Promise<void> {
+    await this.bind();
+    await this.spread();
+  }
+
   /**
-   * Starts every listener; resolves once all are bound. With `gate`, nothing is served until the
-   * gate opens (all-or-nothing start, listen/gate.ts); on a failure the listeners already bound
-   * stay open for the caller to close (`close` or `drain`).
+   * Binds every frontend address (one descriptor each) and starts timers and discovery. With
+   * `gate`, nothing is served until the gate opens (all-or-nothing start, listen/gate.ts). On a
+   * failure the listeners already bound stay open for the caller to close (`close` or `drain`).
    */
-  async listen(gate?: AcceptGate): Promise<void> {
+  async bind(gate?: AcceptGate): Promise<void> {
     this.wheel.start();
     for (const d of this.discoveries) d.start();
     for (const fe of this.frontends) {
-      for (const b of fe.cfg.binds) fe.listeners.push(await listenOn(fe, b, this.config.global.maxAccept, gate));
+      for (const b of fe.cfg.binds) fe.listeners.push(await bindOn(fe, b, gate));
     }
+  }
+
+  /** Gives every bound listener its `tune.maxaccept` descriptors (listen/listener.ts), attached to `gate`. */
+  async spread(gate?: AcceptGate): Promise<void> {
+    for (const fe of this.frontends) for (const l of fe.listeners) await l.spread(this.config.global.maxAccept, gate);
   }
 
   addresses(): BoundAddress[] {
@@ -434,7 +406,7 @@ export class StickmeshProxy {
   /** Connections accepted and waiting for a `maxconn` slot, across frontends. */
   waitingCount(): number {
     let n = 0;
-    for (const fe of this.frontends) n += fe.waiting;
+    for (const fe of this.frontends) n += fe.admission.waiting;
     return n;
   }
 
@@ -460,7 +432,7 @@ export class StickmeshProxy {
     for (const b of config.backends) next.backends.set(b.name, await next.buildBackend(b));
     for (const f of config.frontends) {
       const be = f.defaultBackend ? next.backends.get(f.defaultBackend) : undefined;
-      next.frontends.push(f.mode === 'tcp' ? new TcpFrontend(f, be, this.logger, this.wheel) : new HttpFrontend(f, be, this.logger, this.wheel));
+      next.frontends.push(f.mode === 'tcp' ? new TcpFrontend(f, be, this.logger, this.wheel, this.limit) : new HttpFrontend(f, be, this.logger, this.wheel, this.limit));
     }
     const byAddr = new Map<string, Listener>();
     for (const fe of this.frontends) {
@@ -497,7 +469,7 @@ export class StickmeshProxy {
       for (const c of fe.conns) c.drain();
       // Sockets waiting for a slot go to the frontend that now has their listener; a closed
       // listener's are closed, as its backlog is.
-      for (const h of fe.takeHeld()) {
+      for (const h of fe.admission.takeHeld()) {
         const owner = keptFor.get(h.from);
         if (owner) owner.onConnection(h.socket, h.from);
         else h.socket.destroy();
@@ -517,6 +489,8 @@ export class StickmeshProxy {
     this.config = config;
     this.backends = next.backends;
     this.frontends = next.frontends;
+    this.limit.max = config.global.maxconn;
+    this.limit.serving = this.frontends.map((f) => f.admission);
     this.retired = this.retired.filter((fe) => fe.conns.size > 0);
     for (const l of keptFor.keys()) await l.resize(config.global.maxAccept);
   }
@@ -530,7 +504,7 @@ export class StickmeshProxy {
     for (const fe of all) {
       fe.draining = true;
       for (const l of fe.listeners) l.close();
-      for (const h of fe.takeHeld()) h.socket.destroy();
+      for (const h of fe.admission.takeHeld()) h.socket.destroy();
       for (const c of fe.conns) c.drain();
     }
     const deadline = Date.now() + timeoutMs;
@@ -548,7 +522,7 @@ export class StickmeshProxy {
     for (const d of this.discoveries) d.stop();
     for (const fe of this.frontends) {
       for (const l of fe.listeners) l.close();
-      for (const h of fe.takeHeld()) h.socket.destroy();
+      for (const h of fe.admission.takeHeld()) h.socket.destroy();
     }
     for (const b of this.backends.values()) for (const s of b.servers) s.dropIdle();
   }

@@ -39,11 +39,10 @@ export class Listener {
   }
 
   /**
-   * Binds `host:port` and opens it `maxAccept` times (1..MAX_ACCEPT_HANDLES). Rejects with Node's
-   * error when the address cannot be bound. With `gate`, every descriptor is attached to it, so
-   * nothing is served before the gate opens.
+   * Binds `host:port` with Node's own descriptor only (fast: no helper process involved, so a
+   * node binding all its addresses learns of a failure at once). `spread` then opens the rest.
    */
-  static async open(host: string | undefined, port: number, maxAccept: number, handler: ConnectionHandler, gate?: AcceptGate): Promise<Listener> {
+  static async bind(host: string | undefined, port: number, handler: ConnectionHandler, gate?: AcceptGate): Promise<Listener> {
     const primary = net.createServer(SERVER_OPTIONS);
     await new Promise<void>((resolve, reject) => {
       primary.once('error', reject);
@@ -58,13 +57,22 @@ export class Listener {
     const l = new Listener(a.address, a.port, handler);
     primary.on('connection', l.onConnection);
     l.servers.push(primary);
-    const dups = await duplicateListener(primary, Math.min(Math.max(1, maxAccept), MAX_ACCEPT_HANDLES), l.makeDescriptor(gate));
+    return l;
+  }
+
+  /**
+   * Replaces Node's descriptor by `maxAccept` received ones (which can pause). When the helper
+   * gives none, Node's descriptor stays.
+   */
+  async spread(maxAccept: number, gate?: AcceptGate): Promise<void> {
+    const primary = this.servers[0];
+    if (!primary || this.servers.length !== 1) return;
+    const dups = await duplicateListener(primary, Math.min(Math.max(1, maxAccept), MAX_ACCEPT_HANDLES), this.makeDescriptor(gate));
     if (dups.length > 0) {
       // The received descriptors keep the socket open; Node's own one cannot pause.
       primary.close();
-      l.servers = dups;
+      this.servers = dups;
     }
-    return l;
   }
 
   /** Makes the server for one more descriptor: same handler, gated and paused as the listener. */

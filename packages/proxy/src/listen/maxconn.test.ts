@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import net from 'node:net';
-import { startBackend } from '../../../../test/helpers/backends.js';
+import { freePort, startBackend } from '../../../../test/helpers/backends.js';
 import { fill, startProxy } from '../../../../test/helpers/proxy.js';
 import { parseConfigText } from '@stickmesh/core';
 import { waitFor } from '../../../../test/helpers/wait.js';
@@ -127,5 +127,44 @@ describe('maxconn: a full frontend stops accepting, as HAProxy does', () => {
     await p.proxy.reload(next, p.proxy.tables);
     await waitFor(() => c.text().includes('200 OK'), 5000, 'third connection answered after the reload');
     expect(c.closed()).toBe(false);
+  });
+
+  it('global maxconn: the process full pauses every frontend; a connection closing on one lets the other accept', async () => {
+    const be = await startBackend('web1');
+    cleanups.push(() => be.close());
+    const port2 = await freePort();
+    const cfg = `
+global
+    maxconn 2
+defaults
+    mode http
+    maxconn 10
+    timeout connect 2s
+    timeout client 10s
+    timeout server 10s
+frontend fe1
+    bind 127.0.0.1:{{port}}
+    default_backend be
+frontend fe2
+    bind 127.0.0.1:{{port2}}
+    default_backend be
+backend be
+    server web1 127.0.0.1:{{p1}}
+`;
+    const p = await startProxy(cfg, { p1: be.port, port2 });
+    cleanups.push(() => p.close());
+    const a = client(p.port, GET);
+    const b = client(port2, GET);
+    await waitFor(() => a.text().includes('200 OK') && b.text().includes('200 OK'), 5000, 'one answered on each frontend');
+    const c = client(p.port, GET);
+    const d = client(port2, GET);
+    await waitFor(() => acceptQueue(p.port) === 1 && acceptQueue(port2) === 1, 5000, 'both frontends stopped accepting');
+    expect(p.proxy.connectionCount()).toBe(2);
+    b.sock.destroy();
+    await waitFor(() => c.text().includes('200 OK') || d.text().includes('200 OK'), 5000, 'one waiting connection answered');
+    expect(c.text().includes('200 OK') && d.text().includes('200 OK')).toBe(false);
+    expect(p.proxy.connectionCount()).toBe(2);
+    a.sock.destroy();
+    await waitFor(() => c.text().includes('200 OK') && d.text().includes('200 OK'), 5000, 'both answered');
   });
 });
