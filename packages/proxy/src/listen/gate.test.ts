@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import http from 'node:http';
 import net from 'node:net';
 import { AcceptGate, GATE_MAX_HELD } from './gate.js';
+import { Listener } from './listener.js';
 import { waitFor } from '../../../../test/helpers/wait.js';
 
 let cleanups: Array<() => void> = [];
@@ -90,5 +91,22 @@ describe('AcceptGate', () => {
     const a = client(h.port);
     await waitFor(() => a.text().includes('200 OK'), 5000, 'answered at once');
     expect(gate.waiting).toBe(0);
+  });
+
+  it('serves a connection held on a listener whose first descriptor was replaced before the gate opened', async () => {
+    const gate = new AcceptGate();
+    const l = await Listener.bind('127.0.0.1', 0, function answer(socket) {
+      socket.resume();
+      socket.end('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n');
+    }, gate);
+    cleanups.push(() => l.close());
+    const a = client(l.port);
+    await waitFor(() => gate.waiting === 1, 5000, 'held on the first descriptor');
+    await l.spread(2, gate);
+    expect(l.descriptors).toBe(2);
+    const b = client(l.port);
+    await waitFor(() => gate.waiting === 2, 5000, 'held on a received descriptor');
+    gate.open();
+    await waitFor(() => a.text().includes('200 OK') && b.text().includes('200 OK'), 5000, 'both answered');
   });
 });
