@@ -116,8 +116,8 @@ export class StickmeshNode {
 
   /**
    * Applies the last snapshot (if any) as remote updates, so newer versions from peers still win.
-   * The node's own file first; the file all nodes shared before snapshots were per node when
-   * there is none yet.
+   * The node's own file first; when that holds nothing (none written yet), the file all nodes
+   * shared before snapshots were per node.
    */
   private static async restore(config: StickmeshConfig, tables: Map<string, StickTable>, node: string, logger: Logger): Promise<number> {
     const dir = config.global.dataDir;
