@@ -1,8 +1,10 @@
 /**
  * One stickmesh node: stick tables, the proxy, the peers mesh, the admin listener and snapshots,
  * wired from a loaded config. Start order: tables (restored from the last snapshot) → proxy
- * listeners → peers (which pull a full copy from a peer) → admin, whose `/ready` stays 503 until
- * the first resync finished or its timeout passed. `reload` swaps the config without dropping
+ * listeners → admin → peers (which then dial and pull a full copy from a peer); `/ready` stays 503
+ * until the first resync finished or its timeout passed. The start is all-or-nothing: every
+ * listener holds what it accepts (listen/gate.ts) until all are bound, so a node that cannot bind
+ * one of them exits having answered nothing. `reload` swaps the config without dropping
  * connections or tables; `stop` drains, snapshots and closes.
  */
 import { readFileSync } from 'node:fs';
@@ -12,6 +14,8 @@ import {
   StickmeshError,
   buildTables,
   readSnapshotFile,
+  snapshotFileFor,
+  SNAPSHOT_FILE,
   unsupportedYet,
   writeSnapshotFile,
   type LoadedConfig,
@@ -19,7 +23,7 @@ import {
   type StickTable,
   type StickmeshConfig,
 } from '@stickmesh/core';
-import { AdminServer, DASHBOARD_HTML, StickmeshProxy, metrics } from '@stickmesh/proxy';
+import { AcceptGate, AdminServer, DASHBOARD_HTML, StickmeshProxy, metrics } from '@stickmesh/proxy';
 import { Ops } from './ops.js';
 import { PeersService } from '@stickmesh/peers';
 
@@ -86,17 +90,22 @@ export class StickmeshNode {
     if (notYet.length > 0) throw new ConfigError(notYet);
     for (const p of config.peers) peersFor(p, opts.node);
     const tables = buildTables(config, opts.node);
-    const restored = await StickmeshNode.restore(config, tables, opts.logger);
+    const restored = await StickmeshNode.restore(config, tables, opts.node, opts.logger);
     const proxy = await StickmeshProxy.create(config, { logger: opts.logger, tables, node: opts.node });
     const node = new StickmeshNode(config, tables, proxy, opts);
+    const gate = new AcceptGate();
     try {
-      await proxy.listen();
-      await node.startPeers();
-      await node.startAdmin();
+      // Every address first (quick), so a taken one is found before anything else is set up.
+      await proxy.bind(gate);
+      await node.startAdmin(gate);
+      await node.startPeers(gate);
+      await proxy.spread(gate);
     } catch (err) {
+      gate.close();
       await node.stop(0, false);
       throw err;
     }
+    gate.open();
     if (config.global.dataDir) {
       node.snapshotTimer = setInterval(() => void node.snapshot(), SNAPSHOT_INTERVAL_MS);
       node.snapshotTimer.unref();
@@ -105,13 +114,18 @@ export class StickmeshNode {
     return node;
   }
 
-  /** Applies the last snapshot (if any) as remote updates, so newer versions from peers still win. */
-  private static async restore(config: StickmeshConfig, tables: Map<string, StickTable>, logger: Logger): Promise<number> {
+  /**
+   * Applies the last snapshot (if any) as remote updates, so newer versions from peers still win.
+   * The node's own file first; when that holds nothing (none written yet), the file all nodes
+   * shared before snapshots were per node.
+   */
+  private static async restore(config: StickmeshConfig, tables: Map<string, StickTable>, node: string, logger: Logger): Promise<number> {
     const dir = config.global.dataDir;
     if (!dir || tables.size === 0) return 0;
     let n = 0;
     try {
-      const snap = await readSnapshotFile(dir);
+      let snap = await readSnapshotFile(dir, Date.now(), snapshotFileFor(node));
+      if (snap.length === 0) snap = await readSnapshotFile(dir, Date.now(), SNAPSHOT_FILE);
       for (const t of snap) {
         const table = tables.get(t.id);
         if (!table) continue;
@@ -123,7 +137,8 @@ export class StickmeshNode {
     return n;
   }
 
-  private async startPeers(): Promise<void> {
+  /** Starts one service per peers section; `gate` (at start) holds their connections until the node is up. */
+  private async startPeers(gate?: AcceptGate): Promise<void> {
     for (const pc of this.config.peers) {
       const { bind, remote } = peersFor(pc, this.name);
       const secret = pc.secret ?? this.env.STICKMESH_PEERS_SECRET ?? '';
@@ -143,8 +158,16 @@ export class StickmeshNode {
         ...(pc.tls?.cert && pc.tls.key
           ? { tls: { cert: readFileSync(pc.tls.cert), key: readFileSync(pc.tls.key), ...(pc.tls.ca ? { ca: readFileSync(pc.tls.ca) } : {}) } }
           : {}),
+        ...(gate ? { onListening: (server: import('node:net').Server) => gate.attach(server) } : {}),
       });
-      await svc.start();
+      try {
+        await svc.start();
+      } catch (err) {
+        // The address comes from the section's `bind`, else from this node's own peer line.
+        const self = pc.peers.find((x) => x.name === this.name);
+        const [at, directive] = pc.bind?.loc ? [pc.bind.loc, 'bind'] : self ? [self.loc, 'server'] : [pc.loc, 'peers'];
+        throw new StickmeshError('SM_BIND', `${at.file}:${at.line}: '${directive}': peers '${pc.name}' cannot listen on ${bind.host || '*'}:${bind.port}: ${(err as Error).message}`);
+      }
       for (const t of tables) t.onLocalWrite = svc.notify.bind(svc);
       this.peers.push(svc);
       void svc.ready.then((r) => this.logger.info({ peers: pc.name, reason: r.reason, ms: r.ms }, 'peers ready'));
@@ -160,15 +183,20 @@ export class StickmeshNode {
     return { ready: true, reason: parts.map((p) => p.reason).join(', ') };
   }
 
-  private async startAdmin(): Promise<void> {
+  /**
+   * The admin listener. An address written in the config (`admin-bind`, see GlobalConfig.admin)
+   * must bind or the node stops. Without one it binds this node's peers address on port 9100 when
+   * the peers `bind` (or this node's peer line) names an address, else 127.0.0.1:9100, so nodes
+   * sharing a host each get their own; when that default cannot be bound (another node, or another
+   * program, has it) the node runs without admin and logs one warning.
+   */
+  private async startAdmin(gate?: AcceptGate): Promise<void> {
     const a = this.config.global.admin;
     if (a.port <= 0) return;
+    const host = a.loc ? a.host : this.defaultAdminHost();
     const ops = new Ops(this, () => this.config.peers.flatMap((p) => p.peers.filter((x) => x.name !== this.name && x.host !== undefined).map((x) => ({ name: x.name, host: x.host! }))));
-    this.ops = ops;
-    metrics.enable();
-    ops.registerMetrics();
-    this.admin = new AdminServer({
-      host: a.host,
+    const admin = new AdminServer({
+      host,
       port: a.port,
       ...(a.token ? { token: a.token } : {}),
       readiness: () => this.readiness(),
@@ -179,12 +207,32 @@ export class StickmeshNode {
       api: ops.routes(),
       metrics: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
       dashboard: DASHBOARD_HTML,
+      ...(gate ? { onListening: (server: import('node:net').Server) => gate.attach(server) } : {}),
     });
     try {
-      this.adminAddress = await this.admin.listen();
+      this.adminAddress = await admin.listen();
     } catch (err) {
-      throw new StickmeshError('SM_BIND', `admin listener ${a.host}:${a.port}: ${(err as Error).message}`);
+      const msg = (err as Error).message;
+      if (a.loc) {
+        const where = a.loc.line > 0 ? `${a.loc.file}:${a.loc.line}: 'admin-bind'` : `environment ${a.loc.file}`;
+        throw new StickmeshError('SM_BIND', `${where}: admin listener cannot listen on ${host}:${a.port}: ${msg}`);
+      }
+      this.logger.warn({ address: `${host}:${a.port}`, err: msg }, `admin listener not started: default address ${host}:${a.port} unavailable (${msg}); set admin-bind to give this node its own`);
+      return;
     }
+    this.admin = admin;
+    this.ops = ops;
+    metrics.enable();
+    ops.registerMetrics();
+  }
+
+  /** This node's first peers address that names a host (not a wildcard), else 127.0.0.1. */
+  private defaultAdminHost(): string {
+    for (const pc of this.config.peers) {
+      const { host } = peersFor(pc, this.name).bind;
+      if (host !== '' && host !== '*' && host !== '0.0.0.0' && host !== '::') return host;
+    }
+    return '127.0.0.1';
   }
 
   tableStats(): Array<Record<string, unknown>> {
@@ -196,7 +244,7 @@ export class StickmeshNode {
     const dir = this.config.global.dataDir;
     if (!dir || this.tables.size === 0) return;
     try {
-      await writeSnapshotFile(dir, [...this.tables.values()]);
+      await writeSnapshotFile(dir, [...this.tables.values()], snapshotFileFor(this.name));
     } catch (err) {
       this.logger.error({ dir, err: (err as Error).message }, 'snapshot failed');
     }

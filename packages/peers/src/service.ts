@@ -171,6 +171,7 @@ export class PeersService extends EventEmitter implements ConnHost {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.boundPort ?? this.opts.bind.port, this.opts.bind.host, () => {
+        this.opts.onListening?.(server);
         server.off('error', reject);
         resolve();
       });
@@ -192,7 +193,7 @@ export class PeersService extends EventEmitter implements ConnHost {
       if (l.dialer) this.dial(l);
       else this.knock(l);
     }
-    this.logger.info({ node: this.node, port: this.boundPort, peers: [...this.links.keys()] }, 'peers: started');
+    this.logger.info({ port: this.boundPort, peers: [...this.links.keys()] }, 'peers: started');
   }
 
   /** Closes every session (1001) and the listener. Receive cursors are kept for a later start(). */

@@ -86,6 +86,11 @@ export interface PeersServiceOptions {
   antiEntropyBuckets?: number;
   /** Optional wss. `ca` verifies the peers' certificates (which must cover the peer host). */
   tls?: { key: string | Buffer; cert: string | Buffer; ca?: string | Buffer };
+  /**
+   * Called with the listening server from its 'listening' callback, before the event loop can
+   * accept on it (the node's all-or-nothing start holds connections there until every listener is bound).
+   */
+  onListening?: (server: import('node:net').Server) => void;
 }
 
 export type PeerState = 'connecting' | 'handshake' | 'resyncing' | 'live' | 'down';

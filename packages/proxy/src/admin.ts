@@ -67,6 +67,8 @@ export interface AdminOptions {
   metrics?: () => Promise<{ contentType: string; body: string }>;
   /** HTML served at `/` and `/dashboard`. */
   dashboard?: string;
+  /** Called with the server from its 'listening' callback, before the event loop can accept on it. */
+  onListening?: (server: net.Server) => void;
 }
 
 interface CompiledRoute {
@@ -249,7 +251,10 @@ export class AdminServer {
   async listen(): Promise<{ host: string; port: number }> {
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen({ host: this.opts.host, port: this.opts.port }, () => resolve());
+      this.server.listen({ host: this.opts.host, port: this.opts.port }, () => {
+        this.opts.onListening?.(this.server);
+        resolve();
+      });
     });
     const a = this.server.address();
     return typeof a === 'object' && a ? { host: a.address, port: a.port } : { host: this.opts.host, port: this.opts.port };

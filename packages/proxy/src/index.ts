@@ -7,3 +7,4 @@ export * from './http/head.js';
 export * from './http/chunked.js';
 export * from './metrics.js';
 export * from './dashboard.js';
+export * from './listen/gate.js';

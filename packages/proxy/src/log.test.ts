@@ -67,3 +67,20 @@ describe('createLogger', () => {
     expect(dropped()).toBe(0);
   });
 });
+
+describe('createLogger with a node name', () => {
+  it('writes "node" once per line, also when a call site passes its own node field', async () => {
+    const { file, fd } = tmpFile();
+    const { logger, flush } = createLogger({ level: 'info', node: 'lb1', fd });
+    logger.info({ port: 10000 }, 'plain');
+    logger.info({ node: 'lb1', port: 10000 }, 'with node');
+    logger.warn({ node: 'other' }, 'other node');
+    await flush();
+    const lines = fs.readFileSync(file, 'utf8').trim().split('\n');
+    expect(lines).toHaveLength(3);
+    for (const line of lines) {
+      expect(line.match(/"node":/g)).toHaveLength(1);
+      expect(JSON.parse(line).node).toBe('lb1');
+    }
+  });
+});

@@ -138,6 +138,16 @@ function cachedIsoTime(): string {
   return lastTime;
 }
 
+/**
+ * pino `formatters.log` of a node's logger: `node` is the logger's own field (its base, one per
+ * line); a call site's `node` field would write the key a second time, so it is dropped.
+ */
+function withoutNodeField(o: Record<string, unknown>): Record<string, unknown> {
+  if (o.node === undefined) return o;
+  const { node: _node, ...rest } = o;
+  return rest;
+}
+
 /** How long a stopping node waits for its last log lines to be written. */
 export const LOG_FLUSH_WAIT_MS = 2000;
 
@@ -153,7 +163,7 @@ export function createLogger(opts: LoggerOptions): { logger: Logger; flush: () =
       level: opts.level,
       base: opts.node ? { node: opts.node } : {},
       timestamp: cachedIsoTime,
-      formatters: { level: (label) => ({ level: label }) },
+      formatters: { level: (label) => ({ level: label }), ...(opts.node ? { log: withoutNodeField } : {}) },
     },
     lines,
   );

@@ -4,7 +4,9 @@
  * path and swapped whole.
  */
 import net from 'node:net';
-import { duplicateListener } from './listen/dup.js';
+import { Listener, type ConnectionHandler } from './listen/listener.js';
+import { Admission, ProcessLimit } from './listen/admission.js';
+import type { AcceptGate } from './listen/gate.js';
 import dns from 'node:dns/promises';
 import type { Logger } from 'pino';
 import {
@@ -43,35 +45,51 @@ export interface BoundAddress {
   port: number;
 }
 
-/** What both frontend kinds share: config, backend, merged timeouts, listeners, connections. */
+/** What both frontend kinds share: config, backend, merged timeouts, listeners, connections under `maxconn` (listen/admission.ts). */
 abstract class FrontendBase<C> {
   readonly name: string;
   readonly backend: RuntimeBackend | undefined;
   readonly timeouts: FrontendConfig['timeouts'];
   readonly logger: Logger;
   readonly wheel: TimerWheel;
-  readonly conns = new Set<C>();
-  draining = false;
-  readonly servers: net.Server[] = [];
+  readonly admission: Admission<C>;
+  readonly conns: Set<C>;
+  readonly listeners: Listener[];
   readonly cfg: FrontendConfig;
 
-  constructor(cfg: FrontendConfig, backend: RuntimeBackend | undefined, logger: Logger, wheel: TimerWheel) {
+  constructor(cfg: FrontendConfig, backend: RuntimeBackend | undefined, logger: Logger, wheel: TimerWheel, limit: ProcessLimit) {
     this.cfg = cfg;
     this.name = cfg.name;
     this.backend = backend;
     this.logger = logger;
     this.wheel = wheel;
     this.timeouts = mergedTimeouts(cfg, backend);
+    this.admission = new Admission<C>(cfg.maxconn, limit, (socket) => this.admit(socket));
+    this.conns = this.admission.conns;
+    this.listeners = this.admission.listeners;
   }
 
-  abstract readonly onConnection: (socket: net.Socket) => void;
+  get draining(): boolean {
+    return this.admission.draining;
+  }
+
+  set draining(v: boolean) {
+    this.admission.draining = v;
+  }
+
+  /** Starts serving an accepted client socket (it adds itself to `conns`). */
+  protected abstract admit(socket: net.Socket): void;
+
+  get onConnection(): ConnectionHandler {
+    return this.admission.onConnection;
+  }
 }
 
 class HttpFrontend extends FrontendBase<ClientConn> implements HttpFrontendRuntime {
   readonly forwardFor: HttpFrontendRuntime['forwardFor'];
 
-  constructor(cfg: FrontendConfig, backend: RuntimeBackend | undefined, logger: Logger, wheel: TimerWheel) {
-    super(cfg, backend, logger, wheel);
+  constructor(cfg: FrontendConfig, backend: RuntimeBackend | undefined, logger: Logger, wheel: TimerWheel, limit: ProcessLimit) {
+    super(cfg, backend, logger, wheel, limit);
     const ff = backend?.cfg.forwardFor ?? cfg.forwardFor;
     if (ff) {
       let except: net.BlockList | undefined;
@@ -87,14 +105,9 @@ class HttpFrontend extends FrontendBase<ClientConn> implements HttpFrontendRunti
     }
   }
 
-  readonly onConnection = (socket: net.Socket): void => {
-    // Frontend-wide bound: a listener may have several descriptors, each with its own Node count.
-    if (this.conns.size >= this.cfg.maxconn) {
-      socket.destroy();
-      return;
-    }
+  protected admit(socket: net.Socket): void {
     new ClientConn(socket, this);
-  };
+  }
 }
 
 /** Merges frontend (client side) and backend (server side) timeouts as HAProxy does. */
@@ -132,85 +145,26 @@ class TcpFrontend extends FrontendBase<TcpConn> implements TcpFrontendRuntime {
     if (be?.stick) stickStoreRequest(be.stick, conn.stickState, server, false);
   }
 
-  readonly onConnection = (socket: net.Socket): void => {
-    if (this.conns.size >= this.cfg.maxconn) {
-      socket.destroy();
-      return;
-    }
+  protected admit(socket: net.Socket): void {
     new TcpConn(socket, this);
-  };
+  }
 }
 
-/** More descriptors of a listener's socket (`tune.maxaccept`), re-pointed and closed with it. */
-const extraListeners = new WeakMap<net.Server, net.Server[]>();
-
-/**
- * Opens one listener for a frontend bind; errors name the config line. With `maxAccept` > 1 the
- * socket gets `maxAccept - 1` more descriptors, so a burst of connections is accepted up to
- * `maxAccept` per event-loop turn instead of one (listen/dup.ts).
- */
-async function listenOn(fe: HttpFrontend | TcpFrontend, b: FrontendConfig['binds'][number], maxAccept: number): Promise<net.Server> {
-  const make = serverFactory(fe);
-  const srv = make();
+/** Binds one listener for a frontend bind (Node's descriptor only); errors name the config line. */
+async function bindOn(fe: HttpFrontend | TcpFrontend, b: FrontendConfig['binds'][number], gate?: AcceptGate): Promise<Listener> {
   const host = b.host === '' || b.host === '*' ? undefined : b.host;
-  await new Promise<void>((resolve, reject) => {
-    srv.once('error', (err) =>
-      reject(new StickmeshError('SM_BIND', `${b.loc.file}:${b.loc.line}: 'bind': cannot listen on ${b.host || '*'}:${b.port}: ${err.message}`)),
-    );
-    srv.listen({ host, port: b.port }, () => resolve());
-  });
-  if (maxAccept > 1) await resizeListener(srv, fe, maxAccept);
-  return srv;
-}
-
-/**
- * Makes servers that hand their connections to `fe` under its maxconn. Connections arrive paused:
- * ClientConn and TcpConn switch them to reads into their own buffers before they read anything.
- */
-function serverFactory(fe: HttpFrontend | TcpFrontend): () => net.Server {
-  return function makeServer(): net.Server {
-    const s = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: true }, fe.onConnection);
-    s.maxConnections = fe.cfg.maxconn;
-    return s;
-  };
-}
-
-/**
- * Gives listener `srv` `maxAccept` descriptors in all (1..MAX_ACCEPT_HANDLES): duplicates more
- * for `fe`, or closes the surplus. A listener a reload keeps goes through here too, so a changed
- * `tune.maxaccept` applies to it. When duplicating fails the listener keeps the descriptors it has
- * (it accepts fewer connections per turn, nothing else changes).
- */
-async function resizeListener(srv: net.Server, fe: HttpFrontend | TcpFrontend, maxAccept: number): Promise<void> {
-  const extra = extraListeners.get(srv) ?? [];
-  const want = Math.max(0, maxAccept - 1);
-  if (extra.length > want) {
-    for (const d of extra.splice(want)) d.close();
-  } else if (extra.length < want) {
-    const more = await duplicateListener(srv, want - extra.length, serverFactory(fe));
-    for (const d of more) {
-      d.on('error', function onExtraListenerError() {
-        /* the primary listener reports; a failing duplicate only stops accepting */
-      });
-    }
-    extra.push(...more);
-  }
-  extraListeners.set(srv, extra);
-}
-
-/** Sends a listener's (and its duplicates') new connections to `handler`. */
-function setAcceptHandler(srv: net.Server, handler: (socket: net.Socket) => void, maxconn: number): void {
-  for (const s of [srv, ...(extraListeners.get(srv) ?? [])]) {
-    s.removeAllListeners('connection');
-    s.on('connection', handler);
-    s.maxConnections = maxconn;
+  try {
+    return await Listener.bind(host, b.port, fe.onConnection, gate);
+  } catch (err) {
+    throw new StickmeshError('SM_BIND', `${b.loc.file}:${b.loc.line}: 'bind': cannot listen on ${b.host || '*'}:${b.port}: ${(err as Error).message}`);
   }
 }
 
-/** Stops a listener and its duplicates from accepting. */
-function closeListener(srv: net.Server): void {
-  srv.close();
-  for (const d of extraListeners.get(srv) ?? []) d.close();
+/** Opens one listener for a frontend bind with its `tune.maxaccept` descriptors. */
+async function listenOn(fe: HttpFrontend | TcpFrontend, b: FrontendConfig['binds'][number], maxAccept: number): Promise<Listener> {
+  const l = await bindOn(fe, b);
+  await l.spread(maxAccept);
+  return l;
 }
 
 /** Points a discovered server at `t` (address, port, weight), or empties it. */
@@ -225,6 +179,8 @@ export class StickmeshProxy {
   backends = new Map<string, RuntimeBackend>();
   readonly tables: ReadonlyMap<string, StickTable>;
   private frontends: Array<HttpFrontend | TcpFrontend> = [];
+  /** Global `maxconn`: client connections of every frontend, retired ones included. */
+  private readonly limit: ProcessLimit;
   /** Frontends replaced by a reload, kept until their connections are gone. */
   private retired: Array<HttpFrontend | TcpFrontend> = [];
   private readonly logger: Logger;
@@ -245,6 +201,7 @@ export class StickmeshProxy {
     this.wheel = opts.wheel ?? sharedWheel;
     this.checker = new HealthChecker(this.wheel);
     this.tables = opts.tables ?? buildTables(config, opts.node ?? config.global.localPeer ?? 'local');
+    this.limit = new ProcessLimit(config.global.maxconn);
   }
 
   /** Builds the runtime (resolving server host names once with the system resolver). */
@@ -253,8 +210,9 @@ export class StickmeshProxy {
     for (const b of config.backends) p.backends.set(b.name, await p.buildBackend(b));
     for (const f of config.frontends) {
       const be = f.defaultBackend ? p.backends.get(f.defaultBackend) : undefined;
-      p.frontends.push(f.mode === 'tcp' ? new TcpFrontend(f, be, p.logger, p.wheel) : new HttpFrontend(f, be, p.logger, p.wheel));
+      p.frontends.push(f.mode === 'tcp' ? new TcpFrontend(f, be, p.logger, p.wheel, p.limit) : new HttpFrontend(f, be, p.logger, p.wheel, p.limit));
     }
+    p.limit.serving = p.frontends.map((f) => f.admission);
     return p;
   }
 
@@ -415,24 +373,41 @@ export class StickmeshProxy {
     this.checks.set(s, handle);
   }
 
-  /** Starts every listener; resolves once all are bound. */
+  /** Starts every listener with its `tune.maxaccept` descriptors; resolves once all are bound. */
   async listen(): Promise<void> {
+    await this.bind();
+    await this.spread();
+  }
+
+  /**
+   * Binds every frontend address (one descriptor each) and starts timers and discovery. With
+   * `gate`, nothing is served until the gate opens (all-or-nothing start, listen/gate.ts). On a
+   * failure the listeners already bound stay open for the caller to close (`close` or `drain`).
+   */
+  async bind(gate?: AcceptGate): Promise<void> {
     this.wheel.start();
     for (const d of this.discoveries) d.start();
     for (const fe of this.frontends) {
-      for (const b of fe.cfg.binds) fe.servers.push(await listenOn(fe, b, this.config.global.maxAccept));
+      for (const b of fe.cfg.binds) fe.listeners.push(await bindOn(fe, b, gate));
     }
+  }
+
+  /** Gives every bound listener its `tune.maxaccept` descriptors (listen/listener.ts), attached to `gate`. */
+  async spread(gate?: AcceptGate): Promise<void> {
+    for (const fe of this.frontends) for (const l of fe.listeners) await l.spread(this.config.global.maxAccept, gate);
   }
 
   addresses(): BoundAddress[] {
     const out: BoundAddress[] = [];
-    for (const fe of this.frontends) {
-      for (const s of fe.servers) {
-        const a = s.address();
-        if (a && typeof a === 'object') out.push({ frontend: fe.name, host: a.address, port: a.port });
-      }
-    }
+    for (const fe of this.frontends) for (const l of fe.listeners) out.push({ frontend: fe.name, host: l.host, port: l.port });
     return out;
+  }
+
+  /** Connections accepted and waiting for a `maxconn` slot, across frontends. */
+  waitingCount(): number {
+    let n = 0;
+    for (const fe of this.frontends) n += fe.admission.waiting;
+    return n;
   }
 
   /** Number of open client connections across frontends (including ones retired by a reload). */
@@ -457,46 +432,52 @@ export class StickmeshProxy {
     for (const b of config.backends) next.backends.set(b.name, await next.buildBackend(b));
     for (const f of config.frontends) {
       const be = f.defaultBackend ? next.backends.get(f.defaultBackend) : undefined;
-      next.frontends.push(f.mode === 'tcp' ? new TcpFrontend(f, be, this.logger, this.wheel) : new HttpFrontend(f, be, this.logger, this.wheel));
+      next.frontends.push(f.mode === 'tcp' ? new TcpFrontend(f, be, this.logger, this.wheel, this.limit) : new HttpFrontend(f, be, this.logger, this.wheel, this.limit));
     }
-    const byAddr = new Map<string, net.Server>();
+    const byAddr = new Map<string, Listener>();
     for (const fe of this.frontends) {
-      for (const srv of fe.servers) {
-        const a = srv.address();
-        const b = fe.cfg.binds[fe.servers.indexOf(srv)];
-        if (a && typeof a === 'object' && b) byAddr.set(`${b.host}|${b.port === 0 ? a.port : b.port}|${fe.cfg.mode}`, srv);
-      }
+      fe.listeners.forEach((l, i) => {
+        const b = fe.cfg.binds[i];
+        if (b) byAddr.set(`${b.host}|${b.port === 0 ? l.port : b.port}|${fe.cfg.mode}`, l);
+      });
     }
-    const kept = new Set<net.Server>();
-    const keptFor: Array<[net.Server, HttpFrontend | TcpFrontend]> = [];
+    const keptFor = new Map<Listener, HttpFrontend | TcpFrontend>();
     try {
       for (const fe of next.frontends) {
         for (const b of fe.cfg.binds) {
           const old = byAddr.get(`${b.host}|${b.port}|${fe.cfg.mode}`);
-          if (old && !kept.has(old)) {
-            kept.add(old);
-            keptFor.push([old, fe]);
-            setAcceptHandler(old, fe.onConnection, fe.cfg.maxconn);
-            fe.servers.push(old);
+          if (old && !keptFor.has(old)) {
+            keptFor.set(old, fe);
+            old.setHandler(fe.onConnection);
+            fe.listeners.push(old);
           } else {
-            fe.servers.push(await listenOn(fe, b, config.global.maxAccept));
+            fe.listeners.push(await listenOn(fe, b, config.global.maxAccept));
           }
         }
       }
     } catch (err) {
-      for (const fe of next.frontends) for (const srv of fe.servers) if (!kept.has(srv)) closeListener(srv);
+      for (const fe of next.frontends) for (const l of fe.listeners) if (!keptFor.has(l)) l.close();
       for (const h of next.checks.values()) h.remove();
       // Give the kept listeners back to the current frontends.
-      for (const fe of this.frontends) for (const srv of fe.servers) setAcceptHandler(srv, fe.onConnection, fe.cfg.maxconn);
+      for (const fe of this.frontends) for (const l of fe.listeners) l.setHandler(fe.onConnection);
       throw err;
     }
     for (const fe of this.frontends) {
-      for (const srv of fe.servers) if (!kept.has(srv)) closeListener(srv);
-      fe.servers.length = 0;
+      for (const l of fe.listeners) if (!keptFor.has(l)) l.close();
+      fe.listeners.length = 0;
       fe.draining = true;
       for (const c of fe.conns) c.drain();
+      // Sockets waiting for a slot go to the frontend that now has their listener; a closed
+      // listener's are closed, as its backlog is.
+      for (const h of fe.admission.takeHeld()) {
+        const owner = keptFor.get(h.from);
+        if (owner) owner.onConnection(h.socket, h.from);
+        else h.socket.destroy();
+      }
       if (fe.conns.size > 0) this.retired.push(fe);
     }
+    // A listener the old frontend paused when full serves the new one, which has a free slot.
+    for (const l of keptFor.keys()) l.resume();
     for (const h of this.checks.values()) h.remove();
     this.checks.clear();
     for (const [s, h] of next.checks) this.checks.set(s, h);
@@ -508,8 +489,10 @@ export class StickmeshProxy {
     this.config = config;
     this.backends = next.backends;
     this.frontends = next.frontends;
+    this.limit.max = config.global.maxconn;
+    this.limit.serving = this.frontends.map((f) => f.admission);
     this.retired = this.retired.filter((fe) => fe.conns.size > 0);
-    for (const [srv, fe] of keptFor) await resizeListener(srv, fe, config.global.maxAccept);
+    for (const l of keptFor.keys()) await l.resize(config.global.maxAccept);
   }
 
   /**
@@ -520,7 +503,8 @@ export class StickmeshProxy {
     const all = [...this.frontends, ...this.retired];
     for (const fe of all) {
       fe.draining = true;
-      for (const s of fe.servers) closeListener(s);
+      for (const l of fe.listeners) l.close();
+      for (const h of fe.admission.takeHeld()) h.socket.destroy();
       for (const c of fe.conns) c.drain();
     }
     const deadline = Date.now() + timeoutMs;
@@ -536,7 +520,10 @@ export class StickmeshProxy {
     for (const h of this.checks.values()) h.remove();
     this.checks.clear();
     for (const d of this.discoveries) d.stop();
-    for (const fe of this.frontends) for (const s of fe.servers) closeListener(s);
+    for (const fe of this.frontends) {
+      for (const l of fe.listeners) l.close();
+      for (const h of fe.admission.takeHeld()) h.socket.destroy();
+    }
     for (const b of this.backends.values()) for (const s of b.servers) s.dropIdle();
   }
 }

@@ -223,6 +223,13 @@ describe('haproxy.cfg front door', () => {
     expect(errorsOf(text, { STICKMESH_LOG_LEVEL: 'loud' })[0]).toMatch(/logLevel/);
   });
 
+  it("tells an 'admin-bind' written in the file (or the environment) from the default address", () => {
+    const g = (lines: string[], env = {}) => parseConfigText(cfg('global', ...lines), 'x.cfg', 'haproxy', env).config.global.admin;
+    expect(g([' admin-bind 127.0.0.1:9200'])).toEqual({ host: '127.0.0.1', port: 9200, loc: { file: 'x.cfg', line: 2 } });
+    expect(g([' log-level warn']).loc).toBeUndefined();
+    expect(g([' log-level warn'], { STICKMESH_ADMIN_PORT: '9300' }).loc).toEqual({ file: 'STICKMESH_ADMIN_PORT', line: 0 });
+  });
+
   it("reads 'tune.maxaccept' (HAProxy's -1 = the largest value), with an env override and range errors", () => {
     const g = (lines: string[], env = {}) => parseConfigText(cfg('global', ...lines), 'x.cfg', 'haproxy', env).config.global;
     expect(g([' log-level warn']).maxAccept).toBe(16);

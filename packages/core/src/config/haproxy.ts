@@ -350,7 +350,7 @@ class Parser {
       case 'admin-bind': {
         const hp = parseHostPort(a[0] ?? '');
         if (typeof hp === 'string' || hp.port === undefined) this.err(`expects ADDRESS:PORT, got '${a[0] ?? ''}'`);
-        else g.admin = { ...g.admin, host: hp.host === '' ? '0.0.0.0' : hp.host, port: hp.port };
+        else g.admin = { ...g.admin, host: hp.host === '' ? '0.0.0.0' : hp.host, port: hp.port, loc: this.loc };
         return;
       }
       case 'admin-token':
@@ -1124,7 +1124,7 @@ class Parser {
         if (typeof hp === 'string') this.err(hp);
         else if (hp.port === undefined) this.err(`'${a[0]}': missing port`);
         else if (a.length > 1) this.err(`bind options are not supported in peers sections`);
-        else p.bind = { host: hp.host, port: hp.port };
+        else p.bind = { host: hp.host, port: hp.port, loc: this.loc };
         return;
       }
       case 'server':

@@ -226,7 +226,7 @@ export interface PeerConfig {
 export interface PeersConfig {
   name: string;
   /** `bind` inside the peers section (the local listener), default :10000. */
-  bind?: { host: string; port: number };
+  bind?: { host: string; port: number; loc?: SourceLoc };
   peers: PeerConfig[];
   tables: StickTableConfig[];
   /** `localpeer NAME` in global or here. */
@@ -266,8 +266,12 @@ export interface GlobalConfig {
   localPeer?: string;
   /** pino level for request and event logs. */
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
-  /** Admin HTTP listener (healthz, ready, metrics, API). */
-  admin: { host: string; port: number; token?: string };
+  /**
+   * Admin HTTP listener (healthz, ready, metrics, API). `loc` is where its address was written
+   * (`admin-bind`, native `global.admin.host`/`port`, or `STICKMESH_ADMIN_HOST`/`_PORT` as line 0);
+   * without it the address is the default and the node picks the host (its peers address).
+   */
+  admin: { host: string; port: number; token?: string; loc?: SourceLoc };
   /** Where table snapshots go. */
   dataDir: string;
   /**

@@ -70,8 +70,15 @@ describe('native YAML/JSON front door', () => {
 
   it('takes STICKMESH_* environment overrides over the file', () => {
     const { config } = parseConfigText(yaml, 'c.yaml', undefined, { STICKMESH_ADMIN_PORT: '0', STICKMESH_ADMIN_TOKEN: 't0k', STICKMESH_NODE: 'n2' });
-    expect(config.global.admin).toEqual({ host: '127.0.0.1', port: 0, token: 't0k' });
+    expect(config.global.admin).toEqual({ host: '127.0.0.1', port: 0, token: 't0k', loc: { file: 'STICKMESH_ADMIN_PORT', line: 0 } });
     expect(config.global.localPeer).toBe('n2');
+  });
+
+  it('tells an admin address written in the file or the environment from the default', () => {
+    expect(parseConfigText(yaml, 'c.yaml', undefined, {}).config.global.admin.loc).toEqual({ file: 'c.yaml', line: 2 });
+    const bare = yaml.replace('global:\n  admin: { port: 9300 }\n', '');
+    expect(parseConfigText(bare, 'c.yaml', undefined, {}).config.global.admin.loc).toBeUndefined();
+    expect(parseConfigText(bare, 'c.yaml', undefined, { STICKMESH_ADMIN_HOST: '127.0.0.5' }).config.global.admin).toMatchObject({ host: '127.0.0.5', loc: { file: 'STICKMESH_ADMIN_HOST', line: 0 } });
   });
 
   it('reads JSON', () => {

@@ -77,7 +77,9 @@ export function applyGlobalEnv(g: GlobalConfig, env: NodeJS.ProcessEnv): string 
   g.maxconn = v.maxconn;
   g.logLevel = v.logLevel;
   g.localPeer = v.localPeer === '' ? undefined : v.localPeer;
-  g.admin = { host: v.admin.host, port: v.admin.port, token: v.admin.token === '' ? undefined : v.admin.token };
+  const adminEnv = env.STICKMESH_ADMIN_PORT !== undefined ? 'STICKMESH_ADMIN_PORT' : env.STICKMESH_ADMIN_HOST !== undefined ? 'STICKMESH_ADMIN_HOST' : undefined;
+  const adminLoc = adminEnv !== undefined ? { file: adminEnv, line: 0 } : g.admin.loc;
+  g.admin = { host: v.admin.host, port: v.admin.port, token: v.admin.token === '' ? undefined : v.admin.token, ...(adminLoc ? { loc: adminLoc } : {}) };
   g.dataDir = v.dataDir;
   g.maxAccept = Number(v.maxAccept);
   return undefined;
@@ -91,7 +93,11 @@ class Translator {
   readonly lineMap: number[] = [];
   readonly issues: ConfigIssue[] = [];
 
-  constructor(private readonly file: string, private readonly doc: Document, private readonly lc: LineCounter) {}
+  constructor(readonly file: string, private readonly doc: Document, private readonly lc: LineCounter) {}
+
+  has(path: Array<string | number>): boolean {
+    return this.doc.hasIn(path);
+  }
 
   lineOf(path: Array<string | number>): number {
     const node = this.doc.getIn(path, true) as Node | undefined;
@@ -377,7 +383,7 @@ export function parseNativeConfig(text: string, file: string, env: NodeJS.Proces
     maxconn: g.global.maxconn,
     logLevel: g.global.logLevel,
     localPeer: g.global.localPeer === '' ? undefined : g.global.localPeer,
-    admin: { host: g.global.admin.host, port: g.global.admin.port, token: g.global.admin.token === '' ? undefined : g.global.admin.token },
+    admin: { host: g.global.admin.host, port: g.global.admin.port, token: g.global.admin.token === '' ? undefined : g.global.admin.token, ...nativeAdminLoc(t, env) },
     dataDir: g.global.dataDir,
     maxAccept: Number(g.global.maxAccept),
   };
@@ -386,6 +392,13 @@ export function parseNativeConfig(text: string, file: string, env: NodeJS.Proces
     issues: [...t.issues, ...out.issues.map((i) => ({ ...i, loc: remap(i.loc) }))],
     warnings: out.warnings.map((w) => ({ ...w, loc: remap(w.loc) })),
   };
+}
+
+/** Where the native config or its environment gave the admin address, if it did (GlobalConfig.admin.loc). */
+function nativeAdminLoc(t: Translator, env: NodeJS.ProcessEnv): { loc?: SourceLoc } {
+  for (const k of ['STICKMESH_ADMIN_PORT', 'STICKMESH_ADMIN_HOST']) if (env[k] !== undefined) return { loc: { file: k, line: 0 } };
+  for (const k of ['port', 'host']) if (t.has(['global', 'admin', k])) return { loc: { file: t.file, line: t.lineOf(['global', 'admin', k]) } };
+  return {};
 }
 
 /** Rewrites every `loc` in the model in place (translated line numbers → source lines). */

@@ -20,7 +20,7 @@ import type { TableUpdate } from './types.js';
 
 export const SNAPSHOT_MAGIC = 'SMST';
 export const SNAPSHOT_VERSION = 1;
-/** File name of the snapshot inside the data directory. */
+/** File name of the snapshot inside the data directory before snapshots were per node (still restored from). */
 export const SNAPSHOT_FILE = 'stick-tables.snap';
 
 const CRC_TABLE = (() => {
@@ -232,11 +232,19 @@ export function restoreSnapshot(tables: StickTable[], snap: SnapshotTable[]): nu
   return applied;
 }
 
-/** Writes `dir/stick-tables.snap` atomically: temp file, fsync, rename, then fsync of the directory. */
-export async function writeSnapshotFile(dir: string, tables: StickTable[]): Promise<void> {
+/**
+ * The snapshot file of node `node`: several nodes of one host may share a `data-dir`, so each
+ * writes its own (the name is percent-encoded, so no name reaches outside the directory).
+ */
+export function snapshotFileFor(node: string): string {
+  return `stick-tables.${encodeURIComponent(node)}.snap`;
+}
+
+/** Writes `dir/file` atomically: temp file, fsync, rename, then fsync of the directory. */
+export async function writeSnapshotFile(dir: string, tables: StickTable[], file: string = SNAPSHOT_FILE): Promise<void> {
   const data = encodeSnapshot(tables);
   await mkdir(dir, { recursive: true });
-  const final = join(dir, SNAPSHOT_FILE);
+  const final = join(dir, file);
   const tmp = `${final}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   const fh = await open(tmp, 'w', 0o600);
   try {
@@ -268,13 +276,13 @@ export async function writeSnapshotFile(dir: string, tables: StickTable[]): Prom
 }
 
 /**
- * Reads and decodes `dir/stick-tables.snap`: [] if there is no snapshot file; throws
+ * Reads and decodes `dir/file`: [] if there is no snapshot file; throws
  * StickmeshError SM_SNAPSHOT_CORRUPT if it is corrupt; other I/O errors propagate.
  */
-export async function readSnapshotFile(dir: string, now: number = Date.now()): Promise<SnapshotTable[]> {
+export async function readSnapshotFile(dir: string, now: number = Date.now(), file: string = SNAPSHOT_FILE): Promise<SnapshotTable[]> {
   let buf: Buffer;
   try {
-    buf = await readFile(join(dir, SNAPSHOT_FILE));
+    buf = await readFile(join(dir, file));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;

@@ -23,9 +23,12 @@ backend be
 `;
 
 let cleanups: Array<() => Promise<void> | void> = [];
+/** Every socket `burst` opened, so a test can close them while the burst is running. */
+const sockets: net.Socket[] = [];
 afterEach(async () => {
   for (const c of cleanups.reverse()) await c();
   cleanups = [];
+  for (const s of sockets.splice(0)) s.destroy();
 });
 
 /** Descriptors of this process that refer to the socket listening on `port` (Linux /proc). */
@@ -65,6 +68,7 @@ async function burst(port: number, n: number): Promise<{ answered: number; socks
       new Promise<boolean>((resolve) => {
         const s = net.connect({ port, host: '127.0.0.1' }, () => s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
         socks.push(s);
+        sockets.push(s);
         s.once('data', (d: Buffer) => resolve(d.toString('latin1').startsWith('HTTP/1.1 200')));
         s.on('error', () => resolve(false));
         s.on('close', () => resolve(false));
@@ -88,12 +92,20 @@ describe('tune.maxaccept: several descriptors per listening socket', () => {
     expect(listenerFds(p.port)).toBe(1);
   });
 
-  it('enforces the frontend maxconn across all descriptors', async () => {
+  it('enforces the frontend maxconn across all descriptors: the rest wait, none is closed', async () => {
     const p = await proxy(8, 5);
-    const { answered, socks } = await burst(p.port, 20);
-    cleanups.push(() => socks.forEach((s) => s.destroy()));
-    expect(answered).toBe(5);
+    const first = burst(p.port, 20);
     await waitFor(() => p.proxy.connectionCount() === 5, 2000);
+    // The full frontend stopped accepting on every descriptor: the 15 others wait unaccepted.
+    expect(p.proxy.connectionCount()).toBe(5);
+    expect(p.proxy.waitingCount()).toBe(0);
+    // Closing the connections as they are answered lets the rest in, five at a time.
+    const done = setInterval(() => {
+      for (const s of sockets) if (s.bytesRead > 0) s.destroy();
+    }, 10);
+    cleanups.push(() => clearInterval(done));
+    const { answered } = await first;
+    expect(answered).toBe(20);
   });
 
   it('closes every descriptor when the proxy stops', async () => {

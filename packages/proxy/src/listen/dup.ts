@@ -38,7 +38,7 @@ process.on('disconnect', () => process.exit(0));
 
 let child: ChildProcess | null = null;
 /**
- * Callers waiting for an echoed handle, by request id. Bound: at most `MAX_ACCEPT_HANDLES - 1`
+ * Callers waiting for an echoed handle, by request id. Bound: at most `MAX_ACCEPT_HANDLES`
  * per listener being opened; an entry leaves on its answer, its timeout or the child's exit, and a
  * late echo after a timeout is closed.
  */
@@ -127,7 +127,7 @@ export async function duplicateListener(srv: net.Server, count: number, make: ()
   if (!handle) return [];
   const out: net.Server[] = [];
   // All requests go out at once: one IPC round trip, not one per descriptor.
-  const handles = await Promise.all(Array.from({ length: Math.min(count, MAX_ACCEPT_HANDLES - 1) }, () => dupOnce(handle)));
+  const handles = await Promise.all(Array.from({ length: Math.min(count, MAX_ACCEPT_HANDLES) }, () => dupOnce(handle)));
   for (const h of handles) {
     if (!h) continue;
     const d = make();

@@ -1,0 +1,141 @@
+/**
+ * One listening socket of a frontend `bind`, accepted on through `maxAccept` descriptors
+ * (listen/dup.ts), which can stop accepting together (listen/pause.ts) when the frontend is full.
+ *
+ * The socket is bound once by Node (errors surface there), then opened `maxAccept` times over IPC
+ * and Node's own descriptor is closed: only received descriptors can be paused. When the helper
+ * cannot duplicate, Node's descriptor stays and the listener cannot pause; the frontend then holds
+ * what it accepts past `maxconn` instead (proxy.ts).
+ */
+import net from 'node:net';
+import { duplicateListener, MAX_ACCEPT_HANDLES } from './dup.js';
+import { pauseAccept, resumeAccept } from './pause.js';
+import type { AcceptGate } from './gate.js';
+
+export type ConnectionHandler = (socket: net.Socket, from: Listener) => void;
+
+/**
+ * Client sockets arrive paused (`pauseOnConnect`): the frontend's connection objects switch them
+ * to reads into their own buffers, and a connection held at `maxconn` stays unread.
+ */
+const SERVER_OPTIONS: net.ServerOpts = { allowHalfOpen: true, noDelay: true, pauseOnConnect: true };
+
+function onDescriptorError(): void {
+  /* accept errors (EMFILE) are transient; libuv keeps polling and the next accept may succeed */
+}
+
+export class Listener {
+  /** Address actually bound (port 0 resolved). */
+  readonly host: string;
+  readonly port: number;
+  private servers: net.Server[] = [];
+  private paused = false;
+  private handler: ConnectionHandler;
+
+  private constructor(host: string, port: number, handler: ConnectionHandler) {
+    this.host = host;
+    this.port = port;
+    this.handler = handler;
+  }
+
+  /**
+   * Binds `host:port` with Node's own descriptor only (fast: no helper process involved, so a
+   * node binding all its addresses learns of a failure at once). `spread` then opens the rest.
+   */
+  static async bind(host: string | undefined, port: number, handler: ConnectionHandler, gate?: AcceptGate): Promise<Listener> {
+    const primary = net.createServer(SERVER_OPTIONS);
+    await new Promise<void>((resolve, reject) => {
+      primary.once('error', reject);
+      primary.listen({ host, port }, function onPrimaryListening() {
+        gate?.attach(primary);
+        primary.off('error', reject);
+        resolve();
+      });
+    });
+    primary.on('error', onDescriptorError);
+    const a = primary.address() as net.AddressInfo;
+    const l = new Listener(a.address, a.port, handler);
+    primary.on('connection', l.onConnection);
+    l.servers.push(primary);
+    return l;
+  }
+
+  /**
+   * Replaces Node's descriptor by `maxAccept` received ones (which can pause). When the helper
+   * gives none, Node's descriptor stays.
+   */
+  async spread(maxAccept: number, gate?: AcceptGate): Promise<void> {
+    const primary = this.servers[0];
+    if (!primary || this.servers.length !== 1) return;
+    const dups = await duplicateListener(primary, Math.min(Math.max(1, maxAccept), MAX_ACCEPT_HANDLES), this.makeDescriptor(gate));
+    if (dups.length > 0) {
+      // The received descriptors keep the socket open; Node's own one cannot pause.
+      primary.close();
+      this.servers = dups;
+    }
+  }
+
+  /** Makes the server for one more descriptor: same handler, gated and paused as the listener. */
+  private makeDescriptor(gate: AcceptGate | undefined): () => net.Server {
+    return () => {
+      const s = net.createServer(SERVER_OPTIONS);
+      s.on('connection', this.onConnection);
+      s.on('error', onDescriptorError);
+      s.once('listening', () => {
+        gate?.attach(s);
+        if (this.paused) pauseAccept(s);
+      });
+      return s;
+    };
+  }
+
+  private readonly onConnection = (socket: net.Socket): void => {
+    this.handler(socket, this);
+  };
+
+  /** Sends this listener's new connections to `handler` (a reload moves a listener to a new frontend). */
+  setHandler(handler: ConnectionHandler): void {
+    this.handler = handler;
+  }
+
+  /** Descriptors accepting on the socket. */
+  get descriptors(): number {
+    return this.servers.length;
+  }
+
+  /**
+   * Stops accepting: connections wait in the kernel's backlog. Returns false when a descriptor
+   * could not stop (see the file comment); its connections keep arriving.
+   */
+  pause(): boolean {
+    this.paused = true;
+    let all = true;
+    for (const s of this.servers) if (!pauseAccept(s)) all = false;
+    return all;
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    for (const s of this.servers) resumeAccept(s);
+  }
+
+  /**
+   * Gives the socket `maxAccept` descriptors (1..MAX_ACCEPT_HANDLES): opens more, or closes the
+   * surplus. When opening more fails the listener keeps those it has (fewer accepts per turn).
+   */
+  async resize(maxAccept: number): Promise<void> {
+    const want = Math.min(Math.max(1, maxAccept), MAX_ACCEPT_HANDLES);
+    if (this.servers.length > want) {
+      for (const s of this.servers.splice(want)) s.close();
+      return;
+    }
+    const source = this.servers[0];
+    if (this.servers.length === want || !source) return;
+    this.servers.push(...(await duplicateListener(source, want - this.servers.length, this.makeDescriptor(undefined))));
+  }
+
+  close(): void {
+    for (const s of this.servers) s.close();
+  }
+}

@@ -1,0 +1,64 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import net from 'node:net';
+import { startBackend } from '../../../../test/helpers/backends.js';
+import { startProxy } from '../../../../test/helpers/proxy.js';
+import { waitFor } from '../../../../test/helpers/wait.js';
+
+// No helper process: every listener keeps Node's own descriptor, which cannot pause.
+vi.mock('./dup.js', async (orig) => ({ ...(await orig<typeof import('./dup.js')>()), duplicateListener: async () => [] }));
+
+const CFG = `
+defaults
+    mode http
+    maxconn 2
+    timeout connect 2s
+    timeout client 10s
+    timeout server 10s
+frontend fe
+    bind 127.0.0.1:{{port}}
+    default_backend be
+backend be
+    server web1 127.0.0.1:{{p1}}
+`;
+
+let cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.reverse()) await c();
+  cleanups = [];
+});
+
+function client(port: number): { sock: net.Socket; text: () => string; closed: () => boolean } {
+  let text = '';
+  let closed = false;
+  const sock = net.connect({ port, host: '127.0.0.1' }, () => sock.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+  sock.on('data', (d: Buffer) => (text += d.toString('latin1')));
+  sock.on('error', () => (closed = true));
+  sock.on('close', () => (closed = true));
+  cleanups.push(() => void sock.destroy());
+  return { sock, text: () => text, closed: () => closed };
+}
+
+describe('maxconn on a listener that cannot pause', () => {
+  it('holds the connections past maxconn unread and admits them, oldest first, as slots free', async () => {
+    const be = await startBackend('web1');
+    cleanups.push(() => be.close());
+    const p = await startProxy(CFG, { p1: be.port });
+    cleanups.push(() => p.close());
+    const a = client(p.port);
+    const b = client(p.port);
+    await waitFor(() => a.text().includes('200 OK') && b.text().includes('200 OK'), 5000, 'first two answered');
+    const c = client(p.port);
+    await waitFor(() => p.proxy.waitingCount() === 1, 5000, 'third held');
+    const d = client(p.port);
+    await waitFor(() => p.proxy.waitingCount() === 2, 5000, 'fourth held');
+    expect(p.proxy.connectionCount()).toBe(2);
+    expect(c.text() + d.text()).toBe('');
+    expect(c.closed() || d.closed()).toBe(false);
+    a.sock.destroy();
+    await waitFor(() => c.text().includes('200 OK'), 5000, 'third answered');
+    expect(d.text()).toBe('');
+    b.sock.destroy();
+    await waitFor(() => d.text().includes('200 OK'), 5000, 'fourth answered');
+    expect(p.proxy.waitingCount()).toBe(0);
+  });
+});

@@ -1,0 +1,170 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import fs from 'node:fs';
+import net from 'node:net';
+import { freePort, startBackend } from '../../../../test/helpers/backends.js';
+import { fill, startProxy } from '../../../../test/helpers/proxy.js';
+import { parseConfigText } from '@stickmesh/core';
+import { waitFor } from '../../../../test/helpers/wait.js';
+
+const CFG = `
+global
+    tune.maxaccept {{acc}}
+defaults
+    mode {{mode}}
+    maxconn 2
+    timeout connect 2s
+    timeout client 10s
+    timeout server 10s
+frontend fe
+    bind 127.0.0.1:{{port}}
+    default_backend be
+backend be
+    server web1 127.0.0.1:{{p1}}
+`;
+
+let cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const c of cleanups.reverse()) await c();
+  cleanups = [];
+});
+
+/** Connections waiting in the accept queue of the socket listening on 127.0.0.1:`port` (Linux /proc). */
+function acceptQueue(port: number): number {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  for (const line of fs.readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[1] === `0100007F:${hexPort}` && f[3] === '0A') return parseInt(f[4]!.split(':')[1]!, 16);
+  }
+  return -1;
+}
+
+interface Client {
+  sock: net.Socket;
+  text: () => string;
+  closed: () => boolean;
+}
+
+function client(port: number, request: string): Client {
+  let text = '';
+  let closed = false;
+  const sock = net.connect({ port, host: '127.0.0.1' }, () => sock.write(request));
+  sock.on('data', (d: Buffer) => (text += d.toString('latin1')));
+  sock.on('error', () => (closed = true));
+  sock.on('close', () => (closed = true));
+  cleanups.push(() => void sock.destroy());
+  return { sock, text: () => text, closed: () => closed };
+}
+
+const GET = 'GET / HTTP/1.1\r\nHost: x\r\n\r\n';
+
+describe('maxconn: a full frontend stops accepting, as HAProxy does', () => {
+  for (const acc of [1, 4]) {
+    it(`http, tune.maxaccept ${acc}: the third connection waits in the backlog, unanswered and open, and is served when a slot frees`, async () => {
+      const be = await startBackend('web1');
+      cleanups.push(() => be.close());
+      const p = await startProxy(CFG, { acc, mode: 'http', p1: be.port });
+      cleanups.push(() => p.close());
+      const a = client(p.port, GET);
+      const b = client(p.port, GET);
+      await waitFor(() => a.text().includes('200 OK') && b.text().includes('200 OK'), 5000, 'first two answered');
+      const c = client(p.port, GET);
+      // Accepted by the kernel, not by the proxy: it sits in the listening socket's queue.
+      await waitFor(() => acceptQueue(p.port) === 1, 5000, 'third connection in the accept queue');
+      expect(p.proxy.connectionCount()).toBe(2);
+      expect(p.proxy.waitingCount()).toBe(0);
+      expect(c.text()).toBe('');
+      expect(c.closed()).toBe(false);
+      a.sock.destroy();
+      await waitFor(() => c.text().includes('200 OK'), 5000, 'third connection answered');
+      expect(c.closed()).toBe(false);
+      expect(acceptQueue(p.port)).toBe(0);
+      // The listener accepts again: a fourth client waits only until another slot frees.
+      const d = client(p.port, GET);
+      await waitFor(() => acceptQueue(p.port) === 1, 5000, 'fourth connection in the accept queue');
+      b.sock.destroy();
+      await waitFor(() => d.text().includes('200 OK'), 5000, 'fourth connection answered');
+    });
+  }
+
+  it('tcp: the third connection waits and gets its server once one of the first two closes', async () => {
+    const be = await startBackend('web1');
+    cleanups.push(() => be.close());
+    const p = await startProxy(CFG, { acc: 2, mode: 'tcp', p1: be.port });
+    cleanups.push(() => p.close());
+    const a = client(p.port, GET);
+    const b = client(p.port, GET);
+    await waitFor(() => a.text().includes('200 OK') && b.text().includes('200 OK'), 5000, 'first two answered');
+    const c = client(p.port, GET);
+    await waitFor(() => acceptQueue(p.port) === 1, 5000, 'third connection in the accept queue');
+    expect(p.proxy.connectionCount()).toBe(2);
+    expect(c.closed()).toBe(false);
+    b.sock.destroy();
+    await waitFor(() => c.text().includes('200 OK'), 5000, 'third connection answered');
+  });
+
+  it('a burst past maxconn is served in turn, none reset', async () => {
+    const be = await startBackend('web1');
+    cleanups.push(() => be.close());
+    const p = await startProxy(CFG, { acc: 8, mode: 'http', p1: be.port });
+    cleanups.push(() => p.close());
+    // Each client closes after its answer, freeing its slot for the next one in the backlog.
+    const clients = Array.from({ length: 20 }, () => client(p.port, 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+    await waitFor(() => clients.every((c) => c.closed()), 10000, 'every client answered and closed');
+    expect(clients.filter((c) => c.text().startsWith('HTTP/1.1 200')).length).toBe(20);
+  });
+
+  it('a reload that keeps the listener of a full frontend lets the waiting connection in (the new frontend has free slots)', async () => {
+    const be = await startBackend('web1');
+    cleanups.push(() => be.close());
+    const p = await startProxy(CFG, { acc: 2, mode: 'http', p1: be.port });
+    cleanups.push(() => p.close());
+    const a = client(p.port, GET);
+    const b = client(p.port, GET);
+    await waitFor(() => a.text().includes('200 OK') && b.text().includes('200 OK'), 5000, 'first two answered');
+    const c = client(p.port, GET);
+    await waitFor(() => acceptQueue(p.port) === 1, 5000, 'third connection in the accept queue');
+    const next = parseConfigText(fill(CFG, { acc: 2, mode: 'http', p1: be.port, port: p.port }), 'test.cfg').config;
+    await p.proxy.reload(next, p.proxy.tables);
+    await waitFor(() => c.text().includes('200 OK'), 5000, 'third connection answered after the reload');
+    expect(c.closed()).toBe(false);
+  });
+
+  it('global maxconn: the process full pauses every frontend; a connection closing on one lets the other accept', async () => {
+    const be = await startBackend('web1');
+    cleanups.push(() => be.close());
+    const port2 = await freePort();
+    const cfg = `
+global
+    maxconn 2
+defaults
+    mode http
+    maxconn 10
+    timeout connect 2s
+    timeout client 10s
+    timeout server 10s
+frontend fe1
+    bind 127.0.0.1:{{port}}
+    default_backend be
+frontend fe2
+    bind 127.0.0.1:{{port2}}
+    default_backend be
+backend be
+    server web1 127.0.0.1:{{p1}}
+`;
+    const p = await startProxy(cfg, { p1: be.port, port2 });
+    cleanups.push(() => p.close());
+    const a = client(p.port, GET);
+    const b = client(port2, GET);
+    await waitFor(() => a.text().includes('200 OK') && b.text().includes('200 OK'), 5000, 'one answered on each frontend');
+    const c = client(p.port, GET);
+    const d = client(port2, GET);
+    await waitFor(() => acceptQueue(p.port) === 1 && acceptQueue(port2) === 1, 5000, 'both frontends stopped accepting');
+    expect(p.proxy.connectionCount()).toBe(2);
+    b.sock.destroy();
+    await waitFor(() => c.text().includes('200 OK') || d.text().includes('200 OK'), 5000, 'one waiting connection answered');
+    expect(c.text().includes('200 OK') && d.text().includes('200 OK')).toBe(false);
+    expect(p.proxy.connectionCount()).toBe(2);
+    a.sock.destroy();
+    await waitFor(() => c.text().includes('200 OK') && d.text().includes('200 OK'), 5000, 'both answered');
+  });
+});
