@@ -23,7 +23,7 @@ import {
   type StickTable,
   type StickmeshConfig,
 } from '@stickmesh/core';
-import { AcceptGate, AdminServer, DASHBOARD_HTML, StickmeshProxy, metrics } from '@stickmesh/proxy';
+import { AcceptGate, AdminServer, DASHBOARD_HTML, StickmeshProxy, isLoopback, metrics } from '@stickmesh/proxy';
 import { Ops } from './ops.js';
 import { PeersService } from '@stickmesh/peers';
 
@@ -186,9 +186,10 @@ export class StickmeshNode {
   /**
    * The admin listener. An address written in the config (`admin-bind`, see GlobalConfig.admin)
    * must bind or the node stops. Without one it binds this node's peers address on port 9100 when
-   * the peers `bind` (or this node's peer line) names an address, else 127.0.0.1:9100, so nodes
-   * sharing a host each get their own; when that default cannot be bound (another node, or another
-   * program, has it) the node runs without admin and logs one warning.
+   * the peers `bind` (or this node's peer line) names a loopback address, else 127.0.0.1:9100, so
+   * nodes sharing a host each get their own and no default ever exposes the API beyond this host;
+   * when that default cannot be bound (another node, or another program, has it) the node runs
+   * without admin and logs one warning.
    */
   private async startAdmin(gate?: AcceptGate): Promise<void> {
     const a = this.config.global.admin;
@@ -226,11 +227,11 @@ export class StickmeshNode {
     ops.registerMetrics();
   }
 
-  /** This node's first peers address that names a host (not a wildcard), else 127.0.0.1. */
+  /** This node's first peers address that is a loopback address, else 127.0.0.1. */
   private defaultAdminHost(): string {
     for (const pc of this.config.peers) {
       const { host } = peersFor(pc, this.name).bind;
-      if (host !== '' && host !== '*' && host !== '0.0.0.0' && host !== '::') return host;
+      if (isLoopback(host)) return host;
     }
     return '127.0.0.1';
   }
