@@ -266,8 +266,12 @@ export interface GlobalConfig {
   localPeer?: string;
   /** pino level for request and event logs. */
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
-  /** Admin HTTP listener (healthz, ready, metrics, API). */
-  admin: { host: string; port: number; token?: string };
+  /**
+   * Admin HTTP listener (healthz, ready, metrics, API). `allowOrigins` (`admin-allow-origin`):
+   * web origins whose pages may call the API from a browser, besides the listener's own origin and
+   * the admin listeners of this node's peers.
+   */
+  admin: { host: string; port: number; token?: string; allowOrigins?: string[] };
   /** Where table snapshots go. */
   dataDir: string;
   /**
