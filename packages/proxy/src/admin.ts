@@ -23,6 +23,7 @@
  * Bounds: URL 4096 bytes, request body 64 KiB (JSON only, writes only), 50 headers, 10 s per request.
  */
 import http from 'node:http';
+import type { Duplex } from 'node:stream';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { HostCheck, NO_ORIGINS, classifyOrigin, isLoopback, type AdminOrigins, type OriginVerdict } from './admin-access.js';
 import type { DashboardAssets } from './dashboard.js';
@@ -120,6 +121,7 @@ export class AdminServer {
     this.tokenDigest = opts.token ? digest(opts.token) : undefined;
     this.compiled = (opts.api ?? []).map((route) => ({ route, parts: route.path.split('/') }));
     this.server = http.createServer(this.onRequest);
+    this.server.on('connect', refuseConnect);
     this.server.maxHeadersCount = 50;
     this.server.headersTimeout = 5000;
     this.server.requestTimeout = 10000;
@@ -338,6 +340,14 @@ function matchPath(parts: string[], path: string): Record<string, string> | unde
     } else if (p !== g) return undefined;
   }
   return params;
+}
+
+const CONNECT_REFUSED = 'HTTP/1.1 405 Method Not Allowed\r\nContent-Type: text/plain\r\nContent-Length: 19\r\nConnection: close\r\n\r\nmethod not allowed\n';
+
+/** CONNECT is no admin method: answered 405 and closed (without a listener Node drops the socket unanswered). */
+function refuseConnect(_req: http.IncomingMessage, socket: Duplex): void {
+  socket.on('error', () => socket.destroy());
+  socket.end(CONNECT_REFUSED);
 }
 
 function sendError(res: http.ServerResponse, err: unknown): void {
