@@ -22,8 +22,14 @@ export const MAX_LIST_LIMIT = 10000;
  * fewer than `limit` entries and still name a `next` cursor; the caller goes on from there.
  */
 export const SCAN_SLOTS_PER_CALL = 262_144;
-/** Entries a clear deletes per event-loop turn; the next batch runs after pending I/O (setImmediate). */
+/**
+ * A clear deletes at most CLEAR_BATCH entries and works at most CLEAR_SLICE_MS per event-loop
+ * turn, whichever comes first; the next turn runs after pending I/O (setImmediate).
+ */
 export const CLEAR_BATCH = 10_000;
+export const CLEAR_SLICE_MS = 20;
+/** Entries scanned (and then deleted) between two looks at the clock. */
+const CLEAR_STEP = 256;
 /** Longest key accepted by explain and filters. */
 export const MAX_KEY_LENGTH = 1024;
 /** Longest drain deadline: one day. */
@@ -103,9 +109,10 @@ export class Ops {
   }
 
   /**
-   * Deletes every live entry (tombstones, which replicate) in batches of CLEAR_BATCH per
-   * event-loop turn, so clearing a large table never stalls the node; answers once done with the
-   * count. Entries written during the clear into slots it has passed survive it.
+   * Deletes every live entry (tombstones, which replicate) in slices of at most CLEAR_BATCH
+   * entries and CLEAR_SLICE_MS per event-loop turn, so clearing a large table never stalls the
+   * node; answers once done with the count. Entries written during the clear into slots it has
+   * passed survive it.
    */
   private async clear(r: AdminRequest): Promise<Record<string, unknown>> {
     const t = this.table(r.params.table!);
@@ -116,9 +123,14 @@ export class Ops {
       let cursor = 0;
       let deleted = 0;
       for (;;) {
-        batch.length = 0;
-        cursor = t.scan(cursor, CLEAR_BATCH, 4 * CLEAR_BATCH, batch);
-        for (const e of batch) if (t.delete(e.key)) deleted++;
+        const until = performance.now() + CLEAR_SLICE_MS;
+        let n = 0;
+        do {
+          batch.length = 0;
+          cursor = t.scan(cursor, CLEAR_STEP, 4 * CLEAR_STEP, batch);
+          for (const e of batch) if (t.delete(e.key)) deleted++;
+          n += batch.length;
+        } while (cursor !== -1 && n < CLEAR_BATCH && performance.now() < until);
         if (cursor === -1) return { table: t.cfg.id, deleted };
         await new Promise<void>((resolve) => setImmediate(resolve));
       }

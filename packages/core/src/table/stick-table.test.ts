@@ -495,4 +495,19 @@ describe('StickTable scan', () => {
     expect(tab.scan(-1, 10, 10, [])).toBe(-1);
     expect(tab.scan(1.5, 10, 10, [])).toBe(-1);
   });
+
+  it('filters string keys by byte prefix, multi-byte characters and truncated keys included', () => {
+    const tab = new StickTable(cfg({ type: 'string', keyLen: 8, size: 100 }), { node: 'a', now: () => 1 });
+    for (const k of ['sess-1', 'sess-12', 'séss-1', 'sé', 'x', 'sess-123456789']) tab.setLocal(k, 's1');
+    const keys = (prefix: string) => {
+      const out: import('./types.js').EntryView[] = [];
+      tab.scan(0, 100, 100, out, { prefix });
+      return out.map((e) => e.key).sort();
+    };
+    expect(keys('sess-1')).toEqual(['sess-1', 'sess-12', 'sess-123']);
+    expect(keys('sé')).toEqual(['sé', 'séss-1']);
+    expect(keys('s')).toHaveLength(5);
+    expect(keys('sess-1234')).toEqual([]);
+    expect(keys('\ud800')).toEqual([]);
+  });
 });

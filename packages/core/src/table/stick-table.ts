@@ -693,7 +693,8 @@ export class StickTable {
    * entries (tombstones excluded) that name `filter.server` and whose key starts with
    * `filter.prefix` (each when given), at most `max` of them, examining at most `budget` slots, so
    * one call costs O(budget) whatever the table holds. A view is built only for a match; the server
-   * filter compares ids. Returns the slot to resume from, or -1 once the end is reached. Slots do
+   * filter compares ids, and on a `string` table the prefix filter compares key bytes (other types
+   * decode each key). Returns the slot to resume from, or -1 once the end is reached. Slots do
    * not move, so a cursor stays valid across writes; an entry written meanwhile into a slot before
    * the cursor is not seen by this scan.
    */
@@ -706,6 +707,13 @@ export class StickTable {
       if (want === 0) return -1;
     }
     const prefix = filter.prefix;
+    // UTF-8 keeps string prefixes as byte prefixes (for well-formed text: checked by the round trip).
+    let bytes: Buffer | undefined;
+    if (prefix !== undefined && this.cfg.type === 'string') {
+      bytes = Buffer.from(prefix, 'utf8');
+      if (bytes.toString('utf8') !== prefix) bytes = undefined;
+    }
+    const width = this.codec.width;
     const now = this.now();
     const end = Math.min(this.hwm, cursor + Math.max(1, budget));
     let s = cursor;
@@ -713,7 +721,13 @@ export class StickTable {
     for (; s < end && added < max; s++) {
       const id = this.srv[s]!;
       if (id === 0 || id === tomb || (want !== 0 && id !== want) || this.isExpired(s, now)) continue;
-      if (prefix !== undefined && !this.codec.decode(this.keys, s * this.codec.width).startsWith(prefix)) continue;
+      if (bytes !== undefined) {
+        const off = s * width;
+        if ((this.keys[off]! | (this.keys[off + 1]! << 8)) < bytes.length) continue;
+        let i = 0;
+        while (i < bytes.length && this.keys[off + 2 + i] === bytes[i]) i++;
+        if (i < bytes.length) continue;
+      } else if (prefix !== undefined && !this.codec.decode(this.keys, s * width).startsWith(prefix)) continue;
       out.push(this.view(s));
       added++;
     }
