@@ -263,7 +263,7 @@ describe('session-aware drain', () => {
       for (let i = 1; i < 100; i++) if ((await served(n1, `127.36.0.${i}`)).server === 'web2') return `127.36.0.${i}`;
       return undefined;
     }, 5000, 'a web2 client'))!;
-    const d = await cli(['server', 'set', 'app/web2', 'drain', '--deadline', '800ms', '--json']);
+    const d = await cli(['server', 'set', 'app/web2', 'drain', '--deadline', '2s', '--json']);
     const dj = JSON.parse(d.stdout);
     expect(dj.drain.bindings).toBeGreaterThanOrEqual(1);
     expect(dj.drain.remainingMs).toBeGreaterThan(0);
