@@ -102,6 +102,8 @@ describe('admin API on a running cluster', () => {
     expect(s.status).toBe(200);
     expect(s.json.node).toBe('n1');
     expect(s.json.servers.map((x: any) => x.server)).toEqual(['web1', 'web2', 'web3']);
+    // The dashboard's siblings: the peers' hosts with this node's admin port (all on 127.0.0.1 here).
+    expect((await api(n1, 'GET', '/api/dashboard', undefined, null)).json).toEqual({ siblings: [`http://127.0.0.1:${n1.adminPort}`], accepted: [`http://127.0.0.1:${n1.adminPort}`] });
     const denied = await api(n1, 'PUT', '/api/servers/app/web1', { state: 'drain' }, null);
     expect(denied.status).toBe(401);
     expect((await api(n1, 'PUT', '/api/servers/app/web1', { state: 'bogus' })).status).toBe(400);
