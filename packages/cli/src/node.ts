@@ -13,6 +13,7 @@ import {
   ConfigError,
   StickmeshError,
   buildTables,
+  parseOrigin,
   readSnapshotFile,
   snapshotFileFor,
   SNAPSHOT_FILE,
@@ -23,7 +24,7 @@ import {
   type StickTable,
   type StickmeshConfig,
 } from '@stickmesh/core';
-import { AcceptGate, AdminServer, DASHBOARD_HTML, StickmeshProxy, isLoopback, metrics } from '@stickmesh/proxy';
+import { AcceptGate, AdminServer, DASHBOARD, StickmeshProxy, isLoopback, metrics, type AdminOrigins } from '@stickmesh/proxy';
 import { Ops } from './ops.js';
 import { PeersService } from '@stickmesh/peers';
 
@@ -73,6 +74,7 @@ export class StickmeshNode {
   private readonly logger: Logger;
   private readonly env: NodeJS.ProcessEnv;
   private snapshotTimer: NodeJS.Timeout | undefined;
+  private originsCache: { config: StickmeshConfig; port: number; value: AdminOrigins } | undefined;
   private readonly startedAt = Date.now();
 
   private constructor(config: StickmeshConfig, tables: Map<string, StickTable>, proxy: StickmeshProxy, opts: NodeOptions) {
@@ -207,7 +209,8 @@ export class StickmeshNode {
       },
       api: ops.routes(),
       metrics: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
-      dashboard: DASHBOARD_HTML,
+      dashboard: DASHBOARD,
+      origins: () => this.adminOrigins(),
       ...(gate ? { onListening: (server: import('node:net').Server) => gate.attach(server) } : {}),
     });
     try {
@@ -234,6 +237,28 @@ export class StickmeshNode {
       if (isLoopback(host)) return host;
     }
     return '127.0.0.1';
+  }
+
+  /**
+   * Origins the admin listener trusts besides its own: its peers' admin listeners, taken to be
+   * `http://PEER_HOST:PORT` with this node's admin port (the one-host and one-port-per-host
+   * layouts), and `admin-allow-origin`. The same object until the config or the port changes.
+   */
+  adminOrigins(): AdminOrigins {
+    const port = this.adminAddress?.port ?? this.config.global.admin.port;
+    const c = this.originsCache;
+    if (c && c.config === this.config && c.port === port) return c.value;
+    const peers: string[] = [];
+    for (const p of this.config.peers) {
+      for (const x of p.peers) {
+        if (x.name === this.name || x.host === undefined) continue;
+        const o = parseOrigin(`http://${x.host.includes(':') ? `[${x.host}]` : x.host}:${port}`);
+        if (typeof o === 'string' && !peers.includes(o)) peers.push(o);
+      }
+    }
+    const value: AdminOrigins = { peers, allowed: this.config.global.admin.allowOrigins ?? [] };
+    this.originsCache = { config: this.config, port, value };
+    return value;
   }
 
   tableStats(): Array<Record<string, unknown>> {

@@ -11,12 +11,25 @@
  * `maint` by itself once bindings reach zero, and with `deadlineMs` when the deadline passes,
  * whichever comes first. Drain state is per node and is lost when a reload rebuilds the backends.
  */
-import { TOMBSTONE, type StickTable } from '@stickmesh/core';
+import { TOMBSTONE, type EntryView, type StickTable } from '@stickmesh/core';
 import { AdminError, metrics, type AdminRequest, type AdminRoute, type RuntimeBackend, type RuntimeServer } from '@stickmesh/proxy';
 import type { StickmeshNode } from './node.js';
 
 /** Entries one listing may return. */
 export const MAX_LIST_LIMIT = 10000;
+/**
+ * Slots one listing examines at most (a few tens of ms with a prefix filter): a page may hold
+ * fewer than `limit` entries and still name a `next` cursor; the caller goes on from there.
+ */
+export const SCAN_SLOTS_PER_CALL = 262_144;
+/**
+ * A clear deletes at most CLEAR_BATCH entries and works at most CLEAR_SLICE_MS per event-loop
+ * turn, whichever comes first; the next turn runs after pending I/O (setImmediate).
+ */
+export const CLEAR_BATCH = 10_000;
+export const CLEAR_SLICE_MS = 20;
+/** Entries scanned (and then deleted) between two looks at the clock. */
+const CLEAR_STEP = 256;
 /** Longest key accepted by explain and filters. */
 export const MAX_KEY_LENGTH = 1024;
 /** Longest drain deadline: one day. */
@@ -36,6 +49,8 @@ interface DrainWatch {
 
 export class Ops {
   private readonly drains = new Map<string, DrainWatch>();
+  /** Tables with a clear in progress: one at a time per table (a second one gets 409). */
+  private readonly clearing = new Set<StickTable>();
   private drainTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly node: StickmeshNode, private readonly peerHosts: () => Array<{ name: string; host: string }>) {}
@@ -45,7 +60,7 @@ export class Ops {
       { method: 'GET', path: '/api/summary', handler: () => this.summary() },
       { method: 'GET', path: '/api/tables', handler: () => this.tables() },
       { method: 'GET', path: '/api/tables/:table/entries', handler: (r) => this.entries(r) },
-      { method: 'DELETE', path: '/api/tables/:table/entries', handler: (r) => ({ table: r.params.table, deleted: this.table(r.params.table!).deleteAll() }) },
+      { method: 'DELETE', path: '/api/tables/:table/entries', handler: (r) => this.clear(r) },
       { method: 'GET', path: '/api/tables/:table/entries/:key', handler: (r) => this.entry(r) },
       { method: 'DELETE', path: '/api/tables/:table/entries/:key', handler: (r) => ({ table: r.params.table, key: r.params.key, deleted: this.table(r.params.table!).delete(r.params.key!) }) },
       { method: 'GET', path: '/api/servers', handler: () => this.servers() },
@@ -76,21 +91,52 @@ export class Ops {
     });
   }
 
+  /**
+   * One page of a table's live entries in slot order (not by age), filtered by server name and key
+   * prefix: at most `limit` matches, at most SCAN_SLOTS_PER_CALL slots examined, views built only
+   * for matches. `next` is the opaque cursor of the following page, null at the end of the table.
+   */
   private entries(r: AdminRequest): Record<string, unknown> {
     const t = this.table(r.params.table!);
     const limit = intParam(r.query, 'limit', 100, 1, MAX_LIST_LIMIT);
+    const cursor = intParam(r.query, 'cursor', 0, 0, t.capacity);
     const server = strParam(r.query, 'server');
     const prefix = strParam(r.query, 'prefix');
+    const page: EntryView[] = [];
+    const next = t.scan(cursor, limit, SCAN_SLOTS_PER_CALL, page, { ...(server !== undefined ? { server } : {}), ...(prefix !== undefined ? { prefix } : {}) });
     const now = t.now();
-    const out: Array<Record<string, unknown>> = [];
-    let matched = 0;
-    for (const e of t.entries()) {
-      if (server !== undefined && e.server !== server) continue;
-      if (prefix !== undefined && !e.key.startsWith(prefix)) continue;
-      matched++;
-      if (out.length < limit) out.push(entryJson(e, now));
+    return { table: t.cfg.id, count: page.length, next: next === -1 ? null : String(next), entries: page.map((e) => entryJson(e, now)) };
+  }
+
+  /**
+   * Deletes every live entry (tombstones, which replicate) in slices of at most CLEAR_BATCH
+   * entries and CLEAR_SLICE_MS per event-loop turn, so clearing a large table never stalls the
+   * node; answers once done with the count. Entries written during the clear into slots it has
+   * passed survive it.
+   */
+  private async clear(r: AdminRequest): Promise<Record<string, unknown>> {
+    const t = this.table(r.params.table!);
+    if (this.clearing.has(t)) throw new AdminError(409, `a clear of table '${t.cfg.id}' is already in progress`);
+    this.clearing.add(t);
+    try {
+      const batch: EntryView[] = [];
+      let cursor = 0;
+      let deleted = 0;
+      for (;;) {
+        const until = performance.now() + CLEAR_SLICE_MS;
+        let n = 0;
+        do {
+          batch.length = 0;
+          cursor = t.scan(cursor, CLEAR_STEP, 4 * CLEAR_STEP, batch);
+          for (const e of batch) if (t.delete(e.key)) deleted++;
+          n += batch.length;
+        } while (cursor !== -1 && n < CLEAR_BATCH && performance.now() < until);
+        if (cursor === -1) return { table: t.cfg.id, deleted };
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      this.clearing.delete(t);
     }
-    return { table: t.cfg.id, matched, truncated: matched > out.length, entries: out };
   }
 
   private entry(r: AdminRequest): Record<string, unknown> {
@@ -430,7 +476,7 @@ function splitKey(k: string): [string, string] {
   return [k.slice(0, i), k.slice(i + 1)];
 }
 
-function entryJson(e: ReturnType<StickTable['entries']>[number], now: number): Record<string, unknown> {
+function entryJson(e: EntryView, now: number): Record<string, unknown> {
   return {
     key: e.key,
     server: e.server,

@@ -21,3 +21,4 @@ export * from './table/keys.js';
 export * from './table/stick-table.js';
 export * from './table/snapshot.js';
 export * from './table/registry.js';
+export * from './util/origin.js';

@@ -4,23 +4,30 @@
  *   GET /healthz          200 while the process serves (never needs a token: liveness probes)
  *   GET /ready            200 once the node is ready to take traffic, 503 before (no token either)
  *   GET /metrics          Prometheus text
- *   GET / , /dashboard    the live dashboard page (static HTML; its data comes from the JSON API)
+ *   GET / , /dashboard    the live dashboard page, with /dashboard.js and /dashboard.css (static;
+ *                         its data comes from the JSON API)
+ *   GET /api/dashboard    the sibling nodes the dashboard may poll
  *   /api/...              JSON API routes given by the caller, with methods and `:param` segments
  *   GET <route>           legacy read-only JSON routes (`/tables`, `/peers`)
  *
- * Access: on a loopback address reads are open and writes need the token when one is configured.
- * On any other address every call except /healthz, /ready and the dashboard page needs
- * `Authorization: Bearer TOKEN`, and without a configured token those calls are refused (403): the
- * API is never exposed to the network unauthenticated.
+ * Access, in this order (a request with a valid `Authorization: Bearer TOKEN` skips 1 and 2):
+ *   1. Host (every path but /healthz and /ready): the Host header must name this listener (see
+ *      admin-access.ts), else 421: a DNS-rebinding page never reaches the API.
+ *   2. Origin: a browser call from another origin (an `Origin` header, or `Sec-Fetch-Site:
+ *      cross-site|same-site`) is refused (403) unless the origin is a peer's admin listener or in
+ *      `admin-allow-origin`; only those get CORS headers, on preflight too.
+ *   3. Token: on a loopback address reads are open and writes need the token when one is
+ *      configured. On any other address every API call needs the token, and without a configured
+ *      token those calls are refused (403): the API is never exposed to the network unauthenticated.
  *
  * Bounds: URL 4096 bytes, request body 64 KiB (JSON only, writes only), 50 headers, 10 s per request.
- * Cross-origin reads are allowed only from another loopback origin (the dashboard of a local
- * cluster showing its sibling nodes), or with a token.
  */
 import http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
+import type { Duplex } from 'node:stream';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { plainIp } from './runtime/address.js';
+import { HostCheck, NO_ORIGINS, classifyOrigin, isLoopback, type AdminOrigins, type OriginVerdict } from './admin-access.js';
+import type { DashboardAssets } from './dashboard.js';
 
 export const MAX_ADMIN_BODY_BYTES = 65536;
 export const MAX_ADMIN_URL_BYTES = 4096;
@@ -65,8 +72,13 @@ export interface AdminOptions {
   api?: AdminRoute[];
   /** Prometheus exposition for `/metrics`. */
   metrics?: () => Promise<{ contentType: string; body: string }>;
-  /** HTML served at `/` and `/dashboard`. */
-  dashboard?: string;
+  /** The dashboard page and its script and style. */
+  dashboard?: DashboardAssets;
+  /**
+   * Trusted origins besides the listener's own, asked on every request: return the same object
+   * until they change (the derived Host check, origin set and CSP are rebuilt on a new object).
+   */
+  origins?: () => AdminOrigins;
   /** Called with the server from its 'listening' callback, before the event loop can accept on it. */
   onListening?: (server: net.Server) => void;
 }
@@ -76,17 +88,24 @@ interface CompiledRoute {
   parts: string[];
 }
 
-/** True for 127.0.0.0/8, ::1 and ::ffff:127.x: addresses only this host can reach. */
-export function isLoopback(host: string): boolean {
-  if (host === 'localhost' || host === '::1') return true;
-  const v4 = plainIp(host);
-  return net.isIPv4(v4) && v4.startsWith('127.');
+/** What is derived from one AdminOrigins object. */
+interface Access {
+  of: AdminOrigins;
+  host: HostCheck;
+  trusted: Set<string>;
+  csp: string;
 }
 
-const LOOPBACK_ORIGIN = /^http:\/\/(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost|\[::1\]):\d{1,5}$/;
+const METHODS = 'GET, HEAD, POST, PUT, DELETE, OPTIONS';
+/** Longest client-given text (Host, Origin) quoted back in an error message. */
+const QUOTE_MAX = 100;
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
+}
+
+function quote(v: string): string {
+  return v.length > QUOTE_MAX ? `${v.slice(0, QUOTE_MAX)}...` : v;
 }
 
 export class AdminServer {
@@ -95,13 +114,17 @@ export class AdminServer {
   private readonly compiled: CompiledRoute[];
   private readonly loopback: boolean;
   private readonly tokenDigest: Buffer | undefined;
+  private port: number;
+  private access: Access | undefined;
 
   constructor(opts: AdminOptions) {
     this.opts = opts;
+    this.port = opts.port;
     this.loopback = isLoopback(opts.host);
     this.tokenDigest = opts.token ? digest(opts.token) : undefined;
     this.compiled = (opts.api ?? []).map((route) => ({ route, parts: route.path.split('/') }));
     this.server = http.createServer(this.onRequest);
+    this.server.on('connect', refuseConnect);
     this.server.maxHeadersCount = 50;
     this.server.headersTimeout = 5000;
     this.server.requestTimeout = 10000;
@@ -114,9 +137,20 @@ export class AdminServer {
     return timingSafeEqual(digest(h.slice(7).trim()), this.tokenDigest);
   }
 
-  /** Undefined when allowed, else [status, message]. */
-  private denied(req: http.IncomingMessage, write: boolean): [number, string] | undefined {
-    if (this.hasToken(req)) return undefined;
+  /** The Host check, trusted origins and dashboard CSP for the current origins. */
+  private currentAccess(): Access {
+    const of = this.opts.origins?.() ?? NO_ORIGINS;
+    if (this.access?.of === of && this.access.host.port === this.port) return this.access;
+    const trusted = new Set([...of.peers, ...of.allowed].map((o) => o.toLowerCase()));
+    const connect = ["'self'", ...trusted].join(' ');
+    const csp = `default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src ${connect}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`;
+    this.access = { of, host: new HostCheck(this.opts.host, this.port, of.allowed), trusted, csp };
+    return this.access;
+  }
+
+  /** Undefined when the token rules allow the call, else [status, message]. */
+  private denied(token: boolean, write: boolean): [number, string] | undefined {
+    if (token) return undefined;
     if (!this.loopback) {
       return this.tokenDigest
         ? [401, 'admin token required (Authorization: Bearer TOKEN)']
@@ -126,26 +160,13 @@ export class AdminServer {
     return undefined;
   }
 
-  private cors(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const origin = req.headers.origin;
-    if (typeof origin === 'string' && (LOOPBACK_ORIGIN.test(origin) || this.tokenDigest)) {
-      res.setHeader('access-control-allow-origin', origin);
-      res.setHeader('vary', 'origin');
-    }
-  }
-
   private readonly onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    res.setHeader('x-content-type-options', 'nosniff');
     const url = req.url ?? '/';
     if (url.length > MAX_ADMIN_URL_BYTES) return json(res, 414, { error: 'URL too long' });
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
-    const query = new URLSearchParams(q === -1 ? '' : url.slice(q + 1));
     const method = req.method === 'HEAD' ? 'GET' : (req.method ?? 'GET');
-    this.cors(req, res);
-    if (method === 'OPTIONS') {
-      res.writeHead(204, { 'access-control-allow-methods': 'GET, POST, PUT, DELETE', 'access-control-allow-headers': 'authorization, content-type', 'access-control-max-age': '600' }).end();
-      return;
-    }
     if (path === '/healthz') {
       if (method !== 'GET') return text(res, 405, 'method not allowed\n');
       return text(res, 200, 'ok\n');
@@ -155,20 +176,45 @@ export class AdminServer {
       const r = this.opts.readiness();
       return json(res, r.ready ? 200 : 503, r);
     }
-    if ((path === '/' || path === '/dashboard') && this.opts.dashboard !== undefined) {
+    const token = this.hasToken(req);
+    const access = this.currentAccess();
+    const hostHeader = req.headers.host;
+    if (!token && !access.host.accepts(hostHeader)) {
+      return json(res, 421, { error: `Host '${quote(hostHeader ?? '')}' does not name this admin listener (use its address or localhost, with port ${this.port}; admin-allow-origin adds a name)` });
+    }
+    const origin = req.headers.origin;
+    const fetchSite = req.headers['sec-fetch-site'];
+    const verdict = classifyOrigin(origin, typeof fetchSite === 'string' ? fetchSite : undefined, hostHeader === undefined ? undefined : `http://${hostHeader.toLowerCase()}`, access.trusted);
+    if (origin !== undefined) res.setHeader('vary', 'origin');
+    if (verdict.allowOrigin !== undefined) res.setHeader('access-control-allow-origin', verdict.allowOrigin);
+    if (method === 'OPTIONS') return this.options(req, res, verdict);
+    const d = this.opts.dashboard;
+    if (d && (path === '/' || path === '/dashboard' || path === '/dashboard.js' || path === '/dashboard.css')) {
       if (method !== 'GET') return text(res, 405, 'method not allowed\n');
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-security-policy': "default-src 'self' http: https:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:", 'x-frame-options': 'DENY' }).end(this.opts.dashboard);
+      if (path === '/dashboard.js') return asset(res, 'text/javascript; charset=utf-8', d.script);
+      if (path === '/dashboard.css') return asset(res, 'text/css; charset=utf-8', d.style);
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-security-policy': access.csp, 'x-frame-options': 'DENY', 'referrer-policy': 'no-referrer' }).end(d.html);
       return;
     }
+    if (verdict.foreign && !token) {
+      return json(res, 403, { error: `cross-origin request refused: ${origin === undefined ? 'a cross-site page' : `origin '${quote(origin)}'`} is not allowed (admin-allow-origin)` });
+    }
+    const query = new URLSearchParams(q === -1 ? '' : url.slice(q + 1));
     if (path === '/metrics' && this.opts.metrics) {
       if (method !== 'GET') return text(res, 405, 'method not allowed\n');
-      const d = this.denied(req, false);
-      if (d) return json(res, d[0], { error: d[1] });
+      const dn = this.denied(token, false);
+      if (dn) return json(res, dn[0], { error: dn[1] });
       this.opts.metrics().then(
         (m) => res.writeHead(200, { 'content-type': m.contentType }).end(m.body),
         (err: Error) => json(res, 500, { error: err.message }),
       );
       return;
+    }
+    if (path === '/api/dashboard' && d) {
+      if (method !== 'GET') return json(res, 405, { error: `method ${method} not allowed on ${path}` });
+      const dn = this.denied(token, false);
+      if (dn) return json(res, dn[0], { error: dn[1] });
+      return json(res, 200, { siblings: access.of.peers, accepted: [...access.of.peers, ...access.of.allowed] });
     }
     let pathMatched = false;
     for (const c of this.compiled) {
@@ -177,18 +223,18 @@ export class AdminServer {
       pathMatched = true;
       if (c.route.method !== method) continue;
       const write = method !== 'GET';
-      const d = this.denied(req, write);
-      if (d) return json(res, d[0], { error: d[1] });
+      const dn = this.denied(token, write);
+      if (dn) return json(res, dn[0], { error: dn[1] });
       if (!write) return this.run(res, c.route, { method, path, params, query, body: undefined });
       this.readBody(req, res, (body) => this.run(res, c.route, { method, path, params, query, body }));
       return;
     }
-    if (pathMatched) return json(res, 405, { error: `method ${method} not allowed on ${path}` });
+    if (pathMatched) return json(res, 405, { error: `method ${quote(method)} not allowed on ${quote(path)}` });
     const route = this.opts.routes?.[path];
-    if (route) {
+    if (route && Object.hasOwn(this.opts.routes!, path)) {
       if (method !== 'GET') return text(res, 405, 'method not allowed\n');
-      const d = this.denied(req, false);
-      if (d) return json(res, d[0], { error: d[1] });
+      const dn = this.denied(token, false);
+      if (dn) return json(res, dn[0], { error: dn[1] });
       try {
         return json(res, 200, route());
       } catch (err) {
@@ -197,6 +243,20 @@ export class AdminServer {
     }
     text(res, 404, 'not found\n');
   };
+
+  /**
+   * OPTIONS: a CORS preflight (Origin and Access-Control-Request-Method) from a trusted origin gets
+   * the methods and headers the API takes; from any other origin 403 without CORS headers, so the
+   * browser never sends the call. A plain OPTIONS gets the methods.
+   */
+  private options(req: http.IncomingMessage, res: http.ServerResponse, v: OriginVerdict): void {
+    if (req.headers.origin === undefined || req.headers['access-control-request-method'] === undefined) {
+      res.writeHead(204, { allow: METHODS }).end();
+      return;
+    }
+    if (v.allowOrigin === undefined) return json(res, 403, { error: `cross-origin request refused: origin '${quote(req.headers.origin)}' is not allowed (admin-allow-origin)` });
+    res.writeHead(204, { 'access-control-allow-methods': 'GET, POST, PUT, DELETE', 'access-control-allow-headers': 'authorization, content-type', 'access-control-max-age': '600' }).end();
+  }
 
   private readBody(req: http.IncomingMessage, res: http.ServerResponse, then: (body: unknown) => void): void {
     const declared = Number(req.headers['content-length'] ?? 0);
@@ -257,7 +317,9 @@ export class AdminServer {
       });
     });
     const a = this.server.address();
-    return typeof a === 'object' && a ? { host: a.address, port: a.port } : { host: this.opts.host, port: this.opts.port };
+    const bound = typeof a === 'object' && a ? { host: a.address, port: a.port } : { host: this.opts.host, port: this.opts.port };
+    this.port = bound.port;
+    return bound;
   }
 
   close(): void {
@@ -286,9 +348,21 @@ function matchPath(parts: string[], path: string): Record<string, string> | unde
   return params;
 }
 
+const CONNECT_REFUSED = 'HTTP/1.1 405 Method Not Allowed\r\nContent-Type: text/plain\r\nContent-Length: 19\r\nConnection: close\r\n\r\nmethod not allowed\n';
+
+/** CONNECT is no admin method: answered 405 and closed (without a listener Node drops the socket unanswered). */
+function refuseConnect(_req: http.IncomingMessage, socket: Duplex): void {
+  socket.on('error', () => socket.destroy());
+  socket.end(CONNECT_REFUSED);
+}
+
 function sendError(res: http.ServerResponse, err: unknown): void {
   if (err instanceof AdminError) json(res, err.status, { error: err.message });
   else json(res, 500, { error: (err as Error).message });
+}
+
+function asset(res: http.ServerResponse, type: string, body: string): void {
+  res.writeHead(200, { 'content-type': type, 'cache-control': 'no-cache' }).end(body);
 }
 
 function text(res: http.ServerResponse, status: number, body: string): void {

@@ -13,11 +13,13 @@ const COMMON = `Common options:
   -h, --help          show this help
 `;
 
-export const TABLE_HELP = `Usage: stickmesh table show [TABLE] [--server NAME] [--prefix P] [--limit N]
+export const TABLE_HELP = `Usage: stickmesh table show [TABLE] [--server NAME] [--prefix P] [--limit N] [--cursor C]
        stickmesh table clear TABLE [--key KEY]
 
-show: without TABLE, every stick table with its size; with TABLE, its entries (most recent first,
-      --limit default 100, max 10000), filtered by server name or key prefix.
+show: without TABLE, every stick table with its size; with TABLE, one page of its entries in
+      storage order (not by age), filtered by server name or key prefix: at most --limit entries
+      (default 100, max 10000). When the table holds more, the page ends with the --cursor value
+      that shows the next page; a page may hold fewer than --limit entries and still go on.
 clear: deletes every entry of TABLE, or only KEY; deletions replicate to every peer.
 
 ${COMMON}`;
@@ -142,7 +144,7 @@ function out(c: Client, j: unknown, human: () => string): void {
 const enc = encodeURIComponent;
 
 export function runTable(argv: string[]): Promise<number> {
-  return command(argv, TABLE_HELP, { server: { type: 'string' }, prefix: { type: 'string' }, limit: { type: 'string' }, key: { type: 'string' } }, async (c, pos, v) => {
+  return command(argv, TABLE_HELP, { server: { type: 'string' }, prefix: { type: 'string' }, limit: { type: 'string' }, cursor: { type: 'string' }, key: { type: 'string' } }, async (c, pos, v) => {
     const [sub, table, ...more] = pos;
     if (more.length > 0) return usage(TABLE_HELP, `unexpected argument '${more[0]}'`);
     if (sub === 'show' && table === undefined) {
@@ -157,11 +159,11 @@ export function runTable(argv: string[]): Promise<number> {
     }
     if (sub === 'show') {
       const q = new URLSearchParams();
-      for (const k of ['server', 'prefix', 'limit'] as const) if (typeof v[k] === 'string') q.set(k, v[k] as string);
-      const j = (await c.call('GET', `/api/tables/${enc(table!)}/entries${q.size ? `?${q}` : ''}`)) as { matched: number; truncated: boolean; entries: Array<Record<string, unknown>> };
+      for (const k of ['server', 'prefix', 'limit', 'cursor'] as const) if (typeof v[k] === 'string') q.set(k, v[k] as string);
+      const j = (await c.call('GET', `/api/tables/${enc(table!)}/entries${q.size ? `?${q}` : ''}`)) as { next: string | null; entries: Array<Record<string, unknown>> };
       out(c, j, () => {
         const rows = j.entries.map((e) => [e.key, e.server, e.origin, new Date((e.version as { wall: number }).wall).toISOString(), e.expiresInMs === null ? 'never' : ms(e.expiresInMs)]);
-        return formatTable(['KEY', 'SERVER', 'ORIGIN', 'WRITTEN', 'EXPIRES IN'], rows) + (j.truncated ? `(${j.entries.length} of ${j.matched} shown; use --limit)\n` : '');
+        return formatTable(['KEY', 'SERVER', 'ORIGIN', 'WRITTEN', 'EXPIRES IN'], rows) + (j.next !== null ? `next page: --cursor ${j.next}\n` : '');
       });
       return 0;
     }

@@ -230,6 +230,17 @@ describe('haproxy.cfg front door', () => {
     expect(g([' log-level warn'], { STICKMESH_ADMIN_PORT: '9300' }).loc).toEqual({ file: 'STICKMESH_ADMIN_PORT', line: 0 });
   });
 
+  it("reads 'admin-allow-origin' as normalized origins, refusing wildcards, paths and other schemes", () => {
+    const text = cfg('global', ' admin-allow-origin http://Dash.Example:8080 https://ops.example:443/', ' admin-allow-origin http://[::1]:9100');
+    const { config } = parseConfigText(text, 'x.cfg', 'haproxy', {});
+    expect(config.global.admin.allowOrigins).toEqual(['http://dash.example:8080', 'https://ops.example', 'http://[::1]:9100']);
+    expect(parseConfigText(text, 'x.cfg', 'haproxy', { STICKMESH_ADMIN_PORT: '9200' }).config.global.admin.allowOrigins).toHaveLength(3);
+    expect(errorsOf(cfg('global', ' admin-allow-origin *'))[0]).toMatch(/x\.cfg:2: 'admin-allow-origin'.*name each origin/);
+    expect(errorsOf(cfg('global', ' admin-allow-origin http://a.example/path'))[0]).toMatch(/no path/);
+    expect(errorsOf(cfg('global', ' admin-allow-origin ftp://a.example'))[0]).toMatch(/http or https/);
+    expect(errorsOf(cfg('global', ' admin-allow-origin'))[0]).toMatch(/origin/);
+  });
+
   it("reads 'tune.maxaccept' (HAProxy's -1 = the largest value), with an env override and range errors", () => {
     const g = (lines: string[], env = {}) => parseConfigText(cfg('global', ...lines), 'x.cfg', 'haproxy', env).config.global;
     expect(g([' log-level warn']).maxAccept).toBe(16);

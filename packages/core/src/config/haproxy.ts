@@ -35,6 +35,7 @@ import type { ConfigIssue } from '../errors.js';
 import { defaultGlobal, defaultServerSettings, defaultTimeouts, finishServerSettings, finishTimeouts } from './defaults.js';
 import { parseHostPort, parseInteger, parseSize, parseTime } from './units.js';
 import { tokenizeLine } from './tokenize.js';
+import { MAX_ALLOWED_ORIGINS, parseOrigin } from '../util/origin.js';
 
 export interface ParseOutput {
   config: StickmeshConfig;
@@ -356,6 +357,18 @@ class Parser {
       case 'admin-token':
         if (this.need(a, 0, 'token') !== undefined) g.admin = { ...g.admin, token: a[0] };
         return;
+      case 'admin-allow-origin': {
+        if (this.need(a, 0, 'origin') === undefined) return;
+        const list = [...(g.admin.allowOrigins ?? [])];
+        for (const o of a) {
+          const v = parseOrigin(o);
+          if (typeof v !== 'string') this.err(v.error);
+          else if (!list.includes(v)) list.push(v);
+        }
+        if (list.length > MAX_ALLOWED_ORIGINS) this.err(`at most ${MAX_ALLOWED_ORIGINS} origins`);
+        else g.admin = { ...g.admin, allowOrigins: list };
+        return;
+      }
       case 'data-dir':
         if (this.need(a, 0, 'directory') !== undefined) g.dataDir = a[0]!;
         return;

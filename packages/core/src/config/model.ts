@@ -269,9 +269,11 @@ export interface GlobalConfig {
   /**
    * Admin HTTP listener (healthz, ready, metrics, API). `loc` is where its address was written
    * (`admin-bind`, native `global.admin.host`/`port`, or `STICKMESH_ADMIN_HOST`/`_PORT` as line 0);
-   * without it the address is the default and the node picks the host (its peers address).
+   * without it the address is the default and the node picks the host (its peers address when that
+   * is loopback). `allowOrigins` (`admin-allow-origin`): web origins whose pages may call the API
+   * from a browser, besides the listener's own origin and the admin listeners of this node's peers.
    */
-  admin: { host: string; port: number; token?: string; loc?: SourceLoc };
+  admin: { host: string; port: number; token?: string; loc?: SourceLoc; allowOrigins?: string[] };
   /** Where table snapshots go. */
   dataDir: string;
   /**

@@ -81,6 +81,13 @@ describe('native YAML/JSON front door', () => {
     expect(parseConfigText(bare, 'c.yaml', undefined, { STICKMESH_ADMIN_HOST: '127.0.0.5' }).config.global.admin).toMatchObject({ host: '127.0.0.5', loc: { file: 'STICKMESH_ADMIN_HOST', line: 0 } });
   });
 
+  it('reads admin.allowOrigins as a list, or a comma-separated STICKMESH_ADMIN_ALLOW_ORIGIN', () => {
+    const text = yaml.replace('admin: { port: 9300 }', 'admin: { port: 9300, allowOrigins: ["http://A.example:81", "https://b.example"] }');
+    expect(parseConfigText(text, 'c.yaml', undefined, {}).config.global.admin.allowOrigins).toEqual(['http://a.example:81', 'https://b.example']);
+    expect(parseConfigText(yaml, 'c.yaml', undefined, { STICKMESH_ADMIN_ALLOW_ORIGIN: 'http://c.example:9, http://d.example' }).config.global.admin.allowOrigins).toEqual(['http://c.example:9', 'http://d.example']);
+    expect(errorsOf(yaml.replace('admin: { port: 9300 }', 'admin: { port: 9300, allowOrigins: ["*"] }'))[0]).toMatch(/c\.yaml:2: 'global\.admin\.allowOrigins'.*name each origin/);
+  });
+
   it('reads JSON', () => {
     const { config } = parseConfigText(JSON.stringify({ backends: [{ name: 'b', mode: 'http', servers: [{ name: 's', address: '10.0.0.1:80' }] }] }), 'c.json', undefined, {});
     expect(config.backends[0]!.servers[0]).toMatchObject({ host: '10.0.0.1', port: 80 });

@@ -10,6 +10,7 @@ import { LineCounter, isMap, parseDocument, type Document, type Node } from 'yam
 import type { ConfigIssue } from '../errors.js';
 import type { GlobalConfig, SourceLoc } from './model.js';
 import { parseHaproxyConfig, type ParseOutput } from './haproxy.js';
+import { MAX_ALLOWED_ORIGINS, parseOrigin } from '../util/origin.js';
 
 /** Schema of `global`: these keys take environment overrides, in both front doors. */
 export const globalSchema = {
@@ -25,6 +26,17 @@ export const globalSchema = {
     host: { doc: 'Admin listener address.', format: String, default: '127.0.0.1', env: 'STICKMESH_ADMIN_HOST' },
     port: { doc: 'Admin listener port; 0 disables it.', format: 'port', default: 9100, env: 'STICKMESH_ADMIN_PORT' },
     token: { doc: 'Bearer token required by admin write calls.', format: String, default: '', env: 'STICKMESH_ADMIN_TOKEN', sensitive: true },
+    allowOrigins: {
+      doc: "Web origins allowed to call the admin API from a browser (haproxy.cfg 'admin-allow-origin'); the environment takes a comma-separated list.",
+      // A function format gets no coercion from convict: environment values arrive as strings.
+      format: function allowOriginsList(v: unknown): void {
+        const list = originList(v);
+        if (typeof list === 'string') throw new Error(list);
+      },
+      // A string default keeps convict from JSON-parsing the environment value.
+      default: '' as unknown,
+      env: 'STICKMESH_ADMIN_ALLOW_ORIGIN',
+    },
   },
   dataDir: { doc: 'Directory for table snapshots; empty disables snapshots.', format: String, default: '', env: 'STICKMESH_DATA_DIR' },
   maxAccept: {
@@ -38,6 +50,25 @@ export const globalSchema = {
     env: 'STICKMESH_MAXACCEPT',
   },
 } as const;
+
+/** `admin.allowOrigins` as normalized origins (a list, or a comma-separated string from the environment), or an error message. */
+function originList(v: unknown): string[] | string {
+  const items = typeof v === 'string' ? v.split(',').map((x) => x.trim()).filter((x) => x !== '') : v;
+  if (!Array.isArray(items)) return 'must be a list of origins (scheme://host[:port])';
+  if (items.length > MAX_ALLOWED_ORIGINS) return `at most ${MAX_ALLOWED_ORIGINS} origins`;
+  const out: string[] = [];
+  for (const x of items) {
+    const o = parseOrigin(String(x));
+    if (typeof o !== 'string') return o.error;
+    if (!out.includes(o)) out.push(o);
+  }
+  return out;
+}
+
+function allowOrigins(v: unknown): { allowOrigins?: string[] } {
+  const list = originList(v);
+  return typeof list === 'string' || list.length === 0 ? {} : { allowOrigins: list };
+}
 
 const anyList = { doc: 'See docs/CONFIG.md.', format: Array, default: [] as unknown[] };
 const anyMap = { doc: 'See docs/CONFIG.md.', format: Object, default: {} as Record<string, unknown> };
@@ -56,7 +87,7 @@ interface GlobalValues {
   maxconn: number;
   logLevel: GlobalConfig['logLevel'];
   localPeer: string;
-  admin: { host: string; port: number; token: string };
+  admin: { host: string; port: number; token: string; allowOrigins: unknown };
   dataDir: string;
   maxAccept: number;
 }
@@ -67,7 +98,7 @@ interface GlobalValues {
  */
 export function applyGlobalEnv(g: GlobalConfig, env: NodeJS.ProcessEnv): string | undefined {
   const c = convict(globalSchema as unknown as convict.Schema<GlobalValues>, { env, args: [] });
-  c.load({ maxconn: g.maxconn, logLevel: g.logLevel, localPeer: g.localPeer ?? '', admin: { host: g.admin.host, port: g.admin.port, token: g.admin.token ?? '' }, dataDir: g.dataDir, maxAccept: g.maxAccept });
+  c.load({ maxconn: g.maxconn, logLevel: g.logLevel, localPeer: g.localPeer ?? '', admin: { host: g.admin.host, port: g.admin.port, token: g.admin.token ?? '', allowOrigins: g.admin.allowOrigins ?? '' }, dataDir: g.dataDir, maxAccept: g.maxAccept });
   try {
     c.validate({ allowed: 'strict' });
   } catch (err) {
@@ -79,7 +110,7 @@ export function applyGlobalEnv(g: GlobalConfig, env: NodeJS.ProcessEnv): string 
   g.localPeer = v.localPeer === '' ? undefined : v.localPeer;
   const adminEnv = env.STICKMESH_ADMIN_PORT !== undefined ? 'STICKMESH_ADMIN_PORT' : env.STICKMESH_ADMIN_HOST !== undefined ? 'STICKMESH_ADMIN_HOST' : undefined;
   const adminLoc = adminEnv !== undefined ? { file: adminEnv, line: 0 } : g.admin.loc;
-  g.admin = { host: v.admin.host, port: v.admin.port, token: v.admin.token === '' ? undefined : v.admin.token, ...(adminLoc ? { loc: adminLoc } : {}) };
+  g.admin = { host: v.admin.host, port: v.admin.port, token: v.admin.token === '' ? undefined : v.admin.token, ...(adminLoc ? { loc: adminLoc } : {}), ...allowOrigins(v.admin.allowOrigins) };
   g.dataDir = v.dataDir;
   g.maxAccept = Number(v.maxAccept);
   return undefined;
@@ -383,7 +414,7 @@ export function parseNativeConfig(text: string, file: string, env: NodeJS.Proces
     maxconn: g.global.maxconn,
     logLevel: g.global.logLevel,
     localPeer: g.global.localPeer === '' ? undefined : g.global.localPeer,
-    admin: { host: g.global.admin.host, port: g.global.admin.port, token: g.global.admin.token === '' ? undefined : g.global.admin.token, ...nativeAdminLoc(t, env) },
+    admin: { host: g.global.admin.host, port: g.global.admin.port, token: g.global.admin.token === '' ? undefined : g.global.admin.token, ...nativeAdminLoc(t, env), ...allowOrigins(g.global.admin.allowOrigins) },
     dataDir: g.global.dataDir,
     maxAccept: Number(g.global.maxAccept),
   };

@@ -452,3 +452,62 @@ describe('StickTable delete (tombstones)', () => {
     expect(a.serverCounts().live).toBe(0);
   });
 });
+
+describe('StickTable scan', () => {
+  it('pages through live entries by cursor with server and prefix filters, within a slot budget', () => {
+    let t = 1000;
+    const tab = new StickTable(cfg({ size: 1000, expire: 50 }), { node: 'a', now: () => t });
+    for (let i = 0; i < 300; i++) tab.setLocal(`10.0.${i >> 8}.${i & 255}`, `s${i % 3}`);
+    tab.delete('10.0.0.0');
+    const seen: string[] = [];
+    let cursor = 0;
+    let calls = 0;
+    while (cursor !== -1) {
+      const out: import('./types.js').EntryView[] = [];
+      cursor = tab.scan(cursor, 7, 1000, out);
+      expect(out.length).toBeLessThanOrEqual(7);
+      seen.push(...out.map((e) => e.key));
+      calls++;
+    }
+    expect(seen.length).toBe(299);
+    expect(new Set(seen).size).toBe(299);
+    expect(calls).toBe(Math.ceil(299 / 7));
+    // Server filter: ids only; an unknown server matches nothing and ends the scan at once.
+    const s1: import('./types.js').EntryView[] = [];
+    expect(tab.scan(0, 1000, 1000, s1, { server: 's1' })).toBe(-1);
+    expect(s1.length).toBe(100);
+    expect(s1.every((e) => e.server === 's1')).toBe(true);
+    expect(tab.scan(0, 1000, 1000, [], { server: 'nope' })).toBe(-1);
+    expect(tab.scan(0, 1000, 1000, [], { server: '' })).toBe(-1);
+    // Prefix filter with a budget: at most `budget` slots examined per call.
+    const p: import('./types.js').EntryView[] = [];
+    expect(tab.scan(0, 1000, 10, p, { prefix: '10.0.1.' })).toBe(10);
+    expect(p).toEqual([]);
+    let c = 0;
+    while (c !== -1) c = tab.scan(c, 1000, 64, p, { prefix: '10.0.1.' });
+    expect(p.map((e) => e.key).sort()).toEqual(Array.from({ length: 44 }, (_, i) => `10.0.1.${i}`).sort());
+    // Expired entries are skipped; a bad cursor ends the scan.
+    t += 100;
+    expect(tab.scan(0, 1000, 1000, [])).toBe(-1);
+    const none: import('./types.js').EntryView[] = [];
+    tab.scan(0, 1000, 1000, none);
+    expect(none).toEqual([]);
+    expect(tab.scan(-1, 10, 10, [])).toBe(-1);
+    expect(tab.scan(1.5, 10, 10, [])).toBe(-1);
+  });
+
+  it('filters string keys by byte prefix, multi-byte characters and truncated keys included', () => {
+    const tab = new StickTable(cfg({ type: 'string', keyLen: 8, size: 100 }), { node: 'a', now: () => 1 });
+    for (const k of ['sess-1', 'sess-12', 'séss-1', 'sé', 'x', 'sess-123456789']) tab.setLocal(k, 's1');
+    const keys = (prefix: string) => {
+      const out: import('./types.js').EntryView[] = [];
+      tab.scan(0, 100, 100, out, { prefix });
+      return out.map((e) => e.key).sort();
+    };
+    expect(keys('sess-1')).toEqual(['sess-1', 'sess-12', 'sess-123']);
+    expect(keys('sé')).toEqual(['sé', 'séss-1']);
+    expect(keys('s')).toHaveLength(5);
+    expect(keys('sess-1234')).toEqual([]);
+    expect(keys('\ud800')).toEqual([]);
+  });
+});

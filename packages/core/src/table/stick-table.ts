@@ -96,6 +96,11 @@ class NameDict {
   get size(): number {
     return this.ids.size;
   }
+
+  /** Id of `name` without taking a reference, or 0 when no entry uses it. */
+  idOf(name: string): number {
+    return this.ids.get(name) ?? 0;
+  }
 }
 
 const NONE = -1;
@@ -679,6 +684,52 @@ export class StickTable {
         }
       }
       s++;
+    }
+    return s >= this.hwm ? -1 : s;
+  }
+
+  /**
+   * Admin listing and clearing: from slot `cursor` on, in slot order, appends to `out` the live
+   * entries (tombstones excluded) that name `filter.server` and whose key starts with
+   * `filter.prefix` (each when given), at most `max` of them, examining at most `budget` slots, so
+   * one call costs O(budget) whatever the table holds. A view is built only for a match; the server
+   * filter compares ids, and on a `string` table the prefix filter compares key bytes (other types
+   * decode each key). Returns the slot to resume from, or -1 once the end is reached. Slots do
+   * not move, so a cursor stays valid across writes; an entry written meanwhile into a slot before
+   * the cursor is not seen by this scan.
+   */
+  scan(cursor: number, max: number, budget: number, out: EntryView[], filter: { server?: string; prefix?: string } = {}): number {
+    if (!Number.isInteger(cursor) || cursor < 0) return -1;
+    const tomb = this.servers.idOf(TOMBSTONE);
+    let want = 0;
+    if (filter.server !== undefined) {
+      want = filter.server === TOMBSTONE ? 0 : this.servers.idOf(filter.server);
+      if (want === 0) return -1;
+    }
+    const prefix = filter.prefix;
+    // UTF-8 keeps string prefixes as byte prefixes (for well-formed text: checked by the round trip).
+    let bytes: Buffer | undefined;
+    if (prefix !== undefined && this.cfg.type === 'string') {
+      bytes = Buffer.from(prefix, 'utf8');
+      if (bytes.toString('utf8') !== prefix) bytes = undefined;
+    }
+    const width = this.codec.width;
+    const now = this.now();
+    const end = Math.min(this.hwm, cursor + Math.max(1, budget));
+    let s = cursor;
+    let added = 0;
+    for (; s < end && added < max; s++) {
+      const id = this.srv[s]!;
+      if (id === 0 || id === tomb || (want !== 0 && id !== want) || this.isExpired(s, now)) continue;
+      if (bytes !== undefined) {
+        const off = s * width;
+        if ((this.keys[off]! | (this.keys[off + 1]! << 8)) < bytes.length) continue;
+        let i = 0;
+        while (i < bytes.length && this.keys[off + 2 + i] === bytes[i]) i++;
+        if (i < bytes.length) continue;
+      } else if (prefix !== undefined && !this.codec.decode(this.keys, s * width).startsWith(prefix)) continue;
+      out.push(this.view(s));
+      added++;
     }
     return s >= this.hwm ? -1 : s;
   }
