@@ -37,6 +37,19 @@ export interface NodeOptions {
   env?: NodeJS.ProcessEnv;
 }
 
+/**
+ * The admin host of a node whose config names none: its first peers address that is a loopback
+ * address (one node per 127.0.0.N shares a host without colliding), else 127.0.0.1. Never a
+ * non-loopback address: a default must not expose the API beyond the host.
+ */
+export function defaultAdminHost(config: StickmeshConfig, node: string): string {
+  for (const pc of config.peers) {
+    const { host } = peersFor(pc, node).bind;
+    if (isLoopback(host)) return host;
+  }
+  return '127.0.0.1';
+}
+
 /** The peers section this node belongs to, with its own entry and the remote peers. */
 function peersFor(cfg: PeersConfig, node: string): { bind: { host: string; port: number }; remote: Array<{ name: string; host: string; port: number }> } {
   const self = cfg.peers.find((p) => p.name === node);
@@ -196,7 +209,7 @@ export class StickmeshNode {
   private async startAdmin(gate?: AcceptGate): Promise<void> {
     const a = this.config.global.admin;
     if (a.port <= 0) return;
-    const host = a.loc ? a.host : this.defaultAdminHost();
+    const host = a.loc ? a.host : defaultAdminHost(this.config, this.name);
     const ops = new Ops(this, () => this.config.peers.flatMap((p) => p.peers.filter((x) => x.name !== this.name && x.host !== undefined).map((x) => ({ name: x.name, host: x.host! }))));
     const admin = new AdminServer({
       host,
@@ -230,14 +243,6 @@ export class StickmeshNode {
     ops.registerMetrics();
   }
 
-  /** This node's first peers address that is a loopback address, else 127.0.0.1. */
-  private defaultAdminHost(): string {
-    for (const pc of this.config.peers) {
-      const { host } = peersFor(pc, this.name).bind;
-      if (isLoopback(host)) return host;
-    }
-    return '127.0.0.1';
-  }
 
   /**
    * Origins the admin listener trusts besides its own: its peers' admin listeners, taken to be
