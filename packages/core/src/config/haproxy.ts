@@ -35,11 +35,13 @@ import type { ConfigIssue } from '../errors.js';
 import { defaultGlobal, defaultServerSettings, defaultTimeouts, finishServerSettings, finishTimeouts } from './defaults.js';
 import { parseHostPort, parseInteger, parseSize, parseTime } from './units.js';
 import { tokenizeLine } from './tokenize.js';
+import { ProblemList } from './problems.js';
 
+/** What a front door parsed; the problem lists keep the first problems and count all of them. */
 export interface ParseOutput {
   config: StickmeshConfig;
-  issues: ConfigIssue[];
-  warnings: ConfigWarning[];
+  issues: ProblemList<ConfigIssue>;
+  warnings: ProblemList<ConfigWarning>;
 }
 
 /** Settings a `defaults` section passes on to the proxies after it. */
@@ -74,15 +76,18 @@ interface ProxyDraft extends ProxyDefaults {
   serverTemplates: ServerTemplateConfig[];
   stickRules: StickRuleConfig[];
   stickTable?: StickTableConfig;
+  /** Names in `servers`, for the duplicate check in constant time. */
+  serverNames: Set<string>;
 }
 
 type Section =
   | { kind: 'global' }
   | { kind: 'proxy'; draft: ProxyDraft }
-  | { kind: 'peers'; cfg: PeersConfig }
+  | { kind: 'peers'; cfg: PeersConfig; peerNames: Set<string>; tableNames: Set<string> }
   | { kind: 'resolvers'; cfg: ResolversConfig };
 
 const SECTION_KEYWORDS = new Set(['global', 'defaults', 'frontend', 'backend', 'listen', 'peers', 'resolvers']);
+const SECTION_LIST = [...SECTION_KEYWORDS].join(', ');
 
 /** Section keywords of HAProxy that stickmesh does not implement (reported once, body skipped). */
 const UNSUPPORTED_SECTIONS = new Set(['userlist', 'cache', 'program', 'http-errors', 'ring', 'mailers', 'fcgi-app', 'crt-store', 'traces']);
@@ -130,14 +135,17 @@ const PROXY_KEYWORDS: Record<string, string> = {
   'log-format': 'DFB', description: 'DFB', enabled: 'DFB', disabled: 'DFB', 'http-reuse': 'DB',
 };
 
+/** Keys in one backend's cookie key ring (rotation needs two or three). */
+const MAX_COOKIE_KEYS = 64;
+
 const TIMEOUT_KEYS: Record<string, keyof Timeouts> = {
   connect: 'connect', client: 'client', server: 'server', 'http-request': 'httpRequest',
   'http-keep-alive': 'httpKeepAlive', tunnel: 'tunnel', check: 'check', queue: 'queue',
 };
 
 class Parser {
-  readonly issues: ConfigIssue[] = [];
-  readonly warnings: ConfigWarning[] = [];
+  readonly issues = new ProblemList<ConfigIssue>();
+  readonly warnings = new ProblemList<ConfigWarning>();
   readonly global: GlobalConfig = defaultGlobal();
   private defaults: ProxyDefaults = initialDefaults();
   readonly frontends: FrontendConfig[] = [];
@@ -179,14 +187,19 @@ class Parser {
     return v;
   }
 
+  /** One pass over the lines, without an array of them: linear in the text, whatever it holds. */
   parse(text: string): void {
-    const lines = text.split('\n');
-    for (let n = 0; n < lines.length; n++) {
+    let n = 0;
+    for (let start = 0; start <= text.length; n++) {
+      let end = text.indexOf('\n', start);
+      if (end === -1) end = text.length;
+      const line = text.slice(start, end);
+      start = end + 1;
       this.loc = { file: this.file, line: n + 1 };
-      const t = tokenizeLine(lines[n]!, this.env);
+      const t = tokenizeLine(line, this.env);
       if ('error' in t) {
         this.unset = undefined;
-        this.directive = (lines[n] ?? '').trim().split(/\s+/)[0] ?? '';
+        this.directive = /^\s*(\S{0,64})/.exec(line)?.[1] ?? '';
         this.err(t.error);
         continue;
       }
@@ -209,12 +222,12 @@ class Parser {
       if (this.skipping) continue;
       const s = this.section;
       if (!s) {
-        this.err(`'${kw}' appears outside of any section (expected one of ${[...SECTION_KEYWORDS].join(', ')} first)`);
+        this.err(`'${kw}' appears outside of any section (expected one of ${SECTION_LIST} first)`);
         continue;
       }
       if (s.kind === 'global') this.globalLine(tokens);
       else if (s.kind === 'proxy') this.proxyLine(s.draft, tokens);
-      else if (s.kind === 'peers') this.peersLine(s.cfg, tokens);
+      else if (s.kind === 'peers') this.peersLine(s, tokens);
       else this.resolversLine(s.cfg, tokens);
     }
     this.closeSection();
@@ -231,7 +244,7 @@ class Parser {
     const name = args[0];
     if (kw === 'defaults') {
       if (args.length > 1) this.err(`'defaults' named defaults and 'from' are not supported; use one unnamed defaults section`);
-      this.section = { kind: 'proxy', draft: { ...cloneDefaults(this.defaults), cap: 'defaults', name: name ?? '', loc, binds: [], servers: [], serverTemplates: [], stickRules: [] } };
+      this.section = { kind: 'proxy', draft: { ...cloneDefaults(this.defaults), cap: 'defaults', name: name ?? '', loc, binds: [], servers: [], serverTemplates: [], stickRules: [], serverNames: new Set() } };
       return;
     }
     if (name === undefined) {
@@ -243,7 +256,7 @@ class Parser {
     if (!/^[A-Za-z0-9_.:-]+$/.test(name)) this.err(`invalid name '${name}' (letters, digits, '_', '.', ':', '-')`);
     if (kw === 'peers') {
       if (args.length > 1) this.err(`unexpected '${args[1]}' after the section name`);
-      this.section = { kind: 'peers', cfg: { name, peers: [], tables: [], loc } };
+      this.section = { kind: 'peers', cfg: { name, peers: [], tables: [], loc }, peerNames: new Set(), tableNames: new Set() };
       return;
     }
     if (kw === 'resolvers') {
@@ -267,7 +280,7 @@ class Parser {
       if (args[1] === 'from') this.err(`'from' (named defaults) is not supported`);
       else this.err(`unexpected '${args[1]}' after the section name (listening addresses go on a 'bind' line)`);
     }
-    this.section = { kind: 'proxy', draft: { ...cloneDefaults(this.defaults), cap: kw as Cap, name, loc, binds: [], servers: [], serverTemplates: [], stickRules: [] } };
+    this.section = { kind: 'proxy', draft: { ...cloneDefaults(this.defaults), cap: kw as Cap, name, loc, binds: [], servers: [], serverTemplates: [], stickRules: [], serverNames: new Set() } };
   }
 
   private closeSection(): void {
@@ -279,7 +292,7 @@ class Parser {
     else if (s.kind === 'proxy') {
       const d = s.draft;
       if (d.cap === 'defaults') {
-        const { cap: _c, name: _n, loc: _l, binds: _b, servers: _s, serverTemplates: _t, stickRules: _r, stickTable: _st, defaultBackend: _db, ...rest } = d;
+        const { cap: _c, name: _n, loc: _l, binds: _b, servers: _s, serverTemplates: _t, stickRules: _r, stickTable: _st, defaultBackend: _db, serverNames: _sn, ...rest } = d;
         this.defaults = rest;
         return;
       }
@@ -521,6 +534,11 @@ class Parser {
       this.err(`the secret of key '${id}' must be at least 16 characters`);
       return;
     }
+    // A backend has a handful of keys; the scans stay, bounded by a cap on the ring's size.
+    if (d.cookieKeys.length >= MAX_COOKIE_KEYS) {
+      this.err(`at most ${MAX_COOKIE_KEYS} cookie keys per backend`);
+      return;
+    }
     if (d.cookieKeys.some((k) => k.id === id)) {
       this.err(`key id '${id}' is already defined`);
       return;
@@ -739,10 +757,11 @@ class Parser {
     }
     const s: ServerSettings = { ...d.server, cookie: undefined };
     if (!this.serverParams(s, a, 2, false)) return;
-    if (d.servers.some((x) => x.name === name)) {
+    if (d.serverNames.has(name)) {
       this.err(`duplicate server name '${name}' in ${d.cap} '${d.name}'`);
       return;
     }
+    d.serverNames.add(name);
     d.servers.push(finishServerSettings({ ...s, name, host: hp.host, port: hp.port, loc: this.loc }));
   }
 
@@ -1115,7 +1134,8 @@ class Parser {
 
   // ---------------------------------------------------------------- peers, resolvers
 
-  private peersLine(p: PeersConfig, t: string[]): void {
+  private peersLine(sec: Extract<Section, { kind: 'peers' }>, t: string[]): void {
+    const p = sec.cfg;
     const kw = t[0]!;
     const a = t.slice(1);
     switch (kw) {
@@ -1134,20 +1154,26 @@ class Parser {
           this.err(`missing peer name`);
           return;
         }
-        if (p.peers.some((x) => x.name === name)) {
+        if (sec.peerNames.has(name)) {
           this.err(`duplicate peer '${name}'`);
           return;
         }
         if (a[1] === undefined) {
           if (kw === 'peer') this.err(`'peer ${name}' needs an address`);
-          else p.peers.push({ name, loc: this.loc });
+          else {
+            p.peers.push({ name, loc: this.loc });
+            sec.peerNames.add(name);
+          }
           return;
         }
         const hp = parseHostPort(a[1]);
         if (typeof hp === 'string') this.err(hp);
         else if (hp.port === undefined) this.err(`peer '${name}': '${a[1]}' needs a port`);
         else if (a.length > 2) this.err(`peer options are not supported ('${a.slice(2).join(' ')}')`);
-        else p.peers.push({ name, host: hp.host === '' ? '127.0.0.1' : hp.host, port: hp.port, loc: this.loc });
+        else {
+          p.peers.push({ name, host: hp.host === '' ? '127.0.0.1' : hp.host, port: hp.port, loc: this.loc });
+          sec.peerNames.add(name);
+        }
         return;
       }
       case 'table': {
@@ -1156,7 +1182,7 @@ class Parser {
           this.err(`missing table name`);
           return;
         }
-        if (p.tables.some((x) => x.name === name)) {
+        if (sec.tableNames.has(name)) {
           this.err(`duplicate table '${name}'`);
           return;
         }
@@ -1164,6 +1190,7 @@ class Parser {
         if (tc) {
           tc.peers = p.name;
           p.tables.push(tc);
+          sec.tableNames.add(name);
         }
         return;
       }
@@ -1253,8 +1280,10 @@ class Parser {
 export function parseHaproxyConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): ParseOutput {
   const p = new Parser(file, env);
   p.parse(text);
+  const backends = new Map<string, BackendConfig>();
+  for (const b of p.backends) if (!backends.has(b.name)) backends.set(b.name, b);
   for (const f of p.implicitMode) {
-    const be = p.backends.find((b) => b.name === f.defaultBackend);
+    const be = f.defaultBackend === undefined ? undefined : backends.get(f.defaultBackend);
     if (be) f.mode = be.mode;
   }
   if (!p.global.localPeer) {
