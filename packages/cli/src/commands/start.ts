@@ -5,7 +5,7 @@
  * running one kept.
  */
 import os from 'node:os';
-import { ConfigError, StickmeshError, loadConfig, type ConfigWarning, type LoadedConfig } from '@stickmesh/core';
+import { ConfigError, StickmeshError, loadConfig, loadConfigAsync, type ConfigWarning, type LoadedConfig } from '@stickmesh/core';
 import type { Logger } from 'pino';
 import { createLogger, metrics } from '@stickmesh/proxy';
 import { StickmeshNode } from '../node.js';
@@ -142,7 +142,7 @@ export async function runStart(argv: string[]): Promise<number> {
     const reloadOnce = async (): Promise<void> => {
       const t0 = performance.now();
       try {
-        const next = loadConfig(file);
+        const next = await loadConfigAsync(file);
         await node.reload(next);
         logWarnings(logger, next.warnings, next.warningCount);
         logger.info({ config: file, ms: Math.round(performance.now() - t0) }, 'reloaded');

@@ -187,15 +187,30 @@ class Parser {
     return v;
   }
 
-  /** One pass over the lines, without an array of them: linear in the text, whatever it holds. */
+  /** Offset in the text of the next line `step` reads, and that line's number minus one. */
+  private at = 0;
+  private lineNo = 0;
+
   parse(text: string): void {
-    let n = 0;
-    for (let start = 0; start <= text.length; n++) {
-      let end = text.indexOf('\n', start);
+    while (!this.step(text, Infinity));
+  }
+
+  /**
+   * Parses up to `maxLines` more lines of `text` (the same text on every call); true once the
+   * whole text is parsed and the last section closed. One pass over the lines, without an array
+   * of them: linear in the text, whatever it holds.
+   */
+  step(text: string, maxLines: number): boolean {
+    for (let k = 0; k < maxLines; k++) {
+      if (this.at > text.length) {
+        this.closeSection();
+        return true;
+      }
+      let end = text.indexOf('\n', this.at);
       if (end === -1) end = text.length;
-      const line = text.slice(start, end);
-      start = end + 1;
-      this.loc = { file: this.file, line: n + 1 };
+      const line = text.slice(this.at, end);
+      this.at = end + 1;
+      this.loc = { file: this.file, line: ++this.lineNo };
       const t = tokenizeLine(line, this.env);
       if ('error' in t) {
         this.unset = undefined;
@@ -230,7 +245,7 @@ class Parser {
       else if (s.kind === 'peers') this.peersLine(s, tokens);
       else this.resolversLine(s.cfg, tokens);
     }
-    this.closeSection();
+    return false;
   }
 
   private openSection(kw: string, args: string[]): void {
@@ -1280,6 +1295,23 @@ class Parser {
 export function parseHaproxyConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): ParseOutput {
   const p = new Parser(file, env);
   p.parse(text);
+  return finish(p, file);
+}
+
+/** Lines parsed between two pauses by `parseHaproxyConfigChunked`. */
+export const PARSE_CHUNK_LINES = 2000;
+
+/**
+ * `parseHaproxyConfig` that awaits `pause()` after every PARSE_CHUNK_LINES lines, so a running
+ * node keeps serving (and answering its peers' heartbeats) while it parses a large file on reload.
+ */
+export async function parseHaproxyConfigChunked(text: string, file: string, env: NodeJS.ProcessEnv, pause: () => Promise<void>): Promise<ParseOutput> {
+  const p = new Parser(file, env);
+  while (!p.step(text, PARSE_CHUNK_LINES)) await pause();
+  return finish(p, file);
+}
+
+function finish(p: Parser, file: string): ParseOutput {
   const backends = new Map<string, BackendConfig>();
   for (const b of p.backends) if (!backends.has(b.name)) backends.set(b.name, b);
   for (const f of p.implicitMode) {

@@ -8,7 +8,7 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { ConfigError, StickmeshError, type ConfigIssue } from '../errors.js';
 import type { ConfigWarning, StickmeshConfig } from './model.js';
-import { parseHaproxyConfig } from './haproxy.js';
+import { parseHaproxyConfig, parseHaproxyConfigChunked, type ParseOutput } from './haproxy.js';
 import { applyGlobalEnv, parseNativeConfig } from './native.js';
 import { validateConfig } from './validate.js';
 import { ProblemList, mergeProblems } from './problems.js';
@@ -37,6 +37,11 @@ export function detectFormat(file: string, text: string): ConfigFormat {
 export function parseConfigText(text: string, file: string, format?: ConfigFormat, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   const fmt = format ?? detectFormat(file, text);
   const out = fmt === 'native' ? parseNativeConfig(text, file, env) : parseHaproxyConfig(text, file, env);
+  return checked(out, fmt, file, env);
+}
+
+/** Environment overrides (haproxy.cfg; the native door applies them itself) and cross-section checks. */
+function checked(out: ParseOutput, fmt: ConfigFormat, file: string, env: NodeJS.ProcessEnv): LoadedConfig {
   const envIssues = new ProblemList<ConfigIssue>();
   if (fmt === 'haproxy') for (const i of applyGlobalEnv(out.config.global, env, file)) envIssues.push(i);
   const v = validateConfig(out.config);
@@ -47,14 +52,36 @@ export function parseConfigText(text: string, file: string, format?: ConfigForma
 }
 
 export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
-  let text: string;
+  const text = readConfigFile(file);
+  return parseConfigText(text, file, undefined, env);
+}
+
+/**
+ * `loadConfig` for a running node (reload): a haproxy.cfg file is parsed in chunks with a turn of
+ * the event loop between them, so a file of 100,000 lines does not hold up traffic and peer
+ * heartbeats while it is read. Same result and errors as `loadConfig`.
+ */
+export async function loadConfigAsync(file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadedConfig> {
+  const text = readConfigFile(file);
+  const fmt = detectFormat(file, text);
+  if (fmt === 'native') return parseConfigText(text, file, fmt, env);
+  const out = await parseHaproxyConfigChunked(text, file, env, nextTurn);
+  await nextTurn();
+  return checked(out, fmt, file, env);
+}
+
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** The text of a config file; a missing, unreadable or too large file is an SM_CONFIG_READ naming it. */
+function readConfigFile(file: string): string {
   try {
-    text = readBounded(file, MAX_CONFIG_BYTES).toString('utf8');
+    return readBounded(file, MAX_CONFIG_BYTES).toString('utf8');
   } catch (err) {
     if (err instanceof StickmeshError) throw err;
     throw new StickmeshError('SM_CONFIG_READ', `${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  return parseConfigText(text, file, undefined, env);
 }
 
 /**

@@ -84,7 +84,7 @@ function convictProblems(message: string, file: string, env: NodeJS.ProcessEnv, 
     const value = variable === undefined ? undefined : env[variable];
     if (variable !== undefined && value !== undefined) {
       const detail = (m?.[2] ?? line).replace(/: value was .*$/, '');
-      out.push({ loc: { file, line: 0 }, directive: 'environment', message: `${variable}=${JSON.stringify(value.slice(0, 64))} (${key.replace(/^global\./, 'global.')}): ${detail}` });
+      out.push({ loc: { file, line: 0 }, directive: 'environment', message: `${variable}=${JSON.stringify(value.slice(0, 64))} (global ${key.replace(/^global\./, '')}): ${detail}` });
     } else {
       out.push({ loc: { file, line: lineOf(key) }, directive: key === '' ? 'global' : key, message: line.replace(/^configuration param '([\w.]+)' not declared in the schema$/, `unknown key '$1'`) });
     }
