@@ -259,7 +259,7 @@ describe('buildMap (map-based table by weight class)', () => {
     const map = buildMap(list, new Float64Array(100_000).fill(1));
     expect(map.length).toBe(100_000);
     expect(map[99_999]).toBe(list[99_999]);
-  });
+  }, 60_000);
 });
 
 describe('SourceBalancer consistent', () => {
