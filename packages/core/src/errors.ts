@@ -26,9 +26,24 @@ export interface ConfigIssue {
  */
 export const MAX_REPORTED_ISSUES = 100;
 
-/** `file:line: 'directive': message`; `file: ...` when the problem has no line (an environment variable). */
+/** Control characters, escaped in reports. */
+const CONTROL = /[\u0000-\u001f\u007f]/g;
+
+/**
+ * `file:line: 'directive': message`; `file: ...` when the problem has no line (an environment
+ * variable). Always one line: control characters a config can smuggle into a message (a `\n`
+ * escape in a word) are shown escaped, so a report line cannot be forged.
+ */
 export function formatIssue(i: ConfigIssue): string {
-  return i.loc.line > 0 ? `${i.loc.file}:${i.loc.line}: '${i.directive}': ${i.message}` : `${i.loc.file}: '${i.directive}': ${i.message}`;
+  const s = i.loc.line > 0 ? `${i.loc.file}:${i.loc.line}: '${i.directive}': ${i.message}` : `${i.loc.file}: '${i.directive}': ${i.message}`;
+  return s.replace(CONTROL, escapeControl);
+}
+
+function escapeControl(c: string): string {
+  if (c === '\n') return '\\n';
+  if (c === '\r') return '\\r';
+  if (c === '\t') return '\\t';
+  return `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`;
 }
 
 /**

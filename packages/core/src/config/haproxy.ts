@@ -163,6 +163,16 @@ class Parser {
 
   constructor(readonly file: string, private readonly env: NodeJS.ProcessEnv) {}
 
+  /**
+   * True when the problem list is full: the problem is then only counted. The paths a garbage
+   * file takes on every line ask first, so they do not build millions of messages to drop.
+   */
+  private countedOnly(): boolean {
+    if (!this.issues.full) return false;
+    this.issues.total++;
+    return true;
+  }
+
   private err(message: string, directive = this.directive): void {
     const hint = this.unset ? ` (environment variable${this.unset.length > 1 ? 's' : ''} ${this.unset.join(', ')} not set)` : '';
     this.issues.push({ loc: this.loc, directive, message: message + hint });
@@ -214,6 +224,7 @@ class Parser {
       const t = tokenizeLine(line, this.env);
       if ('error' in t) {
         this.unset = undefined;
+        if (this.countedOnly()) continue;
         this.directive = /^\s*(\S{0,64})/.exec(line)?.[1] ?? '';
         this.err(t.error);
         continue;
@@ -237,7 +248,7 @@ class Parser {
       if (this.skipping) continue;
       const s = this.section;
       if (!s) {
-        this.err(`'${kw}' appears outside of any section (expected one of ${SECTION_LIST} first)`);
+        if (!this.countedOnly()) this.err(`'${kw}' appears outside of any section (expected one of ${SECTION_LIST} first)`);
         continue;
       }
       if (s.kind === 'global') this.globalLine(tokens);
@@ -398,7 +409,7 @@ class Parser {
       this.warn(`'${kw}' has no effect in stickmesh (process settings belong to the service manager)`, kw);
       return;
     }
-    this.err(`unknown keyword '${kw}' in 'global' section`, kw);
+    if (!this.countedOnly()) this.err(`unknown keyword '${kw}' in 'global' section`, kw);
   }
 
   // ---------------------------------------------------------------- proxies
@@ -406,12 +417,13 @@ class Parser {
   private proxyLine(d: ProxyDraft, t: string[]): void {
     const kw = t[0]!;
     const a = t.slice(1);
-    const caps = PROXY_KEYWORDS[kw];
+    // Own keys only: `constructor` or `__proto__` as a keyword must be unknown, not Object's.
+    const caps = Object.hasOwn(PROXY_KEYWORDS, kw) ? PROXY_KEYWORDS[kw] : undefined;
     const secName = d.cap === 'defaults' ? 'defaults' : `${d.cap} '${d.name}'`;
     if (caps === undefined) {
       if (kw === 'use_backend' || kw === 'http-request' || kw === 'http-response' || kw === 'acl' || kw === 'tcp-request' || kw === 'errorfile' || kw === 'compression' || kw === 'stats')
         this.err(`'${kw}' is not supported by stickmesh`, kw);
-      else this.err(`unknown keyword '${kw}' in ${secName} section`, kw);
+      else if (!this.countedOnly()) this.err(`unknown keyword '${kw}' in ${secName} section`, kw);
       return;
     }
     const has = d.cap === 'defaults' ? caps.includes('D') : d.cap === 'listen' ? caps.includes('F') || caps.includes('B') : caps.includes(d.cap === 'frontend' ? 'F' : 'B');
@@ -997,7 +1009,7 @@ class Parser {
 
   private timeoutLine(d: ProxyDraft, a: string[]): void {
     const which = a[0];
-    const key = which === undefined ? undefined : TIMEOUT_KEYS[which];
+    const key = which === undefined || !Object.hasOwn(TIMEOUT_KEYS, which) ? undefined : TIMEOUT_KEYS[which];
     if (key === undefined) {
       this.err(`unknown timeout '${which ?? ''}' (${Object.keys(TIMEOUT_KEYS).join(', ')})`);
       return;
@@ -1234,7 +1246,7 @@ class Parser {
         this.warn(`stickmesh writes JSON log lines; 'log' has no effect`);
         return;
     }
-    this.err(`unknown keyword '${kw}' in 'peers' section (bind, server, peer, table, shared-secret, cluster-name, resync-timeout, tls-cert, tls-key, tls-ca)`, kw);
+    if (!this.countedOnly()) this.err(`unknown keyword '${kw}' in 'peers' section (bind, server, peer, table, shared-secret, cluster-name, resync-timeout, tls-cert, tls-key, tls-ca)`, kw);
   }
 
   private resolversLine(r: ResolversConfig, t: string[]): void {
@@ -1279,12 +1291,12 @@ class Parser {
         const k = a[0] as keyof ResolversConfig['hold'];
         const v = this.num(parseTime(a[1] ?? ''), `'hold ${a[0] ?? ''}'`);
         if (v === undefined) return;
-        if (!(k in r.hold)) this.err(`unknown hold status '${a[0] ?? ''}' (${Object.keys(r.hold).join(', ')})`);
+        if (!Object.hasOwn(r.hold, k)) this.err(`unknown hold status '${a[0] ?? ''}' (${Object.keys(r.hold).join(', ')})`);
         else r.hold[k] = v;
         return;
       }
     }
-    this.err(`unknown keyword '${kw}' in 'resolvers' section`, kw);
+    if (!this.countedOnly()) this.err(`unknown keyword '${kw}' in 'resolvers' section`, kw);
   }
 }
 

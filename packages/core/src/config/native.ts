@@ -233,7 +233,7 @@ function translateProxy(t: Translator, kind: 'defaults' | 'frontend' | 'backend'
     if (!isObj(p.timeouts)) t.bad(at('timeouts'), 'expected an object');
     else
       for (const [k, v] of Object.entries(p.timeouts)) {
-        const name = TIMEOUT_NAMES[k];
+        const name = Object.hasOwn(TIMEOUT_NAMES, k) ? TIMEOUT_NAMES[k] : undefined;
         if (name === undefined) t.bad([...path, 'timeouts', k], `unknown timeout '${k}' (${Object.keys(TIMEOUT_NAMES).join(', ')})`);
         else t.emit([...path, 'timeouts', k], 'timeout', name, time(v));
       }

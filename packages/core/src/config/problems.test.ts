@@ -94,6 +94,18 @@ describe('front-door errors name file and line', () => {
     expect(j.issues[0]!.directive).toBe('syntax');
   });
 
+  it("Object's own names are unknown keywords, timeouts and variables, not crashes", () => {
+    const e = failure(['backend b', '  constructor x', '  timeout __proto__ 5s', 'resolvers r', '  nameserver ns 127.0.0.1:53', '  hold toString 1s', 'global', '  data-dir "$constructor"', '  bogus', ''].join('\n'), 'p.cfg');
+    expect(e.issues.map((i) => [i.loc.line, i.message])).toEqual([
+      [2, "unknown keyword 'constructor' in backend 'b' section"],
+      [3, "unknown timeout '__proto__' (connect, client, server, http-request, http-keep-alive, tunnel, check, queue)"],
+      [6, "unknown hold status 'toString' (valid, obsolete, nx, timeout, refused, other)"],
+      [9, "unknown keyword 'bogus' in 'global' section"],
+    ]);
+    const y = failure('backends:\n  - name: b\n    timeouts: { constructor: 5s }\n', 'p.yaml');
+    expect(y.issues[0]!.message).toMatch(/^unknown timeout 'constructor'/);
+  });
+
   it('environment overrides: the variable and its value, in both syntaxes', () => {
     const env = { STICKMESH_MAXACCEPT: '999' };
     for (const [text, file] of [['global\n  maxconn 10\n', 'c.cfg'], ['global:\n  maxconn: 10\n', 'c.yaml']] as const) {
