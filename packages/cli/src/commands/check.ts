@@ -5,7 +5,7 @@
  * `--against OLD` adds persistence warnings for the change OLD -> FILE, with the number of stick
  * entries affected when `--admin URL` points at a running node.
  */
-import { ConfigError, StickmeshError, loadConfig, formatIssues, type StickmeshConfig } from '@stickmesh/core';
+import { ConfigError, MAX_REPORTED_ISSUES, StickmeshError, loadConfig, formatIssues, type StickmeshConfig } from '@stickmesh/core';
 import { parseOptions } from './args.js';
 import { countAffected, persistenceDiff, type TableCounts } from '../persistence-diff.js';
 
@@ -104,10 +104,12 @@ async function against(config: StickmeshConfig, oldFile: string, values: Record<
     process.stdout.write(JSON.stringify(ws.map(({ entries: _e, ...w }) => w), null, 2) + '\n');
     return 0;
   }
-  for (const w of ws) {
+  // As for problems: the first 100, then how many more (`--json` lists them all).
+  for (const w of ws.slice(0, MAX_REPORTED_ISSUES)) {
     const n = w.affected !== undefined ? ` [${w.affected} stick entr${w.affected === 1 ? 'y' : 'ies'} affected on the running node]` : '';
     process.stderr.write(`[WARNING] ${w.loc.file}:${w.loc.line}: persistence: ${w.backend ? `backend '${w.backend}': ` : ''}${w.message}${n}\n`);
   }
+  if (ws.length > MAX_REPORTED_ISSUES) process.stderr.write(`[WARNING] ${ws.length - MAX_REPORTED_ISSUES} more persistence warnings\n`);
   if (ws.length === 0 && !values.quiet) process.stderr.write(`no persistence-breaking change against ${oldFile}\n`);
   return 0;
 }
