@@ -115,27 +115,52 @@ describe('front doors name where the problem is', () => {
   });
 });
 
+/** Starts `stickmesh start` on `cfg`; resolves once it logged 'stickmesh started', with its stdout lines. */
+async function startNode(cfg: string): Promise<{ child: ChildProcess; lines: string[]; logs: () => Array<Record<string, unknown>> }> {
+  const child = spawn(process.execPath, [bin, 'start', '--config', cfg, '--node', 'lb1'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, STICKMESH_ADMIN_PORT: '0', STICKMESH_LOG_LEVEL: 'info' },
+  });
+  procs.push(child);
+  const lines: string[] = [];
+  let partial = '';
+  child.stdout!.on('data', (d: Buffer) => {
+    const parts = (partial + d.toString()).split('\n');
+    partial = parts.pop() ?? '';
+    lines.push(...parts);
+  });
+  const logs = (): Array<Record<string, unknown>> => lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  await waitFor(() => logs().some((l) => l.msg === 'stickmesh started'), 15000, 'node started');
+  return { child, lines, logs };
+}
+
 describe('SIGHUP reload', () => {
+  it('a native file is reloaded through the worker: an alias bomb fails with file:line, a good file loads', async () => {
+    const be = await startBackend('web1');
+    cleanups.push(() => be.close());
+    const port = await freePort();
+    const good = ['frontends:', `  - { name: fe, bind: ["127.0.0.1:${port}"], mode: http, defaultBackend: be }`, 'backends:', `  - { name: be, mode: http, servers: [{ name: web1, address: "127.0.0.1:${be.port}" }] }`, ''].join('\n');
+    const cfg = tmp('node.yaml', good);
+    const { child, logs } = await startNode(cfg);
+    expect((await request(port)).status).toBe(200);
+    writeFileSync(cfg, ['global: {}', 'a: &a [x, x, x, x, x, x, x, x, x, x, x, x]', 'b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a, *a]', 'c: [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b, *b, *b]', ''].join('\n'));
+    child.kill('SIGHUP');
+    const failed = await waitFor(() => logs().find((l) => l.msg === 'reload failed; keeping the running config'), 15000, 'reload failed line');
+    expect(failed.issues).toEqual([`${cfg}:4: 'syntax': YAML aliases expand to too many nodes (an alias bomb); write the values out or use fewer nested aliases`]);
+    expect((await request(port)).status).toBe(200);
+    writeFileSync(cfg, good);
+    child.kill('SIGHUP');
+    await waitFor(() => logs().some((l) => l.msg === 'reloaded'), 15000, 'reloaded line');
+    expect((await request(port)).status).toBe(200);
+  }, 60000);
+
   it('a failed reload of 4 MiB of garbage leaves one bounded log line and the running config serving; a good one leaves one line', async () => {
     const be = await startBackend('web1');
     cleanups.push(() => be.close());
     const port = await freePort();
     const good = ['frontend fe', `  bind 127.0.0.1:${port}`, '  mode http', '  default_backend be', 'backend be', '  mode http', `  server web1 127.0.0.1:${be.port}`, ''].join('\n');
     const cfg = tmp('node.cfg', good);
-    const child = spawn(process.execPath, [bin, 'start', '--config', cfg, '--node', 'lb1'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, STICKMESH_ADMIN_PORT: '0', STICKMESH_LOG_LEVEL: 'info' },
-    });
-    procs.push(child);
-    const lines: string[] = [];
-    let partial = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      const parts = (partial + d.toString()).split('\n');
-      partial = parts.pop() ?? '';
-      lines.push(...parts);
-    });
-    const logs = (): Array<Record<string, unknown>> => lines.map((l) => JSON.parse(l) as Record<string, unknown>);
-    await waitFor(() => logs().some((l) => l.msg === 'stickmesh started'), 15000, 'node started');
+    const { child, lines, logs } = await startNode(cfg);
     expect((await request(port)).status).toBe(200);
 
     writeFileSync(cfg, GARBAGE);

@@ -5,7 +5,9 @@
  * linear in the size of the file, so a large or hostile file costs time in proportion to its
  * bytes, bounded by MAX_CONFIG_BYTES.
  */
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { ConfigError, StickmeshError, type ConfigIssue } from '../errors.js';
 import type { ConfigWarning, StickmeshConfig } from './model.js';
 import { parseHaproxyConfig, parseHaproxyConfigChunked, type ParseOutput } from './haproxy.js';
@@ -57,17 +59,62 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
 }
 
 /**
- * `loadConfig` for a running node (reload): a haproxy.cfg file is parsed in chunks with a turn of
- * the event loop between them, so a file of 100,000 lines does not hold up traffic and peer
- * heartbeats while it is read. Same result and errors as `loadConfig`.
+ * `loadConfig` for a running node (reload), without holding up traffic and peer heartbeats while
+ * a large file is read: a haproxy.cfg file is parsed in chunks with a turn of the event loop
+ * between them; a native file, whose YAML library parses in one go (seconds for tens of thousands
+ * of servers), is parsed in a worker thread with a memory limit (WORKER_HEAP_MB). Same result and
+ * errors as `loadConfig`.
  */
 export async function loadConfigAsync(file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadedConfig> {
   const text = readConfigFile(file);
   const fmt = detectFormat(file, text);
-  if (fmt === 'native') return parseConfigText(text, file, fmt, env);
+  if (fmt === 'native') {
+    // Run from TypeScript sources (unit tests) there is no compiled worker: parse here instead.
+    return existsSync(fileURLToPath(WORKER_URL)) ? parseInWorker({ text, file, env: { ...env } }) : parseConfigText(text, file, fmt, env);
+  }
   const out = await parseHaproxyConfigChunked(text, file, env, nextTurn);
   await nextTurn();
   return checked(out, fmt, file, env);
+}
+
+/** Heap limit of the worker parsing a native file; past it the file is refused, the node unharmed. */
+export const WORKER_HEAP_MB = 1024;
+
+const WORKER_URL = new URL('./load-worker.js', import.meta.url);
+
+/** @internal what load-worker.ts receives. */
+export interface WorkerJob {
+  text: string;
+  file: string;
+  env: NodeJS.ProcessEnv;
+}
+
+/** @internal what load-worker.ts answers. */
+export type WorkerAnswer =
+  | { kind: 'ok'; loaded: LoadedConfig }
+  | { kind: 'invalid'; issues: ConfigIssue[]; total: number }
+  | { kind: 'error'; code: string; message: string };
+
+function parseInWorker(job: WorkerJob): Promise<LoadedConfig> {
+  return new Promise((resolve, reject) => {
+    let answered = false;
+    const w = new Worker(WORKER_URL, { workerData: job, resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB } });
+    w.once('message', function onWorkerAnswer(a: WorkerAnswer) {
+      answered = true;
+      if (a.kind === 'ok') resolve(a.loaded);
+      else if (a.kind === 'invalid') reject(new ConfigError(a.issues, a.total));
+      else reject(new StickmeshError(a.code, a.message));
+    });
+    w.once('error', function onWorkerError(err: NodeJS.ErrnoException) {
+      if (answered) return;
+      answered = true;
+      const why = err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? `parsing it needs more than ${WORKER_HEAP_MB} MB` : err.message;
+      reject(new StickmeshError('SM_CONFIG_READ', `${job.file}: ${why}`));
+    });
+    w.once('exit', function onWorkerExit(code) {
+      if (!answered) reject(new StickmeshError('SM_CONFIG_READ', `${job.file}: the config parser stopped (exit ${code})`));
+    });
+  });
 }
 
 function nextTurn(): Promise<void> {
