@@ -4,7 +4,7 @@
  * unsupported directive is an error naming `file:line` and the directive, because a silently
  * ignored persistence directive is how stickiness breaks unnoticed. Directives that only concern
  * HAProxy's process management or its text logs are accepted with a warning saying they have no
- * effect. All problems in a file are collected, not just the first.
+ * effect. Every problem in a file is counted, not just the first; the first 100 are kept (ProblemList).
  */
 import type {
   BackendConfig,
