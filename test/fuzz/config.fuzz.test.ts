@@ -92,7 +92,8 @@ describe(`config parser under mutated configs (${CASES} cases, seed ${seed})`, (
         if (err.issues.some((is, k) => k > 0 && is.loc.line < err.issues[k - 1]!.loc.line)) failures.push(`case ${id}: issues not in line order`);
         if (err.total > err.issues.length) {
           capped++;
-          if (shown.length !== err.issues.length + 1 || shown.at(-1) !== `${err.total - err.issues.length} more problems`) {
+          const more = err.total - err.issues.length;
+          if (shown.length !== err.issues.length + 1 || shown.at(-1) !== `${more} more problem${more === 1 ? '' : 's'}`) {
             failures.push(`case ${id}: capped message does not end with the count: ${shown.at(-1)}`);
           }
         } else if (shown.length !== err.issues.length) failures.push(`case ${id}: ${shown.length} message lines for ${err.issues.length} issues`);
