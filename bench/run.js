@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // `npm run bench`: stickmesh against nginx direct, HAProxy (http and tcp) and node-http-proxy,
-// plus the stick table memory and replication benchmarks. See docs/BENCHMARKS.md.
+// plus the stick table memory, replication and config scale benchmarks. See docs/BENCHMARKS.md.
 //
-//   node bench/run.js [--only http,table,replication,profile] [--quick] [--profile] [--rounds N]
+//   node bench/run.js [--only http,table,replication,config,profile] [--quick] [--profile] [--rounds N]
 //                     [--targets direct,haproxy-http,...]
 //   BENCH_DURATION=5s (per wrk run)  BENCH_ROUNDS=5  BENCH_NO_PIN=1  BENCH_KEEP_TMP=1
 import fs from 'node:fs';
@@ -12,12 +12,12 @@ import { formatHttp, formatProfile, machineInfo, runHttpBench, runProfile } from
 import { run } from './lib/proc.mjs';
 import { repoRoot } from './lib/targets.mjs';
 
-const SECTIONS = ['http', 'table', 'replication', 'profile'];
+const SECTIONS = ['http', 'table', 'replication', 'config', 'profile'];
 const CONNS = [50, 200];
 
 const USAGE = `usage: node bench/run.js [options]
   --only LIST      sections to run, comma separated: ${SECTIONS.join(', ')} (default:
-                   http,table,replication; profile is added by --profile)
+                   http,table,replication,config; profile is added by --profile)
   --profile        also profile stickmesh-http under load (node --cpu-prof), print top 15 self time
   --quick          smoke run: 1 round of 2 s per wrk run
   --rounds N       rounds (default BENCH_ROUNDS or 5)
@@ -111,6 +111,21 @@ function runReplication(quick) {
   }
 }
 
+/**
+ * The config section: bench/config-scale.mjs in its own process; resolves to {result (its JSON
+ * line), text (its report)} or {skipped} with the reason.
+ */
+function runConfig(quick) {
+  const r = run([process.execPath, path.join(repoRoot, 'bench/config-scale.mjs'), ...(quick ? ['--quick'] : [])], { cwd: repoRoot });
+  const lines = r.stdout.trim().split('\n');
+  try {
+    if (r.status !== 0) throw new Error(`exited ${r.status}: ${r.stderr.trim().slice(-500)}`);
+    return { result: JSON.parse(lines.at(-1)), text: lines.slice(0, -1).join('\n') };
+  } catch (e) {
+    return { skipped: `config-scale.mjs: ${e.message}` };
+  }
+}
+
 function formatTable(t) {
   const b = t.bytesPerEntry;
   const o = t.opsPerSec;
@@ -142,7 +157,7 @@ async function main() {
     process.stdout.write(USAGE);
     return 0;
   }
-  const sections = args.only ? args.only.split(',').map((s) => s.trim()) : ['http', 'table', 'replication', ...(args.profile ? ['profile'] : [])];
+  const sections = args.only ? args.only.split(',').map((s) => s.trim()) : ['http', 'table', 'replication', 'config', ...(args.profile ? ['profile'] : [])];
   const bad = sections.filter((s) => !SECTIONS.includes(s));
   if (bad.length) {
     process.stderr.write(`unknown section ${bad.join(', ')}\n${USAGE}`);
@@ -186,6 +201,13 @@ async function main() {
     const rep = runReplication(Boolean(args.quick));
     results.replication = rep.result ?? { skipped: rep.skipped };
     console.log(rep.skipped ? `SKIPPED replication: ${rep.skipped}` : rep.text);
+  }
+
+  if (sections.includes('config')) {
+    console.log(`\n== config scale (bench/config-scale.mjs${args.quick ? ' --quick' : ''}): check of 100k servers, 4 MiB of garbage, reload of 40k servers ==`);
+    const c = runConfig(Boolean(args.quick));
+    results.config = c.result ?? { skipped: c.skipped };
+    console.log(c.skipped ? `SKIPPED config: ${c.skipped}` : c.text);
   }
 
   if (sections.includes('profile')) {

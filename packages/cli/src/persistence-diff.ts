@@ -49,12 +49,13 @@ export function persistenceDiff(oldCfg: StickmeshConfig, newCfg: StickmeshConfig
     const tables = stickTables(ob).filter((t) => (newTables.get(t) ?? oldTables.get(t))?.srvkey !== 'addr');
     const newByName = new Map(nb.servers.map((s) => [s.name, s]));
     const newByAddr = new Map(nb.servers.map((s) => [`${s.host}:${s.port}`, s]));
+    const oldNames = new Set(ob.servers.map((s) => s.name));
     for (const os of ob.servers) {
       const ns = newByName.get(os.name);
       if (!ns) {
         const renamed = newByAddr.get(`${os.host}:${os.port}`);
         const entries = tables.map((table) => ({ table, server: os.name }));
-        if (renamed && !oldHas(ob, renamed.name)) {
+        if (renamed && !oldNames.has(renamed.name)) {
           out.push({ loc: renamed.loc, backend: ob.name, kind: 'server-renamed', message: `server '${os.name}' renamed to '${renamed.name}' (same address ${os.host}:${os.port}): stick entries naming '${os.name}' no longer match${cookieNote(ob, os, renamed)}`, entries });
         } else {
           out.push({ loc: nb.loc, backend: ob.name, kind: 'server-removed', message: `server '${os.name}' (${os.host}:${os.port}) was removed: its stick entries${ob.cookie ? ' and cookies' : ''} no longer match; those clients are redispatched`, entries });
@@ -83,10 +84,6 @@ export function persistenceDiff(oldCfg: StickmeshConfig, newCfg: StickmeshConfig
     }
   }
   return out;
-}
-
-function oldHas(b: BackendConfig, name: string): boolean {
-  return b.servers.some((s) => s.name === name);
 }
 
 function cookieNote(b: BackendConfig, os: ServerConfig, ns: ServerConfig): string {

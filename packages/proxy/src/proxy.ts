@@ -174,6 +174,19 @@ function applyTarget(s: RuntimeServer, t: SlotTarget | undefined): void {
   s.weight = t?.weight ?? s.cfg.weight;
 }
 
+/** Servers set up between two yields to the event loop while a backend is built. */
+const BUILD_CHUNK = 1000;
+/**
+ * First health checks per second a start or reload aims at: the first checks of N checked servers
+ * are spread over N / FIRST_CHECKS_PER_SEC seconds (at least 1 s, at most each server's `inter`),
+ * so 40,000 checked servers do not open 40,000 sockets in the first second.
+ */
+const FIRST_CHECKS_PER_SEC = 2000;
+
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 export class StickmeshProxy {
   config: StickmeshConfig;
   backends = new Map<string, RuntimeBackend>();
@@ -194,12 +207,20 @@ export class StickmeshProxy {
   readonly discoveries: ServerDiscovery[] = [];
   /** Slots of the config this one replaces, by discovery name, so a reload keeps the addresses. */
   private previousSlots = new Map<string, readonly Slot[]>();
+  /** Bound of the random delay before a server's first check (see FIRST_CHECKS_PER_SEC). */
+  private readonly firstCheckSpreadMs: number;
 
   private constructor(config: StickmeshConfig, opts: ProxyOptions) {
     this.config = config;
     this.logger = opts.logger;
     this.wheel = opts.wheel ?? sharedWheel;
     this.checker = new HealthChecker(this.wheel);
+    let checked = 0;
+    for (const b of config.backends) {
+      for (const s of b.servers) if (s.check) checked++;
+      for (const t of b.serverTemplates) if (t.template.check) checked += t.count;
+    }
+    this.firstCheckSpreadMs = Math.max(1000, Math.ceil((checked * 1000) / FIRST_CHECKS_PER_SEC));
     this.tables = opts.tables ?? buildTables(config, opts.node ?? config.global.localPeer ?? 'local');
     this.limit = new ProcessLimit(config.global.maxconn);
   }
@@ -220,7 +241,10 @@ export class StickmeshProxy {
     const servers: RuntimeServer[] = [];
     /** Discoveries of this backend: their servers (slot i = servers[i]) and initial slots. */
     const pending: Array<{ name: string; fqdn: string; port: number; weight: number; resolvers: string; servers: RuntimeServer[]; slots: Slot[] }> = [];
+    let built = 0;
     for (const sc of cfg.servers) {
+      // Thousands of servers take a while to set up: let the running config serve in between.
+      if (++built % BUILD_CHUNK === 0) await nextTurn();
       if (sc.resolvers !== undefined) {
         const slots = await this.initialSlots(`${cfg.name}/${sc.name}`, 1, sc.host, sc.port, sc.weight, sc.initAddr ?? ['last', 'libc'], sc);
         const s = new RuntimeServer(servers.length, sc, slots[0]!.target?.address ?? '');
@@ -256,7 +280,10 @@ export class StickmeshProxy {
       if (t.resolvers !== undefined) pending.push({ name, fqdn: t.fqdn, port: t.port, weight: t.template.weight, resolvers: t.resolvers, servers: slotServers, slots });
     }
     const backend = new RuntimeBackend(cfg, servers, this.tables);
-    for (const s of servers) this.addCheck(backend, s);
+    for (const s of servers) {
+      if (++built % BUILD_CHUNK === 0) await nextTurn();
+      this.addCheck(backend, s);
+    }
     for (const d of pending) {
       const section = this.resolverSection(d.resolvers);
       this.discoveries.push(
@@ -360,13 +387,14 @@ export class StickmeshProxy {
       rise: s.cfg.rise,
       fall: s.cfg.fall,
       timeoutMs: cfg.timeouts.check > 0 ? cfg.timeouts.check : s.cfg.inter,
+      firstSpreadMs: this.firstCheckSpreadMs,
       connectTimeoutMs: cfg.timeouts.connect,
       http: cfg.httpCheck,
       onChange: (up: boolean, reason: string) => {
         s.checkUp = up;
         s.lastCheckStatus = reason;
         if (!up) s.dropIdle();
-        backend.rebuild();
+        backend.rebuildSoon();
         this.logger.warn({ backend: cfg.name, server: s.name, up, reason }, `server ${cfg.name}/${s.name} is ${up ? 'UP' : 'DOWN'}`);
       },
     });

@@ -5,14 +5,15 @@
  * `--against OLD` adds persistence warnings for the change OLD -> FILE, with the number of stick
  * entries affected when `--admin URL` points at a running node.
  */
-import { ConfigError, StickmeshError, loadConfig, formatIssue, type StickmeshConfig } from '@stickmesh/core';
+import { ConfigError, MAX_REPORTED_ISSUES, StickmeshError, loadConfig, formatIssues, type StickmeshConfig } from '@stickmesh/core';
 import { parseOptions } from './args.js';
 import { countAffected, persistenceDiff, type TableCounts } from '../persistence-diff.js';
 
 export const CHECK_HELP = `Usage: stickmesh check --config FILE [--against OLD_FILE [--admin URL]]
 
 Validate a configuration file (haproxy.cfg syntax, or native YAML/JSON) and exit.
-Exit 0 when valid, 1 with one 'file:line: message' line per problem otherwise.
+Exit 0 when valid, 1 with one 'file:line: message' line per problem otherwise (the first 100
+by line, then 'N more problems').
 
 Options:
   -c, --config FILE   configuration file to check (also -f FILE, as with haproxy)
@@ -51,8 +52,8 @@ export async function runCheck(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    const { warnings, config } = loadConfig(file);
-    if (!values.quiet) for (const w of warnings) process.stderr.write(`[WARNING] ${formatIssue(w)}\n`);
+    const { warnings, warningCount, config } = loadConfig(file);
+    if (!values.quiet) for (const line of formatIssues(warnings, warningCount, 'warning')) process.stderr.write(`[WARNING] ${line}\n`);
     if (typeof values.against === 'string') return await against(config, values.against, values);
     if (values.admin !== undefined) {
       process.stderr.write(`stickmesh check: --admin needs --against\n`);
@@ -61,7 +62,7 @@ export async function runCheck(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     if (err instanceof ConfigError) {
-      for (const i of err.issues) process.stderr.write(`${formatIssue(i)}\n`);
+      process.stderr.write(`${err.lines().join('\n')}\n`);
       return 1;
     }
     if (err instanceof StickmeshError) {
@@ -79,8 +80,7 @@ async function against(config: StickmeshConfig, oldFile: string, values: Record<
     oldCfg = loadConfig(oldFile).config;
   } catch (err) {
     if (err instanceof ConfigError) {
-      process.stderr.write(`--against ${oldFile} is not a valid config:\n`);
-      for (const i of err.issues) process.stderr.write(`${formatIssue(i)}\n`);
+      process.stderr.write(`--against ${oldFile} is not a valid config:\n${err.lines().join('\n')}\n`);
       return 1;
     }
     throw err;
@@ -104,10 +104,12 @@ async function against(config: StickmeshConfig, oldFile: string, values: Record<
     process.stdout.write(JSON.stringify(ws.map(({ entries: _e, ...w }) => w), null, 2) + '\n');
     return 0;
   }
-  for (const w of ws) {
+  // As for problems: the first 100, then how many more (`--json` lists them all).
+  for (const w of ws.slice(0, MAX_REPORTED_ISSUES)) {
     const n = w.affected !== undefined ? ` [${w.affected} stick entr${w.affected === 1 ? 'y' : 'ies'} affected on the running node]` : '';
     process.stderr.write(`[WARNING] ${w.loc.file}:${w.loc.line}: persistence: ${w.backend ? `backend '${w.backend}': ` : ''}${w.message}${n}\n`);
   }
+  if (ws.length > MAX_REPORTED_ISSUES) process.stderr.write(`[WARNING] ${ws.length - MAX_REPORTED_ISSUES} more persistence warnings\n`);
   if (ws.length === 0 && !values.quiet) process.stderr.write(`no persistence-breaking change against ${oldFile}\n`);
   return 0;
 }

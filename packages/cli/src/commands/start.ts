@@ -5,7 +5,8 @@
  * running one kept.
  */
 import os from 'node:os';
-import { ConfigError, StickmeshError, formatIssue, loadConfig, type LoadedConfig } from '@stickmesh/core';
+import { ConfigError, StickmeshError, loadConfig, loadConfigAsync, type ConfigWarning, type LoadedConfig } from '@stickmesh/core';
+import type { Logger } from 'pino';
 import { createLogger, metrics } from '@stickmesh/proxy';
 import { StickmeshNode } from '../node.js';
 import { parseOptions } from './args.js';
@@ -25,7 +26,7 @@ Signals: SIGTERM/SIGINT drain, snapshot tables (with data-dir) and exit 0; SIGHU
 
 function reportConfigError(err: unknown): boolean {
   if (err instanceof ConfigError) {
-    for (const i of err.issues) process.stderr.write(`${formatIssue(i)}\n`);
+    process.stderr.write(`${err.lines().join('\n')}\n`);
     return true;
   }
   if (err instanceof StickmeshError) {
@@ -57,7 +58,12 @@ export async function runStart(argv: string[]): Promise<number> {
     process.stderr.write(`stickmesh start: --config FILE is required\n\n${START_HELP}`);
     return 2;
   }
-  const drainTimeout = Number(values['drain-timeout'] ?? 10000);
+  const drainRaw = (values['drain-timeout'] as string | undefined) ?? '10000';
+  const drainTimeout = Number(drainRaw);
+  if (!/^\d{1,9}$/.test(drainRaw.trim())) {
+    process.stderr.write(`stickmesh start: --drain-timeout: '${drainRaw.slice(0, 64)}' is not a number of milliseconds (0..999999999)\n`);
+    return 2;
+  }
   let loaded: LoadedConfig;
   try {
     loaded = loadConfig(file);
@@ -68,7 +74,7 @@ export async function runStart(argv: string[]): Promise<number> {
   const { config, warnings } = loaded;
   const nodeName = (values.node as string | undefined) ?? config.global.localPeer ?? process.env.STICKMESH_NODE ?? os.hostname();
   const { logger, flush, dropped } = createLogger({ level: config.global.logLevel, node: nodeName });
-  for (const w of warnings) logger.warn({ file: w.loc.file, line: w.loc.line, directive: w.directive }, w.message);
+  logWarnings(logger, warnings, loaded.warningCount);
 
   // A stop signal while starting (listeners may already accept) is kept and honoured as soon as
   // the node is up, with the same drain, instead of killing the process mid-request.
@@ -128,17 +134,23 @@ export async function runStart(argv: string[]): Promise<number> {
     };
     const reload = () => {
       if (stopping) return;
-      reloading = reloading.then(async () => {
-        try {
-          const next = loadConfig(file);
-          await node.reload(next);
-          for (const w of next.warnings) logger.warn({ file: w.loc.file, line: w.loc.line, directive: w.directive }, w.message);
-          logger.info({ config: file }, 'reloaded');
-        } catch (err) {
-          const issues = err instanceof ConfigError ? err.issues.map(formatIssue) : [(err as Error).message];
-          logger.error({ config: file, issues }, 'reload failed; keeping the running config');
-        }
-      });
+      reloading = reloading.then(reloadOnce);
+    };
+    // Exactly one line per reload: 'reloaded' or 'reload failed' (warnings of a new config come
+    // before it, at most MAX_REPORTED_ISSUES of them). The failure line is bounded whatever the
+    // file holds: the first problems by line, `N more problems`, each cut to MAX_ISSUE_CHARS.
+    const reloadOnce = async (): Promise<void> => {
+      const t0 = performance.now();
+      try {
+        const next = await loadConfigAsync(file);
+        await node.reload(next);
+        logWarnings(logger, next.warnings, next.warningCount);
+        logger.info({ config: file, ms: Math.round(performance.now() - t0) }, 'reloaded');
+      } catch (err) {
+        const issues = (err instanceof ConfigError ? err.lines() : [(err as Error).message]).map(cut);
+        const total = err instanceof ConfigError ? err.total : 1;
+        logger.error({ config: file, problems: total, issues, ms: Math.round(performance.now() - t0) }, 'reload failed; keeping the running config');
+      }
     };
     onStopSignal = stop;
     process.on('SIGHUP', reload);
@@ -146,4 +158,17 @@ export async function runStart(argv: string[]): Promise<number> {
     if (process.channel) process.on('disconnect', () => stop('parent exited', true));
     if (earlySignal) stop(earlySignal);
   });
+}
+
+/** Longest problem text a reload-failed log line carries per problem. */
+const MAX_ISSUE_CHARS = 1000;
+
+function cut(s: string): string {
+  return s.length > MAX_ISSUE_CHARS ? `${s.slice(0, MAX_ISSUE_CHARS)}...` : s;
+}
+
+/** One line per kept warning, then one `N more warnings` line when some were left out. */
+function logWarnings(logger: Logger, warnings: readonly ConfigWarning[], total: number): void {
+  for (const w of warnings) logger.warn({ file: w.loc.file, line: w.loc.line, directive: w.directive }, w.message);
+  if (total > warnings.length) logger.warn({ warnings: total }, `${total - warnings.length} more warnings`);
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { BalanceAlgorithm, HashType } from '../config/model.js';
-import { createBalancer, LeastConnBalancer, RandomBalancer, RoundRobinBalancer, SourceBalancer } from './balancers.js';
+import { buildMap, createBalancer, LeastConnBalancer, RandomBalancer, RoundRobinBalancer, SourceBalancer } from './balancers.js';
 import { hashAddress, hashString, mix32 } from './hash.js';
 import type { Balancer, ServerRef } from './types.js';
 
@@ -220,6 +220,46 @@ describe('SourceBalancer map-based', () => {
       expect(Math.abs(counts.get(s)! - expected) / expected, `server ${i}`).toBeLessThan(0.15);
     });
   });
+});
+
+/** The per-server smooth round robin the map is defined by (O(slots * servers)), as reference. */
+function referenceMap(list: ServerRef[]): ServerRef[] {
+  const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+  const g = list.reduce((a, s) => gcd(s.weight, a), 0);
+  const slots = list.map((s) => s.weight / g);
+  const total = slots.reduce((a, b) => a + b, 0);
+  const current = slots.map(() => 0);
+  const map: ServerRef[] = [];
+  for (let k = 0; k < total; k++) {
+    let best = 0;
+    for (let i = 0; i < list.length; i++) {
+      current[i]! += slots[i]!;
+      if (current[i]! > current[best]!) best = i;
+    }
+    current[best]! -= total;
+    map.push(list[best]!);
+  }
+  return map;
+}
+
+describe('buildMap (map-based table by weight class)', () => {
+  it('gives the same table as per-server smooth round robin', () => {
+    let seed = 12345;
+    const rand = (n: number): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n);
+    const cases: number[][] = [[1], [3], [1, 1, 1], [5, 1, 1], [2, 4, 6], [1, 2, 1, 2, 3], [256, 1, 255]];
+    for (let c = 0; c < 300; c++) cases.push(Array.from({ length: 1 + rand(40) }, () => 1 + rand(rand(2) === 0 ? 4 : 256)));
+    for (const ws of cases) {
+      const list = servers(...ws);
+      expect(buildMap(list, Float64Array.from(ws)).map((s) => s.id), `weights ${ws.join(',')}`).toEqual(referenceMap(list).map((s) => s.id));
+    }
+  });
+
+  it('builds the table of 100,000 equal servers in one pass (it was 10^10 steps)', () => {
+    const list = servers(...Array.from({ length: 100_000 }, () => 1));
+    const map = buildMap(list, new Float64Array(100_000).fill(1));
+    expect(map.length).toBe(100_000);
+    expect(map[99_999]).toBe(list[99_999]);
+  }, 60_000);
 });
 
 describe('SourceBalancer consistent', () => {

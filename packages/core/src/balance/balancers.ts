@@ -184,28 +184,50 @@ export class SourceBalancer<S extends ServerRef = ServerRef> implements Balancer
   }
 }
 
-/** The `map-based` table: `weight / gcd` slots per server, ordered by smooth round robin. */
-function buildMap<S extends ServerRef>(list: readonly S[], weights: Float64Array): S[] {
+/**
+ * The `map-based` table: `weight / gcd` slots per server, ordered by smooth round robin (each
+ * step adds every server's slots to its score, picks the highest score, lowest index on a tie, and
+ * takes the total off the winner).
+ *
+ * Computed per weight class rather than per server: servers with the same slots gain score at the
+ * same rate, so among them the one picked least often, lowest index first, leads, and they take
+ * turns in index order. A class's leader after k steps scores k*slots - total*rounds (rounds = its
+ * completed turns). So each step compares one leader per distinct weight (at most 256) instead of
+ * every server: O(total * classes), linear in servers for equal weights, where the per-server
+ * form cost O(total * servers), seconds for tens of thousands of servers. Same table.
+ */
+export function buildMap<S extends ServerRef>(list: readonly S[], weights: Float64Array): S[] {
   const n = list.length;
   if (n === 0) return [];
   let g = 0;
   for (let i = 0; i < n; i++) g = gcd(weights[i]!, g);
-  const slots = new Float64Array(n);
   let total = 0;
+  const byClass = new Map<number, number[]>();
   for (let i = 0; i < n; i++) {
-    slots[i] = weights[i]! / g;
-    total += slots[i]!;
+    const s = weights[i]! / g;
+    total += s;
+    const members = byClass.get(s);
+    if (members) members.push(i);
+    else byClass.set(s, [i]);
   }
-  const current = new Float64Array(n);
+  const classes = [...byClass].map(([slots, members]) => ({ slots, members, next: 0, rounds: 0 }));
   const map: S[] = new Array<S>(total);
-  for (let k = 0; k < total; k++) {
-    let best = 0;
-    for (let i = 0; i < n; i++) {
-      current[i] = current[i]! + slots[i]!;
-      if (current[i]! > current[best]!) best = i;
+  for (let k = 1; k <= total; k++) {
+    let best = classes[0]!;
+    let bestScore = k * best.slots - total * best.rounds;
+    for (let c = 1; c < classes.length; c++) {
+      const cl = classes[c]!;
+      const score = k * cl.slots - total * cl.rounds;
+      if (score > bestScore || (score === bestScore && cl.members[cl.next]! < best.members[best.next]!)) {
+        best = cl;
+        bestScore = score;
+      }
     }
-    current[best] = current[best]! - total;
-    map[k] = list[best]!;
+    map[k - 1] = list[best.members[best.next]!]!;
+    if (++best.next === best.members.length) {
+      best.next = 0;
+      best.rounds++;
+    }
   }
   return map;
 }

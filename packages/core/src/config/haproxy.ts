@@ -4,7 +4,7 @@
  * unsupported directive is an error naming `file:line` and the directive, because a silently
  * ignored persistence directive is how stickiness breaks unnoticed. Directives that only concern
  * HAProxy's process management or its text logs are accepted with a warning saying they have no
- * effect. All problems in a file are collected, not just the first.
+ * effect. Every problem in a file is counted, not just the first; the first 100 are kept (ProblemList).
  */
 import type {
   BackendConfig,
@@ -36,11 +36,13 @@ import { defaultGlobal, defaultServerSettings, defaultTimeouts, finishServerSett
 import { parseHostPort, parseInteger, parseSize, parseTime } from './units.js';
 import { tokenizeLine } from './tokenize.js';
 import { MAX_ALLOWED_ORIGINS, parseOrigin } from '../util/origin.js';
+import { ProblemList } from './problems.js';
 
+/** What a front door parsed; the problem lists keep the first problems and count all of them. */
 export interface ParseOutput {
   config: StickmeshConfig;
-  issues: ConfigIssue[];
-  warnings: ConfigWarning[];
+  issues: ProblemList<ConfigIssue>;
+  warnings: ProblemList<ConfigWarning>;
 }
 
 /** Settings a `defaults` section passes on to the proxies after it. */
@@ -75,15 +77,18 @@ interface ProxyDraft extends ProxyDefaults {
   serverTemplates: ServerTemplateConfig[];
   stickRules: StickRuleConfig[];
   stickTable?: StickTableConfig;
+  /** Names in `servers`, for the duplicate check in constant time. */
+  serverNames: Set<string>;
 }
 
 type Section =
   | { kind: 'global' }
   | { kind: 'proxy'; draft: ProxyDraft }
-  | { kind: 'peers'; cfg: PeersConfig }
+  | { kind: 'peers'; cfg: PeersConfig; peerNames: Set<string>; tableNames: Set<string> }
   | { kind: 'resolvers'; cfg: ResolversConfig };
 
 const SECTION_KEYWORDS = new Set(['global', 'defaults', 'frontend', 'backend', 'listen', 'peers', 'resolvers']);
+const SECTION_LIST = [...SECTION_KEYWORDS].join(', ');
 
 /** Section keywords of HAProxy that stickmesh does not implement (reported once, body skipped). */
 const UNSUPPORTED_SECTIONS = new Set(['userlist', 'cache', 'program', 'http-errors', 'ring', 'mailers', 'fcgi-app', 'crt-store', 'traces']);
@@ -131,14 +136,17 @@ const PROXY_KEYWORDS: Record<string, string> = {
   'log-format': 'DFB', description: 'DFB', enabled: 'DFB', disabled: 'DFB', 'http-reuse': 'DB',
 };
 
+/** Keys in one backend's cookie key ring (rotation needs two or three). */
+const MAX_COOKIE_KEYS = 64;
+
 const TIMEOUT_KEYS: Record<string, keyof Timeouts> = {
   connect: 'connect', client: 'client', server: 'server', 'http-request': 'httpRequest',
   'http-keep-alive': 'httpKeepAlive', tunnel: 'tunnel', check: 'check', queue: 'queue',
 };
 
 class Parser {
-  readonly issues: ConfigIssue[] = [];
-  readonly warnings: ConfigWarning[] = [];
+  readonly issues = new ProblemList<ConfigIssue>();
+  readonly warnings = new ProblemList<ConfigWarning>();
   readonly global: GlobalConfig = defaultGlobal();
   private defaults: ProxyDefaults = initialDefaults();
   readonly frontends: FrontendConfig[] = [];
@@ -155,6 +163,16 @@ class Parser {
   private directive = '';
 
   constructor(readonly file: string, private readonly env: NodeJS.ProcessEnv) {}
+
+  /**
+   * True when the problem list is full: the problem is then only counted. The paths a garbage
+   * file takes on every line ask first, so they do not build millions of messages to drop.
+   */
+  private countedOnly(): boolean {
+    if (!this.issues.full) return false;
+    this.issues.total++;
+    return true;
+  }
 
   private err(message: string, directive = this.directive): void {
     const hint = this.unset ? ` (environment variable${this.unset.length > 1 ? 's' : ''} ${this.unset.join(', ')} not set)` : '';
@@ -180,14 +198,35 @@ class Parser {
     return v;
   }
 
+  /** Offset in the text of the next line `step` reads, and that line's number minus one. */
+  private at = 0;
+  private lineNo = 0;
+
   parse(text: string): void {
-    const lines = text.split('\n');
-    for (let n = 0; n < lines.length; n++) {
-      this.loc = { file: this.file, line: n + 1 };
-      const t = tokenizeLine(lines[n]!, this.env);
+    while (!this.step(text, Infinity));
+  }
+
+  /**
+   * Parses up to `maxLines` more lines of `text` (the same text on every call); true once the
+   * whole text is parsed and the last section closed. One pass over the lines, without an array
+   * of them: linear in the text, whatever it holds.
+   */
+  step(text: string, maxLines: number): boolean {
+    for (let k = 0; k < maxLines; k++) {
+      if (this.at > text.length) {
+        this.closeSection();
+        return true;
+      }
+      let end = text.indexOf('\n', this.at);
+      if (end === -1) end = text.length;
+      const line = text.slice(this.at, end);
+      this.at = end + 1;
+      this.loc = { file: this.file, line: ++this.lineNo };
+      const t = tokenizeLine(line, this.env);
       if ('error' in t) {
         this.unset = undefined;
-        this.directive = (lines[n] ?? '').trim().split(/\s+/)[0] ?? '';
+        if (this.countedOnly()) continue;
+        this.directive = /^\s*(\S{0,64})/.exec(line)?.[1] ?? '';
         this.err(t.error);
         continue;
       }
@@ -210,15 +249,15 @@ class Parser {
       if (this.skipping) continue;
       const s = this.section;
       if (!s) {
-        this.err(`'${kw}' appears outside of any section (expected one of ${[...SECTION_KEYWORDS].join(', ')} first)`);
+        if (!this.countedOnly()) this.err(`'${kw}' appears outside of any section (expected one of ${SECTION_LIST} first)`);
         continue;
       }
       if (s.kind === 'global') this.globalLine(tokens);
       else if (s.kind === 'proxy') this.proxyLine(s.draft, tokens);
-      else if (s.kind === 'peers') this.peersLine(s.cfg, tokens);
+      else if (s.kind === 'peers') this.peersLine(s, tokens);
       else this.resolversLine(s.cfg, tokens);
     }
-    this.closeSection();
+    return false;
   }
 
   private openSection(kw: string, args: string[]): void {
@@ -232,7 +271,7 @@ class Parser {
     const name = args[0];
     if (kw === 'defaults') {
       if (args.length > 1) this.err(`'defaults' named defaults and 'from' are not supported; use one unnamed defaults section`);
-      this.section = { kind: 'proxy', draft: { ...cloneDefaults(this.defaults), cap: 'defaults', name: name ?? '', loc, binds: [], servers: [], serverTemplates: [], stickRules: [] } };
+      this.section = { kind: 'proxy', draft: { ...cloneDefaults(this.defaults), cap: 'defaults', name: name ?? '', loc, binds: [], servers: [], serverTemplates: [], stickRules: [], serverNames: new Set() } };
       return;
     }
     if (name === undefined) {
@@ -244,7 +283,7 @@ class Parser {
     if (!/^[A-Za-z0-9_.:-]+$/.test(name)) this.err(`invalid name '${name}' (letters, digits, '_', '.', ':', '-')`);
     if (kw === 'peers') {
       if (args.length > 1) this.err(`unexpected '${args[1]}' after the section name`);
-      this.section = { kind: 'peers', cfg: { name, peers: [], tables: [], loc } };
+      this.section = { kind: 'peers', cfg: { name, peers: [], tables: [], loc }, peerNames: new Set(), tableNames: new Set() };
       return;
     }
     if (kw === 'resolvers') {
@@ -268,7 +307,7 @@ class Parser {
       if (args[1] === 'from') this.err(`'from' (named defaults) is not supported`);
       else this.err(`unexpected '${args[1]}' after the section name (listening addresses go on a 'bind' line)`);
     }
-    this.section = { kind: 'proxy', draft: { ...cloneDefaults(this.defaults), cap: kw as Cap, name, loc, binds: [], servers: [], serverTemplates: [], stickRules: [] } };
+    this.section = { kind: 'proxy', draft: { ...cloneDefaults(this.defaults), cap: kw as Cap, name, loc, binds: [], servers: [], serverTemplates: [], stickRules: [], serverNames: new Set() } };
   }
 
   private closeSection(): void {
@@ -280,7 +319,7 @@ class Parser {
     else if (s.kind === 'proxy') {
       const d = s.draft;
       if (d.cap === 'defaults') {
-        const { cap: _c, name: _n, loc: _l, binds: _b, servers: _s, serverTemplates: _t, stickRules: _r, stickTable: _st, defaultBackend: _db, ...rest } = d;
+        const { cap: _c, name: _n, loc: _l, binds: _b, servers: _s, serverTemplates: _t, stickRules: _r, stickTable: _st, defaultBackend: _db, serverNames: _sn, ...rest } = d;
         this.defaults = rest;
         return;
       }
@@ -383,7 +422,7 @@ class Parser {
       this.warn(`'${kw}' has no effect in stickmesh (process settings belong to the service manager)`, kw);
       return;
     }
-    this.err(`unknown keyword '${kw}' in 'global' section`, kw);
+    if (!this.countedOnly()) this.err(`unknown keyword '${kw}' in 'global' section`, kw);
   }
 
   // ---------------------------------------------------------------- proxies
@@ -391,12 +430,13 @@ class Parser {
   private proxyLine(d: ProxyDraft, t: string[]): void {
     const kw = t[0]!;
     const a = t.slice(1);
-    const caps = PROXY_KEYWORDS[kw];
+    // Own keys only: `constructor` or `__proto__` as a keyword must be unknown, not Object's.
+    const caps = Object.hasOwn(PROXY_KEYWORDS, kw) ? PROXY_KEYWORDS[kw] : undefined;
     const secName = d.cap === 'defaults' ? 'defaults' : `${d.cap} '${d.name}'`;
     if (caps === undefined) {
       if (kw === 'use_backend' || kw === 'http-request' || kw === 'http-response' || kw === 'acl' || kw === 'tcp-request' || kw === 'errorfile' || kw === 'compression' || kw === 'stats')
         this.err(`'${kw}' is not supported by stickmesh`, kw);
-      else this.err(`unknown keyword '${kw}' in ${secName} section`, kw);
+      else if (!this.countedOnly()) this.err(`unknown keyword '${kw}' in ${secName} section`, kw);
       return;
     }
     const has = d.cap === 'defaults' ? caps.includes('D') : d.cap === 'listen' ? caps.includes('F') || caps.includes('B') : caps.includes(d.cap === 'frontend' ? 'F' : 'B');
@@ -532,6 +572,11 @@ class Parser {
     }
     if (secret.length < 16) {
       this.err(`the secret of key '${id}' must be at least 16 characters`);
+      return;
+    }
+    // A backend has a handful of keys; the scans stay, bounded by a cap on the ring's size.
+    if (d.cookieKeys.length >= MAX_COOKIE_KEYS) {
+      this.err(`at most ${MAX_COOKIE_KEYS} cookie keys per backend`);
       return;
     }
     if (d.cookieKeys.some((k) => k.id === id)) {
@@ -752,10 +797,11 @@ class Parser {
     }
     const s: ServerSettings = { ...d.server, cookie: undefined };
     if (!this.serverParams(s, a, 2, false)) return;
-    if (d.servers.some((x) => x.name === name)) {
+    if (d.serverNames.has(name)) {
       this.err(`duplicate server name '${name}' in ${d.cap} '${d.name}'`);
       return;
     }
+    d.serverNames.add(name);
     d.servers.push(finishServerSettings({ ...s, name, host: hp.host, port: hp.port, loc: this.loc }));
   }
 
@@ -976,7 +1022,7 @@ class Parser {
 
   private timeoutLine(d: ProxyDraft, a: string[]): void {
     const which = a[0];
-    const key = which === undefined ? undefined : TIMEOUT_KEYS[which];
+    const key = which === undefined || !Object.hasOwn(TIMEOUT_KEYS, which) ? undefined : TIMEOUT_KEYS[which];
     if (key === undefined) {
       this.err(`unknown timeout '${which ?? ''}' (${Object.keys(TIMEOUT_KEYS).join(', ')})`);
       return;
@@ -1128,7 +1174,8 @@ class Parser {
 
   // ---------------------------------------------------------------- peers, resolvers
 
-  private peersLine(p: PeersConfig, t: string[]): void {
+  private peersLine(sec: Extract<Section, { kind: 'peers' }>, t: string[]): void {
+    const p = sec.cfg;
     const kw = t[0]!;
     const a = t.slice(1);
     switch (kw) {
@@ -1147,20 +1194,26 @@ class Parser {
           this.err(`missing peer name`);
           return;
         }
-        if (p.peers.some((x) => x.name === name)) {
+        if (sec.peerNames.has(name)) {
           this.err(`duplicate peer '${name}'`);
           return;
         }
         if (a[1] === undefined) {
           if (kw === 'peer') this.err(`'peer ${name}' needs an address`);
-          else p.peers.push({ name, loc: this.loc });
+          else {
+            p.peers.push({ name, loc: this.loc });
+            sec.peerNames.add(name);
+          }
           return;
         }
         const hp = parseHostPort(a[1]);
         if (typeof hp === 'string') this.err(hp);
         else if (hp.port === undefined) this.err(`peer '${name}': '${a[1]}' needs a port`);
         else if (a.length > 2) this.err(`peer options are not supported ('${a.slice(2).join(' ')}')`);
-        else p.peers.push({ name, host: hp.host === '' ? '127.0.0.1' : hp.host, port: hp.port, loc: this.loc });
+        else {
+          p.peers.push({ name, host: hp.host === '' ? '127.0.0.1' : hp.host, port: hp.port, loc: this.loc });
+          sec.peerNames.add(name);
+        }
         return;
       }
       case 'table': {
@@ -1169,7 +1222,7 @@ class Parser {
           this.err(`missing table name`);
           return;
         }
-        if (p.tables.some((x) => x.name === name)) {
+        if (sec.tableNames.has(name)) {
           this.err(`duplicate table '${name}'`);
           return;
         }
@@ -1177,6 +1230,7 @@ class Parser {
         if (tc) {
           tc.peers = p.name;
           p.tables.push(tc);
+          sec.tableNames.add(name);
         }
         return;
       }
@@ -1205,7 +1259,7 @@ class Parser {
         this.warn(`stickmesh writes JSON log lines; 'log' has no effect`);
         return;
     }
-    this.err(`unknown keyword '${kw}' in 'peers' section (bind, server, peer, table, shared-secret, cluster-name, resync-timeout, tls-cert, tls-key, tls-ca)`, kw);
+    if (!this.countedOnly()) this.err(`unknown keyword '${kw}' in 'peers' section (bind, server, peer, table, shared-secret, cluster-name, resync-timeout, tls-cert, tls-key, tls-ca)`, kw);
   }
 
   private resolversLine(r: ResolversConfig, t: string[]): void {
@@ -1250,12 +1304,12 @@ class Parser {
         const k = a[0] as keyof ResolversConfig['hold'];
         const v = this.num(parseTime(a[1] ?? ''), `'hold ${a[0] ?? ''}'`);
         if (v === undefined) return;
-        if (!(k in r.hold)) this.err(`unknown hold status '${a[0] ?? ''}' (${Object.keys(r.hold).join(', ')})`);
+        if (!Object.hasOwn(r.hold, k)) this.err(`unknown hold status '${a[0] ?? ''}' (${Object.keys(r.hold).join(', ')})`);
         else r.hold[k] = v;
         return;
       }
     }
-    this.err(`unknown keyword '${kw}' in 'resolvers' section`, kw);
+    if (!this.countedOnly()) this.err(`unknown keyword '${kw}' in 'resolvers' section`, kw);
   }
 }
 
@@ -1266,8 +1320,27 @@ class Parser {
 export function parseHaproxyConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): ParseOutput {
   const p = new Parser(file, env);
   p.parse(text);
+  return finish(p, file);
+}
+
+/** Lines parsed between two pauses by `parseHaproxyConfigChunked`. */
+export const PARSE_CHUNK_LINES = 2000;
+
+/**
+ * `parseHaproxyConfig` that awaits `pause()` after every PARSE_CHUNK_LINES lines, so a running
+ * node keeps serving (and answering its peers' heartbeats) while it parses a large file on reload.
+ */
+export async function parseHaproxyConfigChunked(text: string, file: string, env: NodeJS.ProcessEnv, pause: () => Promise<void>): Promise<ParseOutput> {
+  const p = new Parser(file, env);
+  while (!p.step(text, PARSE_CHUNK_LINES)) await pause();
+  return finish(p, file);
+}
+
+function finish(p: Parser, file: string): ParseOutput {
+  const backends = new Map<string, BackendConfig>();
+  for (const b of p.backends) if (!backends.has(b.name)) backends.set(b.name, b);
   for (const f of p.implicitMode) {
-    const be = p.backends.find((b) => b.name === f.defaultBackend);
+    const be = f.defaultBackend === undefined ? undefined : backends.get(f.defaultBackend);
     if (be) f.mode = be.mode;
   }
   if (!p.global.localPeer) {

@@ -1,59 +1,157 @@
 /**
  * Loading a config file: picks the front door by content (native YAML/JSON or haproxy.cfg),
  * parses, applies `STICKMESH_*` environment overrides, runs the cross-section checks, and throws
- * one ConfigError listing every problem with `file:line`.
+ * one ConfigError naming the first problems by `file:line` and counting the rest. Every step is
+ * linear in the size of the file, so a large or hostile file costs time in proportion to its
+ * bytes, bounded by MAX_CONFIG_BYTES.
  */
-import { readFileSync } from 'node:fs';
-import { ConfigError, StickmeshError } from '../errors.js';
+import { closeSync, existsSync, openSync, readSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { ConfigError, StickmeshError, type ConfigIssue } from '../errors.js';
 import type { ConfigWarning, StickmeshConfig } from './model.js';
-import { parseHaproxyConfig } from './haproxy.js';
+import { parseHaproxyConfig, parseHaproxyConfigChunked, type ParseOutput } from './haproxy.js';
 import { applyGlobalEnv, parseNativeConfig } from './native.js';
 import { validateConfig } from './validate.js';
+import { ProblemList, mergeProblems } from './problems.js';
 
 export type ConfigFormat = 'haproxy' | 'native';
 
 export interface LoadedConfig {
   config: StickmeshConfig;
+  /** The first warnings by line (at most MAX_REPORTED_ISSUES). */
   warnings: ConfigWarning[];
+  /** Every warning found, shown or not (report the rest as `N more warnings`). */
+  warningCount: number;
 }
 
-/** Largest config file read; anything bigger is refused rather than parsed. */
-export const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
+/** Largest config file read (16 MiB); anything bigger is refused, naming the file, rather than parsed. */
+export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
 
 /** `.yaml`/`.yml`/`.json` files, or text starting like a mapping/object, are native. */
 export function detectFormat(file: string, text: string): ConfigFormat {
   if (/\.(ya?ml|json)$/i.test(file)) return 'native';
   if (/\.cfg$/i.test(file)) return 'haproxy';
-  const first = text.split('\n').find((l) => l.trim() !== '' && !l.trim().startsWith('#'))?.trim() ?? '';
+  const first = /^(?:[ \t\r]*(?:#[^\n]*)?\n)*[ \t\r]*([^\n]*)/.exec(text)?.[1]?.trim() ?? '';
   return first.startsWith('{') || /^[A-Za-z_]+:(\s|$)/.test(first) ? 'native' : 'haproxy';
 }
 
 export function parseConfigText(text: string, file: string, format?: ConfigFormat, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   const fmt = format ?? detectFormat(file, text);
   const out = fmt === 'native' ? parseNativeConfig(text, file, env) : parseHaproxyConfig(text, file, env);
-  const issues = [...out.issues];
-  if (fmt === 'haproxy') {
-    const envErr = applyGlobalEnv(out.config.global, env);
-    if (envErr) issues.push({ loc: { file, line: 0 }, directive: 'environment', message: envErr });
-  }
+  return checked(out, fmt, file, env);
+}
+
+/** Environment overrides (haproxy.cfg; the native door applies them itself) and cross-section checks. */
+function checked(out: ParseOutput, fmt: ConfigFormat, file: string, env: NodeJS.ProcessEnv): LoadedConfig {
+  const envIssues = new ProblemList<ConfigIssue>();
+  if (fmt === 'haproxy') for (const i of applyGlobalEnv(out.config.global, env, file)) envIssues.push(i);
   const v = validateConfig(out.config);
-  issues.push(...v.issues);
-  if (issues.length > 0) {
-    issues.sort((a, b) => a.loc.line - b.loc.line);
-    throw new ConfigError(issues);
-  }
-  return { config: out.config, warnings: [...out.warnings, ...v.warnings].sort((a, b) => a.loc.line - b.loc.line) };
+  const issues = mergeProblems([envIssues, out.issues, v.issues]);
+  if (issues.total > 0) throw new ConfigError(issues.items, issues.total);
+  const warnings = mergeProblems([out.warnings, v.warnings]);
+  return { config: out.config, warnings: warnings.items, warningCount: warnings.total };
 }
 
 export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
-  let text: string;
+  const text = readConfigFile(file);
+  return parseConfigText(text, file, undefined, env);
+}
+
+/**
+ * `loadConfig` for a running node (reload), without holding up traffic and peer heartbeats while
+ * a large file is read: a haproxy.cfg file is parsed in chunks with a turn of the event loop
+ * between them; a native file, whose YAML library parses in one go (seconds for tens of thousands
+ * of servers), is parsed in a worker thread with a memory limit (WORKER_HEAP_MB). Same result and
+ * errors as `loadConfig`.
+ */
+export async function loadConfigAsync(file: string, env: NodeJS.ProcessEnv = process.env): Promise<LoadedConfig> {
+  const text = readConfigFile(file);
+  const fmt = detectFormat(file, text);
+  if (fmt === 'native') {
+    // Run from TypeScript sources (unit tests) there is no compiled worker: parse here instead.
+    return existsSync(fileURLToPath(WORKER_URL)) ? parseInWorker({ text, file, env: { ...env } }) : parseConfigText(text, file, fmt, env);
+  }
+  const out = await parseHaproxyConfigChunked(text, file, env, nextTurn);
+  await nextTurn();
+  return checked(out, fmt, file, env);
+}
+
+/** Heap limit of the worker parsing a native file; past it the file is refused, the node unharmed. */
+export const WORKER_HEAP_MB = 1024;
+
+const WORKER_URL = new URL('./load-worker.js', import.meta.url);
+
+/** @internal what load-worker.ts receives. */
+export interface WorkerJob {
+  text: string;
+  file: string;
+  env: NodeJS.ProcessEnv;
+}
+
+/** @internal what load-worker.ts answers. */
+export type WorkerAnswer =
+  | { kind: 'ok'; loaded: LoadedConfig }
+  | { kind: 'invalid'; issues: ConfigIssue[]; total: number }
+  | { kind: 'error'; code: string; message: string };
+
+function parseInWorker(job: WorkerJob): Promise<LoadedConfig> {
+  return new Promise((resolve, reject) => {
+    let answered = false;
+    const w = new Worker(WORKER_URL, { workerData: job, resourceLimits: { maxOldGenerationSizeMb: WORKER_HEAP_MB } });
+    w.once('message', function onWorkerAnswer(a: WorkerAnswer) {
+      answered = true;
+      if (a.kind === 'ok') resolve(a.loaded);
+      else if (a.kind === 'invalid') reject(new ConfigError(a.issues, a.total));
+      else reject(new StickmeshError(a.code, a.message));
+    });
+    w.once('error', function onWorkerError(err: NodeJS.ErrnoException) {
+      if (answered) return;
+      answered = true;
+      const why = err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? `parsing it needs more than ${WORKER_HEAP_MB} MB` : err.message;
+      reject(new StickmeshError('SM_CONFIG_READ', `${job.file}: ${why}`));
+    });
+    w.once('exit', function onWorkerExit(code) {
+      if (!answered) reject(new StickmeshError('SM_CONFIG_READ', `${job.file}: the config parser stopped (exit ${code})`));
+    });
+  });
+}
+
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** The text of a config file; a missing, unreadable or too large file is an SM_CONFIG_READ naming it. */
+function readConfigFile(file: string): string {
   try {
-    const buf = readFileSync(file);
-    if (buf.length > MAX_CONFIG_BYTES) throw new StickmeshError('SM_CONFIG_READ', `${file}: larger than ${MAX_CONFIG_BYTES} bytes`);
-    text = buf.toString('utf8');
+    return readBounded(file, MAX_CONFIG_BYTES).toString('utf8');
   } catch (err) {
     if (err instanceof StickmeshError) throw err;
     throw new StickmeshError('SM_CONFIG_READ', `${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  return parseConfigText(text, file, undefined, env);
+}
+
+/**
+ * Reads at most `max` bytes of `file`; more is an error naming the file. Reads by chunks rather
+ * than trusting the file's size, so a pipe or a device (`/dev/zero`) cannot make it read forever.
+ */
+function readBounded(file: string, max: number): Buffer {
+  const fd = openSync(file, 'r');
+  try {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(Math.min(1024 * 1024, max + 1 - total));
+      const n = readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) break;
+      chunks.push(n === chunk.length ? chunk : chunk.subarray(0, n));
+      total += n;
+      if (total > max) {
+        throw new StickmeshError('SM_CONFIG_READ', `${file}: larger than ${max / 1024 / 1024} MiB, the most a config file may have`);
+      }
+    }
+    return Buffer.concat(chunks, total);
+  } finally {
+    closeSync(fd);
+  }
 }

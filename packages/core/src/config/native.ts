@@ -6,11 +6,12 @@
  * `docs/CONFIG.md` documents every key.
  */
 import convict from 'convict';
-import { LineCounter, isMap, parseDocument, type Document, type Node } from 'yaml';
+import { LineCounter, isAlias, isCollection, isMap, parseDocument, visit, type Document, type Node } from 'yaml';
 import type { ConfigIssue } from '../errors.js';
-import type { GlobalConfig, SourceLoc } from './model.js';
+import type { ConfigWarning, GlobalConfig, SourceLoc } from './model.js';
 import { parseHaproxyConfig, type ParseOutput } from './haproxy.js';
 import { MAX_ALLOWED_ORIGINS, parseOrigin } from '../util/origin.js';
+import { ProblemList } from './problems.js';
 
 /** Schema of `global`: these keys take environment overrides, in both front doors. */
 export const globalSchema = {
@@ -92,17 +93,47 @@ interface GlobalValues {
   maxAccept: number;
 }
 
+/** The `STICKMESH_*` variable of a global key (`admin.port` or `global.admin.port`), if it has one. */
+function envVarOf(key: string): string | undefined {
+  let node: unknown = globalSchema;
+  for (const k of key.replace(/^global\./, '').split('.')) node = typeof node === 'object' && node !== null ? (node as Record<string, unknown>)[k] : undefined;
+  const v = typeof node === 'object' && node !== null ? (node as { env?: unknown }).env : undefined;
+  return typeof v === 'string' ? v : undefined;
+}
+
+/**
+ * convict's validation message as problems. One caused by a set `STICKMESH_*` variable names the
+ * variable and its value (cut to 64 characters) and has no line; the others go to `lineOf(key)`.
+ */
+function convictProblems(message: string, file: string, env: NodeJS.ProcessEnv, lineOf: (key: string) => number): ConfigIssue[] {
+  const out: ConfigIssue[] = [];
+  for (const line of message.split('\n')) {
+    if (line.trim() === '') continue;
+    const m = /^([\w.]+): (.*)$/.exec(line) ?? /param '([\w.]+)' not declared/.exec(line);
+    const key = m?.[1] ?? '';
+    const variable = key === '' ? undefined : envVarOf(key);
+    const value = variable === undefined ? undefined : env[variable];
+    if (variable !== undefined && value !== undefined) {
+      const detail = (m?.[2] ?? line).replace(/: value was .*$/, '');
+      out.push({ loc: { file, line: 0 }, directive: 'environment', message: `${variable}=${JSON.stringify(value.slice(0, 64))} (global ${key.replace(/^global\./, '')}): ${detail}` });
+    } else {
+      out.push({ loc: { file, line: lineOf(key) }, directive: key === '' ? 'global' : key, message: line.replace(/^configuration param '([\w.]+)' not declared in the schema$/, `unknown key '$1'`) });
+    }
+  }
+  return out;
+}
+
 /**
  * Applies `STICKMESH_*` overrides onto a parsed global section (convict's precedence: env beats
- * file). Returns a message for a bad override instead of throwing.
+ * file). Returns the problems of bad overrides, each naming its variable, instead of throwing.
  */
-export function applyGlobalEnv(g: GlobalConfig, env: NodeJS.ProcessEnv): string | undefined {
+export function applyGlobalEnv(g: GlobalConfig, env: NodeJS.ProcessEnv, file = 'environment'): ConfigIssue[] {
   const c = convict(globalSchema as unknown as convict.Schema<GlobalValues>, { env, args: [] });
   c.load({ maxconn: g.maxconn, logLevel: g.logLevel, localPeer: g.localPeer ?? '', admin: { host: g.admin.host, port: g.admin.port, token: g.admin.token ?? '', allowOrigins: g.admin.allowOrigins ?? '' }, dataDir: g.dataDir, maxAccept: g.maxAccept });
   try {
     c.validate({ allowed: 'strict' });
   } catch (err) {
-    return (err as Error).message;
+    return convictProblems((err as Error).message, file, env, () => 0);
   }
   const v = c.getProperties();
   g.maxconn = v.maxconn;
@@ -113,7 +144,7 @@ export function applyGlobalEnv(g: GlobalConfig, env: NodeJS.ProcessEnv): string 
   g.admin = { host: v.admin.host, port: v.admin.port, token: v.admin.token === '' ? undefined : v.admin.token, ...(adminLoc ? { loc: adminLoc } : {}), ...allowOrigins(v.admin.allowOrigins) };
   g.dataDir = v.dataDir;
   g.maxAccept = Number(v.maxAccept);
-  return undefined;
+  return [];
 }
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -122,7 +153,7 @@ type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 class Translator {
   readonly lines: string[] = [];
   readonly lineMap: number[] = [];
-  readonly issues: ConfigIssue[] = [];
+  readonly issues = new ProblemList<ConfigIssue>();
 
   constructor(readonly file: string, private readonly doc: Document, private readonly lc: LineCounter) {}
 
@@ -143,6 +174,10 @@ class Translator {
   }
 
   bad(path: Array<string | number>, message: string): void {
+    if (this.issues.full) {
+      this.issues.total++;
+      return;
+    }
     this.issues.push({ loc: { file: this.file, line: this.lineOf(path) }, directive: path.join('.'), message });
   }
 }
@@ -235,7 +270,7 @@ function translateProxy(t: Translator, kind: 'defaults' | 'frontend' | 'backend'
     if (!isObj(p.timeouts)) t.bad(at('timeouts'), 'expected an object');
     else
       for (const [k, v] of Object.entries(p.timeouts)) {
-        const name = TIMEOUT_NAMES[k];
+        const name = Object.hasOwn(TIMEOUT_NAMES, k) ? TIMEOUT_NAMES[k] : undefined;
         if (name === undefined) t.bad([...path, 'timeouts', k], `unknown timeout '${k}' (${Object.keys(TIMEOUT_NAMES).join(', ')})`);
         else t.emit([...path, 'timeouts', k], 'timeout', name, time(v));
       }
@@ -336,34 +371,84 @@ function tableWords(tb: Record<string, Json>): string[] {
   return w;
 }
 
+/**
+ * The line to blame when resolving aliases failed (yaml's error has no position): the alias an
+ * unresolved-alias message names, else the first alias of an anchor that itself holds aliases
+ * (the nesting an alias bomb is made of), else the first alias.
+ */
+function aliasLine(doc: Document, lc: LineCounter, message: string): number {
+  const unresolved = /Unresolved alias[^:]*: (.+)$/.exec(message)?.[1];
+  const anchors = new Map<string, Node>();
+  let first: number | undefined;
+  let nested: number | undefined;
+  visit(doc, {
+    Node(_k, node) {
+      if (isAlias(node)) {
+        const at = node.range?.[0];
+        const line = at === undefined ? undefined : lc.linePos(at).line;
+        if (unresolved !== undefined && node.source === unresolved && !anchors.has(node.source)) {
+          nested ??= line;
+          return visit.BREAK;
+        }
+        first ??= line;
+        const target = anchors.get(node.source);
+        if (nested === undefined && target !== undefined && isCollection(target)) {
+          let holdsAlias = false;
+          visit(target, { Alias: () => ((holdsAlias = true), visit.BREAK) });
+          if (holdsAlias) nested = line;
+        }
+      } else if (node.anchor) anchors.set(node.anchor, node);
+      return undefined;
+    },
+  });
+  return nested ?? first ?? 1;
+}
+
+/** An empty parse carrying `issues`: what a native file that could not be translated yields. */
+function failed(file: string, env: NodeJS.ProcessEnv, issues: ProblemList<ConfigIssue>): ParseOutput {
+  return { ...parseHaproxyConfig('', file, env), issues };
+}
+
 /** Parses native YAML/JSON text into the model. Never throws for bad input. */
 export function parseNativeConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): ParseOutput {
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
-  const empty = parseHaproxyConfig('', file, env);
   if (doc.errors.length > 0) {
-    return {
-      ...empty,
-      issues: doc.errors.map((e) => ({ loc: { file, line: e.linePos?.[0]?.line ?? 1 }, directive: 'syntax', message: e.message.split('\n')[0]! })),
-    };
+    // prettyErrors would compute a position for every error; only the reported ones get one.
+    const issues = new ProblemList<ConfigIssue>();
+    for (const e of doc.errors) {
+      if (issues.full) issues.total++;
+      else issues.push({ loc: { file, line: lc.linePos(e.pos[0]).line }, directive: 'syntax', message: e.message.split('\n')[0]!.slice(0, 200) });
+    }
+    return failed(file, env, issues);
   }
-  const root = doc.toJS() as Json;
+  let root: Json;
+  try {
+    root = doc.toJS() as Json;
+  } catch (err) {
+    // yaml refuses an alias bomb (or an alias without anchor) while building values.
+    const message = (err as Error).message;
+    const issues = new ProblemList<ConfigIssue>();
+    const bomb = /Excessive alias count/.test(message);
+    issues.push({
+      loc: { file, line: aliasLine(doc, lc, message) },
+      directive: 'syntax',
+      message: bomb ? 'YAML aliases expand to too many nodes (an alias bomb); write the values out or use fewer nested aliases' : message,
+    });
+    return failed(file, env, issues);
+  }
   const t = new Translator(file, doc, lc);
   if (!isMap(doc.contents)) {
     t.bad([], 'the configuration must be a mapping with global, defaults, frontends, backends, peers, resolvers');
-    return { ...empty, issues: t.issues };
+    return failed(file, env, t.issues);
   }
   const c = convict(nativeSchema as unknown as convict.Schema<Record<string, unknown>>, { env, args: [] });
   try {
     c.load(root as object);
     c.validate({ allowed: 'strict' });
   } catch (err) {
-    for (const line of (err as Error).message.split('\n')) {
-      const m = /^([\w.]+): (.*)$/.exec(line) ?? /param '([\w.]+)' not declared/.exec(line);
-      const key = m?.[1] ?? '';
-      t.bad(key === '' ? [] : key.split('.'), line.replace(/^configuration param '([\w.]+)' not declared in the schema$/, `unknown key '$1'`));
-    }
-    return { ...empty, issues: t.issues };
+    for (const i of convictProblems((err as Error).message, file, env, (key) => t.lineOf(key === '' ? [] : key.split('.')))) t.issues.push(i);
+    return failed(file, env, t.issues);
   }
   const r = root as Record<string, Json>;
   if (r.defaults !== undefined && Object.keys(r.defaults as object).length > 0) translateProxy(t, 'defaults', ['defaults'], r.defaults);
@@ -418,11 +503,13 @@ export function parseNativeConfig(text: string, file: string, env: NodeJS.Proces
     dataDir: g.global.dataDir,
     maxAccept: Number(g.global.maxAccept),
   };
-  return {
-    config: out.config,
-    issues: [...t.issues, ...out.issues.map((i) => ({ ...i, loc: remap(i.loc) }))],
-    warnings: out.warnings.map((w) => ({ ...w, loc: remap(w.loc) })),
-  };
+  const issues = t.issues;
+  for (const i of out.issues.items) issues.push({ ...i, loc: remap(i.loc) });
+  issues.total += out.issues.total - out.issues.items.length;
+  const warnings = new ProblemList<ConfigWarning>();
+  for (const w of out.warnings.items) warnings.push({ ...w, loc: remap(w.loc) });
+  warnings.total += out.warnings.total - out.warnings.items.length;
+  return { config: out.config, issues, warnings };
 }
 
 /** Where the native config or its environment gave the admin address, if it did (GlobalConfig.admin.loc). */

@@ -39,7 +39,8 @@ export function tokenizeLine(line: string, env: NodeJS.ProcessEnv = process.env)
         if (!m) cur += c;
         else {
           const name = m[1] ?? m[2]!;
-          const v = env[name];
+          // Own variables only: `$constructor` is unset, not Object's constructor.
+          const v = Object.hasOwn(env, name) ? env[name] : undefined;
           if (v === undefined) (unset ??= []).push(name);
           cur += v ?? '';
           i += m[0].length - 1;

@@ -1,21 +1,25 @@
 /**
  * Checks that span sections (names that must exist, modes that must agree), run on the model so
- * both front doors get them. Like `haproxy -c`, every problem is reported, not just the first.
+ * both front doors get them. Like `haproxy -c`, every problem is counted, not just the first (the
+ * lists keep the first MAX_REPORTED_ISSUES). Linear in the model: every name is looked up in a
+ * map built once, never by scanning a list.
  */
 import type { ConfigIssue } from '../errors.js';
 import type { ConfigWarning, StickmeshConfig } from './model.js';
+import { ProblemList } from './problems.js';
 
-export function validateConfig(cfg: StickmeshConfig): { issues: ConfigIssue[]; warnings: ConfigWarning[] } {
-  const issues: ConfigIssue[] = [];
-  const warnings: ConfigWarning[] = [];
-  const backends = new Map(cfg.backends.map((b) => [b.name, b]));
-  const seen = new Map<string, string>();
+export function validateConfig(cfg: StickmeshConfig): { issues: ProblemList<ConfigIssue>; warnings: ProblemList<ConfigWarning> } {
+  const issues = new ProblemList<ConfigIssue>();
+  const warnings = new ProblemList<ConfigWarning>();
+  const backends = new Map<string, StickmeshConfig['backends'][number]>();
+  for (const b of cfg.backends) if (!backends.has(b.name)) backends.set(b.name, b);
+  const peersNames = new Set(cfg.peers.map((p) => p.name));
+  const resolversNames = new Set(cfg.resolvers.map((r) => r.name));
   for (const [kind, list] of [['frontend', cfg.frontends], ['backend', cfg.backends], ['peers', cfg.peers], ['resolvers', cfg.resolvers]] as const) {
     const names = new Set<string>();
     for (const x of list) {
       if (names.has(x.name)) issues.push({ loc: x.loc, directive: kind, message: `a ${kind} named '${x.name}' is already defined` });
       names.add(x.name);
-      seen.set(`${kind}:${x.name}`, x.name);
     }
   }
   for (const f of cfg.frontends) {
@@ -80,11 +84,11 @@ export function validateConfig(cfg: StickmeshConfig): { issues: ConfigIssue[]; w
         issues.push({ loc: r.loc, directive: `stick ${r.kind}`, message: `stick table '${r.table}' does not exist (use PEERS/TABLE for a peers table or a backend name)` });
       }
     }
-    if (b.stickTable?.peers && !cfg.peers.some((p) => p.name === b.stickTable!.peers)) {
+    if (b.stickTable?.peers && !peersNames.has(b.stickTable.peers)) {
       issues.push({ loc: b.stickTable.loc, directive: 'stick-table', message: `peers section '${b.stickTable.peers}' does not exist` });
     }
     for (const t of b.serverTemplates) {
-      if (t.resolvers !== undefined && !cfg.resolvers.some((r) => r.name === t.resolvers)) {
+      if (t.resolvers !== undefined && !resolversNames.has(t.resolvers)) {
         issues.push({ loc: t.loc, directive: 'server-template', message: `resolvers section '${t.resolvers}' does not exist` });
       }
       if (t.port === 0 && !t.fqdn.startsWith('_')) {
@@ -92,7 +96,7 @@ export function validateConfig(cfg: StickmeshConfig): { issues: ConfigIssue[]; w
       }
     }
     for (const s of b.servers) {
-      if (s.resolvers !== undefined && !cfg.resolvers.some((r) => r.name === s.resolvers)) {
+      if (s.resolvers !== undefined && !resolversNames.has(s.resolvers)) {
         issues.push({ loc: s.loc, directive: 'server', message: `resolvers section '${s.resolvers}' does not exist` });
       }
     }

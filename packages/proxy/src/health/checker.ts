@@ -29,6 +29,12 @@ export interface CheckOptions {
   timeoutMs: number;
   /** Deadline for the connect, capped by `timeoutMs`; <= 0 means no separate limit. */
   connectTimeoutMs: number;
+  /**
+   * Upper bound of the random delay before the first check, capped by `inter`; default 1 s. A
+   * caller adding thousands of checks together passes more, so that they do not all open their
+   * sockets in the same second.
+   */
+  firstSpreadMs?: number;
   /** HTTP check (`option httpchk`); undefined = plain TCP connect check. */
   http: HttpCheckConfig | undefined;
   /** Called on every UP/DOWN transition with the status of the check that caused it (e.g. `L4CON ECONNREFUSED`). */
@@ -151,14 +157,15 @@ export class HealthChecker {
 
   /**
    * Starts checking a server, which is considered UP until `fall` checks fail. The first check runs
-   * after a random delay of up to min(inter, 1 s) so that servers added together are not probed in lockstep.
+   * after a random delay of up to min(inter, firstSpreadMs or 1 s) so that servers added together
+   * are not probed in lockstep.
    */
   add(opts: CheckOptions): CheckHandle {
     const nextTask: WheelTask = { run: () => this.start(check) };
     const timeoutTask: WheelTask = { run: () => this.onTimeout(check) };
     const check = new Check(this, opts, nextTask, timeoutTask);
     this.all.add(check);
-    const spread = Math.min(Math.max(0, opts.inter), MAX_FIRST_SPREAD_MS);
+    const spread = Math.min(Math.max(0, opts.inter), opts.firstSpreadMs ?? MAX_FIRST_SPREAD_MS);
     this.wheel.schedule(nextTask, Math.floor(Math.random() * (spread + 1)));
     return check;
   }

@@ -22,6 +22,10 @@ export class RuntimeBackend {
   readonly balancer: Balancer<RuntimeServer>;
   /** Cookie value -> server; rebuilt with the candidate set. */
   private byCookie = new Map<string, RuntimeServer>();
+  /** Name -> server (the first of a name), built once: the server list never changes. */
+  private readonly byName = new Map<string, RuntimeServer>();
+  /** Whether a coalesced rebuild is scheduled (see `rebuildSoon`). */
+  private rebuildPending = false;
   /** Servers the balancer may currently pick (for stats and tests). */
   candidates: readonly RuntimeServer[] = [];
   /** Some servers are filled by DNS templates (candidates are then ordered by address). */
@@ -45,7 +49,10 @@ export class RuntimeBackend {
     this.agree = createBalancer('source', 'consistent') as Balancer<RuntimeServer>;
     const stick = cfg.stickRules.length > 0 ? new StickRules(cfg, tables, servers) : undefined;
     this.stick = stick;
-    for (const s of servers) this.refreshCookie(s);
+    for (const s of servers) {
+      this.refreshCookie(s);
+      if (!this.byName.has(s.name)) this.byName.set(s.name, s);
+    }
     this.rebuild();
   }
 
@@ -90,8 +97,26 @@ export class RuntimeBackend {
     return this.byCookie.get(value);
   }
 
+  /**
+   * Rebuilds once at the end of this event-loop turn however many servers changed in it. A
+   * rebuild costs O(servers); health checks of thousands of servers failing together (a network
+   * cut) would otherwise cost O(servers²) in one burst. Until then the balancer may still pick a
+   * server that just went down: its connect fails and the request is retried or redispatched,
+   * as for a server that failed a moment before its check noticed.
+   */
+  rebuildSoon(): void {
+    if (this.rebuildPending) return;
+    this.rebuildPending = true;
+    setImmediate(this.rebuildNow);
+  }
+
+  private readonly rebuildNow = (): void => {
+    this.rebuildPending = false;
+    this.rebuild();
+  };
+
   serverByName(name: string): RuntimeServer | undefined {
-    return this.servers.find((s) => s.name === name);
+    return this.byName.get(name);
   }
 
   pick(hash: number, exclude?: RuntimeServer): RuntimeServer | undefined {
