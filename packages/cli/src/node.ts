@@ -25,7 +25,7 @@ import {
   type StickmeshConfig,
 } from '@stickmesh/core';
 import { AcceptGate, AdminServer, DASHBOARD, StickmeshProxy, isLoopback, metrics, type AdminOrigins } from '@stickmesh/proxy';
-import { Ops } from './ops.js';
+import { Ops } from './admin/api.js';
 import { PeersService } from '@stickmesh/peers';
 
 /** How often tables are written to `data-dir`. */

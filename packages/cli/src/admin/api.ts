@@ -13,7 +13,7 @@
  */
 import { TOMBSTONE, type EntryView, type StickTable } from '@stickmesh/core';
 import { AdminError, metrics, type AdminRequest, type AdminRoute, type RuntimeBackend, type RuntimeServer } from '@stickmesh/proxy';
-import type { StickmeshNode } from './node.js';
+import type { StickmeshNode } from '../node.js';
 
 /** Entries one listing may return. */
 export const MAX_LIST_LIMIT = 10000;
