@@ -98,10 +98,16 @@ export class Ops {
     return t;
   }
 
-  tables(): Array<Record<string, unknown>> {
+  /**
+   * `GET /api/tables` (and its alias `/tables`): per table its type, live entries, stats (`count`
+   * includes expired entries not yet removed), expire, live entries per server and the `digest` of
+   * its live data (equal on nodes holding the same data: compare them to see convergence). Two scans
+   * of each table; the dashboard's summary leaves the digest out (one scan).
+   */
+  tables(withDigest = true): Array<Record<string, unknown>> {
     return [...this.node.tables.values()].map((t) => {
       const { live, byServer } = t.serverCounts();
-      return { id: t.cfg.id, type: t.cfg.type, live, ...t.stats, expire: t.cfg.expire, servers: Object.fromEntries(byServer) };
+      return { id: t.cfg.id, type: t.cfg.type, live, ...t.stats, expire: t.cfg.expire, servers: Object.fromEntries(byServer), ...(withDigest ? { digest: t.digest() } : {}) };
     });
   }
 
@@ -414,7 +420,7 @@ export class Ops {
       ready: ready.ready,
       readyReason: ready.reason,
       connections: this.node.proxy.connectionCount(),
-      tables: this.tables().map((t) => ({ id: t.id, live: t.live, capacity: t.capacity, evictions: t.evictions, expired: t.expired, servers: t.servers })),
+      tables: this.tables(false).map((t) => ({ id: t.id, live: t.live, capacity: t.capacity, evictions: t.evictions, expired: t.expired, servers: t.servers })),
       servers: this.servers(),
       peers: this.peers().map((p) => ({ peer: p.peer, host: p.host, state: p.state, connected: p.connected, lagMs: p.lagMs, pending: p.pending, lastAckAgoMs: p.lastAckAgoMs, reconnects: p.reconnects, lastError: p.lastError })),
       refusals: this.refusals(),
