@@ -7,6 +7,7 @@ import net from 'node:net';
 import { Listener, type ConnectionHandler } from './listen/listener.js';
 import { Admission, ProcessLimit } from './listen/admission.js';
 import type { AcceptGate } from './listen/gate.js';
+import { bindOn, listenOn } from './listen/bind.js';
 import dns from 'node:dns/promises';
 import type { Logger } from 'pino';
 import {
@@ -148,23 +149,6 @@ class TcpFrontend extends FrontendBase<TcpConn> implements TcpFrontendRuntime {
   protected admit(socket: net.Socket): void {
     new TcpConn(socket, this);
   }
-}
-
-/** Binds one listener for a frontend bind (Node's descriptor only); errors name the config line. */
-async function bindOn(fe: HttpFrontend | TcpFrontend, b: FrontendConfig['binds'][number], gate?: AcceptGate): Promise<Listener> {
-  const host = b.host === '' || b.host === '*' ? undefined : b.host;
-  try {
-    return await Listener.bind(host, b.port, fe.onConnection, gate);
-  } catch (err) {
-    throw new StickmeshError('SM_BIND', `${b.loc.file}:${b.loc.line}: 'bind': cannot listen on ${b.host || '*'}:${b.port}: ${(err as Error).message}`);
-  }
-}
-
-/** Opens one listener for a frontend bind with its `tune.maxaccept` descriptors. */
-async function listenOn(fe: HttpFrontend | TcpFrontend, b: FrontendConfig['binds'][number], maxAccept: number): Promise<Listener> {
-  const l = await bindOn(fe, b);
-  await l.spread(maxAccept);
-  return l;
 }
 
 /** Points a discovered server at `t` (address, port, weight), or empties it. */
