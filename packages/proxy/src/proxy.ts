@@ -7,7 +7,7 @@ import net from 'node:net';
 import { Listener, type ConnectionHandler } from './listen/listener.js';
 import { Admission, ProcessLimit } from './listen/admission.js';
 import type { AcceptGate } from './listen/gate.js';
-import { bindOn, listenOn } from './listen/bind.js';
+import { bindOn, takeOverListeners } from './listen/bind.js';
 import dns from 'node:dns/promises';
 import type { Logger } from 'pino';
 import {
@@ -446,32 +446,11 @@ export class StickmeshProxy {
       const be = f.defaultBackend ? next.backends.get(f.defaultBackend) : undefined;
       next.frontends.push(f.mode === 'tcp' ? new TcpFrontend(f, be, this.logger, this.wheel, this.limit) : new HttpFrontend(f, be, this.logger, this.wheel, this.limit));
     }
-    const byAddr = new Map<string, Listener>();
-    for (const fe of this.frontends) {
-      fe.listeners.forEach((l, i) => {
-        const b = fe.cfg.binds[i];
-        if (b) byAddr.set(`${b.host}|${b.port === 0 ? l.port : b.port}|${fe.cfg.mode}`, l);
-      });
-    }
-    const keptFor = new Map<Listener, HttpFrontend | TcpFrontend>();
+    let keptFor: Map<Listener, HttpFrontend | TcpFrontend>;
     try {
-      for (const fe of next.frontends) {
-        for (const b of fe.cfg.binds) {
-          const old = byAddr.get(`${b.host}|${b.port}|${fe.cfg.mode}`);
-          if (old && !keptFor.has(old)) {
-            keptFor.set(old, fe);
-            old.setHandler(fe.onConnection);
-            fe.listeners.push(old);
-          } else {
-            fe.listeners.push(await listenOn(fe, b, config.global.maxAccept));
-          }
-        }
-      }
+      keptFor = await takeOverListeners(this.frontends, next.frontends, config.global.maxAccept);
     } catch (err) {
-      for (const fe of next.frontends) for (const l of fe.listeners) if (!keptFor.has(l)) l.close();
       for (const h of next.checks.values()) h.remove();
-      // Give the kept listeners back to the current frontends.
-      for (const fe of this.frontends) for (const l of fe.listeners) l.setHandler(fe.onConnection);
       throw err;
     }
     for (const fe of this.frontends) {
