@@ -86,7 +86,7 @@ async function against(config: StickmeshConfig, oldFile: string, values: OptionV
       countAffected(ws, counts);
     } catch (err) {
       if (!(err instanceof AdminCallError)) throw err;
-      process.stderr.write(`stickmesh check: cannot count affected entries at ${c.base}: ${err.message}\n`);
+      process.stderr.write(`stickmesh check: cannot count affected entries: ${err.message}\n`);
       return 1;
     }
   }
