@@ -117,6 +117,12 @@ describe('admin API on a running cluster', () => {
     const first = new Map<string, string>();
     for (let i = 1; i <= 12; i++) first.set(`127.30.0.${i}`, (await served(n1, `127.30.0.${i}`)).server);
     for (const n of [n2, n3]) await waitFor(async () => (await api(n, 'GET', '/api/tables/mesh%2Fsessions/entries?prefix=127.30.0.')).json.count === 12, 5000, 'replication');
+    // /api/tables carries each table's digest; /tables is an alias of the same data. Nodes holding
+    // the same entries show the same digest.
+    await waitFor(async () => new Set(await Promise.all([n1, n2, n3].map(async (n) => (await api(n, 'GET', '/api/tables')).json[0].digest))).size === 1, 5000, 'same digest');
+    const [apiTables, alias] = [await api(n1, 'GET', '/api/tables'), await api(n1, 'GET', '/tables')];
+    expect(apiTables.json[0]).toMatchObject({ id: 'mesh/sessions', type: 'ip', live: 12, count: 12, digest: expect.stringMatching(/^[0-9a-f]+$/) });
+    expect(alias.json).toEqual(apiTables.json);
     const web1 = [...first].filter(([, s]) => s === 'web1').map(([k]) => k);
     // Pages of one entry, by cursor, until `next` is null: every web1 entry once.
     const paged: string[] = [];

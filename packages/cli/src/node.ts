@@ -25,7 +25,7 @@ import {
   type StickmeshConfig,
 } from '@stickmesh/core';
 import { AcceptGate, AdminServer, DASHBOARD, StickmeshProxy, isLoopback, metrics, type AdminOrigins } from '@stickmesh/proxy';
-import { Ops } from './ops.js';
+import { Ops } from './admin/api.js';
 import { PeersService } from '@stickmesh/peers';
 
 /** How often tables are written to `data-dir`. */
@@ -217,7 +217,7 @@ export class StickmeshNode {
       ...(a.token ? { token: a.token } : {}),
       readiness: () => this.readiness(),
       routes: {
-        '/tables': () => this.tableStats(),
+        '/tables': () => ops.tables(), // alias of /api/tables
         '/peers': () => this.peers.flatMap((p) => p.status()),
       },
       api: ops.routes(),
@@ -264,10 +264,6 @@ export class StickmeshNode {
     const value: AdminOrigins = { peers, allowed: this.config.global.admin.allowOrigins ?? [] };
     this.originsCache = { config: this.config, port, value };
     return value;
-  }
-
-  tableStats(): Array<Record<string, unknown>> {
-    return [...this.tables.values()].map((t) => ({ id: t.cfg.id, ...t.stats, digest: t.digest() }));
   }
 
   /** Writes every table to `data-dir` atomically; errors are logged, never thrown. */

@@ -8,7 +8,8 @@
  *                         its data comes from the JSON API)
  *   GET /api/dashboard    the sibling nodes the dashboard may poll
  *   /api/...              JSON API routes given by the caller, with methods and `:param` segments
- *   GET <route>           legacy read-only JSON routes (`/tables`, `/peers`)
+ *   GET <route>           short read-only JSON routes given by the caller (the node serves `/tables`,
+ *                         an alias of `/api/tables`, and `/peers`)
  *
  * Access, in this order (a request with a valid `Authorization: Bearer TOKEN` skips 1 and 2):
  *   1. Host (every path but /healthz and /ready): the Host header must name this listener (see
@@ -66,7 +67,7 @@ export interface AdminOptions {
   token?: string;
   /** Returns [ready, reason]. */
   readiness: () => { ready: boolean; reason: string };
-  /** Read-only JSON endpoints by path (e.g. `/tables`, `/peers`), computed on request. */
+  /** Read-only JSON endpoints by exact path (e.g. `/tables`, `/peers`), computed on request. */
   routes?: Record<string, () => unknown>;
   /** JSON API routes (methods other than GET are writes). */
   api?: AdminRoute[];

@@ -7,6 +7,7 @@ import net from 'node:net';
 import { Listener, type ConnectionHandler } from './listen/listener.js';
 import { Admission, ProcessLimit } from './listen/admission.js';
 import type { AcceptGate } from './listen/gate.js';
+import { bindOn, takeOverListeners } from './listen/bind.js';
 import dns from 'node:dns/promises';
 import type { Logger } from 'pino';
 import {
@@ -148,23 +149,6 @@ class TcpFrontend extends FrontendBase<TcpConn> implements TcpFrontendRuntime {
   protected admit(socket: net.Socket): void {
     new TcpConn(socket, this);
   }
-}
-
-/** Binds one listener for a frontend bind (Node's descriptor only); errors name the config line. */
-async function bindOn(fe: HttpFrontend | TcpFrontend, b: FrontendConfig['binds'][number], gate?: AcceptGate): Promise<Listener> {
-  const host = b.host === '' || b.host === '*' ? undefined : b.host;
-  try {
-    return await Listener.bind(host, b.port, fe.onConnection, gate);
-  } catch (err) {
-    throw new StickmeshError('SM_BIND', `${b.loc.file}:${b.loc.line}: 'bind': cannot listen on ${b.host || '*'}:${b.port}: ${(err as Error).message}`);
-  }
-}
-
-/** Opens one listener for a frontend bind with its `tune.maxaccept` descriptors. */
-async function listenOn(fe: HttpFrontend | TcpFrontend, b: FrontendConfig['binds'][number], maxAccept: number): Promise<Listener> {
-  const l = await bindOn(fe, b);
-  await l.spread(maxAccept);
-  return l;
 }
 
 /** Points a discovered server at `t` (address, port, weight), or empties it. */
@@ -462,32 +446,11 @@ export class StickmeshProxy {
       const be = f.defaultBackend ? next.backends.get(f.defaultBackend) : undefined;
       next.frontends.push(f.mode === 'tcp' ? new TcpFrontend(f, be, this.logger, this.wheel, this.limit) : new HttpFrontend(f, be, this.logger, this.wheel, this.limit));
     }
-    const byAddr = new Map<string, Listener>();
-    for (const fe of this.frontends) {
-      fe.listeners.forEach((l, i) => {
-        const b = fe.cfg.binds[i];
-        if (b) byAddr.set(`${b.host}|${b.port === 0 ? l.port : b.port}|${fe.cfg.mode}`, l);
-      });
-    }
-    const keptFor = new Map<Listener, HttpFrontend | TcpFrontend>();
+    let keptFor: Map<Listener, HttpFrontend | TcpFrontend>;
     try {
-      for (const fe of next.frontends) {
-        for (const b of fe.cfg.binds) {
-          const old = byAddr.get(`${b.host}|${b.port}|${fe.cfg.mode}`);
-          if (old && !keptFor.has(old)) {
-            keptFor.set(old, fe);
-            old.setHandler(fe.onConnection);
-            fe.listeners.push(old);
-          } else {
-            fe.listeners.push(await listenOn(fe, b, config.global.maxAccept));
-          }
-        }
-      }
+      keptFor = await takeOverListeners(this.frontends, next.frontends, config.global.maxAccept);
     } catch (err) {
-      for (const fe of next.frontends) for (const l of fe.listeners) if (!keptFor.has(l)) l.close();
       for (const h of next.checks.values()) h.remove();
-      // Give the kept listeners back to the current frontends.
-      for (const fe of this.frontends) for (const l of fe.listeners) l.setHandler(fe.onConnection);
       throw err;
     }
     for (const fe of this.frontends) {

@@ -1,16 +1,43 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
-/** Parses options strictly; on error prints the message and the command's help to stderr. */
-export function parseOptions<T extends NonNullable<ParseArgsConfig['options']>>(
-  argv: string[],
-  options: T,
-  help: string,
-): { values: Record<string, string | boolean | undefined>; ok: boolean } {
+type Options = NonNullable<ParseArgsConfig['options']>;
+export type OptionValues = Record<string, string | boolean | undefined>;
+
+/** Options of every command that talks to a running node (see admin/client.ts). */
+export const ADMIN_OPTIONS = {
+  admin: { type: 'string' },
+  token: { type: 'string' },
+} as const satisfies Options;
+
+/** What a command does after parsing: run with these values, or exit with this code. */
+export type Parsed = { exit: number } | { exit: undefined; values: OptionValues; positionals: string[] };
+
+/**
+ * The option parser of every CLI command: strict (an unknown option is an error), `-h/--help`
+ * added to `options`. On an error prints `stickmesh: MESSAGE` and the help to stderr and answers
+ * exit 2; on --help prints the help to stdout and answers exit 0. Positional arguments are refused
+ * unless `positionals` is true.
+ */
+export function parseCommand(argv: string[], help: string, options: Options, positionals = false): Parsed {
+  let values: OptionValues;
+  let pos: string[];
   try {
-    const { values } = parseArgs({ args: argv, options, strict: true, allowPositionals: false });
-    return { values: values as Record<string, string | boolean | undefined>, ok: true };
+    const p = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: positionals });
+    values = p.values as OptionValues;
+    pos = p.positionals;
   } catch (err) {
     process.stderr.write(`stickmesh: ${(err as Error).message}\n\n${help}`);
-    return { values: {}, ok: false };
+    return { exit: 2 };
   }
+  if (values.help) {
+    process.stdout.write(help);
+    return { exit: 0 };
+  }
+  return { exit: undefined, values, positionals: pos };
+}
+
+/** The string value of option `name`, or undefined when absent. */
+export function str(values: OptionValues, name: string): string | undefined {
+  const v = values[name];
+  return typeof v === 'string' ? v : undefined;
 }

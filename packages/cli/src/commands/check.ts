@@ -6,7 +6,8 @@
  * entries affected when `--admin URL` points at a running node.
  */
 import { ConfigError, MAX_REPORTED_ISSUES, StickmeshError, loadConfig, formatIssues, type StickmeshConfig } from '@stickmesh/core';
-import { parseOptions } from './args.js';
+import { ADMIN_OPTIONS, parseCommand, str, type OptionValues } from './args.js';
+import { AdminClient, AdminCallError } from '../admin/client.js';
 import { countAffected, persistenceDiff, type TableCounts } from '../persistence-diff.js';
 
 export const CHECK_HELP = `Usage: stickmesh check --config FILE [--against OLD_FILE [--admin URL]]
@@ -27,25 +28,16 @@ Options:
 `;
 
 export async function runCheck(argv: string[]): Promise<number> {
-  const { values, ok } = parseOptions(
-    argv,
-    {
-      config: { type: 'string', short: 'c' },
-      file: { type: 'string', short: 'f' },
-      quiet: { type: 'boolean', short: 'q' },
-      against: { type: 'string' },
-      admin: { type: 'string' },
-      token: { type: 'string' },
-      json: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    CHECK_HELP,
-  );
-  if (!ok) return 2;
-  if (values.help) {
-    process.stdout.write(CHECK_HELP);
-    return 0;
-  }
+  const p = parseCommand(argv, CHECK_HELP, {
+    config: { type: 'string', short: 'c' },
+    file: { type: 'string', short: 'f' },
+    quiet: { type: 'boolean', short: 'q' },
+    against: { type: 'string' },
+    ...ADMIN_OPTIONS,
+    json: { type: 'boolean' },
+  });
+  if (p.exit !== undefined) return p.exit;
+  const { values } = p;
   const file = (values.config ?? values.file) as string | undefined;
   if (!file) {
     process.stderr.write(`stickmesh check: --config FILE is required\n\n${CHECK_HELP}`);
@@ -74,7 +66,7 @@ export async function runCheck(argv: string[]): Promise<number> {
 }
 
 /** Prints the persistence warnings of OLD -> config; exit 0 (they are warnings), 1 if OLD is invalid or the node unreachable. */
-async function against(config: StickmeshConfig, oldFile: string, values: Record<string, string | boolean | undefined>): Promise<number> {
+async function against(config: StickmeshConfig, oldFile: string, values: OptionValues): Promise<number> {
   let oldCfg: StickmeshConfig;
   try {
     oldCfg = loadConfig(oldFile).config;
@@ -87,16 +79,14 @@ async function against(config: StickmeshConfig, oldFile: string, values: Record<
   }
   const ws = persistenceDiff(oldCfg, config);
   if (typeof values.admin === 'string') {
-    const base = values.admin.replace(/\/+$/, '');
-    const token = (values.token as string | undefined) ?? process.env.STICKMESH_ADMIN_TOKEN;
+    const c = new AdminClient({ admin: values.admin, token: str(values, 'token') });
     try {
-      const r = await fetch(`${base}/api/tables`, { headers: token ? { authorization: `Bearer ${token}` } : {}, signal: AbortSignal.timeout(10000) });
-      if (!r.ok) throw new Error(`HTTP ${r.status}: ${(await r.text()).slice(0, 200)}`);
-      const tables = (await r.json()) as Array<{ id: string; servers: Record<string, number> }>;
+      const tables = (await c.call('GET', '/api/tables')) as Array<{ id: string; servers: Record<string, number> }>;
       const counts: TableCounts = new Map(tables.map((t) => [t.id, new Map(Object.entries(t.servers))]));
       countAffected(ws, counts);
     } catch (err) {
-      process.stderr.write(`stickmesh check: cannot count affected entries at ${base}: ${(err as Error).message}\n`);
+      if (!(err instanceof AdminCallError)) throw err;
+      process.stderr.write(`stickmesh check: cannot count affected entries: ${err.message}\n`);
       return 1;
     }
   }

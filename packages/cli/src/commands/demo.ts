@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startDemoBackend } from './demo-backend.js';
-import { parseOptions } from './args.js';
+import { parseCommand } from './args.js';
 
 export const DEMO_HELP = `Usage: stickmesh demo
 
@@ -21,12 +21,8 @@ port 10000, admin on port 9100 of each address) using examples/cluster.cfg. Stop
 const NODES = ['node1', 'node2', 'node3'];
 
 export async function runDemo(argv: string[]): Promise<number> {
-  const { values, ok } = parseOptions(argv, { help: { type: 'boolean', short: 'h' } }, DEMO_HELP);
-  if (!ok) return 2;
-  if (values.help) {
-    process.stdout.write(DEMO_HELP);
-    return 0;
-  }
+  const p = parseCommand(argv, DEMO_HELP, {});
+  if (p.exit !== undefined) return p.exit;
   const cfg = fileURLToPath(new URL('../../../../examples/cluster.cfg', import.meta.url));
   const bin = fileURLToPath(new URL('../../bin/stickmesh.js', import.meta.url));
   const backends: import('node:http').Server[] = [];

@@ -3,8 +3,9 @@
  * `explain KEY`. Human-readable tables by default, the API's JSON with `--json`. Exit 0 on success,
  * 1 when the node answers an error (its message is printed) or cannot be reached, 2 on bad usage.
  */
-import { parseArgs } from 'node:util';
 import { parseTime } from '@stickmesh/core';
+import { AdminCallError, AdminClient } from '../admin/client.js';
+import { ADMIN_OPTIONS, parseCommand, str, type OptionValues } from './args.js';
 
 const COMMON = `Common options:
       --admin URL     admin listener of the node (default $STICKMESH_ADMIN or http://127.0.0.1:9100)
@@ -48,41 +49,10 @@ the server named, and which rule decides.
 
 ${COMMON}`;
 
+/** A command's connection to the node and whether it prints the API's JSON. */
 interface Client {
   json: boolean;
-  call(method: string, path: string, body?: unknown): Promise<unknown>;
-}
-
-class ApiError extends Error {}
-
-function client(values: Record<string, unknown>): Client {
-  const base = String(values.admin ?? process.env.STICKMESH_ADMIN ?? 'http://127.0.0.1:9100').replace(/\/+$/, '');
-  const token = (values.token as string | undefined) ?? process.env.STICKMESH_ADMIN_TOKEN;
-  return {
-    json: values.json === true,
-    async call(method, path, body) {
-      let r: Response;
-      try {
-        r = await fetch(base + path, {
-          method,
-          headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-          signal: AbortSignal.timeout(10000),
-        });
-      } catch (err) {
-        throw new ApiError(`cannot reach ${base}: ${(err as Error).cause ? String((err as { cause: Error }).cause.message) : (err as Error).message}`);
-      }
-      const text = await r.text();
-      let j: unknown;
-      try {
-        j = JSON.parse(text);
-      } catch {
-        throw new ApiError(`${base}${path}: HTTP ${r.status}: ${text.slice(0, 200)}`);
-      }
-      if (!r.ok) throw new ApiError(`${base}${path}: ${(j as { error?: string }).error ?? `HTTP ${r.status}`}`);
-      return j;
-    },
-  };
+  api: AdminClient;
 }
 
 /** Left-aligned columns with a header row; cells are stringified, undefined shows as '-'. */
@@ -98,33 +68,17 @@ function ms(v: unknown): string {
   return v < 1000 ? `${Math.round(v)}ms` : `${(v / 1000).toFixed(1)}s`;
 }
 
-type Run = (c: Client, pos: string[], values: Record<string, unknown>) => Promise<number>;
+type Run = (c: Client, pos: string[], values: OptionValues) => Promise<number>;
 
-async function command(argv: string[], help: string, extra: NonNullable<Parameters<typeof parseArgs>[0]>['options'], run: Run): Promise<number> {
-  let values: Record<string, unknown>;
-  let positionals: string[];
+/** Parses `argv` (the admin options, --json and `extra`), then runs; an AdminCallError exits 1 with its message. */
+async function command(argv: string[], help: string, extra: Parameters<typeof parseCommand>[2], run: Run): Promise<number> {
+  const p = parseCommand(argv, help, { ...ADMIN_OPTIONS, json: { type: 'boolean' }, ...extra }, true);
+  if (p.exit !== undefined) return p.exit;
+  const c: Client = { json: p.values.json === true, api: new AdminClient({ admin: str(p.values, 'admin'), token: str(p.values, 'token') }) };
   try {
-    const p = parseArgs({
-      args: argv,
-      options: { admin: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, ...extra },
-      strict: true,
-      allowPositionals: true,
-    });
-    values = p.values as Record<string, unknown>;
-    positionals = p.positionals;
+    return await run(c, p.positionals, p.values);
   } catch (err) {
-    process.stderr.write(`stickmesh: ${(err as Error).message}\n\n${help}`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(help);
-    return 0;
-  }
-  const c = client(values);
-  try {
-    return await run(c, positionals, values);
-  } catch (err) {
-    if (err instanceof ApiError) {
+    if (err instanceof AdminCallError) {
       process.stderr.write(`stickmesh: ${err.message}\n`);
       return 1;
     }
@@ -148,7 +102,7 @@ export function runTable(argv: string[]): Promise<number> {
     const [sub, table, ...more] = pos;
     if (more.length > 0) return usage(TABLE_HELP, `unexpected argument '${more[0]}'`);
     if (sub === 'show' && table === undefined) {
-      const j = (await c.call('GET', '/api/tables')) as Array<Record<string, unknown>>;
+      const j = (await c.api.call('GET', '/api/tables')) as Array<Record<string, unknown>>;
       out(c, j, () =>
         formatTable(
           ['TABLE', 'TYPE', 'ENTRIES', 'SIZE', 'EVICTIONS', 'EXPIRED', 'BY SERVER'],
@@ -160,7 +114,7 @@ export function runTable(argv: string[]): Promise<number> {
     if (sub === 'show') {
       const q = new URLSearchParams();
       for (const k of ['server', 'prefix', 'limit', 'cursor'] as const) if (typeof v[k] === 'string') q.set(k, v[k] as string);
-      const j = (await c.call('GET', `/api/tables/${enc(table!)}/entries${q.size ? `?${q}` : ''}`)) as { next: string | null; entries: Array<Record<string, unknown>> };
+      const j = (await c.api.call('GET', `/api/tables/${enc(table!)}/entries${q.size ? `?${q}` : ''}`)) as { next: string | null; entries: Array<Record<string, unknown>> };
       out(c, j, () => {
         const rows = j.entries.map((e) => [e.key, e.server, e.origin, new Date((e.version as { wall: number }).wall).toISOString(), e.expiresInMs === null ? 'never' : ms(e.expiresInMs)]);
         return formatTable(['KEY', 'SERVER', 'ORIGIN', 'WRITTEN', 'EXPIRES IN'], rows) + (j.next !== null ? `next page: --cursor ${j.next}\n` : '');
@@ -170,7 +124,7 @@ export function runTable(argv: string[]): Promise<number> {
     if (sub === 'clear') {
       if (table === undefined) return usage(TABLE_HELP, 'table clear needs TABLE');
       const key = v.key as string | undefined;
-      const j = (await c.call('DELETE', `/api/tables/${enc(table)}/entries${key !== undefined ? `/${enc(key)}` : ''}`)) as { deleted: number | boolean };
+      const j = (await c.api.call('DELETE', `/api/tables/${enc(table)}/entries${key !== undefined ? `/${enc(key)}` : ''}`)) as { deleted: number | boolean };
       out(c, j, () =>
         key !== undefined ? (j.deleted ? `deleted ${key} from ${table} (replicated to peers)\n` : `${key}: no entry in ${table}\n`) : `deleted ${String(j.deleted)} entries from ${table} (replicated to peers)\n`,
       );
@@ -196,7 +150,7 @@ export function runServer(argv: string[]): Promise<number> {
     const [sub, target, state, ...more] = pos;
     if (more.length > 0) return usage(SERVER_HELP, `unexpected argument '${more[0]}'`);
     if (sub === 'show') {
-      const j = (await c.call('GET', '/api/servers')) as Array<Record<string, unknown>>;
+      const j = (await c.api.call('GET', '/api/servers')) as Array<Record<string, unknown>>;
       out(c, j, () => serverRows(j));
       return 0;
     }
@@ -211,7 +165,7 @@ export function runServer(argv: string[]): Promise<number> {
         body.deadlineMs = d;
       }
       if (v['auto-maint']) body.autoMaint = true;
-      const j = (await c.call('PUT', `/api/servers/${enc(target.slice(0, slash))}/${enc(target.slice(slash + 1))}`, body)) as Record<string, unknown>;
+      const j = (await c.api.call('PUT', `/api/servers/${enc(target.slice(0, slash))}/${enc(target.slice(slash + 1))}`, body)) as Record<string, unknown>;
       out(c, j, () => serverRows([j]));
       return 0;
     }
@@ -222,7 +176,7 @@ export function runServer(argv: string[]): Promise<number> {
 export function runPeers(argv: string[]): Promise<number> {
   return command(argv, PEERS_HELP, {}, async (c, pos) => {
     if (pos.length > 0) return usage(PEERS_HELP, `unexpected argument '${pos[0]}'`);
-    const j = (await c.call('GET', '/api/peers')) as Array<Record<string, unknown>>;
+    const j = (await c.api.call('GET', '/api/peers')) as Array<Record<string, unknown>>;
     out(c, j, () =>
       formatTable(
         ['PEER', 'STATE', 'LAG', 'PENDING', 'LAST ACK', 'SENT', 'RECEIVED', 'BYTES OUT/IN', 'RECONNECTS', 'REFUSED', 'LAST ERROR'],
@@ -250,7 +204,7 @@ export function runExplain(argv: string[]): Promise<number> {
     if (pos.length !== 1) return usage(EXPLAIN_HELP, 'explain needs exactly one KEY');
     const q = new URLSearchParams({ key: pos[0]! });
     if (typeof v.backend === 'string') q.set('backend', v.backend);
-    const j = (await c.call('GET', `/api/explain?${q}`)) as { node: string; key: string; backends: Array<Record<string, unknown>> };
+    const j = (await c.api.call('GET', `/api/explain?${q}`)) as { node: string; key: string; backends: Array<Record<string, unknown>> };
     out(c, j, () =>
       j.backends
         .map((b) => {

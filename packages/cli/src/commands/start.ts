@@ -9,7 +9,7 @@ import { ConfigError, StickmeshError, loadConfig, loadConfigAsync, type ConfigWa
 import type { Logger } from 'pino';
 import { createLogger, metrics } from '@stickmesh/proxy';
 import { StickmeshNode } from '../node.js';
-import { parseOptions } from './args.js';
+import { parseCommand } from './args.js';
 
 export const START_HELP = `Usage: stickmesh start --config FILE [--node NAME]
 
@@ -37,22 +37,14 @@ function reportConfigError(err: unknown): boolean {
 }
 
 export async function runStart(argv: string[]): Promise<number> {
-  const { values, ok } = parseOptions(
-    argv,
-    {
-      config: { type: 'string', short: 'c' },
-      file: { type: 'string', short: 'f' },
-      node: { type: 'string', short: 'L' },
-      'drain-timeout': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    START_HELP,
-  );
-  if (!ok) return 2;
-  if (values.help) {
-    process.stdout.write(START_HELP);
-    return 0;
-  }
+  const p = parseCommand(argv, START_HELP, {
+    config: { type: 'string', short: 'c' },
+    file: { type: 'string', short: 'f' },
+    node: { type: 'string', short: 'L' },
+    'drain-timeout': { type: 'string' },
+  });
+  if (p.exit !== undefined) return p.exit;
+  const { values } = p;
   const file = (values.config ?? values.file) as string | undefined;
   if (!file) {
     process.stderr.write(`stickmesh start: --config FILE is required\n\n${START_HELP}`);

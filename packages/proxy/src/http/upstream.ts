@@ -16,11 +16,24 @@
  */
 import net from 'node:net';
 import { sharedWheel, type TimerWheel, type WheelTask } from '@stickmesh/core';
-import { MAX_IDLE_PER_SERVER, type RuntimeServer } from '../runtime/server.js';
 import { ReadBuffer } from '../listen/read-buffer.js';
 import { RawWriter } from '../listen/raw-write.js';
 
 export const IDLE_TTL_MS = 5000;
+/** Idle upstream connections kept per server. At the bound the connection is closed instead of kept. */
+export const MAX_IDLE_PER_SERVER = 1024;
+
+/**
+ * What a connection needs of its server: where to connect, a connection counter and the idle list
+ * it parks in. RuntimeServer (runtime/server.ts) provides it; declared here so runtime/ imports
+ * http/ and never the other way round.
+ */
+export interface UpstreamServer {
+  readonly address: string;
+  readonly port: number;
+  totalConns: number;
+  readonly idle: UpstreamConn[];
+}
 /** Size of a connection's read buffer: the most one read hands to the owner. */
 export const READ_BUFFER_BYTES = 16384;
 
@@ -37,7 +50,7 @@ export class UpstreamConn implements WheelTask {
   readonly socket: net.Socket;
   /** Request heads go through this (raw writes while nothing is queued on the socket). */
   readonly out: RawWriter;
-  readonly server: RuntimeServer;
+  readonly server: UpstreamServer;
   owner: UpstreamOwner | null;
   connected = false;
   closed = false;
@@ -53,7 +66,7 @@ export class UpstreamConn implements WheelTask {
   _slot?: number;
   _pos?: number;
 
-  constructor(server: RuntimeServer, owner: UpstreamOwner, wheel: TimerWheel = sharedWheel) {
+  constructor(server: UpstreamServer, owner: UpstreamOwner, wheel: TimerWheel = sharedWheel) {
     this.server = server;
     this.owner = owner;
     this.wheel = wheel;
@@ -154,7 +167,7 @@ export class UpstreamConn implements WheelTask {
   }
 
   /** Takes the most recently used live idle connection of `server` for `owner`, if any. */
-  static takeIdle(server: RuntimeServer, owner: UpstreamOwner): UpstreamConn | undefined {
+  static takeIdle(server: UpstreamServer, owner: UpstreamOwner): UpstreamConn | undefined {
     const idle = server.idle;
     while (idle.length > 0) {
       const up = idle.pop()!;

@@ -3,15 +3,12 @@
  * live connection count and the idle upstream connections kept for reuse.
  */
 import type { ServerConfig, ServerRef, CookieTarget } from '@stickmesh/core';
-import type { UpstreamConn } from '../http/upstream.js';
+import type { UpstreamConn, UpstreamServer } from '../http/upstream.js';
 
 /** HAProxy's administrative states: `drain` serves persistent clients only, `maint` serves nobody. */
 export type AdminState = 'ready' | 'drain' | 'maint';
 
-/** Idle upstream connections kept per server. At the bound the connection is closed instead of kept. */
-export const MAX_IDLE_PER_SERVER = 1024;
-
-export class RuntimeServer implements ServerRef, CookieTarget {
+export class RuntimeServer implements ServerRef, CookieTarget, UpstreamServer {
   readonly id: number;
   readonly name: string;
   readonly cfg: ServerConfig;
@@ -30,7 +27,7 @@ export class RuntimeServer implements ServerRef, CookieTarget {
   checkUp = true;
   admin: AdminState;
   readonly backup: boolean;
-  /** Idle keep-alive connections, most recently used last. */
+  /** Idle keep-alive connections, most recently used last (bound: MAX_IDLE_PER_SERVER in http/upstream.ts). */
   readonly idle: UpstreamConn[] = [];
   /** Counters for stats and tests. */
   totalConns = 0;

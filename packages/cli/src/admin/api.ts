@@ -12,8 +12,22 @@
  * whichever comes first. Drain state is per node and is lost when a reload rebuilds the backends.
  */
 import { TOMBSTONE, type EntryView, type StickTable } from '@stickmesh/core';
-import { AdminError, metrics, type AdminRequest, type AdminRoute, type RuntimeBackend, type RuntimeServer } from '@stickmesh/proxy';
-import type { StickmeshNode } from './node.js';
+import { AdminError, metrics, type AdminRequest, type AdminRoute, type RuntimeBackend, type RuntimeServer, type StickmeshProxy } from '@stickmesh/proxy';
+import type { PeersService } from '@stickmesh/peers';
+
+/**
+ * What the API reads and acts on in its node (StickmeshNode in ../node.ts provides it). Declared
+ * here so the node imports the API and the API never imports the node: no import loop.
+ */
+export interface AdminNode {
+  readonly name: string;
+  readonly tables: ReadonlyMap<string, StickTable>;
+  readonly proxy: StickmeshProxy;
+  readonly peers: readonly PeersService[];
+  readiness(): { ready: boolean; reason: string };
+  uptimeMs(): number;
+  log(level: 'info' | 'warn', fields: Record<string, unknown>, msg: string): void;
+}
 
 /** Entries one listing may return. */
 export const MAX_LIST_LIMIT = 10000;
@@ -53,7 +67,7 @@ export class Ops {
   private readonly clearing = new Set<StickTable>();
   private drainTimer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly node: StickmeshNode, private readonly peerHosts: () => Array<{ name: string; host: string }>) {}
+  constructor(private readonly node: AdminNode, private readonly peerHosts: () => Array<{ name: string; host: string }>) {}
 
   routes(): AdminRoute[] {
     return [
@@ -84,10 +98,16 @@ export class Ops {
     return t;
   }
 
-  tables(): Array<Record<string, unknown>> {
+  /**
+   * `GET /api/tables` (and its alias `/tables`): per table its type, live entries, stats (`count`
+   * includes expired entries not yet removed), expire, live entries per server and the `digest` of
+   * its live data (equal on nodes holding the same data: compare them to see convergence). Two scans
+   * of each table; the dashboard's summary leaves the digest out (one scan).
+   */
+  tables(withDigest = true): Array<Record<string, unknown>> {
     return [...this.node.tables.values()].map((t) => {
       const { live, byServer } = t.serverCounts();
-      return { id: t.cfg.id, type: t.cfg.type, live, ...t.stats, expire: t.cfg.expire, servers: Object.fromEntries(byServer) };
+      return { id: t.cfg.id, type: t.cfg.type, live, ...t.stats, expire: t.cfg.expire, servers: Object.fromEntries(byServer), ...(withDigest ? { digest: t.digest() } : {}) };
     });
   }
 
@@ -400,7 +420,7 @@ export class Ops {
       ready: ready.ready,
       readyReason: ready.reason,
       connections: this.node.proxy.connectionCount(),
-      tables: this.tables().map((t) => ({ id: t.id, live: t.live, capacity: t.capacity, evictions: t.evictions, expired: t.expired, servers: t.servers })),
+      tables: this.tables(false).map((t) => ({ id: t.id, live: t.live, capacity: t.capacity, evictions: t.evictions, expired: t.expired, servers: t.servers })),
       servers: this.servers(),
       peers: this.peers().map((p) => ({ peer: p.peer, host: p.host, state: p.state, connected: p.connected, lagMs: p.lagMs, pending: p.pending, lastAckAgoMs: p.lastAckAgoMs, reconnects: p.reconnects, lastError: p.lastError })),
       refusals: this.refusals(),
@@ -435,7 +455,7 @@ export class Ops {
     metrics.gauge('stickmesh_server_active_connections', 'Open connections to a server.', ['backend', 'server'], (set) => {
       for (const b of node.proxy.backends.values()) for (const s of b.servers) set({ backend: b.name, server: s.name }, s.activeConns);
     });
-    const perPeer = (name: string, help: string, f: (p: ReturnType<StickmeshNode['peers'][number]['status']>[number]) => number) =>
+    const perPeer = (name: string, help: string, f: (p: ReturnType<PeersService['status']>[number]) => number) =>
       metrics.gauge(name, help, ['peer'], (set) => {
         for (const svc of node.peers) for (const p of svc.status()) set({ peer: p.peer }, f(p));
       });

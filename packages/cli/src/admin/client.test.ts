@@ -1,0 +1,73 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AdminCallError, AdminClient } from './client.js';
+import { parseCommand } from '../commands/args.js';
+
+describe('AdminClient', () => {
+  let server: http.Server;
+  let base: string;
+  const seen: Array<{ method: string; url: string; auth: string | undefined; body: string }> = [];
+
+  beforeAll(async () => {
+    server = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (d: Buffer) => (body += d.toString()));
+      req.on('end', () => {
+        seen.push({ method: req.method!, url: req.url!, auth: req.headers.authorization, body });
+        if (req.url === '/ok') res.writeHead(200, { 'content-type': 'application/json' }).end('{"a":1}');
+        else if (req.url === '/err') res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"no such thing"}');
+        else res.writeHead(502).end('<html>bad gateway</html>');
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((r) => server.close(() => r())));
+
+  it('sends the token and a JSON body, answers the parsed JSON', async () => {
+    const c = new AdminClient({ admin: `${base}//`, token: 't0k' }, {});
+    expect(c.base).toBe(base);
+    expect(await c.call('PUT', '/ok', { state: 'drain' })).toEqual({ a: 1 });
+    expect(seen.at(-1)).toEqual({ method: 'PUT', url: '/ok', auth: 'Bearer t0k', body: '{"state":"drain"}' });
+  });
+
+  it('takes URL and token from the environment when not given', async () => {
+    const c = new AdminClient({}, { STICKMESH_ADMIN: base, STICKMESH_ADMIN_TOKEN: 'envtok' });
+    await c.call('GET', '/ok');
+    expect(seen.at(-1)?.auth).toBe('Bearer envtok');
+  });
+
+  it("reports the node's error message, a non-JSON answer and an unreachable node as AdminCallError", async () => {
+    const c = new AdminClient({ admin: base }, {});
+    await expect(c.call('GET', '/err')).rejects.toMatchObject({ code: 'SM_ADMIN_CALL', message: `${base}/err: no such thing` });
+    await expect(c.call('GET', '/html')).rejects.toMatchObject({ message: `${base}/html: HTTP 502: <html>bad gateway</html>` });
+    const closed = http.createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise<void>((r) => closed.close(() => r()));
+    const err = await new AdminClient({ admin: `http://127.0.0.1:${port}` }, {}).call('GET', '/ok').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AdminCallError);
+    expect((err as Error).message).toMatch(new RegExp(`^cannot reach http://127.0.0.1:${port}: .*ECONNREFUSED`));
+  });
+});
+
+describe('parseCommand', () => {
+  it('refuses unknown options and positionals unless allowed, answers --help with exit 0', () => {
+    const err = process.stderr.write;
+    const out = process.stdout.write;
+    const written: string[] = [];
+    process.stderr.write = process.stdout.write = ((s: string) => written.push(s) > 0) as typeof process.stdout.write;
+    try {
+      expect(parseCommand(['--nope'], 'HELP\n', {})).toEqual({ exit: 2 });
+      expect(parseCommand(['pos'], 'HELP\n', {})).toEqual({ exit: 2 });
+      expect(parseCommand(['-h'], 'HELP\n', {})).toEqual({ exit: 0 });
+    } finally {
+      process.stderr.write = err;
+      process.stdout.write = out;
+    }
+    expect(written.join('')).toContain('HELP');
+    const p = parseCommand(['show', 't1', '--admin', 'http://x', '--json'], 'HELP\n', { admin: { type: 'string' }, json: { type: 'boolean' } }, true);
+    expect(p).toEqual({ exit: undefined, values: { admin: 'http://x', json: true }, positionals: ['show', 't1'] });
+  });
+});
