@@ -12,7 +12,7 @@
  *
  * Transfer-Encoding (RFC 9112 §6.1, §6.3), modelled on HAProxy's h1 parser and stricter where
  * HAProxy is lenient:
- * - A request must say exactly `chunked` (any case, optional SP/HTAB around it) in one header
+ * - A request must say exactly `chunked` (any case, optional SP around it, no HTAB) in one header
  *   line; anything else is refused (400): other codings before it (`identity, chunked`,
  *   `gzip, chunked`, which HAProxy accepts: the proxy decodes no coding and a server may read
  *   them differently), codings after it, `chunked` twice, empty list elements, parameters, a
@@ -435,7 +435,10 @@ export class MessageHead {
             if (this.hasTransferEncoding) return HeadError.BadTransferEncoding;
             this.hasTransferEncoding = true;
             this.teAt = this.count - 1;
-            const te = ve === vs ? Te.Invalid : scanTransferEncoding(buf, base + vs, base + ve);
+            let te = ve === vs ? Te.Invalid : scanTransferEncoding(buf, base + vs, base + ve);
+            // A tab around a request's coding is refused: parsers disagree on it (Node refuses a
+            // trailing one), and a disagreement about chunked is a smuggling vector.
+            if (isRequest) for (let k = base + colon + 1; k < base + eol; k++) if (buf[k] === 0x09) te = Te.Invalid;
             // A request accepts exactly `chunked`; a response also `x, chunked` (chunked) and codings
             // without chunked last (body until close, RFC 9112 §6.3 rule 4).
             if (te === Te.Invalid || (isRequest && te !== Te.ChunkedOnly)) return HeadError.BadTransferEncoding;
