@@ -28,13 +28,16 @@ import type { Slot } from '../../packages/proxy/src/discovery/slots.js';
 import { Rng, seedFrom } from '../helpers/rng.js';
 
 const LONG = process.env.FUZZ_LONG === '1';
-const CASES = Number(process.env.FUZZ_CASES ?? (LONG ? 100_000 : 500));
+const CASES = Number(process.env.FUZZ_CASES ?? (LONG ? 100_000 : 400));
 const seed = seedFrom('FUZZ_SEED');
 const replay = `FUZZ_SEED=${seed} FUZZ_CASES=${CASES}`;
 const PARALLEL = 32;
-const RETRY_MS = 300;
-/** Attempts per query: a second one rides out a reply lost to a loaded machine. */
-const RETRIES = 2;
+const RETRY_MS = 500;
+/**
+ * Attempts per query: a well-formed answer must survive event-loop stalls of a loaded machine
+ * (a 100,000-case run with 2 x 300 ms saw 4 resolutions of well-formed answers time out).
+ */
+const RETRIES = 3;
 /** A resolution (SRV, then its targets in parallel) ends within this. */
 const CASE_BUDGET_MS = 2 * RETRIES * RETRY_MS + 2000;
 
@@ -494,7 +497,9 @@ describe(`DNS discovery under hostile answers (${CASES} cases, seed ${seed})`, (
       if (want && status === 'ok') {
         checked++;
         for (const k of keys) if (!want.usable.has(k)) failures.push(`${show()}: slot holds ${k}, not in the answer's usable addresses`);
-        if (keys.size !== Math.min(plan.slots, want.usable.size)) failures.push(`${show()}: ${keys.size} slots filled, want ${Math.min(plan.slots, want.usable.size)}`);
+        if (keys.size !== Math.min(plan.slots, want.usable.size)) {
+          failures.push(`${show()}: ${keys.size} slots filled, want ${Math.min(plan.slots, want.usable.size)}; ignored ${JSON.stringify(logged[0]?.ignored)}`);
+        }
         if (want.unusable && logged.length !== 1) failures.push(`${show()}: unusable records reported ${logged.length} times, want once`);
         if (!want.unusable && logged.length !== 0) failures.push(`${show()}: reported ignored records ${JSON.stringify(logged[0]?.ignored)} for a clean answer`);
       } else if (want && status !== 'ok') {
