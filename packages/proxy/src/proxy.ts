@@ -295,6 +295,11 @@ export class StickmeshProxy {
             backend.addressesChanged();
           },
           onError: (a) => this.logger.warn({ backend: cfg.name, discovery: d.name, status: a.status, detail: a.detail }, `DNS resolution of ${d.fqdn} failed: ${a.status}`),
+          onIgnored: (a) =>
+            this.logger.warn(
+              { backend: cfg.name, discovery: d.name, ignored: a.ignored?.count ?? 0, records: a.ignored?.notes ?? [] },
+              `DNS answer for ${d.fqdn}: ${a.ignored?.count ?? 0} record(s) ignored`,
+            ),
         }),
       );
     }

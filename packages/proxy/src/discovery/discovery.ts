@@ -25,6 +25,12 @@ export interface DiscoveryOptions {
   onChange: (changed: number[], slots: readonly Slot[]) => void;
   /** Called when a resolution fails (status and detail), for logs. */
   onError?: (answer: DnsAnswer) => void;
+  /**
+   * Called, for logs, when a valid answer left records out (`answer.ignored`) and its notes
+   * differ from the last ones reported: a bad record that stays in DNS is reported once, not
+   * every `timeout resolve`.
+   */
+  onIgnored?: (answer: DnsAnswer) => void;
   now?: () => number;
 }
 
@@ -34,6 +40,8 @@ export class ServerDiscovery implements WheelTask {
   private readonly hold: ResolversConfig['hold'];
   private lastValid: number;
   private running = false;
+  /** Notes of the last answer reported to `onIgnored` ('' when the last valid answer ignored nothing). */
+  private lastIgnored = '';
   private stopped = false;
   /** Resolutions completed, for stats and tests. */
   resolutions = 0;
@@ -89,6 +97,11 @@ export class ServerDiscovery implements WheelTask {
     if (answer.status === 'ok') {
       this.lastValid = now;
       targets = answer.targets;
+      const notes = answer.ignored ? answer.ignored.notes.join('\n') : '';
+      if (notes !== this.lastIgnored) {
+        this.lastIgnored = notes;
+        if (answer.ignored) this.opts.onIgnored?.(answer);
+      }
     } else {
       this.opts.onError?.(answer);
       if (now - this.lastValid < this.hold[answer.status]) return;

@@ -160,6 +160,10 @@ describe('compileExpect', () => {
   it('tests rstatus against the three-digit code', () => {
     const t = compileExpect({ kind: 'rstatus', value: '^(2|30)', negate: false });
     expect([204, 301, 310, 500].map(t)).toEqual([true, true, false, false]);
+    // Codes under 100 are matched as written in the status line: `000`, `099`.
+    const three = compileExpect({ kind: 'rstatus', value: '^...$', negate: false });
+    expect([0, 99, 200].map(three)).toEqual([true, true, true]);
+    expect(compileExpect({ kind: 'rstatus', value: '^0', negate: false })(99)).toBe(true);
   });
 });
 
@@ -321,6 +325,25 @@ describe('HealthChecker HTTP checks', () => {
     const w = watch(b.port, { http: httpCfg() });
     await waitFor(() => w.changes.length === 1, 5000, 'DOWN');
     expect(w.changes[0]!.reason).toBe('L7RSP status line too long');
+  });
+
+  it('reads a status line dripped one byte per packet', async () => {
+    const line = 'HTTP/1.1 200 ' + 'x'.repeat(500) + '\r\n\r\n';
+    const b = await track(
+      startBackend((sock) => {
+        sock.once('data', () => {
+          let i = 0;
+          const t = setInterval(() => {
+            if (i < line.length && !sock.destroyed) sock.write(line[i++]!);
+            else clearInterval(t);
+          }, 0);
+          sock.on('close', () => clearInterval(t));
+        });
+      }),
+    );
+    const w = watch(b.port, { http: httpCfg(), timeoutMs: 20_000, inter: 60_000 });
+    await waitFor(() => w.handle.checks >= 1, 20_000, 'the dripped check');
+    expect(w.handle.lastReason).toBe('L7OK 200');
   });
 
   it('a server that accepts but never answers is L7TOUT within the check timeout', async () => {

@@ -80,7 +80,8 @@ export function compileExpect(expect: HttpCheckConfig['expect']): StatusTest {
   let test: StatusTest;
   if (expect.kind === 'rstatus') {
     const re = new RegExp(expect.value);
-    test = (code) => re.test(String(code));
+    // The code as the status line wrote it: three digits, `000` included.
+    test = (code) => re.test(String(code).padStart(3, '0'));
   } else {
     const ranges: Array<[number, number]> = [];
     for (const item of expect.value.split(',')) {
@@ -236,21 +237,28 @@ export class HealthChecker {
     });
   }
 
-  /** Collects the response until the status line is complete, then judges it. */
+  /**
+   * Collects the response until the status line is complete, then judges it. Only the new chunk
+   * is searched for the LF (earlier ones had none) and chunks are joined once, when it arrives, so
+   * a server dribbling bytes costs linear time; at most MAX_STATUS_LINE bytes plus one read are
+   * held before the check fails with L7RSP.
+   */
   private onData(c: Check, chunk: Buffer): void {
-    c.response.push(chunk);
+    const lf = chunk.indexOf(0x0a);
+    const before = c.responseLen;
     c.responseLen += chunk.length;
-    const buf = c.response.length === 1 ? chunk : Buffer.concat(c.response, c.responseLen);
-    if (c.response.length > 1) c.response = [buf];
-    const eol = buf.indexOf(0x0a);
-    if (eol < 0) {
-      if (buf.length > MAX_STATUS_LINE) this.finish(c, false, 'L7RSP', 'status line too long');
+    if (lf < 0) {
+      if (c.responseLen > MAX_STATUS_LINE) this.finish(c, false, 'L7RSP', 'status line too long');
+      else c.response.push(chunk);
       return;
     }
+    const eol = before + lf;
     if (eol > MAX_STATUS_LINE) {
       this.finish(c, false, 'L7RSP', 'status line too long');
       return;
     }
+    c.response.push(chunk);
+    const buf = c.response.length === 1 ? chunk : Buffer.concat(c.response, c.responseLen);
     const line = buf.toString('latin1', 0, eol).replace(/\r$/, '');
     const m = STATUS_LINE.exec(line);
     if (!m) {

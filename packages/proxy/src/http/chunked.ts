@@ -3,9 +3,10 @@
  * forwarder how many of the given bytes belong to the body (so they can be relayed verbatim) and
  * when the final chunk and trailers end. One instance per connection, `reset()` per message.
  *
- * Limits: a chunk size has at most 15 hex digits (fits a double exactly), chunk extensions at most
- * 4 KiB per chunk, the trailer section at most 16 KiB; bare LF is refused. Exceeding a limit is an
- * error (the engine answers 400 to a client, 502 for a server).
+ * Limits: a chunk size has at most 15 hex digits (leading zeros included) and a value of at most
+ * 2^53 - 1, so it is exact as a double (HAProxy allows 2^56; no real chunk comes near either);
+ * chunk extensions at most 4 KiB per chunk, the trailer section at most 16 KiB; bare LF is
+ * refused. Exceeding a limit is an error (the engine answers 400 to a client, 502 for a server).
  */
 
 const enum S {
@@ -74,6 +75,7 @@ export class ChunkedScanner {
           const v = hexValue(c);
           if (v >= 0) {
             if (++this.digits > 15) return this.fail('chunk size too long');
+            if (this.size > (Number.MAX_SAFE_INTEGER - v) / 16) return this.fail('chunk size too large');
             this.size = this.size * 16 + v;
           } else if (this.digits === 0) {
             return this.fail('missing chunk size');

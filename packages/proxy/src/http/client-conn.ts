@@ -27,7 +27,7 @@ import type { Timeouts, TimerWheel, WheelTask } from '@stickmesh/core';
 import { hashAddress, loopNow } from '@stickmesh/core';
 import { ChunkedScanner } from './chunked.js';
 import { RequestContext } from './context.js';
-import { HeadError, MAX_HEAD_BYTES, RequestHead, ResponseHead, headErrorText, nameIs } from './head.js';
+import { HeadError, MAX_HEAD_BYTES, RequestHead, ResponseHead, headErrorText, nameIs, transferEncodingLine } from './head.js';
 import { errorResponse } from './responses.js';
 import { UpstreamConn, type UpstreamOwner } from './upstream.js';
 import { readInto } from '../listen/user-buffer.js';
@@ -601,10 +601,12 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     let hasXff = false;
     let head = '';
     let cur = 0;
+    const fixTe = req.teCanonical ? -1 : req.teAt;
     for (let i = 0; i < req.count; i++) {
-      if (this.dropsRequestHeader(i, upgrade)) {
+      if (this.dropsRequestHeader(i, upgrade) || i === fixTe) {
         const from = req.lineStart(i);
         if (from > cur) head += text.slice(cur, from);
+        if (i === fixTe) head += 'transfer-encoding: chunked\r\n';
         cur = req.lineEnd(i);
         continue;
       }
@@ -625,7 +627,8 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
       const n = req.names[i]!;
       if (n.length === 0 || this.dropsRequestHeader(i, upgrade)) continue; // '': removed by a cookie rule
       if (ff && req.nameAt(i, ff.lower)) hasXff = true;
-      head += `${n}: ${req.values[i]!}\r\n`;
+      if (i === req.teAt) head += 'transfer-encoding: chunked\r\n'; // the only coding a request may carry
+      else head += `${n}: ${req.values[i]!}\r\n`;
     }
     return this.finishRequestHead(head, hasXff, upgrade);
   }
@@ -836,6 +839,9 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
       this.resBodyMode = BodyMode.UntilClose;
     }
     if (this.resBodyMode === BodyMode.UntilClose || (res.chunked && ctx.versionMinor === 0)) this.keepAlive = false;
+    // Like HAProxy, a server that framed a response both ways, or sent Transfer-Encoding as an
+    // HTTP/1.0 server, is not trusted with another request on this connection.
+    if (res.hasTransferEncoding && (res.clAt !== -1 || res.versionMinor === 0)) this.keepUpstream = false;
     if (this.fe.draining || this.clientEnded) this.keepAlive = false;
     if (!this.reqDone) this.keepAlive = false; // early response: the rest of the request body is unread
 
@@ -846,9 +852,15 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     editCount = 0;
     // The status line is copied when the server spoke HTTP/1.1; an HTTP/1.0 one is restated as 1.1.
     if (res.versionMinor !== 1) edit(0, res.startLineEnd, `HTTP/1.1 ${res.status} ${res.reason}\r\n`);
+    // Transfer-Encoding wins over Content-Length, which is cut (RFC 9112 §6.3 rule 3); a
+    // Transfer-Encoding line written oddly (`CHUNKED\t`) is restated plainly.
+    const cutCl = res.hasTransferEncoding ? res.clAt : -1;
+    const fixTe = res.teCanonical ? -1 : res.teAt;
     for (let i = 0; i < res.count; i++) {
-      if (res.isHopByHop(i)) {
+      if (res.isHopByHop(i) || i === cutCl) {
         edit(res.lineStart(i), res.lineEnd(i), '');
+      } else if (i === fixTe) {
+        edit(res.lineStart(i), res.lineEnd(i), transferEncodingLine(res));
       } else if (cookie && res.nameAt(i, 'set-cookie')) {
         const nv = cookie.onResponseSetCookie(res.value(i), ctx.cookie, server);
         if (nv !== undefined) edit(res.lineStart(i), res.lineEnd(i), nv.length === 0 ? '' : `${res.name(i)}: ${nv}\r\n`);

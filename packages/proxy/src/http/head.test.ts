@@ -48,6 +48,25 @@ describe('RequestHead.parse', () => {
     ['TE identity', 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity\r\n\r\n', HeadError.BadTransferEncoding],
     ['TE twice', 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n', HeadError.BadTransferEncoding],
     ['TE on 1.0', 'POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n', HeadError.BadTransferEncoding],
+    ['TE identity, chunked', 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: identity, chunked\r\n\r\n', HeadError.BadTransferEncoding],
+    ['TE gzip, chunked', 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n', HeadError.BadTransferEncoding],
+    ['TE chunked, chunked', 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n', HeadError.BadTransferEncoding],
+    ['TE trailing comma', 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked,\r\n\r\n', HeadError.BadTransferEncoding],
+    ['TE leading comma', 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: ,chunked\r\n\r\n', HeadError.BadTransferEncoding],
+    ['TE empty', 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\r\n\r\n', HeadError.BadTransferEncoding],
+    ['TE with parameter', 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked;q=1\r\n\r\n', HeadError.BadTransferEncoding],
+    ['TE with a trailing tab', 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\t\r\n\r\n', HeadError.BadTransferEncoding],
+    ['TE with a leading tab', 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:\tchunked\r\n\r\n', HeadError.BadTransferEncoding],
+    ['TE with a vertical tab', 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\u000b\r\n\r\n', HeadError.BadHeader],
+    ['TE xchunked', 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n', HeadError.BadTransferEncoding],
+    ['TE then CL', 'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n', HeadError.BadContentLength],
+    ['CL with inner space', 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1 2\r\n\r\n', HeadError.BadContentLength],
+    ['CL negative', 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n', HeadError.BadContentLength],
+    ['CL empty', 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: \r\n\r\n', HeadError.BadContentLength],
+    ['CL over 15 digits', 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000000000\r\n\r\n', HeadError.BadContentLength],
+    ['two different CL', 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n', HeadError.BadContentLength],
+    ['LF inside a value', 'GET / HTTP/1.1\r\nHost: x\r\nX-A: a\nb\r\n\r\n', HeadError.BadHeader],
+    ['obs-fold with a tab', 'GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\t2\r\n\r\n', HeadError.BadHeader],
     ['obs-fold', 'GET / HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n 2\r\n\r\n', HeadError.BadHeader],
     ['space before colon', 'GET / HTTP/1.1\r\nHost: x\r\nX-A : 1\r\n\r\n', HeadError.BadHeader],
     ['bare LF', 'GET / HTTP/1.1\nHost: x\r\n\r\n', HeadError.BadHeader],
@@ -89,6 +108,23 @@ describe('RequestHead.parse', () => {
     expect(h.parse(b, 11, b.length)).toBe(HeadError.BadContentLength);
   });
 
+  it('accepts exactly `chunked` in any case and marks only the plain spelling as copyable', () => {
+    const cases: Array<[string, boolean]> = [
+      ['Transfer-Encoding: chunked', true],
+      ['transfer-encoding:chunked', true],
+      ['Transfer-Encoding: Chunked', false],
+      ['Transfer-Encoding: chunked ', false],
+      ['Transfer-Encoding:  chunked', false],
+    ];
+    for (const [line, canonical] of cases) {
+      const { r, h } = parseReq(`POST / HTTP/1.1\r\nHost: x\r\nX: 1\r\n${line}\r\n\r\n`);
+      expect(r, line).toBeGreaterThan(0);
+      expect(h.chunked).toBe(true);
+      expect(h.teAt).toBe(2);
+      expect(h.teCanonical, line).toBe(canonical);
+    }
+  });
+
   it('rejects heads over the size limit even before the blank line', () => {
     const s = 'GET / HTTP/1.1\r\nHost: x\r\nX-Big: ' + 'a'.repeat(MAX_HEAD_BYTES) + '\r\n';
     expect(parseReq(s).r).toBe(HeadError.TooLarge);
@@ -126,10 +162,41 @@ describe('ResponseHead.parse', () => {
     expect(h.reason).toBe('OK');
     expect(h.contentLength).toBe(5);
   });
-  it('lets Transfer-Encoding win over Content-Length in a response', () => {
+  it('lets Transfer-Encoding win over Content-Length in a response and remembers the line to cut', () => {
     const { h } = parseRes('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n');
     expect(h.chunked).toBe(true);
     expect(h.contentLength).toBe(-1);
+    expect(h.clAt).toBe(0);
+    expect(h.teAt).toBe(1);
+    const after = parseRes('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX: y\r\nContent-Length: 5\r\n\r\n').h;
+    expect(after.contentLength).toBe(-1);
+    expect(after.clAt).toBe(2);
+  });
+  it('classifies response codings: chunked last is chunked, anything else runs until close, malformed lists are refused', () => {
+    const te = (v: string) => parseRes(`HTTP/1.1 200 OK\r\nTransfer-Encoding: ${v}\r\n\r\n`);
+    for (const v of ['chunked', 'gzip, chunked', 'GZIP ,\tchunked']) expect(te(v).h.chunked, v).toBe(true);
+    for (const v of ['gzip', 'chunked, gzip', 'identity']) {
+      expect(te(v).r, v).toBeGreaterThan(0);
+      expect(te(v).h.chunked, v).toBe(false);
+      expect(te(v).h.hasTransferEncoding).toBe(true);
+    }
+    for (const v of ['chunked, chunked', 'gzip,,chunked', ',chunked', 'chunked,', 'gz/ip', 'chunked;x=1', '']) {
+      expect(te(v).r, v).toBe(HeadError.BadTransferEncoding);
+    }
+  });
+  it('refuses in responses what it refuses in requests', () => {
+    const bad: Array<[string, number]> = [
+      ['Content-Length: 5\r\nContent-Length: 6', HeadError.BadContentLength],
+      ['Content-Length: +5', HeadError.BadContentLength],
+      ['Content-Length: 5 5', HeadError.BadContentLength],
+      ['X-A: 1\r\n 2', HeadError.BadHeader],
+      ['X-A : 1', HeadError.BadHeader],
+      ['X-A: a\u0000b', HeadError.BadHeader],
+      ['X-A: 1\nX-B: 2', HeadError.BadHeader],
+      ['Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked', HeadError.BadTransferEncoding],
+    ];
+    for (const [lines, code] of bad) expect(parseRes(`HTTP/1.1 200 OK\r\n${lines}\r\n\r\n`).r, lines).toBe(code);
+    expect(parseRes('HTTP/1.1 200 OK\nX: 1\r\n\r\n').r).toBe(HeadError.BadStatusLine);
   });
   it('accepts an empty reason and rejects garbage status lines', () => {
     expect(parseRes('HTTP/1.1 204\r\n\r\n').h.status).toBe(204);

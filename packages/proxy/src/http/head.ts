@@ -6,10 +6,26 @@
  * carried as a name/value pair. A `RequestHead`/`ResponseHead` is owned by a connection and reset
  * per message, so its arrays are allocated once per connection, not per request.
  *
- * Anything a smuggling attack could use is refused: conflicting or repeated Content-Length,
- * Content-Length together with Transfer-Encoding, Transfer-Encoding whose last coding is not
- * chunked, obsolete line folding, bare LF, control characters, whitespace before the colon,
- * invalid token characters, and heads over the size or count limit.
+ * Anything a smuggling attack could use is refused: repeated Content-Length (even with equal
+ * values) or one that is not plain digits, obsolete line folding, bare LF, control characters,
+ * whitespace before the colon, invalid token characters, and heads over the size or count limit.
+ *
+ * Transfer-Encoding (RFC 9112 §6.1, §6.3), modelled on HAProxy's h1 parser and stricter where
+ * HAProxy is lenient:
+ * - A request must say exactly `chunked` (any case, optional SP around it, no HTAB) in one header
+ *   line; anything else is refused (400): other codings before it (`identity, chunked`,
+ *   `gzip, chunked`, which HAProxy accepts: the proxy decodes no coding and a server may read
+ *   them differently), codings after it, `chunked` twice, empty list elements, parameters, a
+ *   second Transfer-Encoding line. Transfer-Encoding in an HTTP/1.0 request is refused (RFC 9112
+ *   §6.1: faulty framing; HAProxy forwards it and closes). Content-Length together with
+ *   Transfer-Encoding in a request is refused (400): HAProxy removes Content-Length, forwards the
+ *   request as chunked and closes the connection afterwards; refusing is what RFC 9112 §6.3
+ *   recommends ("ought to be handled as an error") and what Node's parser does, and the
+ *   differential test holds the proxy to never accepting what Node refuses.
+ * - A response may carry codings before `chunked` (chunked framing) or codings without `chunked`
+ *   last (body until the server closes, RFC 9112 §6.3 rule 4); `chunked` twice, an empty
+ *   element or a non-token coding is an invalid response (502), as in HAProxy. With
+ *   Transfer-Encoding, a response's Content-Length is ignored; `clAt` lets the engine remove it.
  */
 
 /** Node's undocumented-in-types but stable fast path for latin1 decoding. */
@@ -105,6 +121,12 @@ function nameIsAtBuf(buf: Buffer, from: number, lower: string): boolean {
   return true;
 }
 
+/** Whether `buf[from, from + lit.length)` equals the literal byte for byte (case-sensitive). */
+function bytesAre(buf: Buffer, from: number, lit: string): boolean {
+  for (let i = 0; i < lit.length; i++) if (buf[from + i] !== lit.charCodeAt(i)) return false;
+  return true;
+}
+
 /** Splits the comma-separated value `s[from, to)` and reports which connection tokens it names. */
 function scanConnectionTokens(s: string, from: number, to: number, h: MessageHead): void {
   let start = from;
@@ -123,20 +145,55 @@ function scanConnectionTokens(s: string, from: number, to: number, h: MessageHea
   }
 }
 
-/** Returns true when the last transfer coding is `chunked` and `chunked` appears nowhere else. */
-function transferEncodingIsChunked(v: string): boolean {
-  const parts = v.split(',');
-  let chunkedCount = 0;
-  for (let i = 0; i < parts.length; i++) {
-    const p = parts[i]!.trim().toLowerCase();
-    if (p.length === 0) return false;
-    if (!isToken(p, 0, p.length)) return false;
-    if (p === 'chunked') {
-      chunkedCount++;
-      if (i !== parts.length - 1) return false;
-    }
+/** What a Transfer-Encoding value says about framing (`scanTransferEncoding`). */
+export const enum Te {
+  /** An empty coding, a coding that is not a token, or `chunked` more than once. */
+  Invalid = -1,
+  /** Exactly one coding: `chunked`. */
+  ChunkedOnly = 1,
+  /** `chunked` last, after other codings (`gzip, chunked`). */
+  ChunkedLast = 2,
+  /** No `chunked`, or `chunked` not last: a response body then runs until close. */
+  Other = 3,
+}
+
+/**
+ * Classifies the Transfer-Encoding value `buf[from, to)` (already trimmed of SP/HTAB) without
+ * allocating: codings are comma-separated tokens with optional SP/HTAB around them, compared
+ * case-insensitively. A coding with parameters (`chunked;q=1`) is not a token and is Invalid, as
+ * an empty list element is (HAProxy refuses both).
+ */
+function scanTransferEncoding(buf: Buffer, from: number, to: number): Te {
+  let codings = 0;
+  let chunked = 0;
+  let lastChunked = false;
+  let i = from;
+  for (;;) {
+    while (i < to && (buf[i] === 0x20 || buf[i] === 0x09)) i++;
+    const a = i;
+    while (i < to && buf[i]! < 128 && TCHAR[buf[i]!] === 1) i++;
+    const b = i;
+    while (i < to && (buf[i] === 0x20 || buf[i] === 0x09)) i++;
+    if (b === a || (i < to && buf[i] !== 0x2c)) return Te.Invalid;
+    codings++;
+    lastChunked = b - a === 7 && nameIsAtBuf(buf, a, 'chunked');
+    if (lastChunked && ++chunked > 1) return Te.Invalid;
+    if (i === to) break;
+    i++; // the comma; a value ending in one has an empty last element
   }
-  return chunkedCount === 1;
+  if (!lastChunked) return Te.Other;
+  return codings === 1 ? Te.ChunkedOnly : Te.ChunkedLast;
+}
+
+/**
+ * A plain `transfer-encoding:` line restating header `head.teAt`: the codings in lower case,
+ * separated by `, `. For a head whose line is not `teCanonical` (rare, so allocating is fine).
+ */
+export function transferEncodingLine(head: MessageHead): string {
+  if (head.te === Te.ChunkedOnly) return 'transfer-encoding: chunked\r\n';
+  const codings = head.value(head.teAt).split(',');
+  for (let i = 0; i < codings.length; i++) codings[i] = codings[i]!.trim().toLowerCase();
+  return `transfer-encoding: ${codings.join(', ')}\r\n`;
 }
 
 /**
@@ -185,6 +242,18 @@ export class MessageHead {
   contentLength = -1;
   chunked = false;
   hasTransferEncoding = false;
+  /** What the Transfer-Encoding value says (`Te`), 0 when absent. */
+  te = 0;
+  /** Index of the Transfer-Encoding header, -1 when absent. */
+  teAt = -1;
+  /**
+   * The Transfer-Encoding line is `name: chunked` byte for byte (one optional SP before the value,
+   * nothing after it), so it can be copied; otherwise the engine writes a normalised line, so a
+   * recipient that reads `CHUNKED\t` differently from us never sees it.
+   */
+  teCanonical = false;
+  /** Index of the Content-Length header, -1 when absent (kept when Transfer-Encoding wins, for cutting). */
+  clAt = -1;
   connClose = false;
   connKeepAlive = false;
   connUpgrade = false;
@@ -277,6 +346,10 @@ export class MessageHead {
     this.contentLength = -1;
     this.chunked = false;
     this.hasTransferEncoding = false;
+    this.te = 0;
+    this.teAt = -1;
+    this.teCanonical = false;
+    this.clAt = -1;
     this.connClose = false;
     this.connKeepAlive = false;
     this.connUpgrade = false;
@@ -346,6 +419,7 @@ export class MessageHead {
           if (nameIsAtBuf(buf, base + pos, 'content-length')) {
             if (clSeen) return HeadError.BadContentLength;
             clSeen = true;
+            this.clAt = this.count - 1;
             if (ve === vs || ve - vs > 15) return HeadError.BadContentLength;
             let n = 0;
             for (let i = base + vs; i < base + ve; i++) {
@@ -360,8 +434,18 @@ export class MessageHead {
           if (nameIsAtBuf(buf, base + pos, 'transfer-encoding')) {
             if (this.hasTransferEncoding) return HeadError.BadTransferEncoding;
             this.hasTransferEncoding = true;
-            this.chunked = transferEncodingIsChunked(s.slice(vs, ve));
-            if (isRequest && !this.chunked) return HeadError.BadTransferEncoding;
+            this.teAt = this.count - 1;
+            let te = ve === vs ? Te.Invalid : scanTransferEncoding(buf, base + vs, base + ve);
+            // A tab around a request's coding is refused: parsers disagree on it (Node refuses a
+            // trailing one), and a disagreement about chunked is a smuggling vector.
+            if (isRequest) for (let k = base + colon + 1; k < base + eol; k++) if (buf[k] === 0x09) te = Te.Invalid;
+            // A request accepts exactly `chunked`; a response also `x, chunked` (chunked) and codings
+            // without chunked last (body until close, RFC 9112 §6.3 rule 4).
+            if (te === Te.Invalid || (isRequest && te !== Te.ChunkedOnly)) return HeadError.BadTransferEncoding;
+            this.te = te;
+            this.chunked = te !== Te.Other;
+            this.teCanonical =
+              te === Te.ChunkedOnly && ve === eol && (vs === colon + 1 || (vs === colon + 2 && buf[base + colon + 1] === 0x20)) && bytesAre(buf, base + vs, 'chunked');
           }
           break;
         case 10:
