@@ -6,9 +6,10 @@
  */
 import type WebSocket from 'ws';
 import { decode, encode, PROTO, ProtocolError, type Msg, type TableSchema } from './codec.js';
+import { setFrameLimit } from './frame-limit.js';
 import { checkAuth, checkHello, compareSchemas, computeMac, macEqual, newNonce } from './handshake.js';
+import { clip, remoteReason, type RefusalReason } from './refusals.js';
 import { PeerSession, type SessionHost } from './session.js';
-import type { RefusalReason } from './types.js';
 
 /** Close codes (see docs/PEERS-PROTOCOL.md). */
 export const CLOSE_NORMAL = 1000;
@@ -27,11 +28,18 @@ export interface ConnHost {
   readonly handshakeTimeoutMs: number;
   readonly heartbeatMs: number;
   readonly deadAfterMs: number;
+  /** Frame limit once authenticated (the connection starts with the smaller pre-auth limit). */
+  readonly maxFrameBytes: number;
+  /** True when an inbound connection's source has used up its failed-handshake budget. */
+  overBudget(conn: Conn): boolean;
   /** Handshake done: the host binds the connection to its peer link and returns the session's host. */
   onAuthenticated(conn: Conn): SessionHost;
   onClosed(conn: Conn, code: number, reason: string): void;
-  /** A refusal or drop, `side` = who decided it. The host logs and counts it. */
-  refused(conn: Conn, reason: string, detail: string, side: 'local' | 'remote'): void;
+  /**
+   * A refusal or drop, `side` = who decided it. The host logs and counts it, against the peer when
+   * `conn.named`, else against `conn.address`. `remoteText` is the peer's own close reason (clipped).
+   */
+  refused(conn: Conn, reason: RefusalReason, detail: string, side: 'local' | 'remote', remoteText?: string): void;
   wantFlush(): void;
 }
 
@@ -39,8 +47,13 @@ type Phase = 'connecting' | 'hello' | 'auth' | 'welcome' | 'session' | 'closed';
 
 export class Conn {
   phase: Phase;
-  /** Peer name: the dialed peer (client), the claimed node once auth arrived (server), else address. */
+  /**
+   * Peer name: the dialed peer (client), or on the server side the source address until the auth's
+   * MAC verified, then the peer's node name.
+   */
   peer: string;
+  /** Server side: the node name the auth claimed, clipped (remote text until `named`). */
+  claimed: string | undefined;
   session: PeerSession | undefined;
   lastError: string | undefined;
   /** Capabilities the peer advertised in its auth (server side) or welcome (client side). */
@@ -52,8 +65,18 @@ export class Conn {
   private nonce: Uint8Array | undefined;
   private nonce2: Uint8Array | undefined;
 
-  constructor(readonly role: 'client' | 'server', readonly ws: WebSocket, peer: string, private readonly host: ConnHost) {
-    this.peer = peer;
+  /**
+   * `address`: the source address (server side) or the dialed peer's name (client side); `remote`:
+   * address:port of the other end (server side; the key of its raw-connection record).
+   */
+  constructor(
+    readonly role: 'client' | 'server',
+    readonly ws: WebSocket,
+    readonly address: string,
+    private readonly host: ConnHost,
+    readonly remote = address,
+  ) {
+    this.peer = address;
     this.phase = role === 'client' ? 'connecting' : 'auth';
     ws.binaryType = 'nodebuffer';
     ws.on('open', () => {
@@ -70,6 +93,13 @@ export class Conn {
       this.sendMsg({ t: 'hello', proto: PROTO, cluster: host.cluster, node: host.node, nonce: this.nonce });
     }
   }
+
+  /** The other end is a configured peer we dialed, or one whose MAC verified: refusals name it. */
+  get named(): boolean {
+    return this.role === 'client' || this.verified;
+  }
+
+  private verified = false;
 
   /** True while the connection has not proven itself (counts against the unauthenticated bound). */
   get unauthenticated(): boolean {
@@ -110,10 +140,16 @@ export class Conn {
 
   private onAuth(m: Msg): void {
     if (m.t !== 'auth') throw new ProtocolError('unexpected-message', `expected auth, got '${m.t}'`);
-    this.peer = m.node;
+    this.claimed = clip(m.node);
     const h = this.host;
-    const bad = checkAuth(m, { cluster: h.cluster, node: h.node, secret: h.secret, nonce: this.nonce!, peers: h.peerNames, tables: h.schema });
+    // Sources that failed too often are refused before the MAC is computed.
+    if (h.overBudget(this)) return this.refuse('rate-limited', 'source over its failed-handshake budget');
+    const bad = checkAuth(m, { cluster: h.cluster, node: h.node, secret: h.secret, nonce: this.nonce!, peers: h.peerNames });
     if (bad) return this.refuse(bad.reason, bad.detail);
+    this.peer = m.node;
+    this.verified = true;
+    const badTables = compareSchemas(h.schema, m.tables);
+    if (badTables) return this.refuse(badTables.reason, badTables.detail);
     const mac2 = computeMac(h.secret, 's', m.nonce2, this.nonce!, m.node, h.node, h.cluster);
     this.peerCaps = m.caps;
     this.sendMsg({ t: 'welcome', mac2, tables: h.schema, caps: h.caps });
@@ -144,6 +180,7 @@ export class Conn {
   }
 
   private establish(): void {
+    setFrameLimit(this.ws, this.host.maxFrameBytes);
     this.phase = 'session';
     this.session = new PeerSession(this.peer, this.ws, this.host.onAuthenticated(this));
     this.session.start();
@@ -200,11 +237,12 @@ export class Conn {
     this.phase = 'closed';
     this.session?.close();
     if (code === CLOSE_POLICY && !this.closingAt) {
-      // The other side refused us; its reason is the close reason.
-      this.lastError = `refused by peer: ${reason}`;
-      this.host.refused(this, reason, wasSession ? 'peer closed the session' : 'peer refused the handshake', 'remote');
+      // The other side refused us; its close reason is remote text: counted by our name for it.
+      const known = remoteReason(reason);
+      this.lastError = `refused by peer: ${known}`;
+      this.host.refused(this, known, wasSession ? 'peer closed the session' : 'peer refused the handshake', 'remote', clip(reason));
     } else if (!this.lastError && code !== CLOSE_NORMAL) {
-      this.lastError = `closed ${code}${reason ? ` ${reason}` : ''}`;
+      this.lastError = `closed ${code}${reason ? ` ${JSON.stringify(clip(reason))}` : ''}`;
     }
     this.host.onClosed(this, code, reason);
   }
