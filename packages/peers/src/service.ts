@@ -261,6 +261,11 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
     for (const l of this.links.values()) l.idleState = 'down';
   }
 
+  /** Connections on the peers port not authenticated yet, from their accept on (bounded by maxRawConnections). */
+  get rawConnections(): number {
+    return this.listener?.rawCount ?? 0;
+  }
+
   readiness(): { ready: boolean; reason: string } {
     return this.readyResult ? { ready: true, reason: this.readyResult.reason } : { ready: false, reason: 'resyncing' };
   }

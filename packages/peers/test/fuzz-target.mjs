@@ -42,8 +42,7 @@ process.on('message', (m) => {
     case 'set': table.setLocal(m.key, m.server); svc.notify(); r = {}; break;
     case 'get': r = { server: table.lookup(m.key) ?? null }; break;
     // `conns` is the service's set of open connections (private in TS, readable here): its size shows leaks.
-    // `listener.rawCount`: connections not yet authenticated, from the accept on.
-    case 'state': r = { heap: heap(), conns: svc.conns.size, raw: svc.listener?.rawCount ?? 0, refusals: svc.refusals, peers: svc.status(), rss: process.memoryUsage().rss }; break;
+    case 'state': r = { heap: heap(), conns: svc.conns.size, raw: svc.rawConnections, refusals: svc.refusals, peers: svc.status(), rss: process.memoryUsage().rss }; break;
     default: r = { error: `unknown command ${m.cmd}` };
   }
   process.send({ id: m.id, ...r });
