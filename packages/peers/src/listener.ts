@@ -103,6 +103,9 @@ export class PeersListener {
     this.server.setTimeout(limits.idleTimeoutMs);
     this.server.on('connection', this.onConnection);
     this.server.on('request', this.onRequest);
+    // No '100 Continue' and no '417': every request is answered (and closed) on its head alone.
+    this.server.on('checkContinue', this.onRequest);
+    this.server.on('checkExpectation', this.onRequest);
     this.server.on('upgrade', this.onUpgrade);
     this.server.on('clientError', this.onClientError);
     this.server.on('timeout', this.onIdle);

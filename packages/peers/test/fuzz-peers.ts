@@ -438,8 +438,9 @@ export interface FuzzRig {
   stop(): Promise<void>;
 }
 
-export async function startFuzzRig(): Promise<FuzzRig> {
-  const target = new Target();
+/** `targetOpts`: PeersServiceOptions (JSON) for the target over this fuzzer's defaults. */
+export async function startFuzzRig(targetOpts: Record<string, unknown> = {}): Promise<FuzzRig> {
+  const target = new Target(targetOpts);
   await target.started();
   const legitTable = new StickTable(
     { id: 't1', name: 't1', type: 'string', keyLen: 32, size: 10_000, expire: 0, store: [], srvkey: 'name', loc: { file: 'fuzz', line: 1 } },
