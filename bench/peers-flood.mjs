@@ -49,6 +49,11 @@ const { decode } = await import(pathToFileURL(path.join(root, 'packages/peers/di
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const src = (i) => `127.0.${128 + ((i >> 8) & 127)}.${(i & 255) || 1}`;
 
+if (args.probe) {
+  console.log(JSON.stringify(await probeHere(Number(args.probe))));
+  process.exit(0);
+}
+
 const dir = mkdtempSync(path.join(os.tmpdir(), 'peers-flood-'));
 const cfg = path.join(dir, 'lb.cfg');
 writeFileSync(cfg, `global
@@ -112,9 +117,22 @@ const rss = () => {
 /** The node's pid: sh execs node, so it is the child's pid. */
 const nodePid = () => node.pid;
 const logBytes = () => statSync(logFile).size;
+/** CPU seconds (user + system) the node has used so far. */
+const cpuSeconds = () => {
+  try {
+    const f = readFileSync(`/proc/${nodePid()}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return -1;
+  }
+};
 
+const peersUp = () => new Promise((resolve) => {
+  const s = net.connect({ host: HOST, port: PEERS }, () => (s.destroy(), resolve(true)));
+  s.on('error', () => resolve(false));
+});
 for (let i = 0; ; i++) {
-  if ((await get(PROXY, '/')).status === 200) break;
+  if ((await get(PROXY, '/')).status === 200 && (await peersUp()) && (await get(ADMIN, '/api/summary')).status === 200) break;
   if (i > 200 || exited) throw new Error(`node did not start: ${exited ?? 'timeout'}\n${readFileSync(logFile, 'utf8').slice(-2000)}`);
   await sleep(100);
 }
@@ -125,8 +143,26 @@ function pct(xs, p) {
   return Math.round(s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] * 100) / 100;
 }
 
-/** One proxy request every 5 ms (new connection each) for `ms`: latency percentiles and errors. */
-async function probe(ms) {
+/**
+ * One proxy request every 5 ms (new connection each) for `ms`, from a child process (so the flood's
+ * own event loop does not show up as proxy latency): latency percentiles and errors.
+ */
+function probe(ms) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [fileURLToPath(import.meta.url), `--probe=${ms}`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let outText = '';
+    child.stdout.on('data', (d) => (outText += d));
+    child.on('exit', () => {
+      try {
+        resolve(JSON.parse(outText));
+      } catch (e) {
+        reject(e);
+      }
+    });
+  });
+}
+
+async function probeHere(ms) {
   const lat = [];
   const errors = {};
   const end = Date.now() + ms;
@@ -143,7 +179,7 @@ const out = { root, nofile: NOFILE };
 
 if (only.has('knock')) {
   const r = await get(PEERS, '/stickmesh/peers/1/knock?node=%');
-  await sleep(500);
+  await sleep(1000);
   const alive = !exited && (await get(PROXY, '/')).status === 200;
   out.knock = { status: r.status || r.error, nodeAlive: alive };
   if (!alive) {
@@ -153,10 +189,12 @@ if (only.has('knock')) {
 }
 
 if (only.has('slowloris')) {
+  const cpu0 = cpuSeconds();
   const before = await probe(5000);
+  const cpu1 = cpuSeconds();
   const socks = [];
   let opened = 0;
-  let connectErrors = 0;
+  let resets = 0;
   let closedByNode = 0;
   const head = `GET /stickmesh/peers/1 HTTP/1.1\r\nHost: ${HOST}\r\n`;
   const t0 = Date.now();
@@ -164,11 +202,12 @@ if (only.has('slowloris')) {
     const s = net.connect({ host: HOST, port: PEERS, localAddress: src(i % SOURCES) });
     s.on('connect', () => {
       opened++;
+      s.connected = true;
       s.write(head);
       resolve();
     });
     s.on('error', () => {
-      connectErrors++;
+      resets++;
       resolve();
     });
     s.on('close', () => closedByNode++);
@@ -176,7 +215,7 @@ if (only.has('slowloris')) {
     socks.push(s);
   });
   const drip = setInterval(() => {
-    for (const s of socks) if (!s.destroyed) s.write(`X-Slow: ${Date.now()}\r\n`);
+    for (const s of socks) if (s.connected && !s.destroyed) s.write(`X-Slow: ${Date.now()}\r\n`);
   }, 5000);
   const samples = [];
   const sampler = setInterval(() => samples.push({ t: Date.now() - t0, nodeFds: fds(), floodOpen: socks.filter((s) => !s.destroyed).length }), 1000);
@@ -184,15 +223,17 @@ if (only.has('slowloris')) {
   for (let i = 0; i < CONNS; i += 500) await Promise.all(Array.from({ length: Math.min(500, CONNS - i) }, (_, j) => open(i + j)));
   const openedInMs = Date.now() - t0;
   const d = await during;
+  const cpu2 = cpuSeconds();
   clearInterval(drip);
   clearInterval(sampler);
   const stillOpen = socks.filter((s) => !s.destroyed).length;
   for (const s of socks) s.destroy();
   const sum = await summary();
   out.slowloris = {
-    conns: CONNS, sources: SOURCES, opened, connectErrors, openedInMs, stillOpenAtEnd: stillOpen,
+    conns: CONNS, sources: SOURCES, opened, resets, openedInMs, stillOpenAtEnd: stillOpen,
     nodeFdsMax: Math.max(...samples.map((s) => s.nodeFds)), samples: samples.filter((_, i) => i % 2 === 0),
-    proxyBefore: before, proxyDuring: d, refusals: sum.refusals, nodeAlive: !exited,
+    proxyBefore: before, proxyDuring: d, nodeCpuPctBefore: Math.round(((cpu1 - cpu0) / 5) * 100), nodeCpuPctDuring: Math.round(((cpu2 - cpu1) / Math.max(FLOOD_MS, openedInMs) * 1000) * 100),
+    refusals: sum.refusals, nodeAlive: !exited,
   };
   await sleep(4000);
 }

@@ -75,6 +75,9 @@ const LOAD_REASONS: ReadonlySet<RefusalReason> = new Set<RefusalReason>([
   'too-many-connections', 'too-many-from-source', 'too-many-unauthenticated', 'rate-limited', 'shutdown',
 ]);
 
+/** Refusals for a node-wide condition: sampled as one source, whoever hit it. */
+const NODE_WIDE: ReadonlySet<RefusalReason> = new Set<RefusalReason>(['too-many-connections', 'too-many-unauthenticated', 'shutdown']);
+
 /** Bounds of the source-keyed maps are pruned at most this often (they are also bounded at insert). */
 const PRUNE_EVERY_MS = 5000;
 
@@ -516,10 +519,13 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
     this.count({ peer: conn.peer, reason, detail, side, ...extra }, Date.now());
   }
 
-  /** Counts a refusal; logs it unless its source already logged this reason within the sampling interval. */
+  /**
+   * Counts a refusal; logs it unless its source (for a node-wide condition: anyone) already logged
+   * this reason within the sampling interval.
+   */
   private count(ev: RefusalEvent, now: number): void {
     this.refusals[ev.reason] = (this.refusals[ev.reason] ?? 0) + 1;
-    const suppressed = this.sampler.admit(`${ev.peer}\n${ev.reason}`, now);
+    const suppressed = this.sampler.admit(NODE_WIDE.has(ev.reason) ? ev.reason : `${ev.peer}\n${ev.reason}`, now);
     if (suppressed > 0) this.logger.warn({ ...ev, suppressed }, side(ev));
     else if (suppressed === 0) this.logger.warn(ev, side(ev));
     this.emit('refused', ev);
