@@ -62,6 +62,8 @@ export class Conn {
   private lastRx = Date.now();
   private lastPing = Date.now();
   private closingAt = 0;
+  /** How long a started close may take before `tick` terminates the socket. */
+  private lingerMs = 1000;
   private nonce: Uint8Array | undefined;
   private nonce2: Uint8Array | undefined;
 
@@ -195,6 +197,26 @@ export class Conn {
     this.close(code, reason);
   }
 
+  /**
+   * After a framing error on an unauthenticated inbound connection (e.g. a frame header announcing
+   * more than the pre-auth limit) the rest of what it sends is not read and discarded at full
+   * speed: reading stops (deferred past ws's own resume) and the next `tick` terminates the socket
+   * instead of waiting a second for the close handshake. The close frame ws already wrote goes first.
+   */
+  private stopReadingIfUnproven(): void {
+    if (this.role !== 'server' || this.verified) return;
+    this.lingerMs = 0;
+    setImmediate(this.pauseNow);
+  }
+
+  private readonly pauseNow = (): void => {
+    try {
+      this.ws.pause();
+    } catch {
+      /* already closed */
+    }
+  };
+
   /** Starts a close handshake; `tick` terminates the socket if the peer does not complete it within 1 s. */
   close(code: number, reason: string): void {
     if (this.phase === 'closed' || this.closingAt) return;
@@ -226,6 +248,7 @@ export class Conn {
       this.lastError = `${reason}: ${err.message}`;
       if (!this.closingAt) this.host.refused(this, reason, err.message, 'local');
       this.closingAt ||= Date.now(); // ws is already closing the socket with 1009/1002
+      this.stopReadingIfUnproven();
     } else {
       this.lastError = err.message;
     }
@@ -251,7 +274,7 @@ export class Conn {
   tick(now: number): void {
     if (this.phase === 'closed') return;
     if (this.closingAt) {
-      if (now - this.closingAt > 1000) this.ws.terminate();
+      if (now - this.closingAt > this.lingerMs) this.ws.terminate();
       return;
     }
     if (this.phase !== 'session' && now - this.openedAt > this.host.handshakeTimeoutMs) {
