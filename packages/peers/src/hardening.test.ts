@@ -95,6 +95,15 @@ function badAuth(nonce: Uint8Array, node = 'a', secret = 'not-the-secret'): Buff
 
 const warnings = (n: Node, f: (l: Node['lines'][number]) => boolean) => n.lines.filter((l) => l.level === 40 && f(l));
 
+describe('limits before authentication are options', () => {
+  it('rejects nonsensical values with SM_PEERS_CONFIG, naming each', () => {
+    expect(() => makeNode('b', {}, { headersTimeoutMs: 0, maxRawConnectionsPerSource: 1.5, authFailuresPerSecond: -1 })).toThrow(
+      expect.objectContaining({ code: 'SM_PEERS_CONFIG', message: expect.stringMatching(/headersTimeoutMs.*maxRawConnectionsPerSource.*authFailuresPerSecond/) }),
+    );
+    expect(() => makeNode('b', {}, { preAuthMaxFrameBytes: 100 })).toThrow(/preAuthMaxFrameBytes/);
+  });
+});
+
 describe('finding 1: hostile knocks', () => {
   it('answers 400 to malformed percent-escapes and keeps serving', async () => {
     const b = await acceptor();

@@ -15,7 +15,7 @@ import { backoffMs } from './backoff.js';
 import { AE_BUCKETS, CAP_ANTI_ENTROPY, encode, NONCE_BYTES, PEERS_PATH, PROTO, type TableSchema } from './codec.js';
 import { CLOSE_GOING_AWAY, CLOSE_REPLACED, Conn, type ConnHost } from './conn.js';
 import { schemaOf } from './handshake.js';
-import { PeersListener, rejectUpgrade, remoteOf, type ListenerHost } from './listener.js';
+import { PeersListener, rejectUpgrade, remoteOf, type ListenerHost, type ListenerLimits } from './listener.js';
 import { LogSampler } from './log-sampler.js';
 import type { RefusalReason } from './refusals.js';
 import { TokenBuckets } from './token-buckets.js';
@@ -117,6 +117,7 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
   private readonly sampler: LogSampler;
   private lastPrune = 0;
   private listener: PeersListener | undefined;
+  private readonly listenerLimits: ListenerLimits;
   private readonly flushMs: number;
   private readonly maxUnauthenticated: number;
   /** Local anti-entropy settings; undefined = disabled (capability not advertised). */
@@ -128,7 +129,7 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
   private readonly readyTimer: WheelTask;
   private wss: WebSocketServer | undefined;
   private boundPort: number | undefined;
-  running = false;
+  private active = false;
   private startedAt = 0;
   private flushTimer: NodeJS.Timeout | undefined;
   private flushImmediate: NodeJS.Immediate | undefined;
@@ -178,8 +179,25 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
     this.maxFrameBytes = maxFrameBytes;
     this.preAuthMaxFrameBytes = Math.min(maxFrameBytes, opts.preAuthMaxFrameBytes ?? defaultPreAuthFrameBytes(this.node, this.cluster, this.schema, this.caps));
     const maxSources = opts.maxTrackedSources ?? 4096;
-    this.failures = new TokenBuckets(opts.authFailureBurst ?? 10, opts.authFailuresPerSecond ?? 1, maxSources);
-    this.sampler = new LogSampler(opts.refusalLogIntervalMs ?? 10_000, maxSources);
+    this.listenerLimits = {
+      headersTimeoutMs: opts.headersTimeoutMs ?? 3000,
+      requestTimeoutMs: opts.requestTimeoutMs ?? 5000,
+      idleTimeoutMs: opts.idleTimeoutMs ?? 2000,
+      maxRawConnections: opts.maxRawConnections ?? 256,
+      maxRawConnectionsPerSource: opts.maxRawConnectionsPerSource ?? 16,
+    };
+    const burst = opts.authFailureBurst ?? 10;
+    const perSecond = opts.authFailuresPerSecond ?? 1;
+    const logMs = opts.refusalLogIntervalMs ?? 10_000;
+    const bad = [
+      ...Object.entries({ ...this.listenerLimits, maxTrackedSources: maxSources, authFailureBurst: burst }).filter(([, v]) => !(Number.isInteger(v) && v >= 1)).map(([k]) => `${k} must be an integer >= 1`),
+      ...(perSecond > 0 && Number.isFinite(perSecond) ? [] : ['authFailuresPerSecond must be > 0']),
+      ...(logMs >= 0 && Number.isFinite(logMs) ? [] : ['refusalLogIntervalMs must be >= 0']),
+      ...(Number.isInteger(this.preAuthMaxFrameBytes) && this.preAuthMaxFrameBytes >= 1024 ? [] : ['preAuthMaxFrameBytes must be an integer >= 1024 (and at most maxFrameBytes)']),
+    ];
+    if (bad.length > 0) throw new StickmeshError('SM_PEERS_CONFIG', bad.join('; '));
+    this.failures = new TokenBuckets(burst, perSecond, maxSources);
+    this.sampler = new LogSampler(logMs, maxSources);
     this.ownWheel = !opts.wheel;
     this.wheel = opts.wheel ?? new TimerWheel(20, 512);
     this.sweepMs = Math.max(this.wheel.tickMs, Math.min(250, Math.floor(this.heartbeatMs / 2), Math.floor(this.deadAfterMs / 4)));
@@ -195,15 +213,8 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
 
   /** Listens, then dials every peer that sorts higher than us. Rejects if the port cannot be bound. */
   async start(): Promise<void> {
-    if (this.running) return;
-    const o = this.opts;
-    const listener = new PeersListener(this, {
-      headersTimeoutMs: o.headersTimeoutMs ?? 3000,
-      requestTimeoutMs: o.requestTimeoutMs ?? 5000,
-      idleTimeoutMs: o.idleTimeoutMs ?? 2000,
-      maxRawConnections: o.maxRawConnections ?? 256,
-      maxRawConnectionsPerSource: o.maxRawConnectionsPerSource ?? 16,
-    }, o.tls);
+    if (this.active) return;
+    const listener = new PeersListener(this, this.listenerLimits, this.opts.tls);
     const server = listener.server;
     // Every inbound WebSocket starts unauthenticated: the small limit, raised per connection at auth.
     this.wss = new WebSocketServer({ noServer: true, maxPayload: this.preAuthMaxFrameBytes, perMessageDeflate: false, clientTracking: false });
@@ -219,7 +230,7 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
     this.listener = listener;
     const addr = server.address();
     if (addr && typeof addr === 'object') this.boundPort = addr.port;
-    this.running = true;
+    this.active = true;
     this.startedAt = Date.now();
     this.wheel.start();
     this.wheel.schedule(this.sweep, this.sweepMs);
@@ -237,8 +248,8 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
 
   /** Closes every session (1001) and the listener. Receive cursors are kept for a later start(). */
   async stop(): Promise<void> {
-    if (!this.running) return;
-    this.running = false;
+    if (!this.active) return;
+    this.active = false;
     this.wheel.cancel(this.sweep);
     this.wheel.cancel(this.readyTimer);
     for (const l of this.links.values()) this.wheel.cancel(l.reconnect);
@@ -262,6 +273,11 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
     this.wss?.close();
     if (this.ownWheel) this.wheel.stop();
     for (const l of this.links.values()) l.idleState = 'down';
+  }
+
+  /** True between start() and stop() (ListenerHost). */
+  get running(): boolean {
+    return this.active;
   }
 
   /** Connections on the peers port not authenticated yet, from their accept on (bounded by maxRawConnections). */
@@ -316,7 +332,7 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
    * closer together than `flushMs` are batched on a timer, which bounds the flush rate.
    */
   notify(): void {
-    if (!this.running || this.flushTimer || this.flushImmediate) return;
+    if (!this.active || this.flushTimer || this.flushImmediate) return;
     const wait = this.flushMs - (Date.now() - this.lastFlushAt);
     if (wait <= 0) this.flushImmediate = setImmediate(this.flushNow);
     else this.flushTimer = setTimeout(this.flushNow, wait);
@@ -340,7 +356,7 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
       if (s && s.pump()) more = true;
     }
     // Resync in progress or backpressured: poll again after flushMs (never a busy loop).
-    if (more && this.running && !this.flushTimer && !this.flushImmediate) this.flushTimer = setTimeout(this.flushNow, this.flushMs);
+    if (more && this.active && !this.flushTimer && !this.flushImmediate) this.flushTimer = setTimeout(this.flushNow, this.flushMs);
   }
 
   private settleReady(reason: ReadyResult['reason']): void {
@@ -352,7 +368,7 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
   }
 
   private onSweep(): void {
-    if (!this.running) return;
+    if (!this.active) return;
     const now = Date.now();
     for (const c of this.conns) c.tick(now);
     this.listener?.tick(now);
@@ -368,7 +384,7 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
   }
 
   private dial(l: Link): void {
-    if (!this.running || (l.conn && l.conn.phase !== 'closed')) return;
+    if (!this.active || (l.conn && l.conn.phase !== 'closed')) return;
     const tls = this.opts.tls;
     const url = `${tls ? 'wss' : 'ws'}://${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}${PEERS_PATH}`;
     const ws = new WebSocket(url, {
@@ -412,7 +428,7 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
   /** ListenerHost: a knock asks this (dialing) side to dial `name` now; see knock(). */
   knocked(name: string): void {
     const l = this.links.get(name);
-    if (!l || !l.dialer || !this.running || (l.conn && l.conn.phase !== 'closed')) return;
+    if (!l || !l.dialer || !this.active || (l.conn && l.conn.phase !== 'closed')) return;
     const now = Date.now();
     if (now - l.lastKnockAt < KNOCK_MIN_INTERVAL_MS) return;
     l.lastKnockAt = now;
@@ -424,7 +440,7 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
   /** ListenerHost: an upgrade on the peers path; the listener already applied its bounds. */
   upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, remote: string): void {
     const address = req.socket.remoteAddress ?? '?';
-    if (!this.running || !this.wss) {
+    if (!this.active || !this.wss) {
       this.refuseAddress(address, remote, 'shutdown', 'service stopping');
       return rejectUpgrade(socket, '503 Service Unavailable');
     }
@@ -435,7 +451,7 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
       return rejectUpgrade(socket, '503 Service Unavailable');
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      if (!this.running) return ws.terminate();
+      if (!this.active) return ws.terminate();
       const conn = new Conn('server', ws, address, this, remote);
       this.conns.add(conn);
     });
@@ -499,7 +515,7 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
     l.idleState = 'down';
     if (conn.lastError) l.lastError = conn.lastError;
     if (conn.session) this.logger.info({ peer: l.name, code, reason }, 'peers: session closed');
-    if (l.dialer && this.running) {
+    if (l.dialer && this.active) {
       const delay = backoffMs(l.attempt++);
       this.logger.debug({ peer: l.name, delay, error: conn.lastError }, 'peers: reconnect scheduled');
       this.wheel.schedule(l.reconnect, delay);
