@@ -62,6 +62,8 @@ export class Conn {
   private lastRx = Date.now();
   private lastPing = Date.now();
   private closingAt = 0;
+  /** Server side: the auth's MAC verified (the claimed name is the peer's). */
+  private verified = false;
   /** How long a started close may take before `tick` terminates the socket. */
   private lingerMs = 1000;
   private nonce: Uint8Array | undefined;
@@ -100,8 +102,6 @@ export class Conn {
   get named(): boolean {
     return this.role === 'client' || this.verified;
   }
-
-  private verified = false;
 
   /** True while the connection has not proven itself (counts against the unauthenticated bound). */
   get unauthenticated(): boolean {
