@@ -28,6 +28,8 @@ export interface ConnHost {
   readonly handshakeTimeoutMs: number;
   readonly heartbeatMs: number;
   readonly deadAfterMs: number;
+  /** Half-closes an inbound connection's TCP socket (after its close frame); reading is the caller's business. */
+  endSocket(conn: Conn): void;
   /** Frame limit once authenticated (the connection starts with the smaller pre-auth limit). */
   readonly maxFrameBytes: number;
   /** True when an inbound connection's source has used up its failed-handshake budget. */
@@ -64,8 +66,6 @@ export class Conn {
   private closingAt = 0;
   /** Server side: the auth's MAC verified (the claimed name is the peer's). */
   private verified = false;
-  /** How long a started close may take before `tick` terminates the socket. */
-  private lingerMs = 1000;
   private nonce: Uint8Array | undefined;
   private nonce2: Uint8Array | undefined;
 
@@ -200,18 +200,19 @@ export class Conn {
   /**
    * After a framing error on an unauthenticated inbound connection (e.g. a frame header announcing
    * more than the pre-auth limit) the rest of what it sends is not read and discarded at full
-   * speed: reading stops (deferred past ws's own resume) and the next `tick` terminates the socket
-   * instead of waiting a second for the close handshake. The close frame ws already wrote goes first.
+   * speed: reading stops (deferred past ws's own resume) and the socket is ended right after the
+   * close frame ws already wrote, so the other end sees the close code and then end-of-stream; what
+   * it still sends stays in the kernel (TCP flow control) until `tick` terminates the socket.
    */
   private stopReadingIfUnproven(): void {
     if (this.role !== 'server' || this.verified) return;
-    this.lingerMs = 0;
-    setImmediate(this.pauseNow);
+    setImmediate(this.quietNow);
   }
 
-  private readonly pauseNow = (): void => {
+  private readonly quietNow = (): void => {
     try {
       this.ws.pause();
+      this.host.endSocket(this);
     } catch {
       /* already closed */
     }
@@ -274,7 +275,7 @@ export class Conn {
   tick(now: number): void {
     if (this.phase === 'closed') return;
     if (this.closingAt) {
-      if (now - this.closingAt > this.lingerMs) this.ws.terminate();
+      if (now - this.closingAt > 1000) this.ws.terminate();
       return;
     }
     if (this.phase !== 'session' && now - this.openedAt > this.host.handshakeTimeoutMs) {

@@ -123,6 +123,11 @@ export class PeersListener {
     if (r) this.closed(r);
   }
 
+  /** Half-closes the TCP socket of the unauthenticated connection from `remote` (FIN after what was written). */
+  endRaw(remote: string): void {
+    this.raws.get(remote)?.socket.end();
+  }
+
   /** Closes raw sockets past their deadlines. Called by the service's sweep (every <= 250 ms). */
   tick(now: number): void {
     const l = this.limits;

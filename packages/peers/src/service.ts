@@ -466,6 +466,11 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
     }
   };
 
+  /** ConnHost: ends our side of an inbound connection's TCP socket. */
+  endSocket(conn: Conn): void {
+    this.listener?.endRaw(conn.remote);
+  }
+
   /** ListenerHost and ConnHost: `address` (an inbound source) has used up its failed-handshake budget. */
   overBudget(x: string | Conn, now = Date.now()): boolean {
     if (typeof x === 'string') return this.failures.over(x, now);
