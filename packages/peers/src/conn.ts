@@ -103,9 +103,18 @@ export class Conn {
     return this.role === 'client' || this.verified;
   }
 
-  /** True while the connection has not proven itself (counts against the unauthenticated bound). */
+  /** True while the connection has not proven itself. */
   get unauthenticated(): boolean {
     return this.phase !== 'session' && this.phase !== 'closed';
+  }
+
+  /**
+   * Still in its handshake: unauthenticated and not being closed (counts against maxUnauthenticated;
+   * a refused connection waiting out its close no longer takes a handshake slot, its socket still
+   * counts against the raw-connection bounds until it is gone).
+   */
+  get inHandshake(): boolean {
+    return this.unauthenticated && this.closingAt === 0;
   }
 
   private sendMsg(m: Msg): void {

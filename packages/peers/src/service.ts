@@ -445,7 +445,7 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
       return rejectUpgrade(socket, '503 Service Unavailable');
     }
     let pending = 0;
-    for (const c of this.conns) if (c.role === 'server' && c.unauthenticated) pending++;
+    for (const c of this.conns) if (c.role === 'server' && c.inHandshake) pending++;
     if (pending >= this.maxUnauthenticated) {
       this.refuseAddress(address, remote, 'too-many-unauthenticated', `${pending} connections still in handshake`);
       return rejectUpgrade(socket, '503 Service Unavailable');
