@@ -1,13 +1,13 @@
 // Hostile load on a real node's peers port (issue #17 findings 1-3), measured from outside.
 //
 // Run: npx tsc -b && node bench/peers-flood.mjs [--root=DIR] [--only=knock,slowloris,badmac,frames]
-//        [--conns=15000] [--sources=1000] [--flood-ms=20000] [--nofile=20000] [--clients=32] [--badmac-ms=10000]
+//        [--conns=15000] [--sources=1000] [--rate=1000] [--flood-ms=20000] [--nofile=20000] [--clients=32] [--badmac-ms=10000]
 //
 // Starts `stickmesh start` (from --root, default this checkout, so a build of another commit can be
 // compared) as node lb2 on 127.0.1.1 (peers :11000, proxy :18080, admin :19100; peer lb1 on
 // 127.0.1.2 is configured but not running) in front of one backend in this process, then:
 //   knock      GET /stickmesh/peers/1/knock?node=%  -> status, and whether the node still answers.
-//   slowloris  --conns connections from --sources loopback addresses (127.0.128.0/17) that send
+//   slowloris  --conns connections (opened at --rate/s) from --sources loopback addresses (127.0.128.0/17) that send
 //              `GET /stickmesh/peers/1 HTTP/1.1` and one header line every 5 s, for --flood-ms; a
 //              prober sends one proxy request every 5 ms (new connection each) for 5 s before and during
 //              the flood: p50/p99/errors, the node's open fds and how many flood sockets it left open.
@@ -33,6 +33,7 @@ const CONNS = Number(args.conns ?? 15000);
 const SOURCES = Number(args.sources ?? 1000);
 const FLOOD_MS = Number(args['flood-ms'] ?? 20000);
 const NOFILE = Number(args.nofile ?? 20000);
+const RATE = Number(args.rate ?? 1000);
 const CLIENTS = Number(args.clients ?? 32);
 const BADMAC_MS = Number(args['badmac-ms'] ?? 10000);
 const HOST = '127.0.1.1';
@@ -220,7 +221,12 @@ if (only.has('slowloris')) {
   const samples = [];
   const sampler = setInterval(() => samples.push({ t: Date.now() - t0, nodeFds: fds(), floodOpen: socks.filter((s) => !s.destroyed).length }), 1000);
   const during = probe(FLOOD_MS);
-  for (let i = 0; i < CONNS; i += 500) await Promise.all(Array.from({ length: Math.min(500, CONNS - i) }, (_, j) => open(i + j)));
+  // Batches of 100 at --rate connections/s (0: as fast as the client can).
+  for (let i = 0; i < CONNS; i += 100) {
+    const due = t0 + (RATE > 0 ? (i / RATE) * 1000 : 0);
+    if (due > Date.now()) await sleep(due - Date.now());
+    await Promise.all(Array.from({ length: Math.min(100, CONNS - i) }, (_, j) => open(i + j)));
+  }
   const openedInMs = Date.now() - t0;
   const d = await during;
   const cpu2 = cpuSeconds();
@@ -230,7 +236,7 @@ if (only.has('slowloris')) {
   for (const s of socks) s.destroy();
   const sum = await summary();
   out.slowloris = {
-    conns: CONNS, sources: SOURCES, opened, resets, openedInMs, stillOpenAtEnd: stillOpen,
+    conns: CONNS, sources: SOURCES, rate: RATE, opened, resets, openedInMs, stillOpenAtEnd: stillOpen,
     nodeFdsMax: Math.max(...samples.map((s) => s.nodeFds)), samples: samples.filter((_, i) => i % 2 === 0),
     proxyBefore: before, proxyDuring: d, nodeCpuPctBefore: Math.round(((cpu1 - cpu0) / 5) * 100), nodeCpuPctDuring: Math.round(((cpu2 - cpu1) / Math.max(FLOOD_MS, openedInMs) * 1000) * 100),
     refusals: sum.refusals, nodeAlive: !exited,

@@ -272,8 +272,9 @@ export class PeersListener {
   private readonly onClientError = (err: Error & { code?: string }, socket: Duplex): void => {
     try {
       const r = this.rawOf(socket as Socket);
-      // A reset by the client is its own business; an already released socket was counted before.
-      if (r?.done || err.code === 'ECONNRESET') return void socket.destroy();
+      // A client that reset or closed mid-request went away on its own (not a refusal); an already
+      // released socket was counted before.
+      if (r?.done || err.code === 'ECONNRESET' || err.code === 'HPE_INVALID_EOF_STATE') return void socket.destroy();
       let reason: RefusalReason = 'bad-request';
       if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') reason = r && r.headAt > 0 ? 'request-timeout' : 'header-timeout';
       if (r) this.closed(r);
