@@ -5,7 +5,8 @@
  */
 import { Packr, Unpackr } from 'msgpackr';
 import { StickmeshError } from '@stickmesh/core';
-import type { RefusalReason, TableUpdate } from './types.js';
+import type { TableUpdate } from './types.js';
+import type { RefusalReason } from './refusals.js';
 
 /** Protocol version carried in hello/auth. */
 export const PROTO = 1;

@@ -6,9 +6,10 @@
  */
 import type WebSocket from 'ws';
 import { decode, encode, PROTO, ProtocolError, type Msg, type TableSchema } from './codec.js';
+import { setFrameLimit } from './frame-limit.js';
 import { checkAuth, checkHello, compareSchemas, computeMac, macEqual, newNonce } from './handshake.js';
+import { clip, remoteReason, type RefusalReason } from './refusals.js';
 import { PeerSession, type SessionHost } from './session.js';
-import type { RefusalReason } from './types.js';
 
 /** Close codes (see docs/PEERS-PROTOCOL.md). */
 export const CLOSE_NORMAL = 1000;
@@ -27,11 +28,20 @@ export interface ConnHost {
   readonly handshakeTimeoutMs: number;
   readonly heartbeatMs: number;
   readonly deadAfterMs: number;
+  /** Half-closes an inbound connection's TCP socket (after its close frame); reading is the caller's business. */
+  endSocket(conn: Conn): void;
+  /** Frame limit once authenticated (the connection starts with the smaller pre-auth limit). */
+  readonly maxFrameBytes: number;
+  /** True when an inbound connection's source has used up its failed-handshake budget. */
+  overBudget(conn: Conn): boolean;
   /** Handshake done: the host binds the connection to its peer link and returns the session's host. */
   onAuthenticated(conn: Conn): SessionHost;
   onClosed(conn: Conn, code: number, reason: string): void;
-  /** A refusal or drop, `side` = who decided it. The host logs and counts it. */
-  refused(conn: Conn, reason: string, detail: string, side: 'local' | 'remote'): void;
+  /**
+   * A refusal or drop, `side` = who decided it. The host logs and counts it, against the peer when
+   * `conn.named`, else against `conn.address`. `remoteText` is the peer's own close reason (clipped).
+   */
+  refused(conn: Conn, reason: RefusalReason, detail: string, side: 'local' | 'remote', remoteText?: string): void;
   wantFlush(): void;
 }
 
@@ -39,8 +49,13 @@ type Phase = 'connecting' | 'hello' | 'auth' | 'welcome' | 'session' | 'closed';
 
 export class Conn {
   phase: Phase;
-  /** Peer name: the dialed peer (client), the claimed node once auth arrived (server), else address. */
+  /**
+   * Peer name: the dialed peer (client), or on the server side the source address until the auth's
+   * MAC verified, then the peer's node name.
+   */
   peer: string;
+  /** Server side: the node name the auth claimed, clipped (remote text until `named`). */
+  claimed: string | undefined;
   session: PeerSession | undefined;
   lastError: string | undefined;
   /** Capabilities the peer advertised in its auth (server side) or welcome (client side). */
@@ -49,11 +64,23 @@ export class Conn {
   private lastRx = Date.now();
   private lastPing = Date.now();
   private closingAt = 0;
+  /** Server side: the auth's MAC verified (the claimed name is the peer's). */
+  private verified = false;
   private nonce: Uint8Array | undefined;
   private nonce2: Uint8Array | undefined;
 
-  constructor(readonly role: 'client' | 'server', readonly ws: WebSocket, peer: string, private readonly host: ConnHost) {
-    this.peer = peer;
+  /**
+   * `address`: the source address (server side) or the dialed peer's name (client side); `remote`:
+   * address:port of the other end (server side; the key of its raw-connection record).
+   */
+  constructor(
+    readonly role: 'client' | 'server',
+    readonly ws: WebSocket,
+    readonly address: string,
+    private readonly host: ConnHost,
+    readonly remote = address,
+  ) {
+    this.peer = address;
     this.phase = role === 'client' ? 'connecting' : 'auth';
     ws.binaryType = 'nodebuffer';
     ws.on('open', () => {
@@ -71,9 +98,23 @@ export class Conn {
     }
   }
 
-  /** True while the connection has not proven itself (counts against the unauthenticated bound). */
+  /** The other end is a configured peer we dialed, or one whose MAC verified: refusals name it. */
+  get named(): boolean {
+    return this.role === 'client' || this.verified;
+  }
+
+  /** True while the connection has not proven itself. */
   get unauthenticated(): boolean {
     return this.phase !== 'session' && this.phase !== 'closed';
+  }
+
+  /**
+   * Still in its handshake: unauthenticated and not being closed (counts against maxUnauthenticated;
+   * a refused connection waiting out its close no longer takes a handshake slot, its socket still
+   * counts against the raw-connection bounds until it is gone).
+   */
+  get inHandshake(): boolean {
+    return this.unauthenticated && this.closingAt === 0;
   }
 
   private sendMsg(m: Msg): void {
@@ -110,10 +151,16 @@ export class Conn {
 
   private onAuth(m: Msg): void {
     if (m.t !== 'auth') throw new ProtocolError('unexpected-message', `expected auth, got '${m.t}'`);
-    this.peer = m.node;
+    this.claimed = clip(m.node);
     const h = this.host;
-    const bad = checkAuth(m, { cluster: h.cluster, node: h.node, secret: h.secret, nonce: this.nonce!, peers: h.peerNames, tables: h.schema });
+    // Sources that failed too often are refused before the MAC is computed.
+    if (h.overBudget(this)) return this.refuse('rate-limited', 'source over its failed-handshake budget');
+    const bad = checkAuth(m, { cluster: h.cluster, node: h.node, secret: h.secret, nonce: this.nonce!, peers: h.peerNames });
     if (bad) return this.refuse(bad.reason, bad.detail);
+    this.peer = m.node;
+    this.verified = true;
+    const badTables = compareSchemas(h.schema, m.tables);
+    if (badTables) return this.refuse(badTables.reason, badTables.detail);
     const mac2 = computeMac(h.secret, 's', m.nonce2, this.nonce!, m.node, h.node, h.cluster);
     this.peerCaps = m.caps;
     this.sendMsg({ t: 'welcome', mac2, tables: h.schema, caps: h.caps });
@@ -144,6 +191,7 @@ export class Conn {
   }
 
   private establish(): void {
+    setFrameLimit(this.ws, this.host.maxFrameBytes);
     this.phase = 'session';
     this.session = new PeerSession(this.peer, this.ws, this.host.onAuthenticated(this));
     this.session.start();
@@ -157,6 +205,27 @@ export class Conn {
     this.host.refused(this, reason, detail, 'local');
     this.close(code, reason);
   }
+
+  /**
+   * After a framing error on an unauthenticated inbound connection (e.g. a frame header announcing
+   * more than the pre-auth limit) the rest of what it sends is not read and discarded at full
+   * speed: reading stops (deferred past ws's own resume) and the socket is ended right after the
+   * close frame ws already wrote, so the other end sees the close code and then end-of-stream; what
+   * it still sends stays in the kernel (TCP flow control) until `tick` terminates the socket.
+   */
+  private stopReadingIfUnproven(): void {
+    if (this.role !== 'server' || this.verified) return;
+    setImmediate(this.quietNow);
+  }
+
+  private readonly quietNow = (): void => {
+    try {
+      this.ws.pause();
+      this.host.endSocket(this);
+    } catch {
+      /* already closed */
+    }
+  };
 
   /** Starts a close handshake; `tick` terminates the socket if the peer does not complete it within 1 s. */
   close(code: number, reason: string): void {
@@ -189,6 +258,7 @@ export class Conn {
       this.lastError = `${reason}: ${err.message}`;
       if (!this.closingAt) this.host.refused(this, reason, err.message, 'local');
       this.closingAt ||= Date.now(); // ws is already closing the socket with 1009/1002
+      this.stopReadingIfUnproven();
     } else {
       this.lastError = err.message;
     }
@@ -200,11 +270,12 @@ export class Conn {
     this.phase = 'closed';
     this.session?.close();
     if (code === CLOSE_POLICY && !this.closingAt) {
-      // The other side refused us; its reason is the close reason.
-      this.lastError = `refused by peer: ${reason}`;
-      this.host.refused(this, reason, wasSession ? 'peer closed the session' : 'peer refused the handshake', 'remote');
+      // The other side refused us; its close reason is remote text: counted by our name for it.
+      const known = remoteReason(reason);
+      this.lastError = `refused by peer: ${known}`;
+      this.host.refused(this, known, wasSession ? 'peer closed the session' : 'peer refused the handshake', 'remote', clip(reason));
     } else if (!this.lastError && code !== CLOSE_NORMAL) {
-      this.lastError = `closed ${code}${reason ? ` ${reason}` : ''}`;
+      this.lastError = `closed ${code}${reason ? ` ${JSON.stringify(clip(reason))}` : ''}`;
     }
     this.host.onClosed(this, code, reason);
   }

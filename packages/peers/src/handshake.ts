@@ -5,7 +5,8 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { NONCE_BYTES, PROTO, type AuthMsg, type HelloMsg, type TableSchema } from './codec.js';
-import type { RefusalReason, ReplicatedTable } from './types.js';
+import type { ReplicatedTable } from './types.js';
+import { clip, type RefusalReason } from './refusals.js';
 
 export function newNonce(): Buffer {
   return randomBytes(NONCE_BYTES);
@@ -50,9 +51,9 @@ export function compareSchemas(local: TableSchema[], remote: TableSchema[]): { r
   const seen = new Set<string>();
   for (const r of remote) {
     const l = mine.get(r.id);
-    if (!l) return { reason: 'unknown-table', detail: `peer has table '${r.id}' which is not configured here` };
+    if (!l) return { reason: 'unknown-table', detail: `peer has table ${JSON.stringify(clip(r.id))} which is not configured here` };
     if (l.type !== r.type || l.keyLen !== r.keyLen) {
-      return { reason: 'table-mismatch', detail: `table '${r.id}': here type ${l.type} len ${l.keyLen}, peer type ${r.type} len ${r.keyLen}` };
+      return { reason: 'table-mismatch', detail: `table '${r.id}': here type ${l.type} len ${l.keyLen}, peer type ${JSON.stringify(clip(r.type))} len ${r.keyLen}` };
     }
     seen.add(r.id);
   }
@@ -65,24 +66,26 @@ export function compareSchemas(local: TableSchema[], remote: TableSchema[]): { r
 /** Client-side check of the server's hello: right version, cluster and the node we meant to dial. */
 export function checkHello(h: HelloMsg, cluster: string, expectedNode: string): { reason: RefusalReason; detail: string } | null {
   if (h.proto !== PROTO) return { reason: 'proto-mismatch', detail: `peer speaks protocol ${h.proto}, here ${PROTO}` };
-  if (h.cluster !== cluster) return { reason: 'wrong-cluster', detail: `peer is in cluster '${h.cluster}', here '${cluster}'` };
-  if (h.node !== expectedNode) return { reason: 'wrong-node', detail: `dialed '${expectedNode}' but peer is '${h.node}'` };
+  if (h.cluster !== cluster) return { reason: 'wrong-cluster', detail: `peer is in cluster ${JSON.stringify(clip(h.cluster))}, here '${cluster}'` };
+  if (h.node !== expectedNode) return { reason: 'wrong-node', detail: `dialed '${expectedNode}' but peer is ${JSON.stringify(clip(h.node))}` };
   return null;
 }
 
 /**
- * Server-side check of the client's auth, in the order the reasons are reported: version, cluster,
- * known peer, dial direction, MAC, tables.
+ * Server-side check of the client's auth up to and including its MAC, in the order the reasons are
+ * reported: version, cluster, known peer, dial direction, MAC. Until it returns null the claimed
+ * node name is remote text: details never quote it (the caller logs it clipped, apart). The table
+ * lists are compared after that (compareSchemas), once the peer is known to be who it claims.
  */
 export function checkAuth(
   a: AuthMsg,
-  ctx: { cluster: string; node: string; secret: string; nonce: Uint8Array; peers: ReadonlySet<string>; tables: TableSchema[] },
+  ctx: { cluster: string; node: string; secret: string; nonce: Uint8Array; peers: ReadonlySet<string> },
 ): { reason: RefusalReason; detail: string } | null {
   if (a.proto !== PROTO) return { reason: 'proto-mismatch', detail: `peer speaks protocol ${a.proto}, here ${PROTO}` };
-  if (a.cluster !== ctx.cluster) return { reason: 'wrong-cluster', detail: `peer is in cluster '${a.cluster}', here '${ctx.cluster}'` };
-  if (!ctx.peers.has(a.node)) return { reason: 'unknown-peer', detail: `peer '${a.node}' is not configured here` };
-  if (!(a.node < ctx.node)) return { reason: 'wrong-direction', detail: `'${a.node}' sorts after '${ctx.node}' and must be dialed, not dial` };
+  if (a.cluster !== ctx.cluster) return { reason: 'wrong-cluster', detail: `peer is in cluster ${JSON.stringify(clip(a.cluster))}, here '${ctx.cluster}'` };
+  if (!ctx.peers.has(a.node)) return { reason: 'unknown-peer', detail: 'the claimed node is not a configured peer' };
+  if (!(a.node < ctx.node)) return { reason: 'wrong-direction', detail: `the claimed node sorts after '${ctx.node}' and must be dialed, not dial` };
   const want = computeMac(ctx.secret, 'c', ctx.nonce, a.nonce2, a.node, ctx.node, ctx.cluster);
   if (!macEqual(want, a.mac)) return { reason: 'bad-secret', detail: 'client MAC does not verify (different secret?)' };
-  return compareSchemas(ctx.tables, a.tables);
+  return null;
 }

@@ -5,8 +5,8 @@ export type {
   PeerAddress,
   PeerState,
   PeerStatus,
-  RefusalReason,
   ReadyResult,
   AntiEntropyStats,
 } from './types.js';
 export { AE_BUCKETS, PEERS_PATH, PROTO, ProtocolError } from './codec.js';
+export { REFUSAL_REASONS, type RefusalReason } from './refusals.js';

@@ -164,7 +164,9 @@ describe('PeersService refusals', () => {
     track(a);
     await a.svc.start();
     await waitFor(() => reasons(b).includes('bad-secret') && reasons(a).includes('bad-secret'), 5000, 'bad-secret logged');
-    expect(b.lines.find((l) => l.reason === 'bad-secret')?.peer).toBe('a');
+    // Counted against the source address, the claimed name only in its own field, the link untouched.
+    expect(b.lines.find((l) => l.reason === 'bad-secret')).toMatchObject({ peer: '127.0.0.1', claimed: 'a' });
+    expect(statusOf(b, 'a').refusals).toEqual({});
     expect(b.svc.refusals['bad-secret']).toBeGreaterThanOrEqual(1);
     expect((await a.svc.ready).reason).toBe('timeout');
     expect(statusOf(a, 'b').state).not.toBe('live');

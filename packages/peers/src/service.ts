@@ -8,14 +8,17 @@ import { EventEmitter } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
-import type { Socket } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { Logger } from 'pino';
 import { StickmeshError, TimerWheel, type WheelTask } from '@stickmesh/core';
 import { backoffMs } from './backoff.js';
-import { AE_BUCKETS, CAP_ANTI_ENTROPY, PEERS_PATH, type TableSchema } from './codec.js';
+import { AE_BUCKETS, CAP_ANTI_ENTROPY, encode, NONCE_BYTES, PEERS_PATH, PROTO, type TableSchema } from './codec.js';
 import { CLOSE_GOING_AWAY, CLOSE_REPLACED, Conn, type ConnHost } from './conn.js';
 import { schemaOf } from './handshake.js';
+import { PeersListener, rejectUpgrade, remoteOf, type ListenerHost, type ListenerLimits } from './listener.js';
+import { LogSampler } from './log-sampler.js';
+import type { RefusalReason } from './refusals.js';
+import { TokenBuckets } from './token-buckets.js';
 import type { AntiEntropyLimits, LinkStats, RecvCursor, SessionHost, SessionLimits } from './session.js';
 import type { AntiEntropyStats, PeerState, PeerStatus, PeersServiceOptions, ReadyResult, ReplicatedTable } from './types.js';
 
@@ -33,8 +36,8 @@ class Link {
     sent: 0, received: 0, lagMs: 0, resyncsSent: 0, resyncsReceived: 0, bytesSent: 0, bytesReceived: 0, lastAckAt: 0, sessions: 0,
     aeRounds: 0, bucketsCompared: 0, bucketsRepaired: 0, entriesRepaired: 0, repairSent: 0,
   };
-  /** Refusals/drops concerning this peer, by reason. */
-  readonly refusals: Record<string, number> = {};
+  /** Refusals/drops concerning this peer, by reason (only once the other end is known to be this peer). */
+  readonly refusals: Partial<Record<RefusalReason, number>> = {};
   readonly reconnect: WheelTask;
 
   constructor(readonly name: string, readonly host: string, readonly port: number, self: string, redial: (l: Link) => void) {
@@ -54,13 +57,38 @@ class Link {
 export const KNOCK_MIN_INTERVAL_MS = 500;
 
 export interface RefusalEvent {
+  /** A configured peer's name, or the remote address while the other end is unauthenticated. */
   peer: string;
-  reason: string;
+  reason: RefusalReason;
   detail: string;
   side: 'local' | 'remote';
+  /** address:port of an unauthenticated other end. */
+  remote?: string;
+  /** The node name an unauthenticated auth claimed, clipped (remote text). */
+  claimed?: string;
+  /** The peer's own close reason when it is not one of ours, clipped (remote text). */
+  remoteReason?: string;
 }
 
-export class PeersService extends EventEmitter implements ConnHost {
+/** Reasons that refuse a connection cheaply for load: they do not use up the source's failure budget. */
+const LOAD_REASONS: ReadonlySet<RefusalReason> = new Set<RefusalReason>([
+  'too-many-connections', 'too-many-from-source', 'too-many-unauthenticated', 'rate-limited', 'shutdown',
+]);
+
+/** Refusals for a node-wide condition: sampled as one source, whoever hit it. */
+const NODE_WIDE: ReadonlySet<RefusalReason> = new Set<RefusalReason>(['too-many-connections', 'too-many-unauthenticated', 'shutdown']);
+
+/** Bounds of the source-keyed maps are pruned at most this often (they are also bounded at insert). */
+const PRUNE_EVERY_MS = 5000;
+
+/** Larger of 8 KiB and twice the auth message this node sends (the largest handshake frame for its tables). */
+export function defaultPreAuthFrameBytes(node: string, cluster: string, schema: TableSchema[], caps: string[]): number {
+  const nonce = Buffer.alloc(NONCE_BYTES);
+  const auth = encode({ t: 'auth', proto: PROTO, cluster, node, nonce2: nonce, mac: Buffer.alloc(32), tables: schema, caps });
+  return Math.max(8192, 2 * auth.length);
+}
+
+export class PeersService extends EventEmitter implements ConnHost, ListenerHost {
   readonly node: string;
   readonly cluster: string;
   readonly secret: string;
@@ -70,8 +98,12 @@ export class PeersService extends EventEmitter implements ConnHost {
   readonly heartbeatMs: number;
   readonly deadAfterMs: number;
   readonly caps: string[];
-  /** Refusals/drops by reason since creation (local and remote decisions). */
-  readonly refusals: Record<string, number> = {};
+  /** Refusals/drops by reason since creation (local and remote decisions); keys are RefusalReasons only. */
+  readonly refusals: Partial<Record<RefusalReason, number>> = {};
+  /** Frame limit once authenticated (ConnHost). */
+  readonly maxFrameBytes: number;
+  /** Frame limit until the handshake succeeded. */
+  readonly preAuthMaxFrameBytes: number;
   /** Readiness gate, see readiness(). */
   readonly ready: Promise<ReadyResult>;
 
@@ -80,8 +112,12 @@ export class PeersService extends EventEmitter implements ConnHost {
   private readonly tables = new Map<string, ReplicatedTable>();
   private readonly links = new Map<string, Link>();
   private readonly conns = new Set<Conn>();
-  private readonly rawSockets = new Set<Duplex>();
   private readonly limits: SessionLimits;
+  private readonly failures: TokenBuckets;
+  private readonly sampler: LogSampler;
+  private lastPrune = 0;
+  private listener: PeersListener | undefined;
+  private readonly listenerLimits: ListenerLimits;
   private readonly flushMs: number;
   private readonly maxUnauthenticated: number;
   /** Local anti-entropy settings; undefined = disabled (capability not advertised). */
@@ -91,10 +127,9 @@ export class PeersService extends EventEmitter implements ConnHost {
   private readonly sweep: WheelTask;
   private readonly sweepMs: number;
   private readonly readyTimer: WheelTask;
-  private server: http.Server | undefined;
   private wss: WebSocketServer | undefined;
   private boundPort: number | undefined;
-  private running = false;
+  private active = false;
   private startedAt = 0;
   private flushTimer: NodeJS.Timeout | undefined;
   private flushImmediate: NodeJS.Immediate | undefined;
@@ -141,6 +176,28 @@ export class PeersService extends EventEmitter implements ConnHost {
     }
     this.antiEntropy = aeMs > 0 ? { intervalMs: aeMs, maxBuckets: aeBuckets } : undefined;
     this.caps = this.antiEntropy ? [CAP_ANTI_ENTROPY] : [];
+    this.maxFrameBytes = maxFrameBytes;
+    this.preAuthMaxFrameBytes = Math.min(maxFrameBytes, opts.preAuthMaxFrameBytes ?? defaultPreAuthFrameBytes(this.node, this.cluster, this.schema, this.caps));
+    const maxSources = opts.maxTrackedSources ?? 4096;
+    this.listenerLimits = {
+      headersTimeoutMs: opts.headersTimeoutMs ?? 3000,
+      requestTimeoutMs: opts.requestTimeoutMs ?? 5000,
+      idleTimeoutMs: opts.idleTimeoutMs ?? 2000,
+      maxRawConnections: opts.maxRawConnections ?? 256,
+      maxRawConnectionsPerSource: opts.maxRawConnectionsPerSource ?? 16,
+    };
+    const burst = opts.authFailureBurst ?? 10;
+    const perSecond = opts.authFailuresPerSecond ?? 1;
+    const logMs = opts.refusalLogIntervalMs ?? 10_000;
+    const bad = [
+      ...Object.entries({ ...this.listenerLimits, maxTrackedSources: maxSources, authFailureBurst: burst }).filter(([, v]) => !(Number.isInteger(v) && v >= 1)).map(([k]) => `${k} must be an integer >= 1`),
+      ...(perSecond > 0 && Number.isFinite(perSecond) ? [] : ['authFailuresPerSecond must be > 0']),
+      ...(logMs >= 0 && Number.isFinite(logMs) ? [] : ['refusalLogIntervalMs must be >= 0']),
+      ...(Number.isInteger(this.preAuthMaxFrameBytes) && this.preAuthMaxFrameBytes >= 1024 ? [] : ['preAuthMaxFrameBytes must be an integer >= 1024 (and at most maxFrameBytes)']),
+    ];
+    if (bad.length > 0) throw new StickmeshError('SM_PEERS_CONFIG', bad.join('; '));
+    this.failures = new TokenBuckets(burst, perSecond, maxSources);
+    this.sampler = new LogSampler(logMs, maxSources);
     this.ownWheel = !opts.wheel;
     this.wheel = opts.wheel ?? new TimerWheel(20, 512);
     this.sweepMs = Math.max(this.wheel.tickMs, Math.min(250, Math.floor(this.heartbeatMs / 2), Math.floor(this.deadAfterMs / 4)));
@@ -156,18 +213,12 @@ export class PeersService extends EventEmitter implements ConnHost {
 
   /** Listens, then dials every peer that sorts higher than us. Rejects if the port cannot be bound. */
   async start(): Promise<void> {
-    if (this.running) return;
-    const tls = this.opts.tls;
-    const server = tls ? https.createServer({ key: tls.key, cert: tls.cert, ...(tls.ca ? { ca: tls.ca } : {}) }) : http.createServer();
-    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => this.onPlainRequest(req, res));
-    server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
-    // Raw garbage on the port is an HTTP parse error: drop that socket, nothing else.
-    server.on('clientError', (_err, socket) => socket.destroy());
-    server.on('connection', (s: Socket) => {
-      this.rawSockets.add(s);
-      s.on('close', () => this.rawSockets.delete(s));
-    });
-    this.wss = new WebSocketServer({ noServer: true, maxPayload: this.limits.maxFrameBytes, perMessageDeflate: false, clientTracking: false });
+    if (this.active) return;
+    const listener = new PeersListener(this, this.listenerLimits, this.opts.tls);
+    const server = listener.server;
+    // Every inbound WebSocket starts unauthenticated: the small limit, raised per connection at auth.
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: this.preAuthMaxFrameBytes, perMessageDeflate: false, clientTracking: false });
+    this.wss.on('wsClientError', this.onWsClientError);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.boundPort ?? this.opts.bind.port, this.opts.bind.host, () => {
@@ -177,10 +228,10 @@ export class PeersService extends EventEmitter implements ConnHost {
       });
     });
     server.on('error', (err) => this.logger.error({ err }, 'peers: listener error'));
-    this.server = server;
+    this.listener = listener;
     const addr = server.address();
     if (addr && typeof addr === 'object') this.boundPort = addr.port;
-    this.running = true;
+    this.active = true;
     this.startedAt = Date.now();
     this.wheel.start();
     this.wheel.schedule(this.sweep, this.sweepMs);
@@ -198,8 +249,8 @@ export class PeersService extends EventEmitter implements ConnHost {
 
   /** Closes every session (1001) and the listener. Receive cursors are kept for a later start(). */
   async stop(): Promise<void> {
-    if (!this.running) return;
-    this.running = false;
+    if (!this.active) return;
+    this.active = false;
     this.wheel.cancel(this.sweep);
     this.wheel.cancel(this.readyTimer);
     for (const l of this.links.values()) this.wheel.cancel(l.reconnect);
@@ -214,13 +265,25 @@ export class PeersService extends EventEmitter implements ConnHost {
     }, 500);
     await Promise.all(closed);
     clearTimeout(grace);
-    for (const s of this.rawSockets) s.destroy();
-    const server = this.server;
-    this.server = undefined;
-    if (server) await new Promise<void>((r) => server.close(() => r()));
+    const listener = this.listener;
+    this.listener = undefined;
+    if (listener) {
+      listener.destroyAll();
+      await new Promise<void>((r) => listener.server.close(() => r()));
+    }
     this.wss?.close();
     if (this.ownWheel) this.wheel.stop();
     for (const l of this.links.values()) l.idleState = 'down';
+  }
+
+  /** True between start() and stop() (ListenerHost). */
+  get running(): boolean {
+    return this.active;
+  }
+
+  /** Connections on the peers port not authenticated yet, from their accept on (bounded by maxRawConnections). */
+  get rawConnections(): number {
+    return this.listener?.rawCount ?? 0;
   }
 
   readiness(): { ready: boolean; reason: string } {
@@ -270,7 +333,7 @@ export class PeersService extends EventEmitter implements ConnHost {
    * closer together than `flushMs` are batched on a timer, which bounds the flush rate.
    */
   notify(): void {
-    if (!this.running || this.flushTimer || this.flushImmediate) return;
+    if (!this.active || this.flushTimer || this.flushImmediate) return;
     const wait = this.flushMs - (Date.now() - this.lastFlushAt);
     if (wait <= 0) this.flushImmediate = setImmediate(this.flushNow);
     else this.flushTimer = setTimeout(this.flushNow, wait);
@@ -294,7 +357,7 @@ export class PeersService extends EventEmitter implements ConnHost {
       if (s && s.pump()) more = true;
     }
     // Resync in progress or backpressured: poll again after flushMs (never a busy loop).
-    if (more && this.running && !this.flushTimer && !this.flushImmediate) this.flushTimer = setTimeout(this.flushNow, this.flushMs);
+    if (more && this.active && !this.flushTimer && !this.flushImmediate) this.flushTimer = setTimeout(this.flushNow, this.flushMs);
   }
 
   private settleReady(reason: ReadyResult['reason']): void {
@@ -306,9 +369,15 @@ export class PeersService extends EventEmitter implements ConnHost {
   }
 
   private onSweep(): void {
-    if (!this.running) return;
+    if (!this.active) return;
     const now = Date.now();
     for (const c of this.conns) c.tick(now);
+    this.listener?.tick(now);
+    if (now - this.lastPrune >= PRUNE_EVERY_MS) {
+      this.lastPrune = now;
+      this.failures.prune(now);
+      this.sampler.prune(now);
+    }
     // Also the poll that picks up local writes made without notify().
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flush();
@@ -316,11 +385,11 @@ export class PeersService extends EventEmitter implements ConnHost {
   }
 
   private dial(l: Link): void {
-    if (!this.running || (l.conn && l.conn.phase !== 'closed')) return;
+    if (!this.active || (l.conn && l.conn.phase !== 'closed')) return;
     const tls = this.opts.tls;
     const url = `${tls ? 'wss' : 'ws'}://${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}${PEERS_PATH}`;
     const ws = new WebSocket(url, {
-      maxPayload: this.limits.maxFrameBytes,
+      maxPayload: this.preAuthMaxFrameBytes, // raised at welcome
       perMessageDeflate: false,
       handshakeTimeout: this.handshakeTimeoutMs,
       ...(tls?.ca ? { ca: tls.ca } : {}),
@@ -357,47 +426,63 @@ export class PeersService extends EventEmitter implements ConnHost {
     req.end();
   }
 
-  private onPlainRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
-    const url = req.url ?? '';
-    if (url.length < 256 && url.startsWith(`${PEERS_PATH}/knock?node=`)) {
-      const name = decodeURIComponent(url.slice(PEERS_PATH.length + 12));
-      const l = this.links.get(name);
-      if (l && l.dialer && this.running && (!l.conn || l.conn.phase === 'closed')) {
-        const now = Date.now();
-        if (now - l.lastKnockAt >= KNOCK_MIN_INTERVAL_MS) {
-          l.lastKnockAt = now;
-          l.attempt = 0;
-          this.wheel.cancel(l.reconnect);
-          this.dial(l);
-        }
-      }
-      res.writeHead(204, { connection: 'close' }).end();
-      return;
-    }
-    res.writeHead(426, { connection: 'close', 'content-type': 'text/plain' }).end('stickmesh peers: WebSocket only\n');
+  /** ListenerHost: a knock asks this (dialing) side to dial `name` now; see knock(). */
+  knocked(name: string): void {
+    const l = this.links.get(name);
+    if (!l || !l.dialer || !this.active || (l.conn && l.conn.phase !== 'closed')) return;
+    const now = Date.now();
+    if (now - l.lastKnockAt < KNOCK_MIN_INTERVAL_MS) return;
+    l.lastKnockAt = now;
+    l.attempt = 0;
+    this.wheel.cancel(l.reconnect);
+    this.dial(l);
   }
 
-  private onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
-    socket.on('error', () => socket.destroy());
-    const path = (req.url ?? '').split('?')[0];
-    const from = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
-    const reject = (status: string, reason: string, detail: string) => {
-      this.count({ peer: from, reason, detail, side: 'local' });
-      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-      socket.destroy();
-    };
-    if (!this.running || !this.wss) return reject('503 Service Unavailable', 'shutdown', 'service stopping');
-    if (path !== PEERS_PATH) return reject('404 Not Found', 'bad-path', `path ${JSON.stringify(path).slice(0, 80)}`);
+  /** ListenerHost: an upgrade on the peers path; the listener already applied its bounds. */
+  upgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer, remote: string): void {
+    const address = req.socket.remoteAddress ?? '?';
+    if (!this.active || !this.wss) {
+      this.refuseAddress(address, remote, 'shutdown', 'service stopping');
+      return rejectUpgrade(socket, '503 Service Unavailable');
+    }
     let pending = 0;
-    for (const c of this.conns) if (c.role === 'server' && c.unauthenticated) pending++;
+    for (const c of this.conns) if (c.role === 'server' && c.inHandshake) pending++;
     if (pending >= this.maxUnauthenticated) {
-      return reject('503 Service Unavailable', 'too-many-unauthenticated', `${pending} connections still in handshake`);
+      this.refuseAddress(address, remote, 'too-many-unauthenticated', `${pending} connections still in handshake`);
+      return rejectUpgrade(socket, '503 Service Unavailable');
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      if (!this.running) return ws.terminate();
-      const conn = new Conn('server', ws, from, this);
+      if (!this.active) return ws.terminate();
+      const conn = new Conn('server', ws, address, this, remote);
       this.conns.add(conn);
     });
+  }
+
+  /** ws refused the upgrade request itself (bad key, version, headers): 400, counted against the source. */
+  private readonly onWsClientError = (err: Error, socket: Duplex, req: http.IncomingMessage): void => {
+    try {
+      this.refuseAddress(req.socket.remoteAddress ?? '?', remoteOf(req.socket), 'bad-request', `WebSocket upgrade: ${err.message}`);
+    } finally {
+      rejectUpgrade(socket, '400 Bad Request');
+    }
+  };
+
+  /** ConnHost: ends our side of an inbound connection's TCP socket. */
+  endSocket(conn: Conn): void {
+    this.listener?.endRaw(conn.remote);
+  }
+
+  /** ListenerHost and ConnHost: `address` (an inbound source) has used up its failed-handshake budget. */
+  overBudget(x: string | Conn, now = Date.now()): boolean {
+    if (typeof x === 'string') return this.failures.over(x, now);
+    return x.role === 'server' && !x.named && this.failures.over(x.address, now);
+  }
+
+  /** ListenerHost: a refusal of an unauthenticated connection, counted against its source address. */
+  refuseAddress(address: string, remote: string, reason: RefusalReason, detail: string, extra?: Pick<RefusalEvent, 'claimed' | 'remoteReason' | 'side'>): void {
+    const now = Date.now();
+    if (!LOAD_REASONS.has(reason)) this.failures.take(address, now);
+    this.count({ peer: address, reason, detail, side: extra?.side ?? 'local', remote, ...(extra?.claimed !== undefined ? { claimed: extra.claimed } : {}), ...(extra?.remoteReason !== undefined ? { remoteReason: extra.remoteReason } : {}) }, now);
   }
 
   onAuthenticated(conn: Conn): SessionHost {
@@ -409,6 +494,7 @@ export class PeersService extends EventEmitter implements ConnHost {
     l.conn = conn;
     l.attempt = 0;
     l.stats.sessions++;
+    if (conn.role === 'server') this.listener?.release(conn.remote);
     this.logger.info({ peer: l.name, role: conn.role }, 'peers: session established');
     if (this.tables.size === 0) this.settleReady('resynced');
     return {
@@ -435,25 +521,35 @@ export class PeersService extends EventEmitter implements ConnHost {
     l.idleState = 'down';
     if (conn.lastError) l.lastError = conn.lastError;
     if (conn.session) this.logger.info({ peer: l.name, code, reason }, 'peers: session closed');
-    if (l.dialer && this.running) {
+    if (l.dialer && this.active) {
       const delay = backoffMs(l.attempt++);
       this.logger.debug({ peer: l.name, delay, error: conn.lastError }, 'peers: reconnect scheduled');
       this.wheel.schedule(l.reconnect, delay);
     }
   }
 
-  refused(conn: Conn, reason: string, detail: string, side: 'local' | 'remote'): void {
+  refused(conn: Conn, reason: RefusalReason, detail: string, side: 'local' | 'remote', remoteText?: string): void {
+    const extra = remoteText !== undefined && remoteText !== reason ? { remoteReason: remoteText } : {};
+    if (!conn.named) {
+      return this.refuseAddress(conn.address, conn.remote, reason, detail, { side, ...extra, ...(conn.claimed !== undefined ? { claimed: conn.claimed } : {}) });
+    }
     const l = this.links.get(conn.peer);
     if (l) {
       l.lastError = conn.lastError ?? `${reason}: ${detail}`;
       l.refusals[reason] = (l.refusals[reason] ?? 0) + 1;
     }
-    this.count({ peer: conn.peer, reason, detail, side });
+    this.count({ peer: conn.peer, reason, detail, side, ...extra }, Date.now());
   }
 
-  private count(ev: RefusalEvent): void {
+  /**
+   * Counts a refusal; logs it unless its source (for a node-wide condition: anyone) already logged
+   * this reason within the sampling interval.
+   */
+  private count(ev: RefusalEvent, now: number): void {
     this.refusals[ev.reason] = (this.refusals[ev.reason] ?? 0) + 1;
-    this.logger.warn(ev, side(ev));
+    const suppressed = this.sampler.admit(NODE_WIDE.has(ev.reason) ? ev.reason : `${ev.peer}\n${ev.reason}`, now);
+    if (suppressed > 0) this.logger.warn({ ...ev, suppressed }, side(ev));
+    else if (suppressed === 0) this.logger.warn(ev, side(ev));
     this.emit('refused', ev);
   }
 }

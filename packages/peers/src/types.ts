@@ -4,6 +4,7 @@
  */
 import type { Logger } from 'pino';
 import type { TimerWheel } from '@stickmesh/core';
+import type { RefusalReason } from './refusals.js';
 
 import type { TableUpdate } from '@stickmesh/core';
 export type { TableUpdate };
@@ -68,14 +69,39 @@ export interface PeersServiceOptions {
   flushMs?: number;
   /** Max updates per frame, default 2000. */
   maxBatch?: number;
-  /** Max incoming frame size (ws maxPayload), default 4 MiB. */
+  /** Max incoming frame size once authenticated (ws maxPayload), default 4 MiB. */
   maxFrameBytes?: number;
+  /**
+   * Max incoming frame size until the handshake succeeds (hello, auth, welcome), default the larger
+   * of 8 KiB and twice this node's own auth message (which carries the table list).
+   */
+  preAuthMaxFrameBytes?: number;
   /** Per-peer ws bufferedAmount bound; above it the peer is dropped, default 16 MiB. */
   maxQueueBytes?: number;
   /** Handshake deadline, default 5000 ms. */
   handshakeTimeoutMs?: number;
-  /** Max concurrent unauthenticated inbound connections, default 64. */
+  /** Max concurrent unauthenticated inbound WebSockets (after the upgrade), default 64. */
   maxUnauthenticated?: number;
+  /** The HTTP request head must arrive within this of the accept, default 3000 ms. */
+  headersTimeoutMs?: number;
+  /** A plain HTTP request (knock) must be answered and its socket closed within this of the accept, default 5000 ms. */
+  requestTimeoutMs?: number;
+  /** A socket before the upgrade that sends nothing for this long is closed, default 2000 ms. */
+  idleTimeoutMs?: number;
+  /** Max connections not yet authenticated (before and after the upgrade), all sources, default 256. */
+  maxRawConnections?: number;
+  /** Max connections not yet authenticated from one source address, default 16. */
+  maxRawConnectionsPerSource?: number;
+  /**
+   * Failed handshakes allowed per source address: a token bucket of `authFailureBurst` (default 10)
+   * refilled at `authFailuresPerSecond` (default 1). A source with no token left is refused at accept.
+   */
+  authFailureBurst?: number;
+  authFailuresPerSecond?: number;
+  /** Source addresses tracked for failure budgets and log sampling, default 4096. */
+  maxTrackedSources?: number;
+  /** At most one refusal log line per source and reason in this interval, default 10000 ms. */
+  refusalLogIntervalMs?: number;
   /**
    * Anti-entropy interval: the dialing side of each session compares bucket digests with the peer
    * this often (and once right after the session goes live) and both repair differing buckets.
@@ -119,8 +145,11 @@ export interface PeerStatus {
   pending: number;
   /** Sessions established after the first one. */
   reconnects: number;
-  /** Refusals/drops concerning this peer by reason (a refused unknown dialer counts only service-wide). */
-  refusals: Record<string, number>;
+  /**
+   * Refusals/drops concerning this peer by reason: of sessions this node dialed, and of inbound
+   * connections once their MAC verified (before that, refusals count only service-wide).
+   */
+  refusals: Partial<Record<RefusalReason, number>>;
   /** Anti-entropy with this peer, see AntiEntropyStats (same meanings, this peer only). */
   antiEntropyRounds: number;
   bucketsRepaired: number;
@@ -141,25 +170,8 @@ export interface AntiEntropyStats {
   repairUpdatesSent: number;
 }
 
-/** Stable reasons for refusing or dropping a connection (logged as `reason`, counted in `refusals`). */
-export type RefusalReason =
-  | 'bad-secret'
-  | 'peer-auth-failed'
-  | 'wrong-cluster'
-  | 'unknown-peer'
-  | 'wrong-node'
-  | 'wrong-direction'
-  | 'unknown-table'
-  | 'table-mismatch'
-  | 'proto-mismatch'
-  | 'malformed-frame'
-  | 'unexpected-message'
-  | 'frame-too-large'
-  | 'handshake-timeout'
-  | 'too-many-unauthenticated'
-  | 'heartbeat-timeout'
-  | 'queue-overflow'
-  | 'bad-path';
+/** Stable reasons for refusing or dropping a connection: the closed set in refusals.ts. */
+export type { RefusalReason } from './refusals.js';
 
 export interface ReadyResult {
   reason: 'resynced' | 'alone' | 'timeout';

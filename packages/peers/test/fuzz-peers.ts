@@ -25,6 +25,12 @@ const CLUSTER = 'fuzz';
 const SCHEMA = [{ id: 't1', type: 'string', keyLen: 32 }];
 /** Target limits, small so that floods and oversized frames are cheap to produce. */
 export const TARGET_LIMITS = { maxUnauthenticated: 16, maxFrameBytes: 64 * 1024, handshakeTimeoutMs: 1000 };
+/**
+ * This fuzzer sends every case from 127.0.0.1, like the legitimate peer: the per-source bounds and
+ * the failed-handshake budget (exercised by test/fuzz/peers-http.fuzz.test.ts) are opened wide here
+ * so that each case meets the check it targets.
+ */
+export const TARGET_SOURCE_LIMITS = { maxRawConnections: 10_000, maxRawConnectionsPerSource: 10_000, authFailureBurst: 1e9, authFailuresPerSecond: 1e9 };
 /** Longest a case waits for the target to react; a well-behaved target answers in milliseconds. */
 const REACT_MS = 2000;
 
@@ -370,9 +376,10 @@ export class Target {
   private readonly waiting = new Map<number, (m: Record<string, unknown>) => void>();
   private nextId = 1;
 
-  constructor() {
+  /** `extra`: PeersServiceOptions (JSON) for the target, over the defaults of this fuzzer. */
+  constructor(extra: Record<string, unknown> = {}) {
     const script = fileURLToPath(new URL('./fuzz-target.mjs', import.meta.url));
-    this.child = fork(script, [JSON.stringify({ secret: SECRET, ...TARGET_LIMITS })], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.child = fork(script, [JSON.stringify({ secret: SECRET, ...TARGET_LIMITS, ...TARGET_SOURCE_LIMITS, ...extra })], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     this.child.on('exit', (code, sig) => {
       this.exited = `exited code ${code} signal ${sig}`;
       for (const w of this.waiting.values()) w({ error: this.exited });
@@ -431,8 +438,9 @@ export interface FuzzRig {
   stop(): Promise<void>;
 }
 
-export async function startFuzzRig(): Promise<FuzzRig> {
-  const target = new Target();
+/** `targetOpts`: PeersServiceOptions (JSON) for the target over this fuzzer's defaults. */
+export async function startFuzzRig(targetOpts: Record<string, unknown> = {}): Promise<FuzzRig> {
+  const target = new Target(targetOpts);
   await target.started();
   const legitTable = new StickTable(
     { id: 't1', name: 't1', type: 'string', keyLen: 32, size: 10_000, expire: 0, store: [], srvkey: 'name', loc: { file: 'fuzz', line: 1 } },

@@ -17,7 +17,6 @@ const table = new StickTable(
 const svc = new PeersService({
   node: 'b',
   cluster: 'fuzz',
-  secret: opts.secret,
   bind: { host: '127.0.0.1', port: 0 },
   peers: [
     { name: 'a', host: '127.0.0.1', port: 1 },
@@ -27,10 +26,8 @@ const svc = new PeersService({
   logger: pino({ level: 'silent' }),
   heartbeatMs: 200,
   deadAfterMs: 3000,
-  handshakeTimeoutMs: opts.handshakeTimeoutMs,
-  maxUnauthenticated: opts.maxUnauthenticated,
-  maxFrameBytes: opts.maxFrameBytes,
   antiEntropyMs: 200,
+  ...opts,
 });
 
 function heap() {
@@ -45,7 +42,7 @@ process.on('message', (m) => {
     case 'set': table.setLocal(m.key, m.server); svc.notify(); r = {}; break;
     case 'get': r = { server: table.lookup(m.key) ?? null }; break;
     // `conns` is the service's set of open connections (private in TS, readable here): its size shows leaks.
-    case 'state': r = { heap: heap(), conns: svc.conns.size, refusals: svc.refusals, peers: svc.status() }; break;
+    case 'state': r = { heap: heap(), conns: svc.conns.size, raw: svc.rawConnections, refusals: svc.refusals, peers: svc.status(), rss: process.memoryUsage().rss }; break;
     default: r = { error: `unknown command ${m.cmd}` };
   }
   process.send({ id: m.id, ...r });
