@@ -16,6 +16,7 @@ import type { BackendConfig, StickRuleConfig, StickTable } from '@stickmesh/core
 import { hashString } from '@stickmesh/core';
 import { nameIs } from '../http/head.js';
 import type { RuntimeServer } from './server.js';
+import type { DecideStep } from './decide-trace.js';
 
 export const enum Fetch {
   Src,
@@ -183,18 +184,25 @@ export class StickState {
   }
 }
 
-/** Runs the match rules and collects store-request keys. */
-export function stickMatch(rules: StickRules, src: StickKeySource, st: StickState): void {
+/** Runs the match rules and collects store-request keys; appends each rule's step to `trace` if given. */
+export function stickMatch(rules: StickRules, src: StickKeySource, st: StickState, trace?: DecideStep[]): void {
   st.reset();
   if (rules.empty) return;
   st.result = rules.match.length > 0 ? 'miss' : '';
   for (const rule of rules.match) {
     const key = rules.requestKey(rule, src);
-    if (key === undefined) continue;
+    if (key === undefined) {
+      if (trace !== undefined) trace.push({ kind: 'stick', table: rule.table, key, stored: undefined, server: undefined });
+      continue;
+    }
     if (st.firstKey === undefined) st.firstKey = key;
     const stored = rule.table.lookup(key);
-    if (stored === undefined) continue;
+    if (stored === undefined) {
+      if (trace !== undefined) trace.push({ kind: 'stick', table: rule.table, key, stored, server: undefined });
+      continue;
+    }
     const s = rules.serverFor(rule, stored);
+    if (trace !== undefined) trace.push({ kind: 'stick', table: rule.table, key, stored, server: s });
     if (s && s.usable) {
       st.server = s;
       st.result = 'hit';
