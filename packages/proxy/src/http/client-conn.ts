@@ -1,7 +1,8 @@
 /**
  * The HTTP/1.1 data plane for one client connection, in phases:
- *   request (parse head) → pick upstream (cookie persistence, then balancing) → forward (head and
- *   streamed body) → response (parse head, persistence cookies, streamed body) → log.
+ *   request (parse head) → pick upstream (runtime/decide.ts; connect failures: runtime/retry.ts)
+ *   → forward (head and streamed body) → response (parse head, persistence cookies, streamed
+ *   body) → log.
  *
  * One exchange at a time per connection; pipelined requests wait in the input buffer and are
  * parsed in order once the previous response is complete. All per-connection state (parsers,

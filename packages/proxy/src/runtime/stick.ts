@@ -1,7 +1,7 @@
 /**
  * A backend's stick rules (`stick on|match|store-request|store-response`), bound to their tables.
  *
- * Order, as HAProxy: cookie persistence first (in the caller); then `match` rules in config order —
+ * Order, as HAProxy: cookie persistence first (runtime/decide.ts); then `match` rules in config order —
  * the first key found in its table that names a usable server wins; an entry naming an unknown or
  * down server is ignored and the request balanced, and the store rules then overwrite it.
  * `store-request` keys are taken from the request and written once the server is known (connection

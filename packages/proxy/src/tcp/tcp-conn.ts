@@ -1,8 +1,8 @@
 /**
  * `mode tcp`: one client connection piped to one server connection, server chosen by the
  * backend's persistence (stick table, when configured) and balancer. Bytes are relayed with
- * backpressure both ways; no parsing. Connection failures are retried (`retries`) and
- * redispatched on the last retry with `option redispatch`, like HTTP mode.
+ * backpressure both ways; no parsing. The server is chosen by runtime/decide.ts and connection
+ * failures follow runtime/retry.ts (`retries`, `option redispatch`), as in HTTP mode.
  *
  * Both sockets read into buffers the connection owns (listen/read-buffer.ts: 4 KiB, growing to
  * 64 KiB under bulk transfer), reused unless the bytes of the last read are still queued for the
