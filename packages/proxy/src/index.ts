@@ -9,3 +9,5 @@ export * from './http/chunked.js';
 export * from './metrics.js';
 export * from './dashboard.js';
 export * from './listen/gate.js';
+export * from './runtime/explain.js';
+export * from './runtime/decide.js';

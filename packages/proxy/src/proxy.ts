@@ -21,13 +21,13 @@ import {
   type StickTable,
   buildTables,
 } from '@stickmesh/core';
-import { hashAddress } from '@stickmesh/core';
 import { ClientConn, type HttpFrontendRuntime } from './http/client-conn.js';
 import { TcpConn, type TcpFrontendRuntime } from './tcp/tcp-conn.js';
 import { RuntimeBackend } from './runtime/backend.js';
 import { RuntimeServer } from './runtime/server.js';
 import { HealthChecker, type CheckHandle } from './health/checker.js';
-import { stickMatch, stickStoreRequest } from './runtime/stick.js';
+import { stickStoreRequest } from './runtime/stick.js';
+import { decide } from './runtime/decide.js';
 import { DnsResolverSection } from './discovery/resolver.js';
 import { ServerDiscovery } from './discovery/discovery.js';
 import { assignSlots, type Slot, type SlotTarget } from './discovery/slots.js';
@@ -124,20 +124,10 @@ function mergedTimeouts(cfg: FrontendConfig, backend: RuntimeBackend | undefined
 }
 
 class TcpFrontend extends FrontendBase<TcpConn> implements TcpFrontendRuntime {
-  /** Stick match first (first connection attempt only), then the agreed first pick or the balancer. */
-  pick(conn: TcpConn, exclude?: RuntimeServer): RuntimeServer | undefined {
+  /** The server for a new connection: runtime/decide.ts (stick, stick-first, balance; no cookies in TCP). */
+  pick(conn: TcpConn): RuntimeServer | undefined {
     const be = this.backend;
-    if (!be) return undefined;
-    const st = conn.stickState;
-    if (be.stick && exclude === undefined) {
-      stickMatch(be.stick, conn, st);
-      if (st.decides) {
-        conn.decidedBy = st.decidedBy;
-        return be.stickChoice(st);
-      }
-    }
-    conn.decidedBy = exclude ? 'redispatch' : 'balance';
-    return be.pick(be.hashesSource ? hashAddress(conn.clientIp) : 0, exclude);
+    return be ? decide(be, conn, undefined, conn.stickState, conn) : undefined;
   }
 
   /** Stores the stick keys once the server is connected, so the table records the server used. */

@@ -11,8 +11,8 @@
  * `maint` by itself once bindings reach zero, and with `deadlineMs` when the deadline passes,
  * whichever comes first. Drain state is per node and is lost when a reload rebuilds the backends.
  */
-import { TOMBSTONE, type EntryView, type StickTable } from '@stickmesh/core';
-import { AdminError, metrics, type AdminRequest, type AdminRoute, type RuntimeBackend, type RuntimeServer, type StickmeshProxy } from '@stickmesh/proxy';
+import { type EntryView, type StickTable } from '@stickmesh/core';
+import { AdminError, explainBackend, metrics, type AdminRequest, type AdminRoute, type RuntimeBackend, type RuntimeServer, type StickmeshProxy } from '@stickmesh/proxy';
 import type { PeersService } from '@stickmesh/peers';
 
 /**
@@ -321,91 +321,21 @@ export class Ops {
   // ---------------------------------------------------------------- explain
 
   /**
-   * What would happen to a client presenting KEY (as a stick key, e.g. its address, and as a
-   * persistence cookie value): per backend, the cookie outcome (HAProxy's request flag), each stick
-   * table's entry with version and origin node, the named server's health, and the rule that decides.
+   * What would happen to a client presenting KEY as its stick key (e.g. its address) and COOKIE
+   * as the backend's persistence cookie (`cookie=` empty: no cookie; no `cookie` parameter: KEY
+   * is tried as the cookie too): per backend, the cookie outcome (HAProxy's request flag), each
+   * stick table's entry with version and origin node, the named server's health, and the rule
+   * that decides. Computed by the proxy's own decision (explainBackend), so it cannot disagree.
    */
   private explain(r: AdminRequest): Record<string, unknown> {
     const key = strParam(r.query, 'key');
     if (key === undefined) throw new AdminError(400, 'key is required (?key=KEY)');
+    const cookie = r.query.has('cookie') ? strParam(r.query, 'cookie') : key;
     const only = strParam(r.query, 'backend');
     const backends = [...this.node.proxy.backends.values()].filter((b) => only === undefined || b.name === only);
     if (only !== undefined && backends.length === 0) throw new AdminError(404, `no backend '${only}'`);
-    const out = backends.map((b) => {
-      const steps: string[] = [];
-      let decidedBy = '';
-      let chosen: RuntimeServer | undefined;
-      let cookie: Record<string, unknown> | undefined;
-      if (b.cookie) {
-        const s = b.serverByCookie(key);
-        const flag = !s ? 'I' : s.usable ? 'V' : 'D';
-        cookie = { name: b.cfg.cookie!.name, value: key, server: s?.name, flag, meaning: COOKIE_FLAGS[flag] };
-        if (s && s.usable) {
-          chosen = s;
-          decidedBy = 'cookie';
-          steps.push(`cookie ${b.cfg.cookie!.name}=${key} names ${s.name}, which is usable: flag V, cookie decides`);
-        } else if (s) steps.push(`cookie ${b.cfg.cookie!.name}=${key} names ${s.name}, which is ${serverState(s)}: flag D, ${b.cfg.redispatch ? 'redispatched' : 'redispatch is off, still ignored'} to the next rule`);
-        else steps.push(`as a cookie ${b.cfg.cookie!.name}=${key} names no server: flag I (invalid), ignored`);
-      }
-      const stick: Array<Record<string, unknown>> = [];
-      const st = b.stick;
-      let firstKeyUsed = false;
-      for (const rule of st?.match ?? []) {
-        const t = rule.table;
-        const e = t.get(key, true);
-        if (!e) {
-          stick.push({ table: t.cfg.id, found: false });
-          steps.push(`stick table ${t.cfg.id}: no entry for ${key}`);
-          firstKeyUsed = true;
-          continue;
-        }
-        const now = t.now();
-        const deleted = e.server === TOMBSTONE;
-        const s = deleted ? undefined : st!.serverFor(rule, e.server);
-        stick.push({
-          table: t.cfg.id,
-          found: !deleted,
-          ...(deleted ? { deleted: true } : { server: e.server }),
-          version: e.version,
-          origin: e.version.node,
-          writtenAt: new Date(e.version.wall).toISOString(),
-          expiresInMs: e.expiresAt === 0 ? null : Math.max(0, e.expiresAt - now),
-          ...(s ? { health: s.checkUp ? 'up' : 'down', admin: s.admin, usable: s.usable } : {}),
-        });
-        if (deleted) {
-          steps.push(`stick table ${t.cfg.id}: ${key} was deleted (tombstone written by ${e.version.node})`);
-          firstKeyUsed = true;
-        } else if (!s) steps.push(`stick table ${t.cfg.id}: ${key} -> ${e.server}, a server this backend does not have: ignored`);
-        else if (s.usable) {
-          steps.push(`stick table ${t.cfg.id}: ${key} -> ${s.name} (written by ${e.version.node}), server is ${serverState(s)}${chosen ? '' : ': stick decides'}`);
-          if (!chosen) {
-            chosen = s;
-            decidedBy = 'stick';
-          }
-        } else steps.push(`stick table ${t.cfg.id}: ${key} -> ${s.name}, but it is ${serverState(s)}: the entry is ignored and overwritten after balancing`);
-        if (chosen) break;
-        firstKeyUsed = true;
-      }
-      if (!chosen && st && firstKeyUsed) {
-        chosen = b.pickForKey(key);
-        decidedBy = 'stick-first';
-        steps.push(chosen ? `no usable entry: the agreed first pick (rendezvous hash of the key) is ${chosen.name}, the same on every node` : 'no usable server: 503');
-      }
-      if (!chosen && !decidedBy) {
-        decidedBy = 'balance';
-        steps.push(`balance ${b.cfg.balance} chooses per request among ${b.candidates.map((s) => s.name).join(', ') || 'no server (503)'}`);
-      }
-      return {
-        backend: b.name,
-        decidedBy,
-        server: chosen?.name,
-        ...(chosen ? { health: chosen.checkUp ? 'up' : 'down', admin: chosen.admin } : {}),
-        ...(cookie ? { cookie } : {}),
-        stick,
-        steps,
-      };
-    });
-    return { node: this.node.name, key, backends: out };
+    const nowSec = Math.floor(Date.now() / 1000);
+    return { node: this.node.name, key, ...(cookie !== key ? { cookie: cookie ?? null } : {}), backends: backends.map((b) => explainBackend(b, key, cookie, nowSec)) };
   }
 
   // ---------------------------------------------------------------- summary and metrics
@@ -479,16 +409,6 @@ export class Ops {
       for (const [reason, n] of Object.entries(this.refusals())) set({ reason }, n);
     });
   }
-}
-
-const COOKIE_FLAGS: Record<string, string> = {
-  V: 'valid cookie: the client goes to its server',
-  D: "the cookie's server is down or in maintenance: redispatched",
-  I: 'invalid cookie: names no server of this backend',
-};
-
-function serverState(s: RuntimeServer): string {
-  return `${s.checkUp ? 'up' : 'down'}, ${s.admin}`;
 }
 
 function splitKey(k: string): [string, string] {

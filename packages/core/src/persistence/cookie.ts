@@ -216,15 +216,28 @@ export class CookiePersistence {
   }
 
   /**
+   * Examines our cookie's value as a client would present it (`prefix` mode: `SRV~APPVALUE`)
+   * exactly as `onRequestCookieHeader` does, into a `state` reset with cookies enabled, without
+   * touching the counters: explain's view of a cookie, so it can never disagree with the proxy's.
+   */
+  examine(raw: string, state: CookieState, nowSec: number): void {
+    if (this.cfg.mode === 'prefix') {
+      const tilde = raw.indexOf('~');
+      if (tilde !== -1) raw = raw.slice(0, tilde);
+    }
+    this.examineValue(raw, state, nowSec, false);
+  }
+
+  /**
    * Parses `SRV[|LAST[|FIRST]]` (signed: followed by `!KID!MAC`), applying the date rules; fills
    * state.value or an E/O flag. A signed cookie that does not verify is treated as absent (flag
-   * stays `N`) and counted in `stats.rejectedSignatures`.
+   * stays `N`) and, when `count`, counted in `stats.rejectedSignatures`.
    */
-  private examineValue(raw: string, state: CookieState, nowSec: number): void {
+  private examineValue(raw: string, state: CookieState, nowSec: number, count = true): void {
     if (this.signer) {
       const v = this.signer.verify(raw);
       if (!v) {
-        this.stats.rejectedSignatures++;
+        if (count) this.stats.rejectedSignatures++;
         return;
       }
       if (v.kid !== this.signer.currentId) state.resign = true;

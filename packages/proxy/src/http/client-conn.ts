@@ -1,7 +1,8 @@
 /**
  * The HTTP/1.1 data plane for one client connection, in phases:
- *   request (parse head) → pick upstream (cookie persistence, then balancing) → forward (head and
- *   streamed body) → response (parse head, persistence cookies, streamed body) → log.
+ *   request (parse head) → pick upstream (runtime/decide.ts; connect failures: runtime/retry.ts)
+ *   → forward (head and streamed body) → response (parse head, persistence cookies, streamed
+ *   body) → log.
  *
  * One exchange at a time per connection; pipelined requests wait in the input buffer and are
  * parsed in order once the previous response is complete. All per-connection state (parsers,
@@ -38,7 +39,9 @@ import type { RuntimeBackend } from '../runtime/backend.js';
 import type { RuntimeServer } from '../runtime/server.js';
 import { metrics } from '../metrics.js';
 import { plainIp } from '../runtime/address.js';
-import { StickState, cookieValue, stickMatch, stickStoreRequest, stickStoreResponse, type StickKeySource } from '../runtime/stick.js';
+import { StickState, cookieValue, stickStoreRequest, stickStoreResponse } from '../runtime/stick.js';
+import { decide, type RouteSource } from '../runtime/decide.js';
+import { afterConnectFailure } from '../runtime/retry.js';
 
 export const MAX_PENDING_BYTES = 65536;
 /** First size of a connection's client read buffer (a request head usually fits). */
@@ -125,7 +128,7 @@ const enum Tmo {
   Tunnel,
 }
 
-export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
+export class ClientConn implements UpstreamOwner, WheelTask, RouteSource {
   readonly socket: net.Socket;
   /** Response heads go through this (raw writes while nothing is queued on the client socket). */
   private readonly out: RawWriter;
@@ -477,7 +480,6 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
   private pickUpstream(backend: RuntimeBackend): void {
     const ctx = this.ctx;
     const req = this.req;
-    let server: RuntimeServer | undefined;
     const cookie = backend.cookie;
     if (cookie) {
       const nowSec = Math.floor(loopNow() / 1000);
@@ -491,28 +493,8 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
           }
         }
       }
-      if (ctx.cookie.value.length > 0) {
-        const s = backend.serverByCookie(ctx.cookie.value);
-        if (cookie.resolve(ctx.cookie, s !== undefined, s !== undefined && s.usable)) {
-          server = s;
-          ctx.decidedBy = 'cookie';
-        }
-      }
     }
-    const stick = backend.stick;
-    const st = this.stickState;
-    // Match rules run even after a cookie decided: store-request keys are collected here.
-    if (stick) stickMatch(stick, this, st);
-    else if (st.result !== '') st.reset();
-    if (!server) {
-      if (stick && st.decides) {
-        server = backend.stickChoice(st);
-        ctx.decidedBy = st.decidedBy;
-      } else {
-        server = backend.pick(backend.hashesSource ? this.sourceHash() : 0);
-        ctx.decidedBy = 'balance';
-      }
-    }
+    const server = decide(backend, this, ctx.cookie, this.stickState, ctx);
     if (!server) {
       this.fail(503, 'S', 'C');
       return;
@@ -544,7 +526,8 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
     return undefined;
   }
 
-  private sourceHash(): number {
+  /** Hash of the client address for `balance source`, computed once per connection. */
+  sourceHash(): number {
     if (this.clientHash === -1) this.clientHash = hashAddress(this.clientIp);
     return this.clientHash;
   }
@@ -696,28 +679,11 @@ export class ClientConn implements UpstreamOwner, WheelTask, StickKeySource {
       return;
     }
     this.uncount();
-    server.connectFailures++;
-    const ctx = this.ctx;
-    ctx.retries++;
-    const retries = this.backend.cfg.retries;
-    if (ctx.retries > retries) {
-      ctx.server = server;
+    const next = afterConnectFailure(this.backend, server, this, this.ctx, this.ctx.cookie);
+    if (next === undefined) {
+      this.ctx.server = server;
       this.fail(503, 'S', 'C');
       return;
-    }
-    let next = server;
-    const lastRetry = ctx.retries === retries;
-    if (this.backend.cfg.redispatch && (lastRetry || !server.usable)) {
-      const alt = this.backend.pick(this.backend.hashesSource ? this.sourceHash() : 0, server);
-      if (alt && alt !== server) {
-        next = alt;
-        ctx.redispatched = true;
-        ctx.decidedBy = 'redispatch';
-        if (ctx.cookie.direct) {
-          ctx.cookie.direct = false;
-          ctx.cookie.reqFlag = 'D';
-        }
-      }
     }
     this.connectTo(next);
   }

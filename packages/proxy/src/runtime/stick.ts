@@ -1,7 +1,7 @@
 /**
  * A backend's stick rules (`stick on|match|store-request|store-response`), bound to their tables.
  *
- * Order, as HAProxy: cookie persistence first (in the caller); then `match` rules in config order —
+ * Order, as HAProxy: cookie persistence first (runtime/decide.ts); then `match` rules in config order —
  * the first key found in its table that names a usable server wins; an entry naming an unknown or
  * down server is ignored and the request balanced, and the store rules then overwrite it.
  * `store-request` keys are taken from the request and written once the server is known (connection
@@ -16,6 +16,7 @@ import type { BackendConfig, StickRuleConfig, StickTable } from '@stickmesh/core
 import { hashString } from '@stickmesh/core';
 import { nameIs } from '../http/head.js';
 import type { RuntimeServer } from './server.js';
+import type { DecideStep } from './decide-trace.js';
 
 export const enum Fetch {
   Src,
@@ -183,18 +184,25 @@ export class StickState {
   }
 }
 
-/** Runs the match rules and collects store-request keys. */
-export function stickMatch(rules: StickRules, src: StickKeySource, st: StickState): void {
+/** Runs the match rules and collects store-request keys; appends each rule's step to `trace` if given. */
+export function stickMatch(rules: StickRules, src: StickKeySource, st: StickState, trace?: DecideStep[]): void {
   st.reset();
   if (rules.empty) return;
   st.result = rules.match.length > 0 ? 'miss' : '';
   for (const rule of rules.match) {
     const key = rules.requestKey(rule, src);
-    if (key === undefined) continue;
+    if (key === undefined) {
+      if (trace !== undefined) trace.push({ kind: 'stick', table: rule.table, key, stored: undefined, server: undefined });
+      continue;
+    }
     if (st.firstKey === undefined) st.firstKey = key;
     const stored = rule.table.lookup(key);
-    if (stored === undefined) continue;
+    if (stored === undefined) {
+      if (trace !== undefined) trace.push({ kind: 'stick', table: rule.table, key, stored, server: undefined });
+      continue;
+    }
     const s = rules.serverFor(rule, stored);
+    if (trace !== undefined) trace.push({ kind: 'stick', table: rule.table, key, stored, server: s });
     if (s && s.usable) {
       st.server = s;
       st.result = 'hit';

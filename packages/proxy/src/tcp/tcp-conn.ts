@@ -1,8 +1,8 @@
 /**
  * `mode tcp`: one client connection piped to one server connection, server chosen by the
  * backend's persistence (stick table, when configured) and balancer. Bytes are relayed with
- * backpressure both ways; no parsing. Connection failures are retried (`retries`) and
- * redispatched on the last retry with `option redispatch`, like HTTP mode.
+ * backpressure both ways; no parsing. The server is chosen by runtime/decide.ts and connection
+ * failures follow runtime/retry.ts (`retries`, `option redispatch`), as in HTTP mode.
  *
  * Both sockets read into buffers the connection owns (listen/read-buffer.ts: 4 KiB, growing to
  * 64 KiB under bulk transfer), reused unless the bytes of the last read are still queued for the
@@ -11,11 +11,13 @@
 import net from 'node:net';
 import type { Logger } from 'pino';
 import type { Timeouts, TimerWheel, WheelTask } from '@stickmesh/core';
-import { loopNow } from '@stickmesh/core';
+import { hashAddress, loopNow } from '@stickmesh/core';
 import type { RuntimeBackend } from '../runtime/backend.js';
 import type { RuntimeServer } from '../runtime/server.js';
 import { metrics } from '../metrics.js';
-import { StickState, type StickKeySource } from '../runtime/stick.js';
+import { StickState } from '../runtime/stick.js';
+import type { RouteSource } from '../runtime/decide.js';
+import { afterConnectFailure, type RetryState } from '../runtime/retry.js';
 import { plainIp } from '../runtime/address.js';
 import { ReadBuffer } from '../listen/read-buffer.js';
 import { readInto } from '../listen/user-buffer.js';
@@ -33,13 +35,13 @@ export interface TcpFrontendRuntime {
   readonly wheel: TimerWheel;
   readonly conns: Set<TcpConn>;
   draining: boolean;
-  /** Chooses the server for a client; returns undefined when none is usable. */
-  pick(conn: TcpConn, exclude?: RuntimeServer): RuntimeServer | undefined;
+  /** Chooses the server for a new connection (runtime/decide.ts); undefined when none is usable. */
+  pick(conn: TcpConn): RuntimeServer | undefined;
   /** Called once the server connection is established (stick store). */
   onConnected?(conn: TcpConn, server: RuntimeServer): void;
 }
 
-export class TcpConn implements WheelTask, StickKeySource {
+export class TcpConn implements WheelTask, RouteSource, RetryState {
   readonly client: net.Socket;
   /** Writes to the client (raw while nothing is queued); `busy` is the hold rule for upBuf. */
   private readonly clientOut: RawWriter;
@@ -54,7 +56,10 @@ export class TcpConn implements WheelTask, StickKeySource {
   private readonly upBuf = new ReadBuffer(TCP_READ_MIN, TCP_READ_MAX);
   private connected = false;
   private closed = false;
-  private retries = 0;
+  /** Connect failures so far, and whether one moved the client to another server (runtime/retry.ts). */
+  retries = 0;
+  redispatched = false;
+  private clientHash = -1;
   private pending: Buffer[] = [];
   private pendingBytes = 0;
   private tStart = loopNow();
@@ -80,6 +85,12 @@ export class TcpConn implements WheelTask, StickKeySource {
     return plainIp(this.client.localAddress);
   }
 
+  /** Hash of the client address for `balance source`, computed once per connection. */
+  sourceHash(): number {
+    if (this.clientHash === -1) this.clientHash = hashAddress(this.clientIp);
+    return this.clientHash;
+  }
+
   constructor(client: net.Socket, fe: TcpFrontendRuntime) {
     this.client = client;
     this.clientOut = new RawWriter(client, this.onClientDrain);
@@ -96,7 +107,7 @@ export class TcpConn implements WheelTask, StickKeySource {
       client.on('data', this.onClientData);
       client.resume();
     }
-    this.connectNext(undefined);
+    this.dial(fe.pick(this));
   }
 
   private readonly onClientRead = (n: number, buf: Buffer): boolean => {
@@ -130,10 +141,6 @@ export class TcpConn implements WheelTask, StickKeySource {
     }
     this.term = 'cD';
     this.destroy();
-  }
-
-  private connectNext(exclude: RuntimeServer | undefined): void {
-    this.dial(this.fe.pick(this, exclude));
   }
 
   private dial(s: RuntimeServer | undefined): void {
@@ -174,10 +181,7 @@ export class TcpConn implements WheelTask, StickKeySource {
 
   private onUpError(): void {
     const s = this.server;
-    if (s) {
-      s.activeConns--;
-      s.connectFailures++;
-    }
+    if (s) s.activeConns--;
     this.server = undefined;
     this.connecting = false;
     const up = this.up;
@@ -188,18 +192,13 @@ export class TcpConn implements WheelTask, StickKeySource {
       up.destroy();
     }
     const be = this.fe.backend;
-    this.retries++;
-    if (!be || this.retries > be.cfg.retries || this.closed) {
+    const next = be !== undefined && s !== undefined && !this.closed ? afterConnectFailure(be, s, this, this) : undefined;
+    if (next === undefined) {
       this.term = 'SC';
       this.destroy();
       return;
     }
-    if (be.cfg.redispatch && (this.retries === be.cfg.retries || !(s?.usable ?? false))) {
-      this.decidedBy = 'redispatch';
-      this.connectNext(s);
-    } else {
-      this.dial(s);
-    }
+    this.dial(next);
   }
 
   private readonly onClientData = (chunk: Buffer): void => {
