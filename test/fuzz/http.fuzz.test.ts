@@ -40,7 +40,7 @@ defaults
     mode http
     timeout connect 500ms
     timeout client 1s
-    timeout server 1s
+    timeout server 2500ms
     timeout http-request 500ms
     timeout http-keep-alive 300ms
 frontend web
