@@ -1,10 +1,11 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import fs from 'node:fs';
 import net from 'node:net';
 import { freePort, startBackend } from '../../../../test/helpers/backends.js';
 import { fill, startProxy } from '../../../../test/helpers/proxy.js';
 import { parseConfigText } from '@stickmesh/core';
 import { waitFor } from '../../../../test/helpers/wait.js';
+import { useScope } from '../../../../test/helpers/scope.js';
 
 const CFG = `
 global
@@ -22,11 +23,7 @@ backend be
     server web1 127.0.0.1:{{p1}}
 `;
 
-let cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const c of cleanups.reverse()) await c();
-  cleanups = [];
-});
+const scope = useScope();
 
 /** Connections waiting in the accept queue of the socket listening on 127.0.0.1:`port` (Linux /proc). */
 function acceptQueue(port: number): number {
@@ -51,7 +48,7 @@ function client(port: number, request: string): Client {
   sock.on('data', (d: Buffer) => (text += d.toString('latin1')));
   sock.on('error', () => (closed = true));
   sock.on('close', () => (closed = true));
-  cleanups.push(() => void sock.destroy());
+  scope.defer(() => void sock.destroy());
   return { sock, text: () => text, closed: () => closed };
 }
 
@@ -61,9 +58,9 @@ describe('maxconn: a full frontend stops accepting, as HAProxy does', () => {
   for (const acc of [1, 4]) {
     it(`http, tune.maxaccept ${acc}: the third connection waits in the backlog, unanswered and open, and is served when a slot frees`, async () => {
       const be = await startBackend('web1');
-      cleanups.push(() => be.close());
+      scope.defer(() => be.close());
       const p = await startProxy(CFG, { acc, mode: 'http', p1: be.port });
-      cleanups.push(() => p.close());
+      scope.defer(() => p.close());
       const a = client(p.port, GET);
       const b = client(p.port, GET);
       await waitFor(() => a.text().includes('200 OK') && b.text().includes('200 OK'), 5000, 'first two answered');
@@ -88,9 +85,9 @@ describe('maxconn: a full frontend stops accepting, as HAProxy does', () => {
 
   it('tcp: the third connection waits and gets its server once one of the first two closes', async () => {
     const be = await startBackend('web1');
-    cleanups.push(() => be.close());
+    scope.defer(() => be.close());
     const p = await startProxy(CFG, { acc: 2, mode: 'tcp', p1: be.port });
-    cleanups.push(() => p.close());
+    scope.defer(() => p.close());
     const a = client(p.port, GET);
     const b = client(p.port, GET);
     await waitFor(() => a.text().includes('200 OK') && b.text().includes('200 OK'), 5000, 'first two answered');
@@ -104,9 +101,9 @@ describe('maxconn: a full frontend stops accepting, as HAProxy does', () => {
 
   it('a burst past maxconn is served in turn, none reset', async () => {
     const be = await startBackend('web1');
-    cleanups.push(() => be.close());
+    scope.defer(() => be.close());
     const p = await startProxy(CFG, { acc: 8, mode: 'http', p1: be.port });
-    cleanups.push(() => p.close());
+    scope.defer(() => p.close());
     // Each client closes after its answer, freeing its slot for the next one in the backlog.
     const clients = Array.from({ length: 20 }, () => client(p.port, 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
     await waitFor(() => clients.every((c) => c.closed()), 10000, 'every client answered and closed');
@@ -115,9 +112,9 @@ describe('maxconn: a full frontend stops accepting, as HAProxy does', () => {
 
   it('a reload that keeps the listener of a full frontend lets the waiting connection in (the new frontend has free slots)', async () => {
     const be = await startBackend('web1');
-    cleanups.push(() => be.close());
+    scope.defer(() => be.close());
     const p = await startProxy(CFG, { acc: 2, mode: 'http', p1: be.port });
-    cleanups.push(() => p.close());
+    scope.defer(() => p.close());
     const a = client(p.port, GET);
     const b = client(p.port, GET);
     await waitFor(() => a.text().includes('200 OK') && b.text().includes('200 OK'), 5000, 'first two answered');
@@ -131,7 +128,7 @@ describe('maxconn: a full frontend stops accepting, as HAProxy does', () => {
 
   it('global maxconn: the process full pauses every frontend; a connection closing on one lets the other accept', async () => {
     const be = await startBackend('web1');
-    cleanups.push(() => be.close());
+    scope.defer(() => be.close());
     const port2 = await freePort();
     const cfg = `
 global
@@ -152,7 +149,7 @@ backend be
     server web1 127.0.0.1:{{p1}}
 `;
     const p = await startProxy(cfg, { p1: be.port, port2 });
-    cleanups.push(() => p.close());
+    scope.defer(() => p.close());
     const a = client(p.port, GET);
     const b = client(port2, GET);
     await waitFor(() => a.text().includes('200 OK') && b.text().includes('200 OK'), 5000, 'one answered on each frontend');
