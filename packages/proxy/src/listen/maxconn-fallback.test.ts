@@ -1,9 +1,9 @@
 import { describe, expect, it, vi } from 'vitest';
-import net from 'node:net';
 import { startBackend } from '../../../../test/helpers/backends.js';
 import { startProxy } from '../../../../test/helpers/proxy.js';
 import { waitFor } from '../../../../test/helpers/wait.js';
 import { useScope } from '../../../../test/helpers/scope.js';
+import { openClient, type OpenClient } from '../../../../test/helpers/client.js';
 
 // No helper process: every listener keeps Node's own descriptor, which cannot pause.
 vi.mock('./dup.js', async (orig) => ({ ...(await orig<typeof import('./dup.js')>()), duplicateListener: async () => [] }));
@@ -24,16 +24,8 @@ backend be
 
 const scope = useScope();
 
-function client(port: number): { sock: net.Socket; text: () => string; closed: () => boolean } {
-  let text = '';
-  let closed = false;
-  const sock = net.connect({ port, host: '127.0.0.1' }, () => sock.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
-  sock.on('data', (d: Buffer) => (text += d.toString('latin1')));
-  sock.on('error', () => (closed = true));
-  sock.on('close', () => (closed = true));
-  scope.defer(() => void sock.destroy());
-  return { sock, text: () => text, closed: () => closed };
-}
+/** A client that sends a GET and stays open until the test ends. */
+const client = (port: number): OpenClient => openClient(scope, port, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n');
 
 describe('maxconn on a listener that cannot pause', () => {
   it('holds the connections past maxconn unread and admits them, oldest first, as slots free', async () => {

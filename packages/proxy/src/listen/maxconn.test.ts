@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import fs from 'node:fs';
-import net from 'node:net';
 import { freePort, startBackend } from '../../../../test/helpers/backends.js';
 import { fill, startProxy } from '../../../../test/helpers/proxy.js';
 import { parseConfigText } from '@stickmesh/core';
 import { waitFor } from '../../../../test/helpers/wait.js';
 import { useScope } from '../../../../test/helpers/scope.js';
+import { openClient, type OpenClient } from '../../../../test/helpers/client.js';
 
 const CFG = `
 global
@@ -35,22 +35,8 @@ function acceptQueue(port: number): number {
   return -1;
 }
 
-interface Client {
-  sock: net.Socket;
-  text: () => string;
-  closed: () => boolean;
-}
-
-function client(port: number, request: string): Client {
-  let text = '';
-  let closed = false;
-  const sock = net.connect({ port, host: '127.0.0.1' }, () => sock.write(request));
-  sock.on('data', (d: Buffer) => (text += d.toString('latin1')));
-  sock.on('error', () => (closed = true));
-  sock.on('close', () => (closed = true));
-  scope.defer(() => void sock.destroy());
-  return { sock, text: () => text, closed: () => closed };
-}
+/** A client that sends `request` and stays open until the test ends. */
+const client = (port: number, request: string): OpenClient => openClient(scope, port, request);
 
 const GET = 'GET / HTTP/1.1\r\nHost: x\r\n\r\n';
 
