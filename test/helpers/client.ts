@@ -2,7 +2,8 @@
  * Minimal HTTP clients for tests: `rawExchange` writes exact bytes and collects whatever comes
  * back until the server closes or `untilResponses` complete responses were seen; `request` is a
  * thin `http.request` wrapper with an optional cookie jar and keep-alive agent; `openClient`
- * keeps a connection open and lets a test poll what it received.
+ * keeps a connection open and lets a test poll what it received; `exchangeUntilClose` is the
+ * fuzz targets' one exchange with a per-case deadline.
  */
 import http from 'node:http';
 import net from 'node:net';
@@ -114,4 +115,27 @@ export function openClient(scope: Scope, port: number, data: string): OpenClient
   sock.on('close', () => (closed = true));
   scope.defer(() => void sock.destroy());
   return { sock, text: () => text, closed: () => closed };
+}
+
+/**
+ * Connects to 127.0.0.1:`port`, lets `send` write (and half-close) once connected, and collects
+ * the answer until the server closes (`closed: true`; a socket error ends the same way) or
+ * `deadlineMs` passes (the socket is destroyed, `closed: false`).
+ */
+export function exchangeUntilClose(port: number, deadlineMs: number, send: (sock: net.Socket) => void): Promise<{ out: string; closed: boolean }> {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => {
+      sock.destroy();
+      resolve({ out: Buffer.concat(chunks).toString('latin1'), closed: false });
+    }, deadlineMs);
+    sock.on('connect', () => send(sock));
+    sock.on('data', (c: Buffer) => chunks.push(c));
+    sock.on('error', () => {});
+    sock.on('close', () => {
+      clearTimeout(timer);
+      resolve({ out: Buffer.concat(chunks).toString('latin1'), closed: true });
+    });
+  });
 }
