@@ -19,12 +19,9 @@ import { AdminServer, HostCheck, classifyOrigin } from '@stickmesh/proxy';
 import { StickmeshNode } from '../../packages/cli/src/node.js';
 import { freePort, startBackend, type TestBackend } from '../helpers/backends.js';
 import { exchangeUntilClose } from '../helpers/client.js';
-import { Rng, seedFrom } from '../helpers/rng.js';
+import { Rng, fuzzRun } from '../helpers/rng.js';
 
-const LONG = process.env.FUZZ_LONG === '1';
-const CASES = Number(process.env.FUZZ_CASES ?? (LONG ? 100_000 : 2000));
-const seed = seedFrom('FUZZ_SEED');
-const replay = `FUZZ_SEED=${seed} FUZZ_CASES=${CASES}`;
+const { long: LONG, cases: CASES, seed, replay } = fuzzRun(2000);
 const ALLOWED = new Set([200, 204, 400, 401, 403, 404, 405, 409, 413, 414, 421, 431]);
 const TOKEN = 'fuzz-token-7f3a';
 const PEER = 'http://127.0.0.9:4242';

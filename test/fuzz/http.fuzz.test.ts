@@ -16,13 +16,10 @@ import net from 'node:net';
 import { startBackend, type TestBackend } from '../helpers/backends.js';
 import { exchangeUntilClose, request } from '../helpers/client.js';
 import { startProxy, type RunningProxy } from '../helpers/proxy.js';
-import { Rng, seedFrom } from '../helpers/rng.js';
+import { Rng, fuzzRun } from '../helpers/rng.js';
 import { waitFor } from '../helpers/wait.js';
 
-const LONG = process.env.FUZZ_LONG === '1';
-const CASES = Number(process.env.FUZZ_CASES ?? (LONG ? 100_000 : 3000));
-const seed = seedFrom('FUZZ_SEED');
-const replay = `FUZZ_SEED=${seed} FUZZ_CASES=${CASES}`;
+const { long: LONG, cases: CASES, seed, replay } = fuzzRun(3000);
 // A body shorter than announced with the client half-closed is aborted (connection closed, no
 // status), so 504 is not expected; 502 covers a server that answered garbage.
 const ALLOWED = new Set([200, 400, 404, 408, 413, 414, 431, 501, 502, 505]);
