@@ -12,6 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, startBackend } from './helpers/backends.js';
 import { request } from './helpers/client.js';
+import { forEachLine } from './helpers/cluster.js';
 import { useScope } from './helpers/scope.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -119,12 +120,7 @@ async function startNode(cfg: string): Promise<{ child: ChildProcess; lines: str
     if (child.exitCode === null) child.kill('SIGKILL');
   });
   const lines: string[] = [];
-  let partial = '';
-  child.stdout!.on('data', (d: Buffer) => {
-    const parts = (partial + d.toString()).split('\n');
-    partial = parts.pop() ?? '';
-    lines.push(...parts);
-  });
+  forEachLine(child.stdout!, (l) => lines.push(l));
   const logs = (): Array<Record<string, unknown>> => lines.map((l) => JSON.parse(l) as Record<string, unknown>);
   await waitFor(() => logs().some((l) => l.msg === 'stickmesh started'), 15000, 'node started');
   return { child, lines, logs };

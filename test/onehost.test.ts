@@ -11,7 +11,7 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { BIN } from './helpers/cluster.js';
+import { BIN, forEachLine } from './helpers/cluster.js';
 import { startBackend, type TestBackend } from './helpers/backends.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -51,12 +51,7 @@ function startNode(cfgFile: string, name: string): RunningNode {
       resolve({ code, signal });
     }),
   );
-  let partial = '';
-  proc.stdout!.on('data', (d: Buffer) => {
-    const lines = (partial + d.toString()).split('\n');
-    partial = lines.pop() ?? '';
-    n.stdout.push(...lines);
-  });
+  forEachLine(proc.stdout!, (l) => n.stdout.push(l));
   proc.stderr!.on('data', (d: Buffer) => (n.stderr += d.toString()));
   running.push(n);
   return n;
