@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fs from 'node:fs';
-import { freePort, startBackend } from '../../../../test/helpers/backends.js';
-import { fill, startProxy } from '../../../../test/helpers/proxy.js';
+import { freePort, startBackend, type TestBackend } from '../../../../test/helpers/backends.js';
+import { fill, startProxy, type RunningProxy } from '../../../../test/helpers/proxy.js';
 import { parseConfigText } from '@stickmesh/core';
 import { waitFor } from '../../../../test/helpers/wait.js';
 import { useScope } from '../../../../test/helpers/scope.js';
@@ -40,19 +40,31 @@ const client = (port: number, request: string): OpenClient => openClient(scope, 
 
 const GET = 'GET / HTTP/1.1\r\nHost: x\r\n\r\n';
 
+/** Starts web1 and the proxy on CFG; both are closed after the test. */
+async function start(acc: number, mode: 'http' | 'tcp'): Promise<{ be: TestBackend; p: RunningProxy }> {
+  const be = await startBackend('web1');
+  scope.defer(() => be.close());
+  const p = await startProxy(CFG, { acc, mode, p1: be.port });
+  scope.defer(() => p.close());
+  return { be, p };
+}
+
+/** Two clients that fill `maxconn 2` (both answered), and a third left in the accept queue. */
+async function fillAndQueue(p: RunningProxy): Promise<{ a: OpenClient; b: OpenClient; c: OpenClient }> {
+  const a = client(p.port, GET);
+  const b = client(p.port, GET);
+  await waitFor(() => a.text().includes('200 OK') && b.text().includes('200 OK'), 5000, 'first two answered');
+  const c = client(p.port, GET);
+  // Accepted by the kernel, not by the proxy: it sits in the listening socket's queue.
+  await waitFor(() => acceptQueue(p.port) === 1, 5000, 'third connection in the accept queue');
+  return { a, b, c };
+}
+
 describe('maxconn: a full frontend stops accepting, as HAProxy does', () => {
   for (const acc of [1, 4]) {
     it(`http, tune.maxaccept ${acc}: the third connection waits in the backlog, unanswered and open, and is served when a slot frees`, async () => {
-      const be = await startBackend('web1');
-      scope.defer(() => be.close());
-      const p = await startProxy(CFG, { acc, mode: 'http', p1: be.port });
-      scope.defer(() => p.close());
-      const a = client(p.port, GET);
-      const b = client(p.port, GET);
-      await waitFor(() => a.text().includes('200 OK') && b.text().includes('200 OK'), 5000, 'first two answered');
-      const c = client(p.port, GET);
-      // Accepted by the kernel, not by the proxy: it sits in the listening socket's queue.
-      await waitFor(() => acceptQueue(p.port) === 1, 5000, 'third connection in the accept queue');
+      const { p } = await start(acc, 'http');
+      const { a, b, c } = await fillAndQueue(p);
       expect(p.proxy.connectionCount()).toBe(2);
       expect(p.proxy.waitingCount()).toBe(0);
       expect(c.text()).toBe('');
@@ -70,15 +82,8 @@ describe('maxconn: a full frontend stops accepting, as HAProxy does', () => {
   }
 
   it('tcp: the third connection waits and gets its server once one of the first two closes', async () => {
-    const be = await startBackend('web1');
-    scope.defer(() => be.close());
-    const p = await startProxy(CFG, { acc: 2, mode: 'tcp', p1: be.port });
-    scope.defer(() => p.close());
-    const a = client(p.port, GET);
-    const b = client(p.port, GET);
-    await waitFor(() => a.text().includes('200 OK') && b.text().includes('200 OK'), 5000, 'first two answered');
-    const c = client(p.port, GET);
-    await waitFor(() => acceptQueue(p.port) === 1, 5000, 'third connection in the accept queue');
+    const { p } = await start(2, 'tcp');
+    const { b, c } = await fillAndQueue(p);
     expect(p.proxy.connectionCount()).toBe(2);
     expect(c.closed()).toBe(false);
     b.sock.destroy();
@@ -86,10 +91,7 @@ describe('maxconn: a full frontend stops accepting, as HAProxy does', () => {
   });
 
   it('a burst past maxconn is served in turn, none reset', async () => {
-    const be = await startBackend('web1');
-    scope.defer(() => be.close());
-    const p = await startProxy(CFG, { acc: 8, mode: 'http', p1: be.port });
-    scope.defer(() => p.close());
+    const { p } = await start(8, 'http');
     // Each client closes after its answer, freeing its slot for the next one in the backlog.
     const clients = Array.from({ length: 20 }, () => client(p.port, 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
     await waitFor(() => clients.every((c) => c.closed()), 10000, 'every client answered and closed');
@@ -97,15 +99,8 @@ describe('maxconn: a full frontend stops accepting, as HAProxy does', () => {
   });
 
   it('a reload that keeps the listener of a full frontend lets the waiting connection in (the new frontend has free slots)', async () => {
-    const be = await startBackend('web1');
-    scope.defer(() => be.close());
-    const p = await startProxy(CFG, { acc: 2, mode: 'http', p1: be.port });
-    scope.defer(() => p.close());
-    const a = client(p.port, GET);
-    const b = client(p.port, GET);
-    await waitFor(() => a.text().includes('200 OK') && b.text().includes('200 OK'), 5000, 'first two answered');
-    const c = client(p.port, GET);
-    await waitFor(() => acceptQueue(p.port) === 1, 5000, 'third connection in the accept queue');
+    const { be, p } = await start(2, 'http');
+    const { c } = await fillAndQueue(p);
     const next = parseConfigText(fill(CFG, { acc: 2, mode: 'http', p1: be.port, port: p.port }), 'test.cfg').config;
     await p.proxy.reload(next, p.proxy.tables);
     await waitFor(() => c.text().includes('200 OK'), 5000, 'third connection answered after the reload');
