@@ -4,7 +4,7 @@
  * reports the first 100 problems and counts the rest; YAML/JSON errors, alias bombs, environment
  * overrides and bad flags are named precisely.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -12,6 +12,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, startBackend } from './helpers/backends.js';
 import { request } from './helpers/client.js';
+import { forEachLine } from './helpers/cluster.js';
+import { useScope } from './helpers/scope.js';
 import { waitFor } from './helpers/wait.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -31,14 +33,7 @@ function tmp(name: string, body: string): string {
   return f;
 }
 
-let procs: ChildProcess[] = [];
-let cleanups: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
-  procs = [];
-  for (const c of cleanups) await c();
-  cleanups = [];
-});
+const scope = useScope();
 
 describe('stickmesh check with many problems', () => {
   it('prints the first 100 problems of a 4 MiB garbage file and counts the rest', () => {
@@ -121,14 +116,11 @@ async function startNode(cfg: string): Promise<{ child: ChildProcess; lines: str
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, STICKMESH_ADMIN_PORT: '0', STICKMESH_LOG_LEVEL: 'info' },
   });
-  procs.push(child);
-  const lines: string[] = [];
-  let partial = '';
-  child.stdout!.on('data', (d: Buffer) => {
-    const parts = (partial + d.toString()).split('\n');
-    partial = parts.pop() ?? '';
-    lines.push(...parts);
+  scope.defer(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
   });
+  const lines: string[] = [];
+  forEachLine(child.stdout!, (l) => lines.push(l));
   const logs = (): Array<Record<string, unknown>> => lines.map((l) => JSON.parse(l) as Record<string, unknown>);
   await waitFor(() => logs().some((l) => l.msg === 'stickmesh started'), 15000, 'node started');
   return { child, lines, logs };
@@ -137,7 +129,7 @@ async function startNode(cfg: string): Promise<{ child: ChildProcess; lines: str
 describe('SIGHUP reload', () => {
   it('a native file is reloaded through the worker: an alias bomb fails with file:line, a good file loads', async () => {
     const be = await startBackend('web1');
-    cleanups.push(() => be.close());
+    scope.defer(() => be.close());
     const port = await freePort();
     const good = ['frontends:', `  - { name: fe, bind: ["127.0.0.1:${port}"], mode: http, defaultBackend: be }`, 'backends:', `  - { name: be, mode: http, servers: [{ name: web1, address: "127.0.0.1:${be.port}" }] }`, ''].join('\n');
     const cfg = tmp('node.yaml', good);
@@ -156,7 +148,7 @@ describe('SIGHUP reload', () => {
 
   it('a failed reload of 4 MiB of garbage leaves one bounded log line and the running config serving; a good one leaves one line', async () => {
     const be = await startBackend('web1');
-    cleanups.push(() => be.close());
+    scope.defer(() => be.close());
     const port = await freePort();
     const good = ['frontend fe', `  bind 127.0.0.1:${port}`, '  mode http', '  default_backend be', 'backend be', '  mode http', `  server web1 127.0.0.1:${be.port}`, ''].join('\n');
     const cfg = tmp('node.cfg', good);

@@ -11,7 +11,7 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { BIN } from './helpers/cluster.js';
+import { BIN, forEachLine } from './helpers/cluster.js';
 import { startBackend, type TestBackend } from './helpers/backends.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -51,12 +51,7 @@ function startNode(cfgFile: string, name: string): RunningNode {
       resolve({ code, signal });
     }),
   );
-  let partial = '';
-  proc.stdout!.on('data', (d: Buffer) => {
-    const lines = (partial + d.toString()).split('\n');
-    partial = lines.pop() ?? '';
-    n.stdout.push(...lines);
-  });
+  forEachLine(proc.stdout!, (l) => n.stdout.push(l));
   proc.stderr!.on('data', (d: Buffer) => (n.stderr += d.toString()));
   running.push(n);
   return n;
@@ -106,6 +101,18 @@ async function tableCount(adminBase: string): Promise<number> {
   return t?.count ?? -1;
 }
 
+/** The guide's `backend webservers`, sticky on the source address, over the two test backends. */
+function webservers(web: TestBackend[]): string {
+  return `backend webservers
+mode http
+balance roundrobin
+stick match src table sticktables/sticky-sessions
+stick store-request src table sticktables/sticky-sessions
+server web1 127.0.0.1:${web[0]!.port} check
+server web2 127.0.0.1:${web[1]!.port} check
+`;
+}
+
 /** The guide's example for node `n` of three on 127.0.3.1-3; `data-dir` shared when given. */
 function guideConfig(n: number, web: TestBackend[], extra = ''): string {
   return `${extra}frontend mywebapp
@@ -120,14 +127,7 @@ server lb1 127.0.3.1:10000
 server lb2 127.0.3.2:10000
 server lb3 127.0.3.3:10000
 table sticky-sessions type ip size 1m
-backend webservers
-mode http
-balance roundrobin
-stick match src table sticktables/sticky-sessions
-stick store-request src table sticktables/sticky-sessions
-server web1 127.0.0.1:${web[0]!.port} check
-server web2 127.0.0.1:${web[1]!.port} check
-`;
+${webservers(web)}`;
 }
 
 async function backends(): Promise<TestBackend[]> {
@@ -229,14 +229,7 @@ peers sticktables
 bind ${ip}:10000
 server ${name}
 table sticky-sessions type ip size 1m
-backend webservers
-mode http
-balance roundrobin
-stick match src table sticktables/sticky-sessions
-stick store-request src table sticktables/sticky-sessions
-server web1 127.0.0.1:${web[0]!.port} check
-server web2 127.0.0.1:${web[1]!.port} check
-`;
+${webservers(web)}`;
 
   it('two configs each get their own admin listener and their own snapshot file', async () => {
     const web = await backends();

@@ -3,17 +3,14 @@
  * that refuses connections (by cookie in HTTP, by stick entry in TCP) is retried `retries` times
  * and moved to another server on the last retry with `option redispatch`, and both logs say so.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { freePort, startBackend, type TestBackend } from './helpers/backends.js';
 import { request } from './helpers/client.js';
 import { startProxy, type RunningProxy } from './helpers/proxy.js';
 import { waitFor } from './helpers/wait.js';
+import { useScope } from './helpers/scope.js';
 
-let cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const c of cleanups.reverse()) await c();
-  cleanups = [];
-});
+const scope = useScope();
 
 const CFG = `
 defaults
@@ -48,10 +45,10 @@ backend bt
 describe('retry and redispatch, HTTP and TCP alike', () => {
   it('retries the bound server, then redispatches on the last retry; the log counts retries and says redispatch', async () => {
     const live: TestBackend = await startBackend('live');
-    cleanups.push(() => live.close());
+    scope.defer(() => live.close());
     const tport = await freePort();
     const p: RunningProxy = await startProxy(CFG, { dead: await freePort(), live: live.port, tport });
-    cleanups.push(() => p.close());
+    scope.defer(() => p.close());
 
     const h = await request(p.port, { localAddress: '127.42.0.1', headers: { cookie: 'SRV=dead' } });
     expect(h.status).toBe(200);

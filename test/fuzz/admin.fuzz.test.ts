@@ -13,18 +13,15 @@
  * `FUZZ_LONG=1` runs 100,000 cases; replay with `FUZZ_SEED=...`, one case with `FUZZ_CASE=id`.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import net from 'node:net';
 import { pino } from 'pino';
 import { parseConfigText } from '@stickmesh/core';
 import { AdminServer, HostCheck, classifyOrigin } from '@stickmesh/proxy';
 import { StickmeshNode } from '../../packages/cli/src/node.js';
 import { freePort, startBackend, type TestBackend } from '../helpers/backends.js';
-import { Rng, seedFrom } from '../helpers/rng.js';
+import { exchangeUntilClose } from '../helpers/client.js';
+import { Rng, fuzzRun } from '../helpers/rng.js';
 
-const LONG = process.env.FUZZ_LONG === '1';
-const CASES = Number(process.env.FUZZ_CASES ?? (LONG ? 100_000 : 2000));
-const seed = seedFrom('FUZZ_SEED');
-const replay = `FUZZ_SEED=${seed} FUZZ_CASES=${CASES}`;
+const { long: LONG, cases: CASES, seed, replay } = fuzzRun(2000);
 const ALLOWED = new Set([200, 204, 400, 401, 403, 404, 405, 409, 413, 414, 421, 431]);
 const TOKEN = 'fuzz-token-7f3a';
 const PEER = 'http://127.0.0.9:4242';
@@ -177,21 +174,7 @@ function wire(c: Case): string {
 }
 
 function exchange(port: number, data: string): Promise<{ out: string; closed: boolean }> {
-  return new Promise((resolve) => {
-    const sock = net.connect(port, '127.0.0.1');
-    const chunks: Buffer[] = [];
-    const timer = setTimeout(() => {
-      sock.destroy();
-      resolve({ out: Buffer.concat(chunks).toString('latin1'), closed: false });
-    }, CASE_DEADLINE_MS);
-    sock.on('connect', () => sock.end(data, 'latin1'));
-    sock.on('data', (b: Buffer) => chunks.push(b));
-    sock.on('error', () => {});
-    sock.on('close', () => {
-      clearTimeout(timer);
-      resolve({ out: Buffer.concat(chunks).toString('latin1'), closed: true });
-    });
-  });
+  return exchangeUntilClose(port, CASE_DEADLINE_MS, (sock) => sock.end(data, 'latin1'));
 }
 
 /** What the access rules say a case may get, independently of the server: a write may succeed. */

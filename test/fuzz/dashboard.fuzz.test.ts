@@ -13,12 +13,9 @@
 import { describe, expect, it } from 'vitest';
 import vm from 'node:vm';
 import { DASHBOARD_RENDER_JS, DASHBOARD_STATE_MAX, DASHBOARD_TEXT_MAX } from '@stickmesh/proxy';
-import { Rng, seedFrom } from '../helpers/rng.js';
+import { Rng, fuzzRun } from '../helpers/rng.js';
 
-const LONG = process.env.FUZZ_LONG === '1';
-const CASES = Number(process.env.FUZZ_CASES ?? (LONG ? 100_000 : 2000));
-const seed = seedFrom('FUZZ_SEED');
-const replay = `FUZZ_SEED=${seed} FUZZ_CASES=${CASES}`;
+const { long: LONG, cases: CASES, seed, replay } = fuzzRun(2000);
 
 interface Dashboard {
   esc(v: unknown): string;

@@ -25,12 +25,9 @@ import { TimerWheel, type ResolversConfig } from '@stickmesh/core';
 import { DnsResolverSection, MAX_CACHE_ENTRIES, MAX_SRV_RECORDS, type DnsAnswer } from '../../packages/proxy/src/discovery/resolver.js';
 import { ServerDiscovery } from '../../packages/proxy/src/discovery/discovery.js';
 import type { Slot } from '../../packages/proxy/src/discovery/slots.js';
-import { Rng, seedFrom } from '../helpers/rng.js';
+import { Rng, fuzzRun } from '../helpers/rng.js';
 
-const LONG = process.env.FUZZ_LONG === '1';
-const CASES = Number(process.env.FUZZ_CASES ?? (LONG ? 100_000 : 400));
-const seed = seedFrom('FUZZ_SEED');
-const replay = `FUZZ_SEED=${seed} FUZZ_CASES=${CASES}`;
+const { long: LONG, cases: CASES, seed, replay } = fuzzRun(400);
 const PARALLEL = 32;
 const RETRY_MS = 500;
 /**

@@ -16,13 +16,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import net from 'node:net';
 import { TimerWheel, type HttpCheckConfig } from '@stickmesh/core';
 import { HealthChecker, type CheckHandle, type CheckStatus } from '../../packages/proxy/src/health/checker.js';
-import { Rng, seedFrom } from '../helpers/rng.js';
+import { Rng, fuzzRun } from '../helpers/rng.js';
 import { waitFor } from '../helpers/wait.js';
 
-const LONG = process.env.FUZZ_LONG === '1';
-const CASES = Number(process.env.FUZZ_CASES ?? (LONG ? 100_000 : 1500));
-const seed = seedFrom('FUZZ_SEED');
-const replay = `FUZZ_SEED=${seed} FUZZ_CASES=${CASES}`;
+const { long: LONG, cases: CASES, seed, replay } = fuzzRun(1500);
 /** Check deadline (connect + status line) where the answer is silence: the check must time out. */
 const SHORT_MS = 300;
 /** Check deadline where the answer decides: long, so a loaded machine never turns it into L7TOUT. */

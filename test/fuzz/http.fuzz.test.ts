@@ -14,15 +14,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import net from 'node:net';
 import { startBackend, type TestBackend } from '../helpers/backends.js';
-import { request } from '../helpers/client.js';
+import { exchangeUntilClose, request } from '../helpers/client.js';
 import { startProxy, type RunningProxy } from '../helpers/proxy.js';
-import { Rng, seedFrom } from '../helpers/rng.js';
+import { Rng, fuzzRun } from '../helpers/rng.js';
 import { waitFor } from '../helpers/wait.js';
 
-const LONG = process.env.FUZZ_LONG === '1';
-const CASES = Number(process.env.FUZZ_CASES ?? (LONG ? 100_000 : 3000));
-const seed = seedFrom('FUZZ_SEED');
-const replay = `FUZZ_SEED=${seed} FUZZ_CASES=${CASES}`;
+const { long: LONG, cases: CASES, seed, replay } = fuzzRun(3000);
 // A body shorter than announced with the client half-closed is aborted (connection closed, no
 // status), so 504 is not expected; 502 covers a server that answered garbage.
 const ALLOWED = new Set([200, 400, 404, 408, 413, 414, 431, 501, 502, 505]);
@@ -143,27 +140,13 @@ function exchange(rng: Rng, port: number, data: Buffer): Promise<{ out: string; 
   const cuts: number[] = [];
   if (rng.chance(0.3)) for (let k = 0; k < rng.int(1, 4); k++) cuts.push(rng.int(1, Math.max(1, data.length - 1)));
   cuts.sort((a, b) => a - b);
-  return new Promise((resolve) => {
-    const sock = net.connect(port, '127.0.0.1');
-    const chunks: Buffer[] = [];
-    const timer = setTimeout(() => {
-      sock.destroy();
-      resolve({ out: Buffer.concat(chunks).toString('latin1'), closed: false });
-    }, CASE_DEADLINE_MS);
-    sock.on('connect', () => {
-      let from = 0;
-      for (const c of cuts) {
-        sock.write(data.subarray(from, c));
-        from = c;
-      }
-      sock.end(data.subarray(from));
-    });
-    sock.on('data', (c: Buffer) => chunks.push(c));
-    sock.on('error', () => {});
-    sock.on('close', () => {
-      clearTimeout(timer);
-      resolve({ out: Buffer.concat(chunks).toString('latin1'), closed: true });
-    });
+  return exchangeUntilClose(port, CASE_DEADLINE_MS, (sock) => {
+    let from = 0;
+    for (const c of cuts) {
+      sock.write(data.subarray(from, c));
+      from = c;
+    }
+    sock.end(data.subarray(from));
   });
 }
 

@@ -17,13 +17,10 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFuzzRig, settle, type FuzzRig } from '../../packages/peers/test/fuzz-peers.js';
-import { Rng, seedFrom } from '../helpers/rng.js';
+import { Rng, fuzzRun } from '../helpers/rng.js';
 
-const LONG = process.env.FUZZ_LONG === '1';
-const CASES = Number(process.env.FUZZ_CASES ?? (LONG ? 100_000 : 2000));
-const seed = seedFrom('FUZZ_SEED');
+const { long: LONG, cases: CASES, seed, replay } = fuzzRun(2000);
 const ONE = process.env.FUZZ_CASE === undefined ? undefined : Number(process.env.FUZZ_CASE);
-const replay = `FUZZ_SEED=${seed} FUZZ_CASES=${CASES}`;
 const CONCURRENCY = 24;
 const HEAP_BOUND = 24 * 1024 * 1024;
 /** Target deadlines, short so that hanging cases end quickly. */

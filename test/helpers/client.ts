@@ -1,10 +1,13 @@
 /**
  * Minimal HTTP clients for tests: `rawExchange` writes exact bytes and collects whatever comes
  * back until the server closes or `untilResponses` complete responses were seen; `request` is a
- * thin `http.request` wrapper with an optional cookie jar and keep-alive agent.
+ * thin `http.request` wrapper with an optional cookie jar and keep-alive agent; `openClient`
+ * keeps a connection open and lets a test poll what it received; `exchangeUntilClose` is the
+ * fuzz targets' one exchange with a per-case deadline.
  */
 import http from 'node:http';
 import net from 'node:net';
+import type { Scope } from './scope.js';
 
 export async function rawExchange(
   port: number,
@@ -90,4 +93,49 @@ export function cookieFrom(headers: http.IncomingHttpHeaders, name: string): str
     if (sc.startsWith(`${name}=`)) return sc.split(';')[0];
   }
   return undefined;
+}
+
+/** A connection `openClient` keeps open: what it received so far, and whether it closed. */
+export interface OpenClient {
+  sock: net.Socket;
+  text: () => string;
+  closed: () => boolean;
+}
+
+/**
+ * Connects to 127.0.0.1:`port`, writes `data` once connected and collects the answer; the socket
+ * is destroyed after the test through `scope`. An error counts as closed.
+ */
+export function openClient(scope: Scope, port: number, data: string): OpenClient {
+  let text = '';
+  let closed = false;
+  const sock = net.connect({ port, host: '127.0.0.1' }, () => sock.write(data));
+  sock.on('data', (d: Buffer) => (text += d.toString('latin1')));
+  sock.on('error', () => (closed = true));
+  sock.on('close', () => (closed = true));
+  scope.defer(() => void sock.destroy());
+  return { sock, text: () => text, closed: () => closed };
+}
+
+/**
+ * Connects to 127.0.0.1:`port`, lets `send` write (and half-close) once connected, and collects
+ * the answer until the server closes (`closed: true`; a socket error ends the same way) or
+ * `deadlineMs` passes (the socket is destroyed, `closed: false`).
+ */
+export function exchangeUntilClose(port: number, deadlineMs: number, send: (sock: net.Socket) => void): Promise<{ out: string; closed: boolean }> {
+  return new Promise((resolve) => {
+    const sock = net.connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => {
+      sock.destroy();
+      resolve({ out: Buffer.concat(chunks).toString('latin1'), closed: false });
+    }, deadlineMs);
+    sock.on('connect', () => send(sock));
+    sock.on('data', (c: Buffer) => chunks.push(c));
+    sock.on('error', () => {});
+    sock.on('close', () => {
+      clearTimeout(timer);
+      resolve({ out: Buffer.concat(chunks).toString('latin1'), closed: true });
+    });
+  });
 }

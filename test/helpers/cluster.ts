@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './backends.js';
 import { waitFor } from './wait.js';
@@ -36,6 +37,16 @@ export interface NodeSpec {
   env: Record<string, string>;
 }
 
+/** Calls `onLine` with every complete line `stream` emits (without its '\n'; a last unterminated one is not passed). */
+export function forEachLine(stream: Readable, onLine: (line: string) => void): void {
+  let partial = '';
+  stream.on('data', (d: Buffer) => {
+    const lines = (partial + d.toString()).split('\n');
+    partial = lines.pop() ?? '';
+    for (const l of lines) onLine(l);
+  });
+}
+
 /**
  * Starts `stickmesh start` for one node of a shared config file: ports and data directory go in
  * through the environment. `onLine` gets every complete stdout line and every stderr chunk.
@@ -59,12 +70,7 @@ export function spawnNode(
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  let partial = '';
-  proc.stdout!.on('data', (d: Buffer) => {
-    const lines = (partial + d.toString()).split('\n');
-    partial = lines.pop() ?? '';
-    for (const l of lines) onLine(l, 'stdout');
-  });
+  forEachLine(proc.stdout!, (l) => onLine(l, 'stdout'));
   proc.stderr!.on('data', (d: Buffer) => onLine(d.toString(), 'stderr'));
   return proc;
 }

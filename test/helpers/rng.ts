@@ -52,6 +52,26 @@ export function seedFrom(envName: string): number {
   return Math.floor(Math.random() * 2 ** 32) >>> 0;
 }
 
+/** What a fuzz target runs: `long` under FUZZ_LONG=1, `cases`, the seed, and the env line that replays it. */
+export interface FuzzRun {
+  long: boolean;
+  cases: number;
+  seed: number;
+  replay: string;
+}
+
+/**
+ * The run of a fuzz target: FUZZ_CASES cases if set, else 100,000 under FUZZ_LONG=1 and
+ * `shortCases` otherwise; the seed from FUZZ_SEED (else a fresh one); `replay` is
+ * `FUZZ_SEED=... FUZZ_CASES=...` for failure messages.
+ */
+export function fuzzRun(shortCases: number): FuzzRun {
+  const long = process.env.FUZZ_LONG === '1';
+  const cases = Number(process.env.FUZZ_CASES ?? (long ? 100_000 : shortCases));
+  const seed = seedFrom('FUZZ_SEED');
+  return { long, cases, seed, replay: `FUZZ_SEED=${seed} FUZZ_CASES=${cases}` };
+}
+
 /** The same generator as a bare function, for tests that only need `() => number` in [0, 1). */
 export function rng(seed: number): () => number {
   const r = new Rng(seed);

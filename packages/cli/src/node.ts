@@ -210,7 +210,7 @@ export class StickmeshNode {
     const a = this.config.global.admin;
     if (a.port <= 0) return;
     const host = a.loc ? a.host : defaultAdminHost(this.config, this.name);
-    const ops = new Ops(this, () => this.config.peers.flatMap((p) => p.peers.filter((x) => x.name !== this.name && x.host !== undefined).map((x) => ({ name: x.name, host: x.host! }))));
+    const ops = new Ops(this, () => this.remotePeers());
     const admin = new AdminServer({
       host,
       port: a.port,
@@ -244,6 +244,11 @@ export class StickmeshNode {
   }
 
 
+  /** The other nodes of this node's peers sections that have an address, in config order. */
+  private remotePeers(): Array<{ name: string; host: string }> {
+    return this.config.peers.flatMap((p) => p.peers.filter((x) => x.name !== this.name && x.host !== undefined).map((x) => ({ name: x.name, host: x.host! })));
+  }
+
   /**
    * Origins the admin listener trusts besides its own: its peers' admin listeners, taken to be
    * `http://PEER_HOST:PORT` with this node's admin port (the one-host and one-port-per-host
@@ -254,12 +259,9 @@ export class StickmeshNode {
     const c = this.originsCache;
     if (c && c.config === this.config && c.port === port) return c.value;
     const peers: string[] = [];
-    for (const p of this.config.peers) {
-      for (const x of p.peers) {
-        if (x.name === this.name || x.host === undefined) continue;
-        const o = parseOrigin(`http://${x.host.includes(':') ? `[${x.host}]` : x.host}:${port}`);
-        if (typeof o === 'string' && !peers.includes(o)) peers.push(o);
-      }
+    for (const x of this.remotePeers()) {
+      const o = parseOrigin(`http://${x.host.includes(':') ? `[${x.host}]` : x.host}:${port}`);
+      if (typeof o === 'string' && !peers.includes(o)) peers.push(o);
     }
     const value: AdminOrigins = { peers, allowed: this.config.global.admin.allowOrigins ?? [] };
     this.originsCache = { config: this.config, port, value };

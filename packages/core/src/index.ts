@@ -3,6 +3,7 @@ export * from './errors.js';
 export * from './balance/types.js';
 export * from './util/timer-wheel.js';
 export * from './util/loop-clock.js';
+export * from './util/next-turn.js';
 export * from './persistence/cookie.js';
 export * from './config/units.js';
 export * from './config/defaults.js';

@@ -22,9 +22,3 @@ export function setFrameLimit(ws: WebSocket, bytes: number): void {
   }
   r._maxPayload = bytes;
 }
-
-/** The frame limit `ws` currently applies (for tests and status). */
-export function frameLimit(ws: WebSocket): number | undefined {
-  const r = (ws as unknown as { _receiver?: ReceiverLimit | null })._receiver;
-  return typeof r?._maxPayload === 'number' ? r._maxPayload : undefined;
-}

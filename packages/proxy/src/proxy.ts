@@ -20,6 +20,7 @@ import {
   type TimerWheel,
   type StickTable,
   buildTables,
+  nextTurn,
 } from '@stickmesh/core';
 import { ClientConn, type HttpFrontendRuntime } from './http/client-conn.js';
 import { TcpConn, type TcpFrontendRuntime } from './tcp/tcp-conn.js';
@@ -156,10 +157,6 @@ const BUILD_CHUNK = 1000;
  * so 40,000 checked servers do not open 40,000 sockets in the first second.
  */
 const FIRST_CHECKS_PER_SEC = 2000;
-
-function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
-}
 
 export class StickmeshProxy {
   config: StickmeshConfig;

@@ -11,7 +11,7 @@
  * `maint` by itself once bindings reach zero, and with `deadlineMs` when the deadline passes,
  * whichever comes first. Drain state is per node and is lost when a reload rebuilds the backends.
  */
-import { type EntryView, type StickTable } from '@stickmesh/core';
+import { nextTurn, type EntryView, type StickTable } from '@stickmesh/core';
 import { AdminError, explainBackend, metrics, type AdminRequest, type AdminRoute, type RuntimeBackend, type RuntimeServer, type StickmeshProxy } from '@stickmesh/proxy';
 import type { PeersService } from '@stickmesh/peers';
 
@@ -152,7 +152,7 @@ export class Ops {
           n += batch.length;
         } while (cursor !== -1 && n < CLEAR_BATCH && performance.now() < until);
         if (cursor === -1) return { table: t.cfg.id, deleted };
-        await new Promise<void>((resolve) => setImmediate(resolve));
+        await nextTurn();
       }
     } finally {
       this.clearing.delete(t);

@@ -164,16 +164,6 @@ class Parser {
 
   constructor(readonly file: string, private readonly env: NodeJS.ProcessEnv) {}
 
-  /**
-   * True when the problem list is full: the problem is then only counted. The paths a garbage
-   * file takes on every line ask first, so they do not build millions of messages to drop.
-   */
-  private countedOnly(): boolean {
-    if (!this.issues.full) return false;
-    this.issues.total++;
-    return true;
-  }
-
   private err(message: string, directive = this.directive): void {
     const hint = this.unset ? ` (environment variable${this.unset.length > 1 ? 's' : ''} ${this.unset.join(', ')} not set)` : '';
     this.issues.push({ loc: this.loc, directive, message: message + hint });
@@ -225,7 +215,7 @@ class Parser {
       const t = tokenizeLine(line, this.env);
       if ('error' in t) {
         this.unset = undefined;
-        if (this.countedOnly()) continue;
+        if (this.issues.countedOnly()) continue;
         this.directive = /^\s*(\S{0,64})/.exec(line)?.[1] ?? '';
         this.err(t.error);
         continue;
@@ -249,7 +239,7 @@ class Parser {
       if (this.skipping) continue;
       const s = this.section;
       if (!s) {
-        if (!this.countedOnly()) this.err(`'${kw}' appears outside of any section (expected one of ${SECTION_LIST} first)`);
+        if (!this.issues.countedOnly()) this.err(`'${kw}' appears outside of any section (expected one of ${SECTION_LIST} first)`);
         continue;
       }
       if (s.kind === 'global') this.globalLine(tokens);
@@ -422,7 +412,7 @@ class Parser {
       this.warn(`'${kw}' has no effect in stickmesh (process settings belong to the service manager)`, kw);
       return;
     }
-    if (!this.countedOnly()) this.err(`unknown keyword '${kw}' in 'global' section`, kw);
+    if (!this.issues.countedOnly()) this.err(`unknown keyword '${kw}' in 'global' section`, kw);
   }
 
   // ---------------------------------------------------------------- proxies
@@ -436,7 +426,7 @@ class Parser {
     if (caps === undefined) {
       if (kw === 'use_backend' || kw === 'http-request' || kw === 'http-response' || kw === 'acl' || kw === 'tcp-request' || kw === 'errorfile' || kw === 'compression' || kw === 'stats')
         this.err(`'${kw}' is not supported by stickmesh`, kw);
-      else if (!this.countedOnly()) this.err(`unknown keyword '${kw}' in ${secName} section`, kw);
+      else if (!this.issues.countedOnly()) this.err(`unknown keyword '${kw}' in ${secName} section`, kw);
       return;
     }
     const has = d.cap === 'defaults' ? caps.includes('D') : d.cap === 'listen' ? caps.includes('F') || caps.includes('B') : caps.includes(d.cap === 'frontend' ? 'F' : 'B');
@@ -1259,7 +1249,7 @@ class Parser {
         this.warn(`stickmesh writes JSON log lines; 'log' has no effect`);
         return;
     }
-    if (!this.countedOnly()) this.err(`unknown keyword '${kw}' in 'peers' section (bind, server, peer, table, shared-secret, cluster-name, resync-timeout, tls-cert, tls-key, tls-ca)`, kw);
+    if (!this.issues.countedOnly()) this.err(`unknown keyword '${kw}' in 'peers' section (bind, server, peer, table, shared-secret, cluster-name, resync-timeout, tls-cert, tls-key, tls-ca)`, kw);
   }
 
   private resolversLine(r: ResolversConfig, t: string[]): void {
@@ -1309,7 +1299,7 @@ class Parser {
         return;
       }
     }
-    if (!this.countedOnly()) this.err(`unknown keyword '${kw}' in 'resolvers' section`, kw);
+    if (!this.issues.countedOnly()) this.err(`unknown keyword '${kw}' in 'resolvers' section`, kw);
   }
 }
 

@@ -14,6 +14,7 @@ import { parseHaproxyConfig, parseHaproxyConfigChunked, type ParseOutput } from 
 import { applyGlobalEnv, parseNativeConfig } from './native.js';
 import { validateConfig } from './validate.js';
 import { ProblemList, mergeProblems } from './problems.js';
+import { nextTurn } from '../util/next-turn.js';
 
 export type ConfigFormat = 'haproxy' | 'native';
 
@@ -115,10 +116,6 @@ function parseInWorker(job: WorkerJob): Promise<LoadedConfig> {
       if (!answered) reject(new StickmeshError('SM_CONFIG_READ', `${job.file}: the config parser stopped (exit ${code})`));
     });
   });
-}
-
-function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
 }
 
 /** The text of a config file; a missing, unreadable or too large file is an SM_CONFIG_READ naming it. */

@@ -174,10 +174,7 @@ class Translator {
   }
 
   bad(path: Array<string | number>, message: string): void {
-    if (this.issues.full) {
-      this.issues.total++;
-      return;
-    }
+    if (this.issues.countedOnly()) return;
     this.issues.push({ loc: { file: this.file, line: this.lineOf(path) }, directive: path.join('.'), message });
   }
 }
@@ -417,8 +414,7 @@ export function parseNativeConfig(text: string, file: string, env: NodeJS.Proces
     // prettyErrors would compute a position for every error; only the reported ones get one.
     const issues = new ProblemList<ConfigIssue>();
     for (const e of doc.errors) {
-      if (issues.full) issues.total++;
-      else issues.push({ loc: { file, line: lc.linePos(e.pos[0]).line }, directive: 'syntax', message: e.message.split('\n')[0]!.slice(0, 200) });
+      if (!issues.countedOnly()) issues.push({ loc: { file, line: lc.linePos(e.pos[0]).line }, directive: 'syntax', message: e.message.split('\n')[0]!.slice(0, 200) });
     }
     return failed(file, env, issues);
   }
@@ -504,11 +500,9 @@ export function parseNativeConfig(text: string, file: string, env: NodeJS.Proces
     maxAccept: Number(g.global.maxAccept),
   };
   const issues = t.issues;
-  for (const i of out.issues.items) issues.push({ ...i, loc: remap(i.loc) });
-  issues.total += out.issues.total - out.issues.items.length;
+  issues.addAll(out.issues, (i) => ({ ...i, loc: remap(i.loc) }));
   const warnings = new ProblemList<ConfigWarning>();
-  for (const w of out.warnings.items) warnings.push({ ...w, loc: remap(w.loc) });
-  warnings.total += out.warnings.total - out.warnings.items.length;
+  warnings.addAll(out.warnings, (w) => ({ ...w, loc: remap(w.loc) }));
   return { config: out.config, issues, warnings };
 }
 

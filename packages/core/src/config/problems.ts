@@ -23,10 +23,21 @@ export class ProblemList<T> {
     return this.items.length >= this.cap;
   }
 
-  /** Adds `other`'s kept problems and its count of dropped ones. */
-  addAll(other: ProblemList<T>): void {
-    for (const p of other.items) this.push(p);
+  /** Adds `other`'s kept problems, each through `map`, and counts the ones it dropped. */
+  addAll(other: ProblemList<T>, map: (p: T) => T): void {
+    for (const p of other.items) this.push(map(p));
     this.total += other.total - other.items.length;
+  }
+
+  /**
+   * When the list is full, counts one more problem and returns true: the caller then skips
+   * building its message. Paths a garbage file takes on every line ask first, so they do not build
+   * millions of messages to drop.
+   */
+  countedOnly(): boolean {
+    if (!this.full) return false;
+    this.total++;
+    return true;
   }
 }
 

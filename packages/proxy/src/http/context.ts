@@ -4,6 +4,7 @@
  */
 import { CookieState } from '@stickmesh/core';
 import type { RuntimeServer } from '../runtime/server.js';
+import type { DecidedBy } from '../runtime/decide.js';
 
 export class RequestContext {
   /** Wall-clock ms at: request's first byte, head parsed, connect started, connected, response head, end. */
@@ -22,8 +23,8 @@ export class RequestContext {
   /** HAProxy `%tsc` first two characters: termination cause and session state at termination. */
   term0 = '-';
   term1 = '-';
-  /** Which mechanism chose the server: 'cookie', 'balance', 'redispatch'. */
-  decidedBy = '';
+  /** Which rule chose the server (runtime/decide.ts, runtime/retry.ts). */
+  decidedBy: DecidedBy = '';
   readonly cookie = new CookieState();
   method = '';
   target = '';

@@ -3,7 +3,7 @@
  * responses, Content-Length together with Transfer-Encoding, and bodies delimited by close.
  * The backends here are raw sockets, so the exact bytes each side sees are checked.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import http from 'node:http';
 import net from 'node:net';
 import { createHash } from 'node:crypto';
@@ -11,6 +11,7 @@ import { startBackend, startRawBackend } from '../../../../test/helpers/backends
 import { rawExchange, request } from '../../../../test/helpers/client.js';
 import { requestLogs, startProxy, type RunningProxy } from '../../../../test/helpers/proxy.js';
 import { waitFor } from '../../../../test/helpers/wait.js';
+import { useScope } from '../../../../test/helpers/scope.js';
 
 const CFG = `
 defaults
@@ -27,15 +28,11 @@ backend be
     server app 127.0.0.1:{{app}}
 `;
 
-let cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const c of cleanups.reverse()) await c();
-  cleanups = [];
-});
+const scope = useScope();
 
 async function proxyTo(app: number): Promise<RunningProxy> {
   const p = await startProxy(CFG, { app });
-  cleanups.push(() => p.close());
+  scope.defer(() => p.close());
   return p;
 }
 
@@ -57,7 +54,7 @@ async function scriptedBackend(answer: (head: string) => string, closeAfter = fa
       }
     });
   });
-  cleanups.push(() => be.close());
+  scope.defer(() => be.close());
   return { port: be.port, heads, conns: () => conns };
 }
 
@@ -83,7 +80,7 @@ describe('request Transfer-Encoding (RFC 9112 §6.1, §6.3)', () => {
   ];
   it.each(refused)('refuses %s with 400, forwards nothing, and keeps serving', async (_name, te) => {
     const be = await startBackend('web1');
-    cleanups.push(() => be.close());
+    scope.defer(() => be.close());
     const p = await proxyTo(be.port);
     const smuggled = 'GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n';
     const out = await rawExchange(p.port, `POST /te HTTP/1.1\r\nHost: x\r\n${te}\r\n5\r\nhello\r\n0\r\n\r\n${smuggled}`);
@@ -98,7 +95,7 @@ describe('request Transfer-Encoding (RFC 9112 §6.1, §6.3)', () => {
 
   it('accepts exactly `chunked` in any case with surrounding spaces, forwards it as `chunked` and the body intact', async () => {
     const be = await startBackend('web1');
-    cleanups.push(() => be.close());
+    scope.defer(() => be.close());
     const p = await proxyTo(be.port);
     for (const te of ['chunked', 'Chunked', '  CHUNKED  ']) {
       const out = await rawExchange(
@@ -118,7 +115,7 @@ describe('request Transfer-Encoding (RFC 9112 §6.1, §6.3)', () => {
 
   it('refuses Transfer-Encoding in an HTTP/1.0 request with 400', async () => {
     const be = await startBackend('web1');
-    cleanups.push(() => be.close());
+    scope.defer(() => be.close());
     const p = await proxyTo(be.port);
     const out = await rawExchange(p.port, 'POST /old HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n');
     expect(out).toMatch(/^HTTP\/1\.1 400 /);

@@ -190,7 +190,6 @@ function scanTransferEncoding(buf: Buffer, from: number, to: number): Te {
  * separated by `, `. For a head whose line is not `teCanonical` (rare, so allocating is fine).
  */
 export function transferEncodingLine(head: MessageHead): string {
-  if (head.te === Te.ChunkedOnly) return 'transfer-encoding: chunked\r\n';
   const codings = head.value(head.teAt).split(',');
   for (let i = 0; i < codings.length; i++) codings[i] = codings[i]!.trim().toLowerCase();
   return `transfer-encoding: ${codings.join(', ')}\r\n`;
@@ -241,9 +240,6 @@ export class MessageHead {
   /** -1 when absent. */
   contentLength = -1;
   chunked = false;
-  hasTransferEncoding = false;
-  /** What the Transfer-Encoding value says (`Te`), 0 when absent. */
-  te = 0;
   /** Index of the Transfer-Encoding header, -1 when absent. */
   teAt = -1;
   /**
@@ -263,6 +259,11 @@ export class MessageHead {
   headBytes = 0;
 
   constructor(private readonly lazy = false) {}
+
+  /** The message has a Transfer-Encoding header (`teAt` is its index). */
+  get hasTransferEncoding(): boolean {
+    return this.teAt !== -1;
+  }
 
   /** Raw header names in arrival order; `count` entries are valid. Writable (the engine edits requests). */
   get names(): string[] {
@@ -345,8 +346,6 @@ export class MessageHead {
     this.count = 0;
     this.contentLength = -1;
     this.chunked = false;
-    this.hasTransferEncoding = false;
-    this.te = 0;
     this.teAt = -1;
     this.teCanonical = false;
     this.clAt = -1;
@@ -432,8 +431,7 @@ export class MessageHead {
           break;
         case 17:
           if (nameIsAtBuf(buf, base + pos, 'transfer-encoding')) {
-            if (this.hasTransferEncoding) return HeadError.BadTransferEncoding;
-            this.hasTransferEncoding = true;
+            if (this.teAt !== -1) return HeadError.BadTransferEncoding;
             this.teAt = this.count - 1;
             let te = ve === vs ? Te.Invalid : scanTransferEncoding(buf, base + vs, base + ve);
             // A tab around a request's coding is refused: parsers disagree on it (Node refuses a
@@ -442,7 +440,6 @@ export class MessageHead {
             // A request accepts exactly `chunked`; a response also `x, chunked` (chunked) and codings
             // without chunked last (body until close, RFC 9112 §6.3 rule 4).
             if (te === Te.Invalid || (isRequest && te !== Te.ChunkedOnly)) return HeadError.BadTransferEncoding;
-            this.te = te;
             this.chunked = te !== Te.Other;
             this.teCanonical =
               te === Te.ChunkedOnly && ve === eol && (vs === colon + 1 || (vs === colon + 2 && buf[base + colon + 1] === 0x20)) && bytesAre(buf, base + vs, 'chunked');

@@ -1,15 +1,12 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import http from 'node:http';
 import net from 'node:net';
 import { AcceptGate, GATE_MAX_HELD } from './gate.js';
 import { Listener } from './listener.js';
 import { waitFor } from '../../../../test/helpers/wait.js';
+import { useScope } from '../../../../test/helpers/scope.js';
 
-let cleanups: Array<() => void> = [];
-afterEach(() => {
-  for (const c of cleanups.reverse()) c();
-  cleanups = [];
-});
+const scope = useScope();
 
 async function gatedHttp(gate: AcceptGate): Promise<{ server: http.Server; port: number; served: () => number }> {
   let served = 0;
@@ -23,7 +20,7 @@ async function gatedHttp(gate: AcceptGate): Promise<{ server: http.Server; port:
       resolve();
     }),
   );
-  cleanups.push(() => {
+  scope.defer(() => {
     server.closeAllConnections();
     server.close();
   });
@@ -37,7 +34,7 @@ function client(port: number): { text: () => string; closed: () => boolean } {
   s.on('data', (d: Buffer) => (text += d.toString('latin1')));
   s.on('error', () => (closed = true));
   s.on('close', () => (closed = true));
-  cleanups.push(() => s.destroy());
+  scope.defer(() => s.destroy());
   return { text: () => text, closed: () => closed };
 }
 
@@ -99,7 +96,7 @@ describe('AcceptGate', () => {
       socket.resume();
       socket.end('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n');
     }, gate);
-    cleanups.push(() => l.close());
+    scope.defer(() => l.close());
     const a = client(l.port);
     await waitFor(() => gate.waiting === 1, 5000, 'held on the first descriptor');
     await l.spread(2, gate);

@@ -20,6 +20,11 @@ export type ConnectionHandler = (socket: net.Socket, from: Listener) => void;
  */
 const SERVER_OPTIONS: net.ServerOpts = { allowHalfOpen: true, noDelay: true, pauseOnConnect: true };
 
+/** Descriptors for `tune.maxaccept`: 1..MAX_ACCEPT_HANDLES. */
+function handlesFor(maxAccept: number): number {
+  return Math.min(Math.max(1, maxAccept), MAX_ACCEPT_HANDLES);
+}
+
 function onDescriptorError(): void {
   /* accept errors (EMFILE) are transient; libuv keeps polling and the next accept may succeed */
 }
@@ -67,7 +72,7 @@ export class Listener {
   async spread(maxAccept: number, gate?: AcceptGate): Promise<void> {
     const primary = this.servers[0];
     if (!primary || this.servers.length !== 1) return;
-    const dups = await duplicateListener(primary, Math.min(Math.max(1, maxAccept), MAX_ACCEPT_HANDLES), this.makeDescriptor(gate));
+    const dups = await duplicateListener(primary, handlesFor(maxAccept), this.makeDescriptor(gate));
     if (dups.length > 0) {
       // The received descriptors keep the socket open; Node's own one cannot pause.
       primary.close();
@@ -125,7 +130,7 @@ export class Listener {
    * surplus. When opening more fails the listener keeps those it has (fewer accepts per turn).
    */
   async resize(maxAccept: number): Promise<void> {
-    const want = Math.min(Math.max(1, maxAccept), MAX_ACCEPT_HANDLES);
+    const want = handlesFor(maxAccept);
     if (this.servers.length > want) {
       for (const s of this.servers.splice(want)) s.close();
       return;

@@ -1,8 +1,9 @@
-import { afterEach, describe, expect, it, vi } from 'vitest';
-import net from 'node:net';
+import { describe, expect, it, vi } from 'vitest';
 import { startBackend } from '../../../../test/helpers/backends.js';
 import { startProxy } from '../../../../test/helpers/proxy.js';
 import { waitFor } from '../../../../test/helpers/wait.js';
+import { useScope } from '../../../../test/helpers/scope.js';
+import { openClient, type OpenClient } from '../../../../test/helpers/client.js';
 
 // No helper process: every listener keeps Node's own descriptor, which cannot pause.
 vi.mock('./dup.js', async (orig) => ({ ...(await orig<typeof import('./dup.js')>()), duplicateListener: async () => [] }));
@@ -21,29 +22,17 @@ backend be
     server web1 127.0.0.1:{{p1}}
 `;
 
-let cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const c of cleanups.reverse()) await c();
-  cleanups = [];
-});
+const scope = useScope();
 
-function client(port: number): { sock: net.Socket; text: () => string; closed: () => boolean } {
-  let text = '';
-  let closed = false;
-  const sock = net.connect({ port, host: '127.0.0.1' }, () => sock.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
-  sock.on('data', (d: Buffer) => (text += d.toString('latin1')));
-  sock.on('error', () => (closed = true));
-  sock.on('close', () => (closed = true));
-  cleanups.push(() => void sock.destroy());
-  return { sock, text: () => text, closed: () => closed };
-}
+/** A client that sends a GET and stays open until the test ends. */
+const client = (port: number): OpenClient => openClient(scope, port, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n');
 
 describe('maxconn on a listener that cannot pause', () => {
   it('holds the connections past maxconn unread and admits them, oldest first, as slots free', async () => {
     const be = await startBackend('web1');
-    cleanups.push(() => be.close());
+    scope.defer(() => be.close());
     const p = await startProxy(CFG, { p1: be.port });
-    cleanups.push(() => p.close());
+    scope.defer(() => p.close());
     const a = client(p.port);
     const b = client(p.port);
     await waitFor(() => a.text().includes('200 OK') && b.text().includes('200 OK'), 5000, 'first two answered');

@@ -1,10 +1,11 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import fs from 'node:fs';
-import net from 'node:net';
-import { freePort, startBackend } from '../../../../test/helpers/backends.js';
-import { fill, startProxy } from '../../../../test/helpers/proxy.js';
+import { freePort, startBackend, type TestBackend } from '../../../../test/helpers/backends.js';
+import { fill, startProxy, type RunningProxy } from '../../../../test/helpers/proxy.js';
 import { parseConfigText } from '@stickmesh/core';
 import { waitFor } from '../../../../test/helpers/wait.js';
+import { useScope } from '../../../../test/helpers/scope.js';
+import { openClient, type OpenClient } from '../../../../test/helpers/client.js';
 
 const CFG = `
 global
@@ -22,11 +23,7 @@ backend be
     server web1 127.0.0.1:{{p1}}
 `;
 
-let cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const c of cleanups.reverse()) await c();
-  cleanups = [];
-});
+const scope = useScope();
 
 /** Connections waiting in the accept queue of the socket listening on 127.0.0.1:`port` (Linux /proc). */
 function acceptQueue(port: number): number {
@@ -38,38 +35,36 @@ function acceptQueue(port: number): number {
   return -1;
 }
 
-interface Client {
-  sock: net.Socket;
-  text: () => string;
-  closed: () => boolean;
-}
-
-function client(port: number, request: string): Client {
-  let text = '';
-  let closed = false;
-  const sock = net.connect({ port, host: '127.0.0.1' }, () => sock.write(request));
-  sock.on('data', (d: Buffer) => (text += d.toString('latin1')));
-  sock.on('error', () => (closed = true));
-  sock.on('close', () => (closed = true));
-  cleanups.push(() => void sock.destroy());
-  return { sock, text: () => text, closed: () => closed };
-}
+/** A client that sends `request` and stays open until the test ends. */
+const client = (port: number, request: string): OpenClient => openClient(scope, port, request);
 
 const GET = 'GET / HTTP/1.1\r\nHost: x\r\n\r\n';
+
+/** Starts web1 and the proxy on CFG; both are closed after the test. */
+async function start(acc: number, mode: 'http' | 'tcp'): Promise<{ be: TestBackend; p: RunningProxy }> {
+  const be = await startBackend('web1');
+  scope.defer(() => be.close());
+  const p = await startProxy(CFG, { acc, mode, p1: be.port });
+  scope.defer(() => p.close());
+  return { be, p };
+}
+
+/** Two clients that fill `maxconn 2` (both answered), and a third left in the accept queue. */
+async function fillAndQueue(p: RunningProxy): Promise<{ a: OpenClient; b: OpenClient; c: OpenClient }> {
+  const a = client(p.port, GET);
+  const b = client(p.port, GET);
+  await waitFor(() => a.text().includes('200 OK') && b.text().includes('200 OK'), 5000, 'first two answered');
+  const c = client(p.port, GET);
+  // Accepted by the kernel, not by the proxy: it sits in the listening socket's queue.
+  await waitFor(() => acceptQueue(p.port) === 1, 5000, 'third connection in the accept queue');
+  return { a, b, c };
+}
 
 describe('maxconn: a full frontend stops accepting, as HAProxy does', () => {
   for (const acc of [1, 4]) {
     it(`http, tune.maxaccept ${acc}: the third connection waits in the backlog, unanswered and open, and is served when a slot frees`, async () => {
-      const be = await startBackend('web1');
-      cleanups.push(() => be.close());
-      const p = await startProxy(CFG, { acc, mode: 'http', p1: be.port });
-      cleanups.push(() => p.close());
-      const a = client(p.port, GET);
-      const b = client(p.port, GET);
-      await waitFor(() => a.text().includes('200 OK') && b.text().includes('200 OK'), 5000, 'first two answered');
-      const c = client(p.port, GET);
-      // Accepted by the kernel, not by the proxy: it sits in the listening socket's queue.
-      await waitFor(() => acceptQueue(p.port) === 1, 5000, 'third connection in the accept queue');
+      const { p } = await start(acc, 'http');
+      const { a, b, c } = await fillAndQueue(p);
       expect(p.proxy.connectionCount()).toBe(2);
       expect(p.proxy.waitingCount()).toBe(0);
       expect(c.text()).toBe('');
@@ -87,15 +82,8 @@ describe('maxconn: a full frontend stops accepting, as HAProxy does', () => {
   }
 
   it('tcp: the third connection waits and gets its server once one of the first two closes', async () => {
-    const be = await startBackend('web1');
-    cleanups.push(() => be.close());
-    const p = await startProxy(CFG, { acc: 2, mode: 'tcp', p1: be.port });
-    cleanups.push(() => p.close());
-    const a = client(p.port, GET);
-    const b = client(p.port, GET);
-    await waitFor(() => a.text().includes('200 OK') && b.text().includes('200 OK'), 5000, 'first two answered');
-    const c = client(p.port, GET);
-    await waitFor(() => acceptQueue(p.port) === 1, 5000, 'third connection in the accept queue');
+    const { p } = await start(2, 'tcp');
+    const { b, c } = await fillAndQueue(p);
     expect(p.proxy.connectionCount()).toBe(2);
     expect(c.closed()).toBe(false);
     b.sock.destroy();
@@ -103,10 +91,7 @@ describe('maxconn: a full frontend stops accepting, as HAProxy does', () => {
   });
 
   it('a burst past maxconn is served in turn, none reset', async () => {
-    const be = await startBackend('web1');
-    cleanups.push(() => be.close());
-    const p = await startProxy(CFG, { acc: 8, mode: 'http', p1: be.port });
-    cleanups.push(() => p.close());
+    const { p } = await start(8, 'http');
     // Each client closes after its answer, freeing its slot for the next one in the backlog.
     const clients = Array.from({ length: 20 }, () => client(p.port, 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
     await waitFor(() => clients.every((c) => c.closed()), 10000, 'every client answered and closed');
@@ -114,15 +99,8 @@ describe('maxconn: a full frontend stops accepting, as HAProxy does', () => {
   });
 
   it('a reload that keeps the listener of a full frontend lets the waiting connection in (the new frontend has free slots)', async () => {
-    const be = await startBackend('web1');
-    cleanups.push(() => be.close());
-    const p = await startProxy(CFG, { acc: 2, mode: 'http', p1: be.port });
-    cleanups.push(() => p.close());
-    const a = client(p.port, GET);
-    const b = client(p.port, GET);
-    await waitFor(() => a.text().includes('200 OK') && b.text().includes('200 OK'), 5000, 'first two answered');
-    const c = client(p.port, GET);
-    await waitFor(() => acceptQueue(p.port) === 1, 5000, 'third connection in the accept queue');
+    const { be, p } = await start(2, 'http');
+    const { c } = await fillAndQueue(p);
     const next = parseConfigText(fill(CFG, { acc: 2, mode: 'http', p1: be.port, port: p.port }), 'test.cfg').config;
     await p.proxy.reload(next, p.proxy.tables);
     await waitFor(() => c.text().includes('200 OK'), 5000, 'third connection answered after the reload');
@@ -131,7 +109,7 @@ describe('maxconn: a full frontend stops accepting, as HAProxy does', () => {
 
   it('global maxconn: the process full pauses every frontend; a connection closing on one lets the other accept', async () => {
     const be = await startBackend('web1');
-    cleanups.push(() => be.close());
+    scope.defer(() => be.close());
     const port2 = await freePort();
     const cfg = `
 global
@@ -152,7 +130,7 @@ backend be
     server web1 127.0.0.1:{{p1}}
 `;
     const p = await startProxy(cfg, { p1: be.port, port2 });
-    cleanups.push(() => p.close());
+    scope.defer(() => p.close());
     const a = client(p.port, GET);
     const b = client(port2, GET);
     await waitFor(() => a.text().includes('200 OK') && b.text().includes('200 OK'), 5000, 'one answered on each frontend');

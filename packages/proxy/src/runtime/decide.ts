@@ -35,7 +35,7 @@ export interface RouteSource extends StickKeySource {
 
 /** Where a decision writes which rule decided: the request context (HTTP) or the connection (TCP). */
 export interface DecisionOut {
-  decidedBy: string;
+  decidedBy: DecidedBy;
 }
 
 /**

@@ -9,7 +9,7 @@ import { CookieState, TOMBSTONE, hashAddress, type RequestCookieFlag } from '@st
 import type { RuntimeBackend } from './backend.js';
 import type { RuntimeServer } from './server.js';
 import { StickState } from './stick.js';
-import { decide, type DecideStep, type RouteSource } from './decide.js';
+import { decide, type DecideStep, type DecisionOut, type RouteSource } from './decide.js';
 
 /** What each request cookie flag means, for people reading explain's answer. */
 export const COOKIE_FLAG_MEANINGS: Readonly<Record<RequestCookieFlag, string>> = {
@@ -40,7 +40,7 @@ export function explainBackend(backend: RuntimeBackend, key: string, cookie: str
   const cs = new CookieState();
   cs.reset(persistence !== undefined);
   if (persistence !== undefined && cookie !== undefined) persistence.examine(cookie, cs, nowSec);
-  const out = { decidedBy: '' };
+  const out: DecisionOut = { decidedBy: '' };
   const trace: DecideStep[] = [];
   const chosen = decide(backend, src, persistence !== undefined ? cs : undefined, new StickState(), out, trace);
   const steps: string[] = [];

@@ -16,7 +16,7 @@ import type { RuntimeBackend } from '../runtime/backend.js';
 import type { RuntimeServer } from '../runtime/server.js';
 import { metrics } from '../metrics.js';
 import { StickState } from '../runtime/stick.js';
-import type { RouteSource } from '../runtime/decide.js';
+import type { DecidedBy, RouteSource } from '../runtime/decide.js';
 import { afterConnectFailure, type RetryState } from '../runtime/retry.js';
 import { plainIp } from '../runtime/address.js';
 import { ReadBuffer } from '../listen/read-buffer.js';
@@ -68,7 +68,7 @@ export class TcpConn implements WheelTask, RouteSource, RetryState {
   bytesIn = 0;
   bytesOut = 0;
   term = '--';
-  decidedBy = '';
+  decidedBy: DecidedBy = '';
   /** Stick rule outcome for this connection. */
   readonly stickState = new StickState();
   private deadline = 0;
