@@ -178,6 +178,21 @@ export class ClientConn implements UpstreamOwner, WheelTask, RouteSource {
   private closed = false;
   private pausedForUpstream = false;
   private pausedForBuffer = false;
+  /** The server connection may carry another request after this exchange. */
+  private keepUpstream = true;
+  /** A cookie rule changed or removed a request header: the head is rebuilt, not copied. */
+  private reqEdited = false;
+  /**
+   * Server bytes holding the response head not yet written (it waits for the first body bytes of
+   * the same read; see onUpstreamData), with the edits planned by onResponseHead: replace
+   * `[editFrom[k], editTo[k])` of the head by `editText[k]`, in increasing offset order. The head
+   * starts at `headSrc[headAt]`; edit offsets are relative to it (offsets in `res.text`).
+   */
+  private headSrc: Buffer | null = null;
+  private headAt = 0;
+
+  /** The server whose `activeConns` this exchange currently holds. */
+  private counted: RuntimeServer | null = null;
 
   private deadline = 0;
   private tkind = Tmo.None;
@@ -921,18 +936,6 @@ export class ClientConn implements UpstreamOwner, WheelTask, RouteSource {
     if (complete) this.responseComplete(up);
   }
 
-  private keepUpstream = true;
-  /** A cookie rule changed or removed a request header: the head is rebuilt, not copied. */
-  private reqEdited = false;
-  /**
-   * Server bytes holding the response head not yet written (it waits for the first body bytes of
-   * the same read; see onUpstreamData), with the edits planned by onResponseHead: replace
-   * `[editFrom[k], editTo[k])` of the head by `editText[k]`, in increasing offset order. The head
-   * starts at `headSrc[headAt]`; edit offsets are relative to it (offsets in `res.text`).
-   */
-  private headSrc: Buffer | null = null;
-  private headAt = 0;
-
   /**
    * Writes the edited response head followed by `body[bodyAt, bodyAt + bodyLen)` as one buffer: unchanged
    * ranges are copied from the server's bytes (`headSrc`), edits written as latin1, into the
@@ -968,9 +971,6 @@ export class ClientConn implements UpstreamOwner, WheelTask, RouteSource {
     if (this.out.busy && out === sharedOut) sharedOut = null;
     return ok;
   }
-  /** The server whose `activeConns` this exchange currently holds. */
-  private counted: RuntimeServer | null = null;
-
   private uncount(): void {
     if (this.counted) {
       this.counted.activeConns--;
