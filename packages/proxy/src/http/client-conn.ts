@@ -23,31 +23,25 @@
  * owns no read buffer at all.
  */
 import type net from 'node:net';
-import type { Logger } from 'pino';
-import type { Timeouts, TimerWheel, WheelTask } from '@stickmesh/core';
+import type { WheelTask } from '@stickmesh/core';
 import { hashAddress, loopNow } from '@stickmesh/core';
-import { ChunkedScanner } from './chunked.js';
-import { RequestContext } from './context.js';
-import { HeadError, MAX_HEAD_BYTES, RequestHead, ResponseHead, headErrorText, nameIs, transferEncodingLine } from './head.js';
+import { BodyMode, Exchange, Tmo, type HttpFrontendRuntime } from './exchange.js';
+import { HeadError, headErrorText, nameIs, transferEncodingLine } from './head.js';
 import { errorResponse } from './responses.js';
 import { UpstreamConn, type UpstreamOwner } from './upstream.js';
 import { readInto } from '../listen/user-buffer.js';
-import { RawWriter } from '../listen/raw-write.js';
-import { ReadBuffer, isSharedRead } from '../listen/read-buffer.js';
+import { isSharedRead } from '../listen/read-buffer.js';
 import { takeBuffer } from '../listen/buffer-pool.js';
 import type { RuntimeBackend } from '../runtime/backend.js';
 import type { RuntimeServer } from '../runtime/server.js';
 import { metrics } from '../metrics.js';
 import { plainIp } from '../runtime/address.js';
-import { StickState, cookieValue, stickStoreRequest, stickStoreResponse } from '../runtime/stick.js';
+import { cookieValue, stickStoreRequest, stickStoreResponse } from '../runtime/stick.js';
 import { decide, type RouteSource } from '../runtime/decide.js';
 import { afterConnectFailure } from '../runtime/retry.js';
 
 export const MAX_PENDING_BYTES = 65536;
-/** First size of a connection's client read buffer (a request head usually fits). */
-export const CLIENT_READ_MIN = 4096;
-/** Largest client read buffer, reached by doubling after reads that fill the buffer. */
-export const CLIENT_READ_MAX = 65536;
+export { CLIENT_READ_MAX, CLIENT_READ_MIN, type HttpFrontendRuntime } from './exchange.js';
 /** Size of the shared response-head output buffer (head plus coalesced body). */
 export const OUT_BUFFER_BYTES = 4096;
 
@@ -60,21 +54,6 @@ export const OUT_BUFFER_BYTES = 4096;
  */
 let sharedOut: Buffer | null = null;
 
-/**
- * One request-head parser for every connection: a request is parsed, routed (cookies, stick
- * rules, balancing) and its head rendered for the server (`reqHead`) within the callback that
- * completed it; what the exchange needs afterwards is copied into the connection.
- */
-const requestHead = new RequestHead();
-
-/**
- * One response-head parser for every connection, and one plan of edits to the head: a response
- * head is parsed, planned and written within the read callback that completed it (writeHead runs
- * before onUpstreamData returns), and what the exchange needs afterwards is copied into the
- * connection (status, `resKeepsConn`). Per-connection parsers were cold memory at a few hundred
- * connections.
- */
-const responseHead = new ResponseHead();
 let editCount = 0;
 const editFrom: number[] = [];
 const editTo: number[] = [];
@@ -98,115 +77,10 @@ function keep(buf: Buffer, start: number, end: number): Buffer {
   return isSharedRead(buf) ? Buffer.copyBytesFrom(buf, start, end - start) : buf.subarray(start, end);
 }
 
-/** What a connection needs from its frontend. Swapped whole on reload. */
-export interface HttpFrontendRuntime {
-  readonly name: string;
-  readonly backend: RuntimeBackend | undefined;
-  readonly timeouts: Timeouts;
-  /** `option forwardfor`; `lower` is `header` in lower case, for matching the client's own copy. */
-  readonly forwardFor: { header: string; lower: string; except: net.BlockList | undefined; ifNone: boolean } | undefined;
-  readonly logger: Logger;
-  readonly wheel: TimerWheel;
-  readonly conns: Set<ClientConn>;
-  draining: boolean;
-}
-
-const enum BodyMode {
-  None = 0,
-  Length = 1,
-  Chunked = 2,
-  UntilClose = 3,
-}
-
-const enum Tmo {
-  None,
-  KeepAlive,
-  Request,
-  Client,
-  Connect,
-  Server,
-  Tunnel,
-}
-
-export class ClientConn implements UpstreamOwner, WheelTask, RouteSource {
-  readonly socket: net.Socket;
-  /** Response heads go through this (raw writes while nothing is queued on the client socket). */
-  private readonly out: RawWriter;
-  fe: HttpFrontendRuntime;
-  readonly clientIp: string;
-  readonly clientPort: number;
-  private clientHash = -1;
-  /** Stick rule outcome of the current request (reused across requests of the connection). */
-  private readonly stickState = new StickState();
-
-  private buf: Buffer | null = null;
-  /** Where client reads go (replaced when its bytes are still referenced after a read). */
-  private readonly rbuf = new ReadBuffer(CLIENT_READ_MIN, CLIENT_READ_MAX);
-  /** The request head parser, shared (see `requestHead`): valid only while a request starts. */
-  private readonly req = requestHead;
-  /** The head to send to the server, rendered when the request started (sent again on a retry). */
-  private reqHead = '';
-  /** From the request head: HEAD, POST, an upgrade asked for (Connection: upgrade + Upgrade). */
-  private reqIsHead = false;
-  private reqIsPost = false;
-  private reqUpgrade = false;
-  /** The response head parser, shared (see `responseHead`). */
-  private readonly res = responseHead;
-  /** From the response head: the server keeps the connection open after this response. */
-  private resKeepsConn = false;
-  private readonly reqChunks = new ChunkedScanner();
-  private readonly resChunks = new ChunkedScanner();
-  readonly ctx = new RequestContext();
-
-  private inRequest = false;
-  private backend: RuntimeBackend | undefined;
-  private up: UpstreamConn | null = null;
-  private upReused = false;
-  private upBuf: Buffer | null = null;
-  private reqBodyMode = BodyMode.None;
-  private reqBodyLeft = 0;
-  private reqDone = false;
-  private reqHeadSent = false;
-  private resHeadDone = false;
-  private resBodyMode = BodyMode.None;
-  private resBodyLeft = 0;
-  private resDone = false;
-  private resStarted = false;
-  private keepAlive = true;
-  private tunnel = false;
-  private clientEnded = false;
-  private closed = false;
-  private pausedForUpstream = false;
-  private pausedForBuffer = false;
-  /** The server connection may carry another request after this exchange. */
-  private keepUpstream = true;
-  /** A cookie rule changed or removed a request header: the head is rebuilt, not copied. */
-  private reqEdited = false;
-  /**
-   * Server bytes holding the response head not yet written (it waits for the first body bytes of
-   * the same read; see onUpstreamData), with the edits planned by onResponseHead: replace
-   * `[editFrom[k], editTo[k])` of the head by `editText[k]`, in increasing offset order. The head
-   * starts at `headSrc[headAt]`; edit offsets are relative to it (offsets in `res.text`).
-   */
-  private headSrc: Buffer | null = null;
-  private headAt = 0;
-
-  /** The server whose `activeConns` this exchange currently holds. */
-  private counted: RuntimeServer | null = null;
-
-  private deadline = 0;
-  private tkind = Tmo.None;
-  _gen?: number;
-  _due?: number;
-  _slot?: number;
-  _pos?: number;
+export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, RouteSource {
 
   constructor(socket: net.Socket, fe: HttpFrontendRuntime) {
-    this.socket = socket;
-    this.out = new RawWriter(socket, this.onClientDrain);
-    this.fe = fe;
-    this.clientIp = plainIp(socket.remoteAddress);
-    this.clientPort = socket.remotePort ?? 0;
+    super(socket, fe);
     socket.setNoDelay(true);
     socket.on('drain', this.onClientDrain);
     socket.on('end', this.onClientEnd);
@@ -336,10 +210,6 @@ export class ClientConn implements UpstreamOwner, WheelTask, RouteSource {
       this.pauseClientFor('buffer');
     }
   }
-
-  private readonly onClientDrain = (): void => {
-    if (this.up && this.up.socket.isPaused()) this.up.socket.resume();
-  };
 
   /**
    * Client sent FIN. Between requests or in a tunnel: close our side too. Mid-request with the body

@@ -1,0 +1,158 @@
+/**
+ * The state of one HTTP client connection and its current exchange, declared in one place.
+ * `ClientConn` (client-conn.ts) drives it; the phase modules beside it (request head out,
+ * response head edit, body forwarding, access log) are plain functions called with it. Fields are
+ * public for those modules only; nothing outside http/ reads them.
+ */
+import type net from 'node:net';
+import type { Logger } from 'pino';
+import type { Timeouts, TimerWheel } from '@stickmesh/core';
+import { ChunkedScanner } from './chunked.js';
+import { RequestContext } from './context.js';
+import { RequestHead, ResponseHead } from './head.js';
+import type { UpstreamConn } from './upstream.js';
+import { RawWriter } from '../listen/raw-write.js';
+import { ReadBuffer } from '../listen/read-buffer.js';
+import type { RuntimeBackend } from '../runtime/backend.js';
+import type { RuntimeServer } from '../runtime/server.js';
+import { plainIp } from '../runtime/address.js';
+import { StickState } from '../runtime/stick.js';
+
+/** First size of a connection's client read buffer (a request head usually fits). */
+export const CLIENT_READ_MIN = 4096;
+/** Largest client read buffer, reached by doubling after reads that fill the buffer. */
+export const CLIENT_READ_MAX = 65536;
+
+/**
+ * One request-head parser for every connection: a request is parsed, routed (cookies, stick
+ * rules, balancing) and its head rendered for the server (`reqHead`) within the callback that
+ * completed it; what the exchange needs afterwards is copied into the connection.
+ */
+const requestHead = new RequestHead();
+
+/**
+ * One response-head parser for every connection, and one plan of edits to the head: a response
+ * head is parsed, planned and written within the read callback that completed it (writeHead runs
+ * before onUpstreamData returns), and what the exchange needs afterwards is copied into the
+ * connection (status, `resKeepsConn`). Per-connection parsers were cold memory at a few hundred
+ * connections.
+ */
+const responseHead = new ResponseHead();
+
+/** What a connection needs from its frontend. Swapped whole on reload. */
+export interface HttpFrontendRuntime {
+  readonly name: string;
+  readonly backend: RuntimeBackend | undefined;
+  readonly timeouts: Timeouts;
+  /** `option forwardfor`; `lower` is `header` in lower case, for matching the client's own copy. */
+  readonly forwardFor: { header: string; lower: string; except: net.BlockList | undefined; ifNone: boolean } | undefined;
+  readonly logger: Logger;
+  readonly wheel: TimerWheel;
+  readonly conns: Set<Exchange>;
+  draining: boolean;
+}
+
+export const enum BodyMode {
+  None = 0,
+  Length = 1,
+  Chunked = 2,
+  UntilClose = 3,
+}
+
+export const enum Tmo {
+  None,
+  KeepAlive,
+  Request,
+  Client,
+  Connect,
+  Server,
+  Tunnel,
+}
+
+
+export abstract class Exchange {
+  readonly socket: net.Socket;
+  fe: HttpFrontendRuntime;
+  readonly clientIp: string;
+  readonly clientPort: number;
+  clientHash = -1;
+  /** Stick rule outcome of the current request (reused across requests of the connection). */
+  readonly stickState = new StickState();
+
+  buf: Buffer | null = null;
+  /** Where client reads go (replaced when its bytes are still referenced after a read). */
+  readonly rbuf = new ReadBuffer(CLIENT_READ_MIN, CLIENT_READ_MAX);
+  /** The request head parser, shared (see `requestHead`): valid only while a request starts. */
+  readonly req = requestHead;
+  /** The head to send to the server, rendered when the request started (sent again on a retry). */
+  reqHead = '';
+  /** From the request head: HEAD, POST, an upgrade asked for (Connection: upgrade + Upgrade). */
+  reqIsHead = false;
+  reqIsPost = false;
+  reqUpgrade = false;
+  /** The response head parser, shared (see `responseHead`). */
+  readonly res = responseHead;
+  /** From the response head: the server keeps the connection open after this response. */
+  resKeepsConn = false;
+  readonly reqChunks = new ChunkedScanner();
+  readonly resChunks = new ChunkedScanner();
+  readonly ctx = new RequestContext();
+
+  inRequest = false;
+  backend: RuntimeBackend | undefined;
+  up: UpstreamConn | null = null;
+  upReused = false;
+  upBuf: Buffer | null = null;
+  reqBodyMode = BodyMode.None;
+  reqBodyLeft = 0;
+  reqDone = false;
+  reqHeadSent = false;
+  resHeadDone = false;
+  resBodyMode = BodyMode.None;
+  resBodyLeft = 0;
+  resDone = false;
+  resStarted = false;
+  keepAlive = true;
+  tunnel = false;
+  clientEnded = false;
+  closed = false;
+  pausedForUpstream = false;
+  pausedForBuffer = false;
+  /** The server connection may carry another request after this exchange. */
+  keepUpstream = true;
+  /** A cookie rule changed or removed a request header: the head is rebuilt, not copied. */
+  reqEdited = false;
+  /**
+   * Server bytes holding the response head not yet written (it waits for the first body bytes of
+   * the same read; see onUpstreamData), with the edits planned by onResponseHead: replace
+   * `[editFrom[k], editTo[k])` of the head by `editText[k]`, in increasing offset order. The head
+   * starts at `headSrc[headAt]`; edit offsets are relative to it (offsets in `res.text`).
+   */
+  headSrc: Buffer | null = null;
+  headAt = 0;
+
+  /** The server whose `activeConns` this exchange currently holds. */
+  counted: RuntimeServer | null = null;
+
+  deadline = 0;
+  tkind = Tmo.None;
+  _gen?: number;
+  _due?: number;
+  _slot?: number;
+  _pos?: number;
+
+  /** Response heads go through this (raw writes while nothing is queued on the client socket). */
+  readonly out: RawWriter;
+
+  constructor(socket: net.Socket, fe: HttpFrontendRuntime) {
+    this.socket = socket;
+    this.out = new RawWriter(socket, this.onClientDrain);
+    this.fe = fe;
+    this.clientIp = plainIp(socket.remoteAddress);
+    this.clientPort = socket.remotePort ?? 0;
+  }
+
+  readonly onClientDrain = (): void => {
+    if (this.up && this.up.socket.isPaused()) this.up.socket.resume();
+  };
+}
