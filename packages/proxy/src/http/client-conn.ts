@@ -28,13 +28,13 @@ import { hashAddress, loopNow } from '@stickmesh/core';
 import { BodyMode, Exchange, Tmo, type HttpFrontendRuntime } from './exchange.js';
 import { HeadError, headErrorText, nameIs, transferEncodingLine } from './head.js';
 import { errorResponse } from './responses.js';
+import { logExchange } from './access-log.js';
 import { UpstreamConn, type UpstreamOwner } from './upstream.js';
 import { readInto } from '../listen/user-buffer.js';
 import { isSharedRead } from '../listen/read-buffer.js';
 import { takeBuffer } from '../listen/buffer-pool.js';
 import type { RuntimeBackend } from '../runtime/backend.js';
 import type { RuntimeServer } from '../runtime/server.js';
-import { metrics } from '../metrics.js';
 import { plainIp } from '../runtime/address.js';
 import { cookieValue, stickStoreRequest, stickStoreResponse } from '../runtime/stick.js';
 import { decide, type RouteSource } from '../runtime/decide.js';
@@ -926,7 +926,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     }
     this.keepUpstream = true;
     this.reqHead = ''; // an idle connection keeps no request text
-    this.log();
+    logExchange(this);
     if (this.closed) return;
     if (!completed || !this.keepAlive || this.tunnel) {
       this.closeClient();
@@ -941,44 +941,6 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
       this.headArriving();
       this.tryParse();
     }
-  }
-
-  private log(): void {
-    const ctx = this.ctx;
-    const now = loopNow();
-    if (metrics.enabled) {
-      const c = ctx.cookie;
-      metrics.http(this.backend?.name ?? '<NOSRV>', ctx.server, ctx.status, now - ctx.tStart, ctx.term0 !== '-', c.reqFlag, c.resFlag, ctx.decidedBy, this.stickState.result);
-    }
-    const logger = this.fe.logger;
-    if (!logger.isLevelEnabled('info')) return;
-    const tHead = ctx.tHead || now;
-    logger.info(
-      {
-        client_ip: this.clientIp,
-        client_port: this.clientPort,
-        frontend: this.fe.name,
-        backend: this.backend?.name ?? '<NOSRV>',
-        server: ctx.server?.name ?? '<NOSRV>',
-        method: ctx.method,
-        uri: ctx.target,
-        http_version: `HTTP/1.${ctx.versionMinor}`,
-        status: ctx.status,
-        bytes_read: ctx.bytesOut,
-        bytes_uploaded: ctx.bytesIn,
-        TR: tHead - ctx.tStart,
-        Tw: 0,
-        Tc: ctx.tConnected ? ctx.tConnected - ctx.tConnStart : -1,
-        Tr: ctx.tResHead && ctx.tConnected ? ctx.tResHead - ctx.tConnected : -1,
-        Ta: now - ctx.tStart,
-        retries: ctx.retries,
-        redispatched: ctx.redispatched,
-        decided_by: ctx.decidedBy,
-        stick: this.stickState.result || undefined,
-        termination_state: ctx.terminationState(),
-      },
-      'request',
-    );
   }
 
   /** Answers with an error page when nothing was sent yet, otherwise aborts; then closes. */
