@@ -29,6 +29,7 @@ import { BodyMode, Exchange, Tmo, type HttpFrontendRuntime } from './exchange.js
 import { HeadError, headErrorText, nameIs, transferEncodingLine } from './head.js';
 import { errorResponse } from './responses.js';
 import { logExchange } from './access-log.js';
+import { requestHeadOut } from './request-out.js';
 import { UpstreamConn, type UpstreamOwner } from './upstream.js';
 import { readInto } from '../listen/user-buffer.js';
 import { isSharedRead } from '../listen/read-buffer.js';
@@ -384,7 +385,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
       this.fail(503, 'S', 'C');
       return;
     }
-    this.reqHead = this.reqEdited ? this.rebuiltRequestHead() : this.requestHeadText();
+    this.reqHead = requestHeadOut(this);
     this.connectTo(server);
   }
 
@@ -454,72 +455,6 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     }
     if (this.pausedForBuffer && (this.buf === null || this.buf.length <= MAX_PENDING_BYTES)) this.resumeClient();
     this.abortIfBodyCut();
-  }
-
-  /**
-   * The request head for the server: the client's head with hop-by-hop lines cut (unchanged
-   * lines keep their bytes, as slices of the parsed text) and our headers appended. When a cookie
-   * rule changed a header value, `rebuiltRequestHead` makes it from the names and values instead.
-   */
-  private requestHeadText(): string {
-    const req = this.req;
-    const text = req.text;
-    const upgrade = this.reqUpgrade;
-    const ff = this.fe.forwardFor;
-    let hasXff = false;
-    let head = '';
-    let cur = 0;
-    const fixTe = req.teCanonical ? -1 : req.teAt;
-    for (let i = 0; i < req.count; i++) {
-      if (this.dropsRequestHeader(i, upgrade) || i === fixTe) {
-        const from = req.lineStart(i);
-        if (from > cur) head += text.slice(cur, from);
-        if (i === fixTe) head += 'transfer-encoding: chunked\r\n';
-        cur = req.lineEnd(i);
-        continue;
-      }
-      if (ff && req.nameAt(i, ff.lower)) hasXff = true;
-    }
-    if (cur === 0) head = text;
-    else if (cur < text.length) head += text.slice(cur);
-    return this.finishRequestHead(head, hasXff, upgrade);
-  }
-
-  private rebuiltRequestHead(): string {
-    const req = this.req;
-    const upgrade = this.reqUpgrade;
-    let head = `${req.method} ${req.target} HTTP/1.${req.versionMinor}\r\n`;
-    let hasXff = false;
-    const ff = this.fe.forwardFor;
-    for (let i = 0; i < req.count; i++) {
-      const n = req.names[i]!;
-      if (n.length === 0 || this.dropsRequestHeader(i, upgrade)) continue; // '': removed by a cookie rule
-      if (ff && req.nameAt(i, ff.lower)) hasXff = true;
-      if (i === req.teAt) head += 'transfer-encoding: chunked\r\n'; // the only coding a request may carry
-      else head += `${n}: ${req.values[i]!}\r\n`;
-    }
-    return this.finishRequestHead(head, hasXff, upgrade);
-  }
-
-  /** Request header `i` is not forwarded: hop-by-hop, or an Upgrade header without an upgrade. */
-  private dropsRequestHeader(i: number, upgrade: boolean): boolean {
-    return this.req.isHopByHop(i) || (!upgrade && this.req.nameAt(i, 'upgrade'));
-  }
-
-  /** Appends what the proxy adds to every request head (X-Forwarded-For, connection). */
-  private finishRequestHead(head: string, hasXff: boolean, upgrade: boolean): string {
-    const ff = this.fe.forwardFor;
-    if (ff && !(ff.ifNone && hasXff) && !(ff.except && this.clientIpBlocked(ff.except))) {
-      head += `${ff.header}: ${this.clientIp}\r\n`;
-    }
-    if (upgrade) head += 'connection: upgrade\r\n';
-    else if (this.req.versionMinor === 0) head += 'connection: keep-alive\r\n';
-    head += '\r\n';
-    return head;
-  }
-
-  private clientIpBlocked(list: net.BlockList): boolean {
-    return list.check(this.clientIp, this.clientIp.includes(':') ? 'ipv6' : 'ipv4');
   }
 
   /** Forwards request body bytes; returns bytes consumed, or -1 after failing the exchange. */
