@@ -26,14 +26,14 @@ import type net from 'node:net';
 import type { WheelTask } from '@stickmesh/core';
 import { hashAddress, loopNow } from '@stickmesh/core';
 import { BodyMode, Exchange, Tmo, type HttpFrontendRuntime } from './exchange.js';
-import { HeadError, headErrorText, nameIs, transferEncodingLine } from './head.js';
+import { HeadError, headErrorText, nameIs } from './head.js';
 import { errorResponse } from './responses.js';
 import { logExchange } from './access-log.js';
 import { requestHeadOut } from './request-out.js';
+import { dropResponseHead, planResponseHead, writeResponseHead } from './response-edit.js';
 import { UpstreamConn, type UpstreamOwner } from './upstream.js';
 import { readInto } from '../listen/user-buffer.js';
 import { isSharedRead } from '../listen/read-buffer.js';
-import { takeBuffer } from '../listen/buffer-pool.js';
 import type { RuntimeBackend } from '../runtime/backend.js';
 import type { RuntimeServer } from '../runtime/server.js';
 import { plainIp } from '../runtime/address.js';
@@ -43,30 +43,6 @@ import { afterConnectFailure } from '../runtime/retry.js';
 
 export const MAX_PENDING_BYTES = 65536;
 export { CLIENT_READ_MAX, CLIENT_READ_MIN, type HttpFrontendRuntime } from './exchange.js';
-/** Size of the shared response-head output buffer (head plus coalesced body). */
-export const OUT_BUFFER_BYTES = 4096;
-
-/**
- * The output buffer every connection's `writeHead` fills, shared: a response head is copied in
- * and written at once, and the kernel nearly always takes all of it, so one buffer serves every
- * connection and stays in the CPU cache (a buffer per connection meant a cache miss per line
- * written at a few hundred connections). When a write leaves bytes queued, the queued write
- * keeps that buffer and the next head gets a new one.
- */
-let sharedOut: Buffer | null = null;
-
-let editCount = 0;
-const editFrom: number[] = [];
-const editTo: number[] = [];
-/** Replacement text (latin1) or bytes. */
-const editText: (string | Buffer)[] = [];
-
-function edit(from: number, to: number, text: string | Buffer): void {
-  const k = editCount++;
-  editFrom[k] = from;
-  editTo[k] = to;
-  editText[k] = text;
-}
 /** Largest first body piece copied together with the response head into one buffer. */
 export const COALESCE_MAX = 16384;
 
@@ -512,7 +488,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
 
   /**
    * Response bytes from the server, `buf[0, n)` (the connection's read buffer). A head and the
-   * body bytes that came with it leave in one write (writeHead coalesces them, or forwardResBody
+   * body bytes that came with it leave in one write (writeResponseHead coalesces them, or forwardResBody
    * corks around a large body).
    */
   onUpstreamData(up: UpstreamConn, buf: Buffer, n: number): void {
@@ -520,8 +496,8 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     this.upstreamData(up, buf, n);
     if (this.headSrc !== null) {
       // The body did not come with the head: the head must not wait for it.
-      if (!this.closed) this.writeHead(null, 0, 0);
-      this.headSrc = null;
+      if (!this.closed) writeResponseHead(this, null, 0, 0);
+      else dropResponseHead(this);
     }
     // `buf` is the connection's read buffer: keep it from being reused while a write the kernel
     // did not take at once, or a partial head, still points into it (a no-op for the shared
@@ -590,10 +566,8 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
   }
 
   /**
-   * Plans the response head sent to the client as edits of the server's head
-   * (`src[at, at + headBytes)`): unchanged lines are copied byte for byte by `writeHead`;
-   * hop-by-hop headers are cut, cookie headers rewritten in place, and persistence/connection
-   * headers appended. `more`: bytes follow the head in `src`. Returns whether they are to be
+   * Takes the response head `src[at, at + headBytes)`: its body framing, the connection's reuse,
+   * and the head sent to the client (planned as edits, response-edit.ts). `more`: bytes follow the head in `src`. Returns whether they are to be
    * forwarded (response body or tunnel); false when the response has no body (they are dropped
    * and the server connection is not reused) or the exchange failed.
    */
@@ -633,43 +607,12 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
 
     const backend = this.backend;
     if (backend?.stick && backend.stick.storeResponse.length > 0 && ctx.server) stickStoreResponse(backend.stick, ctx.server, res.names, res.values, res.count);
-    const cookie = backend?.cookie;
-    const server = ctx.server!;
-    editCount = 0;
-    // The status line is copied when the server spoke HTTP/1.1; an HTTP/1.0 one is restated as 1.1.
-    if (res.versionMinor !== 1) edit(0, res.startLineEnd, `HTTP/1.1 ${res.status} ${res.reason}\r\n`);
-    // Transfer-Encoding wins over Content-Length, which is cut (RFC 9112 §6.3 rule 3); a
-    // Transfer-Encoding line written oddly (`CHUNKED\t`) is restated plainly.
-    const cutCl = res.hasTransferEncoding ? res.clAt : -1;
-    const fixTe = res.teCanonical ? -1 : res.teAt;
-    for (let i = 0; i < res.count; i++) {
-      if (res.isHopByHop(i) || i === cutCl) {
-        edit(res.lineStart(i), res.lineEnd(i), '');
-      } else if (i === fixTe) {
-        edit(res.lineStart(i), res.lineEnd(i), transferEncodingLine(res));
-      } else if (cookie && res.nameAt(i, 'set-cookie')) {
-        const nv = cookie.onResponseSetCookie(res.value(i), ctx.cookie, server);
-        if (nv !== undefined) edit(res.lineStart(i), res.lineEnd(i), nv.length === 0 ? '' : `${res.name(i)}: ${nv}\r\n`);
-      }
-    }
-    let tail = '';
-    if (cookie) {
-      const lines = cookie.insertLines(ctx.cookie, server, this.reqIsPost, Math.floor(loopNow() / 1000));
-      if (lines !== undefined) edit(res.text.length, res.text.length, lines);
-      else if (cookie.nocache && ctx.cookie.resFlag === 'R') tail += 'cache-control: private\r\n';
-    }
-    if (this.tunnel) tail += `connection: upgrade\r\n`;
-    else if (!this.keepAlive) tail += 'connection: close\r\n';
-    else if (ctx.versionMinor === 0) tail += 'connection: keep-alive\r\n';
-    if (tail.length > 0) edit(res.text.length, res.text.length, tail);
+    planResponseHead(this, src, at);
     ctx.bytesOut += headBytes;
-    this.headSrc = src;
-    this.headAt = at;
     // Without a body the head leaves now; otherwise with the first body bytes, in one buffer
     // (forwardResBody), or at the end of this read (onUpstreamData).
     if (this.tunnel || this.resBodyMode === BodyMode.None) {
-      this.writeHead(null, 0, 0);
-      this.headSrc = null;
+      writeResponseHead(this, null, 0, 0);
     }
     if (this.tunnel) {
       this.arm(Tmo.Tunnel, this.fe.timeouts.tunnel);
@@ -714,7 +657,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
       if (n > 0 && n <= COALESCE_MAX) {
         // One buffer for head and body: one write, no writev bookkeeping for two chunks.
         this.ctx.bytesOut += n;
-        if (!this.writeHead(data, start, n)) up.socket.pause();
+        if (!writeResponseHead(this, data, start, n)) up.socket.pause();
         n = -n; // written
       } else {
         // A large first body piece is not copied: head and body leave in one writev.
@@ -722,9 +665,8 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
           corked = true;
           this.socket.cork();
         }
-        this.writeHead(null, 0, 0);
+        writeResponseHead(this, null, 0, 0);
       }
-      this.headSrc = null;
     }
     if (n > 0) {
       this.ctx.bytesOut += n;
@@ -741,41 +683,6 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     if (complete) this.responseComplete(up);
   }
 
-  /**
-   * Writes the edited response head followed by `body[bodyAt, bodyAt + bodyLen)` as one buffer: unchanged
-   * ranges are copied from the server's bytes (`headSrc`), edits written as latin1, into the
-   * shared output buffer (`sharedOut`); heads with bodies larger than `OUT_BUFFER_BYTES` get a
-   * buffer of their own. Returns what socket.write returned.
-   */
-  private writeHead(body: Buffer | null, bodyAt: number, bodyLen: number): boolean {
-    const src = this.headSrc!;
-    const at = this.headAt;
-    const textLen = this.res.text.length; // the shared parser still holds this head (see responseHead)
-    let size = textLen + 2 + bodyLen;
-    for (let k = 0; k < editCount; k++) size += editText[k]!.length - (editTo[k]! - editFrom[k]!);
-    let out = sharedOut;
-    if (out === null || out.length < size) {
-      out = size <= OUT_BUFFER_BYTES ? takeBuffer(OUT_BUFFER_BYTES) : Buffer.allocUnsafe(size);
-      if (size <= OUT_BUFFER_BYTES) sharedOut = out;
-    }
-    let o = 0;
-    let cur = 0;
-    for (let k = 0; k < editCount; k++) {
-      const from = editFrom[k]!;
-      if (from > cur) o += src.copy(out, o, at + cur, at + from);
-      const t = editText[k]!;
-      if (typeof t !== 'string') o += t.copy(out, o);
-      else if (t.length > 0) o += out.write(t, o, 'latin1');
-      cur = editTo[k]!;
-    }
-    if (cur < textLen) o += src.copy(out, o, at + cur, at + textLen);
-    out[o++] = 0x0d;
-    out[o++] = 0x0a;
-    if (body !== null) o += body.copy(out, o, bodyAt, bodyAt + bodyLen);
-    const ok = this.out.write(out.subarray(0, o));
-    if (this.out.busy && out === sharedOut) sharedOut = null;
-    return ok;
-  }
   private uncount(): void {
     if (this.counted) {
       this.counted.activeConns--;

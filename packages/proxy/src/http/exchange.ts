@@ -31,11 +31,11 @@ export const CLIENT_READ_MAX = 65536;
 const requestHead = new RequestHead();
 
 /**
- * One response-head parser for every connection, and one plan of edits to the head: a response
- * head is parsed, planned and written within the read callback that completed it (writeHead runs
- * before onUpstreamData returns), and what the exchange needs afterwards is copied into the
- * connection (status, `resKeepsConn`). Per-connection parsers were cold memory at a few hundred
- * connections.
+ * One response-head parser for every connection (the plan of edits to the head is shared too:
+ * response-edit.ts): a response head is parsed, planned and written within the read callback
+ * that completed it (writeResponseHead runs before onUpstreamData returns), and what the exchange
+ * needs afterwards is copied into the connection (status, `resKeepsConn`). Per-connection
+ * parsers were cold memory at a few hundred connections.
  */
 const responseHead = new ResponseHead();
 
