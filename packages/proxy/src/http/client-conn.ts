@@ -25,7 +25,7 @@
 import type net from 'node:net';
 import type { WheelTask } from '@stickmesh/core';
 import { hashAddress, loopNow } from '@stickmesh/core';
-import { BodyMode, Exchange, Tmo, type HttpFrontendRuntime } from './exchange.js';
+import { BodyMode, Exchange, Tmo, checkRequestHead, claimRequestHead, releaseRequestHead, type HttpFrontendRuntime } from './exchange.js';
 import { HeadError, headErrorText, nameIs } from './head.js';
 import { errorResponse } from './responses.js';
 import { logExchange } from './access-log.js';
@@ -290,7 +290,9 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
       return;
     }
     this.buf = r < end ? keep(buf, r, end) : null;
+    claimRequestHead(this);
     this.startRequest(r);
+    releaseRequestHead(this);
   }
 
   private startRequest(headBytes: number): void {
@@ -371,6 +373,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
 
   /** The request's last `lower` header; for stick rules while the request starts (shared parser). */
   requestHeader(lower: string): string | undefined {
+    checkRequestHead(this);
     const req = this.req;
     for (let i = req.count - 1; i >= 0; i--) if (req.names[i]!.length === lower.length && nameIs(req.names[i]!, lower)) return req.values[i];
     return undefined;
@@ -378,6 +381,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
 
   /** The request's cookie `name`; for stick rules while the request starts (shared parser). */
   requestCookie(name: string): string | undefined {
+    checkRequestHead(this);
     const req = this.req;
     for (let i = 0; i < req.count; i++) {
       if (req.names[i]!.length === 6 && nameIs(req.names[i]!, 'cookie')) {

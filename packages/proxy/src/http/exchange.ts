@@ -30,6 +30,37 @@ export const CLIENT_READ_MAX = 65536;
  */
 const requestHead = new RequestHead();
 
+/** The connection whose request head `requestHead` holds while its request starts; null otherwise. */
+let requestOwner: Exchange | null = null;
+let requestReentries = 0;
+
+/**
+ * `conn` starts the request `requestHead` has just parsed. A claim while another connection's
+ * request is still starting, or a release by a connection that holds no claim, counts as a
+ * re-entry (`requestHeadReentries`), which the tests require to stay 0. Counting, not
+ * throwing: a socket callback that threw would take the process down.
+ */
+export function claimRequestHead(conn: Exchange): void {
+  if (requestOwner !== null) requestReentries++;
+  requestOwner = conn;
+}
+
+/** `conn` is done with the shared request head (its head for the server is rendered). */
+export function releaseRequestHead(conn: Exchange): void {
+  if (requestOwner !== conn) requestReentries++;
+  requestOwner = null;
+}
+
+/** `conn` reads the shared request head: counts a re-entry unless it holds the claim. */
+export function checkRequestHead(conn: Exchange): void {
+  if (requestOwner !== conn) requestReentries++;
+}
+
+/** Times the shared request head was used across connections (see claimRequestHead); 0 unless a bug. */
+export function requestHeadReentries(): number {
+  return requestReentries;
+}
+
 /**
  * One response-head parser for every connection (the plan of edits to the head is shared too:
  * response-edit.ts): a response head is parsed, planned and written within the read callback
