@@ -31,9 +31,9 @@ import { errorResponse } from './responses.js';
 import { logExchange } from './access-log.js';
 import { requestHeadOut } from './request-out.js';
 import { dropResponseHead, planResponseHead, writeResponseHead } from './response-edit.js';
+import { forwardRequestBody, forwardResponseBody, keep } from './body.js';
 import { UpstreamConn, type UpstreamOwner } from './upstream.js';
 import { readInto } from '../listen/user-buffer.js';
-import { isSharedRead } from '../listen/read-buffer.js';
 import type { RuntimeBackend } from '../runtime/backend.js';
 import type { RuntimeServer } from '../runtime/server.js';
 import { plainIp } from '../runtime/address.js';
@@ -43,17 +43,6 @@ import { afterConnectFailure } from '../runtime/retry.js';
 
 export const MAX_PENDING_BYTES = 65536;
 export { CLIENT_READ_MAX, CLIENT_READ_MIN, type HttpFrontendRuntime } from './exchange.js';
-/** Largest first body piece copied together with the response head into one buffer. */
-export const COALESCE_MAX = 16384;
-
-/**
- * `buf[start, end)` for keeping past the read callback or for a write that may be queued: a copy
- * when it lies in the shared read buffer (read-buffer.ts), a view otherwise.
- */
-function keep(buf: Buffer, start: number, end: number): Buffer {
-  return isSharedRead(buf) ? Buffer.copyBytesFrom(buf, start, end - start) : buf.subarray(start, end);
-}
-
 export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, RouteSource {
 
   constructor(socket: net.Socket, fe: HttpFrontendRuntime) {
@@ -174,7 +163,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     }
     if (this.inRequest && !this.reqDone && this.reqHeadSent && this.buf === null) {
       this.touch();
-      const n = this.forwardReqBody(chunk, 0, chunk.length);
+      const n = forwardRequestBody(this, chunk, 0, chunk.length);
       if (n < 0) return;
       if (n < chunk.length) this.buf = chunk.subarray(n);
       return;
@@ -238,7 +227,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     }
   };
 
-  private pauseClientFor(reason: 'upstream' | 'buffer'): void {
+  pauseClientFor(reason: 'upstream' | 'buffer'): void {
     if (reason === 'upstream') this.pausedForUpstream = true;
     else this.pausedForBuffer = true;
     this.socket.pause();
@@ -429,40 +418,12 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     if (!this.reqDone && this.buf !== null) {
       const buf = this.buf;
       this.buf = null;
-      const n = this.forwardReqBody(buf, 0, buf.length);
+      const n = forwardRequestBody(this, buf, 0, buf.length);
       if (n < 0) return;
       if (n < buf.length) this.buf = this.buf === null ? buf.subarray(n) : Buffer.concat([buf.subarray(n), this.buf]);
     }
     if (this.pausedForBuffer && (this.buf === null || this.buf.length <= MAX_PENDING_BYTES)) this.resumeClient();
     this.abortIfBodyCut();
-  }
-
-  /** Forwards request body bytes; returns bytes consumed, or -1 after failing the exchange. */
-  private forwardReqBody(data: Buffer, start: number, end: number): number {
-    const up = this.up;
-    if (!up) return 0;
-    let n: number;
-    if (this.reqBodyMode === BodyMode.Length) {
-      n = Math.min(this.reqBodyLeft, end - start);
-      this.reqBodyLeft -= n;
-      if (this.reqBodyLeft === 0) this.reqDone = true;
-    } else if (this.reqBodyMode === BodyMode.Chunked) {
-      n = this.reqChunks.scan(data, start, end);
-      if (n < 0) {
-        this.fe.logger.debug({ client_ip: this.clientIp, error: this.reqChunks.error }, 'bad chunked request body');
-        this.fail(400, 'P', 'D');
-        return -1;
-      }
-      if (this.reqChunks.done) this.reqDone = true;
-    } else {
-      return 0;
-    }
-    if (n > 0) {
-      const ok = up.socket.write(start === 0 && n === data.length ? data : data.subarray(start, start + n));
-      if (!ok) this.pauseClientFor('upstream');
-    }
-    if (this.reqDone && this.resDone) this.endExchange(true);
-    return n;
   }
 
   onUpstreamDrain(up: UpstreamConn): void {
@@ -525,7 +486,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     }
     this.resStarted = true;
     if (this.resHeadDone) {
-      this.forwardResBody(up, chunk, 0, n);
+      forwardResponseBody(this, up, chunk, 0, n);
       return;
     }
     // The head is parsed where it lies: in this read, or in the bytes kept from earlier reads.
@@ -565,7 +526,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
       this.ctx.bytesOut += end - at;
       this.socket.write(keep(buf, at, end));
     } else {
-      this.forwardResBody(up, buf, at, end);
+      forwardResponseBody(this, up, buf, at, end);
     }
   }
 
@@ -637,56 +598,6 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     return true;
   }
 
-  /** Forwards response body bytes `data[start, end)`; bytes beyond the body end the connection's reuse. */
-  private forwardResBody(up: UpstreamConn, data: Buffer, start: number, end: number): void {
-    let n = end - start;
-    if (this.resBodyMode === BodyMode.Length) {
-      n = Math.min(n, this.resBodyLeft);
-      this.resBodyLeft -= n;
-    } else if (this.resBodyMode === BodyMode.Chunked) {
-      n = this.resChunks.scan(data, start, end);
-      if (n < 0) {
-        this.fe.logger.debug({ server: this.ctx.server?.name, error: this.resChunks.error }, 'bad chunked response body');
-        this.ctx.term0 = 'S';
-        this.ctx.term1 = 'D';
-        up.destroy();
-        this.destroy();
-        return;
-      }
-    } else if (this.resBodyMode === BodyMode.None) {
-      n = 0;
-    }
-    let corked = false;
-    if (this.headSrc !== null) {
-      if (n > 0 && n <= COALESCE_MAX) {
-        // One buffer for head and body: one write, no writev bookkeeping for two chunks.
-        this.ctx.bytesOut += n;
-        if (!writeResponseHead(this, data, start, n)) up.socket.pause();
-        n = -n; // written
-      } else {
-        // A large first body piece is not copied: head and body leave in one writev.
-        if (n > 0) {
-          corked = true;
-          this.socket.cork();
-        }
-        writeResponseHead(this, null, 0, 0);
-      }
-    }
-    if (n > 0) {
-      this.ctx.bytesOut += n;
-      if (!this.socket.write(keep(data, start, start + n))) up.socket.pause();
-    } else if (n < 0) n = -n;
-    if (corked) this.socket.uncork();
-    const complete =
-      (this.resBodyMode === BodyMode.Length && this.resBodyLeft === 0) ||
-      (this.resBodyMode === BodyMode.Chunked && this.resChunks.done);
-    if (n < end - start) {
-      // Extra bytes after the response: the connection cannot be reused.
-      this.keepUpstream = false;
-    }
-    if (complete) this.responseComplete(up);
-  }
-
   private uncount(): void {
     if (this.counted) {
       this.counted.activeConns--;
@@ -694,7 +605,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     }
   }
 
-  private responseComplete(_up: UpstreamConn): void {
+  responseComplete(_up: UpstreamConn): void {
     this.resDone = true;
     if (this.reqDone) this.endExchange(true);
     else {
@@ -748,7 +659,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
    * Ends the current exchange: logs it, releases or closes the upstream connection, and either
    * waits for the next request or closes the client connection.
    */
-  private endExchange(completed: boolean): void {
+  endExchange(completed: boolean): void {
     if (!this.inRequest) return;
     this.inRequest = false;
     const ctx = this.ctx;
@@ -790,7 +701,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
   }
 
   /** Answers with an error page when nothing was sent yet, otherwise aborts; then closes. */
-  private fail(status: number, term0: string, term1: string): void {
+  fail(status: number, term0: string, term1: string): void {
     const ctx = this.ctx;
     ctx.term0 = term0;
     ctx.term1 = term1;

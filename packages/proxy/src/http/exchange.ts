@@ -183,6 +183,17 @@ export abstract class Exchange {
     this.clientPort = socket.remotePort ?? 0;
   }
 
+  /** Answers with an error page when nothing was sent yet, otherwise aborts; then closes. */
+  abstract fail(status: number, term0: string, term1: string): void;
+  /** Ends the current exchange: logs it, releases or closes the server connection, waits or closes. */
+  abstract endExchange(completed: boolean): void;
+  /** The response reached its end (the exchange ends once the request has too). */
+  abstract responseComplete(up: UpstreamConn): void;
+  /** Stops reading the client until the server drains or the input buffer empties. */
+  abstract pauseClientFor(reason: 'upstream' | 'buffer'): void;
+  /** Closes the client connection now (and the upstream one with it), logging an open exchange. */
+  abstract destroy(): void;
+
   readonly onClientDrain = (): void => {
     if (this.up && this.up.socket.isPaused()) this.up.socket.resume();
   };
