@@ -682,6 +682,9 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
       else up.destroy();
     }
     this.keepUpstream = true;
+    // The next request's response has not started: a bad head or a request timeout before it
+    // parses is answered with its error page (fail), not silently closed.
+    this.resHeadDone = false;
     this.reqHead = ''; // an idle connection keeps no request text
     logExchange(this);
     if (this.closed) return;
