@@ -44,7 +44,6 @@ export function forwardRequestBody(conn: Exchange, data: Buffer, start: number, 
     const ok = up.socket.write(start === 0 && n === data.length ? data : data.subarray(start, start + n));
     if (!ok) conn.pauseClientFor('upstream');
   }
-  if (conn.reqDone && conn.resDone) conn.endExchange(true);
   return n;
 }
 

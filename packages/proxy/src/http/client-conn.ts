@@ -25,7 +25,7 @@
 import type net from 'node:net';
 import type { WheelTask } from '@stickmesh/core';
 import { hashAddress, loopNow } from '@stickmesh/core';
-import { BodyMode, Exchange, Tmo, checkRequestHead, claimRequestHead, releaseRequestHead, type HttpFrontendRuntime } from './exchange.js';
+import { BodyMode, Exchange, Phase, Tmo, checkRequestHead, claimRequestHead, releaseRequestHead, type HttpFrontendRuntime } from './exchange.js';
 import { HeadError, headErrorText, nameIs } from './head.js';
 import { errorResponse } from './responses.js';
 import { logExchange } from './access-log.js';
@@ -65,7 +65,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
 
   /** One client read in the connection's buffer (see the module comment for the reuse rule). */
   private readonly onClientRead = (n: number, buf: Buffer): boolean => {
-    if (this.buf === null && !this.inRequest && !this.closed) {
+    if (this.buf === null && this.phase <= Phase.Idle && !this.closed) {
       // A new request with nothing buffered (the common case): parsed in place, without a view
       // of the read; only bytes left over after the head get one (this.buf).
       this.ctx.bytesIn += n;
@@ -77,7 +77,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     const up = this.up;
     this.rbuf.afterRead(n, buf, this.buf !== null || (up !== null && up.out.busy));
     // The next read goes into the shared buffer unless body or tunnel bytes are expected.
-    this.rbuf.shared = this.buf === null && (!this.inRequest || (this.reqDone && !this.tunnel));
+    this.rbuf.shared = this.buf === null && (this.phase <= Phase.Idle || (this.reqDone && this.phase !== Phase.Tunnel));
     return true;
   };
 
@@ -124,7 +124,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
         this.onConnectFailure();
         return;
       case Tmo.Server:
-        this.fail(504, 's', this.resHeadDone ? 'D' : 'H');
+        this.fail(504, 's', this.phase >= Phase.ResponseBody ? 'D' : 'H');
         return;
       case Tmo.Tunnel:
         this.ctx.term0 = 'c';
@@ -156,12 +156,12 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
 
   private clientData(chunk: Buffer): void {
     this.ctx.bytesIn += chunk.length;
-    if (this.tunnel) {
+    if (this.phase === Phase.Tunnel || this.phase === Phase.TunnelClosed) {
       this.touch();
       if (this.up && !this.up.socket.write(chunk)) this.pauseClientFor('upstream');
       return;
     }
-    if (this.inRequest && !this.reqDone && this.reqHeadSent && this.buf === null) {
+    if (this.phase >= Phase.Sent && !this.reqDone && this.buf === null) {
       this.touch();
       const n = forwardRequestBody(this, chunk, 0, chunk.length);
       if (n < 0) return;
@@ -169,7 +169,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
       return;
     }
     this.buf = this.buf === null ? chunk : Buffer.concat([this.buf, chunk]);
-    if (!this.inRequest) {
+    if (this.phase === Phase.Idle) {
       this.headArriving();
       this.tryParse();
     } else if (this.buf.length > MAX_PENDING_BYTES) {
@@ -185,9 +185,9 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
    */
   private readonly onClientEnd = (): void => {
     this.clientEnded = true;
-    if (!this.inRequest || this.tunnel) {
+    if (this.phase <= Phase.Idle || this.phase === Phase.Tunnel) {
       this.socket.end();
-      if (this.tunnel && this.up) this.up.socket.end();
+      if (this.phase === Phase.Tunnel && this.up) this.up.socket.end();
       return;
     }
     this.abortIfBodyCut();
@@ -199,8 +199,8 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
    * connected) are forwarded first: onUpstreamConnect calls this again afterwards.
    */
   private abortIfBodyCut(): void {
-    if (!this.clientEnded || !this.inRequest || this.reqDone || this.tunnel) return;
-    if (!this.reqHeadSent || this.buf !== null) return;
+    if (!this.clientEnded || this.phase <= Phase.Idle || this.reqDone || this.phase === Phase.Tunnel) return;
+    if (this.phase < Phase.Sent || this.buf !== null) return;
     this.ctx.term0 = 'C';
     this.ctx.term1 = 'D';
     this.destroy();
@@ -217,11 +217,11 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     this.fe.conns.delete(this);
     // The socket is closed: nothing reads into or writes from these buffers any more.
     this.rbuf.release();
-    if (this.inRequest) {
+    if (this.phase > Phase.Idle) {
       if (this.ctx.term0 === '-') {
         this.ctx.term0 = 'C';
-        this.ctx.term1 = this.tunnel ? 'D' : this.resHeadDone ? 'D' : this.up?.connected ? 'H' : 'C';
-        if (this.tunnel) this.ctx.term0 = '-';
+        this.ctx.term1 = this.phase >= Phase.ResponseBody ? 'D' : this.up?.connected ? 'H' : 'C';
+        if (this.phase === Phase.Tunnel) this.ctx.term0 = '-';
       }
       this.endExchange(false);
     }
@@ -254,7 +254,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
   }
 
   private tryParse(): void {
-    if (this.buf === null || this.closed || this.inRequest) return;
+    if (this.buf === null || this.closed || this.phase > Phase.Idle) return;
     this.parseRequest(this.buf, this.buf.length);
   }
 
@@ -270,7 +270,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     }
     if (r < 0) {
       if (this.buf !== buf) this.buf = keep(buf, 0, end);
-      this.inRequest = true;
+      this.phase = Phase.Request;
       this.ctx.reset(this.fe.wheel.now, false);
       this.ctx.tStart = loopNow();
       this.ctx.method = '<BADREQ>';
@@ -300,13 +300,9 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     this.reqIsPost = req.method === 'POST';
     this.reqUpgrade = req.connUpgrade && req.upgrade.length > 0;
     ctx.bytesIn = headBytes;
-    this.inRequest = true;
+    this.phase = Phase.Request;
     this.reqDone = false;
-    this.reqHeadSent = false;
-    this.resHeadDone = false;
     this.resKeepsConn = false;
-    this.resDone = false;
-    this.resStarted = false;
     this.upBuf = null;
     this.reqEdited = false;
     this.keepAlive = req.wantsKeepAlive() && !this.fe.draining;
@@ -414,7 +410,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     if (stick && this.ctx.server) stickStoreRequest(stick, this.stickState, this.ctx.server, true);
     this.arm(Tmo.Server, this.fe.timeouts.server);
     up.out.write(this.reqHead);
-    this.reqHeadSent = true;
+    this.phase = Phase.Sent;
     if (!this.reqDone && this.buf !== null) {
       const buf = this.buf;
       this.buf = null;
@@ -469,26 +465,26 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     // buffer, whose kept bytes were copied).
     if (this.out.busy || this.upBuf !== null) up.holdReadBuffer();
     // The next read goes into the shared buffer while a response head is expected.
-    up.sharedReads = this.up !== up || this.resDone || (!this.resHeadDone && this.upBuf === null && !this.tunnel);
+    up.sharedReads = this.up !== up || (this.phase < Phase.ResponseBody && this.upBuf === null);
   }
 
   private upstreamData(up: UpstreamConn, chunk: Buffer, n: number): void {
     this.touch();
-    if (this.tunnel) {
+    if (this.phase === Phase.Tunnel) {
       this.ctx.bytesOut += n;
       if (!this.socket.write(keep(chunk, 0, n))) up.socket.pause();
       return;
     }
-    if (this.resDone) {
-      // Bytes after a complete response: the server is out of sync; never reuse it.
+    if (this.phase <= Phase.Idle) {
+      // Bytes after the exchange ended: the server is out of sync; never reuse it.
       up.destroy();
       return;
     }
-    this.resStarted = true;
-    if (this.resHeadDone) {
+    if (this.phase === Phase.ResponseBody) {
       forwardResponseBody(this, up, chunk, 0, n);
       return;
     }
+    this.phase = Phase.ResponseHead;
     // The head is parsed where it lies: in this read, or in the bytes kept from earlier reads.
     let buf = chunk;
     let end = n;
@@ -522,7 +518,8 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
       if (!forward || this.closed || at === end) return;
       break;
     }
-    if (this.tunnel) {
+    // onResponseHead moved the phase on (TypeScript still narrows it to ResponseHead).
+    if ((this.phase as Phase) === Phase.Tunnel) {
       this.ctx.bytesOut += end - at;
       this.socket.write(keep(buf, at, end));
     } else {
@@ -541,14 +538,14 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     const res = this.res;
     ctx.tResHead = loopNow();
     ctx.status = res.status;
-    this.resHeadDone = true;
+    this.phase = Phase.ResponseBody;
     this.resKeepsConn = !res.connClose && (res.versionMinor === 1 || res.connKeepAlive);
     if (res.status === 101) {
       if (!this.reqUpgrade) {
         this.fail(502, 'P', 'H');
         return false;
       }
-      this.tunnel = true;
+      this.phase = Phase.Tunnel;
       this.resBodyMode = BodyMode.None;
     } else if (this.reqIsHead || res.status === 204 || res.status === 304) {
       this.resBodyMode = BodyMode.None;
@@ -576,10 +573,10 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     ctx.bytesOut += headBytes;
     // Without a body the head leaves now; otherwise with the first body bytes, in one buffer
     // (forwardResBody), or at the end of this read (onUpstreamData).
-    if (this.tunnel || this.resBodyMode === BodyMode.None) {
+    if (this.phase === Phase.Tunnel || this.resBodyMode === BodyMode.None) {
       writeResponseHead(this, null, 0, 0);
     }
-    if (this.tunnel) {
+    if (this.phase === Phase.Tunnel) {
       this.arm(Tmo.Tunnel, this.fe.timeouts.tunnel);
       if (this.buf !== null) {
         const b = this.buf;
@@ -606,7 +603,6 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
   }
 
   responseComplete(_up: UpstreamConn): void {
-    this.resDone = true;
     if (this.reqDone) this.endExchange(true);
     else {
       // The server answered before the whole request body arrived: finish now, close afterwards.
@@ -623,12 +619,12 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     }
     this.up = null;
     if (this.closed) return;
-    if (this.tunnel) {
+    if (this.phase === Phase.Tunnel) {
       this.socket.end();
       this.endExchange(false);
       return;
     }
-    if (!this.resStarted) {
+    if (this.phase < Phase.ResponseHead) {
       if (this.upReused && this.reqBodyMode === BodyMode.None) {
         // A kept-alive connection the server closed before our request reached it: retry afresh.
         const server = this.ctx.server!;
@@ -639,12 +635,12 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
       this.fail(502, 'S', 'H');
       return;
     }
-    if (this.resHeadDone && this.resBodyMode === BodyMode.UntilClose) {
+    if (this.phase >= Phase.ResponseBody && this.resBodyMode === BodyMode.UntilClose) {
       this.keepUpstream = false;
       this.responseComplete(up);
       return;
     }
-    if (!this.resHeadDone) {
+    if (this.phase < Phase.ResponseBody) {
       this.fail(502, 'S', 'H');
       return;
     }
@@ -660,8 +656,9 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
    * waits for the next request or closes the client connection.
    */
   endExchange(completed: boolean): void {
-    if (!this.inRequest) return;
-    this.inRequest = false;
+    if (this.phase <= Phase.Idle) return;
+    const tunnel = this.phase === Phase.Tunnel;
+    this.phase = tunnel ? Phase.TunnelClosed : Phase.Idle;
     const ctx = this.ctx;
     const up = this.up;
     this.up = null;
@@ -672,7 +669,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
       // and the next request sent there would never be answered.
       const reusable =
         completed &&
-        !this.tunnel &&
+        !tunnel &&
         !this.reqUpgrade &&
         this.keepUpstream &&
         this.reqDone &&
@@ -682,13 +679,10 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
       else up.destroy();
     }
     this.keepUpstream = true;
-    // The next request's response has not started: a bad head or a request timeout before it
-    // parses is answered with its error page (fail), not silently closed.
-    this.resHeadDone = false;
     this.reqHead = ''; // an idle connection keeps no request text
     logExchange(this);
     if (this.closed) return;
-    if (!completed || !this.keepAlive || this.tunnel) {
+    if (!completed || !this.keepAlive || tunnel) {
       this.closeClient();
       return;
     }
@@ -712,13 +706,13 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     if (this.up) {
       this.up.destroy();
     }
-    if (!this.resHeadDone && !this.closed) {
+    if (this.phase < Phase.ResponseBody && !this.closed) {
       const page = errorResponse(status);
       ctx.status = status;
       ctx.bytesOut += page.length;
       this.socket.write(page);
     }
-    if (!this.inRequest) this.inRequest = true;
+    if (this.phase <= Phase.Idle) this.phase = Phase.Request;
     this.endExchange(false);
   }
 
@@ -737,13 +731,13 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     if (this.up) {
       this.up.destroy();
     }
-    if (this.inRequest) this.endExchange(false);
+    if (this.phase > Phase.Idle) this.endExchange(false);
     if (!this.socket.destroyed) this.socket.destroy();
   }
 
   /** Called on shutdown/reload: idle connections close now, busy ones after their response. */
   drain(): void {
-    if (!this.inRequest && !this.tunnel) this.closeClient();
+    if (this.phase === Phase.Idle) this.closeClient();
     else this.keepAlive = false;
   }
 }

@@ -83,6 +83,39 @@ export interface HttpFrontendRuntime {
   draining: boolean;
 }
 
+/**
+ * Where a connection is. An exchange opens when a request head parses and closes when its
+ * response ends, fails or the client goes:
+ *
+ *   Idle ──request head parsed──▶ Request ──server connected, head written──▶ Sent
+ *   Sent ──first response byte──▶ ResponseHead ──head complete──▶ ResponseBody ──body done──▶ Idle
+ *   ResponseHead ──101 to an upgrade──▶ Tunnel ──either side closes──▶ TunnelClosed
+ *   any open phase ──error page or abort (fail, destroy)──▶ Idle, the client closing
+ *
+ * Open phases are those above Idle, in order, so `phase >= Sent` reads "the request head went
+ * to the server" and `phase >= ResponseBody` "the response head went to the client". The request
+ * body runs beside the response (a server may answer before it is complete), so its end is a
+ * fact of its own (`reqDone`); so are the client's FIN (`clientEnded`), its socket's close
+ * (`closed`) and whether either connection is kept (`keepAlive`, `keepUpstream`).
+ * A retry keeps the phase (Request or Sent) while it connects again.
+ */
+export const enum Phase {
+  /** A tunnel ended; the client is closing and its bytes are dropped (no exchange open). */
+  TunnelClosed = -1,
+  /** No exchange: waiting for (the rest of) a request head. */
+  Idle = 0,
+  /** Request head parsed: routing, then connecting; nothing sent to the server yet. */
+  Request = 1,
+  /** Request head sent; the body may still be flowing; no response byte yet. */
+  Sent = 2,
+  /** Response bytes arrived, the head not yet complete (1xx interim heads are relayed here). */
+  ResponseHead = 3,
+  /** The response head went to the client; its body streams. */
+  ResponseBody = 4,
+  /** 101 Switching Protocols: bytes relayed both ways until either side closes. */
+  Tunnel = 5,
+}
+
 export const enum BodyMode {
   None = 0,
   Length = 1,
@@ -102,6 +135,8 @@ export const enum Tmo {
 
 
 export abstract class Exchange {
+  /** Where the connection is (see `Phase`); the one value the booleans below do not repeat. */
+  phase = Phase.Idle;
   readonly socket: net.Socket;
   fe: HttpFrontendRuntime;
   readonly clientIp: string;
@@ -129,7 +164,6 @@ export abstract class Exchange {
   readonly resChunks = new ChunkedScanner();
   readonly ctx = new RequestContext();
 
-  inRequest = false;
   backend: RuntimeBackend | undefined;
   up: UpstreamConn | null = null;
   upReused = false;
@@ -137,14 +171,9 @@ export abstract class Exchange {
   reqBodyMode = BodyMode.None;
   reqBodyLeft = 0;
   reqDone = false;
-  reqHeadSent = false;
-  resHeadDone = false;
   resBodyMode = BodyMode.None;
   resBodyLeft = 0;
-  resDone = false;
-  resStarted = false;
   keepAlive = true;
-  tunnel = false;
   clientEnded = false;
   closed = false;
   pausedForUpstream = false;

@@ -12,7 +12,7 @@
  * socket callback that threw would take the process down.
  */
 import { loopNow } from '@stickmesh/core';
-import type { Exchange } from './exchange.js';
+import { Phase, type Exchange } from './exchange.js';
 import { transferEncodingLine } from './head.js';
 import { takeBuffer } from '../listen/buffer-pool.js';
 
@@ -84,7 +84,7 @@ export function planResponseHead(conn: Exchange, src: Buffer, at: number): void 
     if (lines !== undefined) edit(res.text.length, res.text.length, lines);
     else if (cookie.nocache && ctx.cookie.resFlag === 'R') tail += 'cache-control: private\r\n';
   }
-  if (conn.tunnel) tail += `connection: upgrade\r\n`;
+  if (conn.phase === Phase.Tunnel) tail += `connection: upgrade\r\n`;
   else if (!conn.keepAlive) tail += 'connection: close\r\n';
   else if (ctx.versionMinor === 0) tail += 'connection: keep-alive\r\n';
   if (tail.length > 0) edit(res.text.length, res.text.length, tail);
