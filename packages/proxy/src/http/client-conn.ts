@@ -1,13 +1,16 @@
 /**
- * The HTTP/1.1 data plane for one client connection, in phases:
+ * The HTTP/1.1 data plane for one client connection, driven through the phases of `Phase`
+ * (exchange.ts, which declares the connection's state):
  *   request (parse head) → pick upstream (runtime/decide.ts; connect failures: runtime/retry.ts)
- *   → forward (head and streamed body) → response (parse head, persistence cookies, streamed
- *   body) → log.
+ *   → forward (head: request-out.ts; streamed body: body.ts) → response (parse head here; edit
+ *   it, persistence cookies included: response-edit.ts; streamed body: body.ts) → log
+ *   (access-log.ts). Those modules are plain functions called with the connection.
  *
  * One exchange at a time per connection; pipelined requests wait in the input buffer and are
- * parsed in order once the previous response is complete. All per-connection state (parsers,
- * chunk scanners, cookie state, request context, timeout task) is allocated once here and reset
- * per request. Listeners are bound once and read state from fields.
+ * parsed in order once the previous response is complete. All per-connection state (chunk
+ * scanners, cookie state, request context, timeout task) is allocated once and reset per
+ * request; the head parsers are shared (exchange.ts). Listeners are bound once and read state
+ * from fields.
  *
  * Bounds: the input buffer holds at most `MAX_PENDING_BYTES` of not-yet-forwarded client bytes
  * (the socket is paused beyond that); a head is at most `MAX_HEAD_BYTES` (431 beyond); a response
