@@ -1,6 +1,7 @@
 /**
- * Body forwarding, both ways: request body bytes to the server and response body bytes to the
- * client, framed by the mode the head set (Content-Length, chunked, until close). Plain
+ * Body framing and forwarding, both ways: how each head frames its body (`frameRequestBody`,
+ * `frameResponseBody`: Content-Length, chunked, until close), then request body bytes to the
+ * server and response body bytes to the client. Plain
  * functions of the connection; a write takes a view of the bytes, or a copy only when they lie
  * in the shared read buffer (`keep`).
  */
@@ -18,6 +19,46 @@ export const COALESCE_MAX = 16384;
  */
 export function keep(buf: Buffer, start: number, end: number): Buffer {
   return isSharedRead(buf) ? Buffer.copyBytesFrom(buf, start, end - start) : buf.subarray(start, end);
+}
+
+/**
+ * The request body's framing, from the head the shared parser holds: chunked (Transfer-Encoding
+ * wins; head.ts refused any other coding), a Content-Length, or none (the request is complete).
+ */
+export function frameRequestBody(conn: Exchange): void {
+  const req = conn.req;
+  if (req.chunked) {
+    conn.reqBodyMode = BodyMode.Chunked;
+    conn.reqChunks.reset();
+  } else if (req.contentLength > 0) {
+    conn.reqBodyMode = BodyMode.Length;
+    conn.reqBodyLeft = req.contentLength;
+  } else {
+    conn.reqBodyMode = BodyMode.None;
+    conn.reqDone = true;
+  }
+}
+
+/**
+ * The response body's framing (RFC 9112 §6.3), for a final response other than 101: none for
+ * HEAD, 204 and 304; chunked; another Transfer-Encoding, or neither header, until the server
+ * closes; else its Content-Length.
+ */
+export function frameResponseBody(conn: Exchange): void {
+  const res = conn.res;
+  if (conn.reqIsHead || res.status === 204 || res.status === 304) {
+    conn.resBodyMode = BodyMode.None;
+  } else if (res.chunked) {
+    conn.resBodyMode = BodyMode.Chunked;
+    conn.resChunks.reset();
+  } else if (res.hasTransferEncoding) {
+    conn.resBodyMode = BodyMode.UntilClose;
+  } else if (res.contentLength >= 0) {
+    conn.resBodyMode = res.contentLength === 0 ? BodyMode.None : BodyMode.Length;
+    conn.resBodyLeft = res.contentLength;
+  } else {
+    conn.resBodyMode = BodyMode.UntilClose;
+  }
 }
 
 /** Forwards request body bytes; returns bytes consumed, or -1 after failing the exchange. */

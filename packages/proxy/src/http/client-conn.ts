@@ -34,7 +34,7 @@ import { errorResponse } from './responses.js';
 import { logExchange } from './access-log.js';
 import { requestHeadOut } from './request-out.js';
 import { dropResponseHead, planResponseHead, writeResponseHead } from './response-edit.js';
-import { forwardRequestBody, forwardResponseBody, keep } from './body.js';
+import { forwardRequestBody, forwardResponseBody, frameRequestBody, frameResponseBody, keep } from './body.js';
 import { UpstreamConn, type UpstreamOwner } from './upstream.js';
 import { readInto } from '../listen/user-buffer.js';
 import type { RuntimeBackend } from '../runtime/backend.js';
@@ -309,16 +309,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     this.upBuf = null;
     this.reqEdited = false;
     this.keepAlive = req.wantsKeepAlive() && !this.fe.draining;
-    if (req.chunked) {
-      this.reqBodyMode = BodyMode.Chunked;
-      this.reqChunks.reset();
-    } else if (req.contentLength > 0) {
-      this.reqBodyMode = BodyMode.Length;
-      this.reqBodyLeft = req.contentLength;
-    } else {
-      this.reqBodyMode = BodyMode.None;
-      this.reqDone = true;
-    }
+    frameRequestBody(this);
     this.arm(Tmo.Client, this.fe.timeouts.client);
     if (!backend) {
       this.fail(503, 'S', 'C');
@@ -550,18 +541,8 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
       }
       this.phase = Phase.Tunnel;
       this.resBodyMode = BodyMode.None;
-    } else if (this.reqIsHead || res.status === 204 || res.status === 304) {
-      this.resBodyMode = BodyMode.None;
-    } else if (res.chunked) {
-      this.resBodyMode = BodyMode.Chunked;
-      this.resChunks.reset();
-    } else if (res.hasTransferEncoding) {
-      this.resBodyMode = BodyMode.UntilClose;
-    } else if (res.contentLength >= 0) {
-      this.resBodyMode = res.contentLength === 0 ? BodyMode.None : BodyMode.Length;
-      this.resBodyLeft = res.contentLength;
     } else {
-      this.resBodyMode = BodyMode.UntilClose;
+      frameResponseBody(this);
     }
     if (this.resBodyMode === BodyMode.UntilClose || (res.chunked && ctx.versionMinor === 0)) this.keepAlive = false;
     // Like HAProxy, a server that framed a response both ways, or sent Transfer-Encoding as an
