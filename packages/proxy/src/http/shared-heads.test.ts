@@ -4,10 +4,11 @@
  * response heads arrive in pieces, interleaved with each other, each get back exactly their own
  * request and response, and the owner checks count no re-entry.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import net from 'node:net';
 import { startRawBackend } from '../../../../test/helpers/backends.js';
 import { startProxy } from '../../../../test/helpers/proxy.js';
+import { useScope } from '../../../../test/helpers/scope.js';
 import { waitFor } from '../../../../test/helpers/wait.js';
 import { claimRequestHead, releaseRequestHead, requestHeadReentries, type Exchange } from './exchange.js';
 import { responseEditReentries } from './response-edit.js';
@@ -29,11 +30,7 @@ backend be
     server app 127.0.0.1:{{app}}
 `;
 
-let cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const c of cleanups.reverse()) await c();
-  cleanups = [];
-});
+const scope = useScope();
 
 /** A connected client that collects what it reads. */
 async function client(port: number): Promise<{ sock: net.Socket; got: () => string }> {
@@ -44,7 +41,7 @@ async function client(port: number): Promise<{ sock: net.Socket; got: () => stri
   });
   let got = '';
   sock.on('data', (d: Buffer) => (got += d.toString('latin1')));
-  cleanups.push(() => void sock.destroy());
+  scope.defer(() => void sock.destroy());
   return { sock, got: () => got };
 }
 
@@ -62,9 +59,9 @@ describe('shared head parsers and edit plan', () => {
         if (i !== -1) waiting.push({ sock: s, head: pending.slice(0, i + 4) });
       });
     });
-    cleanups.push(() => be.close());
+    scope.defer(() => be.close());
     const px = await startProxy(CFG, { app: be.port });
-    cleanups.push(() => px.close());
+    scope.defer(() => px.close());
 
     const a = await client(px.port);
     const b = await client(px.port);
