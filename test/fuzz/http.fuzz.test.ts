@@ -18,6 +18,8 @@ import { exchangeUntilClose, request } from '../helpers/client.js';
 import { startProxy, type RunningProxy } from '../helpers/proxy.js';
 import { Rng, fuzzRun } from '../helpers/rng.js';
 import { waitFor } from '../helpers/wait.js';
+import { requestHeadReentries } from '../../packages/proxy/src/http/exchange.js';
+import { responseEditReentries } from '../../packages/proxy/src/http/response-edit.js';
 
 const { long: LONG, cases: CASES, seed, replay } = fuzzRun(3000);
 // A body shorter than announced with the client half-closed is aborted (connection closed, no
@@ -203,6 +205,9 @@ describe(`HTTP engine under hostile input (${CASES} cases, seed ${seed})`, () =>
     await waitFor(() => px.proxy.connectionCount() === 0, 5000, 'every fuzz connection to close').catch((e: Error) => failures.push(e.message));
     const growthMb = (process.memoryUsage().heapUsed - heapBefore) / 2 ** 20;
     if (growthMb > 200) failures.push(`heap grew by ${growthMb.toFixed(0)} MiB`);
+    // The shared head parsers and edit plan were never used by two connections at once.
+    if (requestHeadReentries() !== 0) failures.push(`shared request head re-entered ${requestHeadReentries()} times`);
+    if (responseEditReentries() !== 0) failures.push(`shared response edit plan re-entered ${responseEditReentries()} times`);
     expect(failures, `replay: ${replay} npx vitest run test/fuzz/http.fuzz.test.ts`).toEqual([]);
   }, LONG ? 1_800_000 : 120_000);
 

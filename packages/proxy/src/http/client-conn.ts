@@ -1,13 +1,16 @@
 /**
- * The HTTP/1.1 data plane for one client connection, in phases:
+ * The HTTP/1.1 data plane for one client connection, driven through the phases of `Phase`
+ * (exchange.ts, which declares the connection's state):
  *   request (parse head) → pick upstream (runtime/decide.ts; connect failures: runtime/retry.ts)
- *   → forward (head and streamed body) → response (parse head, persistence cookies, streamed
- *   body) → log.
+ *   → forward (head: request-out.ts; streamed body: body.ts) → response (parse head here; edit
+ *   it, persistence cookies included: response-edit.ts; streamed body: body.ts) → log
+ *   (access-log.ts). Those modules are plain functions called with the connection.
  *
  * One exchange at a time per connection; pipelined requests wait in the input buffer and are
- * parsed in order once the previous response is complete. All per-connection state (parsers,
- * chunk scanners, cookie state, request context, timeout task) is allocated once here and reset
- * per request. Listeners are bound once and read state from fields.
+ * parsed in order once the previous response is complete. All per-connection state (chunk
+ * scanners, cookie state, request context, timeout task) is allocated once and reset per
+ * request; the head parsers are shared (exchange.ts). Listeners are bound once and read state
+ * from fields.
  *
  * Bounds: the input buffer holds at most `MAX_PENDING_BYTES` of not-yet-forwarded client bytes
  * (the socket is paused beyond that); a head is at most `MAX_HEAD_BYTES` (431 beyond); a response
@@ -23,175 +26,30 @@
  * owns no read buffer at all.
  */
 import type net from 'node:net';
-import type { Logger } from 'pino';
-import type { Timeouts, TimerWheel, WheelTask } from '@stickmesh/core';
+import type { WheelTask } from '@stickmesh/core';
 import { hashAddress, loopNow } from '@stickmesh/core';
-import { ChunkedScanner } from './chunked.js';
-import { RequestContext } from './context.js';
-import { HeadError, MAX_HEAD_BYTES, RequestHead, ResponseHead, headErrorText, nameIs, transferEncodingLine } from './head.js';
+import { BodyMode, Exchange, Phase, Tmo, checkRequestHead, claimRequestHead, releaseRequestHead, type HttpFrontendRuntime } from './exchange.js';
+import { HeadError, headErrorText, nameIs } from './head.js';
 import { errorResponse } from './responses.js';
+import { logExchange } from './access-log.js';
+import { requestHeadOut } from './request-out.js';
+import { dropResponseHead, planResponseHead, writeResponseHead } from './response-edit.js';
+import { forwardRequestBody, forwardResponseBody, frameRequestBody, frameResponseBody, keep } from './body.js';
 import { UpstreamConn, type UpstreamOwner } from './upstream.js';
 import { readInto } from '../listen/user-buffer.js';
-import { RawWriter } from '../listen/raw-write.js';
-import { ReadBuffer, isSharedRead } from '../listen/read-buffer.js';
-import { takeBuffer } from '../listen/buffer-pool.js';
 import type { RuntimeBackend } from '../runtime/backend.js';
 import type { RuntimeServer } from '../runtime/server.js';
-import { metrics } from '../metrics.js';
 import { plainIp } from '../runtime/address.js';
-import { StickState, cookieValue, stickStoreRequest, stickStoreResponse } from '../runtime/stick.js';
+import { cookieValue, stickStoreRequest, stickStoreResponse } from '../runtime/stick.js';
 import { decide, type RouteSource } from '../runtime/decide.js';
 import { afterConnectFailure } from '../runtime/retry.js';
 
 export const MAX_PENDING_BYTES = 65536;
-/** First size of a connection's client read buffer (a request head usually fits). */
-export const CLIENT_READ_MIN = 4096;
-/** Largest client read buffer, reached by doubling after reads that fill the buffer. */
-export const CLIENT_READ_MAX = 65536;
-/** Size of the shared response-head output buffer (head plus coalesced body). */
-export const OUT_BUFFER_BYTES = 4096;
-
-/**
- * The output buffer every connection's `writeHead` fills, shared: a response head is copied in
- * and written at once, and the kernel nearly always takes all of it, so one buffer serves every
- * connection and stays in the CPU cache (a buffer per connection meant a cache miss per line
- * written at a few hundred connections). When a write leaves bytes queued, the queued write
- * keeps that buffer and the next head gets a new one.
- */
-let sharedOut: Buffer | null = null;
-
-/**
- * One request-head parser for every connection: a request is parsed, routed (cookies, stick
- * rules, balancing) and its head rendered for the server (`reqHead`) within the callback that
- * completed it; what the exchange needs afterwards is copied into the connection.
- */
-const requestHead = new RequestHead();
-
-/**
- * One response-head parser for every connection, and one plan of edits to the head: a response
- * head is parsed, planned and written within the read callback that completed it (writeHead runs
- * before onUpstreamData returns), and what the exchange needs afterwards is copied into the
- * connection (status, `resKeepsConn`). Per-connection parsers were cold memory at a few hundred
- * connections.
- */
-const responseHead = new ResponseHead();
-let editCount = 0;
-const editFrom: number[] = [];
-const editTo: number[] = [];
-/** Replacement text (latin1) or bytes. */
-const editText: (string | Buffer)[] = [];
-
-function edit(from: number, to: number, text: string | Buffer): void {
-  const k = editCount++;
-  editFrom[k] = from;
-  editTo[k] = to;
-  editText[k] = text;
-}
-/** Largest first body piece copied together with the response head into one buffer. */
-export const COALESCE_MAX = 16384;
-
-/**
- * `buf[start, end)` for keeping past the read callback or for a write that may be queued: a copy
- * when it lies in the shared read buffer (read-buffer.ts), a view otherwise.
- */
-function keep(buf: Buffer, start: number, end: number): Buffer {
-  return isSharedRead(buf) ? Buffer.copyBytesFrom(buf, start, end - start) : buf.subarray(start, end);
-}
-
-/** What a connection needs from its frontend. Swapped whole on reload. */
-export interface HttpFrontendRuntime {
-  readonly name: string;
-  readonly backend: RuntimeBackend | undefined;
-  readonly timeouts: Timeouts;
-  /** `option forwardfor`; `lower` is `header` in lower case, for matching the client's own copy. */
-  readonly forwardFor: { header: string; lower: string; except: net.BlockList | undefined; ifNone: boolean } | undefined;
-  readonly logger: Logger;
-  readonly wheel: TimerWheel;
-  readonly conns: Set<ClientConn>;
-  draining: boolean;
-}
-
-const enum BodyMode {
-  None = 0,
-  Length = 1,
-  Chunked = 2,
-  UntilClose = 3,
-}
-
-const enum Tmo {
-  None,
-  KeepAlive,
-  Request,
-  Client,
-  Connect,
-  Server,
-  Tunnel,
-}
-
-export class ClientConn implements UpstreamOwner, WheelTask, RouteSource {
-  readonly socket: net.Socket;
-  /** Response heads go through this (raw writes while nothing is queued on the client socket). */
-  private readonly out: RawWriter;
-  fe: HttpFrontendRuntime;
-  readonly clientIp: string;
-  readonly clientPort: number;
-  private clientHash = -1;
-  /** Stick rule outcome of the current request (reused across requests of the connection). */
-  private readonly stickState = new StickState();
-
-  private buf: Buffer | null = null;
-  /** Where client reads go (replaced when its bytes are still referenced after a read). */
-  private readonly rbuf = new ReadBuffer(CLIENT_READ_MIN, CLIENT_READ_MAX);
-  /** The request head parser, shared (see `requestHead`): valid only while a request starts. */
-  private readonly req = requestHead;
-  /** The head to send to the server, rendered when the request started (sent again on a retry). */
-  private reqHead = '';
-  /** From the request head: HEAD, POST, an upgrade asked for (Connection: upgrade + Upgrade). */
-  private reqIsHead = false;
-  private reqIsPost = false;
-  private reqUpgrade = false;
-  /** The response head parser, shared (see `responseHead`). */
-  private readonly res = responseHead;
-  /** From the response head: the server keeps the connection open after this response. */
-  private resKeepsConn = false;
-  private readonly reqChunks = new ChunkedScanner();
-  private readonly resChunks = new ChunkedScanner();
-  readonly ctx = new RequestContext();
-
-  private inRequest = false;
-  private backend: RuntimeBackend | undefined;
-  private up: UpstreamConn | null = null;
-  private upReused = false;
-  private upBuf: Buffer | null = null;
-  private reqBodyMode = BodyMode.None;
-  private reqBodyLeft = 0;
-  private reqDone = false;
-  private reqHeadSent = false;
-  private resHeadDone = false;
-  private resBodyMode = BodyMode.None;
-  private resBodyLeft = 0;
-  private resDone = false;
-  private resStarted = false;
-  private keepAlive = true;
-  private tunnel = false;
-  private clientEnded = false;
-  private closed = false;
-  private pausedForUpstream = false;
-  private pausedForBuffer = false;
-
-  private deadline = 0;
-  private tkind = Tmo.None;
-  _gen?: number;
-  _due?: number;
-  _slot?: number;
-  _pos?: number;
+export { CLIENT_READ_MAX, CLIENT_READ_MIN, type HttpFrontendRuntime } from './exchange.js';
+export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, RouteSource {
 
   constructor(socket: net.Socket, fe: HttpFrontendRuntime) {
-    this.socket = socket;
-    this.out = new RawWriter(socket, this.onClientDrain);
-    this.fe = fe;
-    this.clientIp = plainIp(socket.remoteAddress);
-    this.clientPort = socket.remotePort ?? 0;
+    super(socket, fe);
     socket.setNoDelay(true);
     socket.on('drain', this.onClientDrain);
     socket.on('end', this.onClientEnd);
@@ -210,7 +68,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, RouteSource {
 
   /** One client read in the connection's buffer (see the module comment for the reuse rule). */
   private readonly onClientRead = (n: number, buf: Buffer): boolean => {
-    if (this.buf === null && !this.inRequest && !this.closed) {
+    if (this.buf === null && this.phase <= Phase.Idle && !this.closed) {
       // A new request with nothing buffered (the common case): parsed in place, without a view
       // of the read; only bytes left over after the head get one (this.buf).
       this.ctx.bytesIn += n;
@@ -222,7 +80,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, RouteSource {
     const up = this.up;
     this.rbuf.afterRead(n, buf, this.buf !== null || (up !== null && up.out.busy));
     // The next read goes into the shared buffer unless body or tunnel bytes are expected.
-    this.rbuf.shared = this.buf === null && (!this.inRequest || (this.reqDone && !this.tunnel));
+    this.rbuf.shared = this.buf === null && (this.phase <= Phase.Idle || (this.reqDone && this.phase !== Phase.Tunnel));
     return true;
   };
 
@@ -269,7 +127,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, RouteSource {
         this.onConnectFailure();
         return;
       case Tmo.Server:
-        this.fail(504, 's', this.resHeadDone ? 'D' : 'H');
+        this.fail(504, 's', this.phase >= Phase.ResponseBody ? 'D' : 'H');
         return;
       case Tmo.Tunnel:
         this.ctx.term0 = 'c';
@@ -301,30 +159,26 @@ export class ClientConn implements UpstreamOwner, WheelTask, RouteSource {
 
   private clientData(chunk: Buffer): void {
     this.ctx.bytesIn += chunk.length;
-    if (this.tunnel) {
+    if (this.phase === Phase.Tunnel || this.phase === Phase.TunnelClosed) {
       this.touch();
       if (this.up && !this.up.socket.write(chunk)) this.pauseClientFor('upstream');
       return;
     }
-    if (this.inRequest && !this.reqDone && this.reqHeadSent && this.buf === null) {
+    if (this.phase >= Phase.Sent && !this.reqDone && this.buf === null) {
       this.touch();
-      const n = this.forwardReqBody(chunk, 0, chunk.length);
+      const n = forwardRequestBody(this, chunk, 0, chunk.length);
       if (n < 0) return;
       if (n < chunk.length) this.buf = chunk.subarray(n);
       return;
     }
     this.buf = this.buf === null ? chunk : Buffer.concat([this.buf, chunk]);
-    if (!this.inRequest) {
+    if (this.phase === Phase.Idle) {
       this.headArriving();
       this.tryParse();
     } else if (this.buf.length > MAX_PENDING_BYTES) {
       this.pauseClientFor('buffer');
     }
   }
-
-  private readonly onClientDrain = (): void => {
-    if (this.up && this.up.socket.isPaused()) this.up.socket.resume();
-  };
 
   /**
    * Client sent FIN. Between requests or in a tunnel: close our side too. Mid-request with the body
@@ -334,9 +188,9 @@ export class ClientConn implements UpstreamOwner, WheelTask, RouteSource {
    */
   private readonly onClientEnd = (): void => {
     this.clientEnded = true;
-    if (!this.inRequest || this.tunnel) {
+    if (this.phase <= Phase.Idle || this.phase === Phase.Tunnel) {
       this.socket.end();
-      if (this.tunnel && this.up) this.up.socket.end();
+      if (this.phase === Phase.Tunnel && this.up) this.up.socket.end();
       return;
     }
     this.abortIfBodyCut();
@@ -348,8 +202,8 @@ export class ClientConn implements UpstreamOwner, WheelTask, RouteSource {
    * connected) are forwarded first: onUpstreamConnect calls this again afterwards.
    */
   private abortIfBodyCut(): void {
-    if (!this.clientEnded || !this.inRequest || this.reqDone || this.tunnel) return;
-    if (!this.reqHeadSent || this.buf !== null) return;
+    if (!this.clientEnded || this.phase <= Phase.Idle || this.reqDone || this.phase === Phase.Tunnel) return;
+    if (this.phase < Phase.Sent || this.buf !== null) return;
     this.ctx.term0 = 'C';
     this.ctx.term1 = 'D';
     this.destroy();
@@ -366,17 +220,17 @@ export class ClientConn implements UpstreamOwner, WheelTask, RouteSource {
     this.fe.conns.delete(this);
     // The socket is closed: nothing reads into or writes from these buffers any more.
     this.rbuf.release();
-    if (this.inRequest) {
+    if (this.phase > Phase.Idle) {
       if (this.ctx.term0 === '-') {
         this.ctx.term0 = 'C';
-        this.ctx.term1 = this.tunnel ? 'D' : this.resHeadDone ? 'D' : this.up?.connected ? 'H' : 'C';
-        if (this.tunnel) this.ctx.term0 = '-';
+        this.ctx.term1 = this.phase >= Phase.ResponseBody ? 'D' : this.up?.connected ? 'H' : 'C';
+        if (this.phase === Phase.Tunnel) this.ctx.term0 = '-';
       }
       this.endExchange(false);
     }
   };
 
-  private pauseClientFor(reason: 'upstream' | 'buffer'): void {
+  pauseClientFor(reason: 'upstream' | 'buffer'): void {
     if (reason === 'upstream') this.pausedForUpstream = true;
     else this.pausedForBuffer = true;
     this.socket.pause();
@@ -403,7 +257,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, RouteSource {
   }
 
   private tryParse(): void {
-    if (this.buf === null || this.closed || this.inRequest) return;
+    if (this.buf === null || this.closed || this.phase > Phase.Idle) return;
     this.parseRequest(this.buf, this.buf.length);
   }
 
@@ -419,7 +273,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, RouteSource {
     }
     if (r < 0) {
       if (this.buf !== buf) this.buf = keep(buf, 0, end);
-      this.inRequest = true;
+      this.phase = Phase.Request;
       this.ctx.reset(this.fe.wheel.now, false);
       this.ctx.tStart = loopNow();
       this.ctx.method = '<BADREQ>';
@@ -428,7 +282,9 @@ export class ClientConn implements UpstreamOwner, WheelTask, RouteSource {
       return;
     }
     this.buf = r < end ? keep(buf, r, end) : null;
+    claimRequestHead(this);
     this.startRequest(r);
+    releaseRequestHead(this);
   }
 
   private startRequest(headBytes: number): void {
@@ -447,26 +303,13 @@ export class ClientConn implements UpstreamOwner, WheelTask, RouteSource {
     this.reqIsPost = req.method === 'POST';
     this.reqUpgrade = req.connUpgrade && req.upgrade.length > 0;
     ctx.bytesIn = headBytes;
-    this.inRequest = true;
+    this.phase = Phase.Request;
     this.reqDone = false;
-    this.reqHeadSent = false;
-    this.resHeadDone = false;
     this.resKeepsConn = false;
-    this.resDone = false;
-    this.resStarted = false;
     this.upBuf = null;
     this.reqEdited = false;
     this.keepAlive = req.wantsKeepAlive() && !this.fe.draining;
-    if (req.chunked) {
-      this.reqBodyMode = BodyMode.Chunked;
-      this.reqChunks.reset();
-    } else if (req.contentLength > 0) {
-      this.reqBodyMode = BodyMode.Length;
-      this.reqBodyLeft = req.contentLength;
-    } else {
-      this.reqBodyMode = BodyMode.None;
-      this.reqDone = true;
-    }
+    frameRequestBody(this);
     this.arm(Tmo.Client, this.fe.timeouts.client);
     if (!backend) {
       this.fail(503, 'S', 'C');
@@ -499,7 +342,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, RouteSource {
       this.fail(503, 'S', 'C');
       return;
     }
-    this.reqHead = this.reqEdited ? this.rebuiltRequestHead() : this.requestHeadText();
+    this.reqHead = requestHeadOut(this);
     this.connectTo(server);
   }
 
@@ -509,6 +352,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, RouteSource {
 
   /** The request's last `lower` header; for stick rules while the request starts (shared parser). */
   requestHeader(lower: string): string | undefined {
+    checkRequestHead(this);
     const req = this.req;
     for (let i = req.count - 1; i >= 0; i--) if (req.names[i]!.length === lower.length && nameIs(req.names[i]!, lower)) return req.values[i];
     return undefined;
@@ -516,6 +360,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, RouteSource {
 
   /** The request's cookie `name`; for stick rules while the request starts (shared parser). */
   requestCookie(name: string): string | undefined {
+    checkRequestHead(this);
     const req = this.req;
     for (let i = 0; i < req.count; i++) {
       if (req.names[i]!.length === 6 && nameIs(req.names[i]!, 'cookie')) {
@@ -559,110 +404,16 @@ export class ClientConn implements UpstreamOwner, WheelTask, RouteSource {
     if (stick && this.ctx.server) stickStoreRequest(stick, this.stickState, this.ctx.server, true);
     this.arm(Tmo.Server, this.fe.timeouts.server);
     up.out.write(this.reqHead);
-    this.reqHeadSent = true;
+    this.phase = Phase.Sent;
     if (!this.reqDone && this.buf !== null) {
       const buf = this.buf;
       this.buf = null;
-      const n = this.forwardReqBody(buf, 0, buf.length);
+      const n = forwardRequestBody(this, buf, 0, buf.length);
       if (n < 0) return;
       if (n < buf.length) this.buf = this.buf === null ? buf.subarray(n) : Buffer.concat([buf.subarray(n), this.buf]);
     }
     if (this.pausedForBuffer && (this.buf === null || this.buf.length <= MAX_PENDING_BYTES)) this.resumeClient();
     this.abortIfBodyCut();
-  }
-
-  /**
-   * The request head for the server: the client's head with hop-by-hop lines cut (unchanged
-   * lines keep their bytes, as slices of the parsed text) and our headers appended. When a cookie
-   * rule changed a header value, `rebuiltRequestHead` makes it from the names and values instead.
-   */
-  private requestHeadText(): string {
-    const req = this.req;
-    const text = req.text;
-    const upgrade = this.reqUpgrade;
-    const ff = this.fe.forwardFor;
-    let hasXff = false;
-    let head = '';
-    let cur = 0;
-    const fixTe = req.teCanonical ? -1 : req.teAt;
-    for (let i = 0; i < req.count; i++) {
-      if (this.dropsRequestHeader(i, upgrade) || i === fixTe) {
-        const from = req.lineStart(i);
-        if (from > cur) head += text.slice(cur, from);
-        if (i === fixTe) head += 'transfer-encoding: chunked\r\n';
-        cur = req.lineEnd(i);
-        continue;
-      }
-      if (ff && req.nameAt(i, ff.lower)) hasXff = true;
-    }
-    if (cur === 0) head = text;
-    else if (cur < text.length) head += text.slice(cur);
-    return this.finishRequestHead(head, hasXff, upgrade);
-  }
-
-  private rebuiltRequestHead(): string {
-    const req = this.req;
-    const upgrade = this.reqUpgrade;
-    let head = `${req.method} ${req.target} HTTP/1.${req.versionMinor}\r\n`;
-    let hasXff = false;
-    const ff = this.fe.forwardFor;
-    for (let i = 0; i < req.count; i++) {
-      const n = req.names[i]!;
-      if (n.length === 0 || this.dropsRequestHeader(i, upgrade)) continue; // '': removed by a cookie rule
-      if (ff && req.nameAt(i, ff.lower)) hasXff = true;
-      if (i === req.teAt) head += 'transfer-encoding: chunked\r\n'; // the only coding a request may carry
-      else head += `${n}: ${req.values[i]!}\r\n`;
-    }
-    return this.finishRequestHead(head, hasXff, upgrade);
-  }
-
-  /** Request header `i` is not forwarded: hop-by-hop, or an Upgrade header without an upgrade. */
-  private dropsRequestHeader(i: number, upgrade: boolean): boolean {
-    return this.req.isHopByHop(i) || (!upgrade && this.req.nameAt(i, 'upgrade'));
-  }
-
-  /** Appends what the proxy adds to every request head (X-Forwarded-For, connection). */
-  private finishRequestHead(head: string, hasXff: boolean, upgrade: boolean): string {
-    const ff = this.fe.forwardFor;
-    if (ff && !(ff.ifNone && hasXff) && !(ff.except && this.clientIpBlocked(ff.except))) {
-      head += `${ff.header}: ${this.clientIp}\r\n`;
-    }
-    if (upgrade) head += 'connection: upgrade\r\n';
-    else if (this.req.versionMinor === 0) head += 'connection: keep-alive\r\n';
-    head += '\r\n';
-    return head;
-  }
-
-  private clientIpBlocked(list: net.BlockList): boolean {
-    return list.check(this.clientIp, this.clientIp.includes(':') ? 'ipv6' : 'ipv4');
-  }
-
-  /** Forwards request body bytes; returns bytes consumed, or -1 after failing the exchange. */
-  private forwardReqBody(data: Buffer, start: number, end: number): number {
-    const up = this.up;
-    if (!up) return 0;
-    let n: number;
-    if (this.reqBodyMode === BodyMode.Length) {
-      n = Math.min(this.reqBodyLeft, end - start);
-      this.reqBodyLeft -= n;
-      if (this.reqBodyLeft === 0) this.reqDone = true;
-    } else if (this.reqBodyMode === BodyMode.Chunked) {
-      n = this.reqChunks.scan(data, start, end);
-      if (n < 0) {
-        this.fe.logger.debug({ client_ip: this.clientIp, error: this.reqChunks.error }, 'bad chunked request body');
-        this.fail(400, 'P', 'D');
-        return -1;
-      }
-      if (this.reqChunks.done) this.reqDone = true;
-    } else {
-      return 0;
-    }
-    if (n > 0) {
-      const ok = up.socket.write(start === 0 && n === data.length ? data : data.subarray(start, start + n));
-      if (!ok) this.pauseClientFor('upstream');
-    }
-    if (this.reqDone && this.resDone) this.endExchange(true);
-    return n;
   }
 
   onUpstreamDrain(up: UpstreamConn): void {
@@ -692,7 +443,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, RouteSource {
 
   /**
    * Response bytes from the server, `buf[0, n)` (the connection's read buffer). A head and the
-   * body bytes that came with it leave in one write (writeHead coalesces them, or forwardResBody
+   * body bytes that came with it leave in one write (writeResponseHead coalesces them, or forwardResBody
    * corks around a large body).
    */
   onUpstreamData(up: UpstreamConn, buf: Buffer, n: number): void {
@@ -700,34 +451,34 @@ export class ClientConn implements UpstreamOwner, WheelTask, RouteSource {
     this.upstreamData(up, buf, n);
     if (this.headSrc !== null) {
       // The body did not come with the head: the head must not wait for it.
-      if (!this.closed) this.writeHead(null, 0, 0);
-      this.headSrc = null;
+      if (!this.closed) writeResponseHead(this, null, 0, 0);
+      else dropResponseHead(this);
     }
     // `buf` is the connection's read buffer: keep it from being reused while a write the kernel
     // did not take at once, or a partial head, still points into it (a no-op for the shared
     // buffer, whose kept bytes were copied).
     if (this.out.busy || this.upBuf !== null) up.holdReadBuffer();
     // The next read goes into the shared buffer while a response head is expected.
-    up.sharedReads = this.up !== up || this.resDone || (!this.resHeadDone && this.upBuf === null && !this.tunnel);
+    up.sharedReads = this.up !== up || (this.phase < Phase.ResponseBody && this.upBuf === null);
   }
 
   private upstreamData(up: UpstreamConn, chunk: Buffer, n: number): void {
     this.touch();
-    if (this.tunnel) {
+    if (this.phase === Phase.Tunnel) {
       this.ctx.bytesOut += n;
       if (!this.socket.write(keep(chunk, 0, n))) up.socket.pause();
       return;
     }
-    if (this.resDone) {
-      // Bytes after a complete response: the server is out of sync; never reuse it.
+    if (this.phase <= Phase.Idle) {
+      // Bytes after the exchange ended: the server is out of sync; never reuse it.
       up.destroy();
       return;
     }
-    this.resStarted = true;
-    if (this.resHeadDone) {
-      this.forwardResBody(up, chunk, 0, n);
+    if (this.phase === Phase.ResponseBody) {
+      forwardResponseBody(this, up, chunk, 0, n);
       return;
     }
+    this.phase = Phase.ResponseHead;
     // The head is parsed where it lies: in this read, or in the bytes kept from earlier reads.
     let buf = chunk;
     let end = n;
@@ -761,19 +512,18 @@ export class ClientConn implements UpstreamOwner, WheelTask, RouteSource {
       if (!forward || this.closed || at === end) return;
       break;
     }
-    if (this.tunnel) {
+    // onResponseHead moved the phase on (TypeScript still narrows it to ResponseHead).
+    if ((this.phase as Phase) === Phase.Tunnel) {
       this.ctx.bytesOut += end - at;
       this.socket.write(keep(buf, at, end));
     } else {
-      this.forwardResBody(up, buf, at, end);
+      forwardResponseBody(this, up, buf, at, end);
     }
   }
 
   /**
-   * Plans the response head sent to the client as edits of the server's head
-   * (`src[at, at + headBytes)`): unchanged lines are copied byte for byte by `writeHead`;
-   * hop-by-hop headers are cut, cookie headers rewritten in place, and persistence/connection
-   * headers appended. `more`: bytes follow the head in `src`. Returns whether they are to be
+   * Takes the response head `src[at, at + headBytes)`: its body framing, the connection's reuse,
+   * and the head sent to the client (planned as edits, response-edit.ts). `more`: bytes follow the head in `src`. Returns whether they are to be
    * forwarded (response body or tunnel); false when the response has no body (they are dropped
    * and the server connection is not reused) or the exchange failed.
    */
@@ -782,27 +532,17 @@ export class ClientConn implements UpstreamOwner, WheelTask, RouteSource {
     const res = this.res;
     ctx.tResHead = loopNow();
     ctx.status = res.status;
-    this.resHeadDone = true;
+    this.phase = Phase.ResponseBody;
     this.resKeepsConn = !res.connClose && (res.versionMinor === 1 || res.connKeepAlive);
     if (res.status === 101) {
       if (!this.reqUpgrade) {
         this.fail(502, 'P', 'H');
         return false;
       }
-      this.tunnel = true;
+      this.phase = Phase.Tunnel;
       this.resBodyMode = BodyMode.None;
-    } else if (this.reqIsHead || res.status === 204 || res.status === 304) {
-      this.resBodyMode = BodyMode.None;
-    } else if (res.chunked) {
-      this.resBodyMode = BodyMode.Chunked;
-      this.resChunks.reset();
-    } else if (res.hasTransferEncoding) {
-      this.resBodyMode = BodyMode.UntilClose;
-    } else if (res.contentLength >= 0) {
-      this.resBodyMode = res.contentLength === 0 ? BodyMode.None : BodyMode.Length;
-      this.resBodyLeft = res.contentLength;
     } else {
-      this.resBodyMode = BodyMode.UntilClose;
+      frameResponseBody(this);
     }
     if (this.resBodyMode === BodyMode.UntilClose || (res.chunked && ctx.versionMinor === 0)) this.keepAlive = false;
     // Like HAProxy, a server that framed a response both ways, or sent Transfer-Encoding as an
@@ -813,45 +553,14 @@ export class ClientConn implements UpstreamOwner, WheelTask, RouteSource {
 
     const backend = this.backend;
     if (backend?.stick && backend.stick.storeResponse.length > 0 && ctx.server) stickStoreResponse(backend.stick, ctx.server, res.names, res.values, res.count);
-    const cookie = backend?.cookie;
-    const server = ctx.server!;
-    editCount = 0;
-    // The status line is copied when the server spoke HTTP/1.1; an HTTP/1.0 one is restated as 1.1.
-    if (res.versionMinor !== 1) edit(0, res.startLineEnd, `HTTP/1.1 ${res.status} ${res.reason}\r\n`);
-    // Transfer-Encoding wins over Content-Length, which is cut (RFC 9112 §6.3 rule 3); a
-    // Transfer-Encoding line written oddly (`CHUNKED\t`) is restated plainly.
-    const cutCl = res.hasTransferEncoding ? res.clAt : -1;
-    const fixTe = res.teCanonical ? -1 : res.teAt;
-    for (let i = 0; i < res.count; i++) {
-      if (res.isHopByHop(i) || i === cutCl) {
-        edit(res.lineStart(i), res.lineEnd(i), '');
-      } else if (i === fixTe) {
-        edit(res.lineStart(i), res.lineEnd(i), transferEncodingLine(res));
-      } else if (cookie && res.nameAt(i, 'set-cookie')) {
-        const nv = cookie.onResponseSetCookie(res.value(i), ctx.cookie, server);
-        if (nv !== undefined) edit(res.lineStart(i), res.lineEnd(i), nv.length === 0 ? '' : `${res.name(i)}: ${nv}\r\n`);
-      }
-    }
-    let tail = '';
-    if (cookie) {
-      const lines = cookie.insertLines(ctx.cookie, server, this.reqIsPost, Math.floor(loopNow() / 1000));
-      if (lines !== undefined) edit(res.text.length, res.text.length, lines);
-      else if (cookie.nocache && ctx.cookie.resFlag === 'R') tail += 'cache-control: private\r\n';
-    }
-    if (this.tunnel) tail += `connection: upgrade\r\n`;
-    else if (!this.keepAlive) tail += 'connection: close\r\n';
-    else if (ctx.versionMinor === 0) tail += 'connection: keep-alive\r\n';
-    if (tail.length > 0) edit(res.text.length, res.text.length, tail);
+    planResponseHead(this, src, at);
     ctx.bytesOut += headBytes;
-    this.headSrc = src;
-    this.headAt = at;
     // Without a body the head leaves now; otherwise with the first body bytes, in one buffer
     // (forwardResBody), or at the end of this read (onUpstreamData).
-    if (this.tunnel || this.resBodyMode === BodyMode.None) {
-      this.writeHead(null, 0, 0);
-      this.headSrc = null;
+    if (this.phase === Phase.Tunnel || this.resBodyMode === BodyMode.None) {
+      writeResponseHead(this, null, 0, 0);
     }
-    if (this.tunnel) {
+    if (this.phase === Phase.Tunnel) {
       this.arm(Tmo.Tunnel, this.fe.timeouts.tunnel);
       if (this.buf !== null) {
         const b = this.buf;
@@ -870,107 +579,6 @@ export class ClientConn implements UpstreamOwner, WheelTask, RouteSource {
     return true;
   }
 
-  /** Forwards response body bytes `data[start, end)`; bytes beyond the body end the connection's reuse. */
-  private forwardResBody(up: UpstreamConn, data: Buffer, start: number, end: number): void {
-    let n = end - start;
-    if (this.resBodyMode === BodyMode.Length) {
-      n = Math.min(n, this.resBodyLeft);
-      this.resBodyLeft -= n;
-    } else if (this.resBodyMode === BodyMode.Chunked) {
-      n = this.resChunks.scan(data, start, end);
-      if (n < 0) {
-        this.fe.logger.debug({ server: this.ctx.server?.name, error: this.resChunks.error }, 'bad chunked response body');
-        this.ctx.term0 = 'S';
-        this.ctx.term1 = 'D';
-        up.destroy();
-        this.destroy();
-        return;
-      }
-    } else if (this.resBodyMode === BodyMode.None) {
-      n = 0;
-    }
-    let corked = false;
-    if (this.headSrc !== null) {
-      if (n > 0 && n <= COALESCE_MAX) {
-        // One buffer for head and body: one write, no writev bookkeeping for two chunks.
-        this.ctx.bytesOut += n;
-        if (!this.writeHead(data, start, n)) up.socket.pause();
-        n = -n; // written
-      } else {
-        // A large first body piece is not copied: head and body leave in one writev.
-        if (n > 0) {
-          corked = true;
-          this.socket.cork();
-        }
-        this.writeHead(null, 0, 0);
-      }
-      this.headSrc = null;
-    }
-    if (n > 0) {
-      this.ctx.bytesOut += n;
-      if (!this.socket.write(keep(data, start, start + n))) up.socket.pause();
-    } else if (n < 0) n = -n;
-    if (corked) this.socket.uncork();
-    const complete =
-      (this.resBodyMode === BodyMode.Length && this.resBodyLeft === 0) ||
-      (this.resBodyMode === BodyMode.Chunked && this.resChunks.done);
-    if (n < end - start) {
-      // Extra bytes after the response: the connection cannot be reused.
-      this.keepUpstream = false;
-    }
-    if (complete) this.responseComplete(up);
-  }
-
-  private keepUpstream = true;
-  /** A cookie rule changed or removed a request header: the head is rebuilt, not copied. */
-  private reqEdited = false;
-  /**
-   * Server bytes holding the response head not yet written (it waits for the first body bytes of
-   * the same read; see onUpstreamData), with the edits planned by onResponseHead: replace
-   * `[editFrom[k], editTo[k])` of the head by `editText[k]`, in increasing offset order. The head
-   * starts at `headSrc[headAt]`; edit offsets are relative to it (offsets in `res.text`).
-   */
-  private headSrc: Buffer | null = null;
-  private headAt = 0;
-
-  /**
-   * Writes the edited response head followed by `body[bodyAt, bodyAt + bodyLen)` as one buffer: unchanged
-   * ranges are copied from the server's bytes (`headSrc`), edits written as latin1, into the
-   * shared output buffer (`sharedOut`); heads with bodies larger than `OUT_BUFFER_BYTES` get a
-   * buffer of their own. Returns what socket.write returned.
-   */
-  private writeHead(body: Buffer | null, bodyAt: number, bodyLen: number): boolean {
-    const src = this.headSrc!;
-    const at = this.headAt;
-    const textLen = this.res.text.length; // the shared parser still holds this head (see responseHead)
-    let size = textLen + 2 + bodyLen;
-    for (let k = 0; k < editCount; k++) size += editText[k]!.length - (editTo[k]! - editFrom[k]!);
-    let out = sharedOut;
-    if (out === null || out.length < size) {
-      out = size <= OUT_BUFFER_BYTES ? takeBuffer(OUT_BUFFER_BYTES) : Buffer.allocUnsafe(size);
-      if (size <= OUT_BUFFER_BYTES) sharedOut = out;
-    }
-    let o = 0;
-    let cur = 0;
-    for (let k = 0; k < editCount; k++) {
-      const from = editFrom[k]!;
-      if (from > cur) o += src.copy(out, o, at + cur, at + from);
-      const t = editText[k]!;
-      if (typeof t !== 'string') o += t.copy(out, o);
-      else if (t.length > 0) o += out.write(t, o, 'latin1');
-      cur = editTo[k]!;
-    }
-    if (cur < textLen) o += src.copy(out, o, at + cur, at + textLen);
-    out[o++] = 0x0d;
-    out[o++] = 0x0a;
-    if (body !== null) o += body.copy(out, o, bodyAt, bodyAt + bodyLen);
-    const ok = this.out.write(out.subarray(0, o));
-    if (this.out.busy && out === sharedOut) sharedOut = null;
-    return ok;
-  }
-  /** The server whose `activeConns` this exchange currently holds. */
-  private counted: RuntimeServer | null = null;
-
   private uncount(): void {
     if (this.counted) {
       this.counted.activeConns--;
@@ -978,8 +586,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, RouteSource {
     }
   }
 
-  private responseComplete(_up: UpstreamConn): void {
-    this.resDone = true;
+  responseComplete(_up: UpstreamConn): void {
     if (this.reqDone) this.endExchange(true);
     else {
       // The server answered before the whole request body arrived: finish now, close afterwards.
@@ -996,12 +603,12 @@ export class ClientConn implements UpstreamOwner, WheelTask, RouteSource {
     }
     this.up = null;
     if (this.closed) return;
-    if (this.tunnel) {
+    if (this.phase === Phase.Tunnel) {
       this.socket.end();
       this.endExchange(false);
       return;
     }
-    if (!this.resStarted) {
+    if (this.phase < Phase.ResponseHead) {
       if (this.upReused && this.reqBodyMode === BodyMode.None) {
         // A kept-alive connection the server closed before our request reached it: retry afresh.
         const server = this.ctx.server!;
@@ -1012,12 +619,12 @@ export class ClientConn implements UpstreamOwner, WheelTask, RouteSource {
       this.fail(502, 'S', 'H');
       return;
     }
-    if (this.resHeadDone && this.resBodyMode === BodyMode.UntilClose) {
+    if (this.phase >= Phase.ResponseBody && this.resBodyMode === BodyMode.UntilClose) {
       this.keepUpstream = false;
       this.responseComplete(up);
       return;
     }
-    if (!this.resHeadDone) {
+    if (this.phase < Phase.ResponseBody) {
       this.fail(502, 'S', 'H');
       return;
     }
@@ -1032,9 +639,10 @@ export class ClientConn implements UpstreamOwner, WheelTask, RouteSource {
    * Ends the current exchange: logs it, releases or closes the upstream connection, and either
    * waits for the next request or closes the client connection.
    */
-  private endExchange(completed: boolean): void {
-    if (!this.inRequest) return;
-    this.inRequest = false;
+  endExchange(completed: boolean): void {
+    if (this.phase <= Phase.Idle) return;
+    const tunnel = this.phase === Phase.Tunnel;
+    this.phase = tunnel ? Phase.TunnelClosed : Phase.Idle;
     const ctx = this.ctx;
     const up = this.up;
     this.up = null;
@@ -1045,7 +653,7 @@ export class ClientConn implements UpstreamOwner, WheelTask, RouteSource {
       // and the next request sent there would never be answered.
       const reusable =
         completed &&
-        !this.tunnel &&
+        !tunnel &&
         !this.reqUpgrade &&
         this.keepUpstream &&
         this.reqDone &&
@@ -1056,9 +664,9 @@ export class ClientConn implements UpstreamOwner, WheelTask, RouteSource {
     }
     this.keepUpstream = true;
     this.reqHead = ''; // an idle connection keeps no request text
-    this.log();
+    logExchange(this);
     if (this.closed) return;
-    if (!completed || !this.keepAlive || this.tunnel) {
+    if (!completed || !this.keepAlive || tunnel) {
       this.closeClient();
       return;
     }
@@ -1073,46 +681,8 @@ export class ClientConn implements UpstreamOwner, WheelTask, RouteSource {
     }
   }
 
-  private log(): void {
-    const ctx = this.ctx;
-    const now = loopNow();
-    if (metrics.enabled) {
-      const c = ctx.cookie;
-      metrics.http(this.backend?.name ?? '<NOSRV>', ctx.server, ctx.status, now - ctx.tStart, ctx.term0 !== '-', c.reqFlag, c.resFlag, ctx.decidedBy, this.stickState.result);
-    }
-    const logger = this.fe.logger;
-    if (!logger.isLevelEnabled('info')) return;
-    const tHead = ctx.tHead || now;
-    logger.info(
-      {
-        client_ip: this.clientIp,
-        client_port: this.clientPort,
-        frontend: this.fe.name,
-        backend: this.backend?.name ?? '<NOSRV>',
-        server: ctx.server?.name ?? '<NOSRV>',
-        method: ctx.method,
-        uri: ctx.target,
-        http_version: `HTTP/1.${ctx.versionMinor}`,
-        status: ctx.status,
-        bytes_read: ctx.bytesOut,
-        bytes_uploaded: ctx.bytesIn,
-        TR: tHead - ctx.tStart,
-        Tw: 0,
-        Tc: ctx.tConnected ? ctx.tConnected - ctx.tConnStart : -1,
-        Tr: ctx.tResHead && ctx.tConnected ? ctx.tResHead - ctx.tConnected : -1,
-        Ta: now - ctx.tStart,
-        retries: ctx.retries,
-        redispatched: ctx.redispatched,
-        decided_by: ctx.decidedBy,
-        stick: this.stickState.result || undefined,
-        termination_state: ctx.terminationState(),
-      },
-      'request',
-    );
-  }
-
   /** Answers with an error page when nothing was sent yet, otherwise aborts; then closes. */
-  private fail(status: number, term0: string, term1: string): void {
+  fail(status: number, term0: string, term1: string): void {
     const ctx = this.ctx;
     ctx.term0 = term0;
     ctx.term1 = term1;
@@ -1120,13 +690,13 @@ export class ClientConn implements UpstreamOwner, WheelTask, RouteSource {
     if (this.up) {
       this.up.destroy();
     }
-    if (!this.resHeadDone && !this.closed) {
+    if (this.phase < Phase.ResponseBody && !this.closed) {
       const page = errorResponse(status);
       ctx.status = status;
       ctx.bytesOut += page.length;
       this.socket.write(page);
     }
-    if (!this.inRequest) this.inRequest = true;
+    if (this.phase <= Phase.Idle) this.phase = Phase.Request;
     this.endExchange(false);
   }
 
@@ -1145,13 +715,13 @@ export class ClientConn implements UpstreamOwner, WheelTask, RouteSource {
     if (this.up) {
       this.up.destroy();
     }
-    if (this.inRequest) this.endExchange(false);
+    if (this.phase > Phase.Idle) this.endExchange(false);
     if (!this.socket.destroyed) this.socket.destroy();
   }
 
   /** Called on shutdown/reload: idle connections close now, busy ones after their response. */
   drain(): void {
-    if (!this.inRequest && !this.tunnel) this.closeClient();
+    if (this.phase === Phase.Idle) this.closeClient();
     else this.keepAlive = false;
   }
 }

@@ -121,6 +121,19 @@ describe('request Transfer-Encoding (RFC 9112 §6.1, §6.3)', () => {
     expect(out).toMatch(/^HTTP\/1\.1 400 /);
     expect(be.seen).toEqual([]);
   });
+
+  it('answers 400 to a malformed request that follows a served one on the same connection', async () => {
+    const be = await startBackend('web1');
+    try {
+      const p = await proxyTo(be.port);
+      const out = await rawExchange(p.port, 'GET /first HTTP/1.1\r\nHost: x\r\n\r\nGET /second HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n');
+      expect(out).toMatch(/^HTTP\/1\.1 200 /);
+      expect(out).toMatch(/\r\n0\r\n\r\nHTTP\/1\.1 400 [^]*$/);
+      expect(be.seen.map((r) => r.url)).toEqual(['/first']);
+    } finally {
+      await be.close();
+    }
+  });
 });
 
 describe('response Transfer-Encoding and Content-Length (RFC 9112 §6.3)', () => {

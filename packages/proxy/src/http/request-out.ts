@@ -1,0 +1,79 @@
+/**
+ * The request head sent to the server, rendered once when the request starts (from the shared
+ * request parser, while it still holds this request's head) and kept in `reqHead`, so a retry
+ * or redispatch sends the same text. Plain functions of the connection: one string per request,
+ * no other allocation.
+ */
+import type net from 'node:net';
+import type { Exchange } from './exchange.js';
+
+/** The head for the server: copied from the client's bytes, or rebuilt when a cookie rule edited a header. */
+export function requestHeadOut(conn: Exchange): string {
+  return conn.reqEdited ? rebuiltRequestHead(conn) : copiedRequestHead(conn);
+}
+
+/**
+ * The request head for the server: the client's head with hop-by-hop lines cut (unchanged
+ * lines keep their bytes, as slices of the parsed text) and our headers appended. When a cookie
+ * rule changed a header value, rebuiltRequestHead makes it from the names and values instead.
+ */
+function copiedRequestHead(conn: Exchange): string {
+  const req = conn.req;
+  const text = req.text;
+  const upgrade = conn.reqUpgrade;
+  const ff = conn.fe.forwardFor;
+  let hasXff = false;
+  let head = '';
+  let cur = 0;
+  const fixTe = req.teCanonical ? -1 : req.teAt;
+  for (let i = 0; i < req.count; i++) {
+    if (dropsRequestHeader(conn, i, upgrade) || i === fixTe) {
+      const from = req.lineStart(i);
+      if (from > cur) head += text.slice(cur, from);
+      if (i === fixTe) head += 'transfer-encoding: chunked\r\n';
+      cur = req.lineEnd(i);
+      continue;
+    }
+    if (ff && req.nameAt(i, ff.lower)) hasXff = true;
+  }
+  if (cur === 0) head = text;
+  else if (cur < text.length) head += text.slice(cur);
+  return finishRequestHead(conn, head, hasXff, upgrade);
+}
+
+function rebuiltRequestHead(conn: Exchange): string {
+  const req = conn.req;
+  const upgrade = conn.reqUpgrade;
+  let head = `${req.method} ${req.target} HTTP/1.${req.versionMinor}\r\n`;
+  let hasXff = false;
+  const ff = conn.fe.forwardFor;
+  for (let i = 0; i < req.count; i++) {
+    const n = req.names[i]!;
+    if (n.length === 0 || dropsRequestHeader(conn, i, upgrade)) continue; // '': removed by a cookie rule
+    if (ff && req.nameAt(i, ff.lower)) hasXff = true;
+    if (i === req.teAt) head += 'transfer-encoding: chunked\r\n'; // the only coding a request may carry
+    else head += `${n}: ${req.values[i]!}\r\n`;
+  }
+  return finishRequestHead(conn, head, hasXff, upgrade);
+}
+
+/** Request header `i` is not forwarded: hop-by-hop, or an Upgrade header without an upgrade. */
+function dropsRequestHeader(conn: Exchange, i: number, upgrade: boolean): boolean {
+  return conn.req.isHopByHop(i) || (!upgrade && conn.req.nameAt(i, 'upgrade'));
+}
+
+/** Appends what the proxy adds to every request head (X-Forwarded-For, connection). */
+function finishRequestHead(conn: Exchange, head: string, hasXff: boolean, upgrade: boolean): string {
+  const ff = conn.fe.forwardFor;
+  if (ff && !(ff.ifNone && hasXff) && !(ff.except && clientIpBlocked(conn, ff.except))) {
+    head += `${ff.header}: ${conn.clientIp}\r\n`;
+  }
+  if (upgrade) head += 'connection: upgrade\r\n';
+  else if (conn.req.versionMinor === 0) head += 'connection: keep-alive\r\n';
+  head += '\r\n';
+  return head;
+}
+
+function clientIpBlocked(conn: Exchange, list: net.BlockList): boolean {
+  return list.check(conn.clientIp, conn.clientIp.includes(':') ? 'ipv6' : 'ipv4');
+}
