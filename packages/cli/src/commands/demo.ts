@@ -79,7 +79,7 @@ export async function runDemo(argv: string[]): Promise<number> {
       '  curl -s --interface 127.0.0.50 http://127.0.0.2:8080/     # node2 sends you to the same server',
       `  kill -9 ${children.get('node1')!.pid}                                      # node1 dies`,
       '  curl -s --interface 127.0.0.50 http://127.0.0.3:8080/     # still the same server, via node3',
-      '  curl -s http://127.0.0.2:9100/tables                      # the replicated table',
+      '  curl -s http://127.0.0.2:9100/api/tables                  # the replicated table and its digest',
       '',
       'Dashboard (live, all three nodes): http://127.0.0.1:9100/',
       '  npx stickmesh peers --admin http://127.0.0.1:9100          # peers, lag, pending updates',
