@@ -50,6 +50,11 @@ export function defaultAdminHost(config: StickmeshConfig, node: string): string 
   return '127.0.0.1';
 }
 
+/** The `onListening` option that hands a listener to the start-up gate, when there is one. */
+function heldBy(gate: AcceptGate | undefined): { onListening?: (server: import('node:net').Server) => void } {
+  return gate ? { onListening: (server) => gate.attach(server) } : {};
+}
+
 /** The peers section this node belongs to, with its own entry and the remote peers. */
 function peersFor(cfg: PeersConfig, node: string): { bind: { host: string; port: number }; remote: Array<{ name: string; host: string; port: number }> } {
   const self = cfg.peers.find((p) => p.name === node);
@@ -173,7 +178,7 @@ export class StickmeshNode {
         ...(pc.tls?.cert && pc.tls.key
           ? { tls: { cert: readFileSync(pc.tls.cert), key: readFileSync(pc.tls.key), ...(pc.tls.ca ? { ca: readFileSync(pc.tls.ca) } : {}) } }
           : {}),
-        ...(gate ? { onListening: (server: import('node:net').Server) => gate.attach(server) } : {}),
+        ...heldBy(gate),
       });
       try {
         await svc.start();
@@ -224,7 +229,7 @@ export class StickmeshNode {
       metrics: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
       dashboard: DASHBOARD,
       origins: () => this.adminOrigins(),
-      ...(gate ? { onListening: (server: import('node:net').Server) => gate.attach(server) } : {}),
+      ...heldBy(gate),
     });
     try {
       this.adminAddress = await admin.listen();
