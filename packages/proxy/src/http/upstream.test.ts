@@ -35,6 +35,14 @@ async function connectedUpstream(onConn: (s: net.Socket) => void = () => {}): Pr
 }
 
 describe('upstream idle pool', () => {
+  it('closes instead of parking a connection whose server discovery moved to another address while it was in use', async () => {
+    const { server, up } = await connectedUpstream();
+    (server as { address: string }).address = '127.0.0.2';
+    up.release();
+    expect(server.idle).toEqual([]);
+    expect(up.socket.destroyed).toBe(true);
+  });
+
   it(`closes a connection ${IDLE_TTL_MS} ms after it last became idle, counting from its latest release`, async () => {
     const { server, wheel, up } = await connectedUpstream();
 

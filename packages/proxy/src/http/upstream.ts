@@ -61,6 +61,9 @@ export class UpstreamConn implements WheelTask {
   private readonly rbuf = new ReadBuffer(READ_BUFFER_BYTES, READ_BUFFER_BYTES);
   /** Wheel time at which the connection last became idle. */
   private idleSince = 0;
+  /** The address and port this connection dialed; DNS discovery may move its server since. */
+  private readonly address: string;
+  private readonly port: number;
   _gen?: number;
   _due?: number;
   _slot?: number;
@@ -71,6 +74,8 @@ export class UpstreamConn implements WheelTask {
     this.owner = owner;
     this.wheel = wheel;
     this.rbuf.shared = true; // the first read is a response head
+    this.address = server.address;
+    this.port = server.port;
     this.socket = net.connect({
       host: server.address,
       port: server.port,
@@ -143,14 +148,18 @@ export class UpstreamConn implements WheelTask {
     else this.wheel.schedule(this, IDLE_TTL_MS - idleFor);
   }
 
-  /** Returns the connection to its server's idle list, or closes it when the list is full. */
+  /**
+   * Returns the connection to its server's idle list, or closes it when the list is full or the
+   * server no longer has the address it dialed (discovery moved the slot while this exchange ran:
+   * `dropIdle` only reaches connections already idle, so one in use is checked here).
+   */
   release(): void {
     this.owner = null;
     this.rbuf.shared = true; // an idle connection's read is dropped with the connection
     this.reuseCount++;
     if (this.closed || this.socket.destroyed) return;
     const idle = this.server.idle;
-    if (idle.length >= MAX_IDLE_PER_SERVER) {
+    if (idle.length >= MAX_IDLE_PER_SERVER || this.server.address !== this.address || this.server.port !== this.port) {
       this.destroy();
       return;
     }
