@@ -319,7 +319,10 @@ describe(`peers port HTTP side under hostile input (${CASES} cases, seed ${seed}
     const legit = (after.peers as { peer: string; state: string; reconnects: number }[]).find((p) => p.peer === 'a')!;
     expect(legit.state).toBe('live');
     expect(legit.reconnects).toBe(0);
-    for (const r of ['bad-request', 'bad-path', 'header-timeout', 'frame-too-large', 'rate-limited']) expect(after.refusals[r], r).toBeGreaterThan(0);
+    // header-timeout comes about once in 1,500 cases (67 in 100,000): required of the long run
+    // only; hardening.test.ts proves it on every run with trickled heads.
+    const seenReasons = ['bad-request', 'bad-path', 'frame-too-large', 'rate-limited', ...(LONG ? ['header-timeout'] : [])];
+    for (const r of seenReasons) expect(after.refusals[r] ?? 0, r).toBeGreaterThan(0);
     await rig.checkReplication(`after-${seed}`);
     expect(after.heap - before.heap).toBeLessThan(HEAP_BOUND);
   }, LONG ? 3_600_000 : 120_000);
