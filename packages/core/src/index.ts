@@ -22,4 +22,5 @@ export * from './table/keys.js';
 export * from './table/stick-table.js';
 export * from './table/snapshot.js';
 export * from './table/registry.js';
+export * from './counters/types.js';
 export * from './util/origin.js';

@@ -164,7 +164,143 @@ export interface StickTableConfig {
   srvkey: 'name' | 'addr';
   /** Peers section replicating this table, if any. */
   peers?: string;
+  /**
+   * The `store` list parsed: one element per stored counter (`gpc(3)` gives three elements with
+   * `idx` 0..2; `gpc0` is `gpc` idx 0, `gpt0` is `gpt` idx 0), in config order, duplicates removed.
+   * `server_id` is not listed here: every stickmesh table can hold server affinity. Absent: none.
+   */
+  data?: StoredType[];
+  /**
+   * stickmesh `counters cluster|local`: in a replicated table (peers section, or `peers` on a backend
+   * table) counters are by default the sum of every node's share (`cluster`); `local` keeps
+   * HAProxy's behaviour of each node counting alone. Tables without peers are always local.
+   */
+  counters?: 'cluster' | 'local';
   loc: SourceLoc;
+}
+
+/** The counters a table can store (HAProxy data types, `server_id` aside). */
+export type CounterKind =
+  | 'gpc' | 'gpc_rate' | 'gpt'
+  | 'conn_cnt' | 'conn_cur' | 'conn_rate'
+  | 'sess_cnt' | 'sess_rate'
+  | 'http_req_cnt' | 'http_req_rate'
+  | 'http_err_cnt' | 'http_err_rate'
+  | 'http_fail_cnt' | 'http_fail_rate'
+  | 'bytes_in_cnt' | 'bytes_in_rate'
+  | 'bytes_out_cnt' | 'bytes_out_rate';
+
+/** One stored counter of a table. */
+export interface StoredType {
+  kind: CounterKind;
+  /** Element of the gpc/gpc_rate/gpt arrays; 0 for the other kinds. */
+  idx: number;
+  /** Rate period in ms for `*_rate` kinds; 0 otherwise. */
+  period: number;
+}
+
+// ------------------------------------------------------------------ ACLs, conditions and rules
+
+/**
+ * A sample expression: a fetch with its arguments, then converters, as written:
+ * `req.hdr(host),lower` -> fetch `req.hdr`, args ['host'], converters [{name:'lower', args:[]}].
+ * Fetch names are kept as written (`hdr` and `req.hdr` both allowed); args are the raw texts
+ * between the parentheses split on top-level commas, unquoted.
+ */
+export interface SampleExpr {
+  fetch: string;
+  args: string[];
+  converters: { name: string; args: string[] }[];
+  /** The expression's source text, for messages and logs. */
+  text: string;
+}
+
+export type AclMatch = 'str' | 'beg' | 'end' | 'sub' | 'reg' | 'found' | 'int' | 'ip' | 'bool' | 'len' | 'dir' | 'dom';
+
+/**
+ * One ACL test: `<fetch> [flags] [operator] <patterns...>`. `match` is resolved at parse time
+ * (the `-m` flag, else the fetch's default: `path_beg` -> beg, `src` -> ip, `*_rate` -> int ...).
+ * For `int`, an operator (`eq|ge|gt|le|lt`) and ranges (`10:20`) are kept in `patterns` as written.
+ */
+export interface AclTerm {
+  sample: SampleExpr;
+  match: AclMatch;
+  ignoreCase: boolean;
+  patterns: string[];
+  loc: SourceLoc;
+}
+
+/** A named ACL: every `acl NAME ...` line of one section with that name; any term matching matches (OR). */
+export interface AclConfig {
+  name: string;
+  terms: AclTerm[];
+  loc: SourceLoc;
+}
+
+/** One operand of a condition: a named ACL (the section's, or a predefined one like `TRUE`, `METH_POST`) or an anonymous `{ ... }` one. */
+export interface CondOperand {
+  negate: boolean;
+  /** Named ACL reference. */
+  acl?: string;
+  /** Anonymous ACL `{ fetch ... }`. */
+  anon?: AclTerm;
+}
+
+/** `if|unless <cond>`: an OR (`||` or `or`) of ANDs (juxtaposition) of operands. */
+export interface CondConfig {
+  kind: 'if' | 'unless';
+  or: CondOperand[][];
+  loc: SourceLoc;
+}
+
+/**
+ * A log-format string (`set-header X %[src]`): literal parts and `%[expr]` samples; `%%` is a
+ * literal `%`. Other `%x` log variables are kept as `{ var: 'ci' }` for the runtime to fill
+ * (client ip `ci`, client port `cp`, frontend ip `fi`, port `fp`, frontend name `f`, backend `b`).
+ */
+export type LogFormatPart = { lit: string } | { sample: SampleExpr } | { var: string };
+
+/** Sticky counter reference: track-sc0..2 and `sc-*` actions name one of three. */
+export type ScIndex = 0 | 1 | 2;
+
+export type RuleAction =
+  | { type: 'allow' }
+  | { type: 'deny'; status: number; contentType?: string; body?: string }
+  | { type: 'tarpit'; status: number }
+  | { type: 'return'; status: number; contentType?: string; body?: string }
+  | { type: 'reject' }
+  | { type: 'set-header' | 'add-header'; name: string; value: LogFormatPart[] }
+  | { type: 'del-header'; name: string }
+  | { type: 'redirect'; kind: 'location' | 'prefix' | 'scheme'; value: LogFormatPart[]; code: number; dropQuery: boolean }
+  /** `track-scN <sample> [table T]`: `table` is the resolved table id; absent = the proxy's own table. */
+  | { type: 'track-sc'; sc: ScIndex; sample: SampleExpr; table?: string }
+  /** `sc-inc-gpc0(N)`, `sc-inc-gpc1(N)`, `sc-inc-gpc(idx,N)`. */
+  | { type: 'sc-inc-gpc'; sc: ScIndex; idx: number }
+  /** `sc-set-gpt0(N) <int|expr>`, `sc-set-gpt(idx,N) <int|expr>`. */
+  | { type: 'sc-set-gpt'; sc: ScIndex; idx: number; value: SampleExpr | number };
+
+/** `http-request|http-response|tcp-request connection|tcp-request content <action> [if|unless cond]`. */
+export interface RuleConfig {
+  action: RuleAction;
+  cond?: CondConfig;
+  /** Where the rule was written: logs name it when it denies a request. */
+  loc: SourceLoc;
+}
+
+/** `use_backend <name> [if|unless cond]` (frontend and listen). */
+export interface UseBackendConfig {
+  backend: string;
+  cond?: CondConfig;
+  loc: SourceLoc;
+}
+
+/** The rules of one proxy section (frontend or backend; a listen section gives both). */
+export interface RuleSet {
+  acls: AclConfig[];
+  tcpRequestConnection: RuleConfig[];
+  tcpRequestContent: RuleConfig[];
+  httpRequest: RuleConfig[];
+  httpResponse: RuleConfig[];
 }
 
 export interface ServerTemplateConfig {
@@ -200,6 +336,10 @@ export interface BackendConfig {
   stickRules: StickRuleConfig[];
   /** A `stick-table` declared inside this backend. */
   stickTable?: StickTableConfig;
+  /** ACLs and rules of this backend, run after the frontend's for requests routed here. Absent: none. */
+  rules?: RuleSet;
+  /** `timeout tarpit`: how long `tarpit` holds a request; default `timeout connect`. */
+  tarpitTimeout?: number;
   loc: SourceLoc;
 }
 
@@ -212,6 +352,12 @@ export interface FrontendConfig {
   timeouts: Timeouts;
   /** Max concurrent client connections on this frontend (`maxconn`), default 2000 per HAProxy. */
   maxconn: number;
+  /** ACLs and rules of this frontend. Absent: none. */
+  rules?: RuleSet;
+  /** `use_backend` rules in order; the first whose condition holds wins, else `defaultBackend`. Absent: none. */
+  useBackends?: UseBackendConfig[];
+  /** `timeout tarpit`, default `timeout connect`. */
+  tarpitTimeout?: number;
   loc: SourceLoc;
 }
 

@@ -9,6 +9,7 @@ import type { TimerWheel, WheelTask } from '../util/timer-wheel.js';
 import { HybridClock, HLC_MAX_COUNTER } from './hlc.js';
 import { KeyCodec, hashName, hashKeyWords } from './keys.js';
 import type { EntryView, SetResult, TableUpdate, Version } from './types.js';
+import type { Counters, ReplicatedCounters } from '../counters/types.js';
 import { fmix32, mixWord } from '../util/murmur.js';
 
 export interface StickTableOptions {
@@ -162,6 +163,11 @@ export class StickTable {
    * soon instead of waiting for its poll). Must be cheap: it runs on the request path.
    */
   onLocalWrite: (() => void) | undefined = undefined;
+  /**
+   * The table's counters (stored data types other than `server_id`), set by `buildTables` when the
+   * table stores any; the stick entries above only hold server affinity. See counters/types.ts.
+   */
+  counters: (Counters & ReplicatedCounters) | undefined = undefined;
   /** Random id of this log's lifetime (16 hex digits); a cursor is only valid with the epoch it came from. */
   readonly epoch: string;
   /** The wall clock this table uses for expiry. */
