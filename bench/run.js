@@ -21,8 +21,9 @@ const USAGE = `usage: node bench/run.js [options]
   --profile        also profile stickmesh-http under load (node --cpu-prof), print top 15 self time
   --quick          smoke run: 1 round of 2 s per wrk run
   --rounds N       rounds (default BENCH_ROUNDS or 5)
-  --targets LIST   only these proxy targets: direct, haproxy-http, haproxy-tcp, node-http-proxy,
-                   stickmesh-http, stickmesh-http-log, stickmesh-tcp
+  --targets LIST   only these proxy targets: direct, haproxy-http-rules, stickmesh-http-rules,
+                   stickmesh-http, haproxy-http, node-http-proxy, stickmesh-http-log, haproxy-tcp,
+                   stickmesh-tcp
 env: BENCH_DURATION (seconds per wrk run, e.g. 5 or 5s; default 5), BENCH_ROUNDS, BENCH_NO_PIN=1
      (no taskset), BENCH_KEEP_TMP=1 (keep generated configs and logs)
 `;

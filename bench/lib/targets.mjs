@@ -18,16 +18,32 @@ export const BODY = 'stickmesh bench upstream '.padEnd(99, '.') + '\n';
 const TIMEOUTS = ['timeout connect 5s', 'timeout client 30s', 'timeout server 30s'];
 
 /**
+ * The rules of the `*-http-rules` targets: every request tracked by source address in a table
+ * storing `http_req_rate(10s)`, then denied if that rate passes a limit no run reaches, or if its
+ * path matches a named ACL wrk never requests. So the request path pays for tracking, one counter
+ * read, one ACL over the path and two conditions, and every response is still a 200. wrk sends
+ * from one address: the key is one hot entry.
+ */
+export const RULES_FRONTEND = [
+  '    acl private path_beg /private',
+  '    http-request track-sc0 src table be',
+  '    http-request deny deny_status 429 if { sc_http_req_rate(0) gt 1000000000 }',
+  '    http-request deny if private',
+];
+export const RULES_TABLE = '    stick-table type ip size 1m expire 30s store http_req_rate(10s)';
+
+/**
  * The defaults/frontend/backend part shared by haproxy and stickmesh for one mode: `http` is
  * round robin with inserted cookie persistence, `tcp` is round robin with source-address stick
- * table. Returned as lines so each caller prepends its own `global` section.
+ * table; `rules` adds RULES_FRONTEND and the backend's counting table (http). Returned as lines so
+ * each caller prepends its own `global` section.
  */
-export function proxySections(mode, port, upstreamPorts) {
+export function proxySections(mode, port, upstreamPorts, { rules = false } = {}) {
   const servers = upstreamPorts.map((p, i) => `    server s${i + 1} 127.0.0.1:${p}${mode === 'http' ? ` cookie s${i + 1}` : ''}`);
   const lines = ['defaults', `    mode ${mode}`, '    maxconn 10000', ...TIMEOUTS.map((t) => `    ${t}`)];
   if (mode === 'http') lines.push('    timeout http-keep-alive 30s', '    option http-keep-alive');
-  lines.push('', 'frontend fe', `    bind 127.0.0.1:${port}`, '    default_backend be', '', 'backend be', '    balance roundrobin');
-  if (mode === 'http') lines.push('    cookie SERVERID insert indirect nocache');
+  lines.push('', 'frontend fe', `    bind 127.0.0.1:${port}`, ...(rules ? RULES_FRONTEND : []), '    default_backend be', '', 'backend be', '    balance roundrobin');
+  if (mode === 'http') lines.push('    cookie SERVERID insert indirect nocache', ...(rules ? [RULES_TABLE] : []));
   else lines.push('    stick-table type ip size 1m', '    stick on src');
   lines.push(...servers, '');
   return lines;
@@ -100,23 +116,25 @@ function hasHttpProxy() {
 }
 
 /**
- * The targets in table order. Each has `name`, `mode` (`direct`, `http` or `tcp`, the latter two
- * naming which HAProxy row it is compared with), `skip` (null, or why it cannot run here) and
- * `start(env)` resolving to a running, answering handle.
+ * The targets in table (and run) order. Each has `name`, `mode` (`direct`, `http` or `tcp`),
+ * `anchor` (the HAProxy target its `vs HAProxy` column divides by: `haproxy-<mode>`, or
+ * `haproxy-http-rules` for the rules pair), `skip` (null, or why it cannot run here) and
+ * `start(env)` resolving to a running, answering handle (stickmesh handles also carry `adminPort`).
  * env: {plan, tmp, upstreams: [handle], profileDir?}.
  */
 export function targets() {
   const haproxy = which('haproxy');
   const noHaproxy = haproxy ? null : 'haproxy not installed (apt-get install -y haproxy)';
 
-  const haproxyTarget = (name, mode) => ({
+  const haproxyTarget = (name, mode, { rules = false } = {}) => ({
     name,
     mode,
+    anchor: rules ? 'haproxy-http-rules' : `haproxy-${mode}`,
     skip: noHaproxy,
     async start({ plan, tmp, upstreams }) {
       const port = await freePort();
       const cfg = path.join(tmp, `${name}.cfg`);
-      const lines = ['global', '    nbthread 1', '', ...proxySections(mode, port, upstreams.map((u) => u.port))];
+      const lines = ['global', '    nbthread 1', '', ...proxySections(mode, port, upstreams.map((u) => u.port), { rules })];
       fs.writeFileSync(cfg, lines.join('\n'));
       // -db: foreground, no daemon; -W is not used so the pid is the single worker process.
       const { child, errPath } = spawnLogged(pinned(plan, 0, [haproxy, '-db', '-f', cfg]), { name, logDir: tmp });
@@ -124,26 +142,28 @@ export function targets() {
     },
   });
 
-  const stickmeshTarget = (name, mode, { log = false } = {}) => ({
+  const stickmeshTarget = (name, mode, { log = false, rules = false } = {}) => ({
     name,
     mode,
+    anchor: rules ? 'haproxy-http-rules' : `haproxy-${mode}`,
     skip: fs.existsSync(path.join(repoRoot, 'packages/cli/dist/main.js')) ? null : 'packages/cli/dist missing (build failed)',
     async start({ plan, tmp, upstreams, profileDir }) {
       const [port, admin] = [await freePort(), await freePort()];
       const cfg = path.join(tmp, `${name}.cfg`);
       const global = ['global', `    admin-bind 127.0.0.1:${admin}`, `    log-level ${log ? 'info' : 'warn'}`, ''];
-      fs.writeFileSync(cfg, [...global, ...proxySections(mode, port, upstreams.map((u) => u.port))].join('\n'));
+      fs.writeFileSync(cfg, [...global, ...proxySections(mode, port, upstreams.map((u) => u.port), { rules })].join('\n'));
       const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
       const argv = pinned(plan, 0, [process.execPath, ...nodeArgs, stickmeshBin, 'start', '--config', cfg, '--node', 'bench']);
       // With info logging every request is a JSON line on stdout: send it to /dev/null so the row
       // measures producing the log, not a disk.
       const { child, errPath } = spawnLogged(argv, { name, logDir: tmp, cwd: repoRoot, stdoutNull: log });
-      return ready(name, child, errPath, port);
+      return { ...(await ready(name, child, errPath, port)), adminPort: admin };
     },
   });
 
-  // Each stickmesh target runs right after its HAProxy anchor (and node-http-proxy right after
-  // stickmesh-http), so the pairs the ratios compare are measured seconds apart.
+  // Each stickmesh target runs next to its HAProxy anchor (the rules pair comes first, so
+  // stickmesh-http-rules also runs next to stickmesh-http; node-http-proxy follows haproxy-http,
+  // one run after stickmesh-http), so the pairs the ratios compare are measured seconds apart.
   return [
     {
       name: 'direct',
@@ -155,8 +175,10 @@ export function targets() {
         return { port: u.port, pid: u.pid, child: u.child, errPath: u.errPath, shared: true, stop: async () => {} };
       },
     },
-    haproxyTarget('haproxy-http', 'http'),
+    haproxyTarget('haproxy-http-rules', 'http', { rules: true }),
+    stickmeshTarget('stickmesh-http-rules', 'http', { rules: true }),
     stickmeshTarget('stickmesh-http', 'http'),
+    haproxyTarget('haproxy-http', 'http'),
     {
       name: 'node-http-proxy',
       mode: 'http',
