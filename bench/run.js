@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // `npm run bench`: stickmesh against nginx direct, HAProxy (http and tcp) and node-http-proxy,
-// plus the stick table memory, replication and config scale benchmarks. See docs/BENCHMARKS.md.
+// plus the stick table memory, replication, cluster-wide counter and config scale benchmarks.
+// See docs/BENCHMARKS.md.
 //
-//   node bench/run.js [--only http,table,replication,config,profile] [--quick] [--profile] [--rounds N]
+//   node bench/run.js [--only http,table,replication,counters,config,profile] [--quick] [--profile] [--rounds N]
 //                     [--targets direct,haproxy-http,...]
 //   BENCH_DURATION=5s (per wrk run)  BENCH_ROUNDS=5  BENCH_NO_PIN=1  BENCH_KEEP_TMP=1
 import fs from 'node:fs';
@@ -12,12 +13,12 @@ import { formatHttp, formatProfile, machineInfo, runHttpBench, runProfile } from
 import { run } from './lib/proc.mjs';
 import { repoRoot } from './lib/targets.mjs';
 
-const SECTIONS = ['http', 'table', 'replication', 'config', 'profile'];
+const SECTIONS = ['http', 'table', 'replication', 'counters', 'config', 'profile'];
 const CONNS = [50, 200];
 
 const USAGE = `usage: node bench/run.js [options]
   --only LIST      sections to run, comma separated: ${SECTIONS.join(', ')} (default:
-                   http,table,replication,config; profile is added by --profile)
+                   http,table,replication,counters,config; profile is added by --profile)
   --profile        also profile stickmesh-http under load (node --cpu-prof), print top 15 self time
   --quick          smoke run: 1 round of 2 s per wrk run
   --rounds N       rounds (default BENCH_ROUNDS or 5)
@@ -113,6 +114,24 @@ function runReplication(quick) {
 }
 
 /**
+ * The counters section: bench/counter-sum.mjs (how soon a counted request is visible in the sum
+ * on every other node, under 10,000 counted requests/s over 3 nodes) in its own process; resolves
+ * to {result (its JSON), text (its report)} or {skipped} with the reason.
+ */
+function runCounters(quick) {
+  const out = path.join(repoRoot, 'bench/results/counter-sum.json');
+  const r = run([process.execPath, path.join(repoRoot, 'bench/counter-sum.mjs'), `--out=${out}`, ...(quick ? ['--quick'] : [])], { cwd: repoRoot });
+  const lines = r.stdout.split('\n');
+  const at = lines.findIndex((l) => l.startsWith('{"bench":"counter-sum"'));
+  if (at === -1) return { skipped: `counter-sum.mjs exited ${r.status} without a result: ${(r.stderr || r.stdout).trim().slice(-800)}` };
+  try {
+    return { result: JSON.parse(lines[at]), text: lines.slice(at + 1).join('\n').trim() };
+  } catch {
+    return { skipped: `unreadable output: ${lines[at].slice(0, 200)}` };
+  }
+}
+
+/**
  * The config section: bench/config-scale.mjs in its own process; resolves to {result (its JSON
  * line), text (its report)} or {skipped} with the reason.
  */
@@ -158,7 +177,7 @@ async function main() {
     process.stdout.write(USAGE);
     return 0;
   }
-  const sections = args.only ? args.only.split(',').map((s) => s.trim()) : ['http', 'table', 'replication', 'config', ...(args.profile ? ['profile'] : [])];
+  const sections = args.only ? args.only.split(',').map((s) => s.trim()) : ['http', 'table', 'replication', 'counters', 'config', ...(args.profile ? ['profile'] : [])];
   const bad = sections.filter((s) => !SECTIONS.includes(s));
   if (bad.length) {
     process.stderr.write(`unknown section ${bad.join(', ')}\n${USAGE}`);
@@ -202,6 +221,13 @@ async function main() {
     const rep = runReplication(Boolean(args.quick));
     results.replication = rep.result ?? { skipped: rep.skipped };
     console.log(rep.skipped ? `SKIPPED replication: ${rep.skipped}` : rep.text);
+  }
+
+  if (sections.includes('counters')) {
+    console.log(`\n== cluster-wide counters (bench/counter-sum.mjs${args.quick ? ' --quick' : ''}): the sum visible on every node under 10,000 counted requests/s over 3 nodes ==`);
+    const cs = runCounters(Boolean(args.quick));
+    results.counters = cs.result ?? { skipped: cs.skipped };
+    console.log(cs.skipped ? `SKIPPED counters: ${cs.skipped}` : cs.text);
   }
 
   if (sections.includes('config')) {
