@@ -6,6 +6,7 @@
  * 300 req/s, paced by a schedule. A node counting alone would admit about 100 of the ~333 it
  * sees (300 in all); the sum of every node's share admits 100 to 105, and 100 to 110 when a node
  * is killed half way. Every node's admin API shows the summed counter and each node's share.
+ * With the table's `counters local` (HAProxy's behaviour) each node admits its own 100: 300.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import http from 'node:http';
@@ -20,15 +21,15 @@ const LIMIT = 100;
 const REQUESTS = 1000;
 const PER_SECOND = 300;
 
-/** The config of every node: the peers table, the two rules, two upstreams. */
-const config = (web: TestBackend[]) => (peersLines: string): string => `
+/** The config of every node: the peers table, the two rules, two upstreams; `tableOpts` ends the table line. */
+const config = (web: TestBackend[], tableOpts = '') => (peersLines: string): string => `
 global
     admin-bind "127.0.0.1:\${ADMIN_PORT}"
     log-level warn
 peers mesh
 ${peersLines}
     shared-secret "\${STICKMESH_PEERS_SECRET}"
-    table rl type ip size 100k expire 30s store ${RATE}
+    table rl type ip size 100k expire 30s store ${RATE}${tableOpts}
 defaults
     mode http
     timeout connect 1s
@@ -222,4 +223,29 @@ describe('cluster-wide rate limit: track-sc0 src, deny 429 over sc_http_req_rate
       expect(dead).toBeGreaterThanOrEqual(count(o.node.slice(0, REQUESTS / 2), victim) - 10);
     }
   }, 30000);
+});
+
+describe('the same table with counters local: each node counts alone, as HAProxy does', () => {
+  it('admits 100 per node, 300 of the 1,000, and each node shows only its own share', async () => {
+    const web = [await startBackend('web1')];
+    const c = await makeCluster(['lo1', 'lo2', 'lo3'], config(web, ' counters local'));
+    try {
+      await Promise.all(c.nodes.map((n) => c.start(n)));
+      await Promise.all(c.nodes.map((n) => c.waitReady(n)));
+      const src = '127.0.19.103';
+      await startOfPeriodRoom(5000);
+      const o = await paced(c, src, (i) => i % 3);
+      const perNode = c.nodes.map((_, k) => o.status.filter((s, i) => s === 200 && o.node[i] === k).length);
+      console.log(`counters local, 3 nodes: ${count(o.status, 200)} answered 200 (${perNode.join(', ')} per node), ${count(o.status, 429)} 429`);
+      expect(count(o.status, 200) + count(o.status, 429)).toBe(REQUESTS);
+      expect(perNode).toEqual([LIMIT, LIMIT, LIMIT]);
+      for (const [k, n] of c.nodes.entries()) {
+        const v = await counters(n, src);
+        expect(v?.total[RATE]).toBe(count(o.node, k));
+      }
+    } finally {
+      await c.stopAll();
+      await web[0]!.close();
+    }
+  }, 40000);
 });
