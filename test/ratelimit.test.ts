@@ -64,55 +64,69 @@ interface Outcome {
   status: number[];
   /** Node index each request went to. */
   node: number[];
-  /** How late the last request left against its schedule, ms. */
-  maxLateMs: number;
+  /** How long the run took from the first send to the last, ms. */
+  ms: number;
+  /** The longest gap between two sends, ms (a starved client shows here). */
+  maxGapMs: number;
 }
 
 /**
- * Sends `REQUESTS` GETs from `src` at `PER_SECOND`, request i at t0 + i/PER_SECOND (timers aim at
- * each request's own slot, so lateness does not accumulate), to `pick(i)`'s node over a keep-alive
- * agent per node. `beforeSend(i)` runs first and may change what `pick` returns (a kill half way).
+ * Sends `REQUESTS` GETs from `src` at `PER_SECOND`, to `pick(i)`'s node over a keep-alive agent per
+ * node. Request i is due at t0 + i/PER_SECOND; a client that fell behind (a busy machine) catches
+ * up at twice the rate at most, never in one burst, so the nodes see the rate the test names.
+ * `beforeSend(i, settled)` runs first and may change what `pick` returns (a kill half way);
+ * `settled(k)` resolves once no request to node k is in flight.
  */
 async function paced(
   c: Cluster,
   src: string,
   pick: (i: number) => number,
-  beforeSend: (i: number) => Promise<void> | void = () => {},
+  beforeSend: (i: number, settled: (k: number) => Promise<void>) => Promise<void> | void = () => {},
 ): Promise<Outcome> {
   // No socket limit: a request never waits in the agent's queue behind a slow one (a node killed
   // with requests queued there would fail requests it never received).
   const agents = c.nodes.map(() => new http.Agent({ keepAlive: true }));
-  const out: Outcome = { status: new Array<number>(REQUESTS).fill(0), node: new Array<number>(REQUESTS).fill(-1), maxLateMs: 0 };
-  const pending: Promise<void>[] = [];
-  const t0 = performance.now() + 20;
+  const out: Outcome = { status: new Array<number>(REQUESTS).fill(0), node: new Array<number>(REQUESTS).fill(-1), ms: 0, maxGapMs: 0 };
+  const inflight = c.nodes.map(() => new Set<Promise<void>>());
+  const settled = async (k: number): Promise<void> => {
+    await Promise.all([...inflight[k]!]);
+  };
+  const spacing = 1000 / PER_SECOND;
+  let due = performance.now() + 20;
+  let first = 0;
+  let last = 0;
   try {
     for (let i = 0; i < REQUESTS; i++) {
-      const due = t0 + (i * 1000) / PER_SECOND;
       const wait = due - performance.now();
       if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-      await beforeSend(i);
-      out.maxLateMs = Math.max(out.maxLateMs, performance.now() - due);
+      await beforeSend(i, settled);
+      const now = performance.now();
+      if (i === 0) first = now;
+      else out.maxGapMs = Math.max(out.maxGapMs, now - last);
+      last = now;
+      due = Math.max(due + spacing, now + spacing / 2);
       const k = pick(i);
       out.node[i] = k;
-      pending.push(
-        new Promise<void>((resolve) => {
-          const req = http.get(
-            { host: '127.0.0.1', port: c.nodes[k]!.proxyPort, path: `/r${i}`, agent: agents[k], localAddress: src },
-            (res) => {
-              res.resume();
-              res.on('end', () => {
-                out.status[i] = res.statusCode ?? 0;
-                resolve();
-              });
-              res.on('error', () => resolve());
-            },
-          );
-          req.on('error', () => resolve());
-          req.setTimeout(5000, () => req.destroy(new Error('timeout')));
-        }),
-      );
+      const p = new Promise<void>((resolve) => {
+        const req = http.get(
+          { host: '127.0.0.1', port: c.nodes[k]!.proxyPort, path: `/r${i}`, agent: agents[k], localAddress: src },
+          (res) => {
+            res.resume();
+            res.on('end', () => {
+              out.status[i] = res.statusCode ?? 0;
+              resolve();
+            });
+            res.on('error', () => resolve());
+          },
+        );
+        req.on('error', () => resolve());
+        req.setTimeout(5000, () => req.destroy(new Error('timeout')));
+      });
+      inflight[k]!.add(p);
+      void p.then(() => inflight[k]!.delete(p));
     }
-    await Promise.all(pending);
+    out.ms = last - first;
+    await Promise.all(inflight.map((s) => Promise.all([...s])));
   } finally {
     for (const a of agents) a.destroy();
   }
@@ -122,9 +136,9 @@ async function paced(
 const count = (xs: number[], v: number) => xs.filter((x) => x === v).length;
 
 /**
- * Waits until the run of 3.4 s and the reads after it fit in one period of the rate, so the rate
- * each node reads at the end is the plain count of the run (periods are aligned on the wall
- * clock, see core/counters/types.ts).
+ * Waits until the run (3.4 s, longer on a busy machine) and the reads after it fit in one period
+ * of the rate, so the rate each node reads at the end is the plain count of the run (periods are
+ * aligned on the wall clock, see core/counters/types.ts).
  */
 async function startOfPeriodRoom(roomMs: number): Promise<void> {
   const into = Date.now() % PERIOD_MS;
@@ -168,12 +182,12 @@ describe('cluster-wide rate limit: track-sc0 src, deny 429 over sc_http_req_rate
 
   it('one client at 300 req/s round robin over the three nodes: 100 to 105 of 1,000 answered 200, the rest 429', async () => {
     const src = '127.0.19.101';
-    await startOfPeriodRoom(5000);
+    await startOfPeriodRoom(6500);
     const o = await paced(c, src, (i) => i % 3);
     const ok = count(o.status, 200);
     const denied = count(o.status, 429);
     const perNode = c.nodes.map((n, k) => `${n.name} ${o.status.filter((s, i) => s === 200 && o.node[i] === k).length}`);
-    console.log(`3 nodes, ${REQUESTS} requests at ${PER_SECOND}/s: ${ok} answered 200 (${perNode.join(', ')}), ${denied} 429, latest send ${o.maxLateMs.toFixed(1)} ms behind schedule`);
+    console.log(`3 nodes, ${REQUESTS} requests at ${PER_SECOND}/s (sent in ${o.ms.toFixed(0)} ms, longest gap ${o.maxGapMs.toFixed(1)} ms): ${ok} answered 200 (${perNode.join(', ')}), ${denied} 429`);
     expect(ok + denied).toBe(REQUESTS);
     expect(ok).toBeGreaterThanOrEqual(LIMIT);
     expect(ok).toBeLessThanOrEqual(105);
@@ -191,13 +205,16 @@ describe('cluster-wide rate limit: track-sc0 src, deny 429 over sc_http_req_rate
     const src = '127.0.19.102';
     const victim = 2;
     let alive = [0, 1, 2];
-    await startOfPeriodRoom(5000);
+    await startOfPeriodRoom(6500);
     const o = await paced(
       c,
       src,
       (i) => alive[i % alive.length]!,
-      async (i) => {
+      async (i, settled) => {
         if (i !== REQUESTS / 2) return;
+        // Killed between two of its requests: the last ones' counts may not have left it yet
+        // (shares are flushed every few ms), but none is counted there and left unanswered.
+        await settled(victim);
         await c.kill(c.nodes[victim]!);
         alive = [0, 1];
       },
@@ -205,12 +222,9 @@ describe('cluster-wide rate limit: track-sc0 src, deny 429 over sc_http_req_rate
     const ok = count(o.status, 200);
     const denied = count(o.status, 429);
     const lost = count(o.status, 0);
-    console.log(`kill -9 of ${c.nodes[victim]!.name} after ${REQUESTS / 2} requests: ${ok} answered 200, ${denied} 429, ${lost} unanswered (in flight at the kill), latest send ${o.maxLateMs.toFixed(1)} ms behind schedule`);
-    // Only requests in flight to the victim when it died can go unanswered (how many depends on
-    // how busy the machine is: at 300 req/s, every 10 ms of delay is one more).
-    const lostAt = o.status.flatMap((s, i) => (s === 0 ? [i] : []));
-    expect(lostAt.every((i) => o.node[i] === victim && i < REQUESTS / 2)).toBe(true);
-    expect(ok + denied + lost).toBe(REQUESTS);
+    console.log(`kill -9 of ${c.nodes[victim]!.name} after ${REQUESTS / 2} requests (sent in ${o.ms.toFixed(0)} ms, longest gap ${o.maxGapMs.toFixed(1)} ms): ${ok} answered 200, ${denied} 429, ${lost} unanswered`);
+    expect(lost).toBe(0);
+    expect(ok + denied).toBe(REQUESTS);
     expect(ok).toBeGreaterThanOrEqual(LIMIT);
     expect(ok).toBeLessThanOrEqual(110);
 
@@ -240,7 +254,7 @@ describe('the same table with counters local: each node counts alone, as HAProxy
       await Promise.all(c.nodes.map((n) => c.start(n)));
       await Promise.all(c.nodes.map((n) => c.waitReady(n)));
       const src = '127.0.19.103';
-      await startOfPeriodRoom(5000);
+      await startOfPeriodRoom(6500);
       const o = await paced(c, src, (i) => i % 3);
       const perNode = c.nodes.map((_, k) => o.status.filter((s, i) => s === 200 && o.node[i] === k).length);
       console.log(`counters local, 3 nodes: ${count(o.status, 200)} answered 200 (${perNode.join(', ')} per node), ${count(o.status, 429)} 429`);
