@@ -9,7 +9,7 @@
 //     (bench/lib/raw-upstream.mjs).
 //   - Load: a child process (this file with --load-child, so its work does not delay the probe's
 //     event loop) sends --rate requests/s (default 10,000) for --seconds (default 10) over
-//     keep-alive connections from 64 source addresses (127.20.0.1..64) to the three nodes in
+//     keep-alive connections from 128 source addresses (127.20.0.1..128) to the three nodes in
 //     turn, one request in flight per connection, paced by a schedule. Every request is counted.
 //   - Probe, meanwhile, one after another with 20 ms between them: a request from a fresh source
 //     address (127.21.x.y, so the key is new and its count goes 0 -> 1) to node A (the three in
@@ -18,7 +18,9 @@
 //     probe's request to the first poll showing it, per observing node; `every node` = the later
 //     of the two. It includes node A's request handling and one admin round trip on B (the poll's
 //     resolution). Bar (issue #19): p99 <= 20 ms for `every node` at 10,000 counted requests/s.
-//   - At the end, each node's /metrics lines about counters (replication lag quantiles).
+//   - At the end, each node's /metrics lines about counters; `mesh lag` is the largest of the
+//     nodes' stickmesh_counter_replication_lag_seconds quantiles (the mesh's own measure: apply
+//     time on the receiver minus the oldest change in the batch, over recent batches).
 //
 // Prints one JSON line ({"bench":"counter-sum",...}) and a short report; writes --out if given.
 import { fork } from 'node:child_process';
@@ -36,7 +38,7 @@ const ROOT = path.resolve(HERE, '..');
 const BIN = path.join(ROOT, 'packages/cli/bin/stickmesh.js');
 const TABLE = 'mesh/rl';
 const RATE_KEY = 'http_req_rate(10s)';
-const LOAD_SOURCES = 64;
+const LOAD_SOURCES = 128;
 
 const arg = (name, fallback) => {
   const a = process.argv.find((x) => x.startsWith(`--${name}=`));
@@ -328,6 +330,14 @@ async function main() {
     const metrics = {};
     for (const n of nodes) metrics[n.name] = await counterMetrics(n);
 
+    // The mesh's own lag quantiles, largest over every node and peer.
+    const meshLag = {};
+    for (const lines of Object.values(metrics)) {
+      for (const l of lines) {
+        const m = /^stickmesh_counter_replication_lag_seconds\{[^}]*quantile="([\d.]+)"[^}]*\}\s+([\d.eE+-]+)/.exec(l);
+        if (m) meshLag[`p${Number(m[1]) * 100}`] = Math.max(meshLag[`p${Number(m[1]) * 100}`] ?? 0, Number(m[2]) * 1000);
+      }
+    }
     const result = {
       bench: 'counter-sum',
       date: new Date().toISOString(),
@@ -337,6 +347,7 @@ async function main() {
       visiblePerNode: summary(pr.perObserver),
       probeResponse: summary(pr.response),
       probeTimeouts: pr.timeouts,
+      meshLagMs: meshLag,
       bar: { everyNodeP99Ms: 20 },
       metrics,
     };
@@ -352,6 +363,8 @@ async function main() {
         row('sum visible on one other node', result.visiblePerNode),
         row("node A's response", result.probeResponse),
         `probes not visible within 1 s: ${pr.timeouts}; bar: every node p99 <= 20 ms: ${result.pass ? 'met' : 'NOT met'}`,
+        `mesh lag from /metrics (largest over nodes and peers): ${Object.entries(meshLag).map(([q, v]) => `${q} ${v.toFixed(1)} ms`).join(', ') || 'not exposed'}`,
+        `load average at the end: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} (${os.cpus().length} CPUs)`,
         ...Object.entries(metrics).flatMap(([name, lines]) => (lines.length ? [`${name} /metrics:`, ...lines.slice(0, 12).map((l) => `  ${l}`)] : [`${name} /metrics: no counter lines`])),
       ].join('\n'),
     );
