@@ -15,7 +15,9 @@ import {
   buildTables,
   parseOrigin,
   readSnapshotFile,
+  sharedWheel,
   snapshotFileFor,
+  startCounterSweeps,
   SNAPSHOT_FILE,
   unsupportedYet,
   writeSnapshotFile,
@@ -113,6 +115,7 @@ export class StickmeshNode {
     const restored = await StickmeshNode.restore(config, tables, opts.node, opts.logger);
     const proxy = await StickmeshProxy.create(config, { logger: opts.logger, tables, node: opts.node });
     const node = new StickmeshNode(config, tables, proxy, opts);
+    startCounterSweeps(tables, sharedWheel);
     const gate = new AcceptGate();
     try {
       // Every address first (quick), so a taken one is found before anything else is set up.
@@ -298,6 +301,7 @@ export class StickmeshNode {
     await this.proxy.reload(config, tables);
     const peersChanged = JSON.stringify(strip(config.peers)) !== JSON.stringify(strip(this.config.peers)) || [...tables].some(([id, t]) => this.tables.get(id) !== t);
     this.config = config;
+    startCounterSweeps(tables, sharedWheel, this.tables);
     this.tables = tables;
     if (peersChanged) {
       for (const p of this.peers) await p.stop();
@@ -314,6 +318,7 @@ export class StickmeshNode {
     await this.proxy.drain(drainMs);
     if (snapshot) await this.snapshot();
     for (const p of this.peers) await p.stop();
+    startCounterSweeps(new Map(), sharedWheel, this.tables);
   }
 
   /** Logs an operational event with the node's logger. */

@@ -575,6 +575,11 @@ export class CounterTable implements Counters, ReplicatedCounters {
     wheel.schedule(task, every);
   }
 
+  /** Whether a sweep is scheduled (start was called and stop was not). */
+  get sweeping(): boolean {
+    return this.sweepTask !== undefined;
+  }
+
   stop(): void {
     if (this.sweepTask && this.sweepWheel) this.sweepWheel.cancel(this.sweepTask);
     this.sweepTask = undefined;

@@ -32,7 +32,7 @@ describe('snapshot', () => {
     let t = 100_000;
     const a = new StickTable(cfg('p/a', { expire: 10_000, store: ['conn_cnt'] }), { node: 'n1', now: () => t });
     const b = new StickTable(cfg('p/b', { type: 'string', keyLen: 8 }), { node: 'n1', now: () => t });
-    for (let i = 0; i < 50; i++) a.setLocal(`10.1.0.${i}`, `s${i % 4}`, { conn: true });
+    for (let i = 0; i < 50; i++) a.setLocal(`10.1.0.${i}`, `s${i % 4}`);
     a.applyRemote({ key: '2001:db8::9', server: 'é-server', ttl: 500, wall: 99_000, counter: 3, node: 'n2', connCnt: 7, httpReqCnt: 0 });
     b.setLocal('héllo wrld', 'x');
     const buf = encodeSnapshot([a, b]);
@@ -40,7 +40,7 @@ describe('snapshot', () => {
     const dec = decodeSnapshot(buf, t);
     expect(dec.map((d) => d.id)).toEqual(['p/a', 'p/b']);
     expect(dec[0]!.updates.length).toBe(50); // the 500 ms remote entry has expired
-    expect(dec[0]!.updates.find((u) => u.key === '10.1.0.3')).toMatchObject({ server: 's3', ttl: 9000, connCnt: 1, node: 'n1' });
+    expect(dec[0]!.updates.find((u) => u.key === '10.1.0.3')).toMatchObject({ server: 's3', ttl: 9000, connCnt: 0, node: 'n1' });
     expect(dec[1]!.updates).toEqual([
       expect.objectContaining({ key: 'héllo w', server: 'x', ttl: 0 }),
     ]);
