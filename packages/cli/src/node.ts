@@ -15,6 +15,7 @@ import {
   buildTables,
   parseOrigin,
   readSnapshotFile,
+  restoreSnapshot,
   sharedWheel,
   snapshotFileFor,
   startCounterSweeps,
@@ -148,12 +149,12 @@ export class StickmeshNode {
     let n = 0;
     try {
       let snap = await readSnapshotFile(dir, Date.now(), snapshotFileFor(node));
-      if (snap.length === 0) snap = await readSnapshotFile(dir, Date.now(), SNAPSHOT_FILE);
-      for (const t of snap) {
-        const table = tables.get(t.id);
-        if (!table) continue;
-        for (const u of t.updates) if (table.applyRemote(u)) n++;
+      if (snap.length === 0) {
+        // The shared file may have been written by another node: its counter shares are not ours.
+        snap = await readSnapshotFile(dir, Date.now(), SNAPSHOT_FILE);
+        for (const t of snap) delete t.counters;
       }
+      n = restoreSnapshot([...tables.values()], snap);
     } catch (err) {
       logger.error({ dir, err: (err as Error).message }, 'snapshot not restored');
     }

@@ -463,7 +463,13 @@ export class CounterTable implements Counters, ReplicatedCounters {
   }
 
   exportShares(cursor: number, max: number, out: ShareUpdate[]): number {
-    if (this.mode === 'local' || !Number.isInteger(cursor) || cursor < 0) return -1;
+    if (this.mode === 'local') return -1;
+    return this.exportOwn(cursor, max, out);
+  }
+
+  /** Like exportShares in either mode (snapshots): this node's live shares from slot `cursor` on. */
+  exportOwn(cursor: number, max: number, out: ShareUpdate[]): number {
+    if (!Number.isInteger(cursor) || cursor < 0) return -1;
     const now = this.now();
     let s = cursor;
     let added = 0;
@@ -517,7 +523,9 @@ export class CounterTable implements Counters, ReplicatedCounters {
 
   /**
    * Loads this node's own share of a key (from a snapshot written before a restart), as if written
-   * locally now: replaces the local share and queues it for the peers. Same checks as applyShares.
+   * locally now: replaces the local share, with its gauges (conn_cur) at 0 since this node's
+   * connections did not survive the restart, and queues it for the peers. Same checks as
+   * applyShares; false when refused.
    */
   restoreOwn(u: ShareUpdate): boolean {
     const now = this.now();
@@ -531,8 +539,19 @@ export class CounterTable implements Counters, ReplicatedCounters {
       this.lruAppend(s);
     }
     this.writeShare(this.local, s, u.v);
+    for (let c = 0; c < this.cols.length; c++) if (this.cols[c]!.cls === GAUGE) this.local.v[c]![s] = 0;
     this.touchLocal(s, now);
     return true;
+  }
+
+  /**
+   * Absolute expiry of a live key for a snapshot: its expiry, or now + expire while referenced (it
+   * is refreshed on release); 0 when it never expires or is absent.
+   */
+  expiryOf(key: string): number {
+    const s = this.find(key);
+    if (s < 0 || this.cfg.expire <= 0) return 0;
+    return this.refs[s]! > 0 ? Math.max(this.expires[s]!, this.now() + this.cfg.expire) : this.expires[s]!;
   }
 
   dropNode(node: string): void {
