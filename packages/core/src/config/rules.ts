@@ -599,17 +599,21 @@ function action(w: string[], ctx: RuleContext): Parsed {
       return { action: { type: 'del-header', name: h }, next: 2 };
     }
     case 'redirect': {
-      const kind = w[1];
-      if (kind !== 'location' && kind !== 'prefix' && kind !== 'scheme') fail(`'${label}' needs 'location', 'prefix' or 'scheme', got '${kind ?? ''}'`);
-      const fmt = w[2];
-      if (fmt === undefined) fail(`'${label} ${kind}' needs a value`);
-      const value = parseLogFormat(fmt, ctx);
+      // HAProxy takes the words in any order: `redirect code 301 location /x drop-query`.
+      let kind: 'location' | 'prefix' | 'scheme' | undefined;
+      let value: LogFormatPart[] = [];
       let code = 302;
       let dropQuery = false;
-      let i = 3;
+      let i = 1;
       for (; i < w.length && !isCond(w[i]); i++) {
         const o = w[i]!;
-        if (o === 'code') {
+        if (o === 'location' || o === 'prefix' || o === 'scheme') {
+          if (kind !== undefined) fail(`'${label}' takes one of location, prefix or scheme`);
+          const fmt = w[++i];
+          if (fmt === undefined) fail(`'${label} ${o}' needs a value`);
+          kind = o;
+          value = parseLogFormat(fmt, ctx);
+        } else if (o === 'code') {
           const c = w[++i];
           if (c === undefined || !['301', '302', '303', '307', '308'].includes(c)) fail(`'code' must be 301, 302, 303, 307 or 308, got '${c ?? ''}'`);
           code = Number(c);
@@ -617,6 +621,7 @@ function action(w: string[], ctx: RuleContext): Parsed {
         else if (o === 'append-slash' || o === 'set-cookie' || o === 'clear-cookie' || o === 'ignore-empty' || o === 'keep-query') fail(`redirect option '${o}' is not supported by stickmesh (code, drop-query)`);
         else fail(`unexpected '${o}' in '${label}'`);
       }
+      if (kind === undefined) fail(`'${label}' needs 'location', 'prefix' or 'scheme'`);
       return { action: { type: 'redirect', kind, value, code, dropQuery }, next: i };
     }
   }
