@@ -16,6 +16,7 @@ function config(peerTables: StickTableConfig[], backendTables: StickTableConfig[
   return {
     peers: [{ name: 'p', peers: [], tables: peerTables, loc: { file: 'x.cfg', line: 1 } }],
     backends: backendTables.map((t) => ({ name: t.id, stickTable: t })),
+    frontends: [],
   } as unknown as StickmeshConfig;
 }
 
@@ -33,6 +34,14 @@ describe('buildTables and counters', () => {
     expect(t.get('be1')!.counters!.mode).toBe('local');
     expect(t.get('be2')!.counters!.mode).toBe('cluster');
     expect(countersMode(table('x'))).toBe('local');
+  });
+
+  it('builds the tables declared in frontends, where HAProxy users put rate-limit tables', () => {
+    const cfg = config([], []);
+    (cfg as { frontends: unknown[] }).frontends = [{ name: 'fe', stickTable: table('fe', { data: [RATE] }) }];
+    const t = buildTables(cfg, 'n1');
+    expect(t.get('fe')!.counters!.mode).toBe('local');
+    expect(t.get('fe')!.counters!.schema).toBe('http_req_rate(10000)');
   });
 
   it('a reload keeps counters whose schema is unchanged and starts afresh otherwise', () => {
