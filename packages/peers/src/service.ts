@@ -117,7 +117,8 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
   private readonly counterFlushMs: number;
   private counterTimer: NodeJS.Timeout | undefined;
   private counterImmediate: NodeJS.Immediate | undefined;
-  private lastCounterFlushAt = 0;
+  /** performance.now() of the last counter flush (sub-millisecond: the spacing bound is exact). */
+  private lastCounterFlushAt = -Infinity;
   /** Counter flushes done and `c` frames they encoded (each written to every session exchanging the table). */
   private counterFlushes = 0;
   private counterFrames = 0;
@@ -418,15 +419,18 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
    */
   private readonly counterDirty = (): void => {
     if (!this.active || this.counterTimer || this.counterImmediate) return;
-    const wait = this.counterFlushMs - (Date.now() - this.lastCounterFlushAt);
+    const wait = this.counterFlushMs - (performance.now() - this.lastCounterFlushAt);
     if (wait <= 0) this.counterImmediate = setImmediate(this.counterFlushNow);
-    else this.counterTimer = setTimeout(this.counterFlushNow, wait);
+    else this.counterTimer = setTimeout(this.counterFlushNow, Math.ceil(wait));
   };
 
   private readonly counterFlushNow = (): void => {
     this.counterImmediate = undefined;
     this.counterTimer = undefined;
-    this.flushCounters();
+    // Timers may fire up to a millisecond early (the loop's cached clock): the spacing is a promise.
+    const wait = this.counterFlushMs - (performance.now() - this.lastCounterFlushAt);
+    if (wait > 0) this.counterTimer = setTimeout(this.counterFlushNow, Math.ceil(wait));
+    else this.flushCounters();
   };
 
   /**
@@ -436,7 +440,7 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
    */
   private flushCounters(): void {
     if (!this.active) return;
-    this.lastCounterFlushAt = Date.now();
+    this.lastCounterFlushAt = performance.now();
     this.counterFlushes++;
     const max = Math.min(this.limits.maxBatch, MAX_SHARES_PER_FRAME);
     const out = this.shareScratch;
