@@ -14,7 +14,8 @@
 // everywhere. Reports p50/p90/p99/max over all increments, the shares and frames sent, and each
 // process's event-loop delay (to tell CPU starvation from protocol delay).
 //
-// Counters: `--impl=core` uses core's CounterTable (`store http_req_cnt`), `bench` a minimal
+// Counters: `--impl=core` uses core's CounterTable (`store http_req_rate(10s),http_req_cnt`, each
+// increment adds 1 to both; the figure follows http_req_cnt), `bench` a minimal
 // in-file implementation of ReplicatedCounters (one count per key); `auto` (default) takes core's
 // when the build has it. Prints a human summary, then one JSON line {"bench":"counter-lag",...}.
 //
@@ -103,12 +104,15 @@ async function child() {
   let shareOf;
   if (me.impl === 'core') {
     // core's CounterTable with one count column; its own share API gives a node's share.
-    counters = core.CounterTable.forTable ? core.CounterTable.forTable(tcfg, me.name) : new core.CounterTable({ ...tcfg, data: [{ kind: 'http_req_cnt' }], counters: 'cluster' }, { node: me.name });
+    const data = [{ kind: 'http_req_rate', idx: 0, period: 10_000 }, { kind: 'http_req_cnt', idx: 0, period: 0 }];
+    counters = new core.CounterTable({ ...tcfg, data, counters: 'cluster' }, { node: me.name, mode: 'cluster' });
     const col = counters.column('http_req_cnt');
+    const rateCol = counters.column('http_req_rate');
     const slots = new Map();
     add = (key) => {
       let s = slots.get(key);
       if (s === undefined) slots.set(key, (s = counters.acquire(key)));
+      counters.add(s, rateCol, 1);
       counters.add(s, col, 1);
     };
     shareOf = (node, key) => counters.shares(key)?.nodes.find((n) => n.node === node)?.values.http_req_cnt ?? 0;
