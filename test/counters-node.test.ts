@@ -112,4 +112,39 @@ describe('node: cluster-wide counters through the mesh', () => {
       return s >= 0 && b.read(s, b.column('gpc')) === 2;
     }, 5000, 'gpc share at n2');
   });
+  it('replicates a backend stick-table that names the peers section, counters and entries, written with a real store line', async () => {
+    const ports: Record<string, number> = {};
+    for (const k of ['n1', 'n2', 'n1-admin', 'n2-admin', 'n1-proxy', 'n2-proxy']) ports[k] = await freePort();
+    const text = (name: string) => `
+global
+    admin-bind "127.0.0.1:${ports[`${name}-admin`]}"
+peers mesh
+    server n1 127.0.0.1:${ports.n1}
+    server n2 127.0.0.1:${ports.n2}
+defaults
+    mode http
+    timeout connect 1s
+    timeout client 10s
+    timeout server 10s
+frontend web
+    bind "127.0.0.1:${ports[`${name}-proxy`]}"
+    default_backend app
+backend app
+    stick-table type ip size 1k expire 60s peers mesh store http_req_rate(10s)
+    stick on src
+    server s1 127.0.0.1:9
+`;
+    const logger = pino({ level: 'silent' });
+    for (const name of ['n2', 'n1']) nodes.push(await StickmeshNode.start(parseConfigText(text(name), `${name}.cfg`, 'haproxy', {}), { node: name, logger }));
+    const [n2, n1] = nodes as [StickmeshNode, StickmeshNode];
+    await waitFor(() => [n1, n2].every((n) => n.peers[0]!.status().every((p) => p.state === 'live')), 10_000, 'peers live');
+    const a = n1.tables.get('app')!.counters as CounterTable;
+    const b = n2.tables.get('app')!.counters as CounterTable;
+    expect(a.mode).toBe('cluster');
+    a.add(a.acquire('10.0.0.2'), a.column('http_req_rate'), 2);
+    b.add(b.acquire('10.0.0.2'), b.column('http_req_rate'), 5);
+    await waitFor(() => rate(a, '10.0.0.2') === 7 && rate(b, '10.0.0.2') === 7, 5000, 'sum 7 on both');
+    n1.tables.get('app')!.setLocal('10.0.0.3', 's1');
+    await waitFor(() => n2.tables.get('app')!.lookup('10.0.0.3') === 's1', 5000, 'stick entry replicated');
+  });
 });

@@ -172,7 +172,10 @@ export class StickmeshNode {
       if (secret === '' && remote.length > 0) {
         this.logger.warn({ peers: pc.name }, `peers section '${pc.name}' has no shared-secret: any process that can reach ${bind.host || '*'}:${bind.port} may join`);
       }
-      const tables = pc.tables.map((t) => this.tables.get(t.id)!).filter((t) => t !== undefined);
+      // The section's own tables, and backend or frontend tables that name it (`stick-table ... peers NAME`).
+      const ids = pc.tables.map((t) => t.id);
+      for (const p of [...this.config.backends, ...this.config.frontends]) if (p.stickTable?.peers === pc.name) ids.push(p.stickTable.id);
+      const tables = ids.map((id) => this.tables.get(id)).filter((t) => t !== undefined);
       // Cluster-wide counters only: a `counters local` table keeps HAProxy's per-node counts.
       const counters: ReplicatedCounters[] = [];
       for (const t of tables) {
