@@ -132,6 +132,11 @@ describe('int match', () => {
     expect(acl(term('always_false', 'int', ['0']), fakeSource())).toBe(true);
   });
 
+  it('addresses as integers: IPv4 by its 32-bit value, IPv6 never', () => {
+    expect(acl(term('src', 'int', ['3221225994']), fakeSource({ clientIp: '192.0.2.10' }))).toBe(true);
+    expect(acl(term('src', 'int', ['0:']), fakeSource({ clientIp: '::1' }))).toBe(false);
+  });
+
   it('bad integer patterns are compile errors', () => {
     for (const p of [['x'], ['gt'], ['gt', '1:2'], [':'], ['1.5'], ['1:x']]) {
       expect(() => compileAclTerm(term('int(1)', 'int', p), env0), p.join(' ')).toThrow(RuleCompileError);

@@ -9,6 +9,7 @@
  * reached), and `unless` inverts the whole.
  */
 import { PREDEFINED_ACLS, type AclTerm, type CondConfig, type CondOperand, type SourceLoc } from '@stickmesh/core';
+import { IP, parseIp } from './ip.js';
 import { boolTest, intMatcher, ipMatcher, matchCompatible, methodMatcher, stringMatcher } from './match.js';
 import { compileExpr, valueToString, type ValueTest } from './sample.js';
 import { RuleCompileError, type CompileEnv, type CompiledCond } from './types.js';
@@ -30,8 +31,12 @@ export function compileAclTerm(term: AclTerm, env: CompileEnv): CompiledCond {
       return expr.any(ANY);
     case 'bool':
       return expr.any(boolTest);
-    case 'int':
-      return expr.any(intMatcher(patterns, loc));
+    case 'int': {
+      const test = intMatcher(patterns, loc);
+      if (expr.type !== 'ip') return expr.any(test);
+      // An address as an integer: IPv4 as its 32-bit value (HAProxy's ip-to-int cast); IPv6 has none.
+      return expr.any((v) => typeof v === 'string' && parseIp(v) === 4 && test(IP.v4));
+    }
     case 'ip': {
       const ip = ipMatcher(patterns, loc);
       return expr.anySpan !== undefined ? expr.anySpan(ip.span) : expr.any(ip.value);
