@@ -109,6 +109,7 @@ function parseV6(s: string, start: number, end: number): boolean {
  */
 export function parseIp(s: string, a = 0, b = s.length): 0 | 4 | 6 {
   if (b <= a || b - a > 64) return 0;
+  if (parseV4(s, a, b)) return 4;
   let colon = false;
   let end = b;
   for (let i = a; i < b; i++) {
@@ -119,8 +120,7 @@ export function parseIp(s: string, a = 0, b = s.length): 0 | 4 | 6 {
       break;
     }
   }
-  if (!colon) return end === b && parseV4(s, a, b) ? 4 : 0;
-  return parseV6(s, a, end) ? 6 : 0;
+  return colon && parseV6(s, a, end) ? 6 : 0;
 }
 
 /**
