@@ -11,12 +11,18 @@
 import { PREDEFINED_ACLS, type AclTerm, type CondConfig, type CondOperand, type SourceLoc } from '@stickmesh/core';
 import { IP, parseIp } from './ip.js';
 import { boolTest, intMatcher, ipMatcher, matchCompatible, methodMatcher, stringMatcher } from './match.js';
-import { compileExpr, valueToString, type ValueTest } from './sample.js';
+import { compileExpr, strToInt, valueToString, type SpanTest, type ValueTest } from './sample.js';
 import { RuleCompileError, type CompileEnv, type CompiledCond } from './types.js';
 
 export const ALWAYS: CompiledCond = () => true;
 export const NEVER: CompiledCond = () => false;
 const ANY: ValueTest = () => true;
+const ANY_SPAN: SpanTest = () => true;
+/** `-m bool` on a string: its leading digits, non-zero (empty: no sample). */
+const spanBool: SpanTest = (s, a, b) => {
+  const n = strToInt(s, a, b);
+  return n === n && n !== 0;
+};
 
 /** Compiles one ACL test (fetch, match method, patterns) into a predicate. */
 export function compileAclTerm(term: AclTerm, env: CompileEnv): CompiledCond {
@@ -26,30 +32,33 @@ export function compileAclTerm(term: AclTerm, env: CompileEnv): CompiledCond {
   if (!matchCompatible(match, expr.type)) {
     throw new RuleCompileError(`match method "${match}" cannot apply to ${term.sample.text} (a ${expr.type} sample)`, loc);
   }
+  // String fetches offer spans: the tests below read them in place rather than slicing each value.
+  const span = expr.anySpan;
   switch (match) {
     case 'found':
-      return expr.any(ANY);
+      return span !== undefined ? span(ANY_SPAN) : expr.any(ANY);
     case 'bool':
-      return expr.any(boolTest);
+      return span !== undefined ? span(spanBool) : expr.any(boolTest);
     case 'int': {
       const test = intMatcher(patterns, loc);
+      if (span !== undefined) return span((s, a, b) => test(strToInt(s, a, b)));
       if (expr.type !== 'ip') return expr.any(test);
       // An address as an integer: IPv4 as its 32-bit value (HAProxy's ip-to-int cast); IPv6 has none.
       return expr.any((v) => typeof v === 'string' && parseIp(v) === 4 && test(IP.v4));
     }
     case 'ip': {
       const ip = ipMatcher(patterns, loc);
-      return expr.anySpan !== undefined ? expr.anySpan(ip.span) : expr.any(ip.value);
+      return span !== undefined ? span(ip.span) : expr.any(ip.value);
     }
     default:
       break;
   }
   if (expr.fetch === 'method' && !expr.converted && match === 'str') return expr.any(methodMatcher(patterns, ignoreCase));
-  const span = stringMatcher(match, patterns, ignoreCase, loc);
-  if (expr.anySpan !== undefined) return expr.anySpan(span);
+  const strTest = stringMatcher(match, patterns, ignoreCase, loc);
+  if (span !== undefined) return span(strTest);
   return expr.any((v) => {
     const s = typeof v === 'string' ? v : valueToString(v);
-    return span(s, 0, s.length);
+    return strTest(s, 0, s.length);
   });
 }
 
