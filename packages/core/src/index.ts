@@ -8,6 +8,7 @@ export * from './persistence/cookie.js';
 export * from './config/units.js';
 export * from './config/defaults.js';
 export * from './config/tokenize.js';
+export * from './config/fetches.js';
 export * from './config/haproxy.js';
 export * from './config/native.js';
 export * from './config/validate.js';
