@@ -15,7 +15,10 @@ import {
   buildTables,
   parseOrigin,
   readSnapshotFile,
+  restoreSnapshot,
+  sharedWheel,
   snapshotFileFor,
+  startCounterSweeps,
   SNAPSHOT_FILE,
   unsupportedYet,
   writeSnapshotFile,
@@ -113,6 +116,7 @@ export class StickmeshNode {
     const restored = await StickmeshNode.restore(config, tables, opts.node, opts.logger);
     const proxy = await StickmeshProxy.create(config, { logger: opts.logger, tables, node: opts.node });
     const node = new StickmeshNode(config, tables, proxy, opts);
+    startCounterSweeps(tables, sharedWheel);
     const gate = new AcceptGate();
     try {
       // Every address first (quick), so a taken one is found before anything else is set up.
@@ -145,12 +149,12 @@ export class StickmeshNode {
     let n = 0;
     try {
       let snap = await readSnapshotFile(dir, Date.now(), snapshotFileFor(node));
-      if (snap.length === 0) snap = await readSnapshotFile(dir, Date.now(), SNAPSHOT_FILE);
-      for (const t of snap) {
-        const table = tables.get(t.id);
-        if (!table) continue;
-        for (const u of t.updates) if (table.applyRemote(u)) n++;
+      if (snap.length === 0) {
+        // The shared file may have been written by another node: its counter shares are not ours.
+        snap = await readSnapshotFile(dir, Date.now(), SNAPSHOT_FILE);
+        for (const t of snap) delete t.counters;
       }
+      n = restoreSnapshot([...tables.values()], snap);
     } catch (err) {
       logger.error({ dir, err: (err as Error).message }, 'snapshot not restored');
     }
@@ -298,6 +302,7 @@ export class StickmeshNode {
     await this.proxy.reload(config, tables);
     const peersChanged = JSON.stringify(strip(config.peers)) !== JSON.stringify(strip(this.config.peers)) || [...tables].some(([id, t]) => this.tables.get(id) !== t);
     this.config = config;
+    startCounterSweeps(tables, sharedWheel, this.tables);
     this.tables = tables;
     if (peersChanged) {
       for (const p of this.peers) await p.stop();
@@ -314,6 +319,7 @@ export class StickmeshNode {
     await this.proxy.drain(drainMs);
     if (snapshot) await this.snapshot();
     for (const p of this.peers) await p.stop();
+    startCounterSweeps(new Map(), sharedWheel, this.tables);
   }
 
   /** Logs an operational event with the node's logger. */

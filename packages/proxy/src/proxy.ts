@@ -215,7 +215,7 @@ class TcpFrontend extends FrontendBase<TcpConn> implements TcpFrontendRuntime {
   /** Stores the stick keys once the server is connected, so the table records the server used. */
   onConnected(conn: TcpConn, server: RuntimeServer): void {
     const be = conn.backend;
-    if (be?.stick) stickStoreRequest(be.stick, conn.stickState, server, false);
+    if (be?.stick) stickStoreRequest(be.stick, conn.stickState, server);
   }
 
   protected admit(socket: net.Socket): void {

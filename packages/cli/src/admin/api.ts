@@ -2,7 +2,9 @@
  * Operations API of a node, served by its admin listener: tables and entries (list, delete, clear —
  * deletes are tombstone writes, so they replicate), servers (show, set ready|drain|maint with
  * session-aware drain), peers, explain, the dashboard summary, and the scrape-time Prometheus
- * gauges (tables, servers, peers).
+ * gauges (tables, servers, peers). Tables that store counters also show them: schema, mode and
+ * stats in the listing, one key's shares per node and their sum (`/api/tables/:table/counters`,
+ * and in explain).
  *
  * Session-aware drain: `drain` keeps serving clients bound to the server (cookie or stick entry:
  * `usable` stays true) and sends it no new ones (`pickable` is false). Live bindings = stick-table
@@ -11,7 +13,7 @@
  * `maint` by itself once bindings reach zero, and with `deadlineMs` when the deadline passes,
  * whichever comes first. Drain state is per node and is lost when a reload rebuilds the backends.
  */
-import { nextTurn, type EntryView, type StickTable } from '@stickmesh/core';
+import { CounterTable, canonicalKey, nextTurn, type EntryView, type KeyShares, type StickTable } from '@stickmesh/core';
 import { AdminError, explainBackend, metrics, type AdminRequest, type AdminRoute, type RuntimeBackend, type RuntimeServer, type StickmeshProxy } from '@stickmesh/proxy';
 import type { PeersService } from '@stickmesh/peers';
 
@@ -76,6 +78,7 @@ export class Ops {
       { method: 'GET', path: '/api/tables/:table/entries', handler: (r) => this.entries(r) },
       { method: 'DELETE', path: '/api/tables/:table/entries', handler: (r) => this.clear(r) },
       { method: 'GET', path: '/api/tables/:table/entries/:key', handler: (r) => this.entry(r) },
+      { method: 'GET', path: '/api/tables/:table/counters', handler: (r) => this.counters(r) },
       { method: 'DELETE', path: '/api/tables/:table/entries/:key', handler: (r) => ({ table: r.params.table, key: r.params.key, deleted: this.table(r.params.table!).delete(r.params.key!) }) },
       { method: 'GET', path: '/api/servers', handler: () => this.servers() },
       { method: 'GET', path: '/api/servers/:backend/:server', handler: (r) => this.serverInfo(...this.server(r.params.backend!, r.params.server!)) },
@@ -102,13 +105,55 @@ export class Ops {
    * `GET /api/tables` (and its alias `/tables`): per table its type, live entries, stats (`count`
    * includes expired entries not yet removed), expire, live entries per server and the `digest` of
    * its live data (equal on nodes holding the same data: compare them to see convergence). Two scans
-   * of each table; the dashboard's summary leaves the digest out (one scan).
+   * of each table; the dashboard's summary leaves the digest out (one scan). `counters` (null when
+   * the table stores none): the counter schema, mode (`cluster` sums every node's share, `local`
+   * is this node's alone), the counter store's stats, the other nodes holding shares and the local
+   * changes not yet sent.
    */
   tables(withDigest = true): Array<Record<string, unknown>> {
     return [...this.node.tables.values()].map((t) => {
       const { live, byServer } = t.serverCounts();
-      return { id: t.cfg.id, type: t.cfg.type, live, ...t.stats, expire: t.cfg.expire, servers: Object.fromEntries(byServer), ...(withDigest ? { digest: t.digest() } : {}) };
+      return {
+        id: t.cfg.id,
+        type: t.cfg.type,
+        live,
+        ...t.stats,
+        expire: t.cfg.expire,
+        servers: Object.fromEntries(byServer),
+        counters: countersJson(t),
+        ...(withDigest ? { digest: t.digest() } : {}),
+      };
     });
+  }
+
+  /**
+   * `GET /api/tables/:table/counters?key=K`: K's counters in the table, each node's share (this node
+   * first) and the sum as rules read it now. 404 for an unknown table, a table storing no
+   * counters or a key with no counters; 400 for a missing key or one not valid for the table type.
+   * At most 1 + maxNodes shares, so the answer is bounded.
+   */
+  private counters(r: AdminRequest): Record<string, unknown> {
+    const t = this.table(r.params.table!);
+    const key = strParam(r.query, 'key');
+    if (key === undefined) throw new AdminError(400, 'key is required (?key=KEY)');
+    if (!t.counters) throw new AdminError(404, `table '${t.cfg.id}' stores no counters`);
+    const canon = canonicalKey(t.cfg.type, t.cfg.keyLen, key);
+    if (canon === undefined) throw new AdminError(400, `'${key}' is not a valid key for table '${t.cfg.id}' (type ${t.cfg.type})`);
+    const sh = t.counters.shares(canon);
+    if (!sh) throw new AdminError(404, `no counters for '${canon}' in table '${t.cfg.id}'`);
+    return { table: t.cfg.id, mode: t.counters.mode, ...sharesJson(sh, t.now()) };
+  }
+
+  /** For explain: the key's counters in every table storing some (tables where it is not a valid key, or absent, are skipped). */
+  private keyCounters(key: string): Array<Record<string, unknown>> {
+    const out: Array<Record<string, unknown>> = [];
+    for (const t of this.node.tables.values()) {
+      if (!t.counters) continue;
+      const canon = canonicalKey(t.cfg.type, t.cfg.keyLen, key);
+      const sh = canon === undefined ? undefined : t.counters.shares(canon);
+      if (sh) out.push({ table: t.cfg.id, mode: t.counters.mode, ...sharesJson(sh, t.now()) });
+    }
+    return out;
   }
 
   /**
@@ -335,7 +380,13 @@ export class Ops {
     const backends = [...this.node.proxy.backends.values()].filter((b) => only === undefined || b.name === only);
     if (only !== undefined && backends.length === 0) throw new AdminError(404, `no backend '${only}'`);
     const nowSec = Math.floor(Date.now() / 1000);
-    return { node: this.node.name, key, ...(cookie !== key ? { cookie: cookie ?? null } : {}), backends: backends.map((b) => explainBackend(b, key, cookie, nowSec)) };
+    return {
+      node: this.node.name,
+      key,
+      ...(cookie !== key ? { cookie: cookie ?? null } : {}),
+      backends: backends.map((b) => explainBackend(b, key, cookie, nowSec)),
+      counters: this.keyCounters(key),
+    };
   }
 
   // ---------------------------------------------------------------- summary and metrics
@@ -372,6 +423,25 @@ export class Ops {
     metrics.gauge('stickmesh_table_expired_entries', 'Entries removed on expiry, since start (monotonic).', ['table'], (set) => {
       for (const t of node.tables.values()) set({ table: t.cfg.id }, t.stats.expired);
     });
+    const counted = (set: (labels: Record<string, string>, v: number) => void, f: (c: NonNullable<StickTable['counters']>, t: StickTable) => number | undefined) => {
+      for (const t of node.tables.values()) {
+        if (!t.counters) continue;
+        const v = f(t.counters, t);
+        if (v !== undefined) set({ table: t.cfg.id }, v);
+      }
+    };
+    metrics.gauge('stickmesh_table_counter_entries', 'Keys with counters per table.', ['table'], (set) => counted(set, (c) => c.count));
+    metrics.gauge('stickmesh_table_counter_track_failures', 'Keys not tracked: table full of tracked keys or key invalid for the table, since start (monotonic).', ['table'], (set) =>
+      counted(set, (c) => c.stats.trackFailures),
+    );
+    metrics.gauge('stickmesh_table_counter_remote_applied', "Peers' counter shares applied, since start (monotonic).", ['table'], (set) => counted(set, (c) => c.stats.remoteApplied));
+    metrics.gauge('stickmesh_table_counter_remote_rejected', "Peers' counter shares refused (malformed, node limit, table full), since start (monotonic).", ['table'], (set) =>
+      counted(set, (c) => c.stats.remoteRejected),
+    );
+    metrics.gauge('stickmesh_table_counter_dirty_keys', 'Keys whose local counter share changed and is not yet sent to the peers.', ['table'], (set) => counted(set, (c) => c.dirty));
+    metrics.gauge('stickmesh_table_counter_oldest_unsent_seconds', 'Age of the oldest local counter change not yet sent to the peers (0 when none): the sending part of the replication lag.', ['table'], (set) =>
+      counted(set, (c, t) => (c instanceof CounterTable ? (c.oldestDirty === 0 ? 0 : Math.max(0, t.now() - c.oldestDirty) / 1000) : undefined)),
+    );
     metrics.gauge('stickmesh_server_up', 'Health of a server as seen by checks (1 up, 0 down).', ['backend', 'server'], (set) => {
       for (const b of node.proxy.backends.values()) for (const s of b.servers) set({ backend: b.name, server: s.name }, s.checkUp ? 1 : 0);
     });
@@ -423,8 +493,6 @@ function entryJson(e: EntryView, now: number): Record<string, unknown> {
     version: e.version,
     origin: e.version.node,
     expiresInMs: e.expiresAt === 0 ? null : Math.max(0, e.expiresAt - now),
-    connCnt: e.connCnt,
-    httpReqCnt: e.httpReqCnt,
   };
 }
 
@@ -441,4 +509,21 @@ function intParam(q: URLSearchParams, name: string, dflt: number, min: number, m
   const n = Number(v);
   if (!Number.isInteger(n) || n < min || n > max) throw new AdminError(400, `${name} must be an integer in ${min}..${max}`);
   return n;
+}
+
+/** The `counters` field of a table in the listing, null when it stores none. */
+function countersJson(t: StickTable): Record<string, unknown> | null {
+  const c = t.counters;
+  if (!c) return null;
+  return {
+    schema: c.schema,
+    mode: c.mode,
+    ...c.stats,
+    dirty: c.dirty,
+    ...(c instanceof CounterTable ? { nodes: c.remoteNodes, nodesRefused: c.nodesRefused } : {}),
+  };
+}
+
+function sharesJson(sh: KeyShares, now: number): Record<string, unknown> {
+  return { key: sh.key, expiresInMs: sh.expiresAt === 0 ? null : Math.max(0, sh.expiresAt - now), total: sh.total, nodes: sh.nodes };
 }

@@ -1,5 +1,5 @@
 /**
- * Operator commands over a node's admin API: `table show|clear`, `server show|set`, `peers`,
+ * Operator commands over a node's admin API: `table show|counters|clear`, `server show|set`, `peers`,
  * `explain KEY`. Human-readable tables by default, the API's JSON with `--json`. Exit 0 on success,
  * 1 when the node answers an error (its message is printed) or cannot be reached, 2 on bad usage.
  */
@@ -15,12 +15,15 @@ const COMMON = `Common options:
 `;
 
 export const TABLE_HELP = `Usage: stickmesh table show [TABLE] [--server NAME] [--prefix P] [--limit N] [--cursor C]
+       stickmesh table counters TABLE KEY
        stickmesh table clear TABLE [--key KEY]
 
-show: without TABLE, every stick table with its size; with TABLE, one page of its entries in
+show: without TABLE, every stick table with its size and stored counters; with TABLE, one page of its entries in
       storage order (not by age), filtered by server name or key prefix: at most --limit entries
       (default 100, max 10000). When the table holds more, the page ends with the --cursor value
       that shows the next page; a page may hold fewer than --limit entries and still go on.
+counters: KEY's counters in TABLE: each node's share and the sum the rules read (in a table with
+      'counters local', this node's count alone).
 clear: deletes every entry of TABLE, or only KEY; deletions replicate to every peer.
 
 ${COMMON}`;
@@ -45,7 +48,8 @@ export const EXPLAIN_HELP = `Usage: stickmesh explain KEY [--backend NAME]
 
 How a client presenting KEY (a stick key such as its address, or a persistence cookie value) is
 routed: the cookie flag, each stick table's entry with its version and origin node, the health of
-the server named, and which rule decides.
+the server named, and which rule decides; then KEY's counters in every table storing some, per
+node and summed.
 
 ${COMMON}`;
 
@@ -100,13 +104,17 @@ const enc = encodeURIComponent;
 export function runTable(argv: string[]): Promise<number> {
   return command(argv, TABLE_HELP, { server: { type: 'string' }, prefix: { type: 'string' }, limit: { type: 'string' }, cursor: { type: 'string' }, key: { type: 'string' } }, async (c, pos, v) => {
     const [sub, table, ...more] = pos;
-    if (more.length > 0) return usage(TABLE_HELP, `unexpected argument '${more[0]}'`);
+    if (more.length > (sub === 'counters' ? 1 : 0)) return usage(TABLE_HELP, `unexpected argument '${more[more.length - 1]}'`);
     if (sub === 'show' && table === undefined) {
       const j = (await c.api.call('GET', '/api/tables')) as Array<Record<string, unknown>>;
       out(c, j, () =>
         formatTable(
-          ['TABLE', 'TYPE', 'ENTRIES', 'SIZE', 'EVICTIONS', 'EXPIRED', 'BY SERVER'],
-          j.map((t) => [t.id, t.type, t.live, t.capacity, t.evictions, t.expired, Object.entries(t.servers as Record<string, number>).map(([s, n]) => `${s}=${n}`).join(' ')]),
+          ['TABLE', 'TYPE', 'ENTRIES', 'SIZE', 'EVICTIONS', 'EXPIRED', 'COUNTERS', 'BY SERVER'],
+          j.map((t) => {
+            const k = t.counters as { schema: string; mode: string; count: number } | null | undefined;
+            const counters = k ? `${k.schema} (${k.mode}, ${k.count} keys)` : '';
+            return [t.id, t.type, t.live, t.capacity, t.evictions, t.expired, counters, Object.entries(t.servers as Record<string, number>).map(([s, n]) => `${s}=${n}`).join(' ')];
+          }),
         ),
       );
       return 0;
@@ -119,6 +127,13 @@ export function runTable(argv: string[]): Promise<number> {
         const rows = j.entries.map((e) => [e.key, e.server, e.origin, new Date((e.version as { wall: number }).wall).toISOString(), e.expiresInMs === null ? 'never' : ms(e.expiresInMs)]);
         return formatTable(['KEY', 'SERVER', 'ORIGIN', 'WRITTEN', 'EXPIRES IN'], rows) + (j.next !== null ? `next page: --cursor ${j.next}\n` : '');
       });
+      return 0;
+    }
+    if (sub === 'counters') {
+      const key = more[0] ?? (v.key as string | undefined);
+      if (table === undefined || key === undefined) return usage(TABLE_HELP, 'table counters needs TABLE and KEY');
+      const j = (await c.api.call('GET', `/api/tables/${enc(table)}/counters?${new URLSearchParams({ key })}`)) as CountersJson;
+      out(c, j, () => countersText(j));
       return 0;
     }
     if (sub === 'clear') {
@@ -204,7 +219,7 @@ export function runExplain(argv: string[]): Promise<number> {
     if (pos.length !== 1) return usage(EXPLAIN_HELP, 'explain needs exactly one KEY');
     const q = new URLSearchParams({ key: pos[0]! });
     if (typeof v.backend === 'string') q.set('backend', v.backend);
-    const j = (await c.api.call('GET', `/api/explain?${q}`)) as { node: string; key: string; backends: Array<Record<string, unknown>> };
+    const j = (await c.api.call('GET', `/api/explain?${q}`)) as { node: string; key: string; backends: Array<Record<string, unknown>>; counters?: CountersJson[] };
     out(c, j, () =>
       j.backends
         .map((b) => {
@@ -221,8 +236,29 @@ export function runExplain(argv: string[]): Promise<number> {
           for (const st of b.steps as string[]) lines.push(`  - ${st}`);
           return lines.join('\n');
         })
-        .join('\n\n') + '\n',
+        .join('\n\n') +
+        '\n' +
+        (j.counters ?? []).map((k) => `\n${countersText(k)}`).join(''),
     );
     return 0;
   });
+}
+
+/** One key's counters as the API gives them (`/api/tables/:table/counters`, explain's `counters`). */
+interface CountersJson {
+  table: string;
+  mode: string;
+  key: string;
+  expiresInMs: number | null;
+  total: Record<string, number>;
+  nodes: Array<{ node: string; values: Record<string, number> }>;
+}
+
+/** A header line, then one row per node and the sum, one column per stored counter. */
+export function countersText(j: CountersJson): string {
+  const names = Object.keys(j.total);
+  const head = `counters ${j.table} key ${j.key} (${j.mode}${j.mode === 'local' ? ': this node only' : ''}), expires in ${j.expiresInMs === null ? 'never' : ms(j.expiresInMs)}\n`;
+  const rows: unknown[][] = j.nodes.map((n) => [n.node, ...names.map((k) => n.values[k])]);
+  rows.push([j.mode === 'local' ? 'value' : 'sum', ...names.map((k) => j.total[k])]);
+  return head + formatTable(['NODE', ...names], rows);
 }

@@ -48,7 +48,7 @@ describe('StickTable bucket digests', () => {
     for (let i = 0; i < 20_000; i++) {
       const key = `10.0.${(r() * 4) | 0}.${(r() * 250) | 0}`;
       const op = r();
-      if (op < 0.45) t.setLocal(key, `s${(r() * 5) | 0}`, { conn: true });
+      if (op < 0.45) t.setLocal(key, `s${(r() * 5) | 0}`);
       else if (op < 0.8) t.applyRemote(upd(key, `s${(r() * 5) | 0}`, now + ((r() * 2000) | 0) - 1000, (r() * 10) | 0, r() < 0.5 ? 'b' : 'c', (r() * 6000) | 0));
       else if (op < 0.88) t.delete(key);
       else if (op < 0.9) t.lookup(key);

@@ -3,8 +3,14 @@
  * keyed by id (`peers/table` or the backend name). On reload the existing tables are kept when
  * their schema is unchanged, and copied into a new table when it changed, so a reload never loses
  * entries.
+ *
+ * A table whose config stores counters (`data`) gets a CounterTable in `table.counters`. Its mode
+ * is `local` for a table without peers (nothing replicates it) and `cfg.counters ?? 'cluster'` for
+ * a replicated one (a `peers` section table, or a backend table naming `peers`).
  */
 import type { StickTableConfig, StickmeshConfig } from '../config/model.js';
+import { CounterTable } from '../counters/counter-table.js';
+import type { TimerWheel } from '../util/timer-wheel.js';
 import { StickTable } from './stick-table.js';
 import type { TableUpdate } from './types.js';
 
@@ -15,12 +21,36 @@ export function tableConfigs(cfg: StickmeshConfig): StickTableConfig[] {
   return out;
 }
 
-function sameSchema(a: StickTableConfig, b: StickTableConfig): boolean {
-  return a.type === b.type && a.keyLen === b.keyLen && a.size === b.size && a.srvkey === b.srvkey &&
-    a.expire === b.expire && a.store.join(',') === b.store.join(',');
+/** Counters mode of a table: `local` without peers, else its `counters` option (default cluster). */
+export function countersMode(tc: StickTableConfig): 'cluster' | 'local' {
+  return tc.peers === undefined ? 'local' : (tc.counters ?? 'cluster');
 }
 
-export function buildTables(cfg: StickmeshConfig, node: string, existing?: ReadonlyMap<string, StickTable>): Map<string, StickTable> {
+function dataSchema(tc: StickTableConfig): string {
+  return (tc.data ?? []).map((d) => `${d.kind}:${d.idx}:${d.period}`).join(',');
+}
+
+/** Whether a CounterTable built for `a` serves `b` unchanged (same keys, bounds, stored types, mode). */
+function sameCounters(a: StickTableConfig, b: StickTableConfig): boolean {
+  return a.type === b.type && a.keyLen === b.keyLen && a.size === b.size && a.expire === b.expire &&
+    dataSchema(a) === dataSchema(b) && countersMode(a) === countersMode(b);
+}
+
+function sameSchema(a: StickTableConfig, b: StickTableConfig): boolean {
+  return sameCounters(a, b) && a.srvkey === b.srvkey && a.store.join(',') === b.store.join(',');
+}
+
+export interface BuildTablesOptions {
+  /** Wall clock for counters (tests). */
+  now?: () => number;
+}
+
+export function buildTables(
+  cfg: StickmeshConfig,
+  node: string,
+  existing?: ReadonlyMap<string, StickTable>,
+  opts: BuildTablesOptions = {},
+): Map<string, StickTable> {
   const out = new Map<string, StickTable>();
   for (const tc of tableConfigs(cfg)) {
     const old = existing?.get(tc.id);
@@ -38,7 +68,37 @@ export function buildTables(cfg: StickmeshConfig, node: string, existing?: Reado
         for (const u of buf) t.applyRemote(u);
       }
     }
+    if (tc.data !== undefined && tc.data.length > 0) {
+      // Counters survive a reload only when nothing they depend on changed; a changed store line,
+      // size, key type, expire or mode starts them afresh (at 0; peers send their shares again on
+      // the schema they now share), as converting shares between layouts is not worth its risk.
+      if (old?.counters && sameCounters(old.cfg, tc)) {
+        t.counters = old.counters;
+      } else {
+        t.counters = new CounterTable(tc, {
+          node,
+          mode: countersMode(tc),
+          ...(opts.now ? { now: opts.now } : {}),
+        });
+      }
+    }
     out.set(tc.id, t);
   }
   return out;
+}
+
+/**
+ * Once `next` (from buildTables) is in service: sweeps the counters of `next` on `wheel` and stops
+ * the sweeps of counters in `previous` that `next` no longer holds (a failed reload never calls
+ * this, so the running tables keep theirs and the discarded ones are garbage).
+ */
+export function startCounterSweeps(next: ReadonlyMap<string, StickTable>, wheel: TimerWheel, previous?: ReadonlyMap<string, StickTable>): void {
+  const live = new Set<unknown>();
+  for (const t of next.values()) {
+    if (t.counters instanceof CounterTable) {
+      live.add(t.counters);
+      if (!t.counters.sweeping) t.counters.start(wheel);
+    }
+  }
+  for (const t of previous?.values() ?? []) if (t.counters instanceof CounterTable && !live.has(t.counters)) t.counters.stop();
 }

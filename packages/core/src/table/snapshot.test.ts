@@ -13,6 +13,7 @@ import {
   writeSnapshotFile,
 } from './snapshot.js';
 import { StickTable } from './stick-table.js';
+import { CounterTable } from '../counters/counter-table.js';
 
 function cfg(id: string, over: Partial<StickTableConfig> = {}): StickTableConfig {
   return { id, name: id, type: 'ip', keyLen: 32, size: 1000, expire: 0, store: [], srvkey: 'name', loc: { file: 't', line: 1 }, ...over };
@@ -32,7 +33,7 @@ describe('snapshot', () => {
     let t = 100_000;
     const a = new StickTable(cfg('p/a', { expire: 10_000, store: ['conn_cnt'] }), { node: 'n1', now: () => t });
     const b = new StickTable(cfg('p/b', { type: 'string', keyLen: 8 }), { node: 'n1', now: () => t });
-    for (let i = 0; i < 50; i++) a.setLocal(`10.1.0.${i}`, `s${i % 4}`, { conn: true });
+    for (let i = 0; i < 50; i++) a.setLocal(`10.1.0.${i}`, `s${i % 4}`);
     a.applyRemote({ key: '2001:db8::9', server: 'é-server', ttl: 500, wall: 99_000, counter: 3, node: 'n2', connCnt: 7, httpReqCnt: 0 });
     b.setLocal('héllo wrld', 'x');
     const buf = encodeSnapshot([a, b]);
@@ -40,7 +41,7 @@ describe('snapshot', () => {
     const dec = decodeSnapshot(buf, t);
     expect(dec.map((d) => d.id)).toEqual(['p/a', 'p/b']);
     expect(dec[0]!.updates.length).toBe(50); // the 500 ms remote entry has expired
-    expect(dec[0]!.updates.find((u) => u.key === '10.1.0.3')).toMatchObject({ server: 's3', ttl: 9000, connCnt: 1, node: 'n1' });
+    expect(dec[0]!.updates.find((u) => u.key === '10.1.0.3')).toMatchObject({ server: 's3', ttl: 9000, connCnt: 0, node: 'n1' });
     expect(dec[1]!.updates).toEqual([
       expect.objectContaining({ key: 'héllo w', server: 'x', ttl: 0 }),
     ]);
@@ -84,5 +85,58 @@ describe('snapshot', () => {
     raw[raw.length - 6]! ^= 1;
     await writeFile(file, raw);
     await expect(readSnapshotFile(join(dir, 'sub'))).rejects.toMatchObject({ code: 'SM_SNAPSHOT_CORRUPT' });
+  });
+
+  it("keeps this node's counter shares (version 2; gauges restart at 0); files without counters stay version 1", () => {
+    const P = 10_000;
+    let t = 170_000_000 * P + 1000;
+    const now = () => t;
+    const data = [
+      { kind: 'http_req_rate', idx: 0, period: P },
+      { kind: 'conn_cur', idx: 0, period: 0 },
+      { kind: 'gpc', idx: 0, period: 0 },
+    ] as const;
+    const tc = cfg('p/rl', { peers: 'p', expire: 60_000, data: [...data] });
+    const a = new StickTable(tc, { node: 'n1', now });
+    const ca = new CounterTable(tc, { node: 'n1', now });
+    a.counters = ca;
+    const s = ca.acquire('10.0.0.1');
+    ca.add(s, 0, 7);
+    ca.add(s, 1, 2);
+    ca.add(s, 2, 3);
+    ca.applyShares('n2', { key: '10.0.0.1', v: [170_000_000, 5, 0, 1, 9] });
+    const s2 = ca.acquire('10.0.0.2');
+    ca.add(s2, 2, 1);
+    ca.release(s2);
+    const plain = new StickTable(cfg('plain'), { node: 'n1', now });
+    plain.setLocal('1.1.1.1', 'x');
+    expect(encodeSnapshot([plain]).readUInt16LE(4)).toBe(1);
+    const buf = encodeSnapshot([a, plain]);
+    expect(buf.readUInt16LE(4)).toBe(2);
+    t += 2000;
+    const dec = decodeSnapshot(buf, t);
+    expect(dec.find((d) => d.id === 'p/rl')!.counters!.schema).toBe('http_req_rate(10000),conn_cur,gpc(0)');
+    expect(dec.find((d) => d.id === 'p/rl')!.counters!.shares).toHaveLength(2);
+    const b = new StickTable(tc, { node: 'n1', now });
+    const cb = new CounterTable(tc, { node: 'n1', now });
+    b.counters = cb;
+    const plain2 = new StickTable(cfg('plain'), { node: 'n1', now });
+    expect(restoreSnapshot([b, plain2], dec)).toBe(1);
+    expect(plain2.lookup('1.1.1.1')).toBe('x');
+    const r = cb.find('10.0.0.1');
+    expect(cb.read(r, 0)).toBe(7); // own share only: n2's is not in the snapshot
+    expect(cb.read(r, 1)).toBe(0);
+    expect(cb.read(r, 2)).toBe(3);
+    expect(cb.read(cb.find('10.0.0.2'), 2)).toBe(1);
+    expect(cb.dirty).toBe(2); // queued for the peers
+    // Another schema: the shares are dropped.
+    const tc2 = cfg('p/rl', { peers: 'p', expire: 60_000, data: [data[0]] });
+    const d = new StickTable(tc2, { node: 'n1', now });
+    d.counters = new CounterTable(tc2, { node: 'n1', now });
+    restoreSnapshot([d], dec);
+    expect(d.counters.count).toBe(0);
+    // Expired keys are left out.
+    t += 58_000;
+    expect(decodeSnapshot(buf, t).find((x) => x.id === 'p/rl')!.counters!.shares).toHaveLength(0);
   });
 });

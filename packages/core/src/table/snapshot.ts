@@ -7,19 +7,30 @@
  *   per table: str id | u32 name count | names (str each) | u32 entry count |
  *     entries: str key | u32 server name index | u32 node name index | f64 wall | u16 counter |
  *              f64 absolute expiry ms (0 = never) | u32 conn_cnt | u32 http_req_cnt
+ *   version 2 only: counters section (this node's own counter shares, CounterTable wire layout):
+ *     u32 table count | per table: str id | str schema | u16 width | u32 share count |
+ *       shares: str key | f64 absolute expiry ms (0 = never) | width x f64
  *   trailer: u32 CRC-32 (IEEE) of every byte before it
  *   str = u16 byte length + UTF-8 bytes
  * The CRC is checked before anything is decoded, so a torn or corrupt file is rejected whole.
+ *
+ * Compatibility: a file is written as version 1 (readable by older nodes) unless some table holds
+ * counter shares; the reader takes both. An older node refuses a version 2 file as corrupt and
+ * starts without it (its peers resync it), as it would without a snapshot. `conn_cnt`/`http_req_cnt`
+ * in entries are always 0 now (the counters are in the counters section).
  */
 import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { StickmeshError } from '../errors.js';
+import { CounterTable } from '../counters/counter-table.js';
+import type { ShareUpdate } from '../counters/types.js';
 import type { StickTable } from './stick-table.js';
 import type { TableUpdate } from './types.js';
 
 export const SNAPSHOT_MAGIC = 'SMST';
-export const SNAPSHOT_VERSION = 1;
+/** Newest format version written (1 when no table has counter shares); the reader takes 1 and 2. */
+export const SNAPSHOT_VERSION = 2;
 /** File name of the snapshot inside the data directory before snapshots were per node (still restored from). */
 export const SNAPSHOT_FILE = 'stick-tables.snap';
 
@@ -119,9 +130,17 @@ class Reader {
 
 /** Serialises every live entry of `tables` with absolute expiry times (each table's own clock). */
 export function encodeSnapshot(tables: StickTable[]): Buffer {
+  const counted: Array<{ id: string; c: CounterTable; shares: ShareUpdate[] }> = [];
+  for (const t of tables) {
+    if (!(t.counters instanceof CounterTable)) continue;
+    const shares: ShareUpdate[] = [];
+    let cursor = 0;
+    while (cursor !== -1) cursor = t.counters.exportOwn(cursor, 4096, shares);
+    if (shares.length > 0) counted.push({ id: t.cfg.id, c: t.counters, shares });
+  }
   const w = new Writer();
   w.raw(SNAPSHOT_MAGIC);
-  w.u16(SNAPSHOT_VERSION);
+  w.u16(counted.length > 0 ? 2 : 1);
   w.u16(0);
   w.f64(Date.now());
   w.u32(tables.length);
@@ -163,6 +182,20 @@ export function encodeSnapshot(tables: StickTable[]): Buffer {
       w.u32(u.httpReqCnt);
     }
   }
+  if (counted.length > 0) {
+    w.u32(counted.length);
+    for (const { id, c, shares } of counted) {
+      w.str(id);
+      w.str(c.schema);
+      w.u16(c.width);
+      w.u32(shares.length);
+      for (const u of shares) {
+        w.str(u.key);
+        w.f64(c.expiryOf(u.key));
+        for (const x of u.v) w.f64(x);
+      }
+    }
+  }
   w.u32(crc32(w.buf, 0, w.pos));
   return Buffer.from(w.buf.subarray(0, w.pos));
 }
@@ -170,6 +203,8 @@ export function encodeSnapshot(tables: StickTable[]): Buffer {
 export interface SnapshotTable {
   id: string;
   updates: TableUpdate[];
+  /** This node's counter shares when the snapshot was written (version 2), expired keys dropped. */
+  counters?: { schema: string; shares: ShareUpdate[] };
 }
 
 /**
@@ -187,7 +222,7 @@ export function decodeSnapshot(buf: Buffer, now: number = Date.now()): SnapshotT
   const r = new Reader(buf, end);
   r.pos = 4;
   const version = r.u16();
-  if (version !== SNAPSHOT_VERSION) throw corrupt(`unsupported format version ${version}`);
+  if (version !== 1 && version !== 2) throw corrupt(`unsupported format version ${version}`);
   r.u16();
   r.f64();
   const tableCount = r.u32();
@@ -214,13 +249,39 @@ export function decodeSnapshot(buf: Buffer, now: number = Date.now()): SnapshotT
     }
     out.push({ id, updates });
   }
+  if (version === 2) {
+    const n = r.u32();
+    for (let t = 0; t < n; t++) {
+      const id = r.str();
+      const schema = r.str();
+      const width = r.u16();
+      const count = r.u32();
+      const shares: ShareUpdate[] = [];
+      for (let i = 0; i < count; i++) {
+        const key = r.str();
+        const expiresAt = r.f64();
+        const v: number[] = [];
+        for (let k = 0; k < width; k++) v.push(r.f64());
+        if (expiresAt !== 0 && expiresAt <= now) continue;
+        shares.push({ key, v });
+      }
+      let table = out.find((x) => x.id === id);
+      if (!table) {
+        table = { id, updates: [] };
+        out.push(table);
+      }
+      table.counters = { schema, shares };
+    }
+  }
   if (r.pos !== end) throw corrupt(`${end - r.pos} unexpected bytes after the last table`);
   return out;
 }
 
 /**
  * Applies decoded snapshot content with `applyRemote`, so newer versions already learned from peers
- * win. Tables are matched by `cfg.id`; unknown ids are ignored. Returns the number of entries applied.
+ * win. Tables are matched by `cfg.id`; unknown ids are ignored. This node's counter shares are
+ * restored into tables whose counter schema is unchanged (CounterTable.restoreOwn: gauges at 0);
+ * with another schema they are dropped. Returns the number of stick entries applied.
  */
 export function restoreSnapshot(tables: StickTable[], snap: SnapshotTable[]): number {
   let applied = 0;
@@ -228,6 +289,8 @@ export function restoreSnapshot(tables: StickTable[], snap: SnapshotTable[]): nu
     const t = tables.find((x) => x.cfg.id === s.id);
     if (!t) continue;
     for (const u of s.updates) if (t.applyRemote(u)) applied++;
+    const c = t.counters;
+    if (s.counters && c instanceof CounterTable && c.schema === s.counters.schema) for (const u of s.counters.shares) c.restoreOwn(u);
   }
   return applied;
 }

@@ -30,17 +30,18 @@ describe('StickTable basics', () => {
   it('set, lookup and get with canonical keys', () => {
     let t = 1000;
     const tab = new StickTable(cfg({ store: ['conn_cnt', 'http_req_cnt'] }), { node: 'a', now: () => t });
-    expect(tab.setLocal('10.0.0.1', 's1', { conn: true })).toBe('created');
+    expect(tab.setLocal('10.0.0.1', 's1')).toBe('created');
     expect(tab.lookup('10.0.0.1')).toBe('s1');
     expect(tab.lookup('::ffff:10.0.0.1')).toBe('s1');
     expect(tab.lookup('10.0.0.2')).toBeUndefined();
     expect(tab.lookup('not an ip')).toBeUndefined();
-    expect(tab.setLocal('::ffff:10.0.0.1', 's2', { conn: true, httpReq: true })).toBe('updated');
+    expect(tab.setLocal('::ffff:10.0.0.1', 's2')).toBe('updated');
     const e = tab.get('10.0.0.1')!;
     expect(e.key).toBe('10.0.0.1');
     expect(e.server).toBe('s2');
-    expect(e.connCnt).toBe(2);
-    expect(e.httpReqCnt).toBe(1);
+    // The legacy counter fields stay in the view (wire and snapshot compatibility), always 0.
+    expect(e.connCnt).toBe(0);
+    expect(e.httpReqCnt).toBe(0);
     expect(e.expiresAt).toBe(0);
     expect(e.version).toEqual({ wall: 1000, counter: 1, node: 'a' });
     expect(tab.count).toBe(1);

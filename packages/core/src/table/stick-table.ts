@@ -130,8 +130,8 @@ const BUCKET_SEED = 0x2545f491;
 /**
  * A stick table with a columnar layout: `capacity` (= cfg.size) slots allocated up front as typed
  * arrays (key slab, open-addressing hash index, version, expiry, LRU links, counters), so memory
- * is fixed at construction (about 88 bytes per slot for `ip`, plus 8 when counters are stored)
- * and no per-entry JS objects exist.
+ * is fixed at construction (about 88 bytes per slot for `ip`) and no per-entry JS objects exist.
+ * Stored counters (`store ...`) live in the table's CounterTable (`counters`), not here.
  *
  * Bucket digests (anti-entropy): per bucket of the key space, two 32-bit lanes, each the sum mod 2^32
  * of a hash of (key, server, version) over the entries in the table, maintained on every write,
@@ -195,8 +195,6 @@ export class StickTable {
   private readonly loggedAt: Float64Array;
   /** Seq of the entry's latest local log position, 0 = current value not written locally. */
   private readonly logSeqOf: Float64Array;
-  private readonly conn: Uint32Array | undefined;
-  private readonly httpReq: Uint32Array | undefined;
   /** Per slot: its two digest-lane hashes and its bucket, as last added to `bucketSums`. */
   private readonly eh0: Uint32Array;
   private readonly eh1: Uint32Array;
@@ -269,8 +267,6 @@ export class StickTable {
     this.expires = new Float64Array(cap);
     this.loggedAt = new Float64Array(cap);
     this.logSeqOf = new Float64Array(cap);
-    this.conn = cfg.store.includes('conn_cnt') ? new Uint32Array(cap) : undefined;
-    this.httpReq = cfg.store.includes('http_req_cnt') ? new Uint32Array(cap) : undefined;
     this.eh0 = new Uint32Array(cap);
     this.eh1 = new Uint32Array(cap);
     this.bucketOf = new Uint8Array(cap);
@@ -364,13 +360,13 @@ export class StickTable {
    * Local write (stick store). A new key or a new server gets a new HLC version and a log position.
    * The same server again refreshes the expiry and touches the entry; it is re-versioned and re-logged
    * ('refreshed') only if its value was last logged at least max(1000, expire/4) ms ago, otherwise
-   * 'unchanged'. `incr` adds 1 to the stored counters whatever the result.
+   * 'unchanged'.
    * A key that is not valid for the table type (e.g. a header value in an `integer` table) stores
    * nothing, as in HAProxy when a sample does not convert: 'unchanged', counted in stats.invalidKeys.
    * Throws StickmeshError SM_TABLE_SERVER_LIMIT if `server` would be the 65536th distinct server
    * name in use.
    */
-  setLocal(key: string, server: string, incr?: { conn?: boolean; httpReq?: boolean }): SetResult {
+  setLocal(key: string, server: string): SetResult {
     if (!this.codec.encode(key, this.scratch, 0)) {
       this._invalidKeys++;
       return 'unchanged';
@@ -389,7 +385,6 @@ export class StickTable {
       const cur = this.srv[s]!;
       if (this.servers.names[cur] === server) {
         this.expires[s] = expiresAt;
-        this.bump(s, incr);
         if (now - this.loggedAt[s]! < this.refreshAfter) return 'unchanged';
         this.digestRemove(s);
         result = 'refreshed';
@@ -399,7 +394,6 @@ export class StickTable {
         this.servers.release(cur);
         this.srv[s] = id;
         this.expires[s] = expiresAt;
-        this.bump(s, incr);
         result = 'updated';
       }
     } else {
@@ -411,9 +405,6 @@ export class StickTable {
       this.srv[s] = id;
       this.vNode[s] = 0;
       this.expires[s] = expiresAt;
-      if (this.conn) this.conn[s] = 0;
-      if (this.httpReq) this.httpReq[s] = 0;
-      this.bump(s, incr);
       this._count++;
       result = 'created';
     }
@@ -498,8 +489,6 @@ export class StickTable {
     this.expires[s] = ttl > 0 ? now + ttl : 0;
     this.loggedAt[s] = now;
     this.logSeqOf[s] = 0;
-    if (this.conn) this.conn[s] = u.connCnt >>> 0;
-    if (this.httpReq) this.httpReq[s] = u.httpReqCnt >>> 0;
     this._remoteApplied++;
     return true;
   }
@@ -984,12 +973,6 @@ export class StickTable {
     this.bucketSums[2 * b + 1] = (this.bucketSums[2 * b + 1]! - this.eh1[s]!) >>> 0;
   }
 
-  private bump(s: number, incr: { conn?: boolean; httpReq?: boolean } | undefined): void {
-    if (!incr) return;
-    if (incr.conn && this.conn) this.conn[s] = (this.conn[s]! + 1) >>> 0;
-    if (incr.httpReq && this.httpReq) this.httpReq[s] = (this.httpReq[s]! + 1) >>> 0;
-  }
-
   /** compareVersions(stored version of s, (wall, counter, node)). */
   private compareStored(s: number, wall: number, counter: number, node: string): number {
     const w = this.vWall[s]!;
@@ -1009,8 +992,8 @@ export class StickTable {
       wall: this.vWall[s]!,
       counter: this.vCounter[s]!,
       node: this.nodes.names[this.vNode[s]!]!,
-      connCnt: this.conn ? this.conn[s]! : 0,
-      httpReqCnt: this.httpReq ? this.httpReq[s]! : 0,
+      connCnt: 0,
+      httpReqCnt: 0,
     };
   }
 
@@ -1021,8 +1004,8 @@ export class StickTable {
       server: this.servers.names[this.srv[s]!]!,
       expiresAt: this.expires[s]!,
       version,
-      connCnt: this.conn ? this.conn[s]! : 0,
-      httpReqCnt: this.httpReq ? this.httpReq[s]! : 0,
+      connCnt: 0,
+      httpReqCnt: 0,
     };
   }
 }

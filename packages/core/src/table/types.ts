@@ -37,7 +37,11 @@ export interface TableUpdate {
   wall: number;
   counter: number;
   node: string;
-  /** Stored counters (only those the table stores; 0 otherwise). */
+  /**
+   * Always 0, ignored on receipt. Kept so the peers wire format and snapshot files stay readable
+   * by and from older nodes: counters now travel as per-node shares of the table's CounterTable
+   * (counters/types.ts), not as a value inside the stick entry.
+   */
   connCnt: number;
   httpReqCnt: number;
 }
@@ -49,6 +53,7 @@ export interface EntryView {
   /** Absolute expiry (ms since epoch), 0 = never. */
   expiresAt: number;
   version: Version;
+  /** Always 0 (see TableUpdate.connCnt); the counters are in the table's CounterTable. */
   connCnt: number;
   httpReqCnt: number;
 }

@@ -519,7 +519,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     if (up !== this.up) return;
     this.ctx.tConnected = loopNow();
     const stick = this.backend?.stick;
-    if (stick && this.ctx.server) stickStoreRequest(stick, this.stickState, this.ctx.server, true);
+    if (stick && this.ctx.server) stickStoreRequest(stick, this.stickState, this.ctx.server);
     this.arm(Tmo.Server, this.route!.timeouts.server);
     up.out.write(this.reqHead);
     this.phase = Phase.Sent;

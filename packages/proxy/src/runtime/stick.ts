@@ -214,7 +214,7 @@ export function stickMatch(rules: StickRules, src: StickKeySource, st: StickStat
 }
 
 /** Writes the store-request keys once the server is known. One store per table per request. */
-export function stickStoreRequest(rules: StickRules, st: StickState, server: RuntimeServer, httpReq: boolean): void {
+export function stickStoreRequest(rules: StickRules, st: StickState, server: RuntimeServer): void {
   let done: StickTable | undefined;
   for (let i = 0; i < rules.storeRequest.length; i++) {
     const key = st.storeKeys[i];
@@ -222,7 +222,7 @@ export function stickStoreRequest(rules: StickRules, st: StickState, server: Run
     const rule = rules.storeRequest[i]!;
     if (rule.table === done) continue;
     done = rule.table;
-    rule.table.setLocal(key, rules.serverKey(rule, server), httpReq ? { httpReq: true } : { conn: true });
+    rule.table.setLocal(key, rules.serverKey(rule, server));
   }
 }
 
