@@ -7,6 +7,7 @@
  * effect. Every problem in a file is counted, not just the first; the first 100 are kept (ProblemList).
  */
 import type {
+  AclConfig,
   BackendConfig,
   BalanceAlgorithm,
   BindConfig,
@@ -30,7 +31,11 @@ import type {
   StickTableConfig,
   StickmeshConfig,
   Timeouts,
+  RuleSet,
+  UseBackendConfig,
 } from './model.js';
+import type { RuleContext } from './fetches.js';
+import { RuleSyntaxError, checkCondWhere, parseAclLine, parseCond, parseRule, parseStore } from './rules.js';
 import type { ConfigIssue } from '../errors.js';
 import { defaultGlobal, defaultServerSettings, defaultTimeouts, finishServerSettings, finishTimeouts } from './defaults.js';
 import { parseHostPort, parseInteger, parseSize, parseTime } from './units.js';
@@ -61,6 +66,8 @@ interface ProxyDefaults {
   server: ServerSettings;
   maxconn: number;
   modeSet?: boolean;
+  /** `timeout tarpit`. */
+  tarpitTimeout?: number;
 }
 
 type Cap = 'defaults' | 'frontend' | 'backend' | 'listen';
@@ -79,6 +86,28 @@ interface ProxyDraft extends ProxyDefaults {
   stickTable?: StickTableConfig;
   /** Names in `servers`, for the duplicate check in constant time. */
   serverNames: Set<string>;
+  /** ACLs and rules in config order; `acls` indexes `rules.acls` by name. */
+  rules: RuleSet;
+  acls: Map<string, AclConfig>;
+  useBackends: UseBackendConfig[];
+  /** `tcp-request inspect-delay`. */
+  inspectDelay?: number;
+}
+
+function emptyRuleSet(): RuleSet {
+  return { acls: [], tcpRequestConnection: [], tcpRequestContent: [], httpRequest: [], httpResponse: [] };
+}
+
+function hasRules(r: RuleSet): boolean {
+  return r.acls.length + r.tcpRequestConnection.length + r.tcpRequestContent.length + r.httpRequest.length + r.httpResponse.length > 0;
+}
+
+/** A proxy section's draft, starting from the current defaults. */
+function newDraft(d: ProxyDefaults, cap: Cap, name: string, loc: SourceLoc): ProxyDraft {
+  return {
+    ...cloneDefaults(d), cap, name, loc, binds: [], servers: [], serverTemplates: [], stickRules: [], serverNames: new Set(),
+    rules: emptyRuleSet(), acls: new Map(), useBackends: [],
+  };
 }
 
 type Section =
@@ -132,9 +161,13 @@ const LOG_OPTIONS = new Set(['httplog', 'tcplog', 'dontlognull', 'log-health-che
 const PROXY_KEYWORDS: Record<string, string> = {
   mode: 'DFB', bind: 'F', default_backend: 'DF', maxconn: 'DF', balance: 'DB', 'hash-type': 'DB', cookie: 'DB',
   'dynamic-cookie-key': 'DB', 'cookie-key': 'DB', server: 'B', 'server-template': 'B', 'default-server': 'DB', option: 'DFB',
-  'no': 'DFB', retries: 'DB', 'http-check': 'DB', timeout: 'DFB', stick: 'B', 'stick-table': 'B', log: 'DFB',
+  'no': 'DFB', retries: 'DB', 'http-check': 'DB', timeout: 'DFB', stick: 'B', 'stick-table': 'FB', log: 'DFB',
   'log-format': 'DFB', description: 'DFB', enabled: 'DFB', disabled: 'DFB', 'http-reuse': 'DB',
+  acl: 'FB', 'http-request': 'FB', 'http-response': 'FB', 'tcp-request': 'FB', use_backend: 'F',
 };
+
+/** Rule keywords HAProxy refuses in an unnamed defaults section (stickmesh has no named defaults). */
+const NOT_IN_DEFAULTS = new Set(['acl', 'http-request', 'http-response', 'tcp-request', 'use_backend']);
 
 /** Keys in one backend's cookie key ring (rotation needs two or three). */
 const MAX_COOKIE_KEYS = 64;
@@ -224,7 +257,7 @@ class Parser {
       this.unset = t.unset;
       if (tokens.length === 0) continue;
       const kw = tokens[0]!;
-      this.directive = tokens.length > 1 && (kw === 'option' || kw === 'no' || kw === 'timeout' || kw === 'stick' || kw === 'http-check') ? `${kw} ${tokens[1]}` : kw;
+      this.directive = tokens.length > 1 && (kw === 'option' || kw === 'no' || kw === 'timeout' || kw === 'stick' || kw === 'http-check' || kw === 'tcp-request') ? `${kw} ${tokens[1]}` : kw;
       if (SECTION_KEYWORDS.has(kw)) {
         this.closeSection();
         this.openSection(kw, tokens.slice(1));
@@ -261,7 +294,7 @@ class Parser {
     const name = args[0];
     if (kw === 'defaults') {
       if (args.length > 1) this.err(`'defaults' named defaults and 'from' are not supported; use one unnamed defaults section`);
-      this.section = { kind: 'proxy', draft: { ...cloneDefaults(this.defaults), cap: 'defaults', name: name ?? '', loc, binds: [], servers: [], serverTemplates: [], stickRules: [], serverNames: new Set() } };
+      this.section = { kind: 'proxy', draft: newDraft(this.defaults, 'defaults', name ?? '', loc) };
       return;
     }
     if (name === undefined) {
@@ -297,7 +330,7 @@ class Parser {
       if (args[1] === 'from') this.err(`'from' (named defaults) is not supported`);
       else this.err(`unexpected '${args[1]}' after the section name (listening addresses go on a 'bind' line)`);
     }
-    this.section = { kind: 'proxy', draft: { ...cloneDefaults(this.defaults), cap: kw as Cap, name, loc, binds: [], servers: [], serverTemplates: [], stickRules: [], serverNames: new Set() } };
+    this.section = { kind: 'proxy', draft: newDraft(this.defaults, kw as Cap, name, loc) };
   }
 
   private closeSection(): void {
@@ -309,7 +342,7 @@ class Parser {
     else if (s.kind === 'proxy') {
       const d = s.draft;
       if (d.cap === 'defaults') {
-        const { cap: _c, name: _n, loc: _l, binds: _b, servers: _s, serverTemplates: _t, stickRules: _r, stickTable: _st, defaultBackend: _db, serverNames: _sn, ...rest } = d;
+        const { cap: _c, name: _n, loc: _l, binds: _b, servers: _s, serverTemplates: _t, stickRules: _r, stickTable: _st, defaultBackend: _db, serverNames: _sn, rules: _ru, acls: _a, useBackends: _u, inspectDelay: _i, ...rest } = d;
         this.defaults = rest;
         return;
       }
@@ -322,6 +355,12 @@ class Parser {
           forwardFor: d.forwardFor,
           timeouts: finishTimeouts({ ...d.timeouts }),
           maxconn: d.maxconn,
+          ...(hasRules(d.rules) ? { rules: d.rules } : {}),
+          ...(d.useBackends.length > 0 ? { useBackends: d.useBackends } : {}),
+          ...(d.tarpitTimeout !== undefined ? { tarpitTimeout: d.tarpitTimeout } : {}),
+          ...(d.inspectDelay !== undefined ? { inspectDelay: d.inspectDelay } : {}),
+          // A listen section's table belongs to its backend side (one table, one id).
+          ...(d.cap === 'frontend' && d.stickTable ? { stickTable: d.stickTable } : {}),
           loc: d.loc,
         });
         if (!d.modeSet) this.implicitMode.add(this.frontends[this.frontends.length - 1]!);
@@ -347,6 +386,9 @@ class Parser {
           timeouts: finishTimeouts({ ...d.timeouts }),
           stickRules: d.stickRules,
           stickTable: d.stickTable,
+          ...(hasRules(d.rules) ? { rules: d.rules } : {}),
+          ...(d.tarpitTimeout !== undefined ? { tarpitTimeout: d.tarpitTimeout } : {}),
+          ...(d.inspectDelay !== undefined ? { inspectDelay: d.inspectDelay } : {}),
           loc: d.loc,
         });
       }
@@ -424,9 +466,13 @@ class Parser {
     const caps = Object.hasOwn(PROXY_KEYWORDS, kw) ? PROXY_KEYWORDS[kw] : undefined;
     const secName = d.cap === 'defaults' ? 'defaults' : `${d.cap} '${d.name}'`;
     if (caps === undefined) {
-      if (kw === 'use_backend' || kw === 'http-request' || kw === 'http-response' || kw === 'acl' || kw === 'tcp-request' || kw === 'errorfile' || kw === 'compression' || kw === 'stats')
+      if (kw === 'errorfile' || kw === 'compression' || kw === 'stats')
         this.err(`'${kw}' is not supported by stickmesh`, kw);
       else if (!this.issues.countedOnly()) this.err(`unknown keyword '${kw}' in ${secName} section`, kw);
+      return;
+    }
+    if (d.cap === 'defaults' && NOT_IN_DEFAULTS.has(kw)) {
+      this.err(`'${kw}' is not allowed in an unnamed defaults section (HAProxy refuses it too); write it in each frontend or backend`, kw);
       return;
     }
     const has = d.cap === 'defaults' ? caps.includes('D') : d.cap === 'listen' ? caps.includes('F') || caps.includes('B') : caps.includes(d.cap === 'frontend' ? 'F' : 'B');
@@ -512,11 +558,66 @@ class Parser {
       case 'disabled':
         this.err(`disabled proxies are not supported; remove the section instead`, kw);
         return;
+      case 'acl':
+        return this.ruleLine(() => parseAclLine(a, this.loc, d.acls, d.rules.acls, (m) => this.warn(m)));
+      case 'http-request':
+        return this.ruleLine(() => d.rules.httpRequest.push(parseRule(a, 'http-request', this.loc, d.acls, (m) => this.warn(m))));
+      case 'http-response':
+        return this.ruleLine(() => d.rules.httpResponse.push(parseRule(a, 'http-response', this.loc, d.acls, (m) => this.warn(m))));
+      case 'tcp-request':
+        return this.tcpRequestLine(d, a);
+      case 'use_backend':
+        return this.ruleLine(() => this.useBackendLine(d, a));
       case 'http-reuse':
         if (!['never', 'safe', 'aggressive', 'always'].includes(a[0] ?? '')) this.err(`expects never, safe, aggressive or always`);
         else if (a[0] === 'never') this.warn(`stickmesh always reuses idle server connections per backend server ('safe')`);
         return;
     }
+  }
+
+  /** Runs one rule-language parse; its RuleSyntaxError becomes this line's problem. */
+  private ruleLine(parse: () => unknown): void {
+    try {
+      parse();
+    } catch (e) {
+      if (!(e instanceof RuleSyntaxError)) throw e;
+      this.err(e.message);
+    }
+  }
+
+  private tcpRequestLine(d: ProxyDraft, a: string[]): void {
+    const sub = a[0];
+    if (sub === 'inspect-delay') {
+      const v = this.num(parseTime(a[1] ?? ''), `'tcp-request inspect-delay'`);
+      if (v === undefined) return;
+      if (a.length > 2) this.err(`unexpected '${a[2]}'`);
+      else d.inspectDelay = v;
+      return;
+    }
+    if (sub !== 'connection' && sub !== 'content') {
+      this.err(sub === 'session' ? `'tcp-request session' is not supported by stickmesh (connection, content, inspect-delay)` : `expects 'tcp-request connection|content|inspect-delay ...', got '${sub ?? ''}'`);
+      return;
+    }
+    if (sub === 'connection' && d.cap === 'backend') {
+      this.err(`'tcp-request connection' is not allowed in a backend section (frontend and listen only)`);
+      return;
+    }
+    const ctx: RuleContext = `tcp-request ${sub}`;
+    const list = sub === 'connection' ? d.rules.tcpRequestConnection : d.rules.tcpRequestContent;
+    this.ruleLine(() => list.push(parseRule(a.slice(1), ctx, this.loc, d.acls, (m) => this.warn(m))));
+  }
+
+  /** `use_backend NAME [if|unless cond]`; the condition's fetches are checked against the mode once it is known (finish). */
+  private useBackendLine(d: ProxyDraft, a: string[]): void {
+    const name = a[0];
+    if (name === undefined || name === 'if' || name === 'unless') throw new RuleSyntaxError(`missing backend name`);
+    if (name.includes('%')) throw new RuleSyntaxError(`backend name '${name}' is a log-format expression; stickmesh supports plain backend names only`);
+    const ub: UseBackendConfig = { backend: name, loc: this.loc };
+    if (a.length > 1) {
+      if (a[1] !== 'if' && a[1] !== 'unless') throw new RuleSyntaxError(`unexpected '${a[1]}' (a condition starts with 'if' or 'unless')`);
+      ub.cond = parseCond(a.slice(1), this.loc, d.acls, undefined, (m) => this.warn(m));
+    }
+    d.useBackends.push(ub);
   }
 
   private bindLine(d: ProxyDraft, a: string[]): void {
@@ -1012,9 +1113,16 @@ class Parser {
 
   private timeoutLine(d: ProxyDraft, a: string[]): void {
     const which = a[0];
+    if (which === 'tarpit') {
+      const v = this.num(parseTime(a[1] ?? ''), `'timeout tarpit'`);
+      if (v === undefined) return;
+      if (a.length > 2) this.err(`unexpected '${a[2]}'`);
+      else d.tarpitTimeout = v;
+      return;
+    }
     const key = which === undefined || !Object.hasOwn(TIMEOUT_KEYS, which) ? undefined : TIMEOUT_KEYS[which];
     if (key === undefined) {
-      this.err(`unknown timeout '${which ?? ''}' (${Object.keys(TIMEOUT_KEYS).join(', ')})`);
+      this.err(`unknown timeout '${which ?? ''}' (${Object.keys(TIMEOUT_KEYS).join(', ')}, tarpit)`);
       return;
     }
     const v = this.num(parseTime(a[1] ?? ''), `'timeout ${which}'`);
@@ -1080,6 +1188,7 @@ class Parser {
   private tableParams(id: string, name: string, a: string[], from: number, allowPeers: boolean): StickTableConfig | undefined {
     const t: StickTableConfig = { id, name, type: 'ip', keyLen: 32, size: 0, expire: 0, store: [], srvkey: 'name', loc: this.loc };
     let typed = false;
+    const stores: string[] = [];
     for (let i = from; i < a.length; i++) {
       const k = a[i]!;
       const v = a[++i];
@@ -1124,13 +1233,14 @@ class Parser {
           break;
         }
         case 'store':
-          for (const s of v.split(',')) {
-            if (!/^(server_id|conn_cnt|conn_cur|sess_cnt|http_req_cnt|http_err_cnt|bytes_in_cnt|bytes_out_cnt|gpc0|gpt0|(conn|sess|http_req|http_err|bytes_in|bytes_out)_rate\(\d+[a-z]*\))$/.test(s)) {
-              this.err(`store type '${s}' is not supported`);
-              return undefined;
-            }
-            t.store.push(s);
+          stores.push(v);
+          break;
+        case 'counters':
+          if (v !== 'cluster' && v !== 'local') {
+            this.err(`'counters' expects cluster or local, got '${v}'`);
+            return undefined;
           }
+          t.counters = v;
           break;
         case 'srvkey':
           if (v !== 'name' && v !== 'addr') {
@@ -1147,7 +1257,7 @@ class Parser {
           t.peers = v;
           break;
         default:
-          this.err(`unknown table argument '${k}' (type, size, expire, store, srvkey${allowPeers ? ', peers' : ''})`);
+          this.err(`unknown table argument '${k}' (type, size, expire, store, srvkey, counters${allowPeers ? ', peers' : ''})`);
           return undefined;
       }
     }
@@ -1158,6 +1268,17 @@ class Parser {
     if (t.size === 0) {
       this.err(`table '${name}' needs a 'size'`);
       return undefined;
+    }
+    if (stores.length > 0) {
+      try {
+        const { raw, data } = parseStore(stores, (m) => this.warn(m));
+        t.store = raw;
+        if (data.length > 0) t.data = data;
+      } catch (e) {
+        if (!(e instanceof RuleSyntaxError)) throw e;
+        this.err(e.message);
+        return undefined;
+      }
     }
     return t;
   }
@@ -1332,6 +1453,20 @@ function finish(p: Parser, file: string): ParseOutput {
   for (const f of p.implicitMode) {
     const be = f.defaultBackend === undefined ? undefined : backends.get(f.defaultBackend);
     if (be) f.mode = be.mode;
+  }
+  for (const f of p.frontends) {
+    if (!f.useBackends) continue;
+    const ctx: RuleContext = f.mode === 'http' ? 'http-request' : 'tcp-request content';
+    const acls = new Map((f.rules?.acls ?? []).map((a) => [a.name, a]));
+    for (const ub of f.useBackends) {
+      if (!ub.cond) continue;
+      try {
+        checkCondWhere(ub.cond, acls, ctx);
+      } catch (e) {
+        if (!(e instanceof RuleSyntaxError)) throw e;
+        p.issues.push({ loc: ub.loc, directive: 'use_backend', message: `${e.message}${f.mode === 'tcp' ? ` (frontend '${f.name}' is in tcp mode)` : ''}` });
+      }
+    }
   }
   if (!p.global.localPeer) {
     const lp = p.peers.find((x) => x.localPeer)?.localPeer;

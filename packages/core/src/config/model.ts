@@ -204,8 +204,9 @@ export interface StoredType {
 /**
  * A sample expression: a fetch with its arguments, then converters, as written:
  * `req.hdr(host),lower` -> fetch `req.hdr`, args ['host'], converters [{name:'lower', args:[]}].
- * Fetch names are kept as written (`hdr` and `req.hdr` both allowed); args are the raw texts
- * between the parentheses split on top-level commas, unquoted.
+ * Fetch names are kept as written (`hdr` and `req.hdr` both allowed; fetches.ts FETCH_BY_NAME
+ * resolves both), except an ACL-only keyword, stored as its fetch (`path_beg` -> `path`, the match
+ * in AclTerm.match). Args are the raw texts between the parentheses split on top-level commas.
  */
 export interface SampleExpr {
   fetch: string;
@@ -336,10 +337,16 @@ export interface BackendConfig {
   stickRules: StickRuleConfig[];
   /** A `stick-table` declared inside this backend. */
   stickTable?: StickTableConfig;
-  /** ACLs and rules of this backend, run after the frontend's for requests routed here. Absent: none. */
+  /**
+   * ACLs and rules of this backend, run after the frontend's for requests routed here. Absent: none.
+   * A `listen` section gives the same RuleSet to its frontend and its backend: run it once when
+   * the request came in through that listen section (HAProxy does not run a proxy's rules twice).
+   */
   rules?: RuleSet;
   /** `timeout tarpit`: how long `tarpit` holds a request; default `timeout connect`. */
   tarpitTimeout?: number;
+  /** `tcp-request inspect-delay`: how long `tcp-request content` rules may wait for data. Absent: not set. */
+  inspectDelay?: number;
   loc: SourceLoc;
 }
 
@@ -358,6 +365,13 @@ export interface FrontendConfig {
   useBackends?: UseBackendConfig[];
   /** `timeout tarpit`, default `timeout connect`. */
   tarpitTimeout?: number;
+  /** `tcp-request inspect-delay`. Absent: not set. */
+  inspectDelay?: number;
+  /**
+   * A `stick-table` declared in a frontend (HAProxy allows it; the usual home of rate-limit
+   * counters). Its id is the frontend's name. A listen section's table is on its backend side.
+   */
+  stickTable?: StickTableConfig;
   loc: SourceLoc;
 }
 

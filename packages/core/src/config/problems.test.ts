@@ -98,7 +98,7 @@ describe('front-door errors name file and line', () => {
     const e = failure(['backend b', '  constructor x', '  timeout __proto__ 5s', 'resolvers r', '  nameserver ns 127.0.0.1:53', '  hold toString 1s', 'global', '  data-dir "$constructor"', '  bogus', ''].join('\n'), 'p.cfg');
     expect(e.issues.map((i) => [i.loc.line, i.message])).toEqual([
       [2, "unknown keyword 'constructor' in backend 'b' section"],
-      [3, "unknown timeout '__proto__' (connect, client, server, http-request, http-keep-alive, tunnel, check, queue)"],
+      [3, "unknown timeout '__proto__' (connect, client, server, http-request, http-keep-alive, tunnel, check, queue, tarpit)"],
       [6, "unknown hold status 'toString' (valid, obsolete, nx, timeout, refused, other)"],
       [9, "unknown keyword 'bogus' in 'global' section"],
     ]);

@@ -5,8 +5,9 @@
  * map built once, never by scanning a list.
  */
 import type { ConfigIssue } from '../errors.js';
-import type { ConfigWarning, StickmeshConfig } from './model.js';
+import type { ConfigWarning, CounterKind, RuleSet, SampleExpr, SourceLoc, StickTableConfig, StickmeshConfig, UseBackendConfig } from './model.js';
 import { ProblemList } from './problems.js';
+import { FETCH_BY_NAME } from './fetches.js';
 
 export function validateConfig(cfg: StickmeshConfig): { issues: ProblemList<ConfigIssue>; warnings: ProblemList<ConfigWarning> } {
   const issues = new ProblemList<ConfigIssue>();
@@ -39,6 +40,23 @@ export function validateConfig(cfg: StickmeshConfig): { issues: ProblemList<Conf
   }
   const peerTables = new Map<string, true>();
   for (const p of cfg.peers) for (const t of p.tables) peerTables.set(t.id, true);
+  // Every table a rule may name: peers tables by `peers/table`, proxy tables by proxy name.
+  const tables = new Map<string, StickTableConfig>();
+  for (const p of cfg.peers) for (const t of p.tables) tables.set(t.id, t);
+  for (const b of cfg.backends) if (b.stickTable && !tables.has(b.stickTable.id)) tables.set(b.stickTable.id, b.stickTable);
+  for (const f of cfg.frontends) {
+    if (!f.stickTable) continue;
+    if (tables.has(f.stickTable.id)) issues.push({ loc: f.stickTable.loc, directive: 'stick-table', message: `a table named '${f.stickTable.id}' already exists (a backend of the same name has one); rename the frontend` });
+    else tables.set(f.stickTable.id, f.stickTable);
+  }
+  for (const f of cfg.frontends) {
+    // A listen section's table is on its backend side (same name, same declaration).
+    const listenBe = backends.get(f.name);
+    const own = f.stickTable ?? (listenBe && listenBe.loc.line === f.loc.line && listenBe.loc.file === f.loc.file ? listenBe.stickTable : undefined);
+    checkRules(`frontend '${f.name}'`, f.mode, f.rules, own, tables, issues, warnings);
+    for (const ub of f.useBackends ?? []) checkUseBackend(f.name, f.mode, ub, backends, issues);
+  }
+  for (const b of cfg.backends) checkRules(`backend '${b.name}'`, b.mode, b.rules, b.stickTable, tables, issues, warnings);
   for (const b of cfg.backends) {
     if (b.cookie && b.mode !== 'http') {
       issues.push({ loc: b.cookie.loc, directive: 'cookie', message: `backend '${b.name}' is in tcp mode: cookie persistence needs 'mode http'` });
@@ -119,4 +137,100 @@ export function validateConfig(cfg: StickmeshConfig): { issues: ProblemList<Conf
  */
 export function unsupportedYet(_cfg: StickmeshConfig): ConfigIssue[] {
   return [];
+}
+
+const TRACK_HINT = `name one with 'table' (a frontend or backend with a stick-table, or PEERS/TABLE)`;
+
+function checkUseBackend(frontend: string, mode: string, ub: UseBackendConfig, backends: ReadonlyMap<string, StickmeshConfig['backends'][number]>, issues: ProblemList<ConfigIssue>): void {
+  const be = backends.get(ub.backend);
+  if (!be) issues.push({ loc: ub.loc, directive: 'use_backend', message: `frontend '${frontend}': backend '${ub.backend}' does not exist` });
+  else if (be.mode !== mode) issues.push({ loc: ub.loc, directive: 'use_backend', message: `frontend '${frontend}' is in ${mode} mode but backend '${be.name}' is in ${be.mode} mode` });
+}
+
+function stores(t: StickTableConfig, kind: CounterKind, idx: number): boolean {
+  return (t.data ?? []).some((d) => d.kind === kind && d.idx === idx);
+}
+
+/**
+ * Tables named by a section's rules exist (track-sc `table`, the table argument of fetches, the
+ * section's own table for `track-sc` without `table` and table fetches without argument), and a
+ * warning where a rule reads or bumps a counter that every table tracked on that sticky counter
+ * lacks (HAProxy accepts it; the counter then reads as absent and increments do nothing).
+ */
+function checkRules(section: string, mode: string, rules: RuleSet | undefined, own: StickTableConfig | undefined, tables: ReadonlyMap<string, StickTableConfig>, issues: ProblemList<ConfigIssue>, warnings: ProblemList<ConfigWarning>): void {
+  if (!rules) return;
+  const lists = [['tcp-request connection', rules.tcpRequestConnection], ['tcp-request content', rules.tcpRequestContent], ['http-request', rules.httpRequest], ['http-response', rules.httpResponse]] as const;
+  if (mode === 'tcp') {
+    for (const [ctx, list] of lists) {
+      if (ctx.startsWith('http') && list.length > 0) warnings.push({ loc: list[0]!.loc, directive: ctx, message: `${section} is in tcp mode: its '${ctx}' rules never run` });
+    }
+  }
+  // Tables tracked on sc0..2 by this section's rules, for the data-type warnings.
+  const tracked: Array<Set<StickTableConfig>> = [new Set(), new Set(), new Set()];
+  for (const [ctx, list] of lists) {
+    for (const r of list) {
+      if (r.action.type !== 'track-sc') continue;
+      const a = r.action;
+      if (a.table !== undefined) {
+        const t = tables.get(a.table);
+        if (!t) issues.push({ loc: r.loc, directive: `${ctx} track-sc${a.sc}`, message: `table '${a.table}' does not exist; ${TRACK_HINT}` });
+        else tracked[a.sc]!.add(t);
+      } else if (!own) issues.push({ loc: r.loc, directive: `${ctx} track-sc${a.sc}`, message: `${section} has no stick-table; ${TRACK_HINT}` });
+      else tracked[a.sc]!.add(own);
+    }
+  }
+  const warnMissing = (loc: SourceLoc, directive: string, candidates: Iterable<StickTableConfig>, kind: CounterKind, idx: number, what: string): void => {
+    const list = [...candidates];
+    if (list.length === 0 || list.some((t) => stores(t, kind, idx))) return;
+    warnings.push({ loc, directive, message: `${what}: table${list.length > 1 ? 's' : ''} ${list.map((t) => `'${t.id}'`).join(', ')} ${list.length > 1 ? 'do' : 'does'} not store ${kind}${kind === 'gpc' || kind === 'gpt' || kind === 'gpc_rate' ? ` element ${idx}` : ''}` });
+  };
+  const checkSample = (e: SampleExpr, loc: SourceLoc, directive: string): void => {
+    const spec = FETCH_BY_NAME.get(e.fetch);
+    if (!spec) return;
+    let tableArg: string | undefined;
+    spec.args.forEach((k, i) => {
+      if (k === 'table' && e.args[i] !== undefined) tableArg = e.args[i];
+    });
+    let table: StickTableConfig | undefined;
+    if (tableArg !== undefined) {
+      table = tables.get(tableArg);
+      if (!table) {
+        issues.push({ loc, directive, message: `fetch '${e.fetch}': table '${tableArg}' does not exist (a frontend or backend with a stick-table, or PEERS/TABLE)` });
+        return;
+      }
+    }
+    const c = spec.counter;
+    if (!c) return;
+    if ((c.family === 'src' || c.family === 'table') && !table) {
+      if (!own) {
+        issues.push({ loc, directive, message: `fetch '${e.fetch}' reads ${section}'s stick-table, which does not exist; name a table: ${e.fetch}(TABLE)` });
+        return;
+      }
+      table = own;
+    }
+    if (c.data === undefined) return;
+    const idxArg = spec.args.indexOf('idx');
+    const idx = c.idx ?? (idxArg >= 0 ? Number(e.args[idxArg]) : 0);
+    if (table) warnMissing(loc, directive, [table], c.data, idx, `fetch '${e.text}'`);
+    else if (c.family === 'sc') {
+      const scArg = spec.args.indexOf('sc');
+      const sc = spec.sc ?? Number(e.args[scArg]);
+      warnMissing(loc, directive, tracked[sc] ?? [], c.data, idx, `fetch '${e.text}'`);
+    }
+  };
+  for (const acl of rules.acls) for (const t of acl.terms) checkSample(t.sample, t.loc, 'acl');
+  for (const [ctx, list] of lists) {
+    for (const r of list) {
+      const a = r.action;
+      const directive = `${ctx} ${a.type}`;
+      if (a.type === 'track-sc') checkSample(a.sample, r.loc, directive);
+      else if (a.type === 'sc-set-gpt' && typeof a.value !== 'number') checkSample(a.value, r.loc, directive);
+      else if (a.type === 'set-header' || a.type === 'add-header' || a.type === 'redirect') {
+        for (const p of a.value) if ('sample' in p) checkSample(p.sample, r.loc, directive);
+      }
+      if (a.type === 'sc-inc-gpc') warnMissing(r.loc, directive, tracked[a.sc]!, 'gpc', a.idx, `'sc-inc-gpc' on sc${a.sc}`);
+      if (a.type === 'sc-set-gpt') warnMissing(r.loc, directive, tracked[a.sc]!, 'gpt', a.idx, `'sc-set-gpt' on sc${a.sc}`);
+      for (const and of r.cond?.or ?? []) for (const op of and) if (op.anon) checkSample(op.anon.sample, op.anon.loc, directive);
+    }
+  }
 }
