@@ -1,6 +1,6 @@
 /**
- * The set of stick tables a config declares (peers-section tables and backend `stick-table`s),
- * keyed by id (`peers/table` or the backend name). On reload the existing tables are kept when
+ * The set of stick tables a config declares (peers-section tables, backend and frontend
+ * `stick-table`s), keyed by id (`peers/table`, or the backend's or frontend's name). On reload the existing tables are kept when
  * their schema is unchanged, and copied into a new table when it changed, so a reload never loses
  * entries.
  *
@@ -18,6 +18,8 @@ export function tableConfigs(cfg: StickmeshConfig): StickTableConfig[] {
   const out: StickTableConfig[] = [];
   for (const p of cfg.peers) out.push(...p.tables);
   for (const b of cfg.backends) if (b.stickTable) out.push(b.stickTable);
+  // A frontend's own table (HAProxy allows one; the usual home of rate-limit counters).
+  for (const f of cfg.frontends) if (f.stickTable) out.push(f.stickTable);
   return out;
 }
 

@@ -91,8 +91,11 @@ function backendRules(b: BackendConfig, tables: TableResolver): SectionRules | u
 
 function frontendPlan(f: FrontendConfig, backends: ReadonlyMap<string, BackendConfig>, tables: TableResolver): FrontendPlan {
   const set = f.rules ?? { acls: [], tcpRequestConnection: [], tcpRequestContent: [], httpRequest: [], httpResponse: [] };
-  const env = envFor(set, tables, undefined);
-  const own = compileSection(set, env, f.tarpitTimeout ?? f.timeouts.connect, f.mode === 'http');
+  // The section's own table: the frontend's stick-table, or a listen section's (on its backend side).
+  const listenBackend = backends.get(f.name);
+  const own = f.stickTable?.id ?? (listenBackend && f.rules !== undefined && listenBackend.rules === f.rules ? listenBackend.stickTable?.id : undefined);
+  const env = envFor(set, tables, own);
+  const compiled = compileSection(set, env, f.tarpitTimeout ?? f.timeouts.connect, f.mode === 'http');
   const useBackends: UseBackendRule[] = [];
   for (const u of f.useBackends ?? []) {
     const b = backends.get(u.backend);
@@ -100,7 +103,7 @@ function frontendPlan(f: FrontendConfig, backends: ReadonlyMap<string, BackendCo
     if (b.mode !== f.mode) throw new RuleCompileError(`use_backend: backend '${u.backend}' is in mode ${b.mode}, frontend '${f.name}' in mode ${f.mode}`, u.loc);
     useBackends.push({ cond: compileUseCond(u.cond, env), backend: u.backend, where: `${u.loc.file}:${u.loc.line}` });
   }
-  return { own, useBackends };
+  return { own: compiled, useBackends };
 }
 
 /** Compiles the rules of every section of `config`; throws RuleCompileError at the first problem. */
