@@ -201,6 +201,14 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
    */
   private readonly onClientEnd = (): void => {
     this.clientEnded = true;
+    if (this.tarpitRule !== null) {
+      // The client gave up on a tarpitted request: HAProxy's `CT`.
+      this.tarpitRule = null;
+      this.ctx.term0 = 'C';
+      this.ctx.term1 = 'T';
+      this.destroy();
+      return;
+    }
     if (this.phase <= Phase.Idle || this.phase === Phase.Tunnel) {
       this.socket.end();
       if (this.phase === Phase.Tunnel && this.up) this.up.socket.end();
@@ -818,7 +826,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     if (rs !== null) {
       // A tarpit still holding the request when the exchange ends otherwise (client gone).
       if (this.tarpitRule !== null) this.tarpitRule = null;
-      rs.endStream(ctx.status, ctx.term0 === 'P' && ctx.term1 === 'T', ctx.bytesIn, ctx.bytesOut);
+      rs.endStream(ctx.status, ctx.term1 === 'T', ctx.bytesIn, ctx.bytesOut);
     }
     logExchange(this);
     if (this.closed) return;
