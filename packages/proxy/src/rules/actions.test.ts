@@ -8,7 +8,7 @@ import http from 'node:http';
 import { parseConfigText } from '@stickmesh/core';
 import { startBackend, type TestBackend } from '../../../../test/helpers/backends.js';
 import { rawExchange, request } from '../../../../test/helpers/client.js';
-import { requestLogs, startProxy, type RunningProxy } from '../../../../test/helpers/proxy.js';
+import { fill, requestLogs, startProxy, type RunningProxy } from '../../../../test/helpers/proxy.js';
 import { waitFor } from '../../../../test/helpers/wait.js';
 import { metrics } from '../metrics.js';
 import { StickmeshProxy } from '../proxy.js';
@@ -456,5 +456,29 @@ backend be
     const r = await request(p.port, { headers: { 'x-in': 'v\u00e9' } });
     expect(r.status).toBe(200);
     expect((await request(p.port)).status).toBe(200);
+  });
+});
+
+describe('reload', () => {
+  it('swaps compiled rules whole on reload, and keeps the running rules when the new ones do not compile', async () => {
+    const a = await backend('web1');
+    const cfg = (rule: string) => `${HEAD}
+frontend fe
+    bind 127.0.0.1:{{port}}
+    ${rule}
+    default_backend be
+backend be
+    server web1 127.0.0.1:{{p1}}
+`;
+    const p = await proxy(cfg('http-request deny if { path /a }'), { p1: a.port });
+    const reload = (rule: string) => p.proxy.reload(parseConfigText(fill(cfg(rule), { p1: a.port, port: p.port }), 'test.cfg').config, p.proxy.tables);
+    expect((await request(p.port, { path: '/a' })).status).toBe(403);
+    await reload('http-request deny deny_status 404 if { path /b }');
+    expect((await request(p.port, { path: '/a' })).status).toBe(200);
+    expect((await request(p.port, { path: '/b' })).status).toBe(404);
+    await expect(reload('http-request set-header Transfer-Encoding x')).rejects.toThrow(/test\.cfg:10: .*framing/);
+    expect((await request(p.port, { path: '/b' })).status).toBe(404);
+    await reload('# no rules');
+    expect((await request(p.port, { path: '/b' })).status).toBe(200);
   });
 });
