@@ -108,3 +108,48 @@ describe('native YAML/JSON front door', () => {
     expect(errorsOf(json.replace('"current":true', '"current":true,"x":1'), 'c.json')[0]).toMatch(/unknown key 'x'/);
   });
 });
+
+describe('native rules', () => {
+  const rulesYaml = `defaults:
+  mode: http
+  timeouts: { tarpit: 2s }
+peers:
+  - name: mesh
+    peers: [{ name: a, address: "127.0.0.1:10000" }]
+    tables:
+      - { name: rl, type: ip, size: 100k, expire: 30s, store: [http_req_rate(10s), gpc0], counters: local }
+frontends:
+  - name: fe
+    bind: ["127.0.0.1:8080"]
+    defaultBackend: be
+    rules:
+      - acl api path_beg /api
+      - http-request track-sc0 src table mesh/rl
+      - http-request deny deny_status 429 if { sc_http_req_rate(0) gt 100 }
+      - 'http-request set-header X-Client "%[src]"'
+      - use_backend be if api
+backends:
+  - name: be
+    servers: [{ name: s, address: "127.0.0.1:9001" }]
+`;
+
+  it('runs raw haproxy.cfg rule lines through the same parser, each at its YAML line', () => {
+    const c = parseConfigText(rulesYaml, 'c.yaml', undefined, {}).config;
+    const fe = c.frontends[0]!;
+    expect(fe.rules!.acls[0]).toMatchObject({ name: 'api', loc: { file: 'c.yaml', line: 14 } });
+    expect(fe.rules!.httpRequest.map((r) => [r.loc.line, r.action.type])).toEqual([[15, 'track-sc'], [16, 'deny'], [17, 'set-header']]);
+    expect(fe.rules!.httpRequest[2]!.action).toMatchObject({ value: [{ sample: { fetch: 'src' } }] });
+    expect(fe.useBackends).toEqual([{ backend: 'be', cond: expect.objectContaining({ kind: 'if' }), loc: { file: 'c.yaml', line: 18 } }]);
+    expect(fe.tarpitTimeout).toBe(2000);
+    expect(c.peers[0]!.tables[0]).toMatchObject({ counters: 'local', data: [{ kind: 'http_req_rate', idx: 0, period: 10000 }, { kind: 'gpc', idx: 0, period: 0 }] });
+  });
+
+  it('reports bad rule lines at their YAML line', () => {
+    const bad = rulesYaml.replace('      - use_backend be if api\n', '      - http-request set-var(txn.x) src\n      - backend evil\n      - 42\n');
+    expect(errorsOf(bad)).toEqual([
+      `c.yaml:18: 'http-request': 'http-request set-var(txn.x)' is not supported by stickmesh (allow, deny, tarpit, return, set-header, add-header, del-header, redirect, track-sc0, track-sc1, track-sc2, sc-inc-gpc0(N), sc-inc-gpc1(N), sc-inc-gpc(I,N), sc-set-gpt0(N), sc-set-gpt(I,N))`,
+      `c.yaml:19: 'frontends.0.rules.5': a rule line starts with acl, http-request, http-response, tcp-request, use_backend; got 'backend'`,
+      `c.yaml:20: 'frontends.0.rules.6': expected a haproxy.cfg line such as 'http-request deny if { src 10.0.0.0/8 }'`,
+    ]);
+  });
+});

@@ -168,6 +168,12 @@ class Translator {
     return this.lc.linePos(off).line;
   }
 
+  /** Emits a line the user wrote in haproxy.cfg syntax, as written. */
+  emitRaw(path: Array<string | number>, line: string): void {
+    this.lines.push(line);
+    this.lineMap.push(this.lineOf(path));
+  }
+
   emit(path: Array<string | number>, ...words: Array<string | number>): void {
     this.lines.push(words.map((w) => quote(String(w))).join(' '));
     this.lineMap.push(this.lineOf(path));
@@ -194,12 +200,15 @@ function time(v: Json): string {
 
 const TIMEOUT_NAMES: Record<string, string> = {
   connect: 'connect', client: 'client', server: 'server', httpRequest: 'http-request', httpKeepAlive: 'http-keep-alive',
-  tunnel: 'tunnel', check: 'check', queue: 'queue',
+  tunnel: 'tunnel', check: 'check', queue: 'queue', tarpit: 'tarpit',
 };
+
+/** First words a native `rules:` line may start with: the rule language, nothing that opens a section or sets other settings. */
+const RULE_KEYWORDS = new Set(['acl', 'http-request', 'http-response', 'tcp-request', 'use_backend']);
 
 /** Keys accepted per object kind; anything else is an error naming the key. */
 const KEYS: Record<string, string[]> = {
-  proxy: ['name', 'mode', 'bind', 'defaultBackend', 'maxconn', 'balance', 'hashType', 'cookie', 'dynamicCookieKey', 'cookieKeys', 'servers', 'serverTemplates', 'defaultServer', 'redispatch', 'retries', 'forwardFor', 'httpCheck', 'timeouts', 'stick', 'stickTable'],
+  proxy: ['name', 'mode', 'bind', 'defaultBackend', 'maxconn', 'balance', 'hashType', 'cookie', 'dynamicCookieKey', 'cookieKeys', 'servers', 'serverTemplates', 'defaultServer', 'redispatch', 'retries', 'forwardFor', 'httpCheck', 'timeouts', 'stick', 'stickTable', 'rules'],
   cookie: ['name', 'mode', 'indirect', 'nocache', 'postonly', 'preserve', 'httponly', 'secure', 'domain', 'maxidle', 'maxlife', 'attr', 'dynamic', 'sign'],
   cookieKey: ['id', 'secret', 'current'],
   server: ['name', 'address', 'check', 'cookie', 'weight', 'backup', 'disabled', 'inter', 'fastinter', 'downinter', 'rise', 'fall', 'port', 'maxconn', 'resolvers', 'initAddr'],
@@ -208,7 +217,7 @@ const KEYS: Record<string, string[]> = {
   forwardFor: ['header', 'except', 'ifNone'],
   peers: ['name', 'bind', 'peers', 'tables', 'secret', 'cluster', 'resyncTimeout', 'tlsCert', 'tlsKey', 'tlsCa'],
   peer: ['name', 'address'],
-  table: ['name', 'type', 'len', 'size', 'expire', 'store', 'srvkey', 'peers'],
+  table: ['name', 'type', 'len', 'size', 'expire', 'store', 'srvkey', 'peers', 'counters'],
   stick: ['on', 'match', 'storeRequest', 'storeResponse', 'table'],
   resolvers: ['name', 'nameservers', 'acceptedPayloadSize', 'resolveRetries', 'timeoutResolve', 'timeoutRetry', 'hold'],
   nameserver: ['name', 'address'],
@@ -354,6 +363,20 @@ function translateProxy(t: Translator, kind: 'defaults' | 'frontend' | 'backend'
         t.emit(sp, 'stick', kw, String(r[k]), ...(r.table !== undefined ? ['table', String(r.table)] : []));
       });
   }
+  if (p.rules !== undefined) {
+    if (!Array.isArray(p.rules)) t.bad(at('rules'), 'expected a list of haproxy.cfg rule lines');
+    else
+      p.rules.forEach((r, i) => {
+        const rp = [...path, 'rules', i];
+        if (typeof r !== 'string') t.bad(rp, `expected a haproxy.cfg line such as 'http-request deny if { src 10.0.0.0/8 }'`);
+        else if (/[\r\n]/.test(r)) t.bad(rp, `one rule per list item (no line breaks)`);
+        else {
+          const kw = /^\s*(\S*)/.exec(r)![1]!;
+          if (!RULE_KEYWORDS.has(kw)) t.bad(rp, `a rule line starts with ${[...RULE_KEYWORDS].join(', ')}; got '${kw.slice(0, 64)}'`);
+          else t.emitRaw(rp, r);
+        }
+      });
+  }
 }
 
 function tableWords(tb: Record<string, Json>): string[] {
@@ -365,6 +388,7 @@ function tableWords(tb: Record<string, Json>): string[] {
   if (tb.store !== undefined) w.push('store', Array.isArray(tb.store) ? tb.store.join(',') : String(tb.store));
   if (tb.srvkey !== undefined) w.push('srvkey', String(tb.srvkey));
   if (tb.peers !== undefined) w.push('peers', String(tb.peers));
+  if (tb.counters !== undefined) w.push('counters', String(tb.counters));
   return w;
 }
 

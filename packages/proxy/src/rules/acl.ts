@@ -32,8 +32,10 @@ export function compileAclTerm(term: AclTerm, env: CompileEnv): CompiledCond {
       return expr.any(boolTest);
     case 'int':
       return expr.any(intMatcher(patterns, loc));
-    case 'ip':
-      return expr.any(ipMatcher(patterns, loc));
+    case 'ip': {
+      const ip = ipMatcher(patterns, loc);
+      return expr.anySpan !== undefined ? expr.anySpan(ip.span) : expr.any(ip.value);
+    }
     default:
       break;
   }

@@ -45,16 +45,16 @@ function parseV4(s: string, start: number, end: number): boolean {
   return true;
 }
 
-/** IPv6 text (with `::`, an embedded IPv4 tail, an optional `%zone` ignored) between 0 and `end`; sets `IP.g`. */
-function parseV6(s: string, end: number): boolean {
+/** IPv6 text (with `::`, an embedded IPv4 tail) between `start` and `end`; sets `IP.g`. */
+function parseV6(s: string, start: number, end: number): boolean {
   const g = IP.g;
   let n = 0;
   let dbl = -1;
-  let i = 0;
-  if (end >= 2 && s.charCodeAt(0) === 58) {
-    if (s.charCodeAt(1) !== 58) return false;
+  let i = start;
+  if (end - start >= 2 && s.charCodeAt(start) === 58) {
+    if (s.charCodeAt(start + 1) !== 58) return false;
     dbl = 0;
-    i = 2;
+    i = start + 2;
   }
   while (i < end) {
     let j = i;
@@ -104,15 +104,14 @@ function parseV6(s: string, end: number): boolean {
 }
 
 /**
- * Parses an address in canonical text: returns 4 (IPv4, in `IP.v4`), 6 (IPv6, in `IP.g`) or 0 when
- * `s` is not an address. No allocation.
+ * Parses the address text `s.slice(a, b)` (an optional IPv6 `%zone` is ignored): returns 4 (IPv4,
+ * in `IP.v4`), 6 (IPv6, in `IP.g`) or 0 when it is not an address. No allocation.
  */
-export function parseIp(s: string): 0 | 4 | 6 {
-  const len = s.length;
-  if (len === 0 || len > 64) return 0;
+export function parseIp(s: string, a = 0, b = s.length): 0 | 4 | 6 {
+  if (b <= a || b - a > 64) return 0;
   let colon = false;
-  let end = len;
-  for (let i = 0; i < len; i++) {
+  let end = b;
+  for (let i = a; i < b; i++) {
     const c = s.charCodeAt(i);
     if (c === 58) colon = true;
     else if (c === 37) {
@@ -120,8 +119,8 @@ export function parseIp(s: string): 0 | 4 | 6 {
       break;
     }
   }
-  if (!colon) return end === len && parseV4(s, 0, len) ? 4 : 0;
-  return parseV6(s, end) ? 6 : 0;
+  if (!colon) return end === b && parseV4(s, a, b) ? 4 : 0;
+  return parseV6(s, a, end) ? 6 : 0;
 }
 
 /**
@@ -215,7 +214,7 @@ export function parseIpPattern(text: string): IpPattern | undefined {
   const addr = slash < 0 ? text : text.slice(0, slash);
   const maskText = slash < 0 ? undefined : text.slice(slash + 1);
   if (addr.includes(':')) {
-    if (parseV6(addr, addr.length) === false) return undefined;
+    if (!parseV6(addr, 0, addr.length)) return undefined;
     let bits = 128;
     if (maskText !== undefined) {
       if (!/^\d{1,3}$/.test(maskText)) return undefined;

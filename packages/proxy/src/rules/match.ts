@@ -246,7 +246,8 @@ export function intMatcher(patterns: string[], loc: SourceLoc): ValueTest {
 
 // ------------------------------------------------------------------ addresses
 
-export function ipMatcher(patterns: string[], loc: SourceLoc): ValueTest {
+/** `-m ip`: the test over a value, and the same over a string span (a header value matched in place). */
+export function ipMatcher(patterns: string[], loc: SourceLoc): { value: ValueTest; span: SpanTest } {
   const nets: number[] = [];
   const masks: number[] = [];
   const v6: { g: Uint16Array; bits: number }[] = [];
@@ -292,9 +293,8 @@ export function ipMatcher(patterns: string[], loc: SourceLoc): ValueTest {
     return false;
   };
   const has6 = v6.length > 0;
-  return (v) => {
-    if (typeof v !== 'string') return false;
-    const fam = parseIp(v);
+  const span: SpanTest = (s, a, b) => {
+    const fam = parseIp(s, a, b);
     if (fam === 4) {
       const x = IP.v4;
       if (v4test(x)) return true;
@@ -308,6 +308,7 @@ export function ipMatcher(patterns: string[], loc: SourceLoc): ValueTest {
     }
     return false;
   };
+  return { value: (v) => typeof v === 'string' && span(v, 0, v.length), span };
 }
 
 // ------------------------------------------------------------------ methods
