@@ -2,7 +2,7 @@
 // `npm run bench`: stickmesh against nginx direct, HAProxy (http and tcp) and node-http-proxy,
 // plus the stick table memory, replication and config scale benchmarks. See docs/BENCHMARKS.md.
 //
-//   node bench/run.js [--only http,table,replication,config,profile] [--quick] [--profile] [--rounds N]
+//   node bench/run.js [--only http,table,replication,counters,config,profile] [--quick] [--profile] [--rounds N]
 //                     [--targets direct,haproxy-http,...]
 //   BENCH_DURATION=5s (per wrk run)  BENCH_ROUNDS=5  BENCH_NO_PIN=1  BENCH_KEEP_TMP=1
 import fs from 'node:fs';
@@ -12,12 +12,12 @@ import { formatHttp, formatProfile, machineInfo, runHttpBench, runProfile } from
 import { run } from './lib/proc.mjs';
 import { repoRoot } from './lib/targets.mjs';
 
-const SECTIONS = ['http', 'table', 'replication', 'config', 'profile'];
+const SECTIONS = ['http', 'table', 'replication', 'counters', 'config', 'profile'];
 const CONNS = [50, 200];
 
 const USAGE = `usage: node bench/run.js [options]
   --only LIST      sections to run, comma separated: ${SECTIONS.join(', ')} (default:
-                   http,table,replication,config; profile is added by --profile)
+                   http,table,replication,counters,config; profile is added by --profile)
   --profile        also profile stickmesh-http under load (node --cpu-prof), print top 15 self time
   --quick          smoke run: 1 round of 2 s per wrk run
   --rounds N       rounds (default BENCH_ROUNDS or 5)
@@ -112,6 +112,21 @@ function runReplication(quick) {
 }
 
 /**
+ * The counters section: bench/counter-lag.mjs (time until a counted request is in the sum on every
+ * node of 3, at 10,000/s) in its own process; resolves to {result, text} or {skipped}.
+ */
+function runCounters(quick) {
+  const r = run([process.execPath, path.join(repoRoot, 'bench/counter-lag.mjs'), ...(quick ? ['--quick'] : [])], { cwd: repoRoot });
+  const lines = r.stdout.trim().split('\n');
+  try {
+    if (r.status !== 0) throw new Error(`exited ${r.status}: ${r.stderr.trim().slice(-500)}`);
+    return { result: JSON.parse(lines.at(-1)), text: lines.slice(0, -1).join('\n') };
+  } catch (e) {
+    return { skipped: `counter-lag.mjs: ${e.message}` };
+  }
+}
+
+/**
  * The config section: bench/config-scale.mjs in its own process; resolves to {result (its JSON
  * line), text (its report)} or {skipped} with the reason.
  */
@@ -157,7 +172,7 @@ async function main() {
     process.stdout.write(USAGE);
     return 0;
   }
-  const sections = args.only ? args.only.split(',').map((s) => s.trim()) : ['http', 'table', 'replication', 'config', ...(args.profile ? ['profile'] : [])];
+  const sections = args.only ? args.only.split(',').map((s) => s.trim()) : ['http', 'table', 'replication', 'counters', 'config', ...(args.profile ? ['profile'] : [])];
   const bad = sections.filter((s) => !SECTIONS.includes(s));
   if (bad.length) {
     process.stderr.write(`unknown section ${bad.join(', ')}\n${USAGE}`);
@@ -201,6 +216,13 @@ async function main() {
     const rep = runReplication(Boolean(args.quick));
     results.replication = rep.result ?? { skipped: rep.skipped };
     console.log(rep.skipped ? `SKIPPED replication: ${rep.skipped}` : rep.text);
+  }
+
+  if (sections.includes('counters')) {
+    console.log(`\n== cluster-wide counters (bench/counter-lag.mjs${args.quick ? ' --quick' : ''}): time until a count is in the sum on all 3 nodes at 10,000/s ==`);
+    const c = runCounters(Boolean(args.quick));
+    results.counters = c.result ?? { skipped: c.skipped };
+    console.log(c.skipped ? `SKIPPED counters: ${c.skipped}` : c.text);
   }
 
   if (sections.includes('config')) {
