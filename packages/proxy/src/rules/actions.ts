@@ -13,7 +13,7 @@
  * file:line): `tcp-request connection` and `tcp-request content`: allow (accept), reject,
  * track-sc, sc-inc-gpc, sc-set-gpt; `http-request`: those plus deny, tarpit, return, redirect,
  * set-header, add-header, del-header; `http-response`: allow, deny, set-header, add-header,
- * del-header, sc-inc-gpc, sc-set-gpt.
+ * del-header, track-sc (for the exchange, the request not counted again), sc-inc-gpc, sc-set-gpt.
  */
 import type { RuleConfig, SampleExpr, SourceLoc } from '@stickmesh/core';
 import { compileCond } from './acl.js';
@@ -39,6 +39,8 @@ export const enum Act {
   ResDelHeader,
   /** track-scN in a stream-level list (tcp-request content in HTTP mode, http-request): counts the request. */
   TrackRequest,
+  /** track-scN for the exchange without counting the request (http-response). */
+  TrackResponse,
   /** track-scN without a request to count (tcp-request connection, tcp-request content in TCP mode). */
   TrackConnection,
   IncGpc,
@@ -188,12 +190,11 @@ function compileRule(cfg: RuleConfig, env: CompileEnv, opts: ListOptions): Rule 
       return r;
     }
     case 'track-sc': {
-      if (isRes) throw unsupported(list, cfg);
       const tableId = a.table ?? env.ownTable;
       if (tableId === undefined) throw new RuleCompileError(`'track-sc${a.sc} ${a.sample.text}': no table (this section has no stick-table; name one with 'table')`, cfg.loc);
       const counters = env.tables.counters(tableId);
       const stream = list === RuleList.HttpRequest || (list === RuleList.TcpContent && opts.http);
-      const r = new Rule(stream ? Act.TrackRequest : Act.TrackConnection, cond, cfg.loc);
+      const r = new Rule(isRes ? Act.TrackResponse : stream ? Act.TrackRequest : Act.TrackConnection, cond, cfg.loc);
       r.sc = a.sc;
       r.track = counters ? trackTable(counters) : null;
       r.key = compileSample(a.sample, env);
@@ -266,6 +267,7 @@ export function runRules(list: readonly Rule[], s: RuleStream): Rule | null {
         s.resDelete(r.headerLower);
         break;
       case Act.TrackRequest:
+      case Act.TrackResponse:
       case Act.TrackConnection:
         track(r, s);
         break;
@@ -303,12 +305,11 @@ export function runRules(list: readonly Rule[], s: RuleStream): Rule | null {
 function track(r: Rule, s: RuleStream): void {
   const tt = r.track;
   if (tt === null) return;
-  const request = r.act === Act.TrackRequest;
-  const t = request ? s.strm[r.sc]! : s.sess[r.sc]!;
+  const t = r.act === Act.TrackConnection ? s.sess[r.sc]! : s.strm[r.sc]!;
   if (t.tt !== null) return;
   const key = keyText(r.key!(s));
   if (key === undefined || !t.start(tt, key)) return;
-  if (request) t.countRequest();
+  if (r.act === Act.TrackRequest) t.countRequest();
   s.refreshSc(r.sc);
 }
 

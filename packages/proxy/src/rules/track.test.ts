@@ -178,6 +178,29 @@ backend be
   });
 });
 
+describe('http-response tracking', () => {
+  it('http-response track-sc1 tracks for the exchange and counts its error, conn_cur back to 0', async () => {
+    const a = await backend('web1');
+    a.handler = (_req, res) => res.writeHead(404).end('no');
+    const p = await proxy(
+      `${HEAD}
+frontend fe
+    bind 127.0.0.1:{{port}}
+    stick-table type ip size 1k expire 60s store http_err_cnt,http_req_cnt,conn_cur
+    http-response track-sc1 src
+    default_backend be
+backend be
+    server web1 127.0.0.1:{{p1}}
+`,
+      { p1: a.port },
+    );
+    for (let i = 0; i < 3; i++) expect((await request(p.port, { localAddress: '127.0.0.70' })).status).toBe(404);
+    expect(counter(p, 'fe', '127.0.0.70', 'http_err_cnt')).toBe(3);
+    expect(counter(p, 'fe', '127.0.0.70', 'http_req_cnt')).toBe(0);
+    expect(counter(p, 'fe', '127.0.0.70', 'conn_cur')).toBe(0);
+  });
+});
+
 describe('mode tcp tracking', () => {
   it('tracks connections with tcp-request content and limits concurrent ones per client', async () => {
     const held: net.Socket[] = [];
