@@ -12,10 +12,11 @@ function table(id: string, over: Partial<StickTableConfig> = {}): StickTableConf
 }
 
 /** Only what tableConfigs reads. */
-function config(peerTables: StickTableConfig[], backendTables: StickTableConfig[]): StickmeshConfig {
+function config(peerTables: StickTableConfig[], backendTables: StickTableConfig[], frontendTables: StickTableConfig[] = []): StickmeshConfig {
   return {
     peers: [{ name: 'p', peers: [], tables: peerTables, loc: { file: 'x.cfg', line: 1 } }],
     backends: backendTables.map((t) => ({ name: t.id, stickTable: t })),
+    frontends: frontendTables.map((t) => ({ name: t.id, stickTable: t })),
   } as unknown as StickmeshConfig;
 }
 
@@ -33,6 +34,11 @@ describe('buildTables and counters', () => {
     expect(t.get('be1')!.counters!.mode).toBe('local');
     expect(t.get('be2')!.counters!.mode).toBe('cluster');
     expect(countersMode(table('x'))).toBe('local');
+  });
+
+  it("builds a frontend's own stick-table with the others, under the frontend's name", () => {
+    const t = buildTables(config([], [], [table('fe', { data: [RATE] })]), 'n1');
+    expect(t.get('fe')!.counters!.mode).toBe('local');
   });
 
   it('a reload keeps counters whose schema is unchanged and starts afresh otherwise', () => {
