@@ -74,6 +74,8 @@ export interface TableResolver {
   counters(table: string): Counters | undefined;
   /** Live entries of table T (stick entries and counter keys, whichever is larger) for `table_cnt`. */
   entryCount(table: string): number;
+  /** Whether table T exists (with or without counters); absent: assume it does. */
+  has?(table: string): boolean;
   /** Size (maximum entries) of table T, for `table_avl`; when absent the counters' `stats.capacity` is used. */
   capacity?(table: string): number;
 }
