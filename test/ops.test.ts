@@ -230,6 +230,7 @@ describe('admin API on a running cluster', () => {
     expect(text).toMatch(/stickmesh_peer_anti_entropy_rounds\{peer="n2"\} \d+/);
     expect(text).toMatch(/stickmesh_peer_anti_entropy_entries_repaired\{peer="n1"\} \d+/);
     expect(text).toMatch(/stickmesh_anti_entropy_buckets_compared \d+/);
+    expect(text).toMatch(/stickmesh_peer_counter_shares_sent\{peer="n2"\} \d+/);
     expect(text).toMatch(/stickmesh_server_sticky_entries\{backend="app",server="web\d"\} [1-9]/);
     expect(text).toMatch(/stickmesh_table_evicted_entries\{table="mesh\/sessions"\} 0/);
   });

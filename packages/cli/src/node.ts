@@ -24,6 +24,7 @@ import {
   writeSnapshotFile,
   type LoadedConfig,
   type PeersConfig,
+  type ReplicatedCounters,
   type StickTable,
   type StickmeshConfig,
 } from '@stickmesh/core';
@@ -97,6 +98,8 @@ export class StickmeshNode {
   private snapshotTimer: NodeJS.Timeout | undefined;
   private originsCache: { config: StickmeshConfig; port: number; value: AdminOrigins } | undefined;
   private readonly startedAt = Date.now();
+  /** Per table id: the counters the running peers services replicate (a reload that changes one restarts them). */
+  private replicatedCounters = new Map<string, ReplicatedCounters>();
 
   private constructor(config: StickmeshConfig, tables: Map<string, StickTable>, proxy: StickmeshProxy, opts: NodeOptions) {
     this.name = opts.node;
@@ -169,7 +172,17 @@ export class StickmeshNode {
       if (secret === '' && remote.length > 0) {
         this.logger.warn({ peers: pc.name }, `peers section '${pc.name}' has no shared-secret: any process that can reach ${bind.host || '*'}:${bind.port} may join`);
       }
-      const tables = pc.tables.map((t) => this.tables.get(t.id)!).filter((t) => t !== undefined);
+      // The section's own tables, and backend or frontend tables that name it (`stick-table ... peers NAME`).
+      const ids = pc.tables.map((t) => t.id);
+      for (const p of [...this.config.backends, ...this.config.frontends]) if (p.stickTable?.peers === pc.name) ids.push(p.stickTable.id);
+      const tables = ids.map((id) => this.tables.get(id)).filter((t) => t !== undefined);
+      // Cluster-wide counters only: a `counters local` table keeps HAProxy's per-node counts.
+      const counters: ReplicatedCounters[] = [];
+      for (const t of tables) {
+        if (t.counters?.mode !== 'cluster') continue;
+        counters.push(t.counters);
+        this.replicatedCounters.set(t.cfg.id, t.counters);
+      }
       const svc = new PeersService({
         node: this.name,
         cluster: pc.cluster ?? pc.name,
@@ -177,6 +190,7 @@ export class StickmeshNode {
         bind,
         peers: remote,
         tables,
+        counters,
         logger: this.logger,
         resyncTimeoutMs: pc.resyncTimeout ?? 5000,
         ...(pc.tls?.cert && pc.tls.key
@@ -300,13 +314,17 @@ export class StickmeshNode {
     for (const p of config.peers) peersFor(p, this.name);
     const tables = buildTables(config, this.name, this.tables);
     await this.proxy.reload(config, tables);
-    const peersChanged = JSON.stringify(strip(config.peers)) !== JSON.stringify(strip(this.config.peers)) || [...tables].some(([id, t]) => this.tables.get(id) !== t);
+    const replicated = new Set(config.peers.flatMap((p) => p.tables.map((t) => t.id)));
+    const countersOf = (t: StickTable) => (t.counters?.mode === 'cluster' ? t.counters : undefined);
+    const peersChanged = JSON.stringify(strip(config.peers)) !== JSON.stringify(strip(this.config.peers)) ||
+      [...tables].some(([id, t]) => this.tables.get(id) !== t || (replicated.has(id) && countersOf(t) !== this.replicatedCounters.get(id)));
     this.config = config;
     startCounterSweeps(tables, sharedWheel, this.tables);
     this.tables = tables;
     if (peersChanged) {
       for (const p of this.peers) await p.stop();
       this.peers = [];
+      this.replicatedCounters = new Map();
       await this.startPeers();
     }
   }

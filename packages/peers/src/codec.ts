@@ -5,7 +5,7 @@
  */
 import { Packr, Unpackr } from 'msgpackr';
 import { StickmeshError } from '@stickmesh/core';
-import type { TableUpdate } from './types.js';
+import type { ShareUpdate, TableUpdate } from './types.js';
 import type { RefusalReason } from './refusals.js';
 
 /** Protocol version carried in hello/auth. */
@@ -21,6 +21,19 @@ export const AE_BUCKETS = 256;
 export const AE_DIGEST_BYTES = AE_BUCKETS * 8;
 /** Capability advertised in auth/welcome `caps` by nodes that take part in anti-entropy. */
 export const CAP_ANTI_ENTROPY = 'ae';
+/**
+ * Capability advertised by nodes that understand `c` (counter shares) messages. Shares of a table
+ * travel only when both sides advertised it and both gave the same `counters` schema for the table.
+ */
+export const CAP_COUNTERS = 'ctr';
+/** Longest `counters` schema string in a table list. */
+export const MAX_COUNTER_SCHEMA = 4096;
+/** Most shares in one `c` frame (senders use min(maxBatch, this)). */
+export const MAX_SHARES_PER_FRAME = 4096;
+/** Most numbers in one share (a table's counter width). */
+export const MAX_COUNTER_WIDTH = 1024;
+/** Longest key of a share, in characters (a table's canonical key text is far shorter). */
+export const MAX_SHARE_KEY = 1024;
 /** Bounds on the optional `caps` list: entries and characters per entry. */
 const MAX_CAPS = 16;
 const MAX_CAP_LEN = 32;
@@ -29,6 +42,11 @@ export interface TableSchema {
   id: string;
   type: string;
   keyLen: number;
+  /**
+   * Optional: the table's replicated counters schema (`ReplicatedCounters.schema`), present only
+   * when this node replicates the table's counters. Nodes that predate it ignore the field.
+   */
+  counters?: string;
 }
 
 export interface HelloMsg { t: 'hello'; proto: number; cluster: string; node: string; nonce: Uint8Array }
@@ -50,10 +68,16 @@ export interface RepairMsg { t: 'repair'; table: string; buckets: number[]; diff
 export interface RepairUpdatesMsg { t: 'repair-u'; table: string; updates: TableUpdate[] }
 /** Anti-entropy, both ways: the sender has sent all its entries of the round's buckets. */
 export interface RepairEndMsg { t: 'repair-end'; table: string }
+/**
+ * Counter shares, both ways: the sender's own shares of `table` (absolute values). `wall`: the
+ * sender's wall ms of the oldest change in a flushed batch (for lag), 0 in the export that follows
+ * a session's start.
+ */
+export interface CounterMsg { t: 'c'; table: string; wall: number; shares: ShareUpdate[] }
 
 export type Msg =
   | HelloMsg | AuthMsg | WelcomeMsg | ResumeMsg | DeltaMsg | ResyncMsg | ResyncDoneMsg | AckMsg
-  | DigestMsg | RepairMsg | RepairUpdatesMsg | RepairEndMsg;
+  | DigestMsg | RepairMsg | RepairUpdatesMsg | RepairEndMsg | CounterMsg;
 
 /** A frame or message that violates the protocol; `reason` is the stable refusal reason. */
 export class ProtocolError extends StickmeshError {
@@ -80,6 +104,7 @@ export function encode(msg: Msg): Buffer {
   if (msg.t === 'u' || msg.t === 'resync' || msg.t === 'repair-u') {
     return packr.pack({ ...msg, updates: msg.updates.map(toWire) });
   }
+  if (msg.t === 'c') return encodeShares(msg.table, msg.wall, msg.shares);
   return packr.pack(msg);
 }
 
@@ -87,6 +112,16 @@ export function encode(msg: Msg): Buffer {
 export function encodeUpdates(t: 'u' | 'resync' | 'repair-u', table: string, seq: number, updates: TableUpdate[]): Buffer {
   const wire = updates.map(toWire);
   return packr.pack(t === 'u' ? { t, table, seq, updates: wire } : { t, table, updates: wire });
+}
+
+/** Encodes a `c` frame: each share as `[key, ...v]`. */
+export function encodeShares(table: string, wall: number, shares: readonly ShareUpdate[]): Buffer {
+  const wire: unknown[][] = new Array(shares.length);
+  for (let i = 0; i < shares.length; i++) {
+    const s = shares[i]!;
+    wire[i] = [s.key, ...s.v];
+  }
+  return packr.pack({ t: 'c', table, wall, shares: wire });
 }
 
 const bad = (what: string): never => {
@@ -117,7 +152,9 @@ function tables(o: Record<string, unknown>): TableSchema[] {
   return v.map((x: unknown) => {
     if (x === null || typeof x !== 'object' || Array.isArray(x)) return bad('table schema must be a map');
     const s = x as Record<string, unknown>;
-    return { id: str(s, 'id'), type: str(s, 'type'), keyLen: seqOf(s, 'keyLen') };
+    const out: TableSchema = { id: str(s, 'id'), type: str(s, 'type'), keyLen: seqOf(s, 'keyLen') };
+    if (s.counters !== undefined) out.counters = str(s, 'counters', MAX_COUNTER_SCHEMA);
+    return out;
   });
 }
 
@@ -169,6 +206,34 @@ function updates(o: Record<string, unknown>): TableUpdate[] {
   return out;
 }
 
+/**
+ * Shares of a `c` frame: at most MAX_SHARES_PER_FRAME arrays `[key, ...v]`, key a string of at
+ * most MAX_SHARE_KEY characters, v 1..MAX_COUNTER_WIDTH finite numbers, the same count in every
+ * share (whether it is the table's width is the session's check).
+ */
+function shares(o: Record<string, unknown>): ShareUpdate[] {
+  const v = o.shares;
+  if (!Array.isArray(v) || v.length > MAX_SHARES_PER_FRAME) return bad(`field 'shares' must be an array of at most ${MAX_SHARES_PER_FRAME}`);
+  const out: ShareUpdate[] = new Array(v.length);
+  let width = -1;
+  for (let i = 0; i < v.length; i++) {
+    const a: unknown = v[i];
+    if (!Array.isArray(a) || a.length < 2 || a.length > MAX_COUNTER_WIDTH + 1) return bad('share must be an array [key, ...values]');
+    if (width === -1) width = a.length - 1;
+    else if (a.length - 1 !== width) return bad('shares of one frame must have the same width');
+    const key: unknown = a[0];
+    if (typeof key !== 'string' || key.length > MAX_SHARE_KEY) return bad('share key must be a short string');
+    const vals = new Array<number>(width);
+    for (let j = 0; j < width; j++) {
+      const x: unknown = a[j + 1];
+      if (!num(x)) return bad('share values must be finite numbers');
+      vals[j] = x;
+    }
+    out[i] = { key, v: vals };
+  }
+  return out;
+}
+
 /** Decodes and validates one frame. Throws `ProtocolError` ('malformed-frame' / 'unexpected-message'). */
 export function decode(buf: Buffer): Msg {
   let raw: unknown;
@@ -208,6 +273,11 @@ export function decode(buf: Buffer): Msg {
       return { t: 'repair-u', table: str(o, 'table'), updates: updates(o) };
     case 'repair-end':
       return { t: 'repair-end', table: str(o, 'table') };
+    case 'c': {
+      const wall = o.wall;
+      if (!num(wall) || wall < 0) return bad("field 'wall' must be a non-negative number");
+      return { t: 'c', table: str(o, 'table'), wall, shares: shares(o) };
+    }
     default:
       throw new ProtocolError('unexpected-message', `unknown message type ${JSON.stringify(String(o.t)).slice(0, 40)}`);
   }

@@ -60,6 +60,8 @@ export class Conn {
   lastError: string | undefined;
   /** Capabilities the peer advertised in its auth (server side) or welcome (client side). */
   peerCaps: string[] = [];
+  /** The table list the peer sent in its auth (server side) or welcome (client side). */
+  peerTables: TableSchema[] = [];
   private readonly openedAt = Date.now();
   private lastRx = Date.now();
   private lastPing = Date.now();
@@ -163,6 +165,7 @@ export class Conn {
     if (badTables) return this.refuse(badTables.reason, badTables.detail);
     const mac2 = computeMac(h.secret, 's', m.nonce2, this.nonce!, m.node, h.node, h.cluster);
     this.peerCaps = m.caps;
+    this.peerTables = m.tables;
     this.sendMsg({ t: 'welcome', mac2, tables: h.schema, caps: h.caps });
     this.establish();
   }
@@ -187,6 +190,7 @@ export class Conn {
     const bad = compareSchemas(h.schema, m.tables);
     if (bad) return this.refuse(bad.reason, bad.detail);
     this.peerCaps = m.caps;
+    this.peerTables = m.tables;
     this.establish();
   }
 

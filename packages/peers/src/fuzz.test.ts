@@ -52,6 +52,11 @@ async function fuzz(name: string, cases: number): Promise<void> {
   expect(after.refusals['malformed-frame']).toBeGreaterThan(0);
   expect(after.refusals['frame-too-large']).toBeGreaterThan(0);
   await rig.checkReplication(name);
+  // Hostile shares (authenticated as a0) never touched the legitimate peer's share of a key.
+  const ctr = await rig.target.rpc('counter-read', { key: 'ctr-start' });
+  expect(ctr.sum).toBe(7);
+  expect(ctr.fromFuzzer).toBeGreaterThan(0); // hostile `c` frames did get past the codec to the counters
+  expect(r2.byKind['post-frames']).toBeGreaterThan(0);
   summary(`${name} unauth`, r1, [before.heap]);
   summary(`${name} all`, r2, [before.heap, after.heap]);
   expect(after.heap - before.heap).toBeLessThan(HEAP_BOUND);

@@ -5,7 +5,7 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { NONCE_BYTES, PROTO, type AuthMsg, type HelloMsg, type TableSchema } from './codec.js';
-import type { ReplicatedTable } from './types.js';
+import type { ReplicatedCounters, ReplicatedTable } from './types.js';
 import { clip, type RefusalReason } from './refusals.js';
 
 export function newNonce(): Buffer {
@@ -38,8 +38,12 @@ export function macEqual(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-export function schemaOf(tables: ReplicatedTable[]): TableSchema[] {
-  return tables.map((t) => ({ id: t.cfg.id, type: t.cfg.type, keyLen: t.cfg.keyLen }));
+/** The table list of auth/welcome; a table whose counters this node replicates carries their schema. */
+export function schemaOf(tables: ReplicatedTable[], counters: ReadonlyMap<string, ReplicatedCounters> = new Map()): TableSchema[] {
+  return tables.map((t) => {
+    const c = counters.get(t.cfg.id);
+    return c ? { id: t.cfg.id, type: t.cfg.type, keyLen: t.cfg.keyLen, counters: c.schema } : { id: t.cfg.id, type: t.cfg.type, keyLen: t.cfg.keyLen };
+  });
 }
 
 /**

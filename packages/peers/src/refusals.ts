@@ -15,6 +15,9 @@ export const REFUSAL_REASONS = [
   'unknown-table',
   'table-mismatch',
   'proto-mismatch',
+  // a table's counters are not exchanged with this peer (schema differs or the peer does not
+  // replicate them); the session stays up
+  'counter-schema-mismatch',
   // frames
   'malformed-frame',
   'unexpected-message',

@@ -12,15 +12,16 @@ import WebSocket, { WebSocketServer } from 'ws';
 import type { Logger } from 'pino';
 import { StickmeshError, TimerWheel, type WheelTask } from '@stickmesh/core';
 import { backoffMs } from './backoff.js';
-import { AE_BUCKETS, CAP_ANTI_ENTROPY, encode, NONCE_BYTES, PEERS_PATH, PROTO, type TableSchema } from './codec.js';
+import { AE_BUCKETS, CAP_ANTI_ENTROPY, CAP_COUNTERS, encode, MAX_COUNTER_WIDTH, MAX_SHARES_PER_FRAME, NONCE_BYTES, PEERS_PATH, PROTO, type TableSchema } from './codec.js';
 import { CLOSE_GOING_AWAY, CLOSE_REPLACED, Conn, type ConnHost } from './conn.js';
 import { schemaOf } from './handshake.js';
+import { LagWindow } from './lag-window.js';
 import { PeersListener, rejectUpgrade, remoteOf, type ListenerHost, type ListenerLimits } from './listener.js';
 import { LogSampler } from './log-sampler.js';
-import type { RefusalReason } from './refusals.js';
+import { clip, type RefusalReason } from './refusals.js';
 import { TokenBuckets } from './token-buckets.js';
-import type { AntiEntropyLimits, LinkStats, RecvCursor, SessionHost, SessionLimits } from './session.js';
-import type { AntiEntropyStats, PeerState, PeerStatus, PeersServiceOptions, ReadyResult, ReplicatedTable } from './types.js';
+import { encodeShareFrames, type AntiEntropyLimits, type LinkStats, type PeerSession, type RecvCursor, type SessionHost, type SessionLimits } from './session.js';
+import type { AntiEntropyStats, PeerState, PeerStatus, PeersServiceOptions, ReadyResult, ReplicatedCounters, ReplicatedTable, ShareUpdate } from './types.js';
 
 /** Everything we know about one configured remote peer; outlives its connections. */
 class Link {
@@ -35,6 +36,7 @@ class Link {
   readonly stats: LinkStats = {
     sent: 0, received: 0, lagMs: 0, resyncsSent: 0, resyncsReceived: 0, bytesSent: 0, bytesReceived: 0, lastAckAt: 0, sessions: 0,
     aeRounds: 0, bucketsCompared: 0, bucketsRepaired: 0, entriesRepaired: 0, repairSent: 0,
+    sharesSent: 0, sharesReceived: 0, sharesRejected: 0, sharesIgnored: 0, counterLag: new LagWindow(),
   };
   /** Refusals/drops concerning this peer, by reason (only once the other end is known to be this peer). */
   readonly refusals: Partial<Record<RefusalReason, number>> = {};
@@ -110,6 +112,17 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
   private readonly opts: PeersServiceOptions;
   private readonly logger: Logger;
   private readonly tables = new Map<string, ReplicatedTable>();
+  /** Replicated counters by table id (cluster mode tables only; the node decides which). */
+  private readonly counters = new Map<string, ReplicatedCounters>();
+  private readonly counterFlushMs: number;
+  private counterTimer: NodeJS.Timeout | undefined;
+  private counterImmediate: NodeJS.Immediate | undefined;
+  /** performance.now() of the last counter flush (sub-millisecond: the spacing bound is exact). */
+  private lastCounterFlushAt = -Infinity;
+  /** Counter flushes done and `c` frames they encoded (each written to every session exchanging the table). */
+  private counterFlushes = 0;
+  private counterFrames = 0;
+  private readonly shareScratch: ShareUpdate[] = [];
   private readonly links = new Map<string, Link>();
   private readonly conns = new Set<Conn>();
   private readonly limits: SessionLimits;
@@ -149,7 +162,15 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
       if (this.tables.has(t.cfg.id)) throw new StickmeshError('SM_PEERS_CONFIG', `table '${t.cfg.id}' listed twice`);
       this.tables.set(t.cfg.id, t);
     }
-    this.schema = schemaOf(opts.tables);
+    for (const c of opts.counters ?? []) {
+      if (!this.tables.has(c.id)) throw new StickmeshError('SM_PEERS_CONFIG', `counters of table '${c.id}' given but the table is not replicated`);
+      if (this.counters.has(c.id)) throw new StickmeshError('SM_PEERS_CONFIG', `counters of table '${c.id}' listed twice`);
+      if (!Number.isInteger(c.width) || c.width < 1 || c.width > MAX_COUNTER_WIDTH) {
+        throw new StickmeshError('SM_PEERS_CONFIG', `counters of table '${c.id}' have width ${c.width}, must be 1..${MAX_COUNTER_WIDTH}`);
+      }
+      this.counters.set(c.id, c);
+    }
+    this.schema = schemaOf(opts.tables, this.counters);
     for (const p of opts.peers) {
       if (p.name === opts.node) throw new StickmeshError('SM_PEERS_CONFIG', `peer list must not include the local node '${p.name}'`);
       if (this.links.has(p.name)) throw new StickmeshError('SM_PEERS_CONFIG', `peer '${p.name}' listed twice`);
@@ -160,6 +181,8 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
     this.heartbeatMs = opts.heartbeatMs ?? 1000;
     this.deadAfterMs = opts.deadAfterMs ?? 3000;
     this.flushMs = opts.flushMs ?? 2;
+    this.counterFlushMs = opts.counterFlushMs ?? 5;
+    if (!(this.counterFlushMs >= 1 && Number.isFinite(this.counterFlushMs))) throw new StickmeshError('SM_PEERS_CONFIG', 'counterFlushMs must be >= 1');
     this.maxUnauthenticated = opts.maxUnauthenticated ?? 64;
     const maxFrameBytes = opts.maxFrameBytes ?? 4 * 1024 * 1024;
     const maxQueueBytes = opts.maxQueueBytes ?? 16 * 1024 * 1024;
@@ -175,7 +198,7 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
       throw new StickmeshError('SM_PEERS_CONFIG', `antiEntropyMs must be >= 0 and antiEntropyBuckets an integer in 1..${AE_BUCKETS}`);
     }
     this.antiEntropy = aeMs > 0 ? { intervalMs: aeMs, maxBuckets: aeBuckets } : undefined;
-    this.caps = this.antiEntropy ? [CAP_ANTI_ENTROPY] : [];
+    this.caps = this.antiEntropy ? [CAP_ANTI_ENTROPY, CAP_COUNTERS] : [CAP_COUNTERS];
     this.maxFrameBytes = maxFrameBytes;
     this.preAuthMaxFrameBytes = Math.min(maxFrameBytes, opts.preAuthMaxFrameBytes ?? defaultPreAuthFrameBytes(this.node, this.cluster, this.schema, this.caps));
     const maxSources = opts.maxTrackedSources ?? 4096;
@@ -239,6 +262,8 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
       if (this.links.size === 0) this.settleReady('alone');
       else this.wheel.schedule(this.readyTimer, this.opts.resyncTimeoutMs ?? 5000);
     }
+    for (const c of this.counters.values()) c.onDirty = this.counterDirty;
+    this.counterDirty();
     for (const l of this.links.values()) {
       l.idleState = 'connecting';
       if (l.dialer) this.dial(l);
@@ -258,6 +283,11 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
     this.flushTimer = undefined;
     if (this.flushImmediate) clearImmediate(this.flushImmediate);
     this.flushImmediate = undefined;
+    for (const c of this.counters.values()) if (c.onDirty === this.counterDirty) c.onDirty = undefined;
+    if (this.counterTimer) clearTimeout(this.counterTimer);
+    this.counterTimer = undefined;
+    if (this.counterImmediate) clearImmediate(this.counterImmediate);
+    this.counterImmediate = undefined;
     const closed = [...this.conns].map((c) => new Promise<void>((r) => (c.phase === 'closed' ? r() : c.ws.once('close', () => r()))));
     for (const c of this.conns) c.close(CLOSE_GOING_AWAY, 'shutdown');
     const grace = setTimeout(() => {
@@ -310,7 +340,29 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
       antiEntropyRounds: l.stats.aeRounds,
       bucketsRepaired: l.stats.bucketsRepaired,
       entriesRepaired: l.stats.entriesRepaired,
+      ...(this.counters.size > 0 || l.stats.sharesReceived + l.stats.sharesIgnored > 0 ? this.counterStatus(l) : {}),
     }));
+  }
+
+  private counterStatus(l: Link): Partial<PeerStatus> {
+    const st = l.stats;
+    const now = Date.now();
+    const q = st.counterLag.quantiles([0.5, 0.99], now);
+    return {
+      counterTables: [...(l.conn?.session ? this.counters.keys() : [])].filter((id) => l.conn!.session!.sharesCounters(id)),
+      sharesSent: st.sharesSent,
+      sharesReceived: st.sharesReceived,
+      sharesRejected: st.sharesRejected,
+      sharesIgnored: st.sharesIgnored,
+      counterLagMs: st.counterLag.last,
+      counterLagSamples: st.counterLag.count(now),
+      ...(q ? { counterLagP50Ms: q[0]!, counterLagP99Ms: q[1]! } : {}),
+    };
+  }
+
+  /** Counter flushes since creation and the `c` frames they encoded (each written once per session exchanging its table). */
+  counterStats(): { flushes: number; frames: number } {
+    return { flushes: this.counterFlushes, frames: this.counterFrames };
   }
 
   /** Anti-entropy counters since creation, summed over peers (they survive reconnects and stop/start). */
@@ -360,6 +412,61 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
     if (more && this.active && !this.flushTimer && !this.flushImmediate) this.flushTimer = setTimeout(this.flushNow, this.flushMs);
   }
 
+  /**
+   * `onDirty` of every replicated counters: a local share became dirty. Schedules one flush, at
+   * most one per `counterFlushMs`: on the next turn after a quiet period, else on a timer at
+   * `counterFlushMs` after the previous flush. One pending timer per service, whatever the keys.
+   */
+  private readonly counterDirty = (): void => {
+    if (!this.active || this.counterTimer || this.counterImmediate) return;
+    const wait = this.counterFlushMs - (performance.now() - this.lastCounterFlushAt);
+    if (wait <= 0) this.counterImmediate = setImmediate(this.counterFlushNow);
+    else this.counterTimer = setTimeout(this.counterFlushNow, Math.ceil(wait));
+  };
+
+  private readonly counterFlushNow = (): void => {
+    this.counterImmediate = undefined;
+    this.counterTimer = undefined;
+    // Timers may fire up to a millisecond early (the loop's cached clock): the spacing is a promise.
+    const wait = this.counterFlushMs - (performance.now() - this.lastCounterFlushAt);
+    if (wait > 0) this.counterTimer = setTimeout(this.counterFlushNow, Math.ceil(wait));
+    else this.flushCounters();
+  };
+
+  /**
+   * Drains every table's dirty shares once (each key at most once: the drain takes the keys dirty
+   * now and nothing runs between its batches) and writes the same encoded frames to every session
+   * exchanging the table. Sessions not established get the whole export when they start.
+   */
+  private flushCounters(): void {
+    if (!this.active) return;
+    this.lastCounterFlushAt = performance.now();
+    this.counterFlushes++;
+    const max = Math.min(this.limits.maxBatch, MAX_SHARES_PER_FRAME);
+    const out = this.shareScratch;
+    const targets: PeerSession[] = [];
+    for (const [id, c] of this.counters) {
+      let budget = c.dirty;
+      if (budget <= 0) continue;
+      targets.length = 0;
+      for (const l of this.links.values()) {
+        const s = l.conn?.session;
+        if (s && l.conn!.phase === 'session' && s.sharesCounters(id)) targets.push(s);
+      }
+      while (budget > 0) {
+        out.length = 0;
+        const wall = c.drainDirty(Math.min(max, budget), out);
+        if (out.length === 0) break;
+        budget -= out.length;
+        if (targets.length === 0) continue;
+        encodeShareFrames(id, wall, out, this.limits.maxFrameBytes, (buf, n) => {
+          this.counterFrames++;
+          for (const s of targets) s.sendShares(buf, n);
+        }, (key, bytes) => this.logger.warn({ table: id, key, bytes }, 'peers: counter share larger than maxFrameBytes not replicated'));
+      }
+    }
+  }
+
   private settleReady(reason: ReadyResult['reason']): void {
     if (this.readyResult) return;
     this.wheel.cancel(this.readyTimer);
@@ -381,6 +488,12 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
     // Also the poll that picks up local writes made without notify().
     if (this.flushTimer) clearTimeout(this.flushTimer);
     this.flush();
+    for (const c of this.counters.values()) {
+      if (c.dirty > 0) {
+        this.counterDirty();
+        break;
+      }
+    }
     this.wheel.schedule(this.sweep, this.sweepMs);
   }
 
@@ -497,6 +610,7 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
     if (conn.role === 'server') this.listener?.release(conn.remote);
     this.logger.info({ peer: l.name, role: conn.role }, 'peers: session established');
     if (this.tables.size === 0) this.settleReady('resynced');
+    const counters = this.negotiateCounters(conn, l);
     return {
       tables: this.tables,
       recv: l.recv,
@@ -510,7 +624,35 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
       drop: (reason, detail) => conn.drop(reason, detail),
       dialer: conn.role === 'client',
       antiEntropy: this.antiEntropy && conn.peerCaps.includes(CAP_ANTI_ENTROPY) ? this.antiEntropy : undefined,
+      counters,
     };
+  }
+
+  /**
+   * The tables whose counter shares this session exchanges: both sides replicate the table's
+   * counters (the peer advertised CAP_COUNTERS) with the same schema. Every other table with
+   * counters on either side is counted and logged (sampled) as 'counter-schema-mismatch'; the
+   * session stays up and the table replicates as usual, without shares.
+   */
+  private negotiateCounters(conn: Conn, l: Link): Map<string, ReplicatedCounters> {
+    const out = new Map<string, ReplicatedCounters>();
+    const capable = conn.peerCaps.includes(CAP_COUNTERS);
+    const theirs = new Map(conn.peerTables.map((t) => [t.id, t.counters]));
+    for (const id of this.tables.keys()) {
+      const mine = this.counters.get(id);
+      const other = capable ? theirs.get(id) : undefined;
+      if (mine && other === mine.schema) {
+        out.set(id, mine);
+        continue;
+      }
+      if (!mine && other === undefined) continue;
+      const detail = !capable
+        ? `table '${id}': the peer does not replicate counters; shares not exchanged`
+        : `table '${id}': counters here ${mine ? JSON.stringify(mine.schema) : 'not replicated'}, peer ${other === undefined ? 'not replicated' : JSON.stringify(clip(other))}; shares not exchanged`;
+      l.refusals['counter-schema-mismatch'] = (l.refusals['counter-schema-mismatch'] ?? 0) + 1;
+      this.count({ peer: l.name, reason: 'counter-schema-mismatch', detail, side: 'local' }, Date.now());
+    }
+    return out;
   }
 
   onClosed(conn: Conn, code: number, reason: string): void {
@@ -520,6 +662,8 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
     l.conn = undefined;
     l.idleState = 'down';
     if (conn.lastError) l.lastError = conn.lastError;
+    // The session is dead (closed, errored, heartbeat timeout): the peer's gauge shares stop counting.
+    if (conn.session) for (const c of this.counters.values()) c.dropNode(l.name);
     if (conn.session) this.logger.info({ peer: l.name, code, reason }, 'peers: session closed');
     if (l.dialer && this.active) {
       const delay = backoffMs(l.attempt++);

@@ -16,11 +16,20 @@
  * differing buckets; then both stream their entries of those buckets (`repair-u`, under the same
  * low watermark as everything else) and end with `repair-end`. One round per table is in flight at a
  * time; the dialer's next digest waits until both ends of the round are done.
+ *
+ * Counter shares (tables whose counters both sides replicate with the same schema, `host.counters`):
+ * at the session's start each side streams every local share of each such table (`exportShares`,
+ * `c` frames with wall 0) under the low watermark, ahead of any table resync or delta in the same
+ * pump (a pump does the exports first and everything after them needs the same watermark), so a
+ * peer's `resync-done` arrives after its shares. Later changes are not pumped per session: the
+ * service drains them once per flush and writes the same frames to every session (`sendShares`).
+ * Received shares replace the sender's previous share (`applyShares`); they are never forwarded.
  */
 import type WebSocket from 'ws';
 import type { Logger } from 'pino';
-import { AE_BUCKETS, AE_DIGEST_BYTES, encode, encodeUpdates, packDigests, ProtocolError, type Msg } from './codec.js';
-import type { ReplicatedTable, TableUpdate } from './types.js';
+import { AE_BUCKETS, AE_DIGEST_BYTES, encode, encodeShares, encodeUpdates, MAX_SHARES_PER_FRAME, packDigests, ProtocolError, type Msg } from './codec.js';
+import type { LagWindow } from './lag-window.js';
+import type { ReplicatedCounters, ReplicatedTable, ShareUpdate, TableUpdate } from './types.js';
 
 /** The receiver's view of a peer's log: what it last received and applied from it. */
 export interface RecvCursor {
@@ -48,6 +57,13 @@ export interface LinkStats {
   bucketsRepaired: number;
   entriesRepaired: number;
   repairSent: number;
+  /** Counter shares: sent (flushes and exports), received, refused by `applyShares`, ignored (table's counters not exchanged). */
+  sharesSent: number;
+  sharesReceived: number;
+  sharesRejected: number;
+  sharesIgnored: number;
+  /** Lag of flushed share batches applied from this peer (apply time - `wall`). */
+  counterLag: LagWindow;
 }
 
 /** Anti-entropy settings of a session; absent when either side does not take part. */
@@ -79,6 +95,8 @@ export interface SessionHost {
   /** This side dialed (it drives anti-entropy rounds). */
   dialer: boolean;
   antiEntropy: AntiEntropyLimits | undefined;
+  /** Per table id: the counters whose shares this session exchanges (both sides, same schema). */
+  counters: ReadonlyMap<string, ReplicatedCounters>;
 }
 
 interface Sender {
@@ -116,12 +134,31 @@ interface Repair {
   rotate: number;
 }
 
+/**
+ * Encodes `shares` as `c` frames of at most `maxFrameBytes`: one frame when it fits, else halves
+ * until each piece fits; a single share that cannot fit is reported to `tooLarge` and skipped.
+ */
+export function encodeShareFrames(
+  id: string, wall: number, shares: ShareUpdate[], maxFrameBytes: number,
+  emit: (buf: Buffer, n: number) => void, tooLarge: (key: string, bytes: number) => void,
+): void {
+  const buf = encodeShares(id, wall, shares);
+  if (buf.length <= maxFrameBytes) return emit(buf, shares.length);
+  if (shares.length <= 1) return tooLarge(shares[0]?.key ?? '', buf.length);
+  const mid = shares.length >> 1;
+  encodeShareFrames(id, wall, shares.slice(0, mid), maxFrameBytes, emit, tooLarge);
+  encodeShareFrames(id, wall, shares.slice(mid), maxFrameBytes, emit, tooLarge);
+}
+
 export class PeerSession {
   private readonly send = new Map<string, Sender>();
   private readonly rcv = new Map<string, Receiver>();
   /** Tables taking part in anti-entropy (both methods present and the session negotiated it). */
   private readonly repair = new Map<string, Repair>();
   private readonly scratch: TableUpdate[] = [];
+  /** Per table with exchanged counters: position of the start-of-session share export, -1 = done. */
+  private readonly shareExport = new Map<string, number>();
+  private readonly shareScratch: ShareUpdate[] = [];
   private closed = false;
 
   constructor(readonly peer: string, private readonly ws: WebSocket, private readonly host: SessionHost) {
@@ -133,6 +170,7 @@ export class PeerSession {
         this.repair.set(id, { phase: 'idle', want: new Uint8Array(AE_BUCKETS), cursor: -1, peerDone: false, nextAt: 0, rotate: 0 });
       }
     }
+    for (const id of host.counters.keys()) if (host.tables.has(id)) this.shareExport.set(id, 0);
   }
 
   /** Opens replication: tells the peer, per table, where to resume its log from our point of view. */
@@ -190,6 +228,7 @@ export class PeerSession {
       case 'digest': return this.onDigest(msg.table, msg.digests);
       case 'repair': return this.onRepair(msg.table, msg.buckets, msg.differing);
       case 'repair-u': return this.onRepairUpdates(msg.table, msg.updates);
+      case 'c': return this.onShares(msg.table, msg.wall, msg.shares);
       case 'repair-end': {
         const r = this.repairOf(msg.table, 'exchange', 'repair-end');
         if (r.peerDone) throw new ProtocolError('unexpected-message', `second repair-end for '${msg.table}'`);
@@ -212,6 +251,42 @@ export class PeerSession {
     const table = this.host.tables.get(id);
     if (!r || !table) throw new ProtocolError('unexpected-message', `unknown table '${id}'`);
     return { r, table };
+  }
+
+  /**
+   * A peer's shares: replace its previous share per key. A table whose counters this session does
+   * not exchange (schema differs, counted at the session's start) ignores them; a share of another
+   * width than the table's is a violation.
+   */
+  private onShares(id: string, wall: number, shares: ShareUpdate[]): void {
+    if (!this.host.tables.has(id)) throw new ProtocolError('unexpected-message', `unknown table '${id}'`);
+    const st = this.host.stats;
+    const c = this.host.counters.get(id);
+    if (!c) {
+      st.sharesIgnored += shares.length;
+      return;
+    }
+    const first = shares[0];
+    if (first && first.v.length !== c.width) throw new ProtocolError('malformed-frame', `shares of width ${first.v.length} for '${id}', expected ${c.width}`);
+    let rejected = 0;
+    for (const u of shares) if (!c.applyShares(this.peer, u)) rejected++;
+    st.sharesReceived += shares.length;
+    st.sharesRejected += rejected;
+    if (wall > 0 && shares.length > 0) {
+      const now = Date.now();
+      st.counterLag.record(Math.max(0, now - wall), now);
+    }
+  }
+
+  /** True when this session exchanges the counters of table `id`. */
+  sharesCounters(id: string): boolean {
+    return this.host.counters.has(id);
+  }
+
+  /** Writes a `c` frame the service encoded once for every session (see the header). */
+  sendShares(buf: Buffer, n: number): void {
+    this.write(buf);
+    this.host.stats.sharesSent += n;
   }
 
   /** The table's round state, which must be in `phase`; anything else is a protocol violation. */
@@ -367,6 +442,7 @@ export class PeerSession {
       r.ackDue = false;
       this.write(encode({ t: 'ack', table: id, seq: this.host.recv.get(id)?.seq ?? 0 }));
     }
+    if (this.shareExport.size > 0 && this.pumpShareExport()) more = true;
     for (const [id, s] of this.send) {
       const table = this.host.tables.get(id)!;
       if (s.mode === 'full') this.pumpFull(id, s, table);
@@ -406,6 +482,33 @@ export class PeerSession {
       }
     }
     return more;
+  }
+
+  /** Streams the start-of-session share exports while under the low watermark; true if one remains. */
+  private pumpShareExport(): boolean {
+    const out = this.shareScratch;
+    const max = Math.min(this.host.limits.maxBatch, MAX_SHARES_PER_FRAME);
+    for (const [id, cursor] of this.shareExport) {
+      const c = this.host.counters.get(id)!;
+      let at = cursor;
+      while (at !== -1 && this.roomy()) {
+        out.length = 0;
+        at = c.exportShares(at, max, out);
+        if (out.length > 0) this.sendShareBatch(id, 0, out);
+      }
+      if (this.closed) return false;
+      if (at !== -1) {
+        this.shareExport.set(id, at);
+        return true;
+      }
+      this.shareExport.delete(id);
+    }
+    return false;
+  }
+
+  private sendShareBatch(id: string, wall: number, out: ShareUpdate[]): void {
+    encodeShareFrames(id, wall, out, this.host.limits.maxFrameBytes, (buf, n) => this.sendShares(buf, n), (key, bytes) =>
+      this.host.logger.warn({ peer: this.peer, table: id, key, bytes }, 'peers: counter share larger than maxFrameBytes not replicated'));
   }
 
   private roomy(): boolean {

@@ -6,8 +6,8 @@ import type { Logger } from 'pino';
 import type { TimerWheel } from '@stickmesh/core';
 import type { RefusalReason } from './refusals.js';
 
-import type { TableUpdate } from '@stickmesh/core';
-export type { TableUpdate };
+import type { ReplicatedCounters, ShareUpdate, TableUpdate } from '@stickmesh/core';
+export type { ReplicatedCounters, ShareUpdate, TableUpdate };
 
 /** What the mesh needs from a stick table. */
 export interface ReplicatedTable {
@@ -56,6 +56,20 @@ export interface PeersServiceOptions {
   /** Remote peers (exclude self). */
   peers: PeerAddress[];
   tables: ReplicatedTable[];
+  /**
+   * Counters to replicate (cluster mode only: a `counters local` table is left out by the caller),
+   * each belonging to one of `tables` by `id`. The mesh sends this node's shares of them and
+   * applies the peers' shares; see docs/PEERS-PROTOCOL.md, "Counter shares".
+   */
+  counters?: ReplicatedCounters[];
+  /**
+   * Counter share batching: dirty shares are flushed at most once per this interval (default 5 ms;
+   * the first change after a quiet period leaves on the next event-loop turn). A key changes at
+   * most once per flush, so a busy key costs each peer at most 1000/counterFlushMs shares per
+   * second (200/s by default) whatever its request rate; a flush sends ceil(dirty keys / min(maxBatch, 4096))
+   * frames per table, encoded once and written to every peer.
+   */
+  counterFlushMs?: number;
   logger: Logger;
   /** Coarse timer for heartbeats, reconnects and deadlines; default: a private 20 ms wheel. */
   wheel?: TimerWheel;
@@ -154,6 +168,23 @@ export interface PeerStatus {
   antiEntropyRounds: number;
   bucketsRepaired: number;
   entriesRepaired: number;
+  /**
+   * Counter shares (present when this node replicates counters or the peer sent shares): tables
+   * whose shares the current session exchanges, shares sent to / received from the peer, received
+   * shares refused by the counters (bad key or values, node limit) and ignored (table's counters not
+   * exchanged with this peer), since the service was created.
+   */
+  counterTables?: string[];
+  sharesSent?: number;
+  sharesReceived?: number;
+  sharesRejected?: number;
+  sharesIgnored?: number;
+  /** Counter replication lag of the last flushed batch applied from this peer: apply time - its oldest change (ms). */
+  counterLagMs?: number;
+  /** Lag quantiles over the recent samples (last 60 s, at most the last 1024 batches); absent with no sample. */
+  counterLagP50Ms?: number;
+  counterLagP99Ms?: number;
+  counterLagSamples?: number;
 }
 
 /** Anti-entropy counters since the service was created (monotonic), summed over peers and tables. */

@@ -18,11 +18,14 @@ import { StickTable } from '@stickmesh/core';
 import { decode, PEERS_PATH, PROTO, type Msg } from '../src/codec.js';
 import { computeMac } from '../src/handshake.js';
 import { PeersService } from '../src/service.js';
+import { FakeCounters } from './fake-counters.js';
 import { rng } from '../../../test/helpers/rng.js';
 
 export const SECRET = 'fuzz-secret';
 const CLUSTER = 'fuzz';
-const SCHEMA = [{ id: 't1', type: 'string', keyLen: 32 }];
+/** Counters schema of t1 on the target and the legitimate peer (fake counters of width 2, see fuzz-target.mjs). */
+export const COUNTER_SCHEMA = 'fuzz_cnt,fuzz_cur';
+const SCHEMA = [{ id: 't1', type: 'string', keyLen: 32, counters: COUNTER_SCHEMA }];
 /** Target limits, small so that floods and oversized frames are cheap to produce. */
 export const TARGET_LIMITS = { maxUnauthenticated: 16, maxFrameBytes: 64 * 1024, handshakeTimeoutMs: 1000 };
 /**
@@ -91,9 +94,14 @@ class Gen {
       this.field(() => this.int(10)), this.field(() => this.int(10)),
     ].slice(0, this.r() < 0.9 ? 8 : this.int(9));
   }
+  /** One share `[key, ...v]` of `width` values: usually plausible, sometimes anything. */
+  share(width: number): unknown {
+    if (this.r() < 0.1) return this.value(2);
+    return [this.field(() => (this.r() < 0.05 ? this.str(2000) : `k${this.int(50)}`)), ...Array.from({ length: width }, () => (this.r() < 0.9 ? this.int(1000) : this.field(() => this.num())))];
+  }
   /** A message of a known (or unknown) type with plausible-to-hostile fields. */
   message(): Record<string, unknown> {
-    const t = this.pick(['hello', 'auth', 'welcome', 'resume', 'u', 'resync', 'resync-done', 'ack', 'digest', 'repair', 'repair-u', 'repair-end', 'nope', '']);
+    const t = this.pick(['hello', 'auth', 'welcome', 'resume', 'u', 'resync', 'resync-done', 'ack', 'digest', 'repair', 'repair-u', 'repair-end', 'c', 'c', 'c', 'c', 'nope', '']);
     const table = () => this.pick(['t1', 't1', 'other', '']);
     const m: Record<string, unknown> = { t: this.field(() => t) };
     const put = (k: string, good: () => unknown) => {
@@ -103,7 +111,7 @@ class Gen {
       case 'hello': put('proto', () => PROTO); put('cluster', () => CLUSTER); put('node', () => 'b'); put('nonce', () => this.bytes(32)); break;
       case 'auth':
         put('proto', () => PROTO); put('cluster', () => CLUSTER); put('node', () => this.pick(['a', 'a0', 'zz'])); put('nonce2', () => this.bytes(32));
-        put('mac', () => this.bytes(32)); put('tables', () => SCHEMA); put('caps', () => ['ae']); break;
+        put('mac', () => this.bytes(32)); put('tables', () => SCHEMA); put('caps', () => ['ae', 'ctr']); break;
       case 'welcome': put('mac2', () => this.bytes(32)); put('tables', () => SCHEMA); break;
       case 'resume': case 'resync-done': put('table', table); put('epoch', () => this.str(16)); put('seq', () => this.int(100)); break;
       case 'u': case 'resync': case 'repair-u':
@@ -113,6 +121,12 @@ class Gen {
       case 'digest': put('table', table); put('digests', () => this.bytes(this.r() < 0.8 ? 2048 : this.int(4096))); break;
       case 'repair': put('table', table); put('buckets', () => Array.from({ length: this.int(5) }, () => this.int(300))); put('differing', () => this.int(300)); break;
       case 'repair-end': put('table', table); break;
+      case 'c': {
+        // Mostly the table's width (2), sometimes another one, a huge count, or a hostile share.
+        const width = this.r() < 0.8 ? 2 : this.int(5);
+        put('table', () => 't1'); put('wall', () => this.pick([0, Date.now(), Date.now() + 1e9, 1]));
+        put('shares', () => Array.from({ length: this.int(this.r() < 0.05 ? 5000 : 6) }, () => this.share(width))); break;
+      }
     }
     return m;
   }
@@ -204,7 +218,7 @@ function authFor(hello: Buffer, a: Auth): Buffer {
   if (h.t !== 'hello') throw new Error('first frame is not hello');
   const nonce2 = randomBytes(32);
   const mac = computeMac(a.secret ?? SECRET, 'c', h.nonce, nonce2, a.node, 'b', a.cluster ?? CLUSTER);
-  return packr.pack({ t: 'auth', proto: a.proto ?? PROTO, cluster: a.cluster ?? CLUSTER, node: a.node, nonce2, mac, tables: a.tables ?? SCHEMA, caps: ['ae'] });
+  return packr.pack({ t: 'auth', proto: a.proto ?? PROTO, cluster: a.cluster ?? CLUSTER, node: a.node, nonce2, mac, tables: a.tables ?? SCHEMA, caps: ['ae', 'ctr'] });
 }
 
 /** Authenticates as a0; resolves with the socket once the welcome arrived (undefined if refused). */
@@ -433,6 +447,7 @@ export interface FuzzRig {
   target: Target;
   legit: PeersService;
   legitTable: StickTable;
+  legitCounters: FakeCounters;
   /** Round trip: a write on each side reaches the other within `ms`. Throws otherwise. */
   checkReplication(tag: string, ms?: number): Promise<void>;
   stop(): Promise<void>;
@@ -446,9 +461,10 @@ export async function startFuzzRig(targetOpts: Record<string, unknown> = {}): Pr
     { id: 't1', name: 't1', type: 'string', keyLen: 32, size: 10_000, expire: 0, store: [], srvkey: 'name', loc: { file: 'fuzz', line: 1 } },
     { node: 'a' },
   );
+  const legitCounters = new FakeCounters('a', 't1', COUNTER_SCHEMA);
   const legit = new PeersService({
     node: 'a', cluster: CLUSTER, secret: SECRET, bind: { host: '127.0.0.1', port: 0 },
-    peers: [{ name: 'b', host: '127.0.0.1', port: target.port }], tables: [legitTable], logger: pino({ level: 'silent' }),
+    peers: [{ name: 'b', host: '127.0.0.1', port: target.port }], tables: [legitTable], counters: [legitCounters], logger: pino({ level: 'silent' }),
     heartbeatMs: 200, deadAfterMs: 3000, antiEntropyMs: 200,
   });
   await legit.start();
@@ -460,13 +476,18 @@ export async function startFuzzRig(targetOpts: Record<string, unknown> = {}): Pr
     }
   };
   return {
-    target, legit, legitTable,
+    target, legit, legitTable, legitCounters,
     async checkReplication(tag, ms = 5000) {
       legitTable.setLocal(`from-a-${tag}`, 'sa');
       legit.notify();
       await until(`a -> b (${tag})`, ms, async () => (await target.rpc('get', { key: `from-a-${tag}` })).server === 'sa');
       await target.rpc('set', { key: `from-b-${tag}`, server: 'sb' });
       await until(`b -> a (${tag})`, ms, () => legitTable.lookup(`from-b-${tag}`) === 'sb');
+      // Counter shares both ways: a's share reaches b's sum, b's share reaches a's.
+      legitCounters.add(`ctr-${tag}`, 3);
+      await target.rpc('counter-add', { key: `ctr-${tag}`, n: 4 });
+      await until(`counters a <-> b (${tag})`, ms, async () =>
+        legitCounters.read(`ctr-${tag}`) === 7 && (await target.rpc('counter-read', { key: `ctr-${tag}` })).sum === 7);
     },
     async stop() {
       await legit.stop();

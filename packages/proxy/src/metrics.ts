@@ -67,6 +67,16 @@ function bump<K>(m: Map<K, number>, k: K): void {
   m.set(k, (m.get(k) ?? 0) + 1);
 }
 
+/** Requests, responses and connections a frontend's rules refused (deny, tarpit, reject). */
+export interface DenyCounts {
+  requests: number;
+  responses: number;
+  connections: number;
+}
+
+/** Frontends with their own refusal counts; beyond, they share `<other>` (cardinality bound). */
+export const MAX_DENY_FRONTENDS = 1000;
+
 type MetricValue = { labels: Record<string, string | number>; value: number; metricName?: string };
 
 /**
@@ -99,6 +109,8 @@ export class ProxyMetrics {
   private readonly byName = new Map<string, Series>();
   private readonly backends = new Map<string, BackendCounts>();
   private other: Series | undefined;
+  /** Refusal counts by frontend name (kept across reloads); at most MAX_DENY_FRONTENDS, then `<other>`. */
+  private readonly denials = new Map<string, DenyCounts>();
 
   constructor() {
     const reg = (m: PlainMetric): void => this.registry.registerMetric(m as unknown as client.Metric);
@@ -142,6 +154,15 @@ export class ProxyMetrics {
       for (const b of this.backends.values()) for (const [by, v] of b.decisions) out.push({ labels: { backend: b.name, by }, value: v });
       return out;
     }));
+    reg(new PlainMetric('stickmesh_denied_total', 'Requests, responses and connections refused by rules (deny, tarpit, reject), by frontend.', 'counter', () => {
+      const out: MetricValue[] = [];
+      for (const [frontend, d] of this.denials) {
+        out.push({ labels: { frontend, what: 'request' }, value: d.requests });
+        out.push({ labels: { frontend, what: 'response' }, value: d.responses });
+        out.push({ labels: { frontend, what: 'connection' }, value: d.connections });
+      }
+      return out;
+    }));
     reg(new PlainMetric('stickmesh_stick_lookups_total', 'Stick match outcomes: hit, miss, down (entry named an unusable server).', 'counter', () => {
       const out: MetricValue[] = [];
       for (const b of this.backends.values()) for (const [result, v] of b.stick) out.push({ labels: { backend: b.name, result }, value: v });
@@ -171,6 +192,20 @@ export class ProxyMetrics {
     if (reqFlag !== '-' || resFlag !== '-') bump(be.flags, (reqFlag.charCodeAt(0) << 8) | resFlag.charCodeAt(0));
     if (decidedBy !== '') bump(be.decisions, decidedBy);
     if (stick !== '') bump(be.stick, stick);
+  }
+
+  /**
+   * The refusal counts of frontend `name`, bumped directly by the data plane (no call per
+   * refusal); the same object across reloads. Counted whether or not metrics are enabled.
+   */
+  denyCounts(name: string): DenyCounts {
+    let d = this.denials.get(name);
+    if (d === undefined) {
+      if (this.denials.size >= MAX_DENY_FRONTENDS) name = '<other>';
+      d = this.denials.get(name);
+      if (d === undefined) this.denials.set(name, (d = { requests: 0, responses: 0, connections: 0 }));
+    }
+    return d;
   }
 
   /** Records a finished TCP connection. */

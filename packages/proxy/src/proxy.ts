@@ -23,7 +23,13 @@ import {
   nextTurn,
 } from '@stickmesh/core';
 import { ClientConn, type HttpFrontendRuntime } from './http/client-conn.js';
-import { TcpConn, type TcpFrontendRuntime } from './tcp/tcp-conn.js';
+import type { ForwardFor, HttpFrontendRules, HttpRoute } from './http/exchange.js';
+import { TcpConn, type TcpFrontendRuntime, type TcpFrontendRules } from './tcp/tcp-conn.js';
+import { compileConfigRules, type RulesPlan } from './rules/compile.js';
+import { runRules, type Rule } from './rules/actions.js';
+import { RuleStream } from './rules/stream.js';
+import { plainIp } from './runtime/address.js';
+import { metrics, type DenyCounts } from './metrics.js';
 import { RuntimeBackend } from './runtime/backend.js';
 import { RuntimeServer } from './runtime/server.js';
 import { HealthChecker, type CheckHandle } from './health/checker.js';
@@ -45,6 +51,12 @@ export interface BoundAddress {
   frontend: string;
   host: string;
   port: number;
+}
+
+/** The compiled rules a frontend shares with the connections it accepts. */
+interface FrontendRulesBase {
+  readonly own: { readonly tcpConnection: readonly Rule[] } | undefined;
+  readonly counts: DenyCounts;
 }
 
 /** What both frontend kinds share: config, backend, merged timeouts, listeners, connections under `maxconn` (listen/admission.ts). */
@@ -85,30 +97,87 @@ abstract class FrontendBase<C> {
   get onConnection(): ConnectionHandler {
     return this.admission.onConnection;
   }
+
+  /**
+   * For a frontend with rules: the connection's RuleStream, after its `tcp-request connection`
+   * rules ran; null (the socket reset and closed, no log line, as HAProxy) when one rejected it.
+   */
+  protected accepted(socket: net.Socket, rules: FrontendRulesBase): RuleStream | null {
+    const rs = new RuleStream(plainIp(socket.remoteAddress), socket.remotePort ?? 0, this.name, () => ({ ip: plainIp(socket.localAddress), port: socket.localPort ?? 0 }));
+    rs.backendName = this.name;
+    const list = rules.own?.tcpConnection;
+    if (list !== undefined && list.length > 0) {
+      if (runRules(list, rs) !== null) {
+        rules.counts.connections++;
+        rs.endSession();
+        socket.on('error', noop);
+        socket.resetAndDestroy();
+        return null;
+      }
+      rs.countSession();
+    }
+    return rs;
+  }
+}
+
+function noop(): void {}
+
+function forwardForOf(ff: FrontendConfig['forwardFor']): ForwardFor | undefined {
+  if (!ff) return undefined;
+  let except: net.BlockList | undefined;
+  if (ff.except) {
+    except = new net.BlockList();
+    const [addr, bits] = ff.except.split('/');
+    const family = addr!.includes(':') ? 'ipv6' : 'ipv4';
+    except.addSubnet(addr!, bits ? Number(bits) : family === 'ipv6' ? 128 : 32, family);
+  }
+  return { header: ff.header, lower: ff.header.toLowerCase(), except, ifNone: ff.ifNone };
 }
 
 class HttpFrontend extends FrontendBase<ClientConn> implements HttpFrontendRuntime {
-  readonly forwardFor: HttpFrontendRuntime['forwardFor'];
+  readonly route: HttpRoute | undefined;
+  readonly rules: HttpFrontendRules | undefined;
 
-  constructor(cfg: FrontendConfig, backend: RuntimeBackend | undefined, logger: Logger, wheel: TimerWheel, limit: ProcessLimit) {
+  constructor(
+    cfg: FrontendConfig,
+    backend: RuntimeBackend | undefined,
+    logger: Logger,
+    wheel: TimerWheel,
+    limit: ProcessLimit,
+    plan: RulesPlan,
+    backends: ReadonlyMap<string, RuntimeBackend>,
+  ) {
     super(cfg, backend, logger, wheel, limit);
-    const ff = backend?.cfg.forwardFor ?? cfg.forwardFor;
-    if (ff) {
-      let except: net.BlockList | undefined;
-      if (ff.except) {
-        except = new net.BlockList();
-        const [addr, bits] = ff.except.split('/');
-        const family = addr!.includes(':') ? 'ipv6' : 'ipv4';
-        except.addSubnet(addr!, bits ? Number(bits) : family === 'ipv6' ? 128 : 32, family);
+    const routes = new Map<RuntimeBackend, HttpRoute>();
+    const routeFor = (b: RuntimeBackend): HttpRoute => {
+      let r = routes.get(b);
+      if (!r) {
+        r = {
+          backend: b,
+          timeouts: mergedTimeouts(cfg, b),
+          forwardFor: forwardForOf(b.cfg.forwardFor ?? cfg.forwardFor),
+          rules: plan.sameAs.get(b.name) === cfg.name ? undefined : plan.backends.get(b.name),
+        };
+        routes.set(b, r);
       }
-      this.forwardFor = { header: ff.header, lower: ff.header.toLowerCase(), except, ifNone: ff.ifNone };
-    } else {
-      this.forwardFor = undefined;
-    }
+      return r;
+    };
+    this.route = backend ? routeFor(backend) : undefined;
+    const fp = plan.frontends.get(cfg.name);
+    const useBackends = (fp?.useBackends ?? []).map((u) => ({ cond: u.cond, route: routeFor(backends.get(u.backend)!) }));
+    let any = fp?.own !== undefined || useBackends.length > 0;
+    for (const r of routes.values()) if (r.rules !== undefined) any = true;
+    this.rules = any ? { own: fp?.own, useBackends, counts: metrics.denyCounts(cfg.name) } : undefined;
   }
 
   protected admit(socket: net.Socket): void {
-    new ClientConn(socket, this);
+    const rules = this.rules;
+    if (rules === undefined) {
+      new ClientConn(socket, this);
+      return;
+    }
+    const rs = this.accepted(socket, rules);
+    if (rs !== null) new ClientConn(socket, this, rs);
   }
 }
 
@@ -125,20 +194,38 @@ function mergedTimeouts(cfg: FrontendConfig, backend: RuntimeBackend | undefined
 }
 
 class TcpFrontend extends FrontendBase<TcpConn> implements TcpFrontendRuntime {
+  readonly rules: TcpFrontendRules | undefined;
+
+  constructor(cfg: FrontendConfig, backend: RuntimeBackend | undefined, logger: Logger, wheel: TimerWheel, limit: ProcessLimit, plan: RulesPlan, backends: ReadonlyMap<string, RuntimeBackend>) {
+    super(cfg, backend, logger, wheel, limit);
+    const fp = plan.frontends.get(cfg.name);
+    const useBackends = (fp?.useBackends ?? []).map((u) => ({ cond: u.cond, backend: backends.get(u.backend)! }));
+    const backendRules = (b: RuntimeBackend | undefined) => (b === undefined || plan.sameAs.get(b.name) === cfg.name ? undefined : plan.backends.get(b.name));
+    let any = fp?.own !== undefined || useBackends.length > 0 || backendRules(backend) !== undefined;
+    for (const u of useBackends) if (backendRules(u.backend) !== undefined) any = true;
+    this.rules = any ? { own: fp?.own, useBackends, counts: metrics.denyCounts(cfg.name), backendRules: (b) => backendRules(b)?.tcpContent } : undefined;
+  }
+
   /** The server for a new connection: runtime/decide.ts (stick, stick-first, balance; no cookies in TCP). */
   pick(conn: TcpConn): RuntimeServer | undefined {
-    const be = this.backend;
+    const be = conn.backend;
     return be ? decide(be, conn, undefined, conn.stickState, conn) : undefined;
   }
 
   /** Stores the stick keys once the server is connected, so the table records the server used. */
   onConnected(conn: TcpConn, server: RuntimeServer): void {
-    const be = this.backend;
+    const be = conn.backend;
     if (be?.stick) stickStoreRequest(be.stick, conn.stickState, server);
   }
 
   protected admit(socket: net.Socket): void {
-    new TcpConn(socket, this);
+    const rules = this.rules;
+    if (rules === undefined) {
+      new TcpConn(socket, this);
+      return;
+    }
+    const rs = this.accepted(socket, rules);
+    if (rs !== null) new TcpConn(socket, this, rs);
   }
 }
 
@@ -199,13 +286,19 @@ export class StickmeshProxy {
   /** Builds the runtime (resolving server host names once with the system resolver). */
   static async create(config: StickmeshConfig, opts: ProxyOptions): Promise<StickmeshProxy> {
     const p = new StickmeshProxy(config, opts);
+    // Rules first: a RuleCompileError (file:line) stops the start before anything is built.
+    const plan = compileConfigRules(config, p.tables);
     for (const b of config.backends) p.backends.set(b.name, await p.buildBackend(b));
-    for (const f of config.frontends) {
-      const be = f.defaultBackend ? p.backends.get(f.defaultBackend) : undefined;
-      p.frontends.push(f.mode === 'tcp' ? new TcpFrontend(f, be, p.logger, p.wheel, p.limit) : new HttpFrontend(f, be, p.logger, p.wheel, p.limit));
-    }
+    for (const f of config.frontends) p.frontends.push(p.buildFrontend(f, plan, p.limit));
     p.limit.serving = p.frontends.map((f) => f.admission);
     return p;
+  }
+
+  private buildFrontend(f: FrontendConfig, plan: RulesPlan, limit: ProcessLimit): HttpFrontend | TcpFrontend {
+    const be = f.defaultBackend ? this.backends.get(f.defaultBackend) : undefined;
+    return f.mode === 'tcp'
+      ? new TcpFrontend(f, be, this.logger, this.wheel, limit, plan, this.backends)
+      : new HttpFrontend(f, be, this.logger, this.wheel, limit, plan, this.backends);
   }
 
   private async buildBackend(cfg: BackendConfig): Promise<RuntimeBackend> {
@@ -432,12 +525,11 @@ export class StickmeshProxy {
    */
   async reload(config: StickmeshConfig, tables: ReadonlyMap<string, StickTable>): Promise<void> {
     const next = new StickmeshProxy(config, { logger: this.logger, wheel: this.wheel, tables });
+    // Compiled off to the side and swapped with the frontends; an error leaves the running config.
+    const plan = compileConfigRules(config, tables);
     next.previousSlots = new Map(this.discoveries.map((d) => [d.opts.name, d.slots]));
     for (const b of config.backends) next.backends.set(b.name, await next.buildBackend(b));
-    for (const f of config.frontends) {
-      const be = f.defaultBackend ? next.backends.get(f.defaultBackend) : undefined;
-      next.frontends.push(f.mode === 'tcp' ? new TcpFrontend(f, be, this.logger, this.wheel, this.limit) : new HttpFrontend(f, be, this.logger, this.wheel, this.limit));
-    }
+    for (const f of config.frontends) next.frontends.push(next.buildFrontend(f, plan, this.limit));
     let keptFor: Map<Listener, HttpFrontend | TcpFrontend>;
     try {
       keptFor = await takeOverListeners(this.frontends, next.frontends, config.global.maxAccept);

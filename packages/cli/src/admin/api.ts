@@ -470,6 +470,23 @@ export class Ops {
     perPeer('stickmesh_peer_anti_entropy_rounds', 'Anti-entropy digest exchanges with the peer, per table (monotonic).', (p) => p.antiEntropyRounds);
     perPeer('stickmesh_peer_anti_entropy_buckets_repaired', 'Differing digest buckets exchanged with the peer (monotonic).', (p) => p.bucketsRepaired);
     perPeer('stickmesh_peer_anti_entropy_entries_repaired', 'Entries received from the peer in repairs and applied (monotonic).', (p) => p.entriesRepaired);
+    metrics.gauge(
+      'stickmesh_counter_replication_lag_seconds',
+      'Counter replication lag from the peer: apply time - oldest change of each flushed share batch, quantiles over the last 60 s (at most 1024 batches). Absent before any batch.',
+      ['peer', 'quantile'],
+      (set) => {
+        for (const svc of node.peers) {
+          for (const p of svc.status()) {
+            if (p.counterLagP50Ms === undefined || p.counterLagP99Ms === undefined) continue;
+            set({ peer: p.peer, quantile: '0.5' }, p.counterLagP50Ms / 1000);
+            set({ peer: p.peer, quantile: '0.99' }, p.counterLagP99Ms / 1000);
+          }
+        }
+      },
+    );
+    perPeer('stickmesh_peer_counter_shares_sent', 'Counter shares sent to the peer since start (monotonic).', (p) => p.sharesSent ?? 0);
+    perPeer('stickmesh_peer_counter_shares_received', 'Counter shares received from the peer since start (monotonic).', (p) => p.sharesReceived ?? 0);
+    perPeer('stickmesh_peer_counter_shares_rejected', 'Counter shares from the peer refused by the counters (bad key or values, node limit), since start (monotonic).', (p) => p.sharesRejected ?? 0);
     metrics.gauge('stickmesh_anti_entropy_buckets_compared', 'Digest buckets compared by this node, all peers and tables (monotonic).', [], (set) => {
       let n = 0;
       for (const svc of node.peers) n += svc.stats().bucketsCompared;

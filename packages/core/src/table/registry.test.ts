@@ -12,11 +12,11 @@ function table(id: string, over: Partial<StickTableConfig> = {}): StickTableConf
 }
 
 /** Only what tableConfigs reads. */
-function config(peerTables: StickTableConfig[], backendTables: StickTableConfig[]): StickmeshConfig {
+function config(peerTables: StickTableConfig[], backendTables: StickTableConfig[], frontendTables: StickTableConfig[] = []): StickmeshConfig {
   return {
     peers: [{ name: 'p', peers: [], tables: peerTables, loc: { file: 'x.cfg', line: 1 } }],
     backends: backendTables.map((t) => ({ name: t.id, stickTable: t })),
-    frontends: [],
+    frontends: frontendTables.map((t) => ({ name: t.id, stickTable: t })),
   } as unknown as StickmeshConfig;
 }
 
@@ -36,12 +36,9 @@ describe('buildTables and counters', () => {
     expect(countersMode(table('x'))).toBe('local');
   });
 
-  it('builds the tables declared in frontends, where HAProxy users put rate-limit tables', () => {
-    const cfg = config([], []);
-    (cfg as { frontends: unknown[] }).frontends = [{ name: 'fe', stickTable: table('fe', { data: [RATE] }) }];
-    const t = buildTables(cfg, 'n1');
+  it("builds a frontend's own stick-table with the others, under the frontend's name", () => {
+    const t = buildTables(config([], [], [table('fe', { data: [RATE] })]), 'n1');
     expect(t.get('fe')!.counters!.mode).toBe('local');
-    expect(t.get('fe')!.counters!.schema).toBe('http_req_rate(10000)');
   });
 
   it('a reload keeps counters whose schema is unchanged and starts afresh otherwise', () => {

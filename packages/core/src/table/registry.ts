@@ -18,6 +18,7 @@ export function tableConfigs(cfg: StickmeshConfig): StickTableConfig[] {
   const out: StickTableConfig[] = [];
   for (const p of cfg.peers) out.push(...p.tables);
   for (const b of cfg.backends) if (b.stickTable) out.push(b.stickTable);
+  // A frontend's own table (HAProxy allows one; the usual home of rate-limit counters).
   for (const f of cfg.frontends) if (f.stickTable) out.push(f.stickTable);
   return out;
 }

@@ -40,6 +40,7 @@ export function logExchange(conn: Exchange): void {
       redispatched: ctx.redispatched,
       decided_by: ctx.decidedBy,
       stick: conn.stickState.result || undefined,
+      rule: ctx.rule || undefined,
       termination_state: ctx.terminationState(),
     },
     'request',

@@ -43,13 +43,20 @@ import { plainIp } from '../runtime/address.js';
 import { cookieValue, stickStoreRequest, stickStoreResponse } from '../runtime/stick.js';
 import { decide, type RouteSource } from '../runtime/decide.js';
 import { afterConnectFailure } from '../runtime/retry.js';
+import type { RuleStream } from '../rules/stream.js';
+import { Act, redirectLocation, runRules, type Rule } from '../rules/actions.js';
+import { ReplyMode, redirectBytes } from '../rules/replies.js';
 
 export const MAX_PENDING_BYTES = 65536;
 export { CLIENT_READ_MAX, CLIENT_READ_MIN, type HttpFrontendRuntime } from './exchange.js';
 export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, RouteSource {
 
-  constructor(socket: net.Socket, fe: HttpFrontendRuntime) {
-    super(socket, fe);
+  /** The `tarpit` rule holding the current request (Tmo.Tarpit), null otherwise. */
+  private tarpitRule: Rule | null = null;
+
+  /** `rs`: the rule engine's view of the connection when the frontend has rules (proxy.ts ran its connection rules). */
+  constructor(socket: net.Socket, fe: HttpFrontendRuntime, rs: RuleStream | null = null) {
+    super(socket, fe, rs);
     socket.setNoDelay(true);
     socket.on('drain', this.onClientDrain);
     socket.on('end', this.onClientEnd);
@@ -97,8 +104,8 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
   private touch(): void {
     switch (this.tkind) {
       case Tmo.Client: this.deadline = this.fe.wheel.now + this.fe.timeouts.client; break;
-      case Tmo.Server: this.deadline = this.fe.wheel.now + this.fe.timeouts.server; break;
-      case Tmo.Tunnel: this.deadline = this.fe.wheel.now + this.fe.timeouts.tunnel; break;
+      case Tmo.Server: this.deadline = this.fe.wheel.now + this.route!.timeouts.server; break;
+      case Tmo.Tunnel: this.deadline = this.fe.wheel.now + this.route!.timeouts.tunnel; break;
       default: break;
     }
   }
@@ -134,6 +141,12 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
         this.ctx.term1 = 'D';
         this.destroy();
         return;
+      case Tmo.Tarpit: {
+        const r = this.tarpitRule;
+        this.tarpitRule = null;
+        if (r !== null) this.replyByRule(r);
+        return;
+      }
       default:
         return;
     }
@@ -188,6 +201,14 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
    */
   private readonly onClientEnd = (): void => {
     this.clientEnded = true;
+    if (this.tarpitRule !== null) {
+      // The client gave up on a tarpitted request: HAProxy's `CT`.
+      this.tarpitRule = null;
+      this.ctx.term0 = 'C';
+      this.ctx.term1 = 'T';
+      this.destroy();
+      return;
+    }
     if (this.phase <= Phase.Idle || this.phase === Phase.Tunnel) {
       this.socket.end();
       if (this.phase === Phase.Tunnel && this.up) this.up.socket.end();
@@ -228,6 +249,8 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
       }
       this.endExchange(false);
     }
+    // The connection's trackers (tcp-request connection) end with it.
+    if (this.rs !== null) this.rs.endSession();
   };
 
   pauseClientFor(reason: 'upstream' | 'buffer'): void {
@@ -285,14 +308,16 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     claimRequestHead(this);
     this.startRequest(r);
     releaseRequestHead(this);
+    if (this.rs !== null) this.rs.endRequest();
   }
 
   private startRequest(headBytes: number): void {
     const req = this.req;
     const ctx = this.ctx;
     const tStart = ctx.tStart;
+    this.route = this.fe.route;
     this.backend = this.fe.backend;
-    const backend = this.backend;
+    let backend = this.backend;
     ctx.reset(this.fe.wheel.now, backend?.cookie !== undefined);
     ctx.tStart = tStart;
     ctx.tHead = loopNow();
@@ -311,12 +336,113 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     this.keepAlive = req.wantsKeepAlive() && !this.fe.draining;
     frameRequestBody(this);
     this.arm(Tmo.Client, this.fe.timeouts.client);
+    const rs = this.rs;
+    if (rs !== null) {
+      if (!this.runRequestRules(rs)) return;
+      backend = this.backend;
+    }
     if (!backend) {
       this.fail(503, 'S', 'C');
       return;
     }
     this.pickUpstream(backend);
   }
+
+  // ---------------------------------------------------------------- phase 1b: rules
+
+  /**
+   * Runs the request's rules in HAProxy's order: the frontend's `tcp-request content` then
+   * `http-request`, `use_backend` (first match, else the default backend), the chosen backend's
+   * `tcp-request content` then `http-request`. Returns false when a rule answered (or holds) the
+   * request; true to route it.
+   */
+  private runRequestRules(rs: RuleStream): boolean {
+    const fr = this.fe.rules!;
+    rs.beginRequest(this.req);
+    rs.backendName = this.fe.name;
+    rs.countRequestOnSession();
+    let hit: Rule | null = null;
+    const own = fr.own;
+    if (own !== undefined) hit = runRules(own.tcpContent, rs) ?? runRules(own.httpRequest, rs);
+    if (hit === null) {
+      const use = fr.useBackends;
+      for (let i = 0; i < use.length; i++) {
+        const u = use[i]!;
+        if (u.cond === undefined || u.cond(rs)) {
+          this.route = u.route;
+          break;
+        }
+      }
+      const route = this.route;
+      if (route !== undefined) {
+        rs.backendName = route.backend.name;
+        if (route.backend !== this.backend) {
+          this.backend = route.backend;
+          this.ctx.cookie.reset(route.backend.cookie !== undefined);
+        }
+        const br = route.rules;
+        if (br !== undefined) hit = runRules(br.tcpContent, rs) ?? runRules(br.httpRequest, rs);
+      }
+    }
+    if (rs.reqEdited) this.reqEdited = true;
+    if (hit === null) return true;
+    this.answerByRule(hit);
+    return false;
+  }
+
+  /** A final request rule fired: deny, return, redirect (answered now), tarpit (held), reject (closed). */
+  private answerByRule(r: Rule): void {
+    const ctx = this.ctx;
+    ctx.rule = r.where;
+    switch (r.act) {
+      case Act.Reject:
+        this.fe.rules!.counts.requests++;
+        ctx.term0 = 'P';
+        ctx.term1 = 'R';
+        this.keepAlive = false;
+        this.destroy();
+        return;
+      case Act.Tarpit:
+        this.fe.rules!.counts.requests++;
+        ctx.term0 = 'P';
+        ctx.term1 = 'T';
+        this.tarpitRule = r;
+        this.arm(Tmo.Tarpit, r.tarpitMs);
+        return;
+      case Act.Deny:
+        this.fe.rules!.counts.requests++;
+        ctx.term0 = 'P';
+        ctx.term1 = 'R';
+        break;
+      default:
+        ctx.term0 = 'L';
+        ctx.term1 = 'R';
+        if (r.act === Act.Redirect) this.redirectTarget = redirectLocation(r, this.rs!);
+        break;
+    }
+    this.replyByRule(r);
+  }
+
+  /**
+   * Sends a rule's reply and ends the exchange. The connection is kept alive as HAProxy does,
+   * unless the request has a body (its bytes would have to be read and dropped first) or asked
+   * for an upgrade.
+   */
+  private replyByRule(r: Rule): void {
+    if (this.closed) return;
+    const ctx = this.ctx;
+    if (this.reqBodyMode !== BodyMode.None || this.reqUpgrade) this.keepAlive = false;
+    const mode = (this.keepAlive ? (ctx.versionMinor === 0 ? ReplyMode.KeepAlive10 : ReplyMode.KeepAlive11) : ReplyMode.Close) | (this.reqIsHead ? ReplyMode.Head : 0);
+    const bytes = r.act === Act.Redirect ? redirectBytes(r.status, this.redirectTarget, mode) : r.reply!.bytes(mode);
+    this.redirectTarget = '';
+    ctx.status = r.status;
+    ctx.bytesOut += bytes.length;
+    this.socket.write(bytes);
+    this.endExchange(true);
+  }
+
+  /** The redirect's location, computed while the request head is still held. */
+  private redirectTarget = '';
 
   // ---------------------------------------------------------------- phase 2: pick upstream
 
@@ -393,7 +519,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
       return;
     }
     this.upReused = false;
-    this.arm(Tmo.Connect, this.fe.timeouts.connect);
+    this.arm(Tmo.Connect, this.route!.timeouts.connect);
     this.up = new UpstreamConn(server, this, this.fe.wheel);
   }
 
@@ -402,7 +528,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     this.ctx.tConnected = loopNow();
     const stick = this.backend?.stick;
     if (stick && this.ctx.server) stickStoreRequest(stick, this.stickState, this.ctx.server);
-    this.arm(Tmo.Server, this.fe.timeouts.server);
+    this.arm(Tmo.Server, this.route!.timeouts.server);
     up.out.write(this.reqHead);
     this.phase = Phase.Sent;
     if (!this.reqDone && this.buf !== null) {
@@ -532,6 +658,8 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     const res = this.res;
     ctx.tResHead = loopNow();
     ctx.status = res.status;
+    const rs = this.rs;
+    if (rs !== null && !this.runResponseRules(rs)) return false;
     this.phase = Phase.ResponseBody;
     this.resKeepsConn = !res.connClose && (res.versionMinor === 1 || res.connKeepAlive);
     if (res.status === 101) {
@@ -561,7 +689,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
       writeResponseHead(this, null, 0, 0);
     }
     if (this.phase === Phase.Tunnel) {
-      this.arm(Tmo.Tunnel, this.fe.timeouts.tunnel);
+      this.arm(Tmo.Tunnel, this.route!.timeouts.tunnel);
       if (this.buf !== null) {
         const b = this.buf;
         this.buf = null;
@@ -577,6 +705,36 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
       return false;
     }
     return true;
+  }
+
+  /**
+   * Runs `http-response` rules, the backend's then the frontend's (HAProxy's order), over the
+   * response head the shared parser holds; their header edits go into the head's edit plan
+   * (response-edit.ts). Returns false when a `deny` replaced the response (answered and ended).
+   */
+  private runResponseRules(rs: RuleStream): boolean {
+    rs.beginResponse(this.res);
+    const br = this.route?.rules?.httpResponse;
+    const fr = this.fe.rules?.own?.httpResponse;
+    let hit: Rule | null = null;
+    if (br !== undefined && br.length > 0) hit = runRules(br, rs);
+    if (hit === null && fr !== undefined && fr.length > 0) hit = runRules(fr, rs);
+    rs.endResponse();
+    if (hit === null) return true;
+    // deny: the server's response is dropped (and its connection with it), ours goes instead.
+    const ctx = this.ctx;
+    this.fe.rules!.counts.responses++;
+    ctx.rule = hit.where;
+    ctx.term0 = 'P';
+    ctx.term1 = 'H';
+    this.keepAlive = false;
+    this.keepUpstream = false;
+    const bytes = hit.reply!.bytes(ReplyMode.Close | (this.reqIsHead ? ReplyMode.Head : 0));
+    ctx.status = hit.status;
+    ctx.bytesOut += bytes.length;
+    if (!this.closed) this.socket.write(bytes);
+    this.endExchange(false);
+    return false;
   }
 
   private uncount(): void {
@@ -664,6 +822,12 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     }
     this.keepUpstream = true;
     this.reqHead = ''; // an idle connection keeps no request text
+    const rs = this.rs;
+    if (rs !== null) {
+      // A tarpit still holding the request when the exchange ends otherwise (client gone).
+      if (this.tarpitRule !== null) this.tarpitRule = null;
+      rs.endStream(ctx.status, ctx.term1 === 'T', ctx.bytesIn, ctx.bytesOut);
+    }
     logExchange(this);
     if (this.closed) return;
     if (!completed || !this.keepAlive || tunnel) {

@@ -25,6 +25,8 @@ export class RequestContext {
   term1 = '-';
   /** Which rule chose the server (runtime/decide.ts, runtime/retry.ts). */
   decidedBy: DecidedBy = '';
+  /** `file:line` of the rule that answered, held or refused the request ('' when none did). */
+  rule = '';
   readonly cookie = new CookieState();
   method = '';
   target = '';
@@ -45,6 +47,7 @@ export class RequestContext {
     this.term0 = '-';
     this.term1 = '-';
     this.decidedBy = '';
+    this.rule = '';
     this.cookie.reset(cookieEnabled);
     this.method = '';
     this.target = '';

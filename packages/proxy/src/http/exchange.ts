@@ -17,6 +17,10 @@ import type { RuntimeBackend } from '../runtime/backend.js';
 import type { RuntimeServer } from '../runtime/server.js';
 import { plainIp } from '../runtime/address.js';
 import { StickState } from '../runtime/stick.js';
+import type { RuleStream } from '../rules/stream.js';
+import type { DenyCounts } from '../metrics.js';
+import type { SectionRules } from '../rules/compile.js';
+import type { CompiledCond } from '../rules/types.js';
 
 /** First size of a connection's client read buffer (a request head usually fits). */
 export const CLIENT_READ_MIN = 4096;
@@ -70,13 +74,43 @@ export function requestHeadReentries(): number {
  */
 const responseHead = new ResponseHead();
 
+/** `option forwardfor`; `lower` is `header` in lower case, for matching the client's own copy. */
+export type ForwardFor = { header: string; lower: string; except: net.BlockList | undefined; ifNone: boolean };
+
+/**
+ * Where a frontend sends a request: a backend with the timeouts (client side from the frontend,
+ * server side from the backend), the `option forwardfor` and the backend's rules that apply.
+ * Built per frontend and backend at load; a connection points at one per request.
+ */
+export interface HttpRoute {
+  readonly backend: RuntimeBackend;
+  readonly timeouts: Timeouts;
+  readonly forwardFor: ForwardFor | undefined;
+  /** The backend's rules; undefined when it has none (or shares the frontend's, a listen section). */
+  readonly rules: SectionRules | undefined;
+}
+
+/**
+ * A frontend's rules: its own lists, its `use_backend` routes (first whose condition holds wins,
+ * else the default route), and its refusal counts. Undefined on a frontend where neither it nor
+ * any backend it routes to has rules: such a frontend costs nothing extra per request.
+ */
+export interface HttpFrontendRules {
+  readonly own: SectionRules | undefined;
+  readonly useBackends: ReadonlyArray<{ readonly cond: CompiledCond | undefined; readonly route: HttpRoute }>;
+  readonly counts: DenyCounts;
+}
+
 /** What a connection needs from its frontend. Swapped whole on reload. */
 export interface HttpFrontendRuntime {
   readonly name: string;
+  /** The default backend (`default_backend`). */
   readonly backend: RuntimeBackend | undefined;
+  /** Client-side timeouts (and server-side ones of the default backend). */
   readonly timeouts: Timeouts;
-  /** `option forwardfor`; `lower` is `header` in lower case, for matching the client's own copy. */
-  readonly forwardFor: { header: string; lower: string; except: net.BlockList | undefined; ifNone: boolean } | undefined;
+  /** The default backend's route. */
+  readonly route: HttpRoute | undefined;
+  readonly rules: HttpFrontendRules | undefined;
   readonly logger: Logger;
   readonly wheel: TimerWheel;
   readonly conns: Set<Exchange>;
@@ -131,6 +165,8 @@ export const enum Tmo {
   Connect,
   Server,
   Tunnel,
+  /** A `tarpit` rule holds the request until `timeout tarpit`. */
+  Tarpit,
 }
 
 
@@ -165,6 +201,10 @@ export abstract class Exchange {
   readonly ctx = new RequestContext();
 
   backend: RuntimeBackend | undefined;
+  /** The current request's route (backend, server-side timeouts, forwardfor, backend rules). */
+  route: HttpRoute | undefined;
+  /** The rule engine's view of this connection; null when the frontend has no rules. */
+  readonly rs: RuleStream | null;
   up: UpstreamConn | null = null;
   upReused = false;
   upBuf: Buffer | null = null;
@@ -204,10 +244,12 @@ export abstract class Exchange {
   /** Response heads go through this (raw writes while nothing is queued on the client socket). */
   readonly out: RawWriter;
 
-  constructor(socket: net.Socket, fe: HttpFrontendRuntime) {
+  constructor(socket: net.Socket, fe: HttpFrontendRuntime, rs: RuleStream | null) {
     this.socket = socket;
     this.out = new RawWriter(socket, this.onClientDrain);
     this.fe = fe;
+    this.route = fe.route;
+    this.rs = rs;
     this.clientIp = plainIp(socket.remoteAddress);
     this.clientPort = socket.remotePort ?? 0;
   }

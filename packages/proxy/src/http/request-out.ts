@@ -7,7 +7,7 @@
 import type net from 'node:net';
 import type { Exchange } from './exchange.js';
 
-/** The head for the server: copied from the client's bytes, or rebuilt when a cookie rule edited a header. */
+/** The head for the server: copied from the client's bytes, or rebuilt when a cookie rule or a header action edited a header. */
 export function requestHeadOut(conn: Exchange): string {
   return conn.reqEdited ? rebuiltRequestHead(conn) : copiedRequestHead(conn);
 }
@@ -21,7 +21,7 @@ function copiedRequestHead(conn: Exchange): string {
   const req = conn.req;
   const text = req.text;
   const upgrade = conn.reqUpgrade;
-  const ff = conn.fe.forwardFor;
+  const ff = conn.route!.forwardFor;
   let hasXff = false;
   let head = '';
   let cur = 0;
@@ -46,13 +46,22 @@ function rebuiltRequestHead(conn: Exchange): string {
   const upgrade = conn.reqUpgrade;
   let head = `${req.method} ${req.target} HTTP/1.${req.versionMinor}\r\n`;
   let hasXff = false;
-  const ff = conn.fe.forwardFor;
+  const ff = conn.route!.forwardFor;
   for (let i = 0; i < req.count; i++) {
     const n = req.names[i]!;
     if (n.length === 0 || dropsRequestHeader(conn, i, upgrade)) continue; // '': removed by a cookie rule
     if (ff && req.nameAt(i, ff.lower)) hasXff = true;
     if (i === req.teAt) head += 'transfer-encoding: chunked\r\n'; // the only coding a request may carry
     else head += `${n}: ${req.values[i]!}\r\n`;
+  }
+  const rs = conn.rs;
+  if (rs !== null) {
+    // Headers rules added (set-header, add-header), after the received ones, as HAProxy appends them.
+    for (let i = 0; i < rs.reqAddCount; i++) {
+      const n = rs.reqAddNames[i]!;
+      if (ff && n.length === ff.lower.length && n.toLowerCase() === ff.lower) hasXff = true;
+      head += `${n}: ${rs.reqAddValues[i]!}\r\n`;
+    }
   }
   return finishRequestHead(conn, head, hasXff, upgrade);
 }
@@ -64,7 +73,7 @@ function dropsRequestHeader(conn: Exchange, i: number, upgrade: boolean): boolea
 
 /** Appends what the proxy adds to every request head (X-Forwarded-For, connection). */
 function finishRequestHead(conn: Exchange, head: string, hasXff: boolean, upgrade: boolean): string {
-  const ff = conn.fe.forwardFor;
+  const ff = conn.route!.forwardFor;
   if (ff && !(ff.ifNone && hasXff) && !(ff.except && clientIpBlocked(conn, ff.except))) {
     head += `${ff.header}: ${conn.clientIp}\r\n`;
   }

@@ -68,8 +68,11 @@ export function planResponseHead(conn: Exchange, src: Buffer, at: number): void 
   // Transfer-Encoding line written oddly (`CHUNKED\t`) is restated plainly.
   const cutCl = res.hasTransferEncoding ? res.clAt : -1;
   const fixTe = res.teCanonical ? -1 : res.teAt;
+  // Header lines `http-response del-header`/`set-header` removed (rules ran just before).
+  const rs = conn.rs;
+  const deleted = rs !== null && rs.resDelAny ? rs.resDel : null;
   for (let i = 0; i < res.count; i++) {
-    if (res.isHopByHop(i) || i === cutCl) {
+    if (res.isHopByHop(i) || i === cutCl || (deleted !== null && deleted[i] === 1)) {
       edit(res.lineStart(i), res.lineEnd(i), '');
     } else if (i === fixTe) {
       edit(res.lineStart(i), res.lineEnd(i), transferEncodingLine(res));
@@ -78,7 +81,7 @@ export function planResponseHead(conn: Exchange, src: Buffer, at: number): void 
       if (nv !== undefined) edit(res.lineStart(i), res.lineEnd(i), nv.length === 0 ? '' : `${res.name(i)}: ${nv}\r\n`);
     }
   }
-  let tail = '';
+  let tail = rs !== null && rs.resAddCount > 0 ? rs.resAddedLines() : '';
   if (cookie) {
     const lines = cookie.insertLines(ctx.cookie, server, conn.reqIsPost, Math.floor(loopNow() / 1000));
     if (lines !== undefined) edit(res.text.length, res.text.length, lines);

@@ -35,6 +35,10 @@ export interface SampleSource {
   readonly localPort: number;
   /** The client connection came over TLS. */
   readonly ssl: boolean;
+  /** TLS server name the client sent (SNI), for `ssl_fc_sni`; undefined without TLS or without SNI. */
+  readonly sni?: string;
+  /** Request bytes received and not yet forwarded when the rules run, for `req.len` (and `REQ_CONTENT`); 0 when undefined. */
+  readonly reqBytes?: number;
   readonly frontendName: string;
   readonly backendName: string;
   /** sc0, sc1, sc2 of this stream; entries undefined when not tracked. */
@@ -70,6 +74,10 @@ export interface TableResolver {
   counters(table: string): Counters | undefined;
   /** Live entries of table T (stick entries and counter keys, whichever is larger) for `table_cnt`. */
   entryCount(table: string): number;
+  /** Whether table T exists (with or without counters); absent: assume it does. */
+  has?(table: string): boolean;
+  /** Size (maximum entries) of table T, for `table_avl`; when absent the counters' `stats.capacity` is used. */
+  capacity?(table: string): number;
 }
 
 export type CompiledSample = (src: SampleSource) => SampleValue;

@@ -22,14 +22,33 @@ import { plainIp } from '../runtime/address.js';
 import { ReadBuffer } from '../listen/read-buffer.js';
 import { readInto } from '../listen/user-buffer.js';
 import { RawWriter } from '../listen/raw-write.js';
+import type { RuleStream } from '../rules/stream.js';
+import type { SectionRules } from '../rules/compile.js';
+import type { CompiledCond } from '../rules/types.js';
+import { runRules, type Rule } from '../rules/actions.js';
+import type { DenyCounts } from '../metrics.js';
 
 /** First and largest size of a relay read buffer (see ReadBuffer). */
 export const TCP_READ_MIN = 4096;
 export const TCP_READ_MAX = 65536;
 
+/**
+ * A TCP frontend's rules: its own lists, `use_backend` (first match, else the default backend),
+ * each backend's `tcp-request content` list, and its refusal counts. Undefined when neither the
+ * frontend nor a backend it routes to has rules.
+ */
+export interface TcpFrontendRules {
+  readonly own: SectionRules | undefined;
+  readonly useBackends: ReadonlyArray<{ readonly cond: CompiledCond | undefined; readonly backend: RuntimeBackend }>;
+  readonly counts: DenyCounts;
+  backendRules(b: RuntimeBackend | undefined): readonly Rule[] | undefined;
+}
+
 export interface TcpFrontendRuntime {
   readonly name: string;
+  /** The default backend. */
   readonly backend: RuntimeBackend | undefined;
+  readonly rules: TcpFrontendRules | undefined;
   readonly timeouts: Timeouts;
   readonly logger: Logger;
   readonly wheel: TimerWheel;
@@ -48,6 +67,12 @@ export class TcpConn implements WheelTask, RouteSource, RetryState {
   readonly clientIp: string;
   readonly clientPort: number;
   readonly fe: TcpFrontendRuntime;
+  /** The backend this connection goes to: `use_backend`'s choice, else the default. */
+  backend: RuntimeBackend | undefined;
+  /** The rule engine's view of the connection; null when the frontend has no rules. */
+  private readonly rs: RuleStream | null;
+  /** `file:line` of the rule that rejected the connection, '' otherwise. */
+  private rule = '';
   server: RuntimeServer | undefined;
   private up: net.Socket | null = null;
   /** Writes to `up`: set and cleared with it. */
@@ -91,10 +116,12 @@ export class TcpConn implements WheelTask, RouteSource, RetryState {
     return this.clientHash;
   }
 
-  constructor(client: net.Socket, fe: TcpFrontendRuntime) {
+  constructor(client: net.Socket, fe: TcpFrontendRuntime, rs: RuleStream | null = null) {
     this.client = client;
     this.clientOut = new RawWriter(client, this.onClientDrain);
     this.fe = fe;
+    this.backend = fe.backend;
+    this.rs = rs;
     this.clientIp = plainIp(client.remoteAddress);
     this.clientPort = client.remotePort ?? 0;
     client.setNoDelay(true);
@@ -107,7 +134,35 @@ export class TcpConn implements WheelTask, RouteSource, RetryState {
       client.on('data', this.onClientData);
       client.resume();
     }
+    if (rs !== null && !this.runContentRules(rs, fe.rules!)) return;
     this.dial(fe.pick(this));
+  }
+
+  /**
+   * `tcp-request content` rules before connecting (evaluated once, without waiting for data: no
+   * `inspect-delay`), the frontend's, then `use_backend`, then the chosen backend's. Returns
+   * false when a rule rejected the connection (it is closed).
+   */
+  private runContentRules(rs: RuleStream, rules: TcpFrontendRules): boolean {
+    let hit: Rule | null = null;
+    if (rules.own !== undefined) hit = runRules(rules.own.tcpContent, rs);
+    if (hit === null) {
+      for (const u of rules.useBackends) {
+        if (u.cond === undefined || u.cond(rs)) {
+          this.backend = u.backend;
+          break;
+        }
+      }
+      rs.backendName = this.backend?.name ?? this.fe.name;
+      const br = rules.backendRules(this.backend);
+      if (br !== undefined) hit = runRules(br, rs);
+    }
+    if (hit === null) return true;
+    rules.counts.connections++;
+    this.rule = hit.where;
+    this.term = 'PR';
+    this.destroy();
+    return false;
   }
 
   private readonly onClientRead = (n: number, buf: Buffer): boolean => {
@@ -191,7 +246,7 @@ export class TcpConn implements WheelTask, RouteSource, RetryState {
       up.removeListener('close', this.onUpClose);
       up.destroy();
     }
-    const be = this.fe.backend;
+    const be = this.backend;
     const next = be !== undefined && s !== undefined && !this.closed ? afterConnectFailure(be, s, this, this) : undefined;
     if (next === undefined) {
       this.term = 'SC';
@@ -270,8 +325,9 @@ export class TcpConn implements WheelTask, RouteSource, RetryState {
     if (this.server && (this.connected || this.connecting)) this.server.activeConns--;
     this.connecting = false;
     if (!this.client.destroyed) this.client.destroySoon();
+    if (this.rs !== null) this.rs.endSession(this.bytesIn, this.bytesOut);
     const now = loopNow();
-    if (metrics.enabled) metrics.tcp(this.fe.backend?.name ?? '<NOSRV>', this.server, now - this.tStart, this.term[0] !== '-', this.decidedBy);
+    if (metrics.enabled) metrics.tcp(this.backend?.name ?? '<NOSRV>', this.server, now - this.tStart, this.term[0] !== '-', this.decidedBy);
     const logger = this.fe.logger;
     if (!logger.isLevelEnabled('info')) return;
     logger.info(
@@ -279,7 +335,7 @@ export class TcpConn implements WheelTask, RouteSource, RetryState {
         client_ip: this.clientIp,
         client_port: this.clientPort,
         frontend: this.fe.name,
-        backend: this.fe.backend?.name ?? '<NOSRV>',
+        backend: this.backend?.name ?? '<NOSRV>',
         server: this.server?.name ?? '<NOSRV>',
         Tw: 0,
         Tc: this.tConnected ? this.tConnected - this.tConnStart : -1,
@@ -289,6 +345,7 @@ export class TcpConn implements WheelTask, RouteSource, RetryState {
         retries: this.retries,
         decided_by: this.decidedBy,
         termination_state: this.term,
+        rule: this.rule || undefined,
       },
       'connection',
     );
