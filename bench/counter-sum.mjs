@@ -2,6 +2,7 @@
 // counted is visible through every other node's admin API, under load.
 //
 // Run: npx tsc -b && node bench/counter-sum.mjs [--quick] [--seconds=N] [--rate=N] [--out=FILE]
+//        [--counters=local]   (the table counts per node, nothing replicated: the mesh's CPU share)
 //
 //   - 3 real `stickmesh start` processes on 127.0.0.1, a `peers` section whose table stores
 //     http_req_rate(10s), every frontend with `http-request track-sc0 src table mesh/rl` and a deny
@@ -164,7 +165,7 @@ const summary = (xs) => {
   return { n: s.length, p50: pct(s, 50), p90: pct(s, 90), p99: pct(s, 99), max: s.at(-1) ?? null };
 };
 
-function nodeConfig(n, nodes, upstreamPort) {
+function nodeConfig(n, nodes, upstreamPort, counters) {
   return `global
     admin-bind 127.0.0.1:${n.admin}
     log-level warn
@@ -172,7 +173,7 @@ peers mesh
     bind 127.0.0.1:${n.peers}
 ${nodes.map((o) => `    server ${o.name} 127.0.0.1:${o.peers}`).join('\n')}
     shared-secret counter-sum-bench-secret
-    table rl type ip size 1m expire 30s store ${RATE_KEY}
+    table rl type ip size 1m expire 30s store ${RATE_KEY} counters ${counters}
 defaults
     mode http
     maxconn 10000
@@ -265,6 +266,17 @@ async function probe(nodes, until) {
   return { perObserver, everyNode, response, timeouts };
 }
 
+/** utime + stime of `pid` in seconds (0 when unreadable). */
+function cpuSeconds(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
 /** Lines of `n`'s /metrics that mention counters (the mesh's counter replication figures). */
 async function counterMetrics(n) {
   try {
@@ -281,6 +293,11 @@ async function main() {
   const seconds = Number(arg('seconds', quick ? 3 : 10));
   const rate = Number(arg('rate', 10_000));
   const out = arg('out', '');
+  // `local`: each node counts alone and nothing is replicated (the probe then times out); for
+  // telling the mesh's CPU cost from the rest.
+  const counters = arg('counters', 'cluster');
+  // --probe=0: load only (the nodes' CPU per request without the probe's polling).
+  const probing = arg('probe', '1') !== '0';
   if (!fs.existsSync(path.join(ROOT, 'packages/cli/dist/main.js'))) throw new Error('packages/cli/dist missing: run npx tsc -b');
 
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'stickmesh-counter-sum-'));
@@ -296,7 +313,7 @@ async function main() {
     for (const name of ['c1', 'c2', 'c3']) nodes.push({ name, proxy: await freePort(), peers: await freePort(), admin: await freePort(), agent: new http.Agent({ keepAlive: true, maxSockets: 1 }) });
     for (const n of nodes) {
       const cfg = path.join(tmp, `${n.name}.cfg`);
-      fs.writeFileSync(cfg, nodeConfig(n, nodes, upPort));
+      fs.writeFileSync(cfg, nodeConfig(n, nodes, upPort, counters));
       const p = spawnLogged([process.execPath, BIN, 'start', '--config', cfg, '--node', n.name], { name: n.name, logDir: tmp, cwd: ROOT });
       n.child = p.child;
       n.errPath = p.errPath;
@@ -322,11 +339,14 @@ async function main() {
     let loadFinished = false;
     loadDone.finally(() => (loadFinished = true)).catch(() => {});
     const loadStart = performance.now();
+    const cpu0 = nodes.map((n) => cpuSeconds(n.child.pid));
     child.send({ ports: nodes.map((n) => n.proxy), rate, ms: seconds * 1000 });
     // Probes start once the load had 500 ms to reach its rate, and stop with it.
     await new Promise((r) => setTimeout(r, 500));
-    const pr = await probe(nodes, () => loadFinished || performance.now() - loadStart > seconds * 1000);
+    const pr = probing ? await probe(nodes, () => loadFinished || performance.now() - loadStart > seconds * 1000) : { perObserver: [], everyNode: [], response: [], timeouts: 0 };
     const ld = await loadDone;
+    // CPU the nodes used during the load (the probe's requests and polls included), per request.
+    const cpuS = nodes.reduce((a, n, i) => a + cpuSeconds(n.child.pid) - cpu0[i], 0);
     const metrics = {};
     for (const n of nodes) metrics[n.name] = await counterMetrics(n);
 
@@ -341,7 +361,8 @@ async function main() {
     const result = {
       bench: 'counter-sum',
       date: new Date().toISOString(),
-      settings: { nodes: 3, rate, seconds, loadSources: LOAD_SOURCES },
+      settings: { nodes: 3, rate, seconds, loadSources: LOAD_SOURCES, counters },
+      nodesCpu: { cores: cpuS / (ld.ms / 1000), usPerRequest: (cpuS * 1e6) / Math.max(1, ld.ok) },
       load: { ...ld, achievedRps: ld.ok / (ld.ms / 1000) },
       visibleEveryNode: summary(pr.everyNode),
       visiblePerNode: summary(pr.perObserver),
@@ -364,6 +385,7 @@ async function main() {
         row("node A's response", result.probeResponse),
         `probes not visible within 1 s: ${pr.timeouts}; bar: every node p99 <= 20 ms: ${result.pass ? 'met' : 'NOT met'}`,
         `mesh lag from /metrics (largest over nodes and peers): ${Object.entries(meshLag).map(([q, v]) => `${q} ${v.toFixed(1)} ms`).join(', ') || 'not exposed'}`,
+        `the 3 nodes used ${result.nodesCpu.cores.toFixed(2)} cores: ${result.nodesCpu.usPerRequest.toFixed(0)} us of CPU per counted request (tracking, proxying, replicating and applying shares, answering the probe)`,
         `load average at the end: ${os.loadavg().map((x) => x.toFixed(2)).join(' ')} (${os.cpus().length} CPUs)`,
         ...Object.entries(metrics).flatMap(([name, lines]) => (lines.length ? [`${name} /metrics:`, ...lines.slice(0, 12).map((l) => `  ${l}`)] : [`${name} /metrics: no counter lines`])),
       ].join('\n'),
