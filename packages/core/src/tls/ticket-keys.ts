@@ -108,6 +108,7 @@ export class TicketKeyRing implements SharedTicketKeys {
   private readonly changeListeners = new Set<() => void>();
   private readonly ownListeners = new Set<() => void>();
   private readonly wheel: TimerWheel;
+  private readonly ownsWheel: boolean;
   private readonly clock: () => number;
   private readonly random: (n: number) => Buffer;
   private readonly onListenerError: (err: unknown) => void;
@@ -129,6 +130,7 @@ export class TicketKeyRing implements SharedTicketKeys {
     if (bad.length > 0) throw new StickmeshError('SM_TLS_TICKET_KEYS', bad.join('; '));
     this.maxAgeMs = this.size * (this.rotateMs + this.graceMs) + this.maxSkewMs;
     this.wheel = opts.wheel ?? sharedWheel;
+    this.ownsWheel = opts.wheel === undefined;
     this.clock = opts.now ?? Date.now;
     this.random = opts.random ?? randomBytes;
     this.onListenerError = opts.onListenerError ?? (() => {});
@@ -165,10 +167,15 @@ export class TicketKeyRing implements SharedTicketKeys {
     return () => set.delete(listener);
   }
 
-  /** Creates the first key if the ring has none, and schedules rotations. Idempotent. */
+  /**
+   * Creates the first key if the ring has none, and schedules rotations. Starts the shared wheel
+   * when no wheel was given (its timer does not hold the process); a given wheel is its owner's to
+   * run. Idempotent.
+   */
   start(): void {
     if (this.running) return;
     this.running = true;
+    if (this.ownsWheel) this.wheel.start();
     this.check();
   }
 
