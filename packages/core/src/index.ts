@@ -25,6 +25,7 @@ export * from './table/snapshot.js';
 export * from './table/registry.js';
 export * from './counters/types.js';
 export * from './tls/types.js';
+export * from './tls/ticket-keys.js';
 export * from './tls/certs.js';
 export * from './config/bind-ssl.js';
 export * from './counters/freq.js';
