@@ -42,6 +42,7 @@ import { parseHostPort, parseInteger, parseSize, parseTime } from './units.js';
 import { tokenizeLine } from './tokenize.js';
 import { MAX_ALLOWED_ORIGINS, parseOrigin } from '../util/origin.js';
 import { ProblemList } from './problems.js';
+import { SERVER_TLS_WORDS, finishServerTls, globalServerTlsLine, serverTlsWord } from './server-tls.js';
 
 /** What a front door parsed; the problem lists keep the first problems and count all of them. */
 export interface ParseOutput {
@@ -150,8 +151,8 @@ function initialDefaults(): ProxyDefaults {
 
 const NO_EFFECT_GLOBAL = new Set([
   'daemon', 'master-worker', 'nbthread', 'nbproc', 'user', 'group', 'uid', 'gid', 'chroot', 'pidfile', 'stats',
-  'ulimit-n', 'ca-base', 'crt-base', 'ssl-default-bind-ciphers', 'ssl-default-bind-ciphersuites',
-  'ssl-default-bind-options', 'ssl-default-server-ciphers', 'ssl-default-server-options', 'tune.ssl.default-dh-param',
+  'ulimit-n', 'crt-base', 'ssl-default-bind-ciphers', 'ssl-default-bind-ciphersuites',
+  'ssl-default-bind-options', 'tune.ssl.default-dh-param',
   'hard-stop-after', 'cpu-map', 'quiet', 'node', 'description', 'setenv', 'presetenv', 'unsetenv',
 ]);
 
@@ -401,6 +402,7 @@ class Parser {
     const kw = t[0]!;
     const a = t.slice(1);
     const g = this.global;
+    if (globalServerTlsLine(g, kw, a, (m) => this.err(m))) return;
     switch (kw) {
       case 'maxconn': {
         const v = this.num(parseInteger(a[0] ?? '', 1, 10_000_000), 'maxconn');
@@ -854,9 +856,16 @@ class Parser {
           if (this.num(parseInteger(val() ?? '', 1, 2_147_483_647), `'id'`) === undefined) return false;
           break;
         }
-        default:
-          this.err(`server option '${o}' is not supported (check, cookie, weight, backup, disabled, inter, fastinter, downinter, rise, fall, port, maxconn, resolvers, init-addr)`);
+        default: {
+          const j = serverTlsWord(s, a, i, (m) => this.err(m));
+          if (j === -1) return false;
+          if (j !== undefined) {
+            i = j;
+            break;
+          }
+          this.err(`server option '${o}' is not supported (check, cookie, weight, backup, disabled, inter, fastinter, downinter, rise, fall, port, maxconn, resolvers, init-addr, ${SERVER_TLS_WORDS})`);
           return false;
+        }
       }
     }
     return true;
@@ -1472,8 +1481,10 @@ function finish(p: Parser, file: string): ParseOutput {
     const lp = p.peers.find((x) => x.localPeer)?.localPeer;
     if (lp) p.global.localPeer = lp;
   }
+  const config: StickmeshConfig = { source: file, global: p.global, frontends: p.frontends, backends: p.backends, peers: p.peers, resolvers: p.resolvers };
+  finishServerTls(config, (i) => p.issues.push(i));
   return {
-    config: { source: file, global: p.global, frontends: p.frontends, backends: p.backends, peers: p.peers, resolvers: p.resolvers },
+    config,
     issues: p.issues,
     warnings: p.warnings,
   };
