@@ -22,7 +22,8 @@ const USAGE = `usage: node bench/run.js [options]
   --quick          smoke run: 1 round of 2 s per wrk run
   --rounds N       rounds (default BENCH_ROUNDS or 5)
   --targets LIST   only these proxy targets: direct, haproxy-http, haproxy-tcp, node-http-proxy,
-                   stickmesh-http, stickmesh-http-log, stickmesh-tcp
+                   stickmesh-http, stickmesh-http-log, stickmesh-tcp, haproxy-https,
+                   stickmesh-https (TLS 1.3 listener, ECDSA P-256 certificate made by the run)
 env: BENCH_DURATION (seconds per wrk run, e.g. 5 or 5s; default 5), BENCH_ROUNDS, BENCH_NO_PIN=1
      (no taskset), BENCH_KEEP_TMP=1 (keep generated configs and logs)
 `;
