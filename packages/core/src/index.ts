@@ -26,6 +26,8 @@ export * from './table/snapshot.js';
 export * from './table/registry.js';
 export * from './counters/types.js';
 export * from './tls/types.js';
+export * from './tls/certs.js';
+export * from './config/bind-ssl.js';
 export * from './counters/freq.js';
 export * from './counters/counter-table.js';
 export * from './util/origin.js';

@@ -37,7 +37,57 @@ export interface BindConfig {
   /** Address to listen on; '' or '*' means all IPv4/IPv6 addresses. */
   host: string;
   port: number;
+  /** `ssl crt ...`: the bind terminates TLS (one object shared by the addresses of one line). */
+  ssl?: BindSslConfig;
   loc: SourceLoc;
+}
+
+/** A TLS protocol version as HAProxy's `ssl-min-ver`/`ssl-max-ver` write it (SSLv3 is refused). */
+export type TlsVersion = 'TLSv1.0' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
+
+/**
+ * TLS termination on a `bind` line: its own options over global `ssl-default-bind-*`, over
+ * stickmesh's defaults (TLS 1.2 minimum, OpenSSL's default cipher lists, tickets on).
+ */
+export interface BindSslConfig {
+  /** `crt` arguments in order, files or directories, `crt-base` applied to relative ones. */
+  crts: string[];
+  /**
+   * Every certificate of `crts`, in order (a directory's files sorted by name); the first is the
+   * default one. Filled by the loader (core/tls/certs.ts) when the config is loaded from a file:
+   * empty straight out of the parser.
+   */
+  certs: LoadedCert[];
+  /** `alpn`: protocols offered, in order of preference; undefined = no ALPN. */
+  alpn?: string[];
+  minVersion: TlsVersion;
+  maxVersion: TlsVersion;
+  /** `ciphers` (TLS <= 1.2, OpenSSL list), `ciphersuites` (TLS 1.3); undefined = OpenSSL's defaults. */
+  ciphers?: string;
+  ciphersuites?: string;
+  /** `curves`/`ecdhe`: key-exchange groups (OpenSSL list, ':'-separated); undefined = OpenSSL's. */
+  curves?: string;
+  /** `strict-sni`: refuse a handshake whose server name matches no certificate (or that has none). */
+  strictSni: boolean;
+  /** `no-tls-tickets`: no session tickets (no resumption). */
+  noTickets: boolean;
+  /** `prefer-client-ciphers`: the client's cipher order wins (default: the server's). */
+  preferClientCiphers: boolean;
+}
+
+/** One certificate as a bind serves it: the PEM chain and key, and the names it answers for. */
+export interface LoadedCert {
+  /** The file it came from (messages, reload diagnostics). */
+  file: string;
+  /** PEM text: the leaf certificate first, then its chain. */
+  cert: string;
+  /** PEM text of the private key. */
+  key: string;
+  /**
+   * Lower-case server names from the certificate's subjectAltName DNS entries and subject CNs
+   * (HAProxy registers both); wildcards kept as `*.example.com`.
+   */
+  names: string[];
 }
 
 export interface CookieConfig {
@@ -119,8 +169,6 @@ export interface ServerConfig {
   tls?: ServerTlsConfig;
   loc: SourceLoc;
 }
-
-export type TlsVersion = 'TLSv1' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
 
 /**
  * TLS towards one server (`server ... ssl ...`). After parsing, `verify` is always set (the
@@ -499,6 +547,13 @@ export interface GlobalConfig {
   sslServer?: ServerTlsDefaults;
   /** `ca-base`: directory relative `ca-file` paths are read from. */
   caBase?: string;
+  /** `crt-base`: directory of relative `crt` paths. */
+  crtBase?: string;
+  /**
+   * `ssl-default-bind-options` / `-ciphers` / `-ciphersuites`: the starting point of every `ssl`
+   * bind written after them.
+   */
+  sslDefaultBind?: { options: string[]; ciphers?: string; ciphersuites?: string };
 }
 
 export interface StickmeshConfig {

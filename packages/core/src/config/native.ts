@@ -260,7 +260,8 @@ function translateProxy(t: Translator, kind: 'defaults' | 'frontend' | 'backend'
   if (p.mode !== undefined) t.emit(at('mode'), 'mode', String(p.mode));
   if (p.bind !== undefined) {
     const binds = Array.isArray(p.bind) ? p.bind : [p.bind];
-    binds.forEach((b, i) => t.emit(Array.isArray(p.bind) ? [...path, 'bind', i] : at('bind'), 'bind', String(b)));
+    // A bind is written as on a haproxy.cfg line: the address, then its options (`ssl crt FILE`).
+    binds.forEach((b, i) => t.emit(Array.isArray(p.bind) ? [...path, 'bind', i] : at('bind'), 'bind', ...String(b).trim().split(/\s+/)));
   }
   if (p.defaultBackend !== undefined) t.emit(at('defaultBackend'), 'default_backend', String(p.defaultBackend));
   if (p.maxconn !== undefined) t.emit(at('maxconn'), 'maxconn', String(p.maxconn));

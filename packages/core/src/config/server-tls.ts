@@ -20,18 +20,18 @@ export class TlsFileError extends StickmeshError {
   }
 }
 
-/** Largest PEM file read (a CA bundle of the whole web is ~250 KiB). */
-export const MAX_PEM_BYTES = 4 * 1024 * 1024;
+/** Largest CA file read (a CA bundle of the whole web is ~250 KiB). */
+export const MAX_CA_PEM_BYTES = 4 * 1024 * 1024;
 /** Most files one `ca-file DIR` loads. */
 export const MAX_CA_DIR_FILES = 1024;
 
 /** The name `ca-file` takes for the system's trusted roots (Node's bundled list). */
 export const SYSTEM_CA = '@system-ca';
 
-const VERSIONS: Record<string, TlsVersion> = { 'TLSv1.0': 'TLSv1', 'TLSv1.1': 'TLSv1.1', 'TLSv1.2': 'TLSv1.2', 'TLSv1.3': 'TLSv1.3' };
-const VERSION_ORDER: readonly TlsVersion[] = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'];
+const VERSIONS: Record<string, TlsVersion> = { 'TLSv1.0': 'TLSv1.0', 'TLSv1.1': 'TLSv1.1', 'TLSv1.2': 'TLSv1.2', 'TLSv1.3': 'TLSv1.3' };
+const VERSION_ORDER: readonly TlsVersion[] = ['TLSv1.0', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'];
 /** `no-tlsv10` ... / `force-tlsv10` ... flag suffixes and the version they name. */
-const FLAG_VERSIONS: Record<string, TlsVersion> = { tlsv10: 'TLSv1', tlsv11: 'TLSv1.1', tlsv12: 'TLSv1.2', tlsv13: 'TLSv1.3' };
+const FLAG_VERSIONS: Record<string, TlsVersion> = { tlsv10: 'TLSv1.0', tlsv11: 'TLSv1.1', tlsv12: 'TLSv1.2', tlsv13: 'TLSv1.3' };
 
 type Limits = Pick<ServerTlsConfig, 'minVersion' | 'maxVersion' | 'noTickets' | 'noReuse'>;
 
@@ -232,7 +232,7 @@ function readPem(file: string, what: string): string {
   let text: string;
   try {
     const st = statSync(file);
-    if (st.size > MAX_PEM_BYTES) throw new TlsFileError(`${what} '${file}' is larger than ${MAX_PEM_BYTES} bytes`);
+    if (st.size > MAX_CA_PEM_BYTES) throw new TlsFileError(`${what} '${file}' is larger than ${MAX_CA_PEM_BYTES} bytes`);
     text = readFileSync(file, 'utf8');
   } catch (e) {
     if (e instanceof TlsFileError) throw e;

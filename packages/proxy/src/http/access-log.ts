@@ -28,6 +28,8 @@ export function logExchange(conn: Exchange): void {
       method: ctx.method,
       uri: ctx.target,
       http_version: `HTTP/1.${ctx.versionMinor}`,
+      ssl_fc: conn.tls,
+      ssl_fc_sni: conn.sni,
       status: ctx.status,
       bytes_read: ctx.bytesOut,
       bytes_uploaded: ctx.bytesIn,

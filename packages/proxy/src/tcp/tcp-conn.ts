@@ -26,6 +26,7 @@ import { plainIp } from '../runtime/address.js';
 import { ReadBuffer } from '../listen/read-buffer.js';
 import { readInto } from '../listen/user-buffer.js';
 import { RawWriter } from '../listen/raw-write.js';
+import type { FrontendConn } from '../listen/admission.js';
 import type { RuleStream } from '../rules/stream.js';
 import type { SectionRules } from '../rules/compile.js';
 import type { CompiledCond } from '../rules/types.js';
@@ -56,7 +57,7 @@ export interface TcpFrontendRuntime {
   readonly timeouts: Timeouts;
   readonly logger: Logger;
   readonly wheel: TimerWheel;
-  readonly conns: Set<TcpConn>;
+  readonly conns: Set<FrontendConn>;
   draining: boolean;
   /** Chooses the server for a new connection (runtime/decide.ts); undefined when none is usable. */
   pick(conn: TcpConn): RuntimeServer | undefined;
@@ -70,6 +71,9 @@ export class TcpConn implements WheelTask, RouteSource, RetryState {
   private readonly clientOut: RawWriter;
   readonly clientIp: string;
   readonly clientPort: number;
+  /** The client connection came over TLS (an `ssl` bind), with the hello's server name. */
+  readonly tls: boolean;
+  readonly sni: string | undefined;
   readonly fe: TcpFrontendRuntime;
   /** The backend this connection goes to: `use_backend`'s choice, else the default. */
   backend: RuntimeBackend | undefined;
@@ -123,8 +127,11 @@ export class TcpConn implements WheelTask, RouteSource, RetryState {
     return this.clientHash;
   }
 
-  constructor(client: net.Socket, fe: TcpFrontendRuntime, rs: RuleStream | null = null) {
+  /** `client` is a `tls.TLSSocket` on an `ssl` bind (handshake done, tls/accept.ts), `sni` its hello's server name. */
+  constructor(client: net.Socket, fe: TcpFrontendRuntime, rs: RuleStream | null = null, sni?: string) {
     this.client = client;
+    this.tls = (client as { encrypted?: boolean }).encrypted === true;
+    this.sni = this.tls ? sni : undefined;
     this.clientOut = new RawWriter(client, this.onClientDrain);
     this.fe = fe;
     this.backend = fe.backend;
@@ -378,6 +385,8 @@ export class TcpConn implements WheelTask, RouteSource, RetryState {
         frontend: this.fe.name,
         backend: this.backend?.name ?? '<NOSRV>',
         server: this.server?.name ?? '<NOSRV>',
+        ssl_fc: this.tls,
+        ssl_fc_sni: this.sni,
         Tw: 0,
         Tc: this.tConnected ? this.tConnected - this.tConnStart : -1,
         Tt: now - this.tStart,

@@ -9,7 +9,7 @@
  */
 import crypto from 'node:crypto';
 import tls from 'node:tls';
-import { StickmeshError, TlsFileError, joinCiphers, loadCaFile, loadCertKeyFile, type ServerConfig, type ServerTlsConfig } from '@stickmesh/core';
+import { StickmeshError, TlsFileError, joinCiphers, loadCaFile, loadCertKeyFile, type ServerConfig, type ServerTlsConfig, type TlsVersion } from '@stickmesh/core';
 
 /** What TLS connections to one server (or one TLS setting shared by several) use. */
 export class ServerTls {
@@ -33,8 +33,8 @@ export class ServerTls {
       ...(ca !== undefined ? { ca } : {}),
       ...(ck !== undefined ? { cert: ck.cert, key: ck.key } : {}),
       ciphers: joinCiphers(t),
-      minVersion: t.minVersion ?? 'TLSv1.2',
-      maxVersion: t.maxVersion ?? 'TLSv1.3',
+      minVersion: nodeVersion(t.minVersion ?? 'TLSv1.2'),
+      maxVersion: nodeVersion(t.maxVersion ?? 'TLSv1.3'),
       ...(t.noTickets === true ? { secureOptions: crypto.constants.SSL_OP_NO_TICKET } : {}),
     });
     this.rejectUnauthorized = t.verify !== 'none';
@@ -47,6 +47,11 @@ export class ServerTls {
     this.checkAlpn = wireAlpn(t.checkAlpn ?? t.alpn);
     this.reuse = t.noReuse !== true;
   }
+}
+
+/** HAProxy's version names as Node's (`TLSv1.0` is Node's `TLSv1`). */
+function nodeVersion(v: TlsVersion): tls.SecureVersion {
+  return v === 'TLSv1.0' ? 'TLSv1' : v;
 }
 
 const noIdentityCheck = (): undefined => undefined;
