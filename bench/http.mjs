@@ -336,25 +336,28 @@ export function formatHttp(res) {
 }
 
 /**
- * Runs stickmesh-http under `node --cpu-prof` with wrk at `conns` connections for `seconds`,
- * stops it with SIGTERM (the profile is written at exit) and resolves to {file, top} with the
- * `topN` functions by self time.
+ * Runs `targetName` (stickmesh-http by default) under `node --cpu-prof` with wrk at `conns`
+ * connections for `seconds` (with `handshakes`, bench/lib/tls-handshakes.mjs instead: a full TLS
+ * handshake and one request per connection), stops it with SIGTERM (the profile is written at
+ * exit) and resolves to {file, top} with the `topN` functions by self time.
  */
-export async function runProfile({ seconds, conns, topN = 15, log = console.log }) {
+export async function runProfile({ seconds, conns, topN = 15, log = console.log, targetName = 'stickmesh-http', handshakes = false }) {
   const notes = [];
   const wrk = which('wrk');
   if (!wrk) return { skipped: 'wrk not installed', notes };
   const profileDir = path.join(repoRoot, 'bench/results/prof');
   fs.mkdirSync(profileDir, { recursive: true });
-  const target = allTargets().find((t) => t.name === 'stickmesh-http');
+  const target = allTargets().find((t) => t.name === targetName);
   if (target.skip) return { skipped: target.skip, notes };
   const since = Date.now();
   const result = await withUpstreams(notes, async (env) => {
     const h = await target.start({ ...env, profileDir });
     let w;
     try {
-      log(`  profiling stickmesh-http: wrk -c${conns} ${seconds}s`);
-      w = await runWrk({ wrk, plan: env.plan, url: `http://127.0.0.1:${h.port}/`, conns, seconds });
+      log(`  profiling ${targetName}: ${handshakes ? 'tls-handshakes' : 'wrk'} -c${conns} ${seconds}s`);
+      w = handshakes
+        ? await runTlsHandshakes({ plan: env.plan, port: h.port, conns, seconds })
+        : await runWrk({ wrk, plan: env.plan, url: `${target.tls ? 'https' : 'http'}://127.0.0.1:${h.port}/`, conns, seconds });
     } finally {
       const ex = await stop(h.child, { signal: 'SIGTERM', graceMs: 20000 });
       if (ex.signal === 'SIGKILL') notes.push('stickmesh did not exit on SIGTERM within 20 s; killed, so no profile');
