@@ -219,6 +219,49 @@ describe('bind ssl (mode http)', () => {
   });
 });
 
+describe('X-Forwarded-Proto with option forwardfor', () => {
+  it('is https over TLS (the client cannot forge it), absent over plain HTTP, and a rule that sets it wins', async () => {
+    const plainPort = await freePort();
+    const p = await startProxy(
+      `
+defaults
+    mode http
+    option forwardfor
+    timeout connect 1s
+    timeout client 2s
+    timeout server 5s
+frontend fe
+    bind 127.0.0.1:{{port}} ssl crt ${certs.def!.pem}
+    bind 127.0.0.1:{{plain}}
+    http-request set-header X-Forwarded-Proto custom if { path /custom }
+    default_backend app
+backend app
+    server web1 127.0.0.1:{{b1}}
+`,
+      { b1: be1.port, plain: plainPort },
+    );
+    try {
+      const seen = () => be1.seen.at(-1)!;
+      await get(p.port, { headers: { 'x-forwarded-proto': 'http' } });
+      expect(seen().rawHeaders.filter((h) => h.toLowerCase() === 'x-forwarded-proto')).toHaveLength(1);
+      expect(seen().headers['x-forwarded-proto']).toBe('https');
+      expect(seen().headers['x-forwarded-for']).toBe('127.0.0.1');
+      await get(p.port, { path: '/custom' });
+      expect(seen().headers['x-forwarded-proto']).toBe('custom');
+      await new Promise<void>((resolve, reject) => {
+        http.get({ host: '127.0.0.1', port: plainPort, path: '/plain' }, (res) => {
+          res.resume();
+          res.on('end', () => resolve());
+        }).on('error', reject);
+      });
+      expect(seen().url).toBe('/plain');
+      expect(seen().headers['x-forwarded-proto']).toBeUndefined();
+    } finally {
+      await p.close();
+    }
+  });
+});
+
 describe('strict-sni', () => {
   let p: RunningProxy;
   beforeAll(async () => {
