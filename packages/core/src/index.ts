@@ -6,6 +6,7 @@ export * from './util/loop-clock.js';
 export * from './util/next-turn.js';
 export * from './persistence/cookie.js';
 export * from './config/units.js';
+export * from './config/server-tls.js';
 export * from './config/defaults.js';
 export * from './config/tokenize.js';
 export * from './config/fetches.js';

@@ -42,6 +42,7 @@ import { metrics, type DenyCounts } from './metrics.js';
 import { RuntimeBackend } from './runtime/backend.js';
 import { RuntimeServer } from './runtime/server.js';
 import { HealthChecker, type CheckHandle } from './health/checker.js';
+import { checksOverTls, serverTlsFor, type ServerTls } from './tls/server-tls.js';
 import { stickStoreRequest } from './runtime/stick.js';
 import { decide } from './runtime/decide.js';
 import { DnsResolverSection } from './discovery/resolver.js';
@@ -296,6 +297,8 @@ class TcpFrontend extends FrontendBase<FrontendConn> implements TcpFrontendRunti
 
 /** Points a discovered server at `t` (address, port, weight), or empties it. */
 function applyTarget(s: RuntimeServer, t: SlotTarget | undefined): void {
+  // A TLS session belongs to the machine that issued it; the server name sent stays the configured one.
+  if ((t?.address ?? '') !== s.address) s.tlsSession = undefined;
   s.address = t?.address ?? '';
   s.port = t?.port ?? s.cfg.port;
   s.weight = t?.weight ?? s.cfg.weight;
@@ -322,6 +325,8 @@ export class StickmeshProxy {
   private readonly logger: Logger;
   private readonly wheel: TimerWheel;
   private readonly checker: HealthChecker;
+  /** Server TLS contexts by setting (bound: one per distinct TLS setting of the config). */
+  private readonly tlsContexts = new Map<string, ServerTls>();
   /** Health checks by server; one per checked server with an address. */
   private readonly checks = new Map<RuntimeServer, CheckHandle>();
   /** DNS clients by resolvers section name, created when a backend first uses one. */
@@ -380,7 +385,7 @@ export class StickmeshProxy {
       if (++built % BUILD_CHUNK === 0) await nextTurn();
       if (sc.resolvers !== undefined) {
         const slots = await this.initialSlots(`${cfg.name}/${sc.name}`, 1, sc.host, sc.port, sc.weight, sc.initAddr ?? ['last', 'libc'], sc);
-        const s = new RuntimeServer(servers.length, sc, slots[0]!.target?.address ?? '');
+        const s = new RuntimeServer(servers.length, sc, slots[0]!.target?.address ?? '', false, this.serverTls(sc, cfg.mode));
         servers.push(s);
         pending.push({ name: `${cfg.name}/${sc.name}`, fqdn: sc.host, port: sc.port, weight: sc.weight, resolvers: sc.resolvers, servers: [s], slots });
         continue;
@@ -396,7 +401,7 @@ export class StickmeshProxy {
           );
         }
       }
-      servers.push(new RuntimeServer(servers.length, sc, address));
+      servers.push(new RuntimeServer(servers.length, sc, address, false, this.serverTls(sc, cfg.mode)));
     }
     for (const t of cfg.serverTemplates) {
       const name = `${cfg.name}/${t.prefix}`;
@@ -405,7 +410,7 @@ export class StickmeshProxy {
       for (let i = 0; i < t.count; i++) {
         // HAProxy numbers template servers PREFIX1..PREFIXN.
         const sc: ServerConfig = { ...t.template, name: `${t.prefix}${i + 1}`, host: t.fqdn, port: t.port, loc: t.loc };
-        const s = new RuntimeServer(servers.length, sc, slots[i]!.target?.address ?? '', true);
+        const s = new RuntimeServer(servers.length, sc, slots[i]!.target?.address ?? '', true, this.serverTls(sc, cfg.mode));
         applyTarget(s, slots[i]!.target);
         servers.push(s);
         slotServers.push(s);
@@ -508,6 +513,12 @@ export class StickmeshProxy {
     );
   }
 
+  /** The TLS of server `sc` for traffic and for checks (tls/server-tls.ts), shared by equal settings. */
+  private serverTls(sc: ServerConfig, mode: 'http' | 'tcp'): { traffic: ServerTls | undefined; checks: ServerTls | undefined } {
+    const t = serverTlsFor(sc, mode, this.tlsContexts);
+    return { traffic: sc.ssl === true ? t : undefined, checks: checksOverTls(sc) ? t : undefined };
+  }
+
   /** (Re)registers the health check of `s` at its current address; a slot without address has none. */
   private addCheck(backend: RuntimeBackend, s: RuntimeServer): void {
     this.checks.get(s)?.remove();
@@ -528,6 +539,7 @@ export class StickmeshProxy {
       firstSpreadMs: this.firstCheckSpreadMs,
       connectTimeoutMs: cfg.timeouts.connect,
       http: cfg.httpCheck,
+      ...(s.checkTls !== undefined ? { tls: s.checkTls } : {}),
       onChange: (up: boolean, reason: string) => {
         s.checkUp = up;
         s.lastCheckStatus = reason;

@@ -43,6 +43,7 @@ import { parseHostPort, parseInteger, parseSize, parseTime } from './units.js';
 import { tokenizeLine } from './tokenize.js';
 import { MAX_ALLOWED_ORIGINS, parseOrigin } from '../util/origin.js';
 import { ProblemList } from './problems.js';
+import { SERVER_TLS_WORDS, finishServerTls, globalServerTlsLine, serverTlsWord } from './server-tls.js';
 import { emptySslDraft, finishSsl, readSslOption, type SslDraft } from './bind-ssl.js';
 
 /** What a front door parsed; the problem lists keep the first problems and count all of them. */
@@ -152,7 +153,7 @@ function initialDefaults(): ProxyDefaults {
 
 const NO_EFFECT_GLOBAL = new Set([
   'daemon', 'master-worker', 'nbthread', 'nbproc', 'user', 'group', 'uid', 'gid', 'chroot', 'pidfile', 'stats',
-  'ulimit-n', 'ca-base', 'ssl-default-server-ciphers', 'ssl-default-server-options', 'tune.ssl.default-dh-param',
+  'ulimit-n', 'tune.ssl.default-dh-param',
   'hard-stop-after', 'cpu-map', 'quiet', 'node', 'description', 'setenv', 'presetenv', 'unsetenv',
 ]);
 
@@ -405,6 +406,7 @@ class Parser {
     const kw = t[0]!;
     const a = t.slice(1);
     const g = this.global;
+    if (globalServerTlsLine(g, kw, a, (m) => this.err(m))) return;
     switch (kw) {
       case 'maxconn': {
         const v = this.num(parseInteger(a[0] ?? '', 1, 10_000_000), 'maxconn');
@@ -927,9 +929,16 @@ class Parser {
           if (this.num(parseInteger(val() ?? '', 1, 2_147_483_647), `'id'`) === undefined) return false;
           break;
         }
-        default:
-          this.err(`server option '${o}' is not supported (check, cookie, weight, backup, disabled, inter, fastinter, downinter, rise, fall, port, maxconn, resolvers, init-addr)`);
+        default: {
+          const j = serverTlsWord(s, a, i, (m) => this.err(m));
+          if (j === -1) return false;
+          if (j !== undefined) {
+            i = j;
+            break;
+          }
+          this.err(`server option '${o}' is not supported (check, cookie, weight, backup, disabled, inter, fastinter, downinter, rise, fall, port, maxconn, resolvers, init-addr, ${SERVER_TLS_WORDS})`);
           return false;
+        }
       }
     }
     return true;
@@ -1545,8 +1554,10 @@ function finish(p: Parser, file: string): ParseOutput {
     const lp = p.peers.find((x) => x.localPeer)?.localPeer;
     if (lp) p.global.localPeer = lp;
   }
+  const config: StickmeshConfig = { source: file, global: p.global, frontends: p.frontends, backends: p.backends, peers: p.peers, resolvers: p.resolvers };
+  finishServerTls(config, (i) => p.issues.push(i));
   return {
-    config: { source: file, global: p.global, frontends: p.frontends, backends: p.backends, peers: p.peers, resolvers: p.resolvers },
+    config,
     issues: p.issues,
     warnings: p.warnings,
   };

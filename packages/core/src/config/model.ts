@@ -158,7 +158,59 @@ export interface ServerConfig {
   resolvers?: string;
   /** `init-addr`: how to get the first address (`last`, `libc`, `none`, or an IP), in order. */
   initAddr?: string[];
+  /** `ssl`: traffic to the server goes over TLS, with the settings in `tls`. */
+  ssl?: boolean;
+  /**
+   * `check-ssl` (true) / `no-check-ssl` (false) as written. Unset: health checks use TLS when
+   * `ssl` is on and no check `port` sends them elsewhere (HAProxy's rule).
+   */
+  checkSsl?: boolean;
+  /** TLS settings, present when `ssl` or `check-ssl` is on; completed from `global` at the end of parsing. */
+  tls?: ServerTlsConfig;
   loc: SourceLoc;
+}
+
+/**
+ * TLS towards one server (`server ... ssl ...`). After parsing, `verify` is always set (the
+ * server's own, else `ssl-server-verify`, else `required`) and `required` comes with `caFile`
+ * (HAProxy refuses it without one). Paths are as the loader will open them (`ca-base` applied).
+ */
+export interface ServerTlsConfig {
+  /** `required`: the chain must lead to a CA of `caFile`, and the certificate must name `sni` (else `verifyHost`) when one is set. */
+  verify?: 'none' | 'required';
+  caFile?: string;
+  /** `sni str(NAME)`: the server name sent in the ClientHello; kept when discovery moves the address. */
+  sni?: string;
+  /** `verifyhost NAME`: the name checked when no `sni` is sent. */
+  verifyHost?: string;
+  /** `check-sni NAME`: the server name sent by TLS health checks. */
+  checkSni?: string;
+  /** `crt FILE`: client certificate and key (one PEM file), presented when the server asks for one. */
+  crt?: string;
+  /** `alpn`: protocols offered in the ClientHello, in order (`check-alpn` for checks). */
+  alpn?: string[];
+  checkAlpn?: string[];
+  /** OpenSSL cipher list for TLS <= 1.2 (`ciphers`, else `ssl-default-server-ciphers`). */
+  ciphers?: string;
+  /** TLS 1.3 suites (`ciphersuites`, else `ssl-default-server-ciphersuites`). */
+  ciphersuites?: string;
+  minVersion?: TlsVersion;
+  maxVersion?: TlsVersion;
+  /** `no-ssl-reuse`: every connection makes a full handshake (no session resumption). */
+  noReuse?: boolean;
+  /** `no-tls-tickets`: resume by session id only, never offer to take a ticket. */
+  noTickets?: boolean;
+}
+
+/** `ssl-default-server-*` and `ssl-server-verify` from `global`: what servers with `ssl` start from. */
+export interface ServerTlsDefaults {
+  verify?: 'none' | 'required';
+  ciphers?: string;
+  ciphersuites?: string;
+  minVersion?: TlsVersion;
+  maxVersion?: TlsVersion;
+  noTickets?: boolean;
+  noReuse?: boolean;
 }
 
 /** The per-server settings `default-server` and `server-template` carry. */
@@ -491,6 +543,10 @@ export interface GlobalConfig {
    * socket is opened this many times; see proxy/listen/dup.ts). 1 = plain Node behaviour.
    */
   maxAccept: number;
+  /** Server-side TLS defaults (`ssl-server-verify`, `ssl-default-server-options|ciphers|ciphersuites`). */
+  sslServer?: ServerTlsDefaults;
+  /** `ca-base`: directory relative `ca-file` paths are read from. */
+  caBase?: string;
   /** `crt-base`: directory of relative `crt` paths. */
   crtBase?: string;
   /**

@@ -43,6 +43,7 @@ export function logExchange(conn: Exchange): void {
       decided_by: ctx.decidedBy,
       stick: conn.stickState.result || undefined,
       rule: ctx.rule || undefined,
+      server_error: ctx.connectError || undefined,
       termination_state: ctx.terminationState(),
     },
     'request',

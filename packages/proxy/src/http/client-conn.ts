@@ -137,7 +137,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
         this.fail(408, 'c', 'D');
         return;
       case Tmo.Connect:
-        this.onConnectFailure();
+        this.onConnectFailure('timeout connect');
         return;
       case Tmo.Server:
         this.fail(504, 's', this.phase >= Phase.ResponseBody ? 'D' : 'H');
@@ -552,11 +552,14 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     if (up === this.up && this.pausedForUpstream) this.resumeClient();
   }
 
-  private onConnectFailure(): void {
+  /** A connect to `ctx.server` failed (`reason`: refused, timeout, TLS verification ...): retry, redispatch or 503. */
+  private onConnectFailure(reason: string): void {
     const up = this.up;
     const server = this.ctx.server;
     this.up = null;
     if (up) up.destroy();
+    this.ctx.connectError = reason;
+    if (server) server.lastConnectError = reason;
     if (!server || !this.backend) {
       this.fail(503, 'S', 'C');
       return;
@@ -762,7 +765,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
   onUpstreamClose(up: UpstreamConn, _err: Error | undefined): void {
     if (up !== this.up) return;
     if (!up.connected) {
-      this.onConnectFailure();
+      this.onConnectFailure(up.failureReason);
       return;
     }
     this.up = null;

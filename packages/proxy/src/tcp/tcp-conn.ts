@@ -7,8 +7,12 @@
  * Both sockets read into buffers the connection owns (listen/read-buffer.ts: 4 KiB, growing to
  * 64 KiB under bulk transfer), reused unless the bytes of the last read are still queued for the
  * other side or waiting for the server connection.
+ *
+ * A server with `ssl` is dialed over TLS (its ServerTls, built at load): connected means the
+ * handshake and the certificate check passed; a failed verification is a failed connect.
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { Timeouts, TimerWheel, WheelTask } from '@stickmesh/core';
 import { hashAddress, loopNow } from '@stickmesh/core';
@@ -93,6 +97,9 @@ export class TcpConn implements WheelTask, RouteSource, RetryState {
   private pendingBytes = 0;
   private tStart = loopNow();
   private tConnStart = 0;
+  /** The socket error of the server connection being dialed, and why the last dial failed (logged as `server_error`). */
+  private upErr: Error | undefined;
+  private connectError = '';
   private tConnected = 0;
   bytesIn = 0;
   bytesOut = 0;
@@ -218,18 +225,46 @@ export class TcpConn implements WheelTask, RouteSource, RetryState {
     this.connecting = true;
     this.tConnStart = loopNow();
     this.armIdle();
+    this.upErr = undefined;
     // allowHalfOpen: a server that ends its side may still read; the client's bytes keep flowing.
-    const up = net.connect({ host: s.address, port: s.port, noDelay: true, allowHalfOpen: true, onread: { buffer: this.upBuf.next, callback: this.onUpRead } });
+    const t = s.tls;
+    let up: net.Socket;
+    if (t === undefined) {
+      up = net.connect({ host: s.address, port: s.port, noDelay: true, allowHalfOpen: true, onread: { buffer: this.upBuf.next, callback: this.onUpRead } });
+      up.on('connect', this.onUpConnect);
+    } else {
+      // Node's TLS client takes `onread` as net's does (the type only lacks it).
+      const ts = tls.connect(<tls.ConnectionOptions & Pick<net.TcpSocketConnectOpts, 'onread'>>{
+        host: s.address,
+        port: s.port,
+        allowHalfOpen: true,
+        onread: { buffer: this.upBuf.next, callback: this.onUpRead },
+        secureContext: t.context,
+        servername: t.servername,
+        rejectUnauthorized: t.rejectUnauthorized,
+        checkServerIdentity: t.checkServerIdentity,
+        ALPNProtocols: t.alpn,
+        session: t.reuse ? s.tlsSession : undefined,
+      });
+      ts.setNoDelay(true);
+      ts.on('secureConnect', this.onUpConnect);
+      if (t.reuse) ts.on('session', (session: Buffer) => { s.tlsSession = session; });
+      up = ts;
+    }
     this.up = up;
     this.upOut = new RawWriter(up, this.onUpDrain);
-    up.on('connect', this.onUpConnect);
     up.on('end', this.onUpEnd);
     up.on('drain', this.onUpDrain);
-    up.on('error', noop);
+    up.on('error', this.onUpSocketError);
     up.on('close', this.onUpClose);
   }
 
+  private readonly onUpSocketError = (err: Error): void => {
+    this.upErr = err;
+  };
+
   private readonly onUpConnect = (): void => {
+    if (this.server) this.server.lastConnectError = '';
     this.connected = true;
     this.connecting = false;
     this.tConnected = loopNow();
@@ -241,8 +276,14 @@ export class TcpConn implements WheelTask, RouteSource, RetryState {
     this.client.resume();
   };
 
+  /** The dial failed (socket error, close before connected, `timeout connect`): retry, redispatch or `SC`. */
   private onUpError(): void {
     const s = this.server;
+    const e = this.upErr;
+    const code = (e as NodeJS.ErrnoException | undefined)?.code;
+    this.connectError = e === undefined ? (this.connecting && this.deadline <= this.fe.wheel.now ? 'timeout connect' : 'connection closed')
+      : code !== undefined && !e.message.includes(code) ? `${code}: ${e.message}` : e.message;
+    if (s) s.lastConnectError = this.connectError;
     if (s) s.activeConns--;
     this.server = undefined;
     this.connecting = false;
@@ -355,6 +396,7 @@ export class TcpConn implements WheelTask, RouteSource, RetryState {
         decided_by: this.decidedBy,
         termination_state: this.term,
         rule: this.rule || undefined,
+        server_error: this.connectError || undefined,
       },
       'connection',
     );
