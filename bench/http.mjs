@@ -2,12 +2,13 @@
 // and the stickmesh CPU profile under load.
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
-import { cpuDelta, cpuPlan, cpuSnapshot, freePort, run, stop, tail, treePids, treeRss, which } from './lib/proc.mjs';
+import { cpuDelta, cpuPlan, cpuSnapshot, freePort, run, stop, tail, treeCpuSeconds, treePids, treeRss, which } from './lib/proc.mjs';
 import { newestProfile, selfTimes } from './lib/profile.mjs';
 import { repoRoot, startUpstream, targets as allTargets } from './lib/targets.mjs';
-import { runWrk } from './lib/wrk.mjs';
+import { runTlsHandshakes, runWrk } from './lib/wrk.mjs';
 
 const median = (xs) => {
   const s = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
@@ -36,8 +37,24 @@ export function machineInfo() {
 }
 
 /**
+ * The certificate the https targets share: ECDSA P-256, self-signed, certificate and key in one
+ * PEM file (HAProxy's `crt` layout) in `tmp`, made once per run. Undefined without openssl.
+ */
+function makeBenchCert(tmp) {
+  if (!which('openssl')) return undefined;
+  const key = path.join(tmp, 'bench-tls.key');
+  const crt = path.join(tmp, 'bench-tls.crt');
+  const r = run(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', crt, '-days', '2',
+    '-subj', '/CN=bench.stickmesh.test', '-addext', 'subjectAltName=DNS:bench.stickmesh.test,IP:127.0.0.1']);
+  if (r.status !== 0) throw new Error(`openssl could not make the bench certificate: ${r.stderr}`);
+  const pem = path.join(tmp, 'bench-tls.pem');
+  fs.writeFileSync(pem, fs.readFileSync(crt, 'utf8') + fs.readFileSync(key, 'utf8'));
+  return pem;
+}
+
+/**
  * Runs `fn(env)` with a temporary directory and two upstreams answering, then stops everything
- * (the directory is removed unless BENCH_KEEP_TMP=1). env: {plan, tmp, upstreams, upstreamKind}.
+ * (the directory is removed unless BENCH_KEEP_TMP=1). env: {plan, tmp, upstreams, upstreamKind, tlsCert}.
  */
 async function withUpstreams(notes, fn) {
   const plan = cpuPlan();
@@ -48,7 +65,7 @@ async function withUpstreams(notes, fn) {
   const upstreams = [];
   try {
     for (let i = 1; i <= 2; i++) upstreams.push(await startUpstream({ nginx, plan, tmp, index: i, port: await freePort() }));
-    return await fn({ plan, tmp, upstreams, upstreamKind: nginx ? 'nginx' : 'raw-net' });
+    return await fn({ plan, tmp, upstreams, upstreamKind: nginx ? 'nginx' : 'raw-net', tlsCert: makeBenchCert(tmp) });
   } finally {
     for (const u of upstreams) await u.stop();
     if (process.env.BENCH_KEEP_TMP === '1') notes.push(`temporary files kept in ${tmp}`);
@@ -56,11 +73,11 @@ async function withUpstreams(notes, fn) {
   }
 }
 
-/** Response headers of one GET / to `port` (no connection reuse). */
-function headersOf(port) {
+/** Response headers of one GET / to `port` (no connection reuse; over TLS without verification when `tls`). */
+function headersOf(port, tls = false) {
   return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path: '/', agent: false, timeout: 2000 }, (res) => {
+    (tls ? https : http)
+      .get({ host: '127.0.0.1', port, path: '/', agent: false, timeout: 2000, rejectUnauthorized: false }, (res) => {
         res.resume();
         res.once('end', () => resolve(res.headers));
       })
@@ -121,6 +138,13 @@ export async function runHttpBench({ rounds, seconds, conns, only, log = console
 
   return withUpstreams(notes, async (env) => {
     const { plan } = env;
+    // The load of one run: wrk (keep-alive, or `Connection: close` for `new` rows), except the
+    // `new` rows of TLS targets, which use bench/lib/tls-handshakes.mjs (a full handshake per
+    // connection; wrk would resume sessions).
+    const load = (t, h, c, secs, close) =>
+      close && t.tls
+        ? runTlsHandshakes({ plan, port: h.port, conns: c, seconds: secs })
+        : runWrk({ wrk, plan, url: `${t.tls ? 'https' : 'http'}://127.0.0.1:${h.port}/`, conns: c, seconds: secs, close });
     notes.push(
       plan.pin
         ? 'pinned with taskset: proxy under test on core 0; wrk and the nginx upstreams on core 1'
@@ -145,7 +169,7 @@ export async function runHttpBench({ rounds, seconds, conns, only, log = console
       // doing the same work, which the table would hide.
       for (const { t, h } of running) {
         if (!/^(haproxy|stickmesh)-http/.test(t.name)) continue;
-        const sc = String((await headersOf(h.port))['set-cookie'] ?? '');
+        const sc = String((await headersOf(h.port, t.tls))['set-cookie'] ?? '');
         if (!/SERVERID=s[12]/.test(sc)) notes.push(`${t.name}: no SERVERID cookie inserted (Set-Cookie: ${sc || 'none'})`);
         // The rules targets must deny the ACL's path, or they are not running the rules at all.
         if (t.name.endsWith('-rules')) {
@@ -162,9 +186,7 @@ export async function runHttpBench({ rounds, seconds, conns, only, log = console
         // pools and buffers), then the connection set-up path often enough for a JIT to compile
         // it, as a long-running balancer has; without it the first runs measure interpreted code.
         for (const [c, close] of [...conns.map((c) => [c, false]), [conns[0], true]]) {
-          await runWrk({ wrk, plan, url: `http://127.0.0.1:${h.port}/`, conns: c, seconds: close ? 1 : warm, close }).catch((e) =>
-            notes.push(`${t.name} warm-up: ${e.message.split('\n')[0]}`),
-          );
+          await load(t, h, c, close ? 1 : warm, close).catch((e) => notes.push(`${t.name} warm-up: ${e.message.split('\n')[0]}`));
         }
         pause(h);
       }
@@ -187,9 +209,11 @@ export async function runHttpBench({ rounds, seconds, conns, only, log = console
             resume(h);
             const pids = [h.pid, ...env.upstreams.map((u) => u.pid)].flatMap(treePids);
             const cpu0 = cpuSnapshot(pids);
+            const proxyCpu0 = treeCpuSeconds(h.pid);
+            const t0 = performance.now();
             let r;
             try {
-              r = await runWrk({ wrk, plan, url: `http://127.0.0.1:${h.port}/`, conns: c, seconds, close });
+              r = await load(t, h, c, seconds, close);
               // What stickmesh counted for wrk's address (read before the target is paused again):
               // proof the rules ran on every request. The 10 s rate holds the whole run, or at
               // least half of it when a period boundary fell inside the run.
@@ -206,12 +230,18 @@ export async function runHttpBench({ rounds, seconds, conns, only, log = console
               pause(h);
             }
             const otherCpu = cpuDelta(cpu0, cpuSnapshot(pids));
+            // The proxy's own CPU (cores, averaged over the run), and requests (new connections in
+            // the `new` rows) per CPU-second of it: when the load generator is the bottleneck, this
+            // is what still tells what the proxy's work costs.
+            const proxyCpu = t.mode === 'direct' ? null : (treeCpuSeconds(h.pid) - proxyCpu0) / ((performance.now() - t0) / 1000);
+            const perCpuSec = proxyCpu ? r.rps / proxyCpu : null;
             const rss = treeRss(h.pid);
             const { raw, ...nums } = r;
-            runs.push({ target: t.name, mode: t.mode, conns: c, close, round, ...nums, rssMB: rss / 2 ** 20, otherCpu });
+            runs.push({ target: t.name, mode: t.mode, conns: c, close, round, ...nums, rssMB: rss / 2 ** 20, otherCpu, proxyCpu, perCpuSec });
             log(
               `  round ${round}/${rounds} ${t.name.padEnd(18)} c=${String(c).padEnd(3)}${close ? ' close' : '      '} ${r.rps.toFixed(0).padStart(7)} req/s` +
-                `  p50 ${fmt(r.p50)} ms  p99 ${fmt(r.p99)} ms  rss ${(rss / 2 ** 20).toFixed(1)} MB  other cpu ${otherCpu.toFixed(2)}` +
+                `  p50 ${fmt(r.p50)} ms  p99 ${fmt(r.p99)} ms  rss ${(rss / 2 ** 20).toFixed(1)} MB  proxy cpu ${fmt(proxyCpu)}  other cpu ${otherCpu.toFixed(2)}` +
+                (r.resumed ? `  RESUMED ${r.resumed}` : '') +
                 (r.socketErrors || r.non2xx ? `  errors: socket ${r.socketErrors}, non-2xx ${r.non2xx}` : ''),
             );
           }
@@ -253,6 +283,8 @@ function summarise(runs, list, conns) {
       p99: median(rs.map((r) => r.p99)),
       rssMB: median(rs.map((r) => r.rssMB)),
       otherCpu: median(rs.map((r) => r.otherCpu)),
+      proxyCpu: median(rs.map((r) => r.proxyCpu)),
+      perCpuSec: median(rs.map((r) => r.perCpuSec)),
       errors: rs.reduce((a, r) => a + r.socketErrors + r.non2xx, 0),
     });
   }
@@ -302,9 +334,16 @@ function ratios(rows, runs, conns) {
     add(`stickmesh-http-rules / haproxy-http-rules p99 @${c}`, 'stickmesh-http-rules', 'haproxy-http-rules', c, 'p99');
     add(`haproxy-http-rules / haproxy-http req/s @${c}`, 'haproxy-http-rules', 'haproxy-http', c, 'rps');
   }
+  for (const c of conns) {
+    add(`stickmesh-https / haproxy-https req/s @${c}`, 'stickmesh-https', 'haproxy-https', c, 'rps');
+    add(`stickmesh-https / haproxy-https p99 @${c}`, 'stickmesh-https', 'haproxy-https', c, 'p99');
+    add(`stickmesh-https / haproxy-https req per proxy CPU-s @${c}`, 'stickmesh-https', 'haproxy-https', c, 'perCpuSec');
+  }
   const c0 = conns[0];
   add(`stickmesh-http / haproxy-http new connections/s @${c0}`, 'stickmesh-http', 'haproxy-http', c0, 'rps', true);
   add(`stickmesh-tcp / haproxy-tcp new connections/s @${c0}`, 'stickmesh-tcp', 'haproxy-tcp', c0, 'rps', true);
+  add(`stickmesh-https / haproxy-https new TLS connections/s @${c0}`, 'stickmesh-https', 'haproxy-https', c0, 'rps', true);
+  add(`stickmesh-https / haproxy-https new TLS conns per proxy CPU-s @${c0}`, 'stickmesh-https', 'haproxy-https', c0, 'perCpuSec', true);
   return out;
 }
 
@@ -314,7 +353,7 @@ export function fmt(x, digits = 2) {
 
 /** The result table and ratios as printable text. */
 export function formatHttp(res) {
-  const head = ['target', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'RSS MB', 'vs HAProxy', 'errors', 'other CPU'];
+  const head = ['target', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'RSS MB', 'vs HAProxy', 'errors', 'proxy CPU', 'req/CPU-s', 'other CPU'];
   const body = res.rows.map((r) => [
     r.target,
     r.close ? `${r.conns} new` : String(r.conns),
@@ -324,6 +363,8 @@ export function formatHttp(res) {
     fmt(r.rssMB, 1),
     r.vsHaproxy == null ? '-' : `${r.vsHaproxy.toFixed(2)}x`,
     String(r.errors),
+    fmt(r.proxyCpu),
+    r.perCpuSec == null ? '-' : r.perCpuSec.toFixed(0),
     fmt(r.otherCpu),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
@@ -344,11 +385,12 @@ export function formatHttp(res) {
 }
 
 /**
- * Runs `targetName` (a stickmesh target, default stickmesh-http) under `node --cpu-prof` with wrk at `conns` connections for `seconds`,
- * stops it with SIGTERM (the profile is written at exit) and resolves to {file, top} with the
- * `topN` functions by self time.
+ * Runs `targetName` (stickmesh-http by default) under `node --cpu-prof` with wrk at `conns`
+ * connections for `seconds` (with `handshakes`, bench/lib/tls-handshakes.mjs instead: a full TLS
+ * handshake and one request per connection), stops it with SIGTERM (the profile is written at
+ * exit) and resolves to {file, top} with the `topN` functions by self time.
  */
-export async function runProfile({ seconds, conns, topN = 15, log = console.log, targetName = 'stickmesh-http' }) {
+export async function runProfile({ seconds, conns, topN = 15, log = console.log, targetName = 'stickmesh-http', handshakes = false }) {
   const notes = [];
   const wrk = which('wrk');
   if (!wrk) return { skipped: 'wrk not installed', notes };
@@ -361,8 +403,10 @@ export async function runProfile({ seconds, conns, topN = 15, log = console.log,
     const h = await target.start({ ...env, profileDir });
     let w;
     try {
-      log(`  profiling ${targetName}: wrk -c${conns} ${seconds}s`);
-      w = await runWrk({ wrk, plan: env.plan, url: `http://127.0.0.1:${h.port}/`, conns, seconds });
+      log(`  profiling ${targetName}: ${handshakes ? 'tls-handshakes' : 'wrk'} -c${conns} ${seconds}s`);
+      w = handshakes
+        ? await runTlsHandshakes({ plan: env.plan, port: h.port, conns, seconds })
+        : await runWrk({ wrk, plan: env.plan, url: `${target.tls ? 'https' : 'http'}://127.0.0.1:${h.port}/`, conns, seconds });
     } finally {
       const ex = await stop(h.child, { signal: 'SIGTERM', graceMs: 20000 });
       if (ex.signal === 'SIGKILL') notes.push('stickmesh did not exit on SIGTERM within 20 s; killed, so no profile');

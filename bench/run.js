@@ -20,11 +20,14 @@ const USAGE = `usage: node bench/run.js [options]
   --only LIST      sections to run, comma separated: ${SECTIONS.join(', ')} (default:
                    http,table,replication,counters,config; profile is added by --profile)
   --profile        also profile stickmesh-http under load (node --cpu-prof), print top 15 self time
+  --profile-tls    with --profile (or --only profile): profile stickmesh-https under new TLS
+                   connections (bench/lib/tls-handshakes.mjs: a full handshake per connection)
   --quick          smoke run: 1 round of 2 s per wrk run
   --rounds N       rounds (default BENCH_ROUNDS or 5)
   --targets LIST   only these proxy targets: direct, haproxy-http-rules, stickmesh-http-rules,
                    stickmesh-http, haproxy-http, node-http-proxy, stickmesh-http-log, haproxy-tcp,
-                   stickmesh-tcp
+                   stickmesh-tcp, haproxy-https, stickmesh-https (TLS 1.3 listener, ECDSA P-256
+                   certificate made by the run)
 env: BENCH_DURATION (seconds per wrk run, e.g. 5 or 5s; default 5), BENCH_ROUNDS, BENCH_NO_PIN=1
      (no taskset), BENCH_KEEP_TMP=1 (keep generated configs and logs)
 `;
@@ -179,6 +182,7 @@ async function main() {
         only: { type: 'string' },
         quick: { type: 'boolean' },
         profile: { type: 'boolean' },
+        'profile-tls': { type: 'boolean' },
         rounds: { type: 'string' },
         targets: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -258,8 +262,9 @@ async function main() {
 
   if (sections.includes('profile')) {
     const pSeconds = Math.max(seconds, 5);
-    console.log(`\n== CPU profile: stickmesh-http under wrk -c50 for ${pSeconds}s ==`);
-    const p = await runProfile({ seconds: pSeconds, conns: 50 });
+    const tlsProfile = Boolean(args['profile-tls']);
+    console.log(`\n== CPU profile: ${tlsProfile ? 'stickmesh-https under new TLS connections (tls-handshakes)' : 'stickmesh-http under wrk'} -c50 for ${pSeconds}s ==`);
+    const p = await runProfile({ seconds: pSeconds, conns: 50, ...(tlsProfile ? { targetName: 'stickmesh-https', handshakes: true } : {}) });
     results.profile = p;
     if (p.skipped) console.log(`SKIPPED profile: ${p.skipped}`);
     else console.log(`${p.file} (${p.rps.toFixed(0)} req/s while profiling)\ntop ${p.top.length} by self time:\n${formatProfile(p)}`);

@@ -2,6 +2,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -84,10 +85,11 @@ export function tail(file, n = 2000) {
   }
 }
 
-/** One HTTP GET with no connection reuse; resolves to the status code, rejects on any error or after 1 s. */
-function getOnce(port, urlPath) {
+/** One HTTP (or, with `tls`, HTTPS without verification) GET with no connection reuse; resolves to the status code, rejects on any error or after 1 s. */
+function getOnce(port, urlPath, tls = false) {
   return new Promise((resolve, reject) => {
-    const req = http.get({ host: '127.0.0.1', port, path: urlPath, agent: false, timeout: 1000 }, (res) => {
+    const get = tls ? https.get : http.get;
+    const req = get({ host: '127.0.0.1', port, path: urlPath, agent: false, timeout: 1000, rejectUnauthorized: false }, (res) => {
       res.resume();
       res.once('end', () => resolve(res.statusCode));
     });
@@ -100,7 +102,7 @@ function getOnce(port, urlPath) {
  * Resolves once GET `urlPath` on 127.0.0.1:`port` answers 200, polling every 50 ms; rejects when
  * `deadlineMs` passes or `child` (if given) exits first, with the last error seen.
  */
-export async function waitHttp200(port, { urlPath = '/', deadlineMs = 15000, child } = {}) {
+export async function waitHttp200(port, { urlPath = '/', deadlineMs = 15000, child, tls = false } = {}) {
   const end = Date.now() + deadlineMs;
   let last = 'no attempt';
   let exited = null;
@@ -108,7 +110,7 @@ export async function waitHttp200(port, { urlPath = '/', deadlineMs = 15000, chi
   while (Date.now() < end) {
     if (exited) throw new Error(`exited before answering (code ${exited.code}, signal ${exited.signal})`);
     try {
-      const status = await getOnce(port, urlPath);
+      const status = await getOnce(port, urlPath, tls);
       if (status === 200) return;
       last = `status ${status}`;
     } catch (e) {
@@ -186,6 +188,16 @@ export function cpuSnapshot(pids) {
   const self = statTimes(process.pid);
   ours += self[0] + self[1] + self[2] + self[3];
   return { busy, total: busy + idle + iowait, ours };
+}
+
+/** CPU seconds (user + system) used so far by `pid` and its descendants (clock ticks of 10 ms). */
+export function treeCpuSeconds(pid) {
+  let ticks = 0;
+  for (const p of treePids(pid)) {
+    const t = statTimes(p);
+    if (t) ticks += t[0] + t[1];
+  }
+  return ticks / 100;
 }
 
 /**

@@ -36,13 +36,15 @@ export const RULES_TABLE = '    stick-table type ip size 1m expire 30s store htt
  * The defaults/frontend/backend part shared by haproxy and stickmesh for one mode: `http` is
  * round robin with inserted cookie persistence, `tcp` is round robin with source-address stick
  * table; `rules` adds RULES_FRONTEND and the backend's counting table (http). Returned as lines so
- * each caller prepends its own `global` section.
+ * each caller prepends its own `global` section. With `crt` (a PEM with certificate and key) the
+ * frontend terminates TLS 1.3 with it, offering http/1.1.
  */
-export function proxySections(mode, port, upstreamPorts, { rules = false } = {}) {
+export function proxySections(mode, port, upstreamPorts, { rules = false, crt } = {}) {
   const servers = upstreamPorts.map((p, i) => `    server s${i + 1} 127.0.0.1:${p}${mode === 'http' ? ` cookie s${i + 1}` : ''}`);
   const lines = ['defaults', `    mode ${mode}`, '    maxconn 10000', ...TIMEOUTS.map((t) => `    ${t}`)];
   if (mode === 'http') lines.push('    timeout http-keep-alive 30s', '    option http-keep-alive');
-  lines.push('', 'frontend fe', `    bind 127.0.0.1:${port}`, ...(rules ? RULES_FRONTEND : []), '    default_backend be', '', 'backend be', '    balance roundrobin');
+  const tls = crt ? ` ssl crt ${crt} alpn http/1.1 ssl-min-ver TLSv1.3` : '';
+  lines.push('', 'frontend fe', `    bind 127.0.0.1:${port}${tls}`, ...(rules ? RULES_FRONTEND : []), '    default_backend be', '', 'backend be', '    balance roundrobin');
   if (mode === 'http') lines.push('    cookie SERVERID insert indirect nocache', ...(rules ? [RULES_TABLE] : []));
   else lines.push('    stick-table type ip size 1m', '    stick on src');
   lines.push(...servers, '');
@@ -53,9 +55,9 @@ export function proxySections(mode, port, upstreamPorts, { rules = false } = {})
  * Waits for `port` to answer 200 and returns a handle {port, pid, child, stop()}; if it never
  * does, stops the child and throws with the tail of its stderr.
  */
-async function ready(name, child, errPath, port) {
+async function ready(name, child, errPath, port, tls = false) {
   try {
-    await waitHttp200(port, { child });
+    await waitHttp200(port, { child, tls });
   } catch (e) {
     await stop(child, { signal: 'SIGKILL' });
     const log = tail(errPath).trim();
@@ -126,38 +128,45 @@ export function targets() {
   const haproxy = which('haproxy');
   const noHaproxy = haproxy ? null : 'haproxy not installed (apt-get install -y haproxy)';
 
-  const haproxyTarget = (name, mode, { rules = false } = {}) => ({
+  const noOpenssl = which('openssl') ? null : 'openssl not installed (it makes the benchmark certificate)';
+
+  // `tls` targets: mode http behind a TLS 1.3 listener with the run's ECDSA P-256 certificate
+  // (env.tlsCert); their `mode` is `https`, so they are compared with haproxy-https. `rules`
+  // targets compare with haproxy-http-rules (their `anchor`).
+  const haproxyTarget = (name, mode, { tls = false, rules = false } = {}) => ({
     name,
-    mode,
-    anchor: rules ? 'haproxy-http-rules' : `haproxy-${mode}`,
-    skip: noHaproxy,
-    async start({ plan, tmp, upstreams }) {
+    mode: tls ? 'https' : mode,
+    anchor: rules ? 'haproxy-http-rules' : `haproxy-${tls ? 'https' : mode}`,
+    tls,
+    skip: noHaproxy ?? (tls ? noOpenssl : null),
+    async start({ plan, tmp, upstreams, tlsCert }) {
       const port = await freePort();
       const cfg = path.join(tmp, `${name}.cfg`);
-      const lines = ['global', '    nbthread 1', '', ...proxySections(mode, port, upstreams.map((u) => u.port), { rules })];
+      const lines = ['global', '    nbthread 1', '', ...proxySections(mode, port, upstreams.map((u) => u.port), { rules, crt: tls ? tlsCert : undefined })];
       fs.writeFileSync(cfg, lines.join('\n'));
       // -db: foreground, no daemon; -W is not used so the pid is the single worker process.
       const { child, errPath } = spawnLogged(pinned(plan, 0, [haproxy, '-db', '-f', cfg]), { name, logDir: tmp });
-      return ready(name, child, errPath, port);
+      return ready(name, child, errPath, port, tls);
     },
   });
 
-  const stickmeshTarget = (name, mode, { log = false, rules = false } = {}) => ({
+  const stickmeshTarget = (name, mode, { log = false, tls = false, rules = false } = {}) => ({
     name,
-    mode,
-    anchor: rules ? 'haproxy-http-rules' : `haproxy-${mode}`,
-    skip: fs.existsSync(path.join(repoRoot, 'packages/cli/dist/main.js')) ? null : 'packages/cli/dist missing (build failed)',
-    async start({ plan, tmp, upstreams, profileDir }) {
+    mode: tls ? 'https' : mode,
+    anchor: rules ? 'haproxy-http-rules' : `haproxy-${tls ? 'https' : mode}`,
+    tls,
+    skip: fs.existsSync(path.join(repoRoot, 'packages/cli/dist/main.js')) ? (tls ? noOpenssl : null) : 'packages/cli/dist missing (build failed)',
+    async start({ plan, tmp, upstreams, profileDir, tlsCert }) {
       const [port, admin] = [await freePort(), await freePort()];
       const cfg = path.join(tmp, `${name}.cfg`);
       const global = ['global', `    admin-bind 127.0.0.1:${admin}`, `    log-level ${log ? 'info' : 'warn'}`, ''];
-      fs.writeFileSync(cfg, [...global, ...proxySections(mode, port, upstreams.map((u) => u.port), { rules })].join('\n'));
+      fs.writeFileSync(cfg, [...global, ...proxySections(mode, port, upstreams.map((u) => u.port), { rules, crt: tls ? tlsCert : undefined })].join('\n'));
       const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
       const argv = pinned(plan, 0, [process.execPath, ...nodeArgs, stickmeshBin, 'start', '--config', cfg, '--node', 'bench']);
       // With info logging every request is a JSON line on stdout: send it to /dev/null so the row
       // measures producing the log, not a disk.
       const { child, errPath } = spawnLogged(argv, { name, logDir: tmp, cwd: repoRoot, stdoutNull: log });
-      return { ...(await ready(name, child, errPath, port)), adminPort: admin };
+      return { ...(await ready(name, child, errPath, port, tls)), adminPort: admin };
     },
   });
 
@@ -198,5 +207,7 @@ export function targets() {
     stickmeshTarget('stickmesh-http-log', 'http', { log: true }),
     haproxyTarget('haproxy-tcp', 'tcp'),
     stickmeshTarget('stickmesh-tcp', 'tcp'),
+    haproxyTarget('haproxy-https', 'http', { tls: true }),
+    stickmeshTarget('stickmesh-https', 'http', { tls: true }),
   ];
 }

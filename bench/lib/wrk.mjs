@@ -62,3 +62,31 @@ export function runWrk({ wrk, plan, url, conns, seconds, close = false }) {
     });
   });
 }
+
+/**
+ * New TLS connections: bench/lib/tls-handshakes.mjs with `conns` loops for `seconds` against
+ * 127.0.0.1:`port` (pinned to core 1 like wrk), every connection a full handshake and one
+ * `Connection: close` request. Resolves to runWrk's shape (req/s = completed connections/s)
+ * plus `resumed` (0 when every handshake was full). Rejects if the client fails.
+ */
+export function runTlsHandshakes({ plan, port, conns, seconds }) {
+  const script = new URL('./tls-handshakes.mjs', import.meta.url).pathname;
+  const argv = pinned(plan, 1, [process.execPath, script, String(port), String(conns), String(seconds)]);
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      if (code !== 0) return reject(new Error(`tls-handshakes exited ${code}: ${err || out}`));
+      try {
+        const r = JSON.parse(out.trim().split('\n').pop());
+        resolve({ rps: r.rps, p50: r.p50, p90: r.p90, p99: r.p99, requests: r.connections, socketErrors: r.errors, non2xx: r.non200, resumed: r.resumed, raw: out });
+      } catch (e) {
+        reject(new Error(`unreadable tls-handshakes output: ${out}${err}`));
+      }
+    });
+  });
+}

@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import {
   ConfigError,
   StickmeshError,
+  TicketKeyRing,
   buildTables,
   parseOrigin,
   readSnapshotFile,
@@ -100,8 +101,15 @@ export class StickmeshNode {
   private readonly startedAt = Date.now();
   /** Per table id: the counters the running peers services replicate (a reload that changes one restarts them). */
   private replicatedCounters = new Map<string, ReplicatedCounters>();
+  /**
+   * The node's TLS session-ticket keys: used by every `ssl` bind and shared through every peers
+   * section that has a shared-secret (see startPeers). Kept in memory only, across reloads; a
+   * restarted node learns the cluster's keys from its peers.
+   */
+  readonly ticketKeys: TicketKeyRing;
 
-  private constructor(config: StickmeshConfig, tables: Map<string, StickTable>, proxy: StickmeshProxy, opts: NodeOptions) {
+  private constructor(config: StickmeshConfig, tables: Map<string, StickTable>, proxy: StickmeshProxy, ticketKeys: TicketKeyRing, opts: NodeOptions) {
+    this.ticketKeys = ticketKeys;
     this.name = opts.node;
     this.config = config;
     this.tables = tables;
@@ -117,8 +125,19 @@ export class StickmeshNode {
     for (const p of config.peers) peersFor(p, opts.node);
     const tables = buildTables(config, opts.node);
     const restored = await StickmeshNode.restore(config, tables, opts.node, opts.logger);
-    const proxy = await StickmeshProxy.create(config, { logger: opts.logger, tables, node: opts.node });
-    const node = new StickmeshNode(config, tables, proxy, opts);
+    const ticketKeys = new TicketKeyRing({
+      node: opts.node,
+      onListenerError: (err) => opts.logger.error({ err: (err as Error).message }, 'TLS ticket keys: a listener failed on a key change'),
+    });
+    ticketKeys.start();
+    let proxy: StickmeshProxy;
+    try {
+      proxy = await StickmeshProxy.create(config, { logger: opts.logger, tables, node: opts.node, ticketKeys });
+    } catch (err) {
+      ticketKeys.stop();
+      throw err;
+    }
+    const node = new StickmeshNode(config, tables, proxy, ticketKeys, opts);
     startCounterSweeps(tables, sharedWheel);
     const gate = new AcceptGate();
     try {
@@ -183,8 +202,13 @@ export class StickmeshNode {
         counters.push(t.counters);
         this.replicatedCounters.set(t.cfg.id, t.counters);
       }
+      // Ticket keys travel only under a secret (the service refuses to send them without one and
+      // says why); without a secret the ring goes along only when this node terminates TLS, so
+      // the warning is not noise.
+      const shareKeys = secret !== '' || hasSslBind(this.config);
       const svc = new PeersService({
         node: this.name,
+        ...(shareKeys ? { ticketKeys: this.ticketKeys } : {}),
         cluster: pc.cluster ?? pc.name,
         secret,
         bind,
@@ -337,6 +361,7 @@ export class StickmeshNode {
     await this.proxy.drain(drainMs);
     if (snapshot) await this.snapshot();
     for (const p of this.peers) await p.stop();
+    this.ticketKeys.stop();
     startCounterSweeps(new Map(), sharedWheel, this.tables);
   }
 
@@ -348,6 +373,11 @@ export class StickmeshNode {
   uptimeMs(): number {
     return Date.now() - this.startedAt;
   }
+}
+
+/** True when a frontend terminates TLS on one of its binds. */
+function hasSslBind(config: StickmeshConfig): boolean {
+  return config.frontends.some((f) => f.binds.some((b) => b.ssl !== undefined));
 }
 
 function strip(v: unknown): unknown {

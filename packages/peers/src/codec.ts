@@ -4,7 +4,7 @@
  * anything else, so the session code never sees attacker-shaped data.
  */
 import { Packr, Unpackr } from 'msgpackr';
-import { StickmeshError } from '@stickmesh/core';
+import { MAX_TICKET_KEY_NODE, MAX_TICKET_KEYS, StickmeshError, TICKET_KEY_BYTES, type TicketKeyEntry } from '@stickmesh/core';
 import type { ShareUpdate, TableUpdate } from './types.js';
 import type { RefusalReason } from './refusals.js';
 
@@ -26,6 +26,13 @@ export const CAP_ANTI_ENTROPY = 'ae';
  * travel only when both sides advertised it and both gave the same `counters` schema for the table.
  */
 export const CAP_COUNTERS = 'ctr';
+/**
+ * Capability advertised by nodes that share TLS session-ticket keys (`tk` messages): only nodes with
+ * a ticket key ring and a non-empty shared secret (the key the messages are sealed with derives from it).
+ */
+export const CAP_TICKET_KEYS = 'tk';
+/** Largest sealed key list of a `tk` (MAX_TICKET_KEYS keys with their fields, plus the tag, fit in far less). */
+export const MAX_TK_BOX = 4096;
 /** Longest `counters` schema string in a table list. */
 export const MAX_COUNTER_SCHEMA = 4096;
 /** Most shares in one `c` frame (senders use min(maxBatch, this)). */
@@ -75,9 +82,16 @@ export interface RepairEndMsg { t: 'repair-end'; table: string }
  */
 export interface CounterMsg { t: 'c'; table: string; wall: number; shares: ShareUpdate[] }
 
+/**
+ * TLS ticket keys, both ways: the sender's whole key ring, sealed (ticket-box.ts). `seq`: this
+ * direction's message number in the session, from 1, always growing (part of the AAD); `iv`: 12
+ * bytes; `box`: the sealed `encodeTicketKeyList` bytes with the GCM tag.
+ */
+export interface TicketKeysMsg { t: 'tk'; seq: number; iv: Uint8Array; box: Uint8Array }
+
 export type Msg =
   | HelloMsg | AuthMsg | WelcomeMsg | ResumeMsg | DeltaMsg | ResyncMsg | ResyncDoneMsg | AckMsg
-  | DigestMsg | RepairMsg | RepairUpdatesMsg | RepairEndMsg | CounterMsg;
+  | DigestMsg | RepairMsg | RepairUpdatesMsg | RepairEndMsg | CounterMsg | TicketKeysMsg;
 
 /** A frame or message that violates the protocol; `reason` is the stable refusal reason. */
 export class ProtocolError extends StickmeshError {
@@ -234,6 +248,38 @@ function shares(o: Record<string, unknown>): ShareUpdate[] {
   return out;
 }
 
+/** Wire layout of a key list (the plaintext of a `tk` box): `[[key: bin 48, gen, createdAt, node], ...]`. */
+export function encodeTicketKeyList(keys: readonly TicketKeyEntry[]): Buffer {
+  return packr.pack(keys.map((k) => [k.key, k.gen, k.createdAt, k.node]));
+}
+
+/**
+ * Decodes an opened `tk` box: at most MAX_TICKET_KEYS keys, each a 48-byte key, a generation and a
+ * creation time that are non-negative safe integers, and a node name of 1..MAX_TICKET_KEY_NODE
+ * characters. Throws ProtocolError('malformed-frame') for anything else. (Whether the ring takes a
+ * key, by age and name, is the ring's check.)
+ */
+export function decodeTicketKeyList(buf: Buffer): TicketKeyEntry[] {
+  let raw: unknown;
+  try {
+    raw = unpackr.unpack(buf);
+  } catch {
+    return bad('ticket key list is not valid msgpack');
+  }
+  if (!Array.isArray(raw) || raw.length > MAX_TICKET_KEYS) return bad(`ticket key list must be an array of at most ${MAX_TICKET_KEYS}`);
+  const out: TicketKeyEntry[] = [];
+  for (const e of raw as unknown[]) {
+    if (!Array.isArray(e) || e.length !== 4) return bad('ticket key must be [key, gen, createdAt, node]');
+    const [key, gen, createdAt, node] = e as unknown[];
+    if (!(key instanceof Uint8Array) || key.length !== TICKET_KEY_BYTES) return bad(`ticket key must be ${TICKET_KEY_BYTES} bytes`);
+    if (typeof gen !== 'number' || !Number.isSafeInteger(gen) || gen < 0) return bad('ticket key gen must be a non-negative integer');
+    if (typeof createdAt !== 'number' || !Number.isSafeInteger(createdAt) || createdAt < 0) return bad('ticket key createdAt must be a non-negative integer');
+    if (typeof node !== 'string' || node.length === 0 || node.length > MAX_TICKET_KEY_NODE) return bad('ticket key node must be a short string');
+    out.push({ key: Buffer.from(key), gen, createdAt, node });
+  }
+  return out;
+}
+
 /** Decodes and validates one frame. Throws `ProtocolError` ('malformed-frame' / 'unexpected-message'). */
 export function decode(buf: Buffer): Msg {
   let raw: unknown;
@@ -277,6 +323,13 @@ export function decode(buf: Buffer): Msg {
       const wall = o.wall;
       if (!num(wall) || wall < 0) return bad("field 'wall' must be a non-negative number");
       return { t: 'c', table: str(o, 'table'), wall, shares: shares(o) };
+    }
+    case 'tk': {
+      const box = o.box;
+      if (!(box instanceof Uint8Array) || box.length < 16 || box.length > MAX_TK_BOX) return bad(`field 'box' must be 16..${MAX_TK_BOX} bytes`);
+      const seq = seqOf(o, 'seq');
+      if (seq < 1) return bad("field 'seq' must be >= 1");
+      return { t: 'tk', seq, iv: bytes(o, 'iv', 12), box };
     }
     default:
       throw new ProtocolError('unexpected-message', `unknown message type ${JSON.stringify(String(o.t)).slice(0, 40)}`);

@@ -100,6 +100,11 @@ export class Conn {
     }
   }
 
+  /** The session's identity once established: the server's nonce then the client's (64 bytes). */
+  get sessionId(): Buffer {
+    return Buffer.concat([this.nonce!, this.nonce2!]);
+  }
+
   /** The other end is a configured peer we dialed, or one whose MAC verified: refusals name it. */
   get named(): boolean {
     return this.role === 'client' || this.verified;
@@ -161,6 +166,7 @@ export class Conn {
     if (bad) return this.refuse(bad.reason, bad.detail);
     this.peer = m.node;
     this.verified = true;
+    this.nonce2 = m.nonce2;
     const badTables = compareSchemas(h.schema, m.tables);
     if (badTables) return this.refuse(badTables.reason, badTables.detail);
     const mac2 = computeMac(h.secret, 's', m.nonce2, this.nonce!, m.node, h.node, h.cluster);

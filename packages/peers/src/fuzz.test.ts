@@ -4,6 +4,7 @@
  * change, FUZZ_SEED to pick the seed). The target runs from dist/, which `npm test` builds first.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../../../test/helpers/wait.js';
 import { ALL_KINDS, runPeersFuzz, settle, startFuzzRig, UNAUTH_KINDS, type FuzzReport, type FuzzRig } from '../test/fuzz-peers.js';
 
 const LONG = process.env.FUZZ_LONG === '1';
@@ -15,6 +16,8 @@ let rig: FuzzRig;
 beforeAll(async () => {
   rig = await startFuzzRig();
   await rig.checkReplication('start', 10_000);
+  // The target's ticket keys and the legitimate peer's converge (one current key).
+  await waitFor(async () => (await rig.target.rpc('ticket-keys')).keys.join() === rig.legitRing.all().map((k) => k.toString('hex')).join(), 10_000, 'ticket keys shared');
 }, 30_000);
 afterAll(async () => {
   await rig?.stop();
@@ -30,6 +33,7 @@ function summary(name: string, r: FuzzReport, heap: number[]): void {
 
 async function fuzz(name: string, cases: number): Promise<void> {
   const before = await settle(rig);
+  const tk0 = await rig.target.rpc('ticket-keys');
   const unauthCases = Math.ceil(cases * 0.6);
   // Phase 1: unauthenticated input only; the table must not change at all.
   const { digest: d0 } = await rig.target.rpc('digest');
@@ -51,6 +55,12 @@ async function fuzz(name: string, cases: number): Promise<void> {
   expect(after.refusals['bad-secret']).toBeGreaterThan(0);
   expect(after.refusals['malformed-frame']).toBeGreaterThan(0);
   expect(after.refusals['frame-too-large']).toBeGreaterThan(0);
+  // Hostile `tk` frames: boxes that do not open, sealed lists that do not decode; none installed a key.
+  expect(after.refusals['ticket-keys-auth-failed']).toBeGreaterThan(0);
+  const tk = await rig.target.rpc('ticket-keys');
+  expect(tk.keys).toEqual(tk0.keys);
+  expect(tk.stats.learned).toBe(tk0.stats.learned);
+  expect(tk.keys).toEqual(rig.legitRing.all().map((k) => k.toString('hex')));
   await rig.checkReplication(name);
   // Hostile shares (authenticated as a0) never touched the legitimate peer's share of a key.
   const ctr = await rig.target.rpc('counter-read', { key: 'ctr-start' });

@@ -18,6 +18,8 @@ export const REFUSAL_REASONS = [
   // a table's counters are not exchanged with this peer (schema differs or the peer does not
   // replicate them); the session stays up
   'counter-schema-mismatch',
+  // a `tk` (TLS ticket keys) box that does not authenticate: another secret, or altered in transit
+  'ticket-keys-auth-failed',
   // frames
   'malformed-frame',
   'unexpected-message',

@@ -10,17 +10,20 @@ import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { Logger } from 'pino';
-import { StickmeshError, TimerWheel, type WheelTask } from '@stickmesh/core';
+import { StickmeshError, TimerWheel, type SharedTicketKeys, type WheelTask } from '@stickmesh/core';
 import { backoffMs } from './backoff.js';
-import { AE_BUCKETS, CAP_ANTI_ENTROPY, CAP_COUNTERS, encode, MAX_COUNTER_WIDTH, MAX_SHARES_PER_FRAME, NONCE_BYTES, PEERS_PATH, PROTO, type TableSchema } from './codec.js';
+import { AE_BUCKETS, CAP_ANTI_ENTROPY, CAP_COUNTERS, CAP_TICKET_KEYS, encode, MAX_COUNTER_WIDTH, MAX_SHARES_PER_FRAME, NONCE_BYTES, PEERS_PATH, PROTO, type TableSchema } from './codec.js';
 import { CLOSE_GOING_AWAY, CLOSE_REPLACED, Conn, type ConnHost } from './conn.js';
 import { schemaOf } from './handshake.js';
 import { LagWindow } from './lag-window.js';
 import { PeersListener, rejectUpgrade, remoteOf, type ListenerHost, type ListenerLimits } from './listener.js';
 import { LogSampler } from './log-sampler.js';
 import { clip, type RefusalReason } from './refusals.js';
+import { deriveBoxKey } from './ticket-box.js';
 import { TokenBuckets } from './token-buckets.js';
-import { encodeShareFrames, type AntiEntropyLimits, type LinkStats, type PeerSession, type RecvCursor, type SessionHost, type SessionLimits } from './session.js';
+import {
+  encodeShareFrames, type AntiEntropyLimits, type LinkStats, type PeerSession, type RecvCursor, type SessionHost, type SessionLimits, type TicketKeyLink,
+} from './session.js';
 import type { AntiEntropyStats, PeerState, PeerStatus, PeersServiceOptions, ReadyResult, ReplicatedCounters, ReplicatedTable, ShareUpdate } from './types.js';
 
 /** Everything we know about one configured remote peer; outlives its connections. */
@@ -37,6 +40,7 @@ class Link {
     sent: 0, received: 0, lagMs: 0, resyncsSent: 0, resyncsReceived: 0, bytesSent: 0, bytesReceived: 0, lastAckAt: 0, sessions: 0,
     aeRounds: 0, bucketsCompared: 0, bucketsRepaired: 0, entriesRepaired: 0, repairSent: 0,
     sharesSent: 0, sharesReceived: 0, sharesRejected: 0, sharesIgnored: 0, counterLag: new LagWindow(),
+    ticketKeysSent: 0, ticketKeysReceived: 0, ticketKeysLearned: 0, ticketKeysRefused: 0,
   };
   /** Refusals/drops concerning this peer, by reason (only once the other end is known to be this peer). */
   readonly refusals: Partial<Record<RefusalReason, number>> = {};
@@ -123,6 +127,10 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
   private counterFlushes = 0;
   private counterFrames = 0;
   private readonly shareScratch: ShareUpdate[] = [];
+  /** TLS ticket keys: the node's ring, and the key `tk` boxes are sealed with (undefined: not shared). */
+  private readonly ticketRing: SharedTicketKeys | undefined;
+  private readonly boxKey: Buffer | undefined;
+  private offOwnKey: (() => void) | undefined;
   private readonly links = new Map<string, Link>();
   private readonly conns = new Set<Conn>();
   private readonly limits: SessionLimits;
@@ -198,7 +206,9 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
       throw new StickmeshError('SM_PEERS_CONFIG', `antiEntropyMs must be >= 0 and antiEntropyBuckets an integer in 1..${AE_BUCKETS}`);
     }
     this.antiEntropy = aeMs > 0 ? { intervalMs: aeMs, maxBuckets: aeBuckets } : undefined;
-    this.caps = this.antiEntropy ? [CAP_ANTI_ENTROPY, CAP_COUNTERS] : [CAP_COUNTERS];
+    this.ticketRing = opts.ticketKeys;
+    this.boxKey = opts.ticketKeys && opts.secret !== '' ? deriveBoxKey(opts.secret) : undefined;
+    this.caps = [...(this.antiEntropy ? [CAP_ANTI_ENTROPY] : []), CAP_COUNTERS, ...(this.boxKey ? [CAP_TICKET_KEYS] : [])];
     this.maxFrameBytes = maxFrameBytes;
     this.preAuthMaxFrameBytes = Math.min(maxFrameBytes, opts.preAuthMaxFrameBytes ?? defaultPreAuthFrameBytes(this.node, this.cluster, this.schema, this.caps));
     const maxSources = opts.maxTrackedSources ?? 4096;
@@ -264,6 +274,10 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
     }
     for (const c of this.counters.values()) c.onDirty = this.counterDirty;
     this.counterDirty();
+    if (this.boxKey) this.offOwnKey = this.ticketRing!.onOwnKey(this.broadcastTicketKeys);
+    else if (this.ticketRing && this.links.size > 0) {
+      this.logger.warn({ cluster: this.cluster }, 'peers: TLS ticket keys are not shared with peers: no shared-secret is set (anyone who can reach the peers port could join and read them); a client resumes its TLS session only on the node that issued its ticket');
+    }
     for (const l of this.links.values()) {
       l.idleState = 'connecting';
       if (l.dialer) this.dial(l);
@@ -284,6 +298,8 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
     if (this.flushImmediate) clearImmediate(this.flushImmediate);
     this.flushImmediate = undefined;
     for (const c of this.counters.values()) if (c.onDirty === this.counterDirty) c.onDirty = undefined;
+    this.offOwnKey?.();
+    this.offOwnKey = undefined;
     if (this.counterTimer) clearTimeout(this.counterTimer);
     this.counterTimer = undefined;
     if (this.counterImmediate) clearImmediate(this.counterImmediate);
@@ -341,6 +357,13 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
       bucketsRepaired: l.stats.bucketsRepaired,
       entriesRepaired: l.stats.entriesRepaired,
       ...(this.counters.size > 0 || l.stats.sharesReceived + l.stats.sharesIgnored > 0 ? this.counterStatus(l) : {}),
+      ...(this.ticketRing ? {
+        ticketKeysShared: l.conn?.phase === 'session' && l.conn.session?.sharesTicketKeys() === true,
+        ticketKeysSent: l.stats.ticketKeysSent,
+        ticketKeysReceived: l.stats.ticketKeysReceived,
+        ticketKeysLearned: l.stats.ticketKeysLearned,
+        ticketKeysRefused: l.stats.ticketKeysRefused,
+      } : {}),
     }));
   }
 
@@ -466,6 +489,12 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
       }
     }
   }
+
+  /** The ring's own node created a key: every session that exchanges keys gets the whole ring again. */
+  private readonly broadcastTicketKeys = (): void => {
+    if (!this.active) return;
+    for (const l of this.links.values()) if (l.conn?.phase === 'session') l.conn.session?.sendTicketKeys();
+  };
 
   private settleReady(reason: ReadyResult['reason']): void {
     if (this.readyResult) return;
@@ -625,7 +654,18 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
       dialer: conn.role === 'client',
       antiEntropy: this.antiEntropy && conn.peerCaps.includes(CAP_ANTI_ENTROPY) ? this.antiEntropy : undefined,
       counters,
+      ticketKeys: this.ticketLink(conn, l),
     };
+  }
+
+  /** Ticket keys travel on this session when both sides advertised 'tk' (each has a ring and a secret). */
+  private ticketLink(conn: Conn, l: Link): TicketKeyLink | undefined {
+    if (!this.boxKey) return undefined;
+    if (!conn.peerCaps.includes(CAP_TICKET_KEYS)) {
+      this.logger.info({ peer: l.name }, 'peers: the peer does not share TLS ticket keys; sessions it issued do not resume here, nor ours there');
+      return undefined;
+    }
+    return { ring: this.ticketRing!, boxKey: this.boxKey, self: this.node, cluster: this.cluster, sessionId: conn.sessionId };
   }
 
   /**

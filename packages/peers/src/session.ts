@@ -24,10 +24,21 @@
  * peer's `resync-done` arrives after its shares. Later changes are not pumped per session: the
  * service drains them once per flush and writes the same frames to every session (`sendShares`).
  * Received shares replace the sender's previous share (`applyShares`); they are never forwarded.
+ *
+ * TLS ticket keys (both sides advertised 'tk', `host.ticketKeys`): each side sends its whole ring
+ * sealed in one `tk` first thing at the session's start (so it precedes every resync-done), and
+ * again whenever its node creates a key (the service calls `sendTicketKeys`). Received keys are
+ * merged into the ring, never sent on by themselves. A box that does not open drops the session
+ * ('ticket-keys-auth-failed') with the ring unchanged.
  */
 import type WebSocket from 'ws';
 import type { Logger } from 'pino';
-import { AE_BUCKETS, AE_DIGEST_BYTES, encode, encodeShares, encodeUpdates, MAX_SHARES_PER_FRAME, packDigests, ProtocolError, type Msg } from './codec.js';
+import type { SharedTicketKeys } from '@stickmesh/core';
+import {
+  AE_BUCKETS, AE_DIGEST_BYTES, decodeTicketKeyList, encode, encodeShares, encodeTicketKeyList, encodeUpdates, MAX_SHARES_PER_FRAME, packDigests,
+  ProtocolError, type Msg, type TicketKeysMsg,
+} from './codec.js';
+import { boxAad, open, seal } from './ticket-box.js';
 import type { LagWindow } from './lag-window.js';
 import type { ReplicatedCounters, ReplicatedTable, ShareUpdate, TableUpdate } from './types.js';
 
@@ -64,6 +75,23 @@ export interface LinkStats {
   sharesIgnored: number;
   /** Lag of flushed share batches applied from this peer (apply time - `wall`). */
   counterLag: LagWindow;
+  /** TLS ticket keys: `tk` messages sent and received, keys from them the ring took and refused. */
+  ticketKeysSent: number;
+  ticketKeysReceived: number;
+  ticketKeysLearned: number;
+  ticketKeysRefused: number;
+}
+
+/** What a session that exchanges TLS ticket keys needs (see ticket-box.ts for the sealing). */
+export interface TicketKeyLink {
+  ring: SharedTicketKeys;
+  /** AES-256-GCM key derived from the shared secret. */
+  boxKey: Buffer;
+  /** This node's name and the cluster's (AAD). */
+  self: string;
+  cluster: string;
+  /** serverNonce | clientNonce of this session's handshake (AAD). */
+  sessionId: Buffer;
 }
 
 /** Anti-entropy settings of a session; absent when either side does not take part. */
@@ -97,6 +125,8 @@ export interface SessionHost {
   antiEntropy: AntiEntropyLimits | undefined;
   /** Per table id: the counters whose shares this session exchanges (both sides, same schema). */
   counters: ReadonlyMap<string, ReplicatedCounters>;
+  /** TLS ticket keys, when both sides advertised 'tk'; undefined otherwise. */
+  ticketKeys: TicketKeyLink | undefined;
 }
 
 interface Sender {
@@ -160,6 +190,9 @@ export class PeerSession {
   private readonly shareExport = new Map<string, number>();
   private readonly shareScratch: ShareUpdate[] = [];
   private closed = false;
+  /** Last `tk` seq sent and received in this session. */
+  private tkSent = 0;
+  private tkReceived = 0;
 
   constructor(readonly peer: string, private readonly ws: WebSocket, private readonly host: SessionHost) {
     for (const [id, t] of host.tables) {
@@ -175,6 +208,7 @@ export class PeerSession {
 
   /** Opens replication: tells the peer, per table, where to resume its log from our point of view. */
   start(): void {
+    this.sendTicketKeys();
     for (const id of this.host.tables.keys()) {
       const c = this.host.recv.get(id)!;
       this.write(encode({ t: 'resume', table: id, epoch: c.epoch, seq: c.seq }));
@@ -229,6 +263,7 @@ export class PeerSession {
       case 'repair': return this.onRepair(msg.table, msg.buckets, msg.differing);
       case 'repair-u': return this.onRepairUpdates(msg.table, msg.updates);
       case 'c': return this.onShares(msg.table, msg.wall, msg.shares);
+      case 'tk': return this.onTicketKeys(msg);
       case 'repair-end': {
         const r = this.repairOf(msg.table, 'exchange', 'repair-end');
         if (r.peerDone) throw new ProtocolError('unexpected-message', `second repair-end for '${msg.table}'`);
@@ -276,6 +311,41 @@ export class PeerSession {
       const now = Date.now();
       st.counterLag.record(Math.max(0, now - wall), now);
     }
+  }
+
+  /** True when this session exchanges TLS ticket keys. */
+  sharesTicketKeys(): boolean {
+    return this.host.ticketKeys !== undefined;
+  }
+
+  /** Sends the node's whole ticket key ring, sealed; nothing when this session does not exchange keys. */
+  sendTicketKeys(): void {
+    const tk = this.host.ticketKeys;
+    if (!tk || this.closed) return;
+    const seq = ++this.tkSent;
+    const { iv, box } = seal(tk.boxKey, boxAad(tk.self, this.peer, tk.cluster, tk.sessionId, seq), encodeTicketKeyList(tk.ring.entries()));
+    this.write(encode({ t: 'tk', seq, iv, box }));
+    this.host.stats.ticketKeysSent++;
+  }
+
+  /**
+   * A peer's ring: opened with the session's AAD (a box that fails is 'ticket-keys-auth-failed'),
+   * decoded strictly (else 'malformed-frame'), then merged; the ring refuses what its own checks
+   * reject. Nothing reaches the ring before the box opened and the whole list decoded.
+   */
+  private onTicketKeys(msg: TicketKeysMsg): void {
+    const tk = this.host.ticketKeys;
+    if (!tk) throw new ProtocolError('unexpected-message', "'tk' on a session that does not exchange ticket keys");
+    if (msg.seq <= this.tkReceived) throw new ProtocolError('unexpected-message', `'tk' seq ${msg.seq} after ${this.tkReceived}`);
+    const plain = open(tk.boxKey, boxAad(this.peer, tk.self, tk.cluster, tk.sessionId, msg.seq), msg.iv, msg.box);
+    if (!plain) throw new ProtocolError('ticket-keys-auth-failed', "'tk' box does not authenticate (another secret, or altered)");
+    const keys = decodeTicketKeyList(plain);
+    this.tkReceived = msg.seq;
+    const r = tk.ring.merge(keys, this.peer);
+    const st = this.host.stats;
+    st.ticketKeysReceived++;
+    st.ticketKeysLearned += r.installed;
+    st.ticketKeysRefused += r.refused;
   }
 
   /** True when this session exchanges the counters of table `id`. */

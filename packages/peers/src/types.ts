@@ -6,8 +6,8 @@ import type { Logger } from 'pino';
 import type { TimerWheel } from '@stickmesh/core';
 import type { RefusalReason } from './refusals.js';
 
-import type { ReplicatedCounters, ShareUpdate, TableUpdate } from '@stickmesh/core';
-export type { ReplicatedCounters, ShareUpdate, TableUpdate };
+import type { ReplicatedCounters, SharedTicketKeys, ShareUpdate, TableUpdate } from '@stickmesh/core';
+export type { ReplicatedCounters, SharedTicketKeys, ShareUpdate, TableUpdate };
 
 /** What the mesh needs from a stick table. */
 export interface ReplicatedTable {
@@ -70,6 +70,12 @@ export interface PeersServiceOptions {
    * frames per table, encoded once and written to every peer.
    */
   counterFlushMs?: number;
+  /**
+   * The node's TLS session-ticket key ring, shared with every peer that also shares one, sealed
+   * with a key derived from `secret` (see docs/PEERS-PROTOCOL.md, "TLS ticket keys"). With an
+   * empty `secret` the keys are not sent (anyone could join the mesh) and a warning is logged once.
+   */
+  ticketKeys?: SharedTicketKeys;
   logger: Logger;
   /** Coarse timer for heartbeats, reconnects and deadlines; default: a private 20 ms wheel. */
   wheel?: TimerWheel;
@@ -185,6 +191,15 @@ export interface PeerStatus {
   counterLagP50Ms?: number;
   counterLagP99Ms?: number;
   counterLagSamples?: number;
+  /**
+   * TLS ticket keys (present when this node has a ring): whether the current session exchanges
+   * them, `tk` messages sent and received, keys learned from them and refused by the ring.
+   */
+  ticketKeysShared?: boolean;
+  ticketKeysSent?: number;
+  ticketKeysReceived?: number;
+  ticketKeysLearned?: number;
+  ticketKeysRefused?: number;
 }
 
 /** Anti-entropy counters since the service was created (monotonic), summed over peers and tables. */

@@ -14,9 +14,10 @@ import { fileURLToPath } from 'node:url';
 import { Packr } from 'msgpackr';
 import { pino } from 'pino';
 import WebSocket from 'ws';
-import { StickTable } from '@stickmesh/core';
-import { decode, PEERS_PATH, PROTO, type Msg } from '../src/codec.js';
+import { StickTable, TicketKeyRing } from '@stickmesh/core';
+import { decode, encode, PEERS_PATH, PROTO, type Msg } from '../src/codec.js';
 import { computeMac } from '../src/handshake.js';
+import { boxAad, deriveBoxKey, seal } from '../src/ticket-box.js';
 import { PeersService } from '../src/service.js';
 import { FakeCounters } from './fake-counters.js';
 import { rng } from '../../../test/helpers/rng.js';
@@ -99,9 +100,30 @@ class Gen {
     if (this.r() < 0.1) return this.value(2);
     return [this.field(() => (this.r() < 0.05 ? this.str(2000) : `k${this.int(50)}`)), ...Array.from({ length: width }, () => (this.r() < 0.9 ? this.int(1000) : this.field(() => this.num())))];
   }
+  /**
+   * A key list (the plaintext of a `tk` box) with at least one defect the decoder must refuse, so
+   * that even sealed with the right key it never installs a key.
+   */
+  badKeyList(): unknown {
+    const entry = (): unknown[] => [this.bytes(48), this.int(10), Date.now() - this.int(1000), this.pick(['a', 'a0', 'b'])];
+    const list = Array.from({ length: 1 + this.int(3) }, entry);
+    const e = this.pick(list);
+    switch (this.int(9)) {
+      case 0: return this.value(2) ?? {}; // anything but a list, mostly
+      case 1: return Array.from({ length: 9 + this.int(20) }, entry); // too many keys
+      case 2: e[0] = this.bytes(this.pick([0, 16, 47, 49, 80])); break;
+      case 3: e[1] = this.pick([-1, 1.5, NaN, Infinity, 2 ** 53 + 2, '1', null]); break;
+      case 4: e[2] = this.pick([-1, 0.5, NaN, -Infinity, 2 ** 60, 'now', null]); break;
+      case 5: e[3] = this.pick(['', 'x'.repeat(256), 7, null, this.bytes(4)]); break;
+      case 6: e.length = this.int(4); break;
+      case 7: e.push(this.value(2)); break;
+      default: list[this.int(list.length)] = this.pick([null, 'k', 5, { key: this.bytes(48) }, this.bytes(48)]); break;
+    }
+    return list;
+  }
   /** A message of a known (or unknown) type with plausible-to-hostile fields. */
-  message(): Record<string, unknown> {
-    const t = this.pick(['hello', 'auth', 'welcome', 'resume', 'u', 'resync', 'resync-done', 'ack', 'digest', 'repair', 'repair-u', 'repair-end', 'c', 'c', 'c', 'c', 'nope', '']);
+  message(type?: string): Record<string, unknown> {
+    const t = type ?? this.pick(['hello', 'auth', 'welcome', 'resume', 'u', 'resync', 'resync-done', 'ack', 'digest', 'repair', 'repair-u', 'repair-end', 'c', 'c', 'c', 'c', 'tk', 'nope', '']);
     const table = () => this.pick(['t1', 't1', 'other', '']);
     const m: Record<string, unknown> = { t: this.field(() => t) };
     const put = (k: string, good: () => unknown) => {
@@ -121,6 +143,8 @@ class Gen {
       case 'digest': put('table', table); put('digests', () => this.bytes(this.r() < 0.8 ? 2048 : this.int(4096))); break;
       case 'repair': put('table', table); put('buckets', () => Array.from({ length: this.int(5) }, () => this.int(300))); put('differing', () => this.int(300)); break;
       case 'repair-end': put('table', table); break;
+      // Never sealed with the cluster's key: the box must fail to open (or the frame to decode).
+      case 'tk': put('seq', () => 1 + this.int(3)); put('iv', () => this.bytes(this.r() < 0.9 ? 12 : this.int(20))); put('box', () => this.bytes(this.r() < 0.9 ? 16 + this.int(200) : this.int(5000))); break;
       case 'c': {
         // Mostly the table's width (2), sometimes another one, a huge count, or a hostile share.
         const width = this.r() < 0.8 ? 2 : this.int(5);
@@ -213,22 +237,28 @@ interface Auth {
 }
 
 /** The auth message answering `hello` (valid for a0 with the right secret unless overridden). */
-function authFor(hello: Buffer, a: Auth): Buffer {
+function authFor(hello: Buffer, a: Auth, nonce2: Buffer = randomBytes(32)): Buffer {
   const h = decode(hello);
   if (h.t !== 'hello') throw new Error('first frame is not hello');
-  const nonce2 = randomBytes(32);
   const mac = computeMac(a.secret ?? SECRET, 'c', h.nonce, nonce2, a.node, 'b', a.cluster ?? CLUSTER);
-  return packr.pack({ t: 'auth', proto: a.proto ?? PROTO, cluster: a.cluster ?? CLUSTER, node: a.node, nonce2, mac, tables: a.tables ?? SCHEMA, caps: ['ae', 'ctr'] });
+  return packr.pack({ t: 'auth', proto: a.proto ?? PROTO, cluster: a.cluster ?? CLUSTER, node: a.node, nonce2, mac, tables: a.tables ?? SCHEMA, caps: ['ae', 'ctr', 'tk'] });
 }
 
-/** Authenticates as a0; resolves with the socket once the welcome arrived (undefined if refused). */
-async function authenticated(port: number): Promise<{ ws: WebSocket; auth: Buffer } | { error: string }> {
+/**
+ * Authenticates as a0; resolves with the socket once the welcome arrived (undefined if refused) and
+ * the session's id (server nonce | client nonce, for sealing `tk` boxes).
+ */
+async function authenticated(port: number): Promise<{ ws: WebSocket; auth: Buffer; sid: Buffer } | { error: string }> {
   const o = await open(port);
   if (!o.hello) {
     o.ws.terminate();
     return { error: o.rejected ? `upgrade ${o.rejected}` : (o.error ?? 'no hello') };
   }
-  const auth = authFor(o.hello, { node: 'a0' });
+  const nonce2 = randomBytes(32);
+  const h = decode(o.hello);
+  if (h.t !== 'hello') throw new Error('first frame is not hello');
+  const sid = Buffer.concat([h.nonce, nonce2]);
+  const auth = authFor(o.hello, { node: 'a0' }, nonce2);
   const welcome = new Promise<Msg | undefined>((resolve) => {
     const timer = setTimeout(() => resolve(undefined), REACT_MS);
     o.ws.once('message', (d: Buffer) => {
@@ -242,7 +272,16 @@ async function authenticated(port: number): Promise<{ ws: WebSocket; auth: Buffe
     o.ws.terminate();
     return { error: `expected welcome, got ${w?.t ?? 'nothing'}` };
   }
-  return { ws: o.ws, auth };
+  return { ws: o.ws, auth, sid };
+}
+
+const BOX_KEY = deriveBoxKey(SECRET);
+
+/** A `tk` sealed for a0's session with the cluster's key (it opens), whose key list is defective. */
+function sealedBadTk(g: Gen, sid: Buffer): Buffer {
+  const seq = 1 + g.int(3);
+  const { iv, box } = seal(BOX_KEY, boxAad('a0', 'b', CLUSTER, sid, seq), packr.pack(g.badKeyList()));
+  return encode({ t: 'tk', seq, iv, box });
 }
 
 export type Kind = 'tcp-random' | 'ws-raw' | 'pre-frames' | 'bad-auth' | 'replay' | 'oversize' | 'post-frames' | 'post-oversize';
@@ -357,7 +396,12 @@ async function runCase(kind: Kind, g: Gen, port: number, replayAuth: Buffer): Pr
         if (c === 'timeout' || (c.code !== 1009 && c.code !== 4000)) return `oversized frame in session: ${c === 'timeout' ? 'no close' : `close ${c.code}`}, expected 1009`;
         return;
       }
-      for (let i = 1 + g.int(4); i > 0; i--) send(a.ws, frame(g));
+      // The first frame decides most sessions (a violation closes them): some cases aim at `tk`
+      // (sealed with the cluster's key around a defective list, or boxes that do not open) and at `c`.
+      for (let i = 1 + g.int(4); i > 0; i--) {
+        const aim = g.r();
+        send(a.ws, aim < 0.1 ? { data: sealedBadTk(g, a.sid) } : aim < 0.2 ? { data: packr.pack(g.message('tk')) } : aim < 0.35 ? { data: packr.pack(g.message('c')) } : frame(g));
+      }
       // A frame may happen to be valid (then the session simply goes on): end it ourselves shortly after.
       await closed(a.ws, 20);
       a.ws.terminate();
@@ -448,6 +492,8 @@ export interface FuzzRig {
   legit: PeersService;
   legitTable: StickTable;
   legitCounters: FakeCounters;
+  /** The legitimate peer's TLS ticket keys (shared with the target's ring). */
+  legitRing: TicketKeyRing;
   /** Round trip: a write on each side reaches the other within `ms`. Throws otherwise. */
   checkReplication(tag: string, ms?: number): Promise<void>;
   stop(): Promise<void>;
@@ -462,9 +508,11 @@ export async function startFuzzRig(targetOpts: Record<string, unknown> = {}): Pr
     { node: 'a' },
   );
   const legitCounters = new FakeCounters('a', 't1', COUNTER_SCHEMA);
+  const legitRing = new TicketKeyRing({ node: 'a' });
+  legitRing.start();
   const legit = new PeersService({
     node: 'a', cluster: CLUSTER, secret: SECRET, bind: { host: '127.0.0.1', port: 0 },
-    peers: [{ name: 'b', host: '127.0.0.1', port: target.port }], tables: [legitTable], counters: [legitCounters], logger: pino({ level: 'silent' }),
+    peers: [{ name: 'b', host: '127.0.0.1', port: target.port }], tables: [legitTable], counters: [legitCounters], ticketKeys: legitRing, logger: pino({ level: 'silent' }),
     heartbeatMs: 200, deadAfterMs: 3000, antiEntropyMs: 200,
   });
   await legit.start();
@@ -476,7 +524,7 @@ export async function startFuzzRig(targetOpts: Record<string, unknown> = {}): Pr
     }
   };
   return {
-    target, legit, legitTable, legitCounters,
+    target, legit, legitTable, legitCounters, legitRing,
     async checkReplication(tag, ms = 5000) {
       legitTable.setLocal(`from-a-${tag}`, 'sa');
       legit.notify();
@@ -490,6 +538,7 @@ export async function startFuzzRig(targetOpts: Record<string, unknown> = {}): Pr
         legitCounters.read(`ctr-${tag}`) === 7 && (await target.rpc('counter-read', { key: `ctr-${tag}` })).sum === 7);
     },
     async stop() {
+      legitRing.stop();
       await legit.stop();
       await target.stop();
     },

@@ -6,7 +6,7 @@
  * sort below 'b', so this node only accepts and never dials them.
  */
 import { pino } from 'pino';
-import { StickTable } from '@stickmesh/core';
+import { StickTable, TicketKeyRing } from '@stickmesh/core';
 import { PeersService } from '../dist/index.js';
 
 const opts = JSON.parse(process.argv[2] ?? '{}');
@@ -77,6 +77,9 @@ class Counters {
   }
 }
 const counters = new Counters();
+/** TLS ticket keys, shared with 'a' (which has a ring too): hostile `tk` frames must never change it. */
+const ring = new TicketKeyRing({ node: 'b' });
+ring.start();
 const svc = new PeersService({
   node: 'b',
   cluster: 'fuzz',
@@ -87,6 +90,7 @@ const svc = new PeersService({
   ],
   tables: [table],
   counters: [counters],
+  ticketKeys: ring,
   logger: pino({ level: 'silent' }),
   heartbeatMs: 200,
   deadAfterMs: 3000,
@@ -106,6 +110,7 @@ process.on('message', (m) => {
     case 'set': table.setLocal(m.key, m.server); svc.notify(); r = {}; break;
     case 'get': r = { server: table.lookup(m.key) ?? null }; break;
     case 'counter-add': counters.add(m.key, m.n); r = {}; break;
+    case 'ticket-keys': r = { keys: ring.all().map((k) => k.toString('hex')), stats: ring.stats }; break;
     case 'counter-read': r = { sum: counters.read(m.key), rejected: counters.rejected, fromFuzzer: counters.fromFuzzer }; break;
     // `conns` is the service's set of open connections (private in TS, readable here): its size shows leaks.
     case 'state': r = { heap: heap(), conns: svc.conns.size, raw: svc.rawConnections, refusals: svc.refusals, peers: svc.status(), rss: process.memoryUsage().rss }; break;

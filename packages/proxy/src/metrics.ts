@@ -77,6 +77,22 @@ export interface DenyCounts {
 /** Frontends with their own refusal counts; beyond, they share `<other>` (cardinality bound). */
 export const MAX_DENY_FRONTENDS = 1000;
 
+/**
+ * Why a TLS handshake on an `ssl` bind did not complete (`stickmesh_tls_handshake_failures_total`):
+ * a closed set, so the label stays small.
+ */
+export const TLS_FAILURE_REASONS = [
+  'http-on-tls', 'not-tls', 'bad-hello', 'hello-too-large', 'strict-sni', 'timeout', 'closed', 'overload', 'protocol', 'cipher', 'handshake',
+] as const;
+export type TlsFailureReason = (typeof TLS_FAILURE_REASONS)[number];
+
+/** Per frontend: handshakes that failed, by reason (index in TLS_FAILURE_REASONS), and those that completed. */
+export interface TlsCounts {
+  readonly failures: Float64Array;
+  handshakes: number;
+  resumed: number;
+}
+
 type MetricValue = { labels: Record<string, string | number>; value: number; metricName?: string };
 
 /**
@@ -111,6 +127,8 @@ export class ProxyMetrics {
   private other: Series | undefined;
   /** Refusal counts by frontend name (kept across reloads); at most MAX_DENY_FRONTENDS, then `<other>`. */
   private readonly denials = new Map<string, DenyCounts>();
+  /** TLS handshake counts by frontend name (kept across reloads); at most MAX_DENY_FRONTENDS, then `<other>`. */
+  private readonly tlsByFrontend = new Map<string, TlsCounts>();
 
   constructor() {
     const reg = (m: PlainMetric): void => this.registry.registerMetric(m as unknown as client.Metric);
@@ -163,6 +181,21 @@ export class ProxyMetrics {
       }
       return out;
     }));
+    reg(new PlainMetric('stickmesh_tls_handshake_failures_total', 'TLS handshakes on ssl binds that did not complete, by frontend and reason (http-on-tls: plain HTTP sent to a TLS port).', 'counter', () => {
+      const out: MetricValue[] = [];
+      for (const [frontend, t] of this.tlsByFrontend) {
+        for (let i = 0; i < TLS_FAILURE_REASONS.length; i++) if (t.failures[i]! > 0) out.push({ labels: { frontend, reason: TLS_FAILURE_REASONS[i]! }, value: t.failures[i]! });
+      }
+      return out;
+    }));
+    reg(new PlainMetric('stickmesh_tls_handshakes_total', 'TLS handshakes completed on ssl binds, by frontend; resumed=true for abbreviated ones (session ticket).', 'counter', () => {
+      const out: MetricValue[] = [];
+      for (const [frontend, t] of this.tlsByFrontend) {
+        out.push({ labels: { frontend, resumed: 'false' }, value: t.handshakes - t.resumed });
+        out.push({ labels: { frontend, resumed: 'true' }, value: t.resumed });
+      }
+      return out;
+    }));
     reg(new PlainMetric('stickmesh_stick_lookups_total', 'Stick match outcomes: hit, miss, down (entry named an unusable server).', 'counter', () => {
       const out: MetricValue[] = [];
       for (const b of this.backends.values()) for (const [result, v] of b.stick) out.push({ labels: { backend: b.name, result }, value: v });
@@ -206,6 +239,17 @@ export class ProxyMetrics {
       if (d === undefined) this.denials.set(name, (d = { requests: 0, responses: 0, connections: 0 }));
     }
     return d;
+  }
+
+  /** The TLS handshake counts of frontend `name`, bumped directly by the listener; the same object across reloads. */
+  tlsCounts(name: string): TlsCounts {
+    let t = this.tlsByFrontend.get(name);
+    if (t === undefined) {
+      if (this.tlsByFrontend.size >= MAX_DENY_FRONTENDS) name = '<other>';
+      t = this.tlsByFrontend.get(name);
+      if (t === undefined) this.tlsByFrontend.set(name, (t = { failures: new Float64Array(TLS_FAILURE_REASONS.length), handshakes: 0, resumed: 0 }));
+    }
+    return t;
   }
 
   /** Records a finished TCP connection. */

@@ -5,7 +5,7 @@
  */
 import net from 'node:net';
 import { Listener, type ConnectionHandler } from './listen/listener.js';
-import { Admission, ProcessLimit } from './listen/admission.js';
+import { Admission, ProcessLimit, type FrontendConn } from './listen/admission.js';
 import type { AcceptGate } from './listen/gate.js';
 import { bindOn, takeOverListeners } from './listen/bind.js';
 import dns from 'node:dns/promises';
@@ -21,7 +21,16 @@ import {
   type StickTable,
   buildTables,
   nextTurn,
+  formatIssue,
+  loadBindCertificates,
+  type BindSslConfig,
+  type TicketKeys,
 } from '@stickmesh/core';
+import { TlsBindRuntime } from './tls/contexts.js';
+import { TlsHandshake } from './tls/accept.js';
+import { localTicketKeys } from './tls/local-keys.js';
+import type { TlsCounts } from './metrics.js';
+import type tls from 'node:tls';
 import { ClientConn, type HttpFrontendRuntime } from './http/client-conn.js';
 import type { ForwardFor, HttpFrontendRules, HttpRoute } from './http/exchange.js';
 import { TcpConn, type TcpFrontendRuntime, type TcpFrontendRules } from './tcp/tcp-conn.js';
@@ -33,6 +42,7 @@ import { metrics, type DenyCounts } from './metrics.js';
 import { RuntimeBackend } from './runtime/backend.js';
 import { RuntimeServer } from './runtime/server.js';
 import { HealthChecker, type CheckHandle } from './health/checker.js';
+import { checksOverTls, serverTlsFor, type ServerTls } from './tls/server-tls.js';
 import { stickStoreRequest } from './runtime/stick.js';
 import { decide } from './runtime/decide.js';
 import { DnsResolverSection } from './discovery/resolver.js';
@@ -45,6 +55,11 @@ export interface ProxyOptions {
   /** Stick tables by id; built from the config (for node `node`) when absent. */
   tables?: ReadonlyMap<string, StickTable>;
   node?: string;
+  /**
+   * The session-ticket keys of `ssl` binds (the cluster's ring, shared by the peers mesh); a
+   * per-process key when absent (sessions then resume on this node only).
+   */
+  ticketKeys?: TicketKeys;
 }
 
 export interface BoundAddress {
@@ -59,8 +74,11 @@ interface FrontendRulesBase {
   readonly counts: DenyCounts;
 }
 
-/** What both frontend kinds share: config, backend, merged timeouts, listeners, connections under `maxconn` (listen/admission.ts). */
-abstract class FrontendBase<C> {
+/**
+ * What both frontend kinds share: config, backend, merged timeouts, listeners, connections under
+ * `maxconn` (listen/admission.ts), and the TLS contexts of its `ssl` binds (tls/contexts.ts).
+ */
+abstract class FrontendBase<C extends FrontendConn> {
   readonly name: string;
   readonly backend: RuntimeBackend | undefined;
   readonly timeouts: FrontendConfig['timeouts'];
@@ -70,15 +88,26 @@ abstract class FrontendBase<C> {
   readonly conns: Set<C>;
   readonly listeners: Listener[];
   readonly cfg: FrontendConfig;
+  /** Per bind (index of `cfg.binds`, as `listeners`): its TLS contexts, undefined for a plain bind. */
+  private readonly tlsBinds: Array<TlsBindRuntime | undefined>;
+  readonly tlsCounts: TlsCounts;
 
-  constructor(cfg: FrontendConfig, backend: RuntimeBackend | undefined, logger: Logger, wheel: TimerWheel, limit: ProcessLimit) {
+  constructor(cfg: FrontendConfig, backend: RuntimeBackend | undefined, logger: Logger, wheel: TimerWheel, limit: ProcessLimit, keys: TicketKeys) {
     this.cfg = cfg;
+    const built = new Map<BindSslConfig, TlsBindRuntime>();
+    this.tlsBinds = cfg.binds.map((b) => {
+      if (!b.ssl) return undefined;
+      let t = built.get(b.ssl);
+      if (!t) built.set(b.ssl, (t = new TlsBindRuntime(b.ssl, cfg.mode === 'http', keys)));
+      return t;
+    });
+    this.tlsCounts = metrics.tlsCounts(cfg.name);
     this.name = cfg.name;
     this.backend = backend;
     this.logger = logger;
     this.wheel = wheel;
     this.timeouts = mergedTimeouts(cfg, backend);
-    this.admission = new Admission<C>(cfg.maxconn, limit, (socket) => this.admit(socket));
+    this.admission = new Admission<C>(cfg.maxconn, limit, (socket, from) => this.admit(socket, from));
     this.conns = this.admission.conns;
     this.listeners = this.admission.listeners;
   }
@@ -91,8 +120,48 @@ abstract class FrontendBase<C> {
     this.admission.draining = v;
   }
 
-  /** Starts serving an accepted client socket (it adds itself to `conns`). */
-  protected abstract admit(socket: net.Socket): void;
+  /**
+   * Starts serving a socket accepted by `from`: `tcp-request connection` rules, then on an `ssl`
+   * bind the TLS handshake (tls/accept.ts), then the connection object (`serve`).
+   */
+  private admit(socket: net.Socket, from: Listener): void {
+    const rules = this.rulesBase;
+    let rs: RuleStream | null = null;
+    if (rules !== undefined) {
+      rs = this.accepted(socket, rules);
+      if (rs === null) return;
+    }
+    const i = this.listeners.indexOf(from);
+    const tb = i >= 0 ? this.tlsBinds[i] : undefined;
+    if (tb === undefined) {
+      this.serve(socket, rs, undefined);
+      return;
+    }
+    new TlsHandshake(
+      socket,
+      tb,
+      this,
+      (t: tls.TLSSocket, sni: string | undefined) => {
+        if (rs !== null) {
+          rs.ssl = true;
+          rs.sni = sni;
+        }
+        this.serve(t, rs, sni);
+      },
+      rs === null ? undefined : () => rs.endSession(),
+    );
+  }
+
+  /** The frontend's rules as `admit` runs them (undefined: none, nothing allocated per connection). */
+  protected abstract get rulesBase(): FrontendRulesBase | undefined;
+
+  /** Creates the connection object for a client socket (it adds itself to `conns`). */
+  protected abstract serve(socket: net.Socket, rs: RuleStream | null, sni: string | undefined): void;
+
+  /** Stops the TLS contexts following the ticket keys (the frontend no longer accepts). */
+  closeTls(): void {
+    for (const t of new Set(this.tlsBinds)) t?.close();
+  }
 
   get onConnection(): ConnectionHandler {
     return this.admission.onConnection;
@@ -134,7 +203,7 @@ function forwardForOf(ff: FrontendConfig['forwardFor']): ForwardFor | undefined 
   return { header: ff.header, lower: ff.header.toLowerCase(), except, ifNone: ff.ifNone };
 }
 
-class HttpFrontend extends FrontendBase<ClientConn> implements HttpFrontendRuntime {
+class HttpFrontend extends FrontendBase<FrontendConn> implements HttpFrontendRuntime {
   readonly route: HttpRoute | undefined;
   readonly rules: HttpFrontendRules | undefined;
 
@@ -146,8 +215,9 @@ class HttpFrontend extends FrontendBase<ClientConn> implements HttpFrontendRunti
     limit: ProcessLimit,
     plan: RulesPlan,
     backends: ReadonlyMap<string, RuntimeBackend>,
+    keys: TicketKeys,
   ) {
-    super(cfg, backend, logger, wheel, limit);
+    super(cfg, backend, logger, wheel, limit, keys);
     const routes = new Map<RuntimeBackend, HttpRoute>();
     const routeFor = (b: RuntimeBackend): HttpRoute => {
       let r = routes.get(b);
@@ -170,14 +240,12 @@ class HttpFrontend extends FrontendBase<ClientConn> implements HttpFrontendRunti
     this.rules = any ? { own: fp?.own, useBackends, counts: metrics.denyCounts(cfg.name) } : undefined;
   }
 
-  protected admit(socket: net.Socket): void {
-    const rules = this.rules;
-    if (rules === undefined) {
-      new ClientConn(socket, this);
-      return;
-    }
-    const rs = this.accepted(socket, rules);
-    if (rs !== null) new ClientConn(socket, this, rs);
+  protected get rulesBase(): FrontendRulesBase | undefined {
+    return this.rules;
+  }
+
+  protected serve(socket: net.Socket, rs: RuleStream | null, sni: string | undefined): void {
+    new ClientConn(socket, this, rs, sni);
   }
 }
 
@@ -193,11 +261,11 @@ function mergedTimeouts(cfg: FrontendConfig, backend: RuntimeBackend | undefined
   };
 }
 
-class TcpFrontend extends FrontendBase<TcpConn> implements TcpFrontendRuntime {
+class TcpFrontend extends FrontendBase<FrontendConn> implements TcpFrontendRuntime {
   readonly rules: TcpFrontendRules | undefined;
 
-  constructor(cfg: FrontendConfig, backend: RuntimeBackend | undefined, logger: Logger, wheel: TimerWheel, limit: ProcessLimit, plan: RulesPlan, backends: ReadonlyMap<string, RuntimeBackend>) {
-    super(cfg, backend, logger, wheel, limit);
+  constructor(cfg: FrontendConfig, backend: RuntimeBackend | undefined, logger: Logger, wheel: TimerWheel, limit: ProcessLimit, plan: RulesPlan, backends: ReadonlyMap<string, RuntimeBackend>, keys: TicketKeys) {
+    super(cfg, backend, logger, wheel, limit, keys);
     const fp = plan.frontends.get(cfg.name);
     const useBackends = (fp?.useBackends ?? []).map((u) => ({ cond: u.cond, backend: backends.get(u.backend)! }));
     const backendRules = (b: RuntimeBackend | undefined) => (b === undefined || plan.sameAs.get(b.name) === cfg.name ? undefined : plan.backends.get(b.name));
@@ -218,19 +286,19 @@ class TcpFrontend extends FrontendBase<TcpConn> implements TcpFrontendRuntime {
     if (be?.stick) stickStoreRequest(be.stick, conn.stickState, server);
   }
 
-  protected admit(socket: net.Socket): void {
-    const rules = this.rules;
-    if (rules === undefined) {
-      new TcpConn(socket, this);
-      return;
-    }
-    const rs = this.accepted(socket, rules);
-    if (rs !== null) new TcpConn(socket, this, rs);
+  protected get rulesBase(): FrontendRulesBase | undefined {
+    return this.rules;
+  }
+
+  protected serve(socket: net.Socket, rs: RuleStream | null, sni: string | undefined): void {
+    new TcpConn(socket, this, rs, sni);
   }
 }
 
 /** Points a discovered server at `t` (address, port, weight), or empties it. */
 function applyTarget(s: RuntimeServer, t: SlotTarget | undefined): void {
+  // A TLS session belongs to the machine that issued it; the server name sent stays the configured one.
+  if ((t?.address ?? '') !== s.address) s.tlsSession = undefined;
   s.address = t?.address ?? '';
   s.port = t?.port ?? s.cfg.port;
   s.weight = t?.weight ?? s.cfg.weight;
@@ -257,6 +325,8 @@ export class StickmeshProxy {
   private readonly logger: Logger;
   private readonly wheel: TimerWheel;
   private readonly checker: HealthChecker;
+  /** Server TLS contexts by setting (bound: one per distinct TLS setting of the config). */
+  private readonly tlsContexts = new Map<string, ServerTls>();
   /** Health checks by server; one per checked server with an address. */
   private readonly checks = new Map<RuntimeServer, CheckHandle>();
   /** DNS clients by resolvers section name, created when a backend first uses one. */
@@ -267,6 +337,8 @@ export class StickmeshProxy {
   private previousSlots = new Map<string, readonly Slot[]>();
   /** Bound of the random delay before a server's first check (see FIRST_CHECKS_PER_SEC). */
   private readonly firstCheckSpreadMs: number;
+  /** Session-ticket keys of every `ssl` bind. */
+  private readonly ticketKeys: TicketKeys;
 
   private constructor(config: StickmeshConfig, opts: ProxyOptions) {
     this.config = config;
@@ -281,10 +353,12 @@ export class StickmeshProxy {
     this.firstCheckSpreadMs = Math.max(1000, Math.ceil((checked * 1000) / FIRST_CHECKS_PER_SEC));
     this.tables = opts.tables ?? buildTables(config, opts.node ?? config.global.localPeer ?? 'local');
     this.limit = new ProcessLimit(config.global.maxconn);
+    this.ticketKeys = opts.ticketKeys ?? localTicketKeys;
   }
 
   /** Builds the runtime (resolving server host names once with the system resolver). */
   static async create(config: StickmeshConfig, opts: ProxyOptions): Promise<StickmeshProxy> {
+    loadCertificates(config);
     const p = new StickmeshProxy(config, opts);
     // Rules first: a RuleCompileError (file:line) stops the start before anything is built.
     const plan = compileConfigRules(config, p.tables);
@@ -297,8 +371,8 @@ export class StickmeshProxy {
   private buildFrontend(f: FrontendConfig, plan: RulesPlan, limit: ProcessLimit): HttpFrontend | TcpFrontend {
     const be = f.defaultBackend ? this.backends.get(f.defaultBackend) : undefined;
     return f.mode === 'tcp'
-      ? new TcpFrontend(f, be, this.logger, this.wheel, limit, plan, this.backends)
-      : new HttpFrontend(f, be, this.logger, this.wheel, limit, plan, this.backends);
+      ? new TcpFrontend(f, be, this.logger, this.wheel, limit, plan, this.backends, this.ticketKeys)
+      : new HttpFrontend(f, be, this.logger, this.wheel, limit, plan, this.backends, this.ticketKeys);
   }
 
   private async buildBackend(cfg: BackendConfig): Promise<RuntimeBackend> {
@@ -311,7 +385,7 @@ export class StickmeshProxy {
       if (++built % BUILD_CHUNK === 0) await nextTurn();
       if (sc.resolvers !== undefined) {
         const slots = await this.initialSlots(`${cfg.name}/${sc.name}`, 1, sc.host, sc.port, sc.weight, sc.initAddr ?? ['last', 'libc'], sc);
-        const s = new RuntimeServer(servers.length, sc, slots[0]!.target?.address ?? '');
+        const s = new RuntimeServer(servers.length, sc, slots[0]!.target?.address ?? '', false, this.serverTls(sc, cfg.mode));
         servers.push(s);
         pending.push({ name: `${cfg.name}/${sc.name}`, fqdn: sc.host, port: sc.port, weight: sc.weight, resolvers: sc.resolvers, servers: [s], slots });
         continue;
@@ -327,7 +401,7 @@ export class StickmeshProxy {
           );
         }
       }
-      servers.push(new RuntimeServer(servers.length, sc, address));
+      servers.push(new RuntimeServer(servers.length, sc, address, false, this.serverTls(sc, cfg.mode)));
     }
     for (const t of cfg.serverTemplates) {
       const name = `${cfg.name}/${t.prefix}`;
@@ -336,7 +410,7 @@ export class StickmeshProxy {
       for (let i = 0; i < t.count; i++) {
         // HAProxy numbers template servers PREFIX1..PREFIXN.
         const sc: ServerConfig = { ...t.template, name: `${t.prefix}${i + 1}`, host: t.fqdn, port: t.port, loc: t.loc };
-        const s = new RuntimeServer(servers.length, sc, slots[i]!.target?.address ?? '', true);
+        const s = new RuntimeServer(servers.length, sc, slots[i]!.target?.address ?? '', true, this.serverTls(sc, cfg.mode));
         applyTarget(s, slots[i]!.target);
         servers.push(s);
         slotServers.push(s);
@@ -439,6 +513,12 @@ export class StickmeshProxy {
     );
   }
 
+  /** The TLS of server `sc` for traffic and for checks (tls/server-tls.ts), shared by equal settings. */
+  private serverTls(sc: ServerConfig, mode: 'http' | 'tcp'): { traffic: ServerTls | undefined; checks: ServerTls | undefined } {
+    const t = serverTlsFor(sc, mode, this.tlsContexts);
+    return { traffic: sc.ssl === true ? t : undefined, checks: checksOverTls(sc) ? t : undefined };
+  }
+
   /** (Re)registers the health check of `s` at its current address; a slot without address has none. */
   private addCheck(backend: RuntimeBackend, s: RuntimeServer): void {
     this.checks.get(s)?.remove();
@@ -459,6 +539,7 @@ export class StickmeshProxy {
       firstSpreadMs: this.firstCheckSpreadMs,
       connectTimeoutMs: cfg.timeouts.connect,
       http: cfg.httpCheck,
+      ...(s.checkTls !== undefined ? { tls: s.checkTls } : {}),
       onChange: (up: boolean, reason: string) => {
         s.checkUp = up;
         s.lastCheckStatus = reason;
@@ -524,7 +605,8 @@ export class StickmeshProxy {
    * On error nothing changes.
    */
   async reload(config: StickmeshConfig, tables: ReadonlyMap<string, StickTable>): Promise<void> {
-    const next = new StickmeshProxy(config, { logger: this.logger, wheel: this.wheel, tables });
+    loadCertificates(config);
+    const next = new StickmeshProxy(config, { logger: this.logger, wheel: this.wheel, tables, ticketKeys: this.ticketKeys });
     // Compiled off to the side and swapped with the frontends; an error leaves the running config.
     const plan = compileConfigRules(config, tables);
     next.previousSlots = new Map(this.discoveries.map((d) => [d.opts.name, d.slots]));
@@ -535,13 +617,19 @@ export class StickmeshProxy {
       keptFor = await takeOverListeners(this.frontends, next.frontends, config.global.maxAccept);
     } catch (err) {
       for (const h of next.checks.values()) h.remove();
+      for (const fe of next.frontends) fe.closeTls();
       throw err;
     }
     for (const fe of this.frontends) {
+      fe.closeTls();
+      const heir = heirOf(fe, keptFor);
       for (const l of fe.listeners) if (!keptFor.has(l)) l.close();
       fe.listeners.length = 0;
       fe.draining = true;
-      for (const c of fe.conns) c.drain();
+      // TLS connections stay open on the HTTP frontend that now has their listeners: a kept-alive
+      // client keeps its session (no new handshake); its next request runs the new config. The
+      // others finish their exchange and close, as before (reconnecting costs them little).
+      for (const c of fe.conns) if (!(heir !== undefined && c instanceof ClientConn && c.tls && c.moveTo(heir))) c.drain();
       // Sockets waiting for a slot go to the frontend that now has their listener; a closed
       // listener's are closed, as its backlog is.
       for (const h of fe.admission.takeHeld()) {
@@ -596,9 +684,33 @@ export class StickmeshProxy {
     this.checks.clear();
     for (const d of this.discoveries) d.stop();
     for (const fe of this.frontends) {
+      fe.closeTls();
       for (const l of fe.listeners) l.close();
       for (const h of fe.admission.takeHeld()) h.socket.destroy();
     }
     for (const b of this.backends.values()) for (const s of b.servers) s.dropIdle();
   }
+}
+
+/**
+ * The HTTP frontend of the new config that took over every listener of `fe`, an HTTP frontend
+ * too; undefined otherwise (its connections are then drained).
+ */
+function heirOf(fe: HttpFrontend | TcpFrontend, keptFor: ReadonlyMap<Listener, HttpFrontend | TcpFrontend>): HttpFrontend | undefined {
+  if (!(fe instanceof HttpFrontend) || fe.listeners.length === 0) return undefined;
+  const heir = keptFor.get(fe.listeners[0]!);
+  if (!(heir instanceof HttpFrontend)) return undefined;
+  for (const l of fe.listeners) if (keptFor.get(l) !== heir) return undefined;
+  return heir;
+}
+
+/**
+ * Reads the certificates of `ssl` binds a config does not carry yet (one parsed from text rather
+ * than loaded from a file, see core/config/load.ts); a problem stops the start or reload with the
+ * file named at the bind's line.
+ */
+function loadCertificates(config: StickmeshConfig): void {
+  if (!config.frontends.some((f) => f.binds.some((b) => b.ssl !== undefined && b.ssl.certs.length === 0))) return;
+  const issues = loadBindCertificates(config);
+  if (issues.length > 0) throw new StickmeshError('SM_CONFIG_INVALID', issues.map(formatIssue).join('\n'));
 }

@@ -257,6 +257,8 @@ export class Ops {
       backup: s.backup,
       cookie: s.cookieValue,
       activeConns: s.activeConns,
+      ...(s.tls !== undefined ? { ssl: true } : {}),
+      ...(s.lastConnectError !== '' ? { lastConnectError: s.lastConnectError } : {}),
       sticky,
       requests: tot.requests,
       errors: tot.errors,

@@ -11,6 +11,7 @@ import type {
   BackendConfig,
   BalanceAlgorithm,
   BindConfig,
+  BindSslConfig,
   ConfigWarning,
   CookieConfig,
   CookieKeyConfig,
@@ -42,6 +43,8 @@ import { parseHostPort, parseInteger, parseSize, parseTime } from './units.js';
 import { tokenizeLine } from './tokenize.js';
 import { MAX_ALLOWED_ORIGINS, parseOrigin } from '../util/origin.js';
 import { ProblemList } from './problems.js';
+import { SERVER_TLS_WORDS, finishServerTls, globalServerTlsLine, serverTlsWord } from './server-tls.js';
+import { emptySslDraft, finishSsl, readSslOption, type SslDraft } from './bind-ssl.js';
 
 /** What a front door parsed; the problem lists keep the first problems and count all of them. */
 export interface ParseOutput {
@@ -150,8 +153,7 @@ function initialDefaults(): ProxyDefaults {
 
 const NO_EFFECT_GLOBAL = new Set([
   'daemon', 'master-worker', 'nbthread', 'nbproc', 'user', 'group', 'uid', 'gid', 'chroot', 'pidfile', 'stats',
-  'ulimit-n', 'ca-base', 'crt-base', 'ssl-default-bind-ciphers', 'ssl-default-bind-ciphersuites',
-  'ssl-default-bind-options', 'ssl-default-server-ciphers', 'ssl-default-server-options', 'tune.ssl.default-dh-param',
+  'ulimit-n', 'tune.ssl.default-dh-param',
   'hard-stop-after', 'cpu-map', 'quiet', 'node', 'description', 'setenv', 'presetenv', 'unsetenv',
 ]);
 
@@ -194,6 +196,8 @@ class Parser {
   /** Environment variables the current line referred to that were not set. */
   private unset: string[] | undefined;
   private directive = '';
+  /** Global `ssl-default-bind-*` so far, the starting point of each `ssl` bind. */
+  private sslDefaults: SslDraft | undefined;
 
   constructor(readonly file: string, private readonly env: NodeJS.ProcessEnv) {}
 
@@ -347,6 +351,7 @@ class Parser {
         return;
       }
       if (d.cap === 'frontend' || d.cap === 'listen') {
+        this.alpnForMode(d);
         this.frontends.push({
           name: d.name,
           mode: d.mode,
@@ -401,6 +406,7 @@ class Parser {
     const kw = t[0]!;
     const a = t.slice(1);
     const g = this.global;
+    if (globalServerTlsLine(g, kw, a, (m) => this.err(m))) return;
     switch (kw) {
       case 'maxconn': {
         const v = this.num(parseInteger(a[0] ?? '', 1, 10_000_000), 'maxconn');
@@ -443,6 +449,13 @@ class Parser {
       case 'data-dir':
         if (this.need(a, 0, 'directory') !== undefined) g.dataDir = a[0]!;
         return;
+      case 'crt-base':
+        if (this.need(a, 0, 'directory') !== undefined) g.crtBase = a[0]!;
+        return;
+      case 'ssl-default-bind-options':
+      case 'ssl-default-bind-ciphers':
+      case 'ssl-default-bind-ciphersuites':
+        return this.sslDefaultBindLine(kw, a);
       case 'tune.maxaccept': {
         // HAProxy's -1 (no limit) maps to the largest value stickmesh opens.
         const v = a[0] === '-1' ? 64 : this.num(parseInteger(a[0] ?? '', 1, 64), "'tune.maxaccept' (1..64 or -1)");
@@ -455,6 +468,52 @@ class Parser {
       return;
     }
     if (!this.issues.countedOnly()) this.err(`unknown keyword '${kw}' in 'global' section`, kw);
+  }
+
+  /**
+   * stickmesh speaks HTTP/1.1 only: in mode http, `h2` (and `h3`) are dropped from an `alpn` list
+   * with a warning, so the common `alpn h2,http/1.1` serves HTTP/1.1 rather than refusing to load
+   * (a client offered no h2 falls back to HTTP/1.1). Mode tcp offers the list as written: the
+   * server behind speaks whatever was negotiated. Runs once the section's mode is final.
+   */
+  private alpnForMode(d: ProxyDraft): void {
+    if (d.mode !== 'http' && d.modeSet) return;
+    const done = new Set<BindSslConfig>();
+    for (const b of d.binds) {
+      const ssl = b.ssl;
+      if (!ssl?.alpn || done.has(ssl)) continue;
+      done.add(ssl);
+      const kept = ssl.alpn.filter((p) => p !== 'h2' && p !== 'h3');
+      if (kept.length === ssl.alpn.length) continue;
+      if (d.mode !== 'http') continue; // an unwritten mode may still become tcp (implicit mode): keep
+      this.warnings.push({ loc: b.loc, directive: 'bind', message: `HTTP/2 is not supported: 'h2' is not offered by ALPN (${kept.length > 0 ? `offered: ${kept.join(',')}` : 'no protocol offered: clients use HTTP/1.1'})` });
+      if (kept.length > 0) ssl.alpn = kept;
+      else delete ssl.alpn;
+    }
+  }
+
+  /** `ssl-default-bind-options|ciphers|ciphersuites`: checked here, applied to every later `ssl` bind. */
+  private sslDefaultBindLine(kw: string, a: string[]): void {
+    const d = (this.sslDefaults ??= emptySslDraft());
+    const g = this.global;
+    const cur = (g.sslDefaultBind ??= { options: [] });
+    if (kw === 'ssl-default-bind-options') {
+      for (let i = 0; i < a.length; ) {
+        const r = readSslOption(d, a, i, 'default-options', undefined);
+        if (typeof r !== 'number') {
+          this.err(r.error);
+          return;
+        }
+        i = r;
+      }
+      cur.options.push(...a);
+      return;
+    }
+    const v = this.need(a, 0, kw === 'ssl-default-bind-ciphers' ? 'cipher list' : 'TLS 1.3 cipher suites');
+    if (v === undefined) return;
+    if (a.length > 1) this.err(`unexpected '${a[1]}' (one ':'-separated list)`);
+    else if (kw === 'ssl-default-bind-ciphers') d.ciphers = cur.ciphers = v;
+    else d.ciphersuites = cur.ciphersuites = v;
   }
 
   // ---------------------------------------------------------------- proxies
@@ -623,16 +682,32 @@ class Parser {
   private bindLine(d: ProxyDraft, a: string[]): void {
     const addrs = this.need(a, 0, 'address');
     if (addrs === undefined) return;
-    if (a.length > 1) {
-      this.err(`bind options are not supported ('${a.slice(1).join(' ')}'); TLS termination and bind tuning are not implemented`);
-      return;
+    const sd = emptySslDraft();
+    for (let i = 1; i < a.length; ) {
+      const r = readSslOption(sd, a, i, 'bind', this.global.crtBase);
+      if (typeof r !== 'number') {
+        this.err(r.error);
+        return;
+      }
+      i = r;
+    }
+    let ssl: BindSslConfig | undefined;
+    if (sd.ssl) {
+      const r = finishSsl(sd, this.sslDefaults, (m) => this.warn(m));
+      if ('error' in r) {
+        this.err(r.error);
+        return;
+      }
+      ssl = r;
+    } else if (a.length > 1) {
+      this.warn(`TLS options without 'ssl': the bind serves plain TCP (as HAProxy); add 'ssl' to terminate TLS`);
     }
     for (const item of addrs.split(',')) {
       const hp = parseHostPort(item);
       if (typeof hp === 'string') this.err(hp);
       else if (hp.port === undefined) this.err(`'${item}': missing port`);
       else if (/-/.test(String(hp.port))) this.err(`port ranges are not supported`);
-      else d.binds.push({ host: hp.host, port: hp.port, loc: this.loc });
+      else d.binds.push({ host: hp.host, port: hp.port, ...(ssl ? { ssl } : {}), loc: this.loc });
     }
   }
 
@@ -854,9 +929,16 @@ class Parser {
           if (this.num(parseInteger(val() ?? '', 1, 2_147_483_647), `'id'`) === undefined) return false;
           break;
         }
-        default:
-          this.err(`server option '${o}' is not supported (check, cookie, weight, backup, disabled, inter, fastinter, downinter, rise, fall, port, maxconn, resolvers, init-addr)`);
+        default: {
+          const j = serverTlsWord(s, a, i, (m) => this.err(m));
+          if (j === -1) return false;
+          if (j !== undefined) {
+            i = j;
+            break;
+          }
+          this.err(`server option '${o}' is not supported (check, cookie, weight, backup, disabled, inter, fastinter, downinter, rise, fall, port, maxconn, resolvers, init-addr, ${SERVER_TLS_WORDS})`);
           return false;
+        }
       }
     }
     return true;
@@ -1472,8 +1554,10 @@ function finish(p: Parser, file: string): ParseOutput {
     const lp = p.peers.find((x) => x.localPeer)?.localPeer;
     if (lp) p.global.localPeer = lp;
   }
+  const config: StickmeshConfig = { source: file, global: p.global, frontends: p.frontends, backends: p.backends, peers: p.peers, resolvers: p.resolvers };
+  finishServerTls(config, (i) => p.issues.push(i));
   return {
-    config: { source: file, global: p.global, frontends: p.frontends, backends: p.backends, peers: p.peers, resolvers: p.resolvers },
+    config,
     issues: p.issues,
     warnings: p.warnings,
   };

@@ -8,13 +8,14 @@
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { ConfigError, StickmeshError, type ConfigIssue } from '../errors.js';
+import { ConfigError, MAX_REPORTED_ISSUES, StickmeshError, type ConfigIssue } from '../errors.js';
 import type { ConfigWarning, StickmeshConfig } from './model.js';
 import { parseHaproxyConfig, parseHaproxyConfigChunked, type ParseOutput } from './haproxy.js';
 import { applyGlobalEnv, parseNativeConfig } from './native.js';
 import { validateConfig } from './validate.js';
 import { ProblemList, mergeProblems } from './problems.js';
 import { nextTurn } from '../util/next-turn.js';
+import { loadBindCertificates } from '../tls/certs.js';
 
 export type ConfigFormat = 'haproxy' | 'native';
 
@@ -56,7 +57,18 @@ function checked(out: ParseOutput, fmt: ConfigFormat, file: string, env: NodeJS.
 
 export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
   const text = readConfigFile(file);
-  return parseConfigText(text, file, undefined, env);
+  return withCertificates(parseConfigText(text, file, undefined, env));
+}
+
+/**
+ * Reads the certificates of the `ssl` binds of a valid config (core/tls/certs.ts); their
+ * problems are a ConfigError like any other. Only configs loaded from a file get them here
+ * (`parseConfigText` leaves `certs` empty; the proxy then reads them itself).
+ */
+export function withCertificates(loaded: LoadedConfig): LoadedConfig {
+  const issues = loadBindCertificates(loaded.config);
+  if (issues.length > 0) throw new ConfigError(issues.slice(0, MAX_REPORTED_ISSUES), issues.length);
+  return loaded;
 }
 
 /**
@@ -71,11 +83,11 @@ export async function loadConfigAsync(file: string, env: NodeJS.ProcessEnv = pro
   const fmt = detectFormat(file, text);
   if (fmt === 'native') {
     // Run from TypeScript sources (unit tests) there is no compiled worker: parse here instead.
-    return existsSync(fileURLToPath(WORKER_URL)) ? parseInWorker({ text, file, env: { ...env } }) : parseConfigText(text, file, fmt, env);
+    return withCertificates(existsSync(fileURLToPath(WORKER_URL)) ? await parseInWorker({ text, file, env: { ...env } }) : parseConfigText(text, file, fmt, env));
   }
   const out = await parseHaproxyConfigChunked(text, file, env, nextTurn);
   await nextTurn();
-  return checked(out, fmt, file, env);
+  return withCertificates(checked(out, fmt, file, env));
 }
 
 /** Heap limit of the worker parsing a native file; past it the file is refused, the node unharmed. */

@@ -37,7 +37,57 @@ export interface BindConfig {
   /** Address to listen on; '' or '*' means all IPv4/IPv6 addresses. */
   host: string;
   port: number;
+  /** `ssl crt ...`: the bind terminates TLS (one object shared by the addresses of one line). */
+  ssl?: BindSslConfig;
   loc: SourceLoc;
+}
+
+/** A TLS protocol version as HAProxy's `ssl-min-ver`/`ssl-max-ver` write it (SSLv3 is refused). */
+export type TlsVersion = 'TLSv1.0' | 'TLSv1.1' | 'TLSv1.2' | 'TLSv1.3';
+
+/**
+ * TLS termination on a `bind` line: its own options over global `ssl-default-bind-*`, over
+ * stickmesh's defaults (TLS 1.2 minimum, OpenSSL's default cipher lists, tickets on).
+ */
+export interface BindSslConfig {
+  /** `crt` arguments in order, files or directories, `crt-base` applied to relative ones. */
+  crts: string[];
+  /**
+   * Every certificate of `crts`, in order (a directory's files sorted by name); the first is the
+   * default one. Filled by the loader (core/tls/certs.ts) when the config is loaded from a file:
+   * empty straight out of the parser.
+   */
+  certs: LoadedCert[];
+  /** `alpn`: protocols offered, in order of preference; undefined = no ALPN. */
+  alpn?: string[];
+  minVersion: TlsVersion;
+  maxVersion: TlsVersion;
+  /** `ciphers` (TLS <= 1.2, OpenSSL list), `ciphersuites` (TLS 1.3); undefined = OpenSSL's defaults. */
+  ciphers?: string;
+  ciphersuites?: string;
+  /** `curves`/`ecdhe`: key-exchange groups (OpenSSL list, ':'-separated); undefined = OpenSSL's. */
+  curves?: string;
+  /** `strict-sni`: refuse a handshake whose server name matches no certificate (or that has none). */
+  strictSni: boolean;
+  /** `no-tls-tickets`: no session tickets (no resumption). */
+  noTickets: boolean;
+  /** `prefer-client-ciphers`: the client's cipher order wins (default: the server's). */
+  preferClientCiphers: boolean;
+}
+
+/** One certificate as a bind serves it: the PEM chain and key, and the names it answers for. */
+export interface LoadedCert {
+  /** The file it came from (messages, reload diagnostics). */
+  file: string;
+  /** PEM text: the leaf certificate first, then its chain. */
+  cert: string;
+  /** PEM text of the private key. */
+  key: string;
+  /**
+   * Lower-case server names from the certificate's subjectAltName DNS entries and subject CNs
+   * (HAProxy registers both); wildcards kept as `*.example.com`.
+   */
+  names: string[];
 }
 
 export interface CookieConfig {
@@ -108,7 +158,59 @@ export interface ServerConfig {
   resolvers?: string;
   /** `init-addr`: how to get the first address (`last`, `libc`, `none`, or an IP), in order. */
   initAddr?: string[];
+  /** `ssl`: traffic to the server goes over TLS, with the settings in `tls`. */
+  ssl?: boolean;
+  /**
+   * `check-ssl` (true) / `no-check-ssl` (false) as written. Unset: health checks use TLS when
+   * `ssl` is on and no check `port` sends them elsewhere (HAProxy's rule).
+   */
+  checkSsl?: boolean;
+  /** TLS settings, present when `ssl` or `check-ssl` is on; completed from `global` at the end of parsing. */
+  tls?: ServerTlsConfig;
   loc: SourceLoc;
+}
+
+/**
+ * TLS towards one server (`server ... ssl ...`). After parsing, `verify` is always set (the
+ * server's own, else `ssl-server-verify`, else `required`) and `required` comes with `caFile`
+ * (HAProxy refuses it without one). Paths are as the loader will open them (`ca-base` applied).
+ */
+export interface ServerTlsConfig {
+  /** `required`: the chain must lead to a CA of `caFile`, and the certificate must name `sni` (else `verifyHost`) when one is set. */
+  verify?: 'none' | 'required';
+  caFile?: string;
+  /** `sni str(NAME)`: the server name sent in the ClientHello; kept when discovery moves the address. */
+  sni?: string;
+  /** `verifyhost NAME`: the name checked when no `sni` is sent. */
+  verifyHost?: string;
+  /** `check-sni NAME`: the server name sent by TLS health checks. */
+  checkSni?: string;
+  /** `crt FILE`: client certificate and key (one PEM file), presented when the server asks for one. */
+  crt?: string;
+  /** `alpn`: protocols offered in the ClientHello, in order (`check-alpn` for checks). */
+  alpn?: string[];
+  checkAlpn?: string[];
+  /** OpenSSL cipher list for TLS <= 1.2 (`ciphers`, else `ssl-default-server-ciphers`). */
+  ciphers?: string;
+  /** TLS 1.3 suites (`ciphersuites`, else `ssl-default-server-ciphersuites`). */
+  ciphersuites?: string;
+  minVersion?: TlsVersion;
+  maxVersion?: TlsVersion;
+  /** `no-ssl-reuse`: every connection makes a full handshake (no session resumption). */
+  noReuse?: boolean;
+  /** `no-tls-tickets`: resume by session id only, never offer to take a ticket. */
+  noTickets?: boolean;
+}
+
+/** `ssl-default-server-*` and `ssl-server-verify` from `global`: what servers with `ssl` start from. */
+export interface ServerTlsDefaults {
+  verify?: 'none' | 'required';
+  ciphers?: string;
+  ciphersuites?: string;
+  minVersion?: TlsVersion;
+  maxVersion?: TlsVersion;
+  noTickets?: boolean;
+  noReuse?: boolean;
 }
 
 /** The per-server settings `default-server` and `server-template` carry. */
@@ -441,6 +543,17 @@ export interface GlobalConfig {
    * socket is opened this many times; see proxy/listen/dup.ts). 1 = plain Node behaviour.
    */
   maxAccept: number;
+  /** Server-side TLS defaults (`ssl-server-verify`, `ssl-default-server-options|ciphers|ciphersuites`). */
+  sslServer?: ServerTlsDefaults;
+  /** `ca-base`: directory relative `ca-file` paths are read from. */
+  caBase?: string;
+  /** `crt-base`: directory of relative `crt` paths. */
+  crtBase?: string;
+  /**
+   * `ssl-default-bind-options` / `-ciphers` / `-ciphersuites`: the starting point of every `ssl`
+   * bind written after them.
+   */
+  sslDefaultBind?: { options: string[]; ciphers?: string; ciphersuites?: string };
 }
 
 export interface StickmeshConfig {

@@ -107,6 +107,23 @@ describe('native YAML/JSON front door', () => {
     expect(config.backends[0]!.cookieKeys.map((k) => [k.id, k.secret, k.current])).toEqual([['k1', '0123456789abcdef0', false], ['k2', 'fedcba98765432100', true]]);
     expect(errorsOf(json.replace('"current":true', '"current":true,"x":1'), 'c.json')[0]).toMatch(/unknown key 'x'/);
   });
+
+  it('maps server-side TLS keys onto the same model as haproxy.cfg', () => {
+    const json = JSON.stringify({
+      backends: [{
+        name: 'b', mode: 'http',
+        servers: [
+          { name: 's1', address: '10.0.0.1:443', ssl: true, verify: 'none', sni: 'api.test', checkSsl: true, check: true },
+          { name: 's2', address: '10.0.0.2:443', ssl: true, caFile: '@system-ca' },
+        ],
+      }],
+    });
+    const [s1, s2] = parseConfigText(json, 'c.json', undefined, {}).config.backends[0]!.servers;
+    expect(s1).toMatchObject({ ssl: true, checkSsl: true, tls: { verify: 'none', sni: 'api.test' } });
+    expect(s2).toMatchObject({ ssl: true, tls: { verify: 'required', caFile: '@system-ca' } });
+    // HAProxy's rule holds here too: verify required (the default) without a CA is refused.
+    expect(errorsOf(json.replace(',"caFile":"@system-ca"', ''), 'c.json')[0]).toMatch(/server 'b\/s2': verify is 'required' \(the default\) but no 'ca-file'/);
+  });
 });
 
 describe('native rules', () => {

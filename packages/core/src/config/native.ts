@@ -211,8 +211,8 @@ const KEYS: Record<string, string[]> = {
   proxy: ['name', 'mode', 'bind', 'defaultBackend', 'maxconn', 'balance', 'hashType', 'cookie', 'dynamicCookieKey', 'cookieKeys', 'servers', 'serverTemplates', 'defaultServer', 'redispatch', 'retries', 'forwardFor', 'httpCheck', 'timeouts', 'stick', 'stickTable', 'rules'],
   cookie: ['name', 'mode', 'indirect', 'nocache', 'postonly', 'preserve', 'httponly', 'secure', 'domain', 'maxidle', 'maxlife', 'attr', 'dynamic', 'sign'],
   cookieKey: ['id', 'secret', 'current'],
-  server: ['name', 'address', 'check', 'cookie', 'weight', 'backup', 'disabled', 'inter', 'fastinter', 'downinter', 'rise', 'fall', 'port', 'maxconn', 'resolvers', 'initAddr'],
-  template: ['prefix', 'count', 'fqdn', 'check', 'weight', 'backup', 'disabled', 'inter', 'fastinter', 'downinter', 'rise', 'fall', 'port', 'maxconn', 'resolvers', 'initAddr'],
+  server: ['name', 'address', 'check', 'cookie', 'weight', 'backup', 'disabled', 'inter', 'fastinter', 'downinter', 'rise', 'fall', 'port', 'maxconn', 'resolvers', 'initAddr', 'ssl', 'verify', 'caFile', 'sni', 'checkSsl'],
+  template: ['prefix', 'count', 'fqdn', 'check', 'weight', 'backup', 'disabled', 'inter', 'fastinter', 'downinter', 'rise', 'fall', 'port', 'maxconn', 'resolvers', 'initAddr', 'ssl', 'verify', 'caFile', 'sni', 'checkSsl'],
   httpCheck: ['method', 'uri', 'version', 'host', 'expectStatus', 'expectRstatus'],
   forwardFor: ['header', 'except', 'ifNone'],
   peers: ['name', 'bind', 'peers', 'tables', 'secret', 'cluster', 'resyncTimeout', 'tlsCert', 'tlsKey', 'tlsCa'],
@@ -246,6 +246,12 @@ function serverWords(s: Record<string, Json>): Array<string | number> {
   for (const f of ['inter', 'fastinter', 'downinter'] as const) if (s[f] !== undefined) w.push(f, time(s[f]!));
   if (s.resolvers !== undefined) w.push('resolvers', String(s.resolvers));
   if (s.initAddr !== undefined) w.push('init-addr', Array.isArray(s.initAddr) ? s.initAddr.join(',') : String(s.initAddr));
+  // Server-side TLS: `ssl: true`, `verify: required|none`, `caFile`, `sni` (a fixed name), `checkSsl`.
+  if (s.ssl !== undefined) w.push(s.ssl === true ? 'ssl' : 'no-ssl');
+  if (s.checkSsl !== undefined) w.push(s.checkSsl === true ? 'check-ssl' : 'no-check-ssl');
+  if (s.verify !== undefined) w.push('verify', String(s.verify));
+  if (s.caFile !== undefined) w.push('ca-file', String(s.caFile));
+  if (s.sni !== undefined) w.push('sni', `str(${String(s.sni)})`);
   return w;
 }
 
@@ -260,7 +266,8 @@ function translateProxy(t: Translator, kind: 'defaults' | 'frontend' | 'backend'
   if (p.mode !== undefined) t.emit(at('mode'), 'mode', String(p.mode));
   if (p.bind !== undefined) {
     const binds = Array.isArray(p.bind) ? p.bind : [p.bind];
-    binds.forEach((b, i) => t.emit(Array.isArray(p.bind) ? [...path, 'bind', i] : at('bind'), 'bind', String(b)));
+    // A bind is written as on a haproxy.cfg line: the address, then its options (`ssl crt FILE`).
+    binds.forEach((b, i) => t.emit(Array.isArray(p.bind) ? [...path, 'bind', i] : at('bind'), 'bind', ...String(b).trim().split(/\s+/)));
   }
   if (p.defaultBackend !== undefined) t.emit(at('defaultBackend'), 'default_backend', String(p.defaultBackend));
   if (p.maxconn !== undefined) t.emit(at('maxconn'), 'maxconn', String(p.maxconn));

@@ -20,3 +20,30 @@ export interface TicketKeys {
   /** Called after the set of keys changed (rotation, or keys learned from a peer). */
   onChange(listener: () => void): () => void;
 }
+
+/** One key of a ring with the fields the cluster's merge rule orders keys by (see ticket-keys.ts). */
+export interface TicketKeyEntry {
+  /** 48 bytes, Node's `ticketKeys` layout (16-byte name first). */
+  key: Buffer;
+  /** Rotation generation: the key that replaces the current one has the current one's gen + 1. */
+  gen: number;
+  /** Wall ms when its node created it. */
+  createdAt: number;
+  /** Name of the node that created it. */
+  node: string;
+}
+
+/**
+ * A ring of ticket keys that a mesh shares between nodes: it sends `entries()` to each peer, gives
+ * what a peer sent to `merge`, and sends again when `onOwnKey` says this node created a key (keys
+ * learned from a peer are never sent on by themselves: every node hears each key from its creator,
+ * or in the whole ring a peer sends at the start of a session).
+ */
+export interface SharedTicketKeys extends TicketKeys {
+  /** Every accepted key with its ordering fields, newest first. */
+  entries(): readonly TicketKeyEntry[];
+  /** Merges keys a peer sent; keys that fail the ring's checks are refused (counted), never thrown. */
+  merge(keys: readonly TicketKeyEntry[], from: string): { installed: number; refused: number };
+  /** Called after this node created a key (its first one, or a rotation). */
+  onOwnKey(listener: () => void): () => void;
+}

@@ -2,12 +2,19 @@
  * Active health checks (HAProxy `check`): periodic TCP connects, optionally followed by an HTTP
  * request whose status line decides the outcome. All timing runs on a shared TimerWheel, so a
  * checked server costs two reusable wheel tasks and at most one socket, never a `setTimeout`.
+ *
+ * Over TLS (`check-ssl`, or `ssl` without a check port) the TCP connect is followed by the TLS
+ * handshake with the server's verification settings: a check without HTTP then passes as
+ * HAProxy's Layer6 check does (L6OK), a failed handshake or certificate check fails it (L6RSP,
+ * with the reason), and an HTTP check runs inside the TLS connection.
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import type { HttpCheckConfig, TimerWheel, WheelTask } from '@stickmesh/core';
+import type { ServerTls } from '../tls/server-tls.js';
 
 /** HAProxy check status codes (the `check_status` column of `show stat`). */
-export type CheckStatus = 'L4OK' | 'L4CON' | 'L4TOUT' | 'SOCKERR' | 'L7OK' | 'L7STS' | 'L7RSP' | 'L7TOUT';
+export type CheckStatus = 'L4OK' | 'L4CON' | 'L4TOUT' | 'SOCKERR' | 'L6OK' | 'L6RSP' | 'L6TOUT' | 'L7OK' | 'L7STS' | 'L7RSP' | 'L7TOUT';
 
 export interface CheckOptions {
   /** `backend/server`, for the caller's logs only. */
@@ -37,6 +44,8 @@ export interface CheckOptions {
   firstSpreadMs?: number;
   /** HTTP check (`option httpchk`); undefined = plain TCP connect check. */
   http: HttpCheckConfig | undefined;
+  /** Check over TLS with these settings (check SNI, ALPN and verification); undefined = plain TCP. */
+  tls?: ServerTls;
   /** Called on every UP/DOWN transition with the status of the check that caused it (e.g. `L4CON ECONNREFUSED`). */
   onChange: (up: boolean, reason: string) => void;
 }
@@ -112,8 +121,8 @@ class Check implements CheckHandle {
   removed = false;
   /** The in-flight check's socket; callbacks from any other socket are stale and ignored. */
   sock: net.Socket | undefined;
-  /** 'connect' until the TCP connection is up, then 'l7' while waiting for the HTTP status line. */
-  phase: 'connect' | 'l7' = 'connect';
+  /** 'connect' until the TCP connection is up, 'tls' during a TLS handshake, then 'l7' while waiting for the HTTP status line. */
+  phase: 'connect' | 'tls' | 'l7' = 'connect';
   started = 0;
   response: Buffer[] = [];
   responseLen = 0;
@@ -200,8 +209,19 @@ export class HealthChecker {
     this.wheel.schedule(c.timeoutTask, connectLimit);
 
     let sock: net.Socket;
+    const t = o.tls;
     try {
-      sock = net.connect({ host: o.host, port: o.port, noDelay: true });
+      sock = t === undefined
+        ? net.connect({ host: o.host, port: o.port, noDelay: true })
+        : tls.connect({
+          host: o.host,
+          port: o.port,
+          secureContext: t.context,
+          servername: t.checkServername,
+          rejectUnauthorized: t.rejectUnauthorized,
+          checkServerIdentity: t.checkIdentity,
+          ALPNProtocols: t.checkAlpn,
+        });
     } catch (err) {
       // Synchronous throws come from invalid arguments (e.g. a bad port): report them as a failed connect.
       this.finish(c, false, 'L4CON', (err as Error).message);
@@ -209,10 +229,15 @@ export class HealthChecker {
     }
     c.sock = sock;
 
-    sock.once('connect', () => {
+    if (t !== undefined) {
+      sock.once('connect', () => {
+        if (c.sock === sock) c.phase = 'tls';
+      });
+    }
+    sock.once(t === undefined ? 'connect' : 'secureConnect', () => {
       if (c.sock !== sock) return;
       if (!c.request) {
-        this.finish(c, true, 'L4OK', '');
+        this.finish(c, true, t === undefined ? 'L4OK' : 'L6OK', '');
         return;
       }
       c.phase = 'l7';
@@ -228,11 +253,13 @@ export class HealthChecker {
       if (c.sock !== sock) return;
       const detail = err.code ?? err.message;
       if (c.phase === 'connect') this.finish(c, false, 'L4CON', detail);
+      else if (c.phase === 'tls') this.finish(c, false, 'L6RSP', err.code !== undefined && !err.message.includes(err.code) ? `${err.code}: ${err.message}` : err.message);
       else this.finish(c, false, 'SOCKERR', detail);
     });
     sock.on('close', () => {
       if (c.sock !== sock) return;
       if (c.phase === 'connect') this.finish(c, false, 'L4CON', 'connection closed');
+      else if (c.phase === 'tls') this.finish(c, false, 'L6RSP', 'connection closed during the TLS handshake');
       else this.finish(c, false, 'L7RSP', 'connection closed before the status line');
     });
   }
@@ -272,7 +299,7 @@ export class HealthChecker {
 
   private onTimeout(c: Check): void {
     if (c.removed || !c.sock) return;
-    this.finish(c, false, c.phase === 'connect' ? 'L4TOUT' : 'L7TOUT', '');
+    this.finish(c, false, c.phase === 'connect' ? 'L4TOUT' : c.phase === 'tls' ? 'L6TOUT' : 'L7TOUT', '');
   }
 
   /**

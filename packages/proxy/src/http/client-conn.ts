@@ -53,10 +53,16 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
 
   /** The `tarpit` rule holding the current request (Tmo.Tarpit), null otherwise. */
   private tarpitRule: Rule | null = null;
+  /** The frontend this connection moves to when its exchange ends (a reload, see moveTo). */
+  private heir: HttpFrontendRuntime | null = null;
 
-  /** `rs`: the rule engine's view of the connection when the frontend has rules (proxy.ts ran its connection rules). */
-  constructor(socket: net.Socket, fe: HttpFrontendRuntime, rs: RuleStream | null = null) {
-    super(socket, fe, rs);
+  /**
+   * `rs`: the rule engine's view of the connection when the frontend has rules (proxy.ts ran its
+   * connection rules). `socket` is a `tls.TLSSocket` on an `ssl` bind (its handshake done,
+   * tls/accept.ts), `sni` the server name of its hello.
+   */
+  constructor(socket: net.Socket, fe: HttpFrontendRuntime, rs: RuleStream | null = null, sni?: string) {
+    super(socket, fe, rs, sni);
     socket.setNoDelay(true);
     socket.on('drain', this.onClientDrain);
     socket.on('end', this.onClientEnd);
@@ -131,7 +137,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
         this.fail(408, 'c', 'D');
         return;
       case Tmo.Connect:
-        this.onConnectFailure();
+        this.onConnectFailure('timeout connect');
         return;
       case Tmo.Server:
         this.fail(504, 's', this.phase >= Phase.ResponseBody ? 'D' : 'H');
@@ -333,7 +339,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     this.resKeepsConn = false;
     this.upBuf = null;
     this.reqEdited = false;
-    this.keepAlive = req.wantsKeepAlive() && !this.fe.draining;
+    this.keepAlive = req.wantsKeepAlive() && !(this.fe.draining && this.heir === null);
     frameRequestBody(this);
     this.arm(Tmo.Client, this.fe.timeouts.client);
     const rs = this.rs;
@@ -546,11 +552,14 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     if (up === this.up && this.pausedForUpstream) this.resumeClient();
   }
 
-  private onConnectFailure(): void {
+  /** A connect to `ctx.server` failed (`reason`: refused, timeout, TLS verification ...): retry, redispatch or 503. */
+  private onConnectFailure(reason: string): void {
     const up = this.up;
     const server = this.ctx.server;
     this.up = null;
     if (up) up.destroy();
+    this.ctx.connectError = reason;
+    if (server) server.lastConnectError = reason;
     if (!server || !this.backend) {
       this.fail(503, 'S', 'C');
       return;
@@ -676,7 +685,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     // Like HAProxy, a server that framed a response both ways, or sent Transfer-Encoding as an
     // HTTP/1.0 server, is not trusted with another request on this connection.
     if (res.hasTransferEncoding && (res.clAt !== -1 || res.versionMinor === 0)) this.keepUpstream = false;
-    if (this.fe.draining || this.clientEnded) this.keepAlive = false;
+    if ((this.fe.draining && this.heir === null) || this.clientEnded) this.keepAlive = false;
     if (!this.reqDone) this.keepAlive = false; // early response: the rest of the request body is unread
 
     const backend = this.backend;
@@ -756,7 +765,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
   onUpstreamClose(up: UpstreamConn, _err: Error | undefined): void {
     if (up !== this.up) return;
     if (!up.connected) {
-      this.onConnectFailure();
+      this.onConnectFailure(up.failureReason);
       return;
     }
     this.up = null;
@@ -836,6 +845,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     }
     this.reqBodyMode = BodyMode.None;
     this.resBodyMode = BodyMode.None;
+    if (this.heir !== null) this.adopt();
     this.ctx.tStart = loopNow();
     this.arm(Tmo.KeepAlive, this.fe.timeouts.httpKeepAlive);
     this.resumeClient();
@@ -881,6 +891,28 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     }
     if (this.phase > Phase.Idle) this.endExchange(false);
     if (!this.socket.destroyed) this.socket.destroy();
+  }
+
+  /**
+   * Reload: `next` took over every listener of this connection's frontend (same mode, rules of
+   * the same kind). The connection moves there, at once when idle, else when its exchange ends:
+   * it stays open (a TLS session keeps its certificate) and its next request runs the new
+   * config. False when it cannot move; the caller then drains it.
+   */
+  moveTo(next: HttpFrontendRuntime): boolean {
+    if (this.closed || this.phase === Phase.TunnelClosed || this.clientEnded || (this.rs !== null) !== (next.rules !== undefined)) return false;
+    this.heir = next;
+    if (this.phase === Phase.Idle) this.adopt();
+    return true;
+  }
+
+  /** Joins the heir frontend: counted there first, so the counts never dip in between. */
+  private adopt(): void {
+    const next = this.heir!;
+    this.heir = null;
+    next.conns.add(this);
+    this.fe.conns.delete(this);
+    this.fe = next;
   }
 
   /** Called on shutdown/reload: idle connections close now, busy ones after their response. */

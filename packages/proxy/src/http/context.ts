@@ -27,6 +27,8 @@ export class RequestContext {
   decidedBy: DecidedBy = '';
   /** `file:line` of the rule that answered, held or refused the request ('' when none did). */
   rule = '';
+  /** Why the last connect to a server failed for this request ('' when none did): logged as `server_error`. */
+  connectError = '';
   readonly cookie = new CookieState();
   method = '';
   target = '';
@@ -48,6 +50,7 @@ export class RequestContext {
     this.term1 = '-';
     this.decidedBy = '';
     this.rule = '';
+    this.connectError = '';
     this.cookie.reset(cookieEnabled);
     this.method = '';
     this.target = '';

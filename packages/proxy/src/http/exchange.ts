@@ -13,6 +13,7 @@ import { RequestHead, ResponseHead } from './head.js';
 import type { UpstreamConn } from './upstream.js';
 import { RawWriter } from '../listen/raw-write.js';
 import { ReadBuffer } from '../listen/read-buffer.js';
+import type { FrontendConn } from '../listen/admission.js';
 import type { RuntimeBackend } from '../runtime/backend.js';
 import type { RuntimeServer } from '../runtime/server.js';
 import { plainIp } from '../runtime/address.js';
@@ -113,7 +114,7 @@ export interface HttpFrontendRuntime {
   readonly rules: HttpFrontendRules | undefined;
   readonly logger: Logger;
   readonly wheel: TimerWheel;
-  readonly conns: Set<Exchange>;
+  readonly conns: Set<FrontendConn>;
   draining: boolean;
 }
 
@@ -177,6 +178,10 @@ export abstract class Exchange {
   fe: HttpFrontendRuntime;
   readonly clientIp: string;
   readonly clientPort: number;
+  /** The client connection came over TLS (an `ssl` bind): `ssl_fc`, X-Forwarded-Proto. */
+  readonly tls: boolean;
+  /** The server name the client sent in its TLS hello (`ssl_fc_sni`); undefined without TLS or SNI. */
+  readonly sni: string | undefined;
   clientHash = -1;
   /** Stick rule outcome of the current request (reused across requests of the connection). */
   readonly stickState = new StickState();
@@ -244,8 +249,10 @@ export abstract class Exchange {
   /** Response heads go through this (raw writes while nothing is queued on the client socket). */
   readonly out: RawWriter;
 
-  constructor(socket: net.Socket, fe: HttpFrontendRuntime, rs: RuleStream | null) {
+  constructor(socket: net.Socket, fe: HttpFrontendRuntime, rs: RuleStream | null, sni: string | undefined) {
     this.socket = socket;
+    this.tls = (socket as { encrypted?: boolean }).encrypted === true;
+    this.sni = this.tls ? sni : undefined;
     this.out = new RawWriter(socket, this.onClientDrain);
     this.fe = fe;
     this.route = fe.route;

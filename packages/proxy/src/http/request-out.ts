@@ -3,6 +3,12 @@
  * request parser, while it still holds this request's head) and kept in `reqHead`, so a retry
  * or redispatch sends the same text. Plain functions of the connection: one string per request,
  * no other allocation.
+ *
+ * X-Forwarded-Proto: with `option forwardfor`, a request that came over TLS (an `ssl` bind) is
+ * sent with `X-Forwarded-Proto: https`, the client's own copies removed, unless an http-request
+ * rule set the header itself (HAProxy adds nothing by itself; its users write
+ * `http-request set-header X-Forwarded-Proto https if { ssl_fc }`, which keeps working and wins).
+ * Plain HTTP requests get nothing added, as with HAProxy.
  */
 import type net from 'node:net';
 import type { Exchange } from './exchange.js';
@@ -26,8 +32,9 @@ function copiedRequestHead(conn: Exchange): string {
   let head = '';
   let cur = 0;
   const fixTe = req.teCanonical ? -1 : req.teAt;
+  const xfp = ff !== undefined && conn.tls;
   for (let i = 0; i < req.count; i++) {
-    if (dropsRequestHeader(conn, i, upgrade) || i === fixTe) {
+    if (dropsRequestHeader(conn, i, upgrade) || i === fixTe || (xfp && req.nameAt(i, XFP))) {
       const from = req.lineStart(i);
       if (from > cur) head += text.slice(cur, from);
       if (i === fixTe) head += 'transfer-encoding: chunked\r\n';
@@ -38,8 +45,10 @@ function copiedRequestHead(conn: Exchange): string {
   }
   if (cur === 0) head = text;
   else if (cur < text.length) head += text.slice(cur);
-  return finishRequestHead(conn, head, hasXff, upgrade);
+  return finishRequestHead(conn, head, hasXff, upgrade, xfp);
 }
+
+const XFP = 'x-forwarded-proto';
 
 function rebuiltRequestHead(conn: Exchange): string {
   const req = conn.req;
@@ -47,9 +56,11 @@ function rebuiltRequestHead(conn: Exchange): string {
   let head = `${req.method} ${req.target} HTTP/1.${req.versionMinor}\r\n`;
   let hasXff = false;
   const ff = conn.route!.forwardFor;
+  let xfp = ff !== undefined && conn.tls;
   for (let i = 0; i < req.count; i++) {
     const n = req.names[i]!;
     if (n.length === 0 || dropsRequestHeader(conn, i, upgrade)) continue; // '': removed by a cookie rule
+    if (xfp && req.nameAt(i, XFP)) continue;
     if (ff && req.nameAt(i, ff.lower)) hasXff = true;
     if (i === req.teAt) head += 'transfer-encoding: chunked\r\n'; // the only coding a request may carry
     else head += `${n}: ${req.values[i]!}\r\n`;
@@ -60,10 +71,11 @@ function rebuiltRequestHead(conn: Exchange): string {
     for (let i = 0; i < rs.reqAddCount; i++) {
       const n = rs.reqAddNames[i]!;
       if (ff && n.length === ff.lower.length && n.toLowerCase() === ff.lower) hasXff = true;
+      if (xfp && n.length === XFP.length && n.toLowerCase() === XFP) xfp = false; // a rule set it: theirs wins
       head += `${n}: ${rs.reqAddValues[i]!}\r\n`;
     }
   }
-  return finishRequestHead(conn, head, hasXff, upgrade);
+  return finishRequestHead(conn, head, hasXff, upgrade, xfp);
 }
 
 /** Request header `i` is not forwarded: hop-by-hop, or an Upgrade header without an upgrade. */
@@ -71,12 +83,13 @@ function dropsRequestHeader(conn: Exchange, i: number, upgrade: boolean): boolea
   return conn.req.isHopByHop(i) || (!upgrade && conn.req.nameAt(i, 'upgrade'));
 }
 
-/** Appends what the proxy adds to every request head (X-Forwarded-For, connection). */
-function finishRequestHead(conn: Exchange, head: string, hasXff: boolean, upgrade: boolean): string {
+/** Appends what the proxy adds to every request head (X-Forwarded-For, X-Forwarded-Proto, connection). */
+function finishRequestHead(conn: Exchange, head: string, hasXff: boolean, upgrade: boolean, xfp: boolean): string {
   const ff = conn.route!.forwardFor;
   if (ff && !(ff.ifNone && hasXff) && !(ff.except && clientIpBlocked(conn, ff.except))) {
     head += `${ff.header}: ${conn.clientIp}\r\n`;
   }
+  if (xfp) head += 'x-forwarded-proto: https\r\n';
   if (upgrade) head += 'connection: upgrade\r\n';
   else if (conn.req.versionMinor === 0) head += 'connection: keep-alive\r\n';
   head += '\r\n';

@@ -13,11 +13,18 @@
  * the bytes of an own-buffer read after its callback returned (`holdReadBuffer()`: a write the
  * kernel did not take at once); the next read then goes into a fresh buffer, so held bytes are
  * never overwritten.
+ *
+ * A server with `ssl` is dialed with `tls.connect` (its ServerTls, tls/server-tls.ts, built at
+ * load): the connection counts as connected once the handshake and the certificate check passed,
+ * so a verification failure is a connect failure like a refused connect (retries, redispatch).
+ * The last TLS session the server gave is offered by its next connection (one per server).
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import { sharedWheel, type TimerWheel, type WheelTask } from '@stickmesh/core';
 import { ReadBuffer } from '../listen/read-buffer.js';
 import { RawWriter } from '../listen/raw-write.js';
+import type { ServerTls } from '../tls/server-tls.js';
 
 export const IDLE_TTL_MS = 5000;
 /** Idle upstream connections kept per server. At the bound the connection is closed instead of kept. */
@@ -33,6 +40,12 @@ export interface UpstreamServer {
   readonly port: number;
   totalConns: number;
   readonly idle: UpstreamConn[];
+  /** TLS for traffic to the server (`ssl`); undefined: plain TCP. */
+  readonly tls: ServerTls | undefined;
+  /** The last TLS session the server issued, offered for resumption by the next connection. */
+  tlsSession: Buffer | undefined;
+  /** Why the last connect failed ('' when none did since the last success), for logs and the admin API. */
+  lastConnectError: string;
 }
 /** Size of a connection's read buffer: the most one read hands to the owner. */
 export const READ_BUFFER_BYTES = 16384;
@@ -76,14 +89,34 @@ export class UpstreamConn implements WheelTask {
     this.rbuf.shared = true; // the first read is a response head
     this.address = server.address;
     this.port = server.port;
-    this.socket = net.connect({
-      host: server.address,
-      port: server.port,
-      noDelay: true,
-      onread: { buffer: this.rbuf.next, callback: this.onRead },
-    });
+    const t = server.tls;
+    if (t === undefined) {
+      this.socket = net.connect({
+        host: server.address,
+        port: server.port,
+        noDelay: true,
+        onread: { buffer: this.rbuf.next, callback: this.onRead },
+      });
+      this.socket.on('connect', this.onConnect);
+    } else {
+      // Node's TLS client takes `onread` as net's does (the type only lacks it).
+      const s = tls.connect(<tls.ConnectionOptions & Pick<net.TcpSocketConnectOpts, 'onread'>>{
+        host: server.address,
+        port: server.port,
+        onread: { buffer: this.rbuf.next, callback: this.onRead },
+        secureContext: t.context,
+        servername: t.servername,
+        rejectUnauthorized: t.rejectUnauthorized,
+        checkServerIdentity: t.checkServerIdentity,
+        ALPNProtocols: t.alpn,
+        session: t.reuse ? server.tlsSession : undefined,
+      });
+      s.setNoDelay(true);
+      s.on('secureConnect', this.onConnect);
+      if (t.reuse) s.on('session', this.onSession);
+      this.socket = s;
+    }
     this.out = new RawWriter(this.socket, this.onDrain);
-    this.socket.on('connect', this.onConnect);
     this.socket.on('drain', this.onDrain);
     this.socket.on('error', this.onError);
     this.socket.on('close', this.onClose);
@@ -92,8 +125,21 @@ export class UpstreamConn implements WheelTask {
 
   private readonly onConnect = (): void => {
     this.connected = true;
+    this.server.lastConnectError = '';
     this.owner?.onUpstreamConnect(this);
   };
+
+  private readonly onSession = (session: Buffer): void => {
+    this.server.tlsSession = session;
+  };
+
+  /** Why this connection failed before it was connected (the socket error, or how it closed). */
+  get failureReason(): string {
+    const e = this.lastErr;
+    if (e === undefined) return this.server.tls !== undefined ? 'closed during the TLS handshake' : 'connection closed';
+    const code = (e as NodeJS.ErrnoException).code;
+    return code !== undefined && !e.message.includes(code) ? `${code}: ${e.message}` : e.message;
+  }
 
   /** Returns true: flow control is the owner's (it pauses the socket), not this return value. */
   private readonly onRead = (n: number, buf: Uint8Array): boolean => {

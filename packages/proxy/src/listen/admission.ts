@@ -9,6 +9,14 @@
 import type net from 'node:net';
 import type { Listener } from './listener.js';
 
+/** What a frontend's `conns` hold: connection objects, and TLS handshakes in progress. */
+export interface FrontendConn {
+  /** A reload replaced the frontend: finish the current exchange, then close. */
+  drain(): void;
+  /** Close now. */
+  destroy(): void;
+}
+
 /** Sockets a frontend holds while full; beyond, new ones are closed at once. */
 export const HELD_MAX = 1024;
 
@@ -79,7 +87,7 @@ export class Admission<C> {
   constructor(
     private readonly maxconn: number,
     readonly limit: ProcessLimit,
-    private readonly admit: (socket: net.Socket) => void,
+    private readonly admit: (socket: net.Socket, from: Listener) => void,
   ) {
     this.conns = new ConnSet<C>(this);
   }
@@ -96,7 +104,7 @@ export class Admission<C> {
       this.pause();
       return;
     }
-    this.admit(socket);
+    this.admit(socket, from);
     if (this.full) this.pause();
   };
 
@@ -110,7 +118,7 @@ export class Admission<C> {
   freeSlot(): void {
     while (this.held.length > 0 && !this.full) {
       const h = this.held.shift()!;
-      if (!h.socket.destroyed) this.admit(h.socket);
+      if (!h.socket.destroyed) this.admit(h.socket, h.from);
     }
     if (this.paused && !this.full && !this.draining) {
       this.paused = false;

@@ -13,8 +13,8 @@
  * Bound: one raw write pending per socket at most (while one is pending, writes go through
  * `socket.write`, whose buffer is bounded by its callers' backpressure).
  *
- * When this Node has no `stream_wrap` binding (or a socket has no TCP handle) every write goes
- * through `socket.write`: same bytes, same order, Node's cost.
+ * When this Node has no `stream_wrap` binding (or a socket has no TCP handle, or is a
+ * `tls.TLSSocket`) every write goes through `socket.write`: same bytes, same order, Node's cost.
  */
 import net from 'node:net';
 
@@ -88,11 +88,14 @@ export class RawWriter {
 
   /** The socket's Writable state (`length`: bytes Node holds; `corked`; `ending`; `destroyed`). */
   private readonly state: WritableFields;
+  /** Raw writes are made: not for a `tls.TLSSocket`, whose bytes must be encrypted by its stream. */
+  private readonly raw: boolean;
 
   constructor(socket: net.Socket, onDrained: () => void) {
     this.socket = socket;
     this.onDrained = onDrained;
     this.state = (socket as unknown as { _writableState: WritableFields })._writableState;
+    this.raw = binding !== null && (socket as { encrypted?: boolean }).encrypted !== true;
   }
 
   /** Bytes given to this socket that the kernel has not taken yet (raw or through Node). */
@@ -107,7 +110,7 @@ export class RawWriter {
     // The Writable's own fields rather than the socket's getters (writableLength, writableCorked,
     // writableEnded, destroyed): this runs twice per request.
     const w = this.state;
-    if (binding === null || h === null || this.pending || w.length !== 0 || w.corked !== 0 || s.connecting || w.ending || w.destroyed) {
+    if (!this.raw || binding === null || h === null || this.pending || w.length !== 0 || w.corked !== 0 || s.connecting || w.ending || w.destroyed) {
       return typeof data === 'string' ? s.write(data, 'latin1') : s.write(data);
     }
     let req = this.req;

@@ -6,8 +6,9 @@
  * probe socket built with the option, and set on an accepted socket before it starts reading.
  *
  * The socket must come from a server with `pauseOnConnect: true` (it has not read yet). When the
- * symbols or the handle method are missing (another Node version, a non-TCP handle), nothing is
- * changed and `readInto` returns false: the caller then listens for 'data' as usual.
+ * symbols or the handle method are missing (another Node version, a non-TCP handle), or the
+ * socket is a `tls.TLSSocket` (an `ssl` bind), nothing is changed and `readInto` returns false:
+ * the caller then listens for 'data' as usual.
  */
 import net from 'node:net';
 
@@ -51,6 +52,8 @@ export const userBufferSupported = keys !== null;
 export function readInto(socket: net.Socket, buffer: () => Buffer, onRead: (n: number, buf: Buffer) => boolean): boolean {
   const s = socket as Indexed;
   const handle = s._handle;
+  // A TLS socket's handle decrypts: its plaintext arrives through the stream ('data').
+  if ((socket as { encrypted?: boolean }).encrypted === true) return false;
   if (keys === null || !handle || typeof handle.useUserBuffer !== 'function' || handle.reading) return false;
   const first = buffer();
   s[keys.generator] = buffer;

@@ -100,7 +100,9 @@ class ResponseView implements HttpResponseSample {
 export class RuleStream implements SampleSource {
   readonly clientIp: string;
   readonly clientPort: number;
-  readonly ssl = false;
+  /** Set when the connection's TLS handshake completed (an `ssl` bind), with the hello's server name. */
+  ssl = false;
+  sni: string | undefined = undefined;
   readonly frontendName: string;
   backendName = '';
   /** Effective sticky counters for fetches: the stream's of each index, else the connection's. */

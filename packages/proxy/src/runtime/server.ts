@@ -4,6 +4,7 @@
  */
 import type { ServerConfig, ServerRef, CookieTarget } from '@stickmesh/core';
 import type { UpstreamConn, UpstreamServer } from '../http/upstream.js';
+import type { ServerTls } from '../tls/server-tls.js';
 
 /** HAProxy's administrative states: `drain` serves persistent clients only, `maint` serves nobody. */
 export type AdminState = 'ready' | 'drain' | 'maint';
@@ -33,8 +34,15 @@ export class RuntimeServer implements ServerRef, CookieTarget, UpstreamServer {
   totalConns = 0;
   connectFailures = 0;
   lastCheckStatus = '';
+  /** Why the last connect failed (refused, timeout, TLS verification ...); '' after a success. */
+  lastConnectError = '';
+  /** TLS for traffic (`ssl`) and for health checks (`check-ssl`, or `ssl` without a check port); undefined: plain. */
+  tls: ServerTls | undefined;
+  checkTls: ServerTls | undefined;
+  /** The last TLS session the server issued (one per server: the bound), offered by the next connection. */
+  tlsSession: Buffer | undefined;
 
-  constructor(id: number, cfg: ServerConfig, address: string, discovered = false) {
+  constructor(id: number, cfg: ServerConfig, address: string, discovered = false, tls?: { traffic: ServerTls | undefined; checks: ServerTls | undefined }) {
     this.id = id;
     this.discovered = discovered;
     this.name = cfg.name;
@@ -45,6 +53,8 @@ export class RuntimeServer implements ServerRef, CookieTarget, UpstreamServer {
     this.cookieValue = cfg.cookie;
     this.admin = cfg.disabled ? 'maint' : 'ready';
     this.backup = cfg.backup;
+    this.tls = tls?.traffic;
+    this.checkTls = tls?.checks;
   }
 
   /** May serve a client that is already bound to it (cookie or table): up and not in maintenance. */

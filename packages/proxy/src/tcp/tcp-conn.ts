@@ -7,8 +7,12 @@
  * Both sockets read into buffers the connection owns (listen/read-buffer.ts: 4 KiB, growing to
  * 64 KiB under bulk transfer), reused unless the bytes of the last read are still queued for the
  * other side or waiting for the server connection.
+ *
+ * A server with `ssl` is dialed over TLS (its ServerTls, built at load): connected means the
+ * handshake and the certificate check passed; a failed verification is a failed connect.
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { Timeouts, TimerWheel, WheelTask } from '@stickmesh/core';
 import { hashAddress, loopNow } from '@stickmesh/core';
@@ -22,6 +26,7 @@ import { plainIp } from '../runtime/address.js';
 import { ReadBuffer } from '../listen/read-buffer.js';
 import { readInto } from '../listen/user-buffer.js';
 import { RawWriter } from '../listen/raw-write.js';
+import type { FrontendConn } from '../listen/admission.js';
 import type { RuleStream } from '../rules/stream.js';
 import type { SectionRules } from '../rules/compile.js';
 import type { CompiledCond } from '../rules/types.js';
@@ -52,7 +57,7 @@ export interface TcpFrontendRuntime {
   readonly timeouts: Timeouts;
   readonly logger: Logger;
   readonly wheel: TimerWheel;
-  readonly conns: Set<TcpConn>;
+  readonly conns: Set<FrontendConn>;
   draining: boolean;
   /** Chooses the server for a new connection (runtime/decide.ts); undefined when none is usable. */
   pick(conn: TcpConn): RuntimeServer | undefined;
@@ -66,6 +71,9 @@ export class TcpConn implements WheelTask, RouteSource, RetryState {
   private readonly clientOut: RawWriter;
   readonly clientIp: string;
   readonly clientPort: number;
+  /** The client connection came over TLS (an `ssl` bind), with the hello's server name. */
+  readonly tls: boolean;
+  readonly sni: string | undefined;
   readonly fe: TcpFrontendRuntime;
   /** The backend this connection goes to: `use_backend`'s choice, else the default. */
   backend: RuntimeBackend | undefined;
@@ -89,6 +97,9 @@ export class TcpConn implements WheelTask, RouteSource, RetryState {
   private pendingBytes = 0;
   private tStart = loopNow();
   private tConnStart = 0;
+  /** The socket error of the server connection being dialed, and why the last dial failed (logged as `server_error`). */
+  private upErr: Error | undefined;
+  private connectError = '';
   private tConnected = 0;
   bytesIn = 0;
   bytesOut = 0;
@@ -116,8 +127,11 @@ export class TcpConn implements WheelTask, RouteSource, RetryState {
     return this.clientHash;
   }
 
-  constructor(client: net.Socket, fe: TcpFrontendRuntime, rs: RuleStream | null = null) {
+  /** `client` is a `tls.TLSSocket` on an `ssl` bind (handshake done, tls/accept.ts), `sni` its hello's server name. */
+  constructor(client: net.Socket, fe: TcpFrontendRuntime, rs: RuleStream | null = null, sni?: string) {
     this.client = client;
+    this.tls = (client as { encrypted?: boolean }).encrypted === true;
+    this.sni = this.tls ? sni : undefined;
     this.clientOut = new RawWriter(client, this.onClientDrain);
     this.fe = fe;
     this.backend = fe.backend;
@@ -211,18 +225,46 @@ export class TcpConn implements WheelTask, RouteSource, RetryState {
     this.connecting = true;
     this.tConnStart = loopNow();
     this.armIdle();
+    this.upErr = undefined;
     // allowHalfOpen: a server that ends its side may still read; the client's bytes keep flowing.
-    const up = net.connect({ host: s.address, port: s.port, noDelay: true, allowHalfOpen: true, onread: { buffer: this.upBuf.next, callback: this.onUpRead } });
+    const t = s.tls;
+    let up: net.Socket;
+    if (t === undefined) {
+      up = net.connect({ host: s.address, port: s.port, noDelay: true, allowHalfOpen: true, onread: { buffer: this.upBuf.next, callback: this.onUpRead } });
+      up.on('connect', this.onUpConnect);
+    } else {
+      // Node's TLS client takes `onread` as net's does (the type only lacks it).
+      const ts = tls.connect(<tls.ConnectionOptions & Pick<net.TcpSocketConnectOpts, 'onread'>>{
+        host: s.address,
+        port: s.port,
+        allowHalfOpen: true,
+        onread: { buffer: this.upBuf.next, callback: this.onUpRead },
+        secureContext: t.context,
+        servername: t.servername,
+        rejectUnauthorized: t.rejectUnauthorized,
+        checkServerIdentity: t.checkServerIdentity,
+        ALPNProtocols: t.alpn,
+        session: t.reuse ? s.tlsSession : undefined,
+      });
+      ts.setNoDelay(true);
+      ts.on('secureConnect', this.onUpConnect);
+      if (t.reuse) ts.on('session', (session: Buffer) => { s.tlsSession = session; });
+      up = ts;
+    }
     this.up = up;
     this.upOut = new RawWriter(up, this.onUpDrain);
-    up.on('connect', this.onUpConnect);
     up.on('end', this.onUpEnd);
     up.on('drain', this.onUpDrain);
-    up.on('error', noop);
+    up.on('error', this.onUpSocketError);
     up.on('close', this.onUpClose);
   }
 
+  private readonly onUpSocketError = (err: Error): void => {
+    this.upErr = err;
+  };
+
   private readonly onUpConnect = (): void => {
+    if (this.server) this.server.lastConnectError = '';
     this.connected = true;
     this.connecting = false;
     this.tConnected = loopNow();
@@ -234,8 +276,14 @@ export class TcpConn implements WheelTask, RouteSource, RetryState {
     this.client.resume();
   };
 
+  /** The dial failed (socket error, close before connected, `timeout connect`): retry, redispatch or `SC`. */
   private onUpError(): void {
     const s = this.server;
+    const e = this.upErr;
+    const code = (e as NodeJS.ErrnoException | undefined)?.code;
+    this.connectError = e === undefined ? (this.connecting && this.deadline <= this.fe.wheel.now ? 'timeout connect' : 'connection closed')
+      : code !== undefined && !e.message.includes(code) ? `${code}: ${e.message}` : e.message;
+    if (s) s.lastConnectError = this.connectError;
     if (s) s.activeConns--;
     this.server = undefined;
     this.connecting = false;
@@ -337,6 +385,8 @@ export class TcpConn implements WheelTask, RouteSource, RetryState {
         frontend: this.fe.name,
         backend: this.backend?.name ?? '<NOSRV>',
         server: this.server?.name ?? '<NOSRV>',
+        ssl_fc: this.tls,
+        ssl_fc_sni: this.sni,
         Tw: 0,
         Tc: this.tConnected ? this.tConnected - this.tConnStart : -1,
         Tt: now - this.tStart,
@@ -346,6 +396,7 @@ export class TcpConn implements WheelTask, RouteSource, RetryState {
         decided_by: this.decidedBy,
         termination_state: this.term,
         rule: this.rule || undefined,
+        server_error: this.connectError || undefined,
       },
       'connection',
     );
