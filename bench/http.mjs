@@ -332,6 +332,8 @@ function ratios(rows, runs, conns) {
     add(`stickmesh-http-rules / stickmesh-http req/s @${c}`, 'stickmesh-http-rules', 'stickmesh-http', c, 'rps');
     add(`stickmesh-http-rules / haproxy-http-rules req/s @${c}`, 'stickmesh-http-rules', 'haproxy-http-rules', c, 'rps');
     add(`stickmesh-http-rules / haproxy-http-rules p99 @${c}`, 'stickmesh-http-rules', 'haproxy-http-rules', c, 'p99');
+    add(`stickmesh-http-rules / stickmesh-http req per proxy CPU-s @${c}`, 'stickmesh-http-rules', 'stickmesh-http', c, 'perCpuSec');
+    add(`stickmesh-http-rules / haproxy-http-rules req per proxy CPU-s @${c}`, 'stickmesh-http-rules', 'haproxy-http-rules', c, 'perCpuSec');
     add(`haproxy-http-rules / haproxy-http req/s @${c}`, 'haproxy-http-rules', 'haproxy-http', c, 'rps');
   }
   for (const c of conns) {
