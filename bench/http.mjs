@@ -88,6 +88,36 @@ function headersOf(port, tls = false) {
   });
 }
 
+/** Status of one GET `path` to `port` (no connection reuse). */
+function statusOf(port, urlPath) {
+  return new Promise((resolve, reject) => {
+    http
+      .get({ host: '127.0.0.1', port, path: urlPath, agent: false, timeout: 2000 }, (res) => {
+        res.resume();
+        res.once('end', () => resolve(res.statusCode));
+      })
+      .once('timeout', function () {
+        this.destroy(new Error('timeout'));
+      })
+      .once('error', reject);
+  });
+}
+
+/**
+ * What stickmesh-http-rules counted for wrk's address, read from its admin API after the runs:
+ * `http_req_rate(10s)` of key 127.0.0.1 in table `be`, or a string saying why it could not be read.
+ */
+async function countedRate(adminPort) {
+  try {
+    const r = await fetch(`http://127.0.0.1:${adminPort}/api/tables/be/counters?key=127.0.0.1`);
+    if (!r.ok) return `admin API answered ${r.status}`;
+    const j = await r.json();
+    return j?.total?.['http_req_rate(10s)'] ?? `no http_req_rate(10s) in ${JSON.stringify(j).slice(0, 200)}`;
+  } catch (e) {
+    return e.message;
+  }
+}
+
 /**
  * The proxy benchmark. Starts every runnable target, warms each up, then runs `rounds` rounds;
  * a round runs every target at every connection count once, so slow drift of the machine spreads
@@ -141,6 +171,11 @@ export async function runHttpBench({ rounds, seconds, conns, only, log = console
         if (!/^(haproxy|stickmesh)-http/.test(t.name)) continue;
         const sc = String((await headersOf(h.port, t.tls))['set-cookie'] ?? '');
         if (!/SERVERID=s[12]/.test(sc)) notes.push(`${t.name}: no SERVERID cookie inserted (Set-Cookie: ${sc || 'none'})`);
+        // The rules targets must deny the ACL's path, or they are not running the rules at all.
+        if (t.name.endsWith('-rules')) {
+          const st = await statusOf(h.port, '/private');
+          if (st !== 403) notes.push(`${t.name}: GET /private answered ${st}, not 403: the http-request rules are not in effect`);
+        }
       }
       for (const { h } of running) pause(h);
       const warm = Math.max(1, Math.min(2, seconds));
@@ -179,6 +214,15 @@ export async function runHttpBench({ rounds, seconds, conns, only, log = console
             let r;
             try {
               r = await load(t, h, c, seconds, close);
+              // What stickmesh counted for wrk's address (read before the target is paused again):
+              // proof the rules ran on every request. The 10 s rate holds the whole run, or at
+              // least half of it when a period boundary fell inside the run.
+              if (t.name === 'stickmesh-http-rules' && h.adminPort) {
+                const counted = await countedRate(h.adminPort);
+                if (typeof counted !== 'number' || counted < r.requests * Math.min(1, 10 / seconds) * 0.5) {
+                  notes.push(`${t.name} c=${c}${close ? ' close' : ''} round ${round}: counted http_req_rate(10s) ${counted} for ${r.requests} requests`);
+                }
+              }
             } catch (e) {
               notes.push(`${t.name} c=${c}${close ? ' close' : ''} round ${round}: ${e.message.split('\n')[0]}`);
               continue;
@@ -244,9 +288,10 @@ function summarise(runs, list, conns) {
       errors: rs.reduce((a, r) => a + r.socketErrors + r.non2xx, 0),
     });
   }
-  // vs HAProxy: the median of the per-round ratios to HAProxy of the same mode.
+  // vs HAProxy: the median of the per-round ratios to the target's HAProxy anchor (same mode, same rules).
+  const anchor = new Map(list.map((t) => [t.name, t.anchor ?? `haproxy-${t.mode}`]));
   for (const row of rows) {
-    row.vsHaproxy = row.mode === 'direct' ? null : pairedRatio(runs, row.target, `haproxy-${row.mode}`, row.conns, row.close, 'rps');
+    row.vsHaproxy = row.mode === 'direct' ? null : pairedRatio(runs, row.target, anchor.get(row.target), row.conns, row.close, 'rps');
   }
   return rows;
 }
@@ -284,6 +329,12 @@ function ratios(rows, runs, conns) {
     add(`stickmesh-tcp / haproxy-tcp req/s @${c}`, 'stickmesh-tcp', 'haproxy-tcp', c, 'rps');
     add(`stickmesh-tcp / haproxy-tcp p99 @${c}`, 'stickmesh-tcp', 'haproxy-tcp', c, 'p99');
     add(`stickmesh-http-log / stickmesh-http req/s @${c}`, 'stickmesh-http-log', 'stickmesh-http', c, 'rps');
+    add(`stickmesh-http-rules / stickmesh-http req/s @${c}`, 'stickmesh-http-rules', 'stickmesh-http', c, 'rps');
+    add(`stickmesh-http-rules / haproxy-http-rules req/s @${c}`, 'stickmesh-http-rules', 'haproxy-http-rules', c, 'rps');
+    add(`stickmesh-http-rules / haproxy-http-rules p99 @${c}`, 'stickmesh-http-rules', 'haproxy-http-rules', c, 'p99');
+    add(`stickmesh-http-rules / stickmesh-http req per proxy CPU-s @${c}`, 'stickmesh-http-rules', 'stickmesh-http', c, 'perCpuSec');
+    add(`stickmesh-http-rules / haproxy-http-rules req per proxy CPU-s @${c}`, 'stickmesh-http-rules', 'haproxy-http-rules', c, 'perCpuSec');
+    add(`haproxy-http-rules / haproxy-http req/s @${c}`, 'haproxy-http-rules', 'haproxy-http', c, 'rps');
   }
   for (const c of conns) {
     add(`stickmesh-https / haproxy-https req/s @${c}`, 'stickmesh-https', 'haproxy-https', c, 'rps');

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `npm run bench`: stickmesh against nginx direct, HAProxy (http and tcp) and node-http-proxy,
-// plus the stick table memory, replication and config scale benchmarks. See docs/BENCHMARKS.md.
+// plus the stick table memory, replication, cluster-wide counter and config scale benchmarks.
+// See docs/BENCHMARKS.md.
 //
 //   node bench/run.js [--only http,table,replication,counters,config,profile] [--quick] [--profile] [--rounds N]
 //                     [--targets direct,haproxy-http,...]
@@ -23,9 +24,10 @@ const USAGE = `usage: node bench/run.js [options]
                    connections (bench/lib/tls-handshakes.mjs: a full handshake per connection)
   --quick          smoke run: 1 round of 2 s per wrk run
   --rounds N       rounds (default BENCH_ROUNDS or 5)
-  --targets LIST   only these proxy targets: direct, haproxy-http, haproxy-tcp, node-http-proxy,
-                   stickmesh-http, stickmesh-http-log, stickmesh-tcp, haproxy-https,
-                   stickmesh-https (TLS 1.3 listener, ECDSA P-256 certificate made by the run)
+  --targets LIST   only these proxy targets: direct, haproxy-http-rules, stickmesh-http-rules,
+                   stickmesh-http, haproxy-http, node-http-proxy, stickmesh-http-log, haproxy-tcp,
+                   stickmesh-tcp, haproxy-https, stickmesh-https (TLS 1.3 listener, ECDSA P-256
+                   certificate made by the run)
 env: BENCH_DURATION (seconds per wrk run, e.g. 5 or 5s; default 5), BENCH_ROUNDS, BENCH_NO_PIN=1
      (no taskset), BENCH_KEEP_TMP=1 (keep generated configs and logs)
 `;
@@ -130,6 +132,24 @@ function runCounters(quick) {
 }
 
 /**
+ * The counters section's end-to-end half: bench/counter-sum.mjs (how soon a request counted on one
+ * real node is in the sum every other node's admin API shows, under 10,000 counted requests/s over
+ * 3 nodes) in its own process; resolves to {result (its JSON), text (its report)} or {skipped}.
+ */
+function runCounterSum(quick) {
+  const out = path.join(repoRoot, 'bench/results/counter-sum.json');
+  const r = run([process.execPath, path.join(repoRoot, 'bench/counter-sum.mjs'), `--out=${out}`, ...(quick ? ['--quick'] : [])], { cwd: repoRoot });
+  const lines = r.stdout.split('\n');
+  const at = lines.findIndex((l) => l.startsWith('{"bench":"counter-sum"'));
+  if (at === -1) return { skipped: `counter-sum.mjs exited ${r.status} without a result: ${(r.stderr || r.stdout).trim().slice(-800)}` };
+  try {
+    return { result: JSON.parse(lines[at]), text: lines.slice(at + 1).join('\n').trim() };
+  } catch {
+    return { skipped: `unreadable output: ${lines[at].slice(0, 200)}` };
+  }
+}
+
+/**
  * The config section: bench/config-scale.mjs in its own process; resolves to {result (its JSON
  * line), text (its report)} or {skipped} with the reason.
  */
@@ -227,6 +247,10 @@ async function main() {
     const c = runCounters(Boolean(args.quick));
     results.counters = c.result ?? { skipped: c.skipped };
     console.log(c.skipped ? `SKIPPED counters: ${c.skipped}` : c.text);
+    console.log(`\n== cluster-wide counters end to end (bench/counter-sum.mjs${args.quick ? ' --quick' : ''}): the sum visible on every node under 10,000 counted requests/s over 3 nodes ==`);
+    const cs = runCounterSum(Boolean(args.quick));
+    results.counterSum = cs.result ?? { skipped: cs.skipped };
+    console.log(cs.skipped ? `SKIPPED counters (end to end): ${cs.skipped}` : cs.text);
   }
 
   if (sections.includes('config')) {

@@ -18,18 +18,34 @@ export const BODY = 'stickmesh bench upstream '.padEnd(99, '.') + '\n';
 const TIMEOUTS = ['timeout connect 5s', 'timeout client 30s', 'timeout server 30s'];
 
 /**
+ * The rules of the `*-http-rules` targets: every request tracked by source address in a table
+ * storing `http_req_rate(10s)`, then denied if that rate passes a limit no run reaches, or if its
+ * path matches a named ACL wrk never requests. So the request path pays for tracking, one counter
+ * read, one ACL over the path and two conditions, and every response is still a 200. wrk sends
+ * from one address: the key is one hot entry.
+ */
+export const RULES_FRONTEND = [
+  '    acl private path_beg /private',
+  '    http-request track-sc0 src table be',
+  '    http-request deny deny_status 429 if { sc_http_req_rate(0) gt 1000000000 }',
+  '    http-request deny if private',
+];
+export const RULES_TABLE = '    stick-table type ip size 1m expire 30s store http_req_rate(10s)';
+
+/**
  * The defaults/frontend/backend part shared by haproxy and stickmesh for one mode: `http` is
  * round robin with inserted cookie persistence, `tcp` is round robin with source-address stick
- * table. Returned as lines so each caller prepends its own `global` section. With `crt` (a PEM
- * with certificate and key) the frontend terminates TLS 1.3 with it, offering http/1.1.
+ * table; `rules` adds RULES_FRONTEND and the backend's counting table (http). Returned as lines so
+ * each caller prepends its own `global` section. With `crt` (a PEM with certificate and key) the
+ * frontend terminates TLS 1.3 with it, offering http/1.1.
  */
-export function proxySections(mode, port, upstreamPorts, { crt } = {}) {
+export function proxySections(mode, port, upstreamPorts, { rules = false, crt } = {}) {
   const servers = upstreamPorts.map((p, i) => `    server s${i + 1} 127.0.0.1:${p}${mode === 'http' ? ` cookie s${i + 1}` : ''}`);
   const lines = ['defaults', `    mode ${mode}`, '    maxconn 10000', ...TIMEOUTS.map((t) => `    ${t}`)];
   if (mode === 'http') lines.push('    timeout http-keep-alive 30s', '    option http-keep-alive');
   const tls = crt ? ` ssl crt ${crt} alpn http/1.1 ssl-min-ver TLSv1.3` : '';
-  lines.push('', 'frontend fe', `    bind 127.0.0.1:${port}${tls}`, '    default_backend be', '', 'backend be', '    balance roundrobin');
-  if (mode === 'http') lines.push('    cookie SERVERID insert indirect nocache');
+  lines.push('', 'frontend fe', `    bind 127.0.0.1:${port}${tls}`, ...(rules ? RULES_FRONTEND : []), '    default_backend be', '', 'backend be', '    balance roundrobin');
+  if (mode === 'http') lines.push('    cookie SERVERID insert indirect nocache', ...(rules ? [RULES_TABLE] : []));
   else lines.push('    stick-table type ip size 1m', '    stick on src');
   lines.push(...servers, '');
   return lines;
@@ -102,9 +118,10 @@ function hasHttpProxy() {
 }
 
 /**
- * The targets in table order. Each has `name`, `mode` (`direct`, `http` or `tcp`, the latter two
- * naming which HAProxy row it is compared with), `skip` (null, or why it cannot run here) and
- * `start(env)` resolving to a running, answering handle.
+ * The targets in table (and run) order. Each has `name`, `mode` (`direct`, `http` or `tcp`),
+ * `anchor` (the HAProxy target its `vs HAProxy` column divides by: `haproxy-<mode>`, or
+ * `haproxy-http-rules` for the rules pair), `skip` (null, or why it cannot run here) and
+ * `start(env)` resolving to a running, answering handle (stickmesh handles also carry `adminPort`).
  * env: {plan, tmp, upstreams: [handle], profileDir?}.
  */
 export function targets() {
@@ -114,16 +131,18 @@ export function targets() {
   const noOpenssl = which('openssl') ? null : 'openssl not installed (it makes the benchmark certificate)';
 
   // `tls` targets: mode http behind a TLS 1.3 listener with the run's ECDSA P-256 certificate
-  // (env.tlsCert); their `mode` is `https`, so they are compared with haproxy-https.
-  const haproxyTarget = (name, mode, { tls = false } = {}) => ({
+  // (env.tlsCert); their `mode` is `https`, so they are compared with haproxy-https. `rules`
+  // targets compare with haproxy-http-rules (their `anchor`).
+  const haproxyTarget = (name, mode, { tls = false, rules = false } = {}) => ({
     name,
     mode: tls ? 'https' : mode,
+    anchor: rules ? 'haproxy-http-rules' : `haproxy-${tls ? 'https' : mode}`,
     tls,
     skip: noHaproxy ?? (tls ? noOpenssl : null),
     async start({ plan, tmp, upstreams, tlsCert }) {
       const port = await freePort();
       const cfg = path.join(tmp, `${name}.cfg`);
-      const lines = ['global', '    nbthread 1', '', ...proxySections(mode, port, upstreams.map((u) => u.port), { crt: tls ? tlsCert : undefined })];
+      const lines = ['global', '    nbthread 1', '', ...proxySections(mode, port, upstreams.map((u) => u.port), { rules, crt: tls ? tlsCert : undefined })];
       fs.writeFileSync(cfg, lines.join('\n'));
       // -db: foreground, no daemon; -W is not used so the pid is the single worker process.
       const { child, errPath } = spawnLogged(pinned(plan, 0, [haproxy, '-db', '-f', cfg]), { name, logDir: tmp });
@@ -131,27 +150,29 @@ export function targets() {
     },
   });
 
-  const stickmeshTarget = (name, mode, { log = false, tls = false } = {}) => ({
+  const stickmeshTarget = (name, mode, { log = false, tls = false, rules = false } = {}) => ({
     name,
     mode: tls ? 'https' : mode,
+    anchor: rules ? 'haproxy-http-rules' : `haproxy-${tls ? 'https' : mode}`,
     tls,
     skip: fs.existsSync(path.join(repoRoot, 'packages/cli/dist/main.js')) ? (tls ? noOpenssl : null) : 'packages/cli/dist missing (build failed)',
     async start({ plan, tmp, upstreams, profileDir, tlsCert }) {
       const [port, admin] = [await freePort(), await freePort()];
       const cfg = path.join(tmp, `${name}.cfg`);
       const global = ['global', `    admin-bind 127.0.0.1:${admin}`, `    log-level ${log ? 'info' : 'warn'}`, ''];
-      fs.writeFileSync(cfg, [...global, ...proxySections(mode, port, upstreams.map((u) => u.port), { crt: tls ? tlsCert : undefined })].join('\n'));
+      fs.writeFileSync(cfg, [...global, ...proxySections(mode, port, upstreams.map((u) => u.port), { rules, crt: tls ? tlsCert : undefined })].join('\n'));
       const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
       const argv = pinned(plan, 0, [process.execPath, ...nodeArgs, stickmeshBin, 'start', '--config', cfg, '--node', 'bench']);
       // With info logging every request is a JSON line on stdout: send it to /dev/null so the row
       // measures producing the log, not a disk.
       const { child, errPath } = spawnLogged(argv, { name, logDir: tmp, cwd: repoRoot, stdoutNull: log });
-      return ready(name, child, errPath, port, tls);
+      return { ...(await ready(name, child, errPath, port, tls)), adminPort: admin };
     },
   });
 
-  // Each stickmesh target runs right after its HAProxy anchor (and node-http-proxy right after
-  // stickmesh-http), so the pairs the ratios compare are measured seconds apart.
+  // Each stickmesh target runs next to its HAProxy anchor (the rules pair comes first, so
+  // stickmesh-http-rules also runs next to stickmesh-http; node-http-proxy follows haproxy-http,
+  // one run after stickmesh-http), so the pairs the ratios compare are measured seconds apart.
   return [
     {
       name: 'direct',
@@ -163,8 +184,10 @@ export function targets() {
         return { port: u.port, pid: u.pid, child: u.child, errPath: u.errPath, shared: true, stop: async () => {} };
       },
     },
-    haproxyTarget('haproxy-http', 'http'),
+    haproxyTarget('haproxy-http-rules', 'http', { rules: true }),
+    stickmeshTarget('stickmesh-http-rules', 'http', { rules: true }),
     stickmeshTarget('stickmesh-http', 'http'),
+    haproxyTarget('haproxy-http', 'http'),
     {
       name: 'node-http-proxy',
       mode: 'http',

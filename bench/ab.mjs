@@ -1,0 +1,89 @@
+// Same-core A/B of two bench targets: both proxies pinned to core 0 at once, one wrk against each
+// at the same time (wrk and the upstreams on core 1). Each proxy is one thread or event loop, so
+// CFS gives each half of core 0 and the ratio of their req/s is the inverse ratio of their CPU cost
+// per request. Whatever else the machine does lands on both alike, so on a shared machine this
+// ratio is far steadier than two runs a few seconds apart (an A/A run gives 1.00 +- 0.015).
+//
+// Run: npx tsc -b && node bench/ab.mjs A B [--conns 50,200] [--seconds 4] [--reps 5]
+//   e.g. node bench/ab.mjs stickmesh-http-rules stickmesh-http
+//        node bench/ab.mjs stickmesh-http-rules haproxy-http-rules
+// Target names as in `node bench/run.js --targets` (bench/lib/targets.mjs). Prints each repetition
+// and the median of A/B per connection count, then one JSON line ({"bench":"ab",...}).
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { cpuPlan, freePort, which } from './lib/proc.mjs';
+import { startUpstream, targets } from './lib/targets.mjs';
+import { runWrk } from './lib/wrk.mjs';
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+async function main() {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: { conns: { type: 'string', default: '50,200' }, seconds: { type: 'string', default: '4' }, reps: { type: 'string', default: '5' } },
+  });
+  if (positionals.length !== 2) {
+    process.stderr.write('usage: node bench/ab.mjs TARGET_A TARGET_B [--conns 50,200] [--seconds 4] [--reps 5]\n');
+    return 2;
+  }
+  const wrk = which('wrk');
+  if (!wrk) throw new Error('wrk not installed');
+  const all = targets();
+  const pair = positionals.map((n) => all.find((t) => t.name === n));
+  for (const [i, t] of pair.entries()) {
+    if (!t) throw new Error(`unknown target ${positionals[i]} (known: ${all.map((x) => x.name).join(', ')})`);
+    if (t.skip) throw new Error(`${t.name}: ${t.skip}`);
+  }
+  const conns = values.conns.split(',').map(Number);
+  const seconds = Number(values.seconds);
+  const reps = Number(values.reps);
+  const plan = cpuPlan();
+  if (!plan.pin) throw new Error('needs taskset and 2 CPUs: both proxies share core 0, wrk and upstreams take core 1');
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'stickmesh-ab-'));
+  fs.chmodSync(tmp, 0o755);
+  const nginx = which('nginx');
+  const ups = [];
+  const hs = [];
+  try {
+    for (let i = 1; i <= 2; i++) ups.push(await startUpstream({ nginx, plan, tmp, index: i, port: await freePort() }));
+    const env = { plan, tmp, upstreams: ups };
+    for (const t of pair) hs.push(await t.start(env));
+    const both = (c, s, close = false) =>
+      Promise.all(hs.map((h) => runWrk({ wrk, plan, url: `http://127.0.0.1:${h.port}/`, conns: c, seconds: s, close })));
+    // Warm-up as the main bench does: every connection count, then new connections.
+    for (const c of conns) await both(c, 2);
+    await both(conns[0], 1, true);
+    const out = { bench: 'ab', a: pair[0].name, b: pair[1].name, seconds, reps, upstream: nginx ? 'nginx' : 'raw-net', byConns: {} };
+    for (const c of conns) {
+      const ratios = [];
+      for (let r = 1; r <= reps; r++) {
+        const [ra, rb] = await both(c, seconds);
+        ratios.push(ra.rps / rb.rps);
+        console.log(`  c=${c} rep ${r}/${reps}: ${pair[0].name} ${ra.rps.toFixed(0)} req/s, ${pair[1].name} ${rb.rps.toFixed(0)} req/s, ratio ${(ra.rps / rb.rps).toFixed(3)}${ra.non2xx + rb.non2xx + ra.socketErrors + rb.socketErrors ? ' (errors!)' : ''}`);
+      }
+      out.byConns[c] = { ratios, median: median(ratios), min: Math.min(...ratios), max: Math.max(...ratios) };
+      console.log(`${pair[0].name} / ${pair[1].name} @${c}: median ${median(ratios).toFixed(3)} (range ${Math.min(...ratios).toFixed(3)}-${Math.max(...ratios).toFixed(3)})`);
+    }
+    out.loadavg = os.loadavg();
+    console.log(JSON.stringify(out));
+    return 0;
+  } finally {
+    for (const h of hs) await h.stop({ signal: 'SIGKILL' });
+    for (const u of ups) await u.stop();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    console.error(e?.stack ?? String(e));
+    process.exit(1);
+  },
+);
