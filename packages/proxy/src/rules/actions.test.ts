@@ -2,7 +2,7 @@
  * Each rule action against real requests: config text through the real parser, a real
  * StickmeshProxy, real upstreams (test/helpers).
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import net from 'node:net';
 import http from 'node:http';
 import { parseConfigText } from '@stickmesh/core';
@@ -10,24 +10,21 @@ import { startBackend, type TestBackend } from '../../../../test/helpers/backend
 import { rawExchange, request } from '../../../../test/helpers/client.js';
 import { fill, requestLogs, startProxy, type RunningProxy } from '../../../../test/helpers/proxy.js';
 import { waitFor } from '../../../../test/helpers/wait.js';
+import { useScope } from '../../../../test/helpers/scope.js';
 import { metrics } from '../metrics.js';
 import { StickmeshProxy } from '../proxy.js';
 
-let cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const c of cleanups.reverse()) await c();
-  cleanups = [];
-});
+const scope = useScope();
 
 async function backend(name: string): Promise<TestBackend> {
   const b = await startBackend(name);
-  cleanups.push(() => b.close());
+  scope.defer(() => b.close());
   return b;
 }
 
 async function proxy(cfg: string, vars: Record<string, number | string>): Promise<RunningProxy> {
   const p = await startProxy(cfg, vars);
-  cleanups.push(() => p.close());
+  scope.defer(() => p.close());
   return p;
 }
 
@@ -358,7 +355,7 @@ backend api
       { p1: a.port, p2: b.port },
     );
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    cleanups.push(() => agent.destroy());
+    scope.defer(() => agent.destroy());
     const seq: string[] = [];
     for (const path of ['/api/1', '/x', '/api/2', '/y']) seq.push((await request(p.port, { path, agent })).headers['x-served-by'] as string);
     expect(seq).toEqual(['api1', 'web1', 'api1', 'web1']);
@@ -397,7 +394,8 @@ describe('mode tcp rules', () => {
       });
     const s1 = await echo('one');
     const s2 = await echo('two');
-    cleanups.push(() => void s1.close(), () => void s2.close());
+    scope.defer(() => void s1.close());
+    scope.defer(() => void s2.close());
     const p = await proxy(
       `
 defaults

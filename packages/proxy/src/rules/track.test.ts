@@ -2,29 +2,26 @@
  * Sticky counters through the data plane: track-sc0 with HAProxy's counting (checked against
  * haproxy 2.6 with the same configs), rate limits, and every acquired slot released.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import net from 'node:net';
 import http from 'node:http';
 import { startBackend, type TestBackend } from '../../../../test/helpers/backends.js';
 import { request } from '../../../../test/helpers/client.js';
 import { requestLogs, startProxy, type RunningProxy } from '../../../../test/helpers/proxy.js';
 import { waitFor } from '../../../../test/helpers/wait.js';
+import { useScope } from '../../../../test/helpers/scope.js';
 
-let cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const c of cleanups.reverse()) await c();
-  cleanups = [];
-});
+const scope = useScope();
 
 async function backend(name: string): Promise<TestBackend> {
   const b = await startBackend(name);
-  cleanups.push(() => b.close());
+  scope.defer(() => b.close());
   return b;
 }
 
 async function proxy(cfg: string, vars: Record<string, number | string>): Promise<RunningProxy> {
   const p = await startProxy(cfg, vars);
-  cleanups.push(() => p.close());
+  scope.defer(() => p.close());
   return p;
 }
 
@@ -59,7 +56,7 @@ backend be
       { p1: a.port },
     );
     const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
-    cleanups.push(() => agent.destroy());
+    scope.defer(() => agent.destroy());
     const statuses: number[] = [];
     for (let i = 0; i < 50; i++) statuses.push((await request(p.port, { agent, localAddress: '127.0.0.20' })).status);
     expect(statuses.filter((s) => s === 200)).toHaveLength(20);
@@ -121,7 +118,7 @@ backend be
       { p1: a.port },
     );
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    cleanups.push(() => agent.destroy());
+    scope.defer(() => agent.destroy());
     for (let i = 0; i < 4; i++) expect((await request(p.port, { agent, localAddress: '127.0.0.40' })).status).toBe(200);
     expect(counter(p, 'fe', '127.0.0.40', 'conn_cnt')).toBe(1);
     expect(counter(p, 'fe', '127.0.0.40', 'sess_cnt')).toBe(1);
@@ -209,7 +206,7 @@ describe('mode tcp tracking', () => {
       c.write('hi');
     });
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
-    cleanups.push(() => {
+    scope.defer(() => {
       for (const c of held) c.destroy();
       srv.close();
     });

@@ -1,4 +1,4 @@
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -8,6 +8,7 @@ import { request } from '../../../../test/helpers/client.js';
 import { requestLogs, startProxy, type RunningProxy } from '../../../../test/helpers/proxy.js';
 import { startBackend } from '../../../../test/helpers/backends.js';
 import { waitFor } from '../../../../test/helpers/wait.js';
+import { useScope } from '../../../../test/helpers/scope.js';
 import { makeCa, makeCert, pkiDir, type TestCert } from '../../../../test/helpers/tls-pki.js';
 
 const pki = pkiDir();
@@ -53,21 +54,17 @@ async function startTlsBackend(cert: TestCert): Promise<TlsBackend> {
   return b;
 }
 
-let cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  for (const c of cleanups.reverse()) await c();
-  cleanups = [];
-});
+const scope = useScope();
 
 async function tlsBackend(cert: TestCert): Promise<TlsBackend> {
   const b = await startTlsBackend(cert);
-  cleanups.push(() => b.close());
+  scope.defer(() => b.close());
   return b;
 }
 
 async function proxyFor(cfg: string, vars: Record<string, number | string>): Promise<RunningProxy> {
   const p = await startProxy(cfg, vars);
-  cleanups.push(() => p.close());
+  scope.defer(() => p.close());
   return p;
 }
 
@@ -90,7 +87,7 @@ describe('servers over TLS (ssl)', () => {
     const b = await tlsBackend(good);
     const p = await proxyFor(HTTP(`server s1 127.0.0.1:{{b}} ssl verify required ca-file ${ca.caFile}`), { b: b.port });
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-    cleanups.push(() => agent.destroy());
+    scope.defer(() => agent.destroy());
     for (let i = 0; i < 3; i++) {
       const r = await request(p.port, { agent });
       expect(r.status).toBe(200);
@@ -152,7 +149,7 @@ describe('servers over TLS (ssl)', () => {
   it('check-ssl marks a TLS server up (L6OK) and a plain one down (L6RSP)', async () => {
     const t = await tlsBackend(good);
     const plain = await startBackend('plain');
-    cleanups.push(() => plain.close());
+    scope.defer(() => plain.close());
     const p = await proxyFor(
       HTTP(`server tls 127.0.0.1:{{t}} check check-ssl verify required ca-file ${ca.caFile} inter 100 rise 1 fall 1
     server plain 127.0.0.1:{{plain}} check check-ssl verify none inter 100 rise 1 fall 1`),
