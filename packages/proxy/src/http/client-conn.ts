@@ -91,7 +91,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
       this.onClientData(keep(buf, 0, n));
     }
     const up = this.up;
-    this.rbuf.afterRead(n, buf, this.buf !== null || (up !== null && up.out.busy));
+    this.rbuf.afterRead(n, buf, this.buf !== null || (up !== null && up.out.holds));
     // The next read goes into the shared buffer unless body or tunnel bytes are expected.
     this.rbuf.shared = this.buf === null && (this.phase <= Phase.Idle || (this.reqDone && this.phase !== Phase.Tunnel));
     return true;
