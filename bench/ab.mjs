@@ -16,6 +16,7 @@ import { parseArgs } from 'node:util';
 import { cpuPlan, freePort, which } from './lib/proc.mjs';
 import { startUpstream, targets } from './lib/targets.mjs';
 import { runWrk } from './lib/wrk.mjs';
+import { makeBenchCert } from './http.mjs';
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -52,10 +53,10 @@ async function main() {
   const hs = [];
   try {
     for (let i = 1; i <= 2; i++) ups.push(await startUpstream({ nginx, plan, tmp, index: i, port: await freePort() }));
-    const env = { plan, tmp, upstreams: ups };
+    const env = { plan, tmp, upstreams: ups, tlsCert: pair.some((t) => t.tls) ? makeBenchCert(tmp) : undefined };
     for (const t of pair) hs.push(await t.start(env));
     const both = (c, s, close = false) =>
-      Promise.all(hs.map((h) => runWrk({ wrk, plan, url: `http://127.0.0.1:${h.port}/`, conns: c, seconds: s, close })));
+      Promise.all(hs.map((h, i) => runWrk({ wrk, plan, url: `${pair[i].tls ? 'https' : 'http'}://127.0.0.1:${h.port}/`, conns: c, seconds: s, close })));
     // Warm-up as the main bench does: every connection count, then new connections.
     for (const c of conns) await both(c, 2);
     await both(conns[0], 1, true);

@@ -40,7 +40,7 @@ export function machineInfo() {
  * The certificate the https targets share: ECDSA P-256, self-signed, certificate and key in one
  * PEM file (HAProxy's `crt` layout) in `tmp`, made once per run. Undefined without openssl.
  */
-function makeBenchCert(tmp) {
+export function makeBenchCert(tmp) {
   if (!which('openssl')) return undefined;
   const key = path.join(tmp, 'bench-tls.key');
   const crt = path.join(tmp, 'bench-tls.crt');

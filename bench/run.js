@@ -22,6 +22,8 @@ const USAGE = `usage: node bench/run.js [options]
   --profile        also profile stickmesh-http under load (node --cpu-prof), print top 15 self time
   --profile-tls    with --profile (or --only profile): profile stickmesh-https under new TLS
                    connections (bench/lib/tls-handshakes.mjs: a full handshake per connection)
+  --profile-https  with --profile: profile stickmesh-https under wrk (keep-alive requests over TLS)
+  --profile-conns N  connections of the profile's load (default 50)
   --quick          smoke run: 1 round of 2 s per wrk run
   --rounds N       rounds (default BENCH_ROUNDS or 5)
   --targets LIST   only these proxy targets: direct, haproxy-http-rules, stickmesh-http-rules,
@@ -183,6 +185,8 @@ async function main() {
         quick: { type: 'boolean' },
         profile: { type: 'boolean' },
         'profile-tls': { type: 'boolean' },
+        'profile-https': { type: 'boolean' },
+        'profile-conns': { type: 'string' },
         rounds: { type: 'string' },
         targets: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -263,8 +267,11 @@ async function main() {
   if (sections.includes('profile')) {
     const pSeconds = Math.max(seconds, 5);
     const tlsProfile = Boolean(args['profile-tls']);
-    console.log(`\n== CPU profile: ${tlsProfile ? 'stickmesh-https under new TLS connections (tls-handshakes)' : 'stickmesh-http under wrk'} -c50 for ${pSeconds}s ==`);
-    const p = await runProfile({ seconds: pSeconds, conns: 50, ...(tlsProfile ? { targetName: 'stickmesh-https', handshakes: true } : {}) });
+    const httpsProfile = !tlsProfile && Boolean(args['profile-https']);
+    const pConns = Number(args['profile-conns'] ?? 50);
+    const what = tlsProfile ? 'stickmesh-https under new TLS connections (tls-handshakes)' : httpsProfile ? 'stickmesh-https under wrk (keep-alive over TLS)' : 'stickmesh-http under wrk';
+    console.log(`\n== CPU profile: ${what} -c${pConns} for ${pSeconds}s ==`);
+    const p = await runProfile({ seconds: pSeconds, conns: pConns, ...(tlsProfile ? { targetName: 'stickmesh-https', handshakes: true } : httpsProfile ? { targetName: 'stickmesh-https' } : {}) });
     results.profile = p;
     if (p.skipped) console.log(`SKIPPED profile: ${p.skipped}`);
     else console.log(`${p.file} (${p.rps.toFixed(0)} req/s while profiling)\ntop ${p.top.length} by self time:\n${formatProfile(p)}`);

@@ -91,7 +91,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
       this.onClientData(keep(buf, 0, n));
     }
     const up = this.up;
-    this.rbuf.afterRead(n, buf, this.buf !== null || (up !== null && up.out.busy));
+    this.rbuf.afterRead(n, buf, this.buf !== null || (up !== null && up.out.holds));
     // The next read goes into the shared buffer unless body or tunnel bytes are expected.
     this.rbuf.shared = this.buf === null && (this.phase <= Phase.Idle || (this.reqDone && this.phase !== Phase.Tunnel));
     return true;
@@ -592,7 +592,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     // `buf` is the connection's read buffer: keep it from being reused while a write the kernel
     // did not take at once, or a partial head, still points into it (a no-op for the shared
     // buffer, whose kept bytes were copied).
-    if (this.out.busy || this.upBuf !== null) up.holdReadBuffer();
+    if (this.out.holds || this.upBuf !== null) up.holdReadBuffer();
     // The next read goes into the shared buffer while a response head is expected.
     up.sharedReads = this.up !== up || (this.phase < Phase.ResponseBody && this.upBuf === null);
   }

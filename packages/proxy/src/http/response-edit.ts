@@ -136,6 +136,6 @@ export function writeResponseHead(conn: Exchange, body: Buffer | null, bodyAt: n
   out[o++] = 0x0a;
   if (body !== null) o += body.copy(out, o, bodyAt, bodyAt + bodyLen);
   const ok = conn.out.write(out.subarray(0, o));
-  if (conn.out.busy && out === sharedOut) sharedOut = null;
+  if (conn.out.holds && out === sharedOut) sharedOut = null;
   return ok;
 }

@@ -1,8 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import net from 'node:net';
+import tls from 'node:tls';
+import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RawWriter, rawWritesSupported } from './raw-write.js';
 import { waitFor } from '../../../../test/helpers/wait.js';
+import { makeCa, makeCert, pkiDir } from '../../../../test/helpers/tls-pki.js';
 
 const open: net.Server[] = [];
 const sockets: net.Socket[] = [];
@@ -113,5 +116,38 @@ describe('RawWriter', () => {
     expect(w.write('three')).toBe(true);
     a.end();
     expect((await got).toString()).toBe('one,two,three');
+  });
+
+  it('on a TLS socket: a write handed to the handle at once frees its buffer (holds false), one queued behind it does not', async () => {
+    const pki = pkiDir();
+    try {
+      const cert = makeCert(makeCa(pki.dir, 'ca'), 'srv', ['127.0.0.1']);
+      const { a, b } = await pair();
+      const server = new tls.TLSSocket(b, { isServer: true, secureContext: tls.createSecureContext({ cert: readFileSync(cert.cert), key: readFileSync(cert.key) }) });
+      sockets.push(server);
+      const client = tls.connect({ socket: a, rejectUnauthorized: false });
+      sockets.push(client);
+      await new Promise<void>((r) => server.once('secure', () => r()));
+      const got = collect(client);
+      let drained = 0;
+      const w = new RawWriter(server, () => drained++);
+      // Larger than a TLS record: several records from one write.
+      const first = randomBytes(40000);
+      const second = randomBytes(3000);
+      const want = Buffer.concat([first, second]);
+      w.write(first);
+      expect(w.holds).toBe(false);
+      expect(w.busy).toBe(true); // Node completes the write later (from an immediate)
+      first.fill(0); // free, says holds: the bytes already left for OpenSSL
+      w.write(second); // queued behind the first in Node's Writable
+      expect(w.holds).toBe(true);
+      await waitFor(() => !w.busy, 2000);
+      expect(w.holds).toBe(false);
+      server.end();
+      const all = await got;
+      expect(createHash('sha256').update(all).digest('hex')).toBe(createHash('sha256').update(want).digest('hex'));
+    } finally {
+      pki.rm();
+    }
   });
 });

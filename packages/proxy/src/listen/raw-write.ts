@@ -90,12 +90,29 @@ export class RawWriter {
   private readonly state: WritableFields;
   /** Raw writes are made: not for a `tls.TLSSocket`, whose bytes must be encrypted by its stream. */
   private readonly raw: boolean;
+  /** The socket is a `tls.TLSSocket`. */
+  private readonly tls: boolean;
+  /** TLS: the last write was queued in Node's Writable (its buffer is referenced until written). */
+  private queued = false;
 
   constructor(socket: net.Socket, onDrained: () => void) {
     this.socket = socket;
     this.onDrained = onDrained;
     this.state = (socket as unknown as { _writableState: WritableFields })._writableState;
-    this.raw = binding !== null && (socket as { encrypted?: boolean }).encrypted !== true;
+    this.tls = (socket as { encrypted?: boolean }).encrypted === true;
+    this.raw = binding !== null && !this.tls;
+  }
+
+  /**
+   * Whether a buffer given to `write` may still be referenced (its memory must not be reused yet).
+   * The same as `busy`, except on a TLS socket: there a write that Node hands to the handle at
+   * once (nothing queued, not corked) is encrypted into OpenSSL's own buffer before `write`
+   * returns, so its buffer is free although the write completes later (Node completes every TLS
+   * write from an immediate, which keeps `busy` true until then). A write queued behind another
+   * keeps its buffer until Node's queue is empty.
+   */
+  get holds(): boolean {
+    return this.tls ? this.queued && this.state.length > 0 : this.busy;
   }
 
   /** Bytes given to this socket that the kernel has not taken yet (raw or through Node). */
@@ -111,6 +128,7 @@ export class RawWriter {
     // writableEnded, destroyed): this runs twice per request.
     const w = this.state;
     if (!this.raw || binding === null || h === null || this.pending || w.length !== 0 || w.corked !== 0 || s.connecting || w.ending || w.destroyed) {
+      if (this.tls) this.queued = h === null || w.length !== 0 || w.corked !== 0 || s.connecting || w.ending || w.destroyed;
       return typeof data === 'string' ? s.write(data, 'latin1') : s.write(data);
     }
     let req = this.req;

@@ -1,7 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import net from 'node:net';
+import tls from 'node:tls';
+import { readFileSync } from 'node:fs';
 import { readInto, userBufferSupported } from './user-buffer.js';
 import { waitFor } from '../../../../test/helpers/wait.js';
+import { makeCa, makeCert, pkiDir } from '../../../../test/helpers/tls-pki.js';
 
 let cleanups: Array<() => void> = [];
 afterEach(() => {
@@ -69,5 +72,50 @@ describe('readInto: accepted sockets reading into caller buffers', () => {
     expect(readInto(accepted[0]!, () => Buffer.alloc(8), () => true)).toBe(false);
     c.write('still streams');
     await waitFor(() => data.join('') === 'still streams', 2000);
+  });
+
+  it('hands a TLS socket\'s decrypted reads to the callback when set up from its secure event, bytes sent with the handshake included', async () => {
+    const pki = pkiDir();
+    cleanups.push(pki.rm);
+    const cert = makeCert(makeCa(pki.dir, 'ca'), 'srv', ['127.0.0.1']);
+    const context = tls.createSecureContext({ cert: readFileSync(cert.cert), key: readFileSync(cert.key) });
+    const { port, accepted } = await server({ pauseOnConnect: true });
+    // Written before the handshake ends: the client sends it right behind its Finished.
+    const first = 'GET / HTTP/1.1\r\nHost: a\r\n\r\n';
+    const c = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false });
+    cleanups.push(() => c.destroy());
+    c.write(first);
+    await waitFor(() => accepted.length === 1, 2000);
+    const t = new tls.TLSSocket(accepted[0]!, { isServer: true, secureContext: context });
+    cleanups.push(() => t.destroy());
+    const mine = Buffer.alloc(16);
+    const got: string[] = [];
+    let foreign = 0;
+    let taken: boolean | null = null;
+    const onData: unknown[] = [];
+    t.on('data', (d) => onData.push(d));
+    t.once('secure', () => {
+      taken = readInto(t, () => mine, (n, buf) => {
+        if (buf !== mine) foreign++;
+        got.push(buf.subarray(0, n).toString());
+        return true;
+      });
+    });
+    await waitFor(() => taken !== null, 2000);
+    expect(taken).toBe(true);
+    c.write('second-write-0123456789');
+    await waitFor(() => got.join('') === first + 'second-write-0123456789', 2000);
+    expect(got.every((g) => g.length <= 16)).toBe(true);
+    expect(foreign).toBe(0);
+    expect(onData).toHaveLength(0);
+    // Writes still go through the TLS stream, and the client's end arrives as 'end'.
+    let echoed = '';
+    c.on('data', (d: Buffer) => (echoed += d.toString()));
+    t.write('pong');
+    await waitFor(() => echoed === 'pong', 2000);
+    let ended = false;
+    t.on('end', () => (ended = true));
+    c.end();
+    await waitFor(() => ended, 2000);
   });
 });

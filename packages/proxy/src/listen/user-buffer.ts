@@ -6,9 +6,15 @@
  * probe socket built with the option, and set on an accepted socket before it starts reading.
  *
  * The socket must come from a server with `pauseOnConnect: true` (it has not read yet). When the
- * symbols or the handle method are missing (another Node version, a non-TCP handle), or the
- * socket is a `tls.TLSSocket` (an `ssl` bind), nothing is changed and `readInto` returns false:
- * the caller then listens for 'data' as usual.
+ * symbols or the handle method are missing (another Node version, a handle without it), nothing
+ * is changed and `readInto` returns false: the caller then listens for 'data' as usual.
+ *
+ * A `tls.TLSSocket` (an `ssl` bind, handshake done) qualifies too: its handle (TLSWrap) is a
+ * stream like the TCP one and hands each decrypted chunk to the listener on top of it, so the
+ * plaintext lands in the caller's buffer the same way. Its handle already reads (the handshake
+ * needed it); that is allowed when nothing sits in the socket's readable buffer yet, which holds
+ * when this runs from the 'secure' event: Node emits it from inside the read that finished the
+ * handshake, before any application data of that read is decrypted and delivered.
  */
 import net from 'node:net';
 
@@ -52,9 +58,10 @@ export const userBufferSupported = keys !== null;
 export function readInto(socket: net.Socket, buffer: () => Buffer, onRead: (n: number, buf: Buffer) => boolean): boolean {
   const s = socket as Indexed;
   const handle = s._handle;
-  // A TLS socket's handle decrypts: its plaintext arrives through the stream ('data').
-  if ((socket as { encrypted?: boolean }).encrypted === true) return false;
-  if (keys === null || !handle || typeof handle.useUserBuffer !== 'function' || handle.reading) return false;
+  if (keys === null || !handle || typeof handle.useUserBuffer !== 'function') return false;
+  // A plain socket must not have started reading; a TLS socket has (see the module comment),
+  // and qualifies while no decrypted byte waits in its stream.
+  if ((socket as { encrypted?: boolean }).encrypted === true ? socket.readableLength !== 0 || socket.readableEnded : handle.reading) return false;
   const first = buffer();
   s[keys.generator] = buffer;
   s[keys.callback] = onRead;

@@ -181,13 +181,13 @@ export class TcpConn implements WheelTask, RouteSource, RetryState {
 
   private readonly onClientRead = (n: number, buf: Buffer): boolean => {
     this.onClientData(buf.subarray(0, n));
-    this.clientBuf.afterRead(n, buf, this.pendingBytes > 0 || this.upOut?.busy === true);
+    this.clientBuf.afterRead(n, buf, this.pendingBytes > 0 || this.upOut?.holds === true);
     return true;
   };
 
   private readonly onUpRead = (n: number, buf: Buffer): boolean => {
     this.onUpData(buf.subarray(0, n));
-    this.upBuf.afterRead(n, buf, this.clientOut.busy);
+    this.upBuf.afterRead(n, buf, this.clientOut.holds);
     return true;
   };
 
