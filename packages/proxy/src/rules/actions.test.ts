@@ -6,27 +6,14 @@ import { describe, expect, it } from 'vitest';
 import net from 'node:net';
 import http from 'node:http';
 import { parseConfigText } from '@stickmesh/core';
-import { startBackend, type TestBackend } from '../../../../test/helpers/backends.js';
 import { rawExchange, request } from '../../../../test/helpers/client.js';
-import { fill, requestLogs, startProxy, type RunningProxy } from '../../../../test/helpers/proxy.js';
+import { fill, requestLogs } from '../../../../test/helpers/proxy.js';
 import { waitFor } from '../../../../test/helpers/wait.js';
 import { useScope } from '../../../../test/helpers/scope.js';
 import { metrics } from '../metrics.js';
 import { StickmeshProxy } from '../proxy.js';
 
 const scope = useScope();
-
-async function backend(name: string): Promise<TestBackend> {
-  const b = await startBackend(name);
-  scope.defer(() => b.close());
-  return b;
-}
-
-async function proxy(cfg: string, vars: Record<string, number | string>): Promise<RunningProxy> {
-  const p = await startProxy(cfg, vars);
-  scope.defer(() => p.close());
-  return p;
-}
 
 const HEAD = `
 defaults
@@ -77,8 +64,8 @@ function countResponses(s: string): number {
 
 describe('http-request deny, return, redirect', () => {
   it('denies with 403 by default and a custom deny_status, keeps the connection alive, logs the rule (PR--)', async () => {
-    const a = await backend('web1');
-    const p = await proxy(
+    const a = await scope.backend('web1');
+    const p = await scope.proxy(
       `${HEAD}
 frontend fe
     bind 127.0.0.1:{{port}}
@@ -106,8 +93,8 @@ backend be
   });
 
   it('answers return with its status, content-type and body (no body for HEAD), logged LR--', async () => {
-    const a = await backend('web1');
-    const p = await proxy(
+    const a = await scope.backend('web1');
+    const p = await scope.proxy(
       `${HEAD}
 frontend fe
     bind 127.0.0.1:{{port}}
@@ -135,8 +122,8 @@ backend be
   });
 
   it('redirects with location, prefix (drop-query, "/"), scheme, and codes as HAProxy builds them', async () => {
-    const a = await backend('web1');
-    const p = await proxy(
+    const a = await scope.backend('web1');
+    const p = await scope.proxy(
       `${HEAD}
 frontend fe
     bind 127.0.0.1:{{port}}
@@ -172,8 +159,8 @@ backend be
   });
 
   it('closes after a reply to a request with a body (its bytes are not read), and keeps serving others', async () => {
-    const a = await backend('web1');
-    const p = await proxy(
+    const a = await scope.backend('web1');
+    const p = await scope.proxy(
       `${HEAD}
 frontend fe
     bind 127.0.0.1:{{port}}
@@ -193,8 +180,8 @@ backend be
 
 describe('http-request tarpit', () => {
   it('holds the request timeout tarpit on the wheel, then answers 500 (PT--), keeping the connection', async () => {
-    const a = await backend('web1');
-    const p = await proxy(
+    const a = await scope.backend('web1');
+    const p = await scope.proxy(
       `${HEAD}
     timeout tarpit 300
 frontend fe
@@ -216,8 +203,8 @@ backend be
   });
 
   it('forgets a tarpitted request whose client left (nothing left on the wheel, logged once)', async () => {
-    const a = await backend('web1');
-    const p = await proxy(
+    const a = await scope.backend('web1');
+    const p = await scope.proxy(
       `${HEAD}
     timeout tarpit 10s
 frontend fe
@@ -239,8 +226,8 @@ backend be
 
 describe('header actions', () => {
   it('sets, adds and deletes request headers the server sees; later rules see the edits', async () => {
-    const a = await backend('web1');
-    const p = await proxy(
+    const a = await scope.backend('web1');
+    const p = await scope.proxy(
       `${HEAD}
 frontend fe
     bind 127.0.0.1:{{port}}
@@ -270,8 +257,8 @@ backend be
   });
 
   it('edits response headers, the backend rules first and then the frontend ones (HAProxy order)', async () => {
-    const a = await backend('web1');
-    const p = await proxy(
+    const a = await scope.backend('web1');
+    const p = await scope.proxy(
       `${HEAD}
 frontend fe
     bind 127.0.0.1:{{port}}
@@ -311,8 +298,8 @@ backend be
 
 describe('use_backend', () => {
   it('routes by path and by header, first match wins, else default_backend; backend rules run for their requests only', async () => {
-    const [a, b, c] = [await backend('web1'), await backend('api1'), await backend('admin1')];
-    const p = await proxy(
+    const [a, b, c] = [await scope.backend('web1'), await scope.backend('api1'), await scope.backend('admin1')];
+    const p = await scope.proxy(
       `${HEAD}
 frontend fe
     bind 127.0.0.1:{{port}}
@@ -340,8 +327,8 @@ backend admin
   });
 
   it('switches backends on one keep-alive connection request by request', async () => {
-    const [a, b] = [await backend('web1'), await backend('api1')];
-    const p = await proxy(
+    const [a, b] = [await scope.backend('web1'), await scope.backend('api1')];
+    const p = await scope.proxy(
       `${HEAD}
 frontend fe
     bind 127.0.0.1:{{port}}
@@ -365,8 +352,8 @@ backend api
 
 describe('tcp-request connection', () => {
   it('rejects a connection by source address before any byte is read (reset, no log line), others are served', async () => {
-    const a = await backend('web1');
-    const p = await proxy(
+    const a = await scope.backend('web1');
+    const p = await scope.proxy(
       `${HEAD}
 frontend fe
     bind 127.0.0.1:{{port}}
@@ -396,7 +383,7 @@ describe('mode tcp rules', () => {
     const s2 = await echo('two');
     scope.defer(() => void s1.close());
     scope.defer(() => void s2.close());
-    const p = await proxy(
+    const p = await scope.proxy(
       `
 defaults
     mode tcp
@@ -435,8 +422,8 @@ backend two
 
 describe('malformed input with rules', () => {
   it('keeps serving after bad requests and odd header values', async () => {
-    const a = await backend('web1');
-    const p = await proxy(
+    const a = await scope.backend('web1');
+    const p = await scope.proxy(
       `${HEAD}
 frontend fe
     bind 127.0.0.1:{{port}}
@@ -459,7 +446,7 @@ backend be
 
 describe('reload', () => {
   it('swaps compiled rules whole on reload, and keeps the running rules when the new ones do not compile', async () => {
-    const a = await backend('web1');
+    const a = await scope.backend('web1');
     const cfg = (rule: string) => `${HEAD}
 frontend fe
     bind 127.0.0.1:{{port}}
@@ -468,7 +455,7 @@ frontend fe
 backend be
     server web1 127.0.0.1:{{p1}}
 `;
-    const p = await proxy(cfg('http-request deny if { path /a }'), { p1: a.port });
+    const p = await scope.proxy(cfg('http-request deny if { path /a }'), { p1: a.port });
     const reload = (rule: string) => p.proxy.reload(parseConfigText(fill(cfg(rule), { p1: a.port, port: p.port }), 'test.cfg').config, p.proxy.tables);
     expect((await request(p.port, { path: '/a' })).status).toBe(403);
     await reload('http-request deny deny_status 404 if { path /b }');

@@ -5,25 +5,12 @@
 import { describe, expect, it } from 'vitest';
 import net from 'node:net';
 import http from 'node:http';
-import { startBackend, type TestBackend } from '../../../../test/helpers/backends.js';
 import { request } from '../../../../test/helpers/client.js';
-import { requestLogs, startProxy, type RunningProxy } from '../../../../test/helpers/proxy.js';
+import { requestLogs, type RunningProxy } from '../../../../test/helpers/proxy.js';
 import { waitFor } from '../../../../test/helpers/wait.js';
 import { useScope } from '../../../../test/helpers/scope.js';
 
 const scope = useScope();
-
-async function backend(name: string): Promise<TestBackend> {
-  const b = await startBackend(name);
-  scope.defer(() => b.close());
-  return b;
-}
-
-async function proxy(cfg: string, vars: Record<string, number | string>): Promise<RunningProxy> {
-  const p = await startProxy(cfg, vars);
-  scope.defer(() => p.close());
-  return p;
-}
 
 /** The value of `col` for `key` in table `id` now (undefined: key absent). */
 function counter(p: RunningProxy, id: string, key: string, col: string): number | undefined {
@@ -41,8 +28,8 @@ defaults
 
 describe('http-request track-sc0 and a rate limit', () => {
   it('admits exactly N requests of a client per window (the request is counted when tracked; denied ones count too)', async () => {
-    const a = await backend('web1');
-    const p = await proxy(
+    const a = await scope.backend('web1');
+    const p = await scope.proxy(
       `${HEAD}
 frontend fe
     bind 127.0.0.1:{{port}}
@@ -74,8 +61,8 @@ backend be
   });
 
   it('keeps the first tracking of an index per request; sc1 tracks another key in another table', async () => {
-    const a = await backend('web1');
-    const p = await proxy(
+    const a = await scope.backend('web1');
+    const p = await scope.proxy(
       `${HEAD}
 frontend fe
     bind 127.0.0.1:{{port}}
@@ -103,8 +90,8 @@ backend per_user
   });
 
   it('tcp-request connection tracking counts the connection once and every request on it (sess_cnt, http_req_cnt), conn_cur back to 0', async () => {
-    const a = await backend('web1');
-    const p = await proxy(
+    const a = await scope.backend('web1');
+    const p = await scope.proxy(
       `${HEAD}
 frontend fe
     bind 127.0.0.1:{{port}}
@@ -132,9 +119,9 @@ backend be
   });
 
   it('releases every tracked slot: conn_cur returns to 0 after many aborted, refused and timed-out connections', async () => {
-    const a = await backend('web1');
+    const a = await scope.backend('web1');
     a.handler = (_req, res) => setTimeout(() => res.end('late'), 50);
-    const p = await proxy(
+    const p = await scope.proxy(
       `${HEAD}
     timeout http-request 200
 frontend fe
@@ -177,9 +164,9 @@ backend be
 
 describe('http-response tracking', () => {
   it('http-response track-sc1 tracks for the exchange and counts its error, conn_cur back to 0', async () => {
-    const a = await backend('web1');
+    const a = await scope.backend('web1');
     a.handler = (_req, res) => res.writeHead(404).end('no');
-    const p = await proxy(
+    const p = await scope.proxy(
       `${HEAD}
 frontend fe
     bind 127.0.0.1:{{port}}
@@ -210,7 +197,7 @@ describe('mode tcp tracking', () => {
       for (const c of held) c.destroy();
       srv.close();
     });
-    const p = await proxy(
+    const p = await scope.proxy(
       `
 defaults
     mode tcp

@@ -5,8 +5,7 @@ import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import type tls from 'node:tls';
 import { request } from '../../../../test/helpers/client.js';
-import { requestLogs, startProxy, type RunningProxy } from '../../../../test/helpers/proxy.js';
-import { startBackend } from '../../../../test/helpers/backends.js';
+import { requestLogs } from '../../../../test/helpers/proxy.js';
 import { waitFor } from '../../../../test/helpers/wait.js';
 import { useScope } from '../../../../test/helpers/scope.js';
 import { makeCa, makeCert, pkiDir, type TestCert } from '../../../../test/helpers/tls-pki.js';
@@ -62,12 +61,6 @@ async function tlsBackend(cert: TestCert): Promise<TlsBackend> {
   return b;
 }
 
-async function proxyFor(cfg: string, vars: Record<string, number | string>): Promise<RunningProxy> {
-  const p = await startProxy(cfg, vars);
-  scope.defer(() => p.close());
-  return p;
-}
-
 const HTTP = (server: string, extra = '') => `
 defaults
     mode http
@@ -85,7 +78,7 @@ ${extra}
 describe('servers over TLS (ssl)', () => {
   it('proxies to a TLS server verified with ca-file, offers http/1.1 and reuses the connection', async () => {
     const b = await tlsBackend(good);
-    const p = await proxyFor(HTTP(`server s1 127.0.0.1:{{b}} ssl verify required ca-file ${ca.caFile}`), { b: b.port });
+    const p = await scope.proxy(HTTP(`server s1 127.0.0.1:{{b}} ssl verify required ca-file ${ca.caFile}`), { b: b.port });
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     scope.defer(() => agent.destroy());
     for (let i = 0; i < 3; i++) {
@@ -101,7 +94,7 @@ describe('servers over TLS (ssl)', () => {
 
   it('refuses a server whose certificate comes from another CA: 503, counted, the reason logged', async () => {
     const b = await tlsBackend(forged);
-    const p = await proxyFor(HTTP(`server s1 127.0.0.1:{{b}} ssl verify required ca-file ${ca.caFile}`, '    retries 2'), { b: b.port });
+    const p = await scope.proxy(HTTP(`server s1 127.0.0.1:{{b}} ssl verify required ca-file ${ca.caFile}`, '    retries 2'), { b: b.port });
     const r = await request(p.port);
     expect(r.status).toBe(503);
     expect(b.requests).toBe(0);
@@ -115,7 +108,7 @@ describe('servers over TLS (ssl)', () => {
 
   it('verify none accepts any certificate', async () => {
     const b = await tlsBackend(forged);
-    const p = await proxyFor(HTTP('server s1 127.0.0.1:{{b}} ssl verify none'), { b: b.port });
+    const p = await scope.proxy(HTTP('server s1 127.0.0.1:{{b}} ssl verify none'), { b: b.port });
     const r = await request(p.port);
     expect(r.status).toBe(200);
     expect(r.body).toBe('tls-backend');
@@ -123,14 +116,14 @@ describe('servers over TLS (ssl)', () => {
 
   it('sends sni str(NAME) as the server name and checks the certificate against it', async () => {
     const b = await tlsBackend(api);
-    const p = await proxyFor(HTTP(`server s1 127.0.0.1:{{b}} ssl ca-file ${ca.caFile} sni str(api.test)`), { b: b.port });
+    const p = await scope.proxy(HTTP(`server s1 127.0.0.1:{{b}} ssl ca-file ${ca.caFile} sni str(api.test)`), { b: b.port });
     const r = await request(p.port);
     expect(r.status).toBe(200);
     expect(r.headers['x-sni']).toBe('api.test');
     expect(b.conns[0]!.servername).toBe('api.test');
 
     // The same certificate does not name other.test: refused although the chain is good.
-    const p2 = await proxyFor(HTTP(`server s1 127.0.0.1:{{b}} ssl ca-file ${ca.caFile} sni str(other.test)`, '    retries 0'), { b: b.port });
+    const p2 = await scope.proxy(HTTP(`server s1 127.0.0.1:{{b}} ssl ca-file ${ca.caFile} sni str(other.test)`, '    retries 0'), { b: b.port });
     const r2 = await request(p2.port);
     expect(r2.status).toBe(503);
     expect(p2.proxy.backends.get('b')!.servers[0]!.lastConnectError).toMatch(/ERR_TLS_CERT_ALTNAME_INVALID/);
@@ -138,7 +131,7 @@ describe('servers over TLS (ssl)', () => {
 
   it('resumes the TLS session on the next connection to the same server', async () => {
     const b = await tlsBackend(good);
-    const p = await proxyFor(HTTP(`server s1 127.0.0.1:{{b}} ssl ca-file ${ca.caFile}`), { b: b.port });
+    const p = await scope.proxy(HTTP(`server s1 127.0.0.1:{{b}} ssl ca-file ${ca.caFile}`), { b: b.port });
     for (let i = 0; i < 3; i++) expect((await request(p.port, { path: '/close' })).status).toBe(200);
     expect(b.conns).toHaveLength(3);
     expect(b.conns[0]!.reused).toBe(false);
@@ -148,9 +141,8 @@ describe('servers over TLS (ssl)', () => {
 
   it('check-ssl marks a TLS server up (L6OK) and a plain one down (L6RSP)', async () => {
     const t = await tlsBackend(good);
-    const plain = await startBackend('plain');
-    scope.defer(() => plain.close());
-    const p = await proxyFor(
+    const plain = await scope.backend('plain');
+    const p = await scope.proxy(
       HTTP(`server tls 127.0.0.1:{{t}} check check-ssl verify required ca-file ${ca.caFile} inter 100 rise 1 fall 1
     server plain 127.0.0.1:{{plain}} check check-ssl verify none inter 100 rise 1 fall 1`),
       { t: t.port, plain: plain.port },
@@ -168,7 +160,7 @@ describe('servers over TLS (ssl)', () => {
 
   it('an ssl server is checked over TLS by default, with httpchk inside TLS', async () => {
     const t = await tlsBackend(good);
-    const p = await proxyFor(
+    const p = await scope.proxy(
       HTTP(`server s1 127.0.0.1:{{t}} ssl check ca-file ${ca.caFile} inter 100 rise 1 fall 1`, '    option httpchk GET /health'),
       { t: t.port },
     );
@@ -179,7 +171,7 @@ describe('servers over TLS (ssl)', () => {
     expect(s.lastCheckStatus).toBe('');
     // The same server with the wrong CA goes down with the TLS reason.
     const f = await tlsBackend(forged);
-    const p2 = await proxyFor(
+    const p2 = await scope.proxy(
       HTTP(`server s1 127.0.0.1:{{t}} ssl check ca-file ${ca.caFile} inter 100 rise 1 fall 1`, '    option httpchk GET /health'),
       { t: f.port },
     );
@@ -204,7 +196,7 @@ backend b
     retries 0
     server s1 127.0.0.1:{{b}} ssl ca-file ${ca.caFile}
 `;
-    const p = await proxyFor(TCP, { b: b.port });
+    const p = await scope.proxy(TCP, { b: b.port });
     const out = await new Promise<string>((resolve, reject) => {
       const c = net.connect(p.port, '127.0.0.1', () => c.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
       let data = '';
@@ -217,7 +209,7 @@ backend b
     expect(b.conns).toHaveLength(1);
     expect(b.conns[0]!.alpn).toBe(false); // mode tcp offers no ALPN unless told
 
-    const p2 = await proxyFor(TCP, { b: f.port });
+    const p2 = await scope.proxy(TCP, { b: f.port });
     await new Promise<void>((resolve) => {
       const c = net.connect(p2.port, '127.0.0.1', () => c.write('x'));
       c.on('close', () => resolve());
