@@ -54,7 +54,7 @@ frontend web
     bind 127.0.0.1:${proxyPort}
     default_backend app
 backend app
-    stick-table type string len 64 size 10k expire 10m
+    stick-table type string len 64 size 10k expire 10m store http_req_rate(10s),conn_cur,gpc0
     stick on req.cook(sid)
     server web1 127.0.0.1:${backend.port}
     server web2 127.0.0.1:${backend.port}
@@ -62,6 +62,13 @@ backend app
   node = await StickmeshNode.start(parseConfigText(text, 'fuzz.cfg', 'haproxy', {}), { node: 'lb1', logger: pino({ level: 'silent' }) });
   const t = [...node.tables.values()][0]!;
   for (let i = 0; i < 500; i++) t.setLocal(`sess-${i}`, i % 2 ? 'web1' : 'web2');
+  // Counters for the first 100 keys, so `/api/tables/:table/counters?key=` finds some.
+  const ctr = t.counters!;
+  for (let i = 0; i < 100; i++) {
+    const slot = ctr.acquire(`sess-${i}`);
+    ctr.add(slot, ctr.column('http_req_rate'), 1 + i);
+    ctr.release(slot);
+  }
   open = new AdminServer({
     host: '127.0.0.1',
     port: 0,
@@ -94,7 +101,7 @@ const SEGS = {
 };
 const PATHS = [
   '/', '/dashboard', '/dashboard.js', '/dashboard.css', '/healthz', '/ready', '/metrics', '/tables', '/peers',
-  '/api/dashboard', '/api/summary', '/api/tables', '/api/tables/:table/entries', '/api/tables/:table/entries/:key',
+  '/api/dashboard', '/api/summary', '/api/tables', '/api/tables/:table/entries', '/api/tables/:table/entries/:key', '/api/tables/:table/counters',
   '/api/servers', '/api/servers/:backend/:server', '/api/peers', '/api/explain', '/api/things/:id', '/api/things',
   '/api', '/api/', '//api/servers', '/api/servers/', '/api/servers/app', '/api/servers/app/web1/x', '/nope', '*',
 ];
@@ -243,6 +250,7 @@ describe(`admin API under hostile input (${CASES} cases, seed ${seed})`, () => {
     if (!/^HTTP\/1\.1 200 /.test(sum.out)) failures.push(`summary: ${sum.out.slice(0, 200)}`);
     const t = [...node.tables.values()][0]!;
     if (t.serverCounts().live > 500) failures.push(`table grew to ${t.serverCounts().live}`);
+    if (t.counters!.count !== 100) failures.push(`counter keys changed from 100 to ${t.counters!.count}`);
     const growthMb = (process.memoryUsage().heapUsed - heapBefore) / 2 ** 20;
     if (growthMb > 200) failures.push(`heap grew by ${growthMb.toFixed(0)} MiB`);
     console.log(`admin fuzz: ${run} cases, ${acceptedWrites} writes accepted, statuses ${JSON.stringify(Object.fromEntries([...statusCounts].sort((a, b) => a[0] - b[0])))}, heap +${growthMb.toFixed(1)} MiB`);
