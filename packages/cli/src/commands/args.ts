@@ -1,4 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { AdminClient } from '../admin/client.js';
+import { AdminConfigError, planAdmin } from '../admin/targets.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
 export type OptionValues = Record<string, string | boolean | undefined>;
@@ -8,6 +10,36 @@ export const ADMIN_OPTIONS = {
   admin: { type: 'string' },
   token: { type: 'string' },
 } as const satisfies Options;
+
+/** `--config FILE` of the Operate commands: the cluster config whose nodes they ask (admin/targets.ts). */
+export const CONFIG_OPTION = {
+  config: { type: 'string', short: 'c' },
+} as const satisfies Options;
+
+/**
+ * The admin client of a command from its `--admin`, `--config` and `--token` (planAdmin gives the
+ * order of the sources), writing a line to stderr when a node other than the first answers; or
+ * exit 1 after printing why the config named gives no node.
+ */
+export function adminClientFor(values: OptionValues, env: NodeJS.ProcessEnv = process.env): AdminClient | number {
+  let plan;
+  try {
+    plan = planAdmin({ admin: str(values, 'admin'), config: str(values, 'config') }, env);
+  } catch (err) {
+    if (!(err instanceof AdminConfigError)) throw err;
+    process.stderr.write(`stickmesh: ${err.message}\n`);
+    return 1;
+  }
+  return new AdminClient(
+    {
+      nodes: plan.nodes,
+      others: plan.others,
+      token: str(values, 'token') ?? env.STICKMESH_ADMIN_TOKEN ?? plan.token,
+      onFailover: (line) => process.stderr.write(`stickmesh: ${line} (nodes from ${plan.source})\n`),
+    },
+    env,
+  );
+}
 
 /** What a command does after parsing: run with these values, or exit with this code. */
 export type Parsed = { exit: number } | { exit: undefined; values: OptionValues; positionals: string[] };

@@ -2,23 +2,33 @@
  * `stickmesh demo` (what `npm start` runs): three demo backends in this process and three
  * stickmesh nodes as child processes on 127.0.0.1-3 (proxy :8080, peers :10000, admin :9100),
  * replicating a `stick on src` table, plus instructions to watch stickiness survive `kill -9`.
+ * Its temporary directory (the nodes' snapshots, and DEMO_RECORD, by which the CLI finds the
+ * demo's nodes without flags) is removed when the demo stops on SIGINT or SIGTERM.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startDemoBackend } from './demo-backend.js';
 import { parseCommand } from './args.js';
+import { DEMO_DIR_PREFIX, DEMO_RECORD, type DemoRecord } from '../admin/targets.js';
 
 export const DEMO_HELP = `Usage: stickmesh demo
 
 Start a local demo cluster: backends web1-web3 on 127.0.0.1:9001-9003, and three stickmesh nodes
 node1-node3 on http://127.0.0.1:8080, http://127.0.0.2:8080, http://127.0.0.3:8080 (peers on
-port 10000, admin on port 9100 of each address) using examples/cluster.cfg. Stop with Ctrl-C.
+port 10000, admin and dashboard on http://127.0.0.N:9100/) using examples/cluster.cfg.
+While it runs, the Operate commands (peers, server, table, explain) without --admin or --config
+ask its nodes in turn, so they keep working after a node is killed.
+Stop with Ctrl-C (or SIGTERM): the nodes stop and the demo's temporary directory is removed.
 `;
 
 const NODES = ['node1', 'node2', 'node3'];
+
+function live(c: ChildProcess | undefined): boolean {
+  return c !== undefined && c.exitCode === null && c.signalCode === null;
+}
 
 export async function runDemo(argv: string[]): Promise<number> {
   const p = parseCommand(argv, DEMO_HELP, {});
@@ -33,7 +43,9 @@ export async function runDemo(argv: string[]): Promise<number> {
     for (const b of backends) b.close();
     return 1;
   }
-  const dataRoot = mkdtempSync(path.join(os.tmpdir(), 'stickmesh-demo-'));
+  const dataRoot = mkdtempSync(path.join(os.tmpdir(), DEMO_DIR_PREFIX));
+  const record: DemoRecord = { pid: process.pid, config: cfg, nodes: NODES.map((node, i) => ({ url: `http://127.0.0.${i + 1}:9100`, node })) };
+  writeFileSync(path.join(dataRoot, DEMO_RECORD), JSON.stringify(record) + '\n');
   const children = new Map<string, ChildProcess>();
   let stopping = false;
   const startNode = (name: string, i: number): void => {
@@ -59,34 +71,42 @@ export async function runDemo(argv: string[]): Promise<number> {
     });
     child.on('exit', (code, sig) => {
       if (stopping) return;
+      const other = NODES.find((n) => n !== name && live(children.get(n)));
+      const oi = other ? NODES.indexOf(other) + 1 : undefined;
       process.stdout.write(
-        `\n${name} (pid ${child.pid}) exited (${sig ?? code}). The other nodes keep every mapping.\n` +
+        `\n${name} (pid ${child.pid}) exited (${sig ?? code}). The other nodes keep every mapping` +
+          (oi !== undefined ? `; ${other}'s dashboard: http://127.0.0.${oi}:9100/ (the CLI asks ${other} by itself).\n` : '.\n') +
           `Restart it to watch it resync: NODE_IP=${ip} STICKMESH_DATA_DIR=${path.join(dataRoot, name)} STICKMESH_PEERS_SECRET=demo-secret node ${path.relative(process.cwd(), bin)} start -c ${path.relative(process.cwd(), cfg)} -L ${name}\n` +
           `   then: curl -s http://${ip}:9100/ready\n\n`,
       );
     });
   };
   NODES.forEach(startNode);
+  const rel = (f: string): string => path.relative(process.cwd(), f) || f;
+  const curl = (i: number): string => `curl -s -b /tmp/jar -c /tmp/jar --resolve app.test:8080:127.0.0.${i} http://app.test:8080/`;
   process.stdout.write(
     [
       '',
-      'stickmesh demo cluster',
+      `stickmesh demo cluster (config ${rel(cfg)}, temporary files in ${dataRoot})`,
       '  backends: web1 127.0.0.1:9001  web2 127.0.0.1:9002  web3 127.0.0.1:9003',
-      ...NODES.map((n, i) => `  ${n}: http://127.0.0.${i + 1}:8080  (peers 127.0.0.${i + 1}:10000, admin http://127.0.0.${i + 1}:9100/ready) pid ${children.get(n)!.pid}`),
+      ...NODES.map((n, i) => `  ${n}: proxy http://127.0.0.${i + 1}:8080  dashboard http://127.0.0.${i + 1}:9100/  peers 127.0.0.${i + 1}:10000  pid ${children.get(n)!.pid}`),
       '',
-      'Try it: clients stick by source address, through any node:',
-      '  curl -s --interface 127.0.0.50 http://127.0.0.1:8080/     # first visit: a server is chosen on node1',
-      '  curl -s --interface 127.0.0.50 http://127.0.0.2:8080/     # node2 sends you to the same server',
-      `  kill -9 ${children.get('node1')!.pid}                                      # node1 dies`,
-      '  curl -s --interface 127.0.0.50 http://127.0.0.3:8080/     # still the same server, via node3',
+      'Try it: one site name (app.test) served by all three nodes, as DNS or a VIP gives it; the cookie',
+      "jar keeps the app's session and the SERVER cookie, so the visit count goes on through any node:",
+      `  ${curl(1)}   # node1 picks a server: visit 1`,
+      `  ${curl(2)}   # node2: the same server, visit 2`,
+      `  kill -9 ${children.get('node1')!.pid}   # node1 dies`,
+      `  ${curl(3)}   # node3: the same server, visit 3`,
+      '  npx stickmesh peers                    # the CLI finds a live node of this demo (node2) by itself',
+      '  npx stickmesh server set app/web1 drain --auto-maint   # web1 gets no new clients, on every node',
+      '  npx stickmesh server show              # its bindings left, then maint once there are none',
       '  curl -s http://127.0.0.2:9100/api/tables                  # the replicated table and its digest',
       '',
-      'Dashboard (live, all three nodes): http://127.0.0.1:9100/',
-      '  npx stickmesh peers --admin http://127.0.0.1:9100          # peers, lag, pending updates',
-      '  npx stickmesh explain 127.0.0.50                           # how that client is routed',
-      '  curl -s http://127.0.0.1:9100/metrics                       # Prometheus metrics',
+      'Dashboards (live, all three nodes): ' + NODES.map((_, i) => `http://127.0.0.${i + 1}:9100/`).join('  '),
+      `From another directory or a script: npx stickmesh peers --config ${path.resolve(cfg)}`,
+      '  (or export STICKMESH_CONFIG=that file): asks node1, node2, node3 in turn.',
       '',
-      'Ctrl-C stops everything.',
+      `Ctrl-C stops everything and removes ${dataRoot}.`,
       '',
     ].join('\n'),
   );
@@ -94,14 +114,19 @@ export async function runDemo(argv: string[]): Promise<number> {
     const stop = () => {
       if (stopping) return;
       stopping = true;
-      const live = [...children.values()].filter((c) => c.exitCode === null && c.signalCode === null);
-      let left = live.length;
+      const running = [...children.values()].filter(live);
+      let left = running.length;
       const done = () => {
         for (const b of backends) b.close();
+        try {
+          rmSync(dataRoot, { recursive: true, force: true });
+        } catch (err) {
+          process.stderr.write(`demo: cannot remove ${dataRoot}: ${(err as Error).message}\n`);
+        }
         resolve(0);
       };
       if (left === 0) done();
-      for (const c of live) {
+      for (const c of running) {
         c.once('exit', () => {
           if (--left === 0) done();
         });

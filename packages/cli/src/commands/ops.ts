@@ -5,13 +5,18 @@
  */
 import { parseTime } from '@stickmesh/core';
 import { AdminCallError, AdminClient } from '../admin/client.js';
-import { ADMIN_OPTIONS, parseCommand, str, type OptionValues } from './args.js';
+import { ADMIN_OPTIONS, CONFIG_OPTION, adminClientFor, parseCommand, type OptionValues } from './args.js';
 
-const COMMON = `Common options:
-      --admin URL     admin listener of the node (default $STICKMESH_ADMIN or http://127.0.0.1:9100)
-      --token TOKEN   bearer token (default $STICKMESH_ADMIN_TOKEN)
+export const COMMON = `Common options:
+  -c, --config FILE   the cluster's config (default $STICKMESH_CONFIG): ask the admin listener of
+                      each node of its peers sections in turn, until one answers
+      --admin URL     ask this admin listener only (default $STICKMESH_ADMIN); wins over --config
+      --token TOKEN   bearer token (default $STICKMESH_ADMIN_TOKEN, else the config's admin-token)
       --json          print the API's JSON instead of a table
   -h, --help          show this help
+
+Without --admin or --config: the nodes of a running 'stickmesh demo' (npm start), else
+http://127.0.0.1:9100. When a node other than the first answers, one line on stderr says which.
 `;
 
 export const TABLE_HELP = `Usage: stickmesh table show [TABLE] [--server NAME] [--prefix P] [--limit N] [--cursor C]
@@ -76,9 +81,11 @@ type Run = (c: Client, pos: string[], values: OptionValues) => Promise<number>;
 
 /** Parses `argv` (the admin options, --json and `extra`), then runs; an AdminCallError exits 1 with its message. */
 async function command(argv: string[], help: string, extra: Parameters<typeof parseCommand>[2], run: Run): Promise<number> {
-  const p = parseCommand(argv, help, { ...ADMIN_OPTIONS, json: { type: 'boolean' }, ...extra }, true);
+  const p = parseCommand(argv, help, { ...ADMIN_OPTIONS, ...CONFIG_OPTION, json: { type: 'boolean' }, ...extra }, true);
   if (p.exit !== undefined) return p.exit;
-  const c: Client = { json: p.values.json === true, api: new AdminClient({ admin: str(p.values, 'admin'), token: str(p.values, 'token') }) };
+  const api = adminClientFor(p.values);
+  if (typeof api === 'number') return api;
+  const c: Client = { json: p.values.json === true, api };
   try {
     return await run(c, p.positionals, p.values);
   } catch (err) {
