@@ -1,4 +1,5 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { didYouMean } from '@stickmesh/core';
 import { AdminClient } from '../admin/client.js';
 import { AdminConfigError, planAdmin } from '../admin/targets.js';
 
@@ -58,7 +59,11 @@ export function parseCommand(argv: string[], help: string, options: Options, pos
     values = p.values as OptionValues;
     pos = p.positionals;
   } catch (err) {
-    process.stderr.write(`stickmesh: ${(err as Error).message}\n\n${help}`);
+    const e = err as Error & { code?: string };
+    const opt = e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? /'(--?[^'=]+)/.exec(e.message)?.[1] : undefined;
+    const near = opt?.startsWith('--') ? didYouMean(opt, Object.keys(options).map((o) => `--${o}`).concat('--help')) : undefined;
+    // Node's own message suggests '--' before a positional that starts with '-': keep it, add ours.
+    process.stderr.write(`stickmesh: ${near ? `unknown option '${opt}'; did you mean '${near}'?` : e.message}\n\n${help}`);
     return { exit: 2 };
   }
   if (values.help) {

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startDemoBackend } from './demo-backend.js';
+import { parseHostPort } from '@stickmesh/core';
 import { parseCommand } from './args.js';
 import { DEMO_DIR_PREFIX, DEMO_RECORD, type DemoRecord } from '../admin/targets.js';
 
@@ -135,5 +136,51 @@ export async function runDemo(argv: string[]): Promise<number> {
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
+  });
+}
+
+export const DEMO_BACKENDS_HELP = `Usage: stickmesh demo-backends [[HOST:]PORT ...]
+
+Run the demo web application (what 'stickmesh demo' puts behind its nodes) on each address given,
+named web1, web2, ... in that order; default 127.0.0.1:9001 127.0.0.1:9002 127.0.0.1:9003, the
+servers of examples/demo.cfg and examples/cluster.cfg. Each answers 'served by NAME; session ID;
+visit N' and counts visits per app_session cookie, and answers /health. Stop with Ctrl-C.
+`;
+
+/** `stickmesh demo-backends`: the demo backends alone, in the foreground, until SIGINT/SIGTERM. */
+export async function runDemoBackends(argv: string[]): Promise<number> {
+  const p = parseCommand(argv, DEMO_BACKENDS_HELP, {}, true);
+  if (p.exit !== undefined) return p.exit;
+  const addrs: Array<{ host: string; port: number }> = [];
+  for (const a of p.positionals.length > 0 ? p.positionals : ['127.0.0.1:9001', '127.0.0.1:9002', '127.0.0.1:9003']) {
+    const hp = parseHostPort(a.includes(':') ? a : `127.0.0.1:${a}`);
+    if (typeof hp === 'string' || hp.port === undefined || hp.port === 0) {
+      process.stderr.write(`stickmesh: '${a}' is not [HOST:]PORT\n\n${DEMO_BACKENDS_HELP}`);
+      return 2;
+    }
+    addrs.push({ host: hp.host === '' ? '127.0.0.1' : hp.host, port: hp.port });
+  }
+  const servers: import('node:http').Server[] = [];
+  for (const [i, a] of addrs.entries()) {
+    try {
+      servers.push(await startDemoBackend(`web${i + 1}`, a.host, a.port));
+    } catch (err) {
+      process.stderr.write(`demo-backends: cannot listen on ${a.host}:${a.port}: ${(err as Error).message}\n`);
+      for (const s of servers) s.close();
+      return 1;
+    }
+    process.stdout.write(`web${i + 1} listening on http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}/\n`);
+  }
+  process.stdout.write('Ctrl-C stops them.\n');
+  return new Promise<number>((resolve) => {
+    const stop = (): void => {
+      for (const s of servers) {
+        s.close();
+        s.closeAllConnections();
+      }
+      resolve(0);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
   });
 }

@@ -3,7 +3,7 @@
  * `explain KEY`. Human-readable tables by default, the API's JSON with `--json`. Exit 0 on success,
  * 1 when the node answers an error (its message is printed) or cannot be reached, 2 on bad usage.
  */
-import { parseTime } from '@stickmesh/core';
+import { didYouMean, parseTime } from '@stickmesh/core';
 import { AdminCallError, AdminClient } from '../admin/client.js';
 import { ADMIN_OPTIONS, CONFIG_OPTION, adminClientFor, parseCommand, type OptionValues } from './args.js';
 
@@ -97,6 +97,11 @@ async function command(argv: string[], help: string, extra: Parameters<typeof pa
   }
 }
 
+function unknownSub(cmd: string, sub: string, subs: string[]): string {
+  const near = didYouMean(sub, subs);
+  return `unknown ${cmd} subcommand '${sub}'${near ? `; did you mean '${near}'?` : ''}`;
+}
+
 function usage(help: string, msg: string): number {
   process.stderr.write(`stickmesh: ${msg}\n\n${help}`);
   return 2;
@@ -114,6 +119,14 @@ export function runTable(argv: string[]): Promise<number> {
     if (more.length > (sub === 'counters' ? 1 : 0)) return usage(TABLE_HELP, `unexpected argument '${more[more.length - 1]}'`);
     if (sub === 'show' && table === undefined) {
       const j = (await c.api.call('GET', '/api/tables')) as Array<Record<string, unknown>>;
+      const filters = (['server', 'prefix', 'limit', 'cursor'] as const).filter((k) => typeof v[k] === 'string');
+      if (filters.length > 0) {
+        const names = j.map((t) => String(t.id));
+        return usage(
+          TABLE_HELP,
+          `--${filters[0]} filters the entries of one table: name it (table show TABLE --${filters[0]} ...); ${names.length > 0 ? `tables: ${names.join(', ')}` : 'this node has no stick table'}`,
+        );
+      }
       out(c, j, () =>
         formatTable(
           ['TABLE', 'TYPE', 'ENTRIES', 'SIZE', 'EVICTIONS', 'EXPIRED', 'COUNTERS', 'BY SERVER'],
@@ -152,7 +165,7 @@ export function runTable(argv: string[]): Promise<number> {
       );
       return 0;
     }
-    return usage(TABLE_HELP, sub === undefined ? 'table needs show or clear' : `unknown table subcommand '${sub}'`);
+    return usage(TABLE_HELP, sub === undefined ? 'table needs show, counters or clear' : unknownSub('table', sub, ['show', 'counters', 'clear']));
   });
 }
 
@@ -191,7 +204,7 @@ export function runServer(argv: string[]): Promise<number> {
       out(c, j, () => serverRows([j]));
       return 0;
     }
-    return usage(SERVER_HELP, sub === undefined ? 'server needs show or set' : `unknown server subcommand '${sub}'`);
+    return usage(SERVER_HELP, sub === undefined ? 'server needs show or set' : unknownSub('server', sub, ['show', 'set']));
   });
 }
 
