@@ -27,6 +27,23 @@ Stop with Ctrl-C (or SIGTERM): the nodes stop and the demo's temporary directory
 
 const NODES = ['node1', 'node2', 'node3'];
 
+/**
+ * The steps the demo prints (node1's pid in place of `<pid of node1>`), the same as README.md's
+ * "Try it" block: test/readme-steps.test.ts runs that block and checks the two are equal.
+ */
+export const DEMO_STEPS: readonly string[] = [
+  'curl -s -b /tmp/jar -c /tmp/jar --resolve app.test:8080:127.0.0.1 http://app.test:8080/   # node1 picks web1: visit 1',
+  'curl -s -b /tmp/jar -c /tmp/jar --resolve app.test:8080:127.0.0.2 http://app.test:8080/   # node2: web1 again, visit 2',
+  'kill -9 <pid of node1>',
+  'curl -s -b /tmp/jar -c /tmp/jar --resolve app.test:8080:127.0.0.3 http://app.test:8080/   # node3: web1, visit 3',
+  'npx stickmesh peers                    # node1 is down: the CLI says so and asks node2',
+  'npx stickmesh server set app/web1 drain --auto-maint   # web1 takes no new clients, on every node',
+  'curl -s -b /tmp/jar -c /tmp/jar --resolve app.test:8080:127.0.0.3 http://app.test:8080/   # yours stays: visit 4',
+  'npx stickmesh server show              # web1 in drain, 1 binding left (your stick entry)',
+  'npx stickmesh table clear mesh/sessions --key 127.0.0.1   # drop it: web1 goes to maint',
+  'curl -s http://127.0.0.2:9100/api/servers/app/web1   # "admin": "maint", on node2 as on node3',
+];
+
 function live(c: ChildProcess | undefined): boolean {
   return c !== undefined && c.exitCode === null && c.signalCode === null;
 }
@@ -84,7 +101,6 @@ export async function runDemo(argv: string[]): Promise<number> {
   };
   NODES.forEach(startNode);
   const rel = (f: string): string => path.relative(process.cwd(), f) || f;
-  const curl = (i: number): string => `curl -s -b /tmp/jar -c /tmp/jar --resolve app.test:8080:127.0.0.${i} http://app.test:8080/`;
   process.stdout.write(
     [
       '',
@@ -92,16 +108,10 @@ export async function runDemo(argv: string[]): Promise<number> {
       '  backends: web1 127.0.0.1:9001  web2 127.0.0.1:9002  web3 127.0.0.1:9003',
       ...NODES.map((n, i) => `  ${n}: proxy http://127.0.0.${i + 1}:8080  dashboard http://127.0.0.${i + 1}:9100/  peers 127.0.0.${i + 1}:10000  pid ${children.get(n)!.pid}`),
       '',
-      'Try it: one site name (app.test) served by all three nodes, as DNS or a VIP gives it; the cookie',
-      "jar keeps the app's session and the SERVER cookie, so the visit count goes on through any node:",
-      `  ${curl(1)}   # node1 picks a server: visit 1`,
-      `  ${curl(2)}   # node2: the same server, visit 2`,
-      `  kill -9 ${children.get('node1')!.pid}   # node1 dies`,
-      `  ${curl(3)}   # node3: the same server, visit 3`,
-      '  npx stickmesh peers                    # the CLI finds a live node of this demo (node2) by itself',
-      '  npx stickmesh server set app/web1 drain --auto-maint   # web1 gets no new clients, on every node',
-      '  npx stickmesh server show              # its bindings left, then maint once there are none',
-      '  curl -s http://127.0.0.2:9100/api/tables                  # the replicated table and its digest',
+      'Try it, from another terminal in this directory. The curl lines give the three nodes one site',
+      "name (app.test), as DNS or a VIP would, so the cookie jar carries the app's session from node to",
+      'node and its visit count goes on:',
+      ...DEMO_STEPS.map((l) => `  ${l.replace('<pid of node1>', String(children.get('node1')!.pid))}`),
       '',
       'Dashboards (live, all three nodes): ' + NODES.map((_, i) => `http://127.0.0.${i + 1}:9100/`).join('  '),
       `From another directory or a script: npx stickmesh peers --config ${path.resolve(cfg)}`,
