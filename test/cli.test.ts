@@ -3,7 +3,9 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -162,5 +164,68 @@ describe('stickmesh start', () => {
     const r = cli(['start', '--config', cfg]);
     expect(r.status).toBe(1);
     expect(r.stderr).toContain(`${cfg}:2:`);
+  });
+});
+
+describe('stickmesh: version, suggestions, messages a user reads', () => {
+  it('--version and -V print the version of package.json', () => {
+    const pkg = JSON.parse(readFileSync(path.join(root, 'packages/cli/package.json'), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-V']) {
+      const r = cli([flag]);
+      expect(r.status).toBe(0);
+      expect(r.stdout).toBe(`stickmesh ${pkg.version}\n`);
+    }
+  });
+
+  it("suggests the command, option or subcommand meant, and nothing for a word far from any", () => {
+    expect(cli(['tabel']).stderr).toMatch(/^stickmesh: unknown command 'tabel'; did you mean 'table'\?\n/);
+    expect(cli(['--verison']).stderr).toMatch(/^stickmesh: unknown option '--verison'; did you mean '--version'\?\n/);
+    expect(cli(['peers', '--confg', 'x.cfg']).stderr).toMatch(/^stickmesh: unknown option '--confg'; did you mean '--config'\?\n/);
+    expect(cli(['table', 'shwo', 'x']).stderr).toMatch(/^stickmesh: unknown table subcommand 'shwo'; did you mean 'show'\?\n/);
+    const far = cli(['xyzzy']);
+    expect(far.status).toBe(2);
+    expect(far.stderr).toMatch(/^stickmesh: unknown command 'xyzzy'\n/);
+  });
+
+  it('a missing config file is named, with the reason in words', () => {
+    const missing = path.join(os.tmpdir(), 'sm-no-such-dir', 'haproxy.cfg');
+    for (const args of [['check', '-c', missing], ['start', '-c', missing], ['peers', '--config', missing]]) {
+      const r = cli(args);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(`cannot read ${missing}: no such file or directory`);
+    }
+  });
+
+  it("--config: every node of the config is tried in turn; none answering names them all", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sm-nodes-'));
+    const cfg = path.join(dir, 'cluster.cfg');
+    // Nothing listens on 127.0.9.x: every node refuses.
+    writeFileSync(cfg, ['peers mesh', '    server a 127.0.9.1:10000', '    server b 127.0.9.2:10000', 'backend be', '    server s 127.0.0.1:1', ''].join('\n'));
+    const r = cli(['peers', '--config', cfg]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe('stickmesh: cannot reach any node: http://127.0.9.1:9100 (a) (ECONNREFUSED), http://127.0.9.2:9100 (b) (ECONNREFUSED)\n');
+    const one = spawnSync(process.execPath, [bin, 'server', 'show', '--admin', 'http://127.0.9.1:9100'], { encoding: 'utf8', env: { ...process.env, STICKMESH_CONFIG: cfg } });
+    expect(one.status).toBe(1);
+    expect(one.stderr).toBe(
+      'stickmesh: cannot reach http://127.0.9.1:9100 (ECONNREFUSED); other nodes: http://127.0.9.2:9100 (b) — or pass --config FILE to try them in turn\n',
+    );
+  });
+
+  it('table show --prefix/--server without a table is an error that lists the tables', async () => {
+    const admin = http.createServer((req, res) => {
+      if (req.url === '/api/tables') res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify([{ id: 'mesh/sessions', servers: {} }, { id: 'be', servers: {} }]));
+      else res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"no"}');
+    });
+    await new Promise<void>((r) => admin.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => admin.close(() => r())));
+    const url = `http://127.0.0.1:${(admin.address() as AddressInfo).port}`;
+    const r = await new Promise<{ status: number | null; stderr: string }>((resolve) => {
+      const c = spawn(process.execPath, [bin, 'table', 'show', '--prefix', '10.', '--admin', url], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      c.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      c.on('exit', (status) => resolve({ status, stderr }));
+    });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^stickmesh: --prefix filters the entries of one table: name it \(table show TABLE --prefix \.\.\.\); tables: mesh\/sessions, be\n/);
   });
 });
