@@ -42,6 +42,8 @@ export interface AdminTarget {
   nodes?: AdminNode[] | undefined;
   /** Nodes not asked but named when every node in `nodes` is unreachable. */
   others?: (() => AdminNode[]) | undefined;
+  /** The config file `nodes` came from, named when its nodes cannot be reached. */
+  configFile?: string | undefined;
   /** How the user asks `others` in turn, for the error naming them (default: `pass --config FILE`). */
   othersHow?: string | undefined;
   /** Told one line when a node other than the first answers (the CLI writes it to stderr). */
@@ -62,6 +64,7 @@ export class AdminClient {
   private readonly others: () => AdminNode[];
   private readonly onFailover: ((line: string) => void) | undefined;
   private readonly othersHow: string;
+  private readonly configFile: string | undefined;
   /** Index in `nodes` of the node asked first (the last that answered). */
   private current = 0;
 
@@ -72,6 +75,7 @@ export class AdminClient {
     this.others = target.others ?? (() => []);
     this.onFailover = target.onFailover;
     this.othersHow = target.othersHow ?? 'pass --config FILE';
+    this.configFile = target.configFile;
   }
 
   /** The admin URL in use (the node that last answered, else the first), without a trailing slash. */
@@ -108,6 +112,7 @@ export class AdminClient {
   }
 
   private unreachableMessage(failed: Array<{ n: AdminNode; why: string }>): string {
+    if (this.configFile !== undefined) return `cannot reach any node of ${this.configFile}: ${failed.map((f) => `${nodeLabel(f.n)} (${f.why})`).join(', ')}`;
     if (failed.length === 1) {
       const f = failed[0]!;
       const others = this.others();

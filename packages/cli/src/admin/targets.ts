@@ -39,6 +39,8 @@ export interface AdminPlan {
   others: () => AdminNode[];
   /** `--admin`, the config file's path, `$STICKMESH_ADMIN`, `the running demo (pid N)` or `default`. */
   source: string;
+  /** The config file the nodes come from (--config, $STICKMESH_CONFIG), if they do. */
+  configFile?: string;
   /** admin-token of the config, used when neither --token nor $STICKMESH_ADMIN_TOKEN is given. */
   token?: string;
 }
@@ -171,7 +173,7 @@ export function planAdmin(values: { admin?: string | undefined; config?: string 
   };
   const fromFile = (file: string): AdminPlan => {
     const { nodes, token } = adminNodesOfFile(file, env);
-    return { nodes, others: () => [], source: file, ...(token ? { token } : {}) };
+    return { nodes, others: () => [], source: file, configFile: file, ...(token ? { token } : {}) };
   };
   if (values.admin !== undefined) return one(values.admin, '--admin');
   if (values.config !== undefined) return fromFile(values.config);

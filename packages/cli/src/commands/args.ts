@@ -35,6 +35,7 @@ export function adminClientFor(values: OptionValues, env: NodeJS.ProcessEnv = pr
     {
       nodes: plan.nodes,
       others: plan.others,
+      configFile: plan.configFile,
       token: str(values, 'token') ?? env.STICKMESH_ADMIN_TOKEN ?? plan.token,
       onFailover: (line) => process.stderr.write(`stickmesh: ${line} (nodes from ${plan.source})\n`),
     },

@@ -92,7 +92,7 @@ async function against(config: StickmeshConfig, oldFile: string, values: OptionV
       c =
         typeof values.admin === 'string'
           ? new AdminClient({ admin: values.admin, token, others: () => old.nodes.filter((n) => n.url !== values.admin), othersHow: 'pass --live instead of --admin', onFailover })
-          : new AdminClient({ nodes: old.nodes, token, onFailover });
+          : new AdminClient({ nodes: old.nodes, token, onFailover, configFile: oldFile });
     } catch (err) {
       if (!(err instanceof AdminConfigError)) throw err;
       process.stderr.write(`stickmesh check: ${err.message}\n`);
