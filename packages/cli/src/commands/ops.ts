@@ -7,7 +7,7 @@ import { didYouMean, parseTime } from '@stickmesh/core';
 import { AdminCallError, AdminClient } from '../admin/client.js';
 import { ADMIN_OPTIONS, CONFIG_OPTION, adminClientFor, parseCommand, type OptionValues } from './args.js';
 
-export const COMMON = `Common options:
+const COMMON = `Common options:
   -c, --config FILE   the cluster's config (default $STICKMESH_CONFIG): ask the admin listener of
                       each node of its peers sections in turn, until one answers
       --admin URL     ask this admin listener only (default $STICKMESH_ADMIN); wins over --config
