@@ -6,6 +6,7 @@ import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { cpuDelta, cpuPlan, cpuSnapshot, freePort, rssOf, run, stop, tail, treeCpuSeconds, treePids, treeRss, which } from './lib/proc.mjs';
+import { formatMemory, memorySummary } from './lib/memory.mjs';
 import { newestProfile, selfTimes } from './lib/profile.mjs';
 import { repoRoot, startUpstream, targets as allTargets } from './lib/targets.mjs';
 import { runTlsHandshakes, runWrk } from './lib/wrk.mjs';
@@ -260,7 +261,7 @@ export async function runHttpBench({ rounds, seconds, conns, only, log = console
       settings: { rounds, seconds, conns, upstream: env.upstreamKind, pinned: plan.pin, wrkThreads: 1 },
       runs,
       rows,
-      memory: memory(running, rows),
+      memory: memorySummary(running, rows),
       ratios: ratios(rows, runs, conns),
       skipped,
       notes,
@@ -297,32 +298,6 @@ function summarise(runs, list, conns) {
     row.vsHaproxy = row.mode === 'direct' ? null : pairedRatio(runs, row.target, anchor.get(row.target), row.conns, row.close, 'rps');
   }
   return rows;
-}
-
-/**
- * Resident memory per target, in MB: `idleMB` read once after start (ready, no load yet; the
- * process and its children, `idleMainMB` the main process alone), `loadMB`
- * the largest of its rows' median RSS (each read right after a run), and both divided by the
- * target's HAProxy anchor's (same mode); the `direct` reference has no anchor.
- */
-function memory(running, rows) {
-  const out = running.map(({ t, rssIdle, rssIdleMain }) => {
-    const rs = rows.filter((r) => r.target === t.name && r.rssMB != null);
-    return {
-      target: t.name,
-      mode: t.mode,
-      anchor: t.mode === 'direct' ? null : (t.anchor ?? `haproxy-${t.mode}`),
-      idleMB: rssIdle / 2 ** 20,
-      idleMainMB: rssIdleMain / 2 ** 20,
-      loadMB: rs.length ? Math.max(...rs.map((r) => r.rssMB)) : null,
-    };
-  });
-  for (const m of out) {
-    const a = out.find((x) => x.target === m.anchor);
-    m.idleVsAnchor = a && a !== m ? div(m.idleMB, a.idleMB) : null;
-    m.loadVsAnchor = a && a !== m ? div(m.loadMB, a.loadMB) : null;
-  }
-  return out;
 }
 
 const div = (x, y) => (x == null || y == null || y === 0 ? null : x / y);
@@ -401,14 +376,8 @@ export function formatHttp(res) {
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   const out = [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)];
-  if (res.memory?.length) {
-    const mem = [['RSS MB', 'idle', 'idle main', 'under load', 'idle vs anchor', 'load vs anchor'],
-      ...res.memory.map((m) => [m.target, fmt(m.idleMB, 1), fmt(m.idleMainMB, 1), fmt(m.loadMB, 1), m.idleVsAnchor == null ? '-' : `${m.idleVsAnchor.toFixed(2)}x`, m.loadVsAnchor == null ? '-' : `${m.loadVsAnchor.toFixed(2)}x`])];
-    const mw = mem[0].map((_, i) => Math.max(...mem.map((r) => r[i].length)));
-    out.push('', ...mem.map((cells) => cells.map((c, i) => (i === 0 ? c.padEnd(mw[i]) : c.padStart(mw[i]))).join('  ')));
-    out.push('  (idle: process and children after start, before any load; idle main: the main process alone; under load: largest median RSS',
-      '   read right after a run; vs anchor: divided by the HAProxy target of the same mode)');
-  }
+  const mem = formatMemory(res.memory);
+  if (mem.length) out.push('', ...mem);
   const rat = Object.entries(res.ratios).filter(([, v]) => v.paired != null || v.ofMedians != null);
   if (rat.length) {
     const w = Math.max(...rat.map(([k]) => k.length));
