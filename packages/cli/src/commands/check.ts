@@ -8,10 +8,9 @@
 import { ConfigError, MAX_REPORTED_ISSUES, StickmeshError, loadConfig, formatIssues, type StickmeshConfig } from '@stickmesh/core';
 import { ADMIN_OPTIONS, parseCommand, str, type OptionValues } from './args.js';
 import { AdminClient, AdminCallError } from '../admin/client.js';
-import { AdminConfigError, adminNodesOfFile } from '../admin/targets.js';
 import { countAffected, persistenceDiff, type TableCounts } from '../persistence-diff.js';
 
-export const CHECK_HELP = `Usage: stickmesh check --config FILE [--against OLD_FILE [--live | --admin URL]]
+export const CHECK_HELP = `Usage: stickmesh check --config FILE [--against OLD_FILE [--admin URL]]
 
 Validate a configuration file (haproxy.cfg syntax, or native YAML/JSON) and exit.
 Exit 0 when valid, 1 with one 'file:line: message' line per problem otherwise (the first 100
@@ -22,9 +21,7 @@ Options:
   -q, --quiet         do not print warnings
       --against OLD   also warn where changing from OLD to FILE breaks persistence (renamed or
                       removed servers, cookie name/value/key, signing keys, hash type)
-      --live          with --against: count the stick entries affected on the running cluster,
-                      asking the admin listener of each node of OLD's peers sections in turn
-      --admin URL     with --against: count them on this running node
+      --admin URL     with --against: count the stick entries affected on this running node
       --token TOKEN   bearer token for --admin (default $STICKMESH_ADMIN_TOKEN)
       --json          with --against: print the persistence warnings as JSON on stdout
   -h, --help          show this help
@@ -36,7 +33,6 @@ export async function runCheck(argv: string[]): Promise<number> {
     file: { type: 'string', short: 'f' },
     quiet: { type: 'boolean', short: 'q' },
     against: { type: 'string' },
-    live: { type: 'boolean' },
     ...ADMIN_OPTIONS,
     json: { type: 'boolean' },
   });
@@ -51,8 +47,8 @@ export async function runCheck(argv: string[]): Promise<number> {
     const { warnings, warningCount, config } = loadConfig(file);
     if (!values.quiet) for (const line of formatIssues(warnings, warningCount, 'warning')) process.stderr.write(`[WARNING] ${line}\n`);
     if (typeof values.against === 'string') return await against(config, values.against, values);
-    if (values.admin !== undefined || values.live) {
-      process.stderr.write(`stickmesh check: ${values.live ? '--live' : '--admin'} needs --against\n`);
+    if (values.admin !== undefined) {
+      process.stderr.write(`stickmesh check: --admin needs --against\n`);
       return 2;
     }
     return 0;
@@ -82,22 +78,8 @@ async function against(config: StickmeshConfig, oldFile: string, values: OptionV
     throw err;
   }
   const ws = persistenceDiff(oldCfg, config);
-  if (typeof values.admin === 'string' || values.live) {
-    // The nodes running OLD are the ones holding the live entries.
-    let c: AdminClient;
-    try {
-      const old = adminNodesOfFile(oldFile, process.env);
-      const token = str(values, 'token') ?? process.env.STICKMESH_ADMIN_TOKEN ?? old.token;
-      const onFailover = (line: string) => process.stderr.write(`stickmesh check: ${line}\n`);
-      c =
-        typeof values.admin === 'string'
-          ? new AdminClient({ admin: values.admin, token, others: () => old.nodes.filter((n) => n.url !== values.admin), othersHow: 'pass --live instead of --admin', onFailover })
-          : new AdminClient({ nodes: old.nodes, token, onFailover, configFile: oldFile });
-    } catch (err) {
-      if (!(err instanceof AdminConfigError)) throw err;
-      process.stderr.write(`stickmesh check: ${err.message}\n`);
-      return 1;
-    }
+  if (typeof values.admin === 'string') {
+    const c = new AdminClient({ admin: values.admin, token: str(values, 'token') });
     try {
       const tables = (await c.call('GET', '/api/tables')) as Array<{ id: string; servers: Record<string, number> }>;
       const counts: TableCounts = new Map(tables.map((t) => [t.id, new Map(Object.entries(t.servers))]));
