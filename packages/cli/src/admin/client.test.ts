@@ -1,7 +1,9 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AdminCallError, AdminClient } from './client.js';
+import { spawn } from 'node:child_process';
+import net from 'node:net';
+import { ADMIN_CONNECT_TIMEOUT_MS, AdminCallError, AdminClient } from './client.js';
 import { parseCommand } from '../commands/args.js';
 
 describe('AdminClient', () => {
@@ -84,6 +86,31 @@ describe('AdminClient over several nodes', () => {
     expect(c.base).toBe(liveUrl);
     expect(await c.call('GET', '/x')).toEqual({ node: 'n2' });
     expect(lines).toHaveLength(1);
+  });
+
+  it('passes over a node that does not accept the connection within 1 s', async () => {
+    // A listener with a backlog of 0 that never accepts: once one connection fills its queue,
+    // the kernel drops further SYNs, as for a host that is down without saying so.
+    const py = spawn('python3', ['-c', "import socket,time\ns=socket.socket();s.bind(('127.0.0.1',0));s.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(30)"], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      const port = await new Promise<number>((resolve, reject) => {
+        py.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim())));
+        py.once('error', reject);
+      });
+      const filler = net.connect(port, '127.0.0.1');
+      await new Promise((r) => filler.once('connect', r));
+      const lines: string[] = [];
+      const c = new AdminClient({ nodes: [{ url: `http://127.0.0.1:${port}`, node: 'hung' }, { url: liveUrl, node: 'n2' }], onFailover: (l) => lines.push(l) }, {});
+      const t0 = Date.now();
+      expect(await c.call('GET', '/x')).toEqual({ node: 'n2' });
+      const took = Date.now() - t0;
+      expect(took).toBeGreaterThanOrEqual(ADMIN_CONNECT_TIMEOUT_MS - 50);
+      expect(took).toBeLessThan(ADMIN_CONNECT_TIMEOUT_MS + 2000);
+      expect(lines).toEqual([`http://127.0.0.1:${port} (hung): no connection within 1 s; answered by ${liveUrl} (n2)`]);
+      filler.destroy();
+    } finally {
+      py.kill();
+    }
   });
 
   it("takes a node's error answer as final (no failover past an HTTP error)", async () => {
