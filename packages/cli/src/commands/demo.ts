@@ -131,6 +131,7 @@ export async function runDemo(argv: string[]): Promise<number> {
         for (const b of backends) b.close();
         try {
           rmSync(dataRoot, { recursive: true, force: true });
+          process.stdout.write(`demo stopped; removed ${dataRoot}\n`);
         } catch (err) {
           process.stderr.write(`demo: cannot remove ${dataRoot}: ${(err as Error).message}\n`);
         }
