@@ -1,9 +1,9 @@
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { AdminConfigError, DEMO_DIR_PREFIX, DEMO_RECORD, adminNodesOfFile, planAdmin, runningDemo } from './targets.js';
+import { AdminConfigError, DEMO_DIR_PREFIX, DEMO_RECORD, adminNodesOfFile, planAdmin, removeDeadDemos, runningDemo } from './targets.js';
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'sm-targets-'));
 let n = 0;
@@ -85,5 +85,11 @@ describe('planAdmin: --admin, --config, $STICKMESH_ADMIN, $STICKMESH_CONFIG, a r
     expect(p.source).toBe(`the running demo (pid ${process.pid})`);
     expect(p.nodes.map((x) => x.node)).toEqual(['node1', 'node2']);
     expect(planAdmin({ admin: 'http://127.0.0.1:9100' }, {}, demos).others()).toEqual([{ url: 'http://127.0.0.2:9100', node: 'node2' }]);
+  });
+
+  it("removes the directories of demos that are gone, and only those", () => {
+    mkdirSync(path.join(demos, `${DEMO_DIR_PREFIX}norecord`));
+    expect(removeDeadDemos(demos)).toEqual([path.join(demos, `${DEMO_DIR_PREFIX}dead`)]);
+    expect(readdirSync(demos).sort()).toEqual([`${DEMO_DIR_PREFIX}live`, `${DEMO_DIR_PREFIX}norecord`]);
   });
 });

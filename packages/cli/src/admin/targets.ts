@@ -11,7 +11,7 @@
  * With one node (1, 3, 6), an unreachable node's error names the nodes of the config or demo that
  * a later source would have given, so the user knows where else to look.
  */
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError, StickmeshError, loadConfig, type StickmeshConfig } from '@stickmesh/core';
@@ -126,31 +126,54 @@ function alive(pid: number): boolean {
   }
 }
 
-/**
- * The record of the newest running demo under `dir` (default os.tmpdir()), or undefined. A
- * record whose process is gone (a demo killed with -9 leaves its directory) is skipped.
- */
-export function runningDemo(dir = os.tmpdir()): DemoRecord | undefined {
+/** Every demo record under `dir` (at most MAX_DEMO_DIRS directories looked at), with its directory and whether its demo runs. */
+function demoRecords(dir: string): Array<{ dir: string; rec: DemoRecord; mtime: number; running: boolean }> {
   let names: string[];
   try {
     names = readdirSync(dir).filter((n) => n.startsWith(DEMO_DIR_PREFIX)).slice(0, MAX_DEMO_DIRS);
   } catch {
-    return undefined;
+    return [];
   }
-  let best: { rec: DemoRecord; mtime: number } | undefined;
+  const out: Array<{ dir: string; rec: DemoRecord; mtime: number; running: boolean }> = [];
   for (const n of names) {
     const f = path.join(dir, n, DEMO_RECORD);
     try {
       const rec = JSON.parse(readFileSync(f, 'utf8')) as DemoRecord;
       if (!Number.isInteger(rec.pid) || !Array.isArray(rec.nodes) || !rec.nodes.every((x) => typeof x?.url === 'string')) continue;
-      if (!alive(rec.pid)) continue;
-      const mtime = statSync(f).mtimeMs;
-      if (!best || mtime > best.mtime) best = { rec, mtime };
+      out.push({ dir: path.join(dir, n), rec, mtime: statSync(f).mtimeMs, running: alive(rec.pid) });
     } catch {
       continue;
     }
   }
+  return out;
+}
+
+/**
+ * The record of the newest running demo under `dir` (default os.tmpdir()), or undefined. A
+ * record whose process is gone (a demo killed with -9 leaves its directory) is skipped.
+ */
+export function runningDemo(dir = os.tmpdir()): DemoRecord | undefined {
+  let best: { rec: DemoRecord; mtime: number } | undefined;
+  for (const d of demoRecords(dir)) if (d.running && (!best || d.mtime > best.mtime)) best = d;
   return best?.rec;
+}
+
+/**
+ * Removes the directories of demos that are gone (killed with -9, so they could not remove their
+ * own); only directories holding a demo record, whose process does not exist. Returns them.
+ */
+export function removeDeadDemos(dir = os.tmpdir()): string[] {
+  const removed: string[] = [];
+  for (const d of demoRecords(dir)) {
+    if (d.running) continue;
+    try {
+      rmSync(d.dir, { recursive: true, force: true });
+      removed.push(d.dir);
+    } catch {
+      continue;
+    }
+  }
+  return removed;
 }
 
 /**

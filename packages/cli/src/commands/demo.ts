@@ -3,7 +3,8 @@
  * stickmesh nodes as child processes on 127.0.0.1-3 (proxy :8080, peers :10000, admin :9100),
  * replicating a `stick on src` table, plus instructions to watch stickiness survive `kill -9`.
  * Its temporary directory (the nodes' snapshots, and DEMO_RECORD, by which the CLI finds the
- * demo's nodes without flags) is removed when the demo stops on SIGINT or SIGTERM.
+ * demo's nodes without flags) is removed when the demo stops on SIGINT or SIGTERM; the directory
+ * of a demo killed with -9 is removed by the next demo.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { startDemoBackend } from './demo-backend.js';
 import { parseHostPort } from '@stickmesh/core';
 import { parseCommand } from './args.js';
-import { DEMO_DIR_PREFIX, DEMO_RECORD, type DemoRecord } from '../admin/targets.js';
+import { DEMO_DIR_PREFIX, DEMO_RECORD, removeDeadDemos, type DemoRecord } from '../admin/targets.js';
 
 export const DEMO_HELP = `Usage: stickmesh demo
 
@@ -61,6 +62,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     for (const b of backends) b.close();
     return 1;
   }
+  removeDeadDemos();
   const dataRoot = mkdtempSync(path.join(os.tmpdir(), DEMO_DIR_PREFIX));
   const record: DemoRecord = { pid: process.pid, config: cfg, nodes: NODES.map((node, i) => ({ url: `http://127.0.0.${i + 1}:9100`, node })) };
   writeFileSync(path.join(dataRoot, DEMO_RECORD), JSON.stringify(record) + '\n');
