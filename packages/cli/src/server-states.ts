@@ -1,0 +1,230 @@
+/**
+ * Applies the cluster-wide admin state of servers (core ServerStateStore, the `#servers` table) to
+ * this node's RuntimeServers, and runs the drain watch.
+ *
+ * Applying: whenever a record or override changes (an admin call here, or a peer's update the
+ * table took, snapshot restore included) the server's effective state and weight (override >
+ * cluster record > config) are set on its RuntimeServer and its backend's candidate set is rebuilt
+ * (off the request path; remote changes coalesce per event-loop turn). Every backend the proxy
+ * builds, at start and on each reload, goes through `prepare` before it serves. Records naming
+ * servers the config does not have are kept (another node, or the next reload, may have them) and
+ * otherwise ignored.
+ *
+ * Drain watch (every node, every DRAIN_POLL_MS while a server drains): the bindings of a server
+ * drained cluster-wide are its stick entries (the tables replicate, so this node's count is the
+ * cluster's) plus the open connections of every live node: this node's own, and for each peer
+ * whose session is live its `conns` record. Each node publishes its own count as such a record
+ * when it changes, and once after each new drain, at most once per poll. A peer whose record
+ * predates the drain has not reported yet: `autoMaint` waits for it (a peer of the previous
+ * version never reports, so auto-maint then waits for the deadline, if any). A dead peer's
+ * connections are gone with it and are not counted. When the bindings reach zero (`autoMaint`) or
+ * the deadline passes, the node writes `maint` with the reason, provided the record is still that
+ * drain; several nodes may do so at once and converge on one record (same value, newest version).
+ * A per-node drain override is watched the same way over this node's connections alone, and ends
+ * as a maint override.
+ */
+import {
+  compareVersions, type Effective, type StateValue, type StickTable, ServerStateStore, type DrainEnd,
+} from '@stickmesh/core';
+import type { RuntimeBackend, RuntimeServer } from '@stickmesh/proxy';
+
+/** How often draining servers are re-counted (and their connection counts published). */
+export const DRAIN_POLL_MS = 500;
+
+export interface ServerStatesHost {
+  readonly name: string;
+  /** The proxy's current backends (they change on reload). */
+  backends(): ReadonlyMap<string, RuntimeBackend>;
+  /** Peers whose session carrying `#servers` is up (live or resyncing). */
+  livePeers(): readonly string[];
+  log(level: 'info' | 'warn', fields: Record<string, unknown>, msg: string): void;
+}
+
+/** A server's bindings as the drain watch counts them. */
+export interface Bindings {
+  sticky: number;
+  /** Open connections: this node's plus, for a cluster drain, those live peers reported. */
+  conns: number;
+  /** Live peers that have not reported their connections since the drain started (cluster drains). */
+  unreported: string[];
+}
+
+/** Tables the backend's stick rules use. */
+export function backendTables(b: RuntimeBackend): StickTable[] {
+  const st = b.stick;
+  if (!st) return [];
+  return [...new Set([...st.match, ...st.storeRequest, ...st.storeResponse].map((r) => r.table))];
+}
+
+/** Stick entries naming `s` (by name or address, per table `srvkey`) over the backend's tables; `counts` caches each table's scan. */
+export function stickyCount(b: RuntimeBackend, s: RuntimeServer, counts?: Map<StickTable, Map<string, number>>): number {
+  let n = 0;
+  for (const t of backendTables(b)) {
+    let byServer = counts?.get(t);
+    if (!byServer) {
+      byServer = t.serverCounts().byServer;
+      counts?.set(t, byServer);
+    }
+    n += byServer.get(t.cfg.srvkey === 'addr' ? `${s.address}:${s.port}` : s.name) ?? 0;
+  }
+  return n;
+}
+
+export class ServerStates {
+  readonly store: ServerStateStore;
+  private timer: NodeJS.Timeout | undefined;
+  private pollSoon: NodeJS.Immediate | undefined;
+  private stopped = false;
+
+  constructor(private readonly host: ServerStatesHost, store?: ServerStateStore) {
+    this.store = store ?? new ServerStateStore({ node: host.name });
+    this.store.onChange = (b, s) => this.apply(b, s);
+    this.store.onConns = (b, s) => this.connsChanged(b, s);
+  }
+
+  /** The effective state of a server here. */
+  effective(b: RuntimeBackend, s: RuntimeServer): Effective {
+    return this.store.effective(b.name, s.name, s.cfg);
+  }
+
+  /** Sets every server of a freshly built backend to its effective state (ProxyOptions.prepareBackend). */
+  prepare(b: RuntimeBackend): void {
+    let draining = false;
+    for (const s of b.servers) if (this.set(b, s) === 'drain') draining = true;
+    b.rebuild();
+    if (draining) this.watch();
+  }
+
+  /** Re-applies every server (after a restore). */
+  applyAll(): void {
+    for (const b of this.host.backends().values()) this.prepare(b);
+  }
+
+  /** Applies a changed record or override to the named server, if this config has it. */
+  apply(backend: string, server: string): void {
+    const b = this.host.backends().get(backend);
+    const s = b?.serverByName(server);
+    if (!b || !s) return;
+    const before = `${s.admin}/${s.weight}`;
+    const admin = this.set(b, s);
+    if (`${s.admin}/${s.weight}` !== before) b.rebuildSoon();
+    if (admin === 'drain') this.watch();
+  }
+
+  private set(b: RuntimeBackend, s: RuntimeServer): string {
+    const e = this.effective(b, s);
+    if (e.admin === 'maint' && s.admin !== 'maint') s.dropIdle();
+    s.admin = e.admin;
+    s.weight = e.weight;
+    return e.admin;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    if (this.pollSoon) clearImmediate(this.pollSoon);
+    this.pollSoon = undefined;
+  }
+
+  /** Starts the poll if needed and polls on the next turn (a new drain publishes its counts at once). */
+  private watch(): void {
+    if (this.stopped) return;
+    if (!this.timer) {
+      this.timer = setInterval(() => this.poll(), DRAIN_POLL_MS);
+      this.timer.unref();
+    }
+    if (!this.pollSoon) {
+      this.pollSoon = setImmediate(() => {
+        this.pollSoon = undefined;
+        this.poll();
+      });
+    }
+  }
+
+  /** A peer's connection count changed: a drain waiting on it may end now. */
+  private connsChanged(backend: string, server: string): void {
+    const b = this.host.backends().get(backend);
+    const s = b?.serverByName(server);
+    if (b && s && s.admin === 'drain') this.watch();
+  }
+
+  /**
+   * The bindings of a draining server (see the module comment); for a node override (or
+   * `local`), this node's connections alone.
+   */
+  bindings(b: RuntimeBackend, s: RuntimeServer, counts?: Map<StickTable, Map<string, number>>, local = false): Bindings {
+    const sticky = stickyCount(b, s, counts);
+    let conns = s.activeConns;
+    const unreported: string[] = [];
+    const rec = local ? undefined : this.store.state(b.name, s.name);
+    if (rec && this.store.override(b.name, s.name)?.state === undefined) {
+      for (const peer of this.host.livePeers()) {
+        const c = this.store.conns(b.name, s.name, peer);
+        if (!c || compareVersions(c.version!, rec.version!) < 0) unreported.push(peer);
+        else conns += c.value;
+      }
+    }
+    return { sticky, conns, unreported };
+  }
+
+  /** One round of the drain watch; stops the timer when nothing drains. */
+  poll(): void {
+    if (this.stopped) return;
+    const now = Date.now();
+    const counts = new Map<StickTable, Map<string, number>>();
+    let draining = 0;
+    for (const b of this.host.backends().values()) {
+      for (const s of b.servers) {
+        if (s.admin !== 'drain') continue;
+        const e = this.effective(b, s);
+        if (e.admin !== 'drain' || !e.stateValue) continue;
+        draining++;
+        const cluster = e.adminSet.scope === 'cluster';
+        if (cluster) this.publish(b, s);
+        const v = e.stateValue;
+        const n = this.bindings(b, s, counts, !cluster);
+        const total = n.sticky + n.conns;
+        const reason: DrainEnd | undefined =
+          v.autoMaint && total === 0 && n.unreported.length === 0 ? 'no-bindings' : v.deadline !== undefined && now >= v.deadline ? 'deadline' : undefined;
+        if (reason) this.end(b, s, e, reason, total);
+      }
+    }
+    if (draining === 0 && this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  /** Publishes this node's open connections to a server drained cluster-wide, when they changed or predate the drain. */
+  private publish(b: RuntimeBackend, s: RuntimeServer): void {
+    const rec = this.store.state(b.name, s.name);
+    if (!rec) return;
+    const mine = this.store.conns(b.name, s.name, this.host.name);
+    if (mine && mine.value === s.activeConns && compareVersions(mine.version!, rec.version!) > 0) return;
+    try {
+      this.store.setConns(b.name, s.name, s.activeConns);
+    } catch (err) {
+      this.host.log('warn', { backend: b.name, server: s.name, err: (err as Error).message }, 'drain: open connections not published');
+    }
+  }
+
+  /** Switches a finished drain to maint (cluster record or override), if it is still the drain that was watched. */
+  private end(b: RuntimeBackend, s: RuntimeServer, e: Effective, reason: DrainEnd, bindings: number): void {
+    const set = e.adminSet;
+    if (set.scope === 'config') return; // a drain always comes from a record or an override
+    const maint: StateValue = { state: 'maint', autoMaint: false, by: e.stateValue?.by ?? set.node, since: set.at, reason };
+    try {
+      if (set.scope === 'node') this.store.setOverride(b.name, s.name, { state: maint });
+      else {
+        const cur = this.store.state(b.name, s.name);
+        if (!cur || cur.value.state !== 'drain' || cur.at !== set.at || cur.node !== set.node) return;
+        this.store.setState(b.name, s.name, maint);
+      }
+    } catch (err) {
+      this.host.log('warn', { backend: b.name, server: s.name, err: (err as Error).message }, 'drain: switch to maint refused');
+      return;
+    }
+    this.host.log('info', { backend: b.name, server: s.name, reason, bindings, scope: e.adminSet.scope }, `server ${b.name}/${s.name} drained: now in maint`);
+  }
+}
