@@ -257,11 +257,15 @@ export class StickmeshNode {
     }
   }
 
-  /** Peers of the first section (the one carrying `#servers`) whose session is up. */
+  /**
+   * Peers whose session is up and carries `#servers` (first section): those whose drain reports
+   * count. A peer of the previous version (no `#servers`) is left out: it cannot report.
+   */
   livePeers(): string[] {
     const svc = this.peers[0];
     if (!svc) return [];
-    return svc.status().filter((p) => p.state === 'live' || p.state === 'resyncing').map((p) => p.peer);
+    const id = this.serverStates.store.table.cfg.id;
+    return svc.status().filter((p) => (p.state === 'live' || p.state === 'resyncing') && p.internalTables?.includes(id) === true).map((p) => p.peer);
   }
 
   /** Ready when every peers section finished its first resync (or timed out, reported as such). */

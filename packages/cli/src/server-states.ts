@@ -15,9 +15,9 @@
  * cluster's) plus the open connections of every live node: this node's own, and for each peer
  * whose session is live its `conns` record. Each node publishes its own count as such a record
  * when it changes, and once after each new drain, at most once per poll. A peer whose record
- * predates the drain has not reported yet: `autoMaint` waits for it (a peer of the previous
- * version never reports, so auto-maint then waits for the deadline, if any). A dead peer's
- * connections are gone with it and are not counted. When the bindings reach zero (`autoMaint`) or
+ * predates the drain has not reported yet: `autoMaint` waits for it. A dead peer's connections are
+ * gone with it and are not counted; nor are those of a peer of the previous version, whose
+ * session does not carry `#servers` (it cannot report, and does not know of the drain either). When the bindings reach zero (`autoMaint`) or
  * the deadline passes, the node writes `maint` with the reason, provided the record is still that
  * drain; several nodes may do so at once and converge on one record (same value, newest version).
  * A per-node drain override is watched the same way over this node's connections alone, and ends
@@ -35,7 +35,7 @@ export interface ServerStatesHost {
   readonly name: string;
   /** The proxy's current backends (they change on reload). */
   backends(): ReadonlyMap<string, RuntimeBackend>;
-  /** Peers whose session carrying `#servers` is up (live or resyncing). */
+  /** Peers whose session is up (live or resyncing) and carries `#servers`. */
   livePeers(): readonly string[];
   log(level: 'info' | 'warn', fields: Record<string, unknown>, msg: string): void;
 }

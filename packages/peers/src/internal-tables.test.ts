@@ -53,6 +53,8 @@ describe('internal tables (ids starting with #)', () => {
     expect(reasons(a)).toEqual([]);
     expect(reasons(b)).toEqual([]);
     expect(Object.keys(statusOf(a, 'b').cursor)).toEqual(['t1']);
+    expect(statusOf(a, 'b').internalTables).toEqual([]);
+    expect(statusOf(b, 'a').internalTables).toBeUndefined();
     expect(a.lines.some((l) => l.msg.includes('does not have these internal tables'))).toBe(true);
   });
 
@@ -68,6 +70,7 @@ describe('internal tables (ids starting with #)', () => {
     await waitFor(() => bInt.entries.get('state:app/web1')?.server === '{"s":"drain"}', 5000, '#servers a -> b');
     await waitFor(() => aInt.entries.get('weight:app/web1')?.server === '{"w":3}', 5000, '#servers b -> a');
     expect(Object.keys(statusOf(a, 'b').cursor).sort()).toEqual(['#servers', 't1']);
+    expect(statusOf(b, 'a').internalTables).toEqual(['#servers']);
   });
 
   it('with another type on the peer are not exchanged; the session stays up', async () => {

@@ -359,6 +359,7 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
       antiEntropyRounds: l.stats.aeRounds,
       bucketsRepaired: l.stats.bucketsRepaired,
       entriesRepaired: l.stats.entriesRepaired,
+      ...(this.internalSchema.length > 0 ? { internalTables: this.internalSchema.map((t) => t.id).filter((id) => l.conn?.phase === 'session' && l.conn.session?.carries(id) === true) } : {}),
       ...(this.counters.size > 0 || l.stats.sharesReceived + l.stats.sharesIgnored > 0 ? this.counterStatus(l) : {}),
       ...(this.ticketRing ? {
         ticketKeysShared: l.conn?.phase === 'session' && l.conn.session?.sharesTicketKeys() === true,

@@ -6,12 +6,21 @@
  * stats in the listing, one key's shares per node and their sum (`/api/tables/:table/counters`,
  * and in explain).
  *
+ * Server state is cluster-wide: `PUT /api/servers/:b/:s` with `state` (ready|drain|maint) and/or
+ * `weight` (0..256) writes a versioned record (scope `cluster`, the default) that the peers mesh
+ * replicates to every node and snapshots keep, shown with the node that wrote it (`adminSet`,
+ * `weightSet`); scope `node` sets an override on this node only, kept in memory (a restart drops
+ * it), shown as such; `clear: true` drops the override (scope node) or the cluster's records
+ * (scope cluster). Precedence: override > cluster record > config. Applying and the drain watch
+ * live in ../server-states.ts (ServerStates), owned by the node.
+ *
  * Session-aware drain: `drain` keeps serving clients bound to the server (cookie or stick entry:
  * `usable` stays true) and sends it no new ones (`pickable` is false). Live bindings = stick-table
- * entries naming the server in the tables its backend's rules use, plus its open connections
- * (cookie bindings live in browsers and cannot be counted). With `autoMaint` the server switches to
- * `maint` by itself once bindings reach zero, and with `deadlineMs` when the deadline passes,
- * whichever comes first. Drain state is per node and is lost when a reload rebuilds the backends.
+ * entries naming the server in the tables its backend's rules use (replicated: the cluster's), plus
+ * the open connections of every live node (cookie bindings live in browsers and cannot be counted).
+ * With `autoMaint` the server switches to `maint` cluster-wide once bindings reach zero, and with
+ * `deadlineMs` when the deadline passes, whichever comes first; `drain.by` names the node that
+ * started the drain.
  */
 import { CounterTable, MAX_WEIGHT, ServerStateError, canonicalKey, nextTurn, type Effective, type EntryView, type KeyShares, type StateValue, type StickTable } from '@stickmesh/core';
 import { AdminError, explainBackend, metrics, type AdminRequest, type AdminRoute, type RuntimeBackend, type RuntimeServer, type StickmeshProxy } from '@stickmesh/proxy';
