@@ -180,6 +180,10 @@ describe('cluster-wide server admin state', () => {
     expect(j3.admin).toBe('maint');
     expect(j3.adminSet).toMatchObject({ scope: 'node', node: 'n3' });
     expect((await cli(n3, ['server', 'show'])).stdout).toMatch(/app\/web3\s.*maint \(override on this node\)/);
+    const metricsText = await (await fetch(`http://127.0.0.1:${n3.adminPort}/metrics`, { headers: { authorization: `Bearer ${TOKEN}` } })).text();
+    expect(metricsText).toMatch(/stickmesh_server_admin_scope\{backend="app",server="web3",scope="node"\} 1/);
+    expect(metricsText).toMatch(/stickmesh_server_admin_scope\{backend="app",server="web1",scope="cluster"\} 1/);
+    expect(metricsText).toMatch(/stickmesh_server_admin_state\{backend="app",server="web3",state="maint"\} 1/);
     await new Promise((r) => setTimeout(r, 500));
     for (const n of [n1, n2]) expect(await web(n, 'web3')).toMatchObject({ admin: 'ready', adminSet: { scope: 'config' } });
     for (let i = 1; i <= 6; i++) expect(await served(n3, `127.48.3.${i}`)).toBe('web2');

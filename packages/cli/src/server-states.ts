@@ -84,7 +84,7 @@ export class ServerStates {
 
   /** The effective state of a server here. */
   effective(b: RuntimeBackend, s: RuntimeServer): Effective {
-    return this.store.effective(b.name, s.name, s.cfg);
+    return this.store.effective(b.name, s.name, { disabled: s.cfg.disabled, weight: s.baseWeight });
   }
 
   /** Sets every server of a freshly built backend to its effective state (ProxyOptions.prepareBackend). */
@@ -115,6 +115,7 @@ export class ServerStates {
     const e = this.effective(b, s);
     if (e.admin === 'maint' && s.admin !== 'maint') s.dropIdle();
     s.admin = e.admin;
+    s.adminWeight = e.weightSet.scope === 'config' ? undefined : e.weight;
     s.weight = e.weight;
     return e.admin;
   }
