@@ -132,6 +132,7 @@ describe('cluster-wide server admin state', () => {
     bs[0]!.handler = (_req, res) => held.push(res);
     const pending = request(n2.proxyPort, { localAddress: stuck[0]! });
     await waitFor(() => held.length === 1, 5000, 'request held by web1');
+    await waitFor(async () => (await web(n1, 'web1')).drain?.bindings === 4, 5000, "node1 counts the 3 entries and node2's connection");
     await clearSessions();
     const j1 = await waitFor(async () => {
       const s = await web(n1, 'web1');

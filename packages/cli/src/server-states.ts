@@ -74,7 +74,16 @@ export class ServerStates {
   readonly store: ServerStateStore;
   private timer: NodeJS.Timeout | undefined;
   private pollSoon: NodeJS.Immediate | undefined;
+  private lastPollAt = 0;
   private stopped = false;
+  /**
+   * `backend/server` of the servers this node watches: a cluster drain record (this node then
+   * reports its connections, even under an override) or an effective drain here. Bounded by the
+   * records and overrides (each bounded); a server that leaves the config is dropped at the next poll.
+   */
+  private readonly draining = new Set<string>();
+  /** When this node last published its connections to a server (at most once per DRAIN_POLL_MS). */
+  private readonly publishedAt = new WeakMap<RuntimeServer, number>();
 
   constructor(private readonly host: ServerStatesHost, store?: ServerStateStore) {
     this.store = store ?? new ServerStateStore({ node: host.name });
@@ -89,10 +98,8 @@ export class ServerStates {
 
   /** Sets every server of a freshly built backend to its effective state (ProxyOptions.prepareBackend). */
   prepare(b: RuntimeBackend): void {
-    let draining = false;
-    for (const s of b.servers) if (this.set(b, s) === 'drain') draining = true;
+    for (const s of b.servers) this.set(b, s);
     b.rebuild();
-    if (draining) this.watch();
   }
 
   /** Re-applies every server (after a restore). */
@@ -105,19 +112,31 @@ export class ServerStates {
     const b = this.host.backends().get(backend);
     const s = b?.serverByName(server);
     if (!b || !s) return;
-    const before = `${s.admin}/${s.weight}`;
-    const admin = this.set(b, s);
-    if (`${s.admin}/${s.weight}` !== before) b.rebuildSoon();
-    if (admin === 'drain') this.watch();
+    const admin = s.admin;
+    const weight = s.weight;
+    this.set(b, s);
+    if (s.admin !== admin || s.weight !== weight) b.rebuildSoon();
   }
 
-  private set(b: RuntimeBackend, s: RuntimeServer): string {
+  /** Sets the server's effective state and weight, and whether the drain watch follows it. */
+  private set(b: RuntimeBackend, s: RuntimeServer): void {
     const e = this.effective(b, s);
     if (e.admin === 'maint' && s.admin !== 'maint') s.dropIdle();
     s.admin = e.admin;
     s.adminWeight = e.weightSet.scope === 'config' ? undefined : e.weight;
     s.weight = e.weight;
-    return e.admin;
+    const key = `${b.name}/${s.name}`;
+    if (e.admin === 'drain' || this.clusterDrain(b, s, e)) {
+      this.draining.add(key);
+      this.watch();
+    } else this.draining.delete(key);
+  }
+
+  /** Whether the cluster record of the server is a drain (under an override too). */
+  private clusterDrain(b: RuntimeBackend, s: RuntimeServer, e: Effective): boolean {
+    if (e.adminSet.scope === 'cluster') return e.admin === 'drain';
+    if (e.adminSet.scope === 'config') return false; // no cluster record
+    return this.store.state(b.name, s.name)?.value.state === 'drain';
   }
 
   stop(): void {
@@ -128,26 +147,26 @@ export class ServerStates {
     this.pollSoon = undefined;
   }
 
-  /** Starts the poll if needed and polls on the next turn (a new drain publishes its counts at once). */
-  private watch(): void {
+  /**
+   * Starts the poll if needed and polls on the next turn (a new drain publishes its counts at once);
+   * `throttled` (a peer's count changed) skips the early poll if one ran in the last DRAIN_POLL_MS / 5.
+   */
+  private watch(throttled = false): void {
     if (this.stopped) return;
     if (!this.timer) {
       this.timer = setInterval(() => this.poll(), DRAIN_POLL_MS);
       this.timer.unref();
     }
-    if (!this.pollSoon) {
-      this.pollSoon = setImmediate(() => {
-        this.pollSoon = undefined;
-        this.poll();
-      });
-    }
+    if (this.pollSoon || (throttled && Date.now() - this.lastPollAt < DRAIN_POLL_MS / 5)) return;
+    this.pollSoon = setImmediate(() => {
+      this.pollSoon = undefined;
+      this.poll();
+    });
   }
 
   /** A peer's connection count changed: a drain waiting on it may end now. */
   private connsChanged(backend: string, server: string): void {
-    const b = this.host.backends().get(backend);
-    const s = b?.serverByName(server);
-    if (b && s && s.admin === 'drain') this.watch();
+    if (this.draining.has(`${backend}/${server}`)) this.watch(true);
   }
 
   /**
@@ -169,42 +188,57 @@ export class ServerStates {
     return { sticky, conns, unreported };
   }
 
-  /** One round of the drain watch; stops the timer when nothing drains. */
+  /** One round of the drain watch over the servers it follows; stops the timer when none is left. */
   poll(): void {
     if (this.stopped) return;
     const now = Date.now();
+    this.lastPollAt = now;
     const counts = new Map<StickTable, Map<string, number>>();
-    let draining = 0;
-    for (const b of this.host.backends().values()) {
-      for (const s of b.servers) {
-        if (s.admin !== 'drain') continue;
-        const e = this.effective(b, s);
-        if (e.admin !== 'drain' || !e.stateValue) continue;
-        draining++;
-        const cluster = e.adminSet.scope === 'cluster';
-        if (cluster) this.publish(b, s);
-        const v = e.stateValue;
-        const n = this.bindings(b, s, counts, !cluster);
-        const total = n.sticky + n.conns;
-        const reason: DrainEnd | undefined =
-          v.autoMaint && total === 0 && n.unreported.length === 0 ? 'no-bindings' : v.deadline !== undefined && now >= v.deadline ? 'deadline' : undefined;
-        if (reason) this.end(b, s, e, reason, total);
+    for (const key of [...this.draining]) {
+      const slash = key.indexOf('/');
+      const b = this.host.backends().get(key.slice(0, slash));
+      const s = b?.serverByName(key.slice(slash + 1));
+      if (!b || !s) {
+        this.draining.delete(key);
+        continue;
       }
+      const e = this.effective(b, s);
+      const cluster = this.clusterDrain(b, s, e);
+      if (cluster) this.publish(b, s, now);
+      if (e.admin !== 'drain' || !e.stateValue) {
+        if (!cluster) this.draining.delete(key);
+        continue;
+      }
+      const v = e.stateValue;
+      const n = this.bindings(b, s, counts, e.adminSet.scope !== 'cluster');
+      const total = n.sticky + n.conns;
+      const reason: DrainEnd | undefined =
+        v.autoMaint && total === 0 && n.unreported.length === 0 ? 'no-bindings' : v.deadline !== undefined && now >= v.deadline ? 'deadline' : undefined;
+      if (reason) this.end(b, s, e, reason, total);
     }
-    if (draining === 0 && this.timer) {
+    if (this.draining.size === 0 && this.timer) {
       clearInterval(this.timer);
       this.timer = undefined;
     }
   }
 
-  /** Publishes this node's open connections to a server drained cluster-wide, when they changed or predate the drain. */
-  private publish(b: RuntimeBackend, s: RuntimeServer): void {
+  /**
+   * Publishes this node's open connections to a server drained cluster-wide: at once when its
+   * record predates the drain, else when the count changed, about once per DRAIN_POLL_MS at most.
+   * A connection opened here is thus seen by the other nodes up to a poll later (plus the
+   * replication delay): a window in which their watch may end a drain whose last stick entry has
+   * just gone.
+   */
+  private publish(b: RuntimeBackend, s: RuntimeServer, now: number): void {
     const rec = this.store.state(b.name, s.name);
     if (!rec) return;
     const mine = this.store.conns(b.name, s.name, this.host.name);
-    if (mine && mine.value === s.activeConns && compareVersions(mine.version!, rec.version!) > 0) return;
+    const current = mine !== undefined && compareVersions(mine.version!, rec.version!) > 0;
+    // 0.8: the interval's own ticks may come a little early; they must not skip a change.
+    if (current && (mine.value === s.activeConns || now - (this.publishedAt.get(s) ?? 0) < 0.8 * DRAIN_POLL_MS)) return;
     try {
       this.store.setConns(b.name, s.name, s.activeConns);
+      this.publishedAt.set(s, now);
     } catch (err) {
       this.host.log('warn', { backend: b.name, server: s.name, err: (err as Error).message }, 'drain: open connections not published');
     }
