@@ -170,8 +170,12 @@ describe('cluster-wide server admin state', () => {
     }
     // web1 is in maint, web2 has weight 0: new clients all go to web3.
     for (const n of [n1, n3]) for (let i = 1; i <= 6; i++) expect(await served(n, `127.47.${n === n1 ? 1 : 3}.${i}`)).toBe('web3');
-    expect((await cli(n1, ['server', 'set', 'app/web2', 'weight', '5'])).code).toBe(0);
-    await waitFor(async () => (await web(n3, 'web2')).weight === 5, 5000, 'weight back');
+    // Clearing the cluster's records (through another node) returns every node to the config.
+    expect((await api(n1, 'PUT', '/api/servers/app/web2', { clear: true })).json).toMatchObject({ weight: 5, weightSet: { scope: 'config' } });
+    await waitFor(async () => {
+      const s = await web(n3, 'web2');
+      return s.weight === 5 && s.weightSet.scope === 'config';
+    }, 5000, 'weight back to the config on n3');
   });
 
   it('a node override on node3 affects node3 only and is labelled; clear drops it', async () => {
