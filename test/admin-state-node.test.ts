@@ -62,7 +62,11 @@ describe('server admin state in one node', () => {
 
     // Reload: new RuntimeServers get the records (and the override) before they serve.
     const before = server(a, 's1');
-    await a.reload(load(dir, port, ['s1', 's2', 's3']));
+    // A drain of a server the config does not have yet: kept, and watched once a reload adds it.
+    st.setState('app', 's4', { state: 'drain', autoMaint: false, deadline: Date.now() + 300 });
+    await a.reload(load(dir, port, ['s1', 's2', 's3', 's4']));
+    expect(server(a, 's4').admin).toBe('drain');
+    await waitFor(() => server(a, 's4').admin === 'maint', 3000, 'the deadline of the added server');
     expect(server(a, 's1')).not.toBe(before);
     expect(server(a, 's1')).toMatchObject({ admin: 'drain', weight: 7 });
     expect(server(a, 's2')).toMatchObject({ admin: 'ready', weight: 0 });
@@ -78,6 +82,22 @@ describe('server admin state in one node', () => {
     expect(b.serverStates.store.state('app', 's1')).toMatchObject({ node: 'n1', value: { state: 'drain', by: 'n1' } });
     expect(b.serverStates.store.state('app', 'gone')?.value.state).toBe('maint'); // kept, unused
     expect(b.proxy.backends.get('app')!.candidates.map((s) => s.name)).toEqual(['s2']);
+  });
+
+  it('a drain restored from the snapshot is watched from the start: auto-maint ends it', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sm-state-'));
+    const port = await freePort();
+    const logger = pino({ level: 'silent' });
+    const a = await StickmeshNode.start(load(dir, port), { node: 'n1', logger });
+    a.serverStates.store.setState('app', 's1', { state: 'drain', autoMaint: true, by: 'n1' });
+    await a.snapshot();
+    // Stopped without waiting for the watch (a kill): the snapshot holds the drain.
+    a.serverStates.stop();
+    await a.stop(0, false);
+    const b = await StickmeshNode.start(load(dir, port), { node: 'n1', logger });
+    nodes.push(b);
+    await waitFor(() => server(b, 's1').admin === 'maint', 3000, 'the restored drain ends');
+    expect(b.serverStates.store.state('app', 's1')?.value).toMatchObject({ state: 'maint', reason: 'no-bindings', by: 'n1' });
   });
 
   it('a drain override with a deadline ends as a maint override on this node', async () => {

@@ -154,6 +154,7 @@ export class StickmeshNode {
       throw err;
     }
     node = new StickmeshNode(config, tables, proxy, ticketKeys, serverStates, opts);
+    serverStates.start();
     startCounterSweeps(tables, sharedWheel);
     const gate = new AcceptGate();
     try {
@@ -370,6 +371,9 @@ export class StickmeshNode {
     for (const p of config.peers) peersFor(p, this.name);
     const tables = buildTables(config, this.name, this.tables);
     await this.proxy.reload(config, tables);
+    // The new backends were prepared before they served; once they are the proxy's, the drain
+    // watch follows their servers (one new to the config included).
+    this.serverStates.applyAll();
     const replicated = new Set(config.peers.flatMap((p) => p.tables.map((t) => t.id)));
     const countersOf = (t: StickTable) => (t.counters?.mode === 'cluster' ? t.counters : undefined);
     const peersChanged = JSON.stringify(strip(config.peers)) !== JSON.stringify(strip(this.config.peers)) ||

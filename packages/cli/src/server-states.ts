@@ -75,6 +75,8 @@ export class ServerStates {
   private timer: NodeJS.Timeout | undefined;
   private pollSoon: NodeJS.Immediate | undefined;
   private lastPollAt = 0;
+  /** The watch runs between start() (the node's proxy is up) and stop(). */
+  private started = false;
   private stopped = false;
   /**
    * `backend/server` of the servers this node watches: a cluster drain record (this node then
@@ -102,7 +104,7 @@ export class ServerStates {
     b.rebuild();
   }
 
-  /** Re-applies every server (after a restore). */
+  /** Re-applies every server (after a reload: a server new to the config joins the watch). */
   applyAll(): void {
     for (const b of this.host.backends().values()) this.prepare(b);
   }
@@ -139,6 +141,15 @@ export class ServerStates {
     return this.store.state(b.name, s.name)?.value.state === 'drain';
   }
 
+  /**
+   * Starts the drain watch once the host's backends are in place (servers applied before that,
+   * by `prepare`, are watched from now on).
+   */
+  start(): void {
+    this.started = true;
+    if (this.draining.size > 0) this.watch();
+  }
+
   stop(): void {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
@@ -152,7 +163,7 @@ export class ServerStates {
    * `throttled` (a peer's count changed) skips the early poll if one ran in the last DRAIN_POLL_MS / 5.
    */
   private watch(throttled = false): void {
-    if (this.stopped) return;
+    if (this.stopped || !this.started) return;
     if (!this.timer) {
       this.timer = setInterval(() => this.poll(), DRAIN_POLL_MS);
       this.timer.unref();
@@ -190,7 +201,7 @@ export class ServerStates {
 
   /** One round of the drain watch over the servers it follows; stops the timer when none is left. */
   poll(): void {
-    if (this.stopped) return;
+    if (this.stopped || !this.started) return;
     const now = Date.now();
     this.lastPollAt = now;
     const counts = new Map<StickTable, Map<string, number>>();
