@@ -204,6 +204,13 @@ describe('stickmesh: version, suggestions, messages a user reads', () => {
     const r = cli(['peers', '--config', cfg]);
     expect(r.status).toBe(1);
     expect(r.stderr).toBe(`stickmesh: cannot reach any node of ${cfg}: http://127.0.9.1:9100 (a) (ECONNREFUSED), http://127.0.9.2:9100 (b) (ECONNREFUSED)\n`);
+    // A per-node override goes to the first node only, never on to another.
+    const override = cli(['server', 'set', 'be/s', 'maint', '--node-only', '--config', cfg]);
+    expect(override.status).toBe(1);
+    expect(override.stderr).toBe(
+      `stickmesh: this node: http://127.0.9.1:9100 (a) (the first of ${cfg}; --admin URL names another)\n` +
+        'stickmesh: cannot reach http://127.0.9.1:9100 (ECONNREFUSED); other nodes: http://127.0.9.2:9100 (b) — or name the node meant with --admin URL\n',
+    );
     const one = spawnSync(process.execPath, [bin, 'server', 'show', '--admin', 'http://127.0.9.1:9100'], { encoding: 'utf8', env: { ...process.env, STICKMESH_CONFIG: cfg } });
     expect(one.status).toBe(1);
     expect(one.stderr).toBe(

@@ -44,7 +44,7 @@ export interface AdminTarget {
   others?: (() => AdminNode[]) | undefined;
   /** The config file `nodes` came from, named when its nodes cannot be reached. */
   configFile?: string | undefined;
-  /** How the user asks `others` in turn, for the error naming them (default: `pass --config FILE`). */
+  /** What the user can do about `others`, ending the error naming them (default: `pass --config FILE to try them in turn`). */
   othersHow?: string | undefined;
   /** Told one line when a node other than the first answers (the CLI writes it to stderr). */
   onFailover?: ((line: string) => void) | undefined;
@@ -74,7 +74,7 @@ export class AdminClient {
     this.token = target.token ?? env.STICKMESH_ADMIN_TOKEN;
     this.others = target.others ?? (() => []);
     this.onFailover = target.onFailover;
-    this.othersHow = target.othersHow ?? 'pass --config FILE';
+    this.othersHow = target.othersHow ?? 'pass --config FILE to try them in turn';
     this.configFile = target.configFile;
   }
 
@@ -116,7 +116,7 @@ export class AdminClient {
     if (failed.length === 1) {
       const f = failed[0]!;
       const others = this.others();
-      const hint = others.length > 0 ? `; other nodes: ${others.map(nodeLabel).join(', ')} — or ${this.othersHow} to try them in turn` : ' — pass --admin URL or --config FILE (the cluster config: its nodes are tried in turn)';
+      const hint = others.length > 0 ? `; other nodes: ${others.map(nodeLabel).join(', ')} — or ${this.othersHow}` : ' — pass --admin URL or --config FILE (the cluster config: its nodes are tried in turn)';
       return `cannot reach ${f.n.url} (${f.why})${hint}`;
     }
     return `cannot reach any node: ${failed.map((f) => `${nodeLabel(f.n)} (${f.why})`).join(', ')}`;

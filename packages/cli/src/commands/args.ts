@@ -1,6 +1,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { didYouMean } from '@stickmesh/core';
-import { AdminClient } from '../admin/client.js';
+import { AdminClient, nodeLabel, type AdminNode } from '../admin/client.js';
 import { AdminConfigError, planAdmin } from '../admin/targets.js';
 
 type Options = NonNullable<ParseArgsConfig['options']>;
@@ -20,9 +20,11 @@ export const CONFIG_OPTION = {
 /**
  * The admin client of a command from its `--admin`, `--config` and `--token` (planAdmin gives the
  * order of the sources), writing a line to stderr when a node other than the first answers; or
- * exit 1 after printing why the config named gives no node.
+ * exit 1 after printing why the config named gives no node. `oneNode` (a change to one node, such
+ * as a per-node override): only the first node is asked, the others are named if it is down, and
+ * a line on stderr says which node it is when the list had several.
  */
-export function adminClientFor(values: OptionValues, env: NodeJS.ProcessEnv = process.env): AdminClient | number {
+export function adminClientFor(values: OptionValues, env: NodeJS.ProcessEnv = process.env, oneNode = false): AdminClient | number {
   let plan;
   try {
     plan = planAdmin({ admin: str(values, 'admin'), config: str(values, 'config') }, env);
@@ -30,6 +32,15 @@ export function adminClientFor(values: OptionValues, env: NodeJS.ProcessEnv = pr
     if (!(err instanceof AdminConfigError)) throw err;
     process.stderr.write(`stickmesh: ${err.message}\n`);
     return 1;
+  }
+  const p = plan;
+  if (oneNode && p.nodes.length > 1) {
+    const [first, ...rest] = p.nodes as [AdminNode, ...AdminNode[]];
+    process.stderr.write(`stickmesh: this node: ${nodeLabel(first)} (the first of ${p.source}; --admin URL names another)\n`);
+    return new AdminClient(
+      { nodes: [first], others: () => rest, othersHow: 'name the node meant with --admin URL', token: str(values, 'token') ?? env.STICKMESH_ADMIN_TOKEN ?? p.token },
+      env,
+    );
   }
   return new AdminClient(
     {

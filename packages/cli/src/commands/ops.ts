@@ -38,7 +38,8 @@ export const SERVER_HELP = `Usage: stickmesh server show
        stickmesh server set BACKEND/SERVER weight N [--node-only]
 
 set: applies on every node of the cluster (replicated, kept across restarts); 'server show'
-names the node that set it. --node-only: an override on this node alone (lost on its restart).
+names the node that set it. --node-only: an override on this node alone (lost on its restart);
+the node is the one --admin names, else the first of --config's (never another when it is down).
 set drain: the server keeps serving clients bound to it (cookie or stick entry) and gets no new
 ones; 'server show' reports the bindings left on the whole cluster. --auto-maint switches it to
 maint when they reach zero, --deadline TIME (e.g. 30s, 10m) at the latest then.
@@ -84,10 +85,10 @@ function ms(v: unknown): string {
 type Run = (c: Client, pos: string[], values: OptionValues) => Promise<number>;
 
 /** Parses `argv` (the admin options, --json and `extra`), then runs; an AdminCallError exits 1 with its message. */
-async function command(argv: string[], help: string, extra: Parameters<typeof parseCommand>[2], run: Run): Promise<number> {
+async function command(argv: string[], help: string, extra: Parameters<typeof parseCommand>[2], run: Run, oneNode?: (v: OptionValues) => boolean): Promise<number> {
   const p = parseCommand(argv, help, { ...ADMIN_OPTIONS, ...CONFIG_OPTION, json: { type: 'boolean' }, ...extra }, true);
   if (p.exit !== undefined) return p.exit;
-  const api = adminClientFor(p.values);
+  const api = adminClientFor(p.values, process.env, oneNode?.(p.values) ?? false);
   if (typeof api === 'number') return api;
   const c: Client = { json: p.values.json === true, api };
   try {
@@ -231,7 +232,8 @@ export function runServer(argv: string[]): Promise<number> {
       return 0;
     }
     return usage(SERVER_HELP, sub === undefined ? 'server needs show or set' : unknownSub('server', sub, ['show', 'set']));
-  });
+    // A per-node override belongs to the node asked: never passed on to another one.
+  }, (v) => v['node-only'] === true);
 }
 
 export function runPeers(argv: string[]): Promise<number> {
