@@ -106,7 +106,7 @@ describe('dashboard rendering', () => {
     const v = D.view([{ origin: O1, ok: false, error: 'Failed to fetch', since: T - 5000 }, all[1], all[2]], st, T, O1);
     expect(v.origin.down).toBe(true);
     expect(v.origin.reading).toBe('node2,node3');
-    expect(v.origin.text).toBe(`node1 (${O1}), the node that served this page, is not answering since 11:59:55: reading the cluster from node2, node3`);
+    expect(v.origin.text).toBe(`node1 (${O1}), the node that served this page, has not answered since 11:59:55: reading the cluster from node2, node3`);
     const none = D.view([{ origin: O1, ok: false, error: 'x' }], st, T, O1);
     expect(none.origin.text).toContain('no other node answers either');
   });

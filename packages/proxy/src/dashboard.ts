@@ -60,11 +60,11 @@ h2{font-size:13px;text-transform:uppercase;letter-spacing:.8px;color:var(--mute)
 svg.spark{width:100%;height:36px;display:block}svg.spark polyline{fill:none;stroke:var(--acc);stroke-width:2}
 .scroll{overflow-x:auto;background:var(--panel);border:1px solid var(--line);border-radius:10px}
 table{width:100%;border-collapse:collapse}
-th,td{text-align:left;padding:9px 12px;border-bottom:1px solid var(--line);font-variant-numeric:tabular-nums}
+th,td{text-align:left;padding:9px 12px;border-bottom:1px solid var(--line);font-variant-numeric:tabular-nums;white-space:nowrap;vertical-align:top}
 th{color:var(--mute);font-weight:600;font-size:12px;text-transform:uppercase;letter-spacing:.5px;background:#11161d}
 tr:last-child td{border-bottom:none}
 th:first-child,td:first-child{position:sticky;left:0;background:var(--panel);z-index:1}th:first-child{background:#11161d}
-.by{font-size:12px;color:var(--mute);margin-top:3px;min-width:180px}.by b{color:var(--text);font-weight:600}
+.by{font-size:12px;color:var(--mute);margin-top:3px;min-width:180px;max-width:320px;white-space:normal}.by b{color:var(--text);font-weight:600}
 .badge{padding:2px 8px;border-radius:6px;font-size:12px;font-weight:600}
 .badge.ready{background:#0f2a17;color:var(--ok)}.badge.drain{background:#2b2111;color:var(--warn)}.badge.maint{background:#2d1214;color:var(--bad)}
 svg.bar{display:block;width:100%;height:8px;background:#0b0f14;border-radius:4px;min-width:80px}svg.bar rect{fill:var(--acc)}
@@ -288,8 +288,8 @@ var StickmeshDashboard = (function () {
     var reading = up.map(function (r) { return r.s.node; }).filter(function (n, i, a) { return a.indexOf(n) === i; }).slice(0, 8);
     var origin = { down: !!selfRes && !selfRes.ok, reading: reading.join(','), text: '' };
     if (origin.down) {
-      origin.text = (selfName !== '' ? selfName + ' (' + self + ')' : self) + ', the node that served this page, is not answering' +
-        (selfRes.since > 0 ? ' since ' + fmtClock(selfRes.since) : '') + ': ' +
+      origin.text = (selfName !== '' ? selfName + ' (' + self + ')' : self) + ', the node that served this page, ' +
+        (selfRes.since > 0 ? 'has not answered since ' + fmtClock(selfRes.since) : 'is not answering') + ': ' +
         (reading.length ? 'reading the cluster from ' + reading.join(', ') : 'no other node answers either');
     }
     return {
