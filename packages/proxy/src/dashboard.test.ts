@@ -87,6 +87,15 @@ describe('dashboard rendering', () => {
     expect(text(x.servers)).toContain('maint \u2014 override on this node, 30 s ago');
   });
 
+  it('says a server in maint got there by the end of a drain, and why', () => {
+    const D = load();
+    const ended = server({ admin: 'maint', adminSet: { scope: 'cluster', node: 'node2', at: T - 5000 }, drain: { scope: 'cluster', by: 'node1', bindings: 0, ended: 'no-bindings', endedAt: T - 5000, endedBy: 'node2' } });
+    const v = D.view([{ origin: O1, ok: true, s: summary('node1', [], [ended]) }], D.newState(), T, O1);
+    expect(text(v.servers)).toContain('maint after drain: no bindings left');
+    expect(text(v.servers)).toContain('maint \u2014 set by node2 5 s ago');
+    expect(v.servers).not.toContain('bindings left,');
+  });
+
   it('renders servers of older nodes (no adminSet/weightSet) and config state without attribution', () => {
     const D = load();
     const v = D.view([{ origin: O1, ok: true, s: summary('node1', [], [server({ admin: 'drain' })]) }], D.newState(), T, O1);

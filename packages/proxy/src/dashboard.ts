@@ -159,7 +159,8 @@ var StickmeshDashboard = (function () {
         return { backend: str(x.backend), server: str(x.server), health: x.health === 'up' ? 'up' : 'down', admin: x.admin === 'maint' || x.admin === 'drain' ? x.admin : 'ready',
           sticky: num(x.sticky), activeConns: num(x.activeConns), requests: num(x.requests), errors: num(x.errors),
           weight: typeof x.weight === 'number' && isFinite(x.weight) ? x.weight : null, adminSet: setBy(x.adminSet), weightSet: setBy(x.weightSet),
-          drain: d && !d.ended ? { bindings: num(d.bindings), remainingMs: d.remainingMs } : null };
+          drain: d && !d.ended ? { bindings: num(d.bindings), remainingMs: d.remainingMs } : null,
+          drained: d && (d.ended === 'no-bindings' || d.ended === 'deadline') ? d.ended : '' };
       }),
       tables: arr(s.tables).map(function (t) { t = obj(t); return { id: str(t.id), live: num(t.live), capacity: num(t.capacity), evictions: num(t.evictions), expired: num(t.expired) }; }),
     };
@@ -258,6 +259,7 @@ var StickmeshDashboard = (function () {
       if (m.per.length < NODES_MAX) m.per.push({ node: r.s.node, time: r.s.time, admin: x.admin, adminSet: x.adminSet, weight: x.weight, weightSet: x.weightSet });
       m.rps += rate(state, 'srv:' + r.s.node + ':' + k, x.requests, r.s.time);
       if (x.drain) m.drain = x.drain;
+      if (x.drained && x.admin === 'maint') m.drained = x.drained;
     }); });
     var maxSticky = Math.max.apply(null, order.map(function (k) { return srv.get(k).sticky; }).concat([1]));
     var stickyTotal = 0, usable = 0;
@@ -269,7 +271,8 @@ var StickmeshDashboard = (function () {
       if (anyUp && adm !== 'maint') usable++;
       var hc = allUp ? 'ok' : anyUp ? 'warn' : 'bad';
       var htxt = allUp ? 'up' : anyUp ? 'up on ' + m.health.filter(function (h) { return h === 'up'; }).length + '/' + m.health.length : 'down';
-      var dr = m.drain ? ' <span class="mute small">' + fmtN(m.drain.bindings) + ' bindings left' + (typeof m.drain.remainingMs === 'number' ? ', ' + fmtMs(m.drain.remainingMs) : '') + '</span>' : '';
+      var dr = m.drain ? ' <span class="mute small">' + fmtN(m.drain.bindings) + ' bindings left' + (typeof m.drain.remainingMs === 'number' ? ', ' + fmtMs(m.drain.remainingMs) : '') + '</span>'
+        : adm === 'maint' && m.drained ? ' <span class="mute small" data-testid="drained">after drain: ' + (m.drained === 'deadline' ? 'deadline passed' : 'no bindings left') + '</span>' : '';
       var aa = attribution(m, 'admin', selfName), wa = attribution(m, 'weight', selfName);
       return '<tr data-testid="server" data-server="' + esc(m.n) + '" data-health="' + (allUp ? 'up' : anyUp ? 'partial' : 'down') + '" data-admin="' + adm + '" data-scope="' + aa.scope + '" data-sticky="' + fix(m.sticky, 0) + '">' +
         '<td><span class="mute">' + esc(m.b) + ' /</span> <b>' + esc(m.n) + '</b></td><td><span class="dot ' + hc + '"></span> ' + htxt + '</td><td><span class="badge ' + adm + '">' + adm + '</span>' + dr + aa.html + wa.html + '</td>' +
