@@ -57,7 +57,7 @@ describe('dashboard rendering', () => {
     expect(n1).toContain('no data since 11:58:55');
     expect(n1).not.toMatch(/lag|pending|4321|77/);
     expect(text(peers.find((p) => p.includes('data-peer="node3"'))!)).toMatch(/lag 12 ms.*3 pending/);
-    expect(text(peers.find((p) => p.includes('data-peer="node4"'))!)).toContain('no data yet');
+    expect(text(peers.find((p) => p.includes('data-peer="node4"'))!)).toContain('node4 connectingno session');
     // The dead node's own card says when its peers last heard from it.
     expect(v.nodes).toContain('<div class="card down" data-testid="node" data-node="node1">');
     const card = v.nodes.split('data-testid="node"').find((c) => c.includes('data-node="node1"'))!;

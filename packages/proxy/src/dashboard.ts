@@ -238,10 +238,11 @@ var StickmeshDashboard = (function () {
       var h = (state.hist.get(n) || []).concat([rps]).slice(-60); put(state.hist, n, h);
       var peers = s.peers.map(function (p) {
         if (p.connected) maxLag = Math.max(maxLag, num(p.lagMs));
-        // A peer without a session has no lag or pending count worth showing: when it was last heard is what matters.
+        // A peer without a session has no lag or pending count worth showing: when it was last heard is what matters
+        // (a peer never heard from, or a node too old to say, shows just that it has no session).
         var tail = p.connected
           ? '<span class="lag" title="replication lag">lag ' + fmtMs(p.lagMs) + '</span><span class="lag" title="unacknowledged updates">' + fmtN(p.pending) + ' pending</span>'
-          : '<span class="lag nodata" data-testid="nodata">' + (p.lastDataAt > 0 ? 'no data since ' + fmtClock(p.lastDataAt) : 'no data yet') + '</span>';
+          : '<span class="lag nodata" data-testid="nodata">' + (p.lastDataAt > 0 ? 'no data since ' + fmtClock(p.lastDataAt) : 'no session') + '</span>';
         return '<div class="peer" data-testid="peer" data-peer="' + esc(p.peer) + '" data-state="' + esc(p.state) + '"><span class="dot ' + peerClass(p.state) + '"></span><span class="pn">' + esc(p.peer) + ' <span class="mute small">' + esc(p.state) + '</span></span>' + tail + '</div>';
       }).join('');
       var rc = s.ready ? 'ok' : 'warn';
