@@ -3,6 +3,9 @@
  * running 3-node cluster: it shows every node and its peers, servers with health, admin state and
  * sticky-session counts, table sizes, and follows changes live. Screenshot: test-results/dashboard.png.
  *
+ * A state set through one node shows on every node with that node named (a cluster-wide drain),
+ * a per-node override as such.
+ *
  * Outage, in a 420 px viewport: the node serving the page is killed; the page says so and goes on
  * showing the cluster from the two survivors, which show the dead node as "no data since", logs one
  * console error for the outage (plus the browser's own network error line per retry, bounded by
@@ -179,6 +182,8 @@ describe('dashboard', () => {
     await load;
     await fetch(`http://127.0.0.1:${n1.adminPort}/api/servers/app/web2`, { method: 'PUT', body: JSON.stringify({ state: 'drain' }) });
     await page.waitForSelector('[data-testid=server][data-server=web2][data-admin=drain]');
+    // Set through node1, cluster-wide: every node shows it, attributed to node1.
+    await page.waitForSelector('[data-testid=server][data-server=web2][data-scope=cluster] [data-testid=admin-by][data-by=node1]');
     await bs[2]!.close();
     await page.waitForSelector('[data-testid=server][data-server=web3][data-health=down]', { timeout: 10000 });
     await page.waitForFunction(() => Number(document.getElementById('k-sticky')?.textContent) >= 30);
@@ -242,6 +247,16 @@ describe('dashboard', () => {
     await page.goto(`${admins[0]}/?nodes=${admins.join(',')}`);
     await page.waitForFunction(() => document.querySelectorAll('[data-testid=peer][data-state=live]').length === 6, undefined, { timeout: 20000 });
 
+    // State attributed to its node: a cluster-wide drain set through node2, an override on node3 alone.
+    const put = async (n: ClusterNode, server: string, body: unknown) =>
+      expect((await fetch(`http://127.0.0.1:${n.adminPort}/api/servers/app/${server}`, { method: 'PUT', body: JSON.stringify(body) })).status).toBe(200);
+    await put(n2, 'web1', { state: 'drain' });
+    await put(n3, 'web3', { state: 'maint', scope: 'node' });
+    await page.waitForSelector('[data-testid=server][data-server=web1][data-admin=drain][data-scope=cluster] [data-testid=admin-by][data-by=node2]', { timeout: 10000 });
+    expect(await page.textContent('[data-testid=server][data-server=web1] [data-testid=admin-by]')).toMatch(/^drain \u2014 set by node2 (just now|\d+ s ago)$/);
+    await page.waitForSelector('[data-testid=server][data-server=web3][data-admin=maint][data-scope=node] [data-testid=admin-by][data-scope=node][data-by=node3]', { timeout: 10000 });
+    expect(await page.textContent('[data-testid=server][data-server=web3] [data-testid=admin-by][data-scope=node]')).toMatch(/^maint on node3 \u2014 override on that node only, (just now|\d+ s ago)$/);
+
     await expectFitsWidth(page);
     mkdirSync(new URL('../test-results/', import.meta.url).pathname, { recursive: true });
     await page.screenshot({ path: SHOT_NARROW, fullPage: true });
@@ -266,6 +281,9 @@ describe('dashboard', () => {
     await page.waitForSelector('[data-testid=node][data-node=node1].down');
     expect(await page.textContent('#k-nodes')).toBe('2 / 3');
     expect(await page.locator('[data-testid=server]').count()).toBe(3);
+    // Read from the survivors, the attribution stays.
+    expect(await page.getAttribute('[data-testid=server][data-server=web1] [data-testid=admin-by]', 'data-by')).toBe('node2');
+    expect(await page.getAttribute('[data-testid=server][data-server=web3]', 'data-scope')).toBe('node');
     await expectFitsWidth(page);
     await page.screenshot({ path: SHOT_OUTAGE, fullPage: true });
     await expectScreenshotFits(page, SHOT_OUTAGE);
@@ -291,6 +309,8 @@ describe('dashboard', () => {
     await page.waitForSelector('[data-testid=node][data-node=node1] [data-testid=ready]');
     expect(msgs.filter((m) => m.text.startsWith('stickmesh dashboard:')).map((m) => m.type)).toEqual(['error', 'info']);
     expect(msgs.find((m) => m.type === 'info')!.text).toMatch(/node1 .* answers again$/);
+    await put(n2, 'web1', { state: 'ready' });
+    await put(n3, 'web3', { scope: 'node', clear: true });
     expect(errors).toEqual([]);
     await page.close();
   }, 90000);
