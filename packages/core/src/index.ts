@@ -32,3 +32,4 @@ export * from './config/bind-ssl.js';
 export * from './counters/freq.js';
 export * from './counters/counter-table.js';
 export * from './util/origin.js';
+export * from './util/suggest.js';
