@@ -33,3 +33,4 @@ export * from './counters/freq.js';
 export * from './counters/counter-table.js';
 export * from './util/origin.js';
 export * from './util/suggest.js';
+export * from './config/errorfile.js';

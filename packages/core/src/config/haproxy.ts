@@ -15,6 +15,7 @@ import type {
   ConfigWarning,
   CookieConfig,
   CookieKeyConfig,
+  ErrorFileConfig,
   ForwardForConfig,
   FrontendConfig,
   GlobalConfig,
@@ -45,6 +46,7 @@ import { MAX_ALLOWED_ORIGINS, parseOrigin } from '../util/origin.js';
 import { ProblemList } from './problems.js';
 import { SERVER_TLS_WORDS, finishServerTls, globalServerTlsLine, serverTlsWord } from './server-tls.js';
 import { emptySslDraft, finishSsl, readSslOption, type SslDraft } from './bind-ssl.js';
+import { ERRORFILE_CODES, readErrorFile } from './errorfile.js';
 
 /** What a front door parsed; the problem lists keep the first problems and count all of them. */
 export interface ParseOutput {
@@ -71,6 +73,8 @@ interface ProxyDefaults {
   modeSet?: boolean;
   /** `timeout tarpit`. */
   tarpitTimeout?: number;
+  /** `errorfile` lines by status. */
+  errorFiles: Map<number, ErrorFileConfig>;
 }
 
 type Cap = 'defaults' | 'frontend' | 'backend' | 'listen';
@@ -82,7 +86,10 @@ interface ProxyDraft extends ProxyDefaults {
   name: string;
   loc: SourceLoc;
   binds: BindConfig[];
+  /** `bind` lines written, valid or not (a frontend whose bind line failed is not also "without bind"). */
+  bindLines: number;
   defaultBackend?: string;
+  defaultBackendLoc?: SourceLoc;
   servers: ServerConfig[];
   serverTemplates: ServerTemplateConfig[];
   stickRules: StickRuleConfig[];
@@ -108,7 +115,7 @@ function hasRules(r: RuleSet): boolean {
 /** A proxy section's draft, starting from the current defaults. */
 function newDraft(d: ProxyDefaults, cap: Cap, name: string, loc: SourceLoc): ProxyDraft {
   return {
-    ...cloneDefaults(d), cap, name, loc, binds: [], servers: [], serverTemplates: [], stickRules: [], serverNames: new Set(),
+    ...cloneDefaults(d), cap, name, loc, binds: [], bindLines: 0, servers: [], serverTemplates: [], stickRules: [], serverNames: new Set(),
     rules: emptyRuleSet(), acls: new Map(), useBackends: [],
   };
 }
@@ -134,6 +141,7 @@ function cloneDefaults(d: ProxyDefaults): ProxyDefaults {
     httpCheck: d.httpCheck ? { ...d.httpCheck } : undefined,
     cookie: d.cookie ? { ...d.cookie, domains: [...d.cookie.domains], attrs: [...d.cookie.attrs] } : undefined,
     cookieKeys: [...d.cookieKeys],
+    errorFiles: new Map(d.errorFiles),
   };
 }
 
@@ -148,6 +156,7 @@ function initialDefaults(): ProxyDefaults {
     cookieKeys: [],
     server: defaultServerSettings(),
     maxconn: 2000,
+    errorFiles: new Map(),
   };
 }
 
@@ -164,7 +173,7 @@ const PROXY_KEYWORDS: Record<string, string> = {
   mode: 'DFB', bind: 'F', default_backend: 'DF', maxconn: 'DF', balance: 'DB', 'hash-type': 'DB', cookie: 'DB',
   'dynamic-cookie-key': 'DB', 'cookie-key': 'DB', server: 'B', 'server-template': 'B', 'default-server': 'DB', option: 'DFB',
   'no': 'DFB', retries: 'DB', 'http-check': 'DB', timeout: 'DFB', stick: 'B', 'stick-table': 'FB', log: 'DFB',
-  'log-format': 'DFB', description: 'DFB', enabled: 'DFB', disabled: 'DFB', 'http-reuse': 'DB',
+  'log-format': 'DFB', description: 'DFB', enabled: 'DFB', disabled: 'DFB', 'http-reuse': 'DB', errorfile: 'DFB',
   acl: 'FB', 'http-request': 'FB', 'http-response': 'FB', 'tcp-request': 'FB', use_backend: 'F',
 };
 
@@ -346,17 +355,22 @@ class Parser {
     else if (s.kind === 'proxy') {
       const d = s.draft;
       if (d.cap === 'defaults') {
-        const { cap: _c, name: _n, loc: _l, binds: _b, servers: _s, serverTemplates: _t, stickRules: _r, stickTable: _st, defaultBackend: _db, serverNames: _sn, rules: _ru, acls: _a, useBackends: _u, inspectDelay: _i, ...rest } = d;
+        const { cap: _c, name: _n, loc: _l, binds: _b, bindLines: _bl, servers: _s, serverTemplates: _t, stickRules: _r, stickTable: _st, defaultBackend: _db, defaultBackendLoc: _dbl, serverNames: _sn, rules: _ru, acls: _a, useBackends: _u, inspectDelay: _i, ...rest } = d;
         this.defaults = rest;
         return;
       }
+      const errorFiles = d.errorFiles.size > 0 ? { errorFiles: [...d.errorFiles.values()] } : {};
       if (d.cap === 'frontend' || d.cap === 'listen') {
         this.alpnForMode(d);
+        // Reported here rather than by validate: a bind line that failed was reported already.
+        if (d.binds.length === 0 && d.bindLines === 0) this.issues.push({ loc: d.loc, directive: 'bind', message: `${d.cap} '${d.name}' has no 'bind' line` });
         this.frontends.push({
           name: d.name,
           mode: d.mode,
           binds: d.binds,
           defaultBackend: d.cap === 'listen' ? d.name : d.defaultBackend,
+          ...(d.cap === 'frontend' && d.defaultBackendLoc ? { defaultBackendLoc: d.defaultBackendLoc } : {}),
+          ...errorFiles,
           forwardFor: d.forwardFor,
           timeouts: finishTimeouts({ ...d.timeouts }),
           maxconn: d.maxconn,
@@ -394,6 +408,7 @@ class Parser {
           ...(hasRules(d.rules) ? { rules: d.rules } : {}),
           ...(d.tarpitTimeout !== undefined ? { tarpitTimeout: d.tarpitTimeout } : {}),
           ...(d.inspectDelay !== undefined ? { inspectDelay: d.inspectDelay } : {}),
+          ...errorFiles,
           loc: d.loc,
         });
       }
@@ -525,7 +540,7 @@ class Parser {
     const caps = Object.hasOwn(PROXY_KEYWORDS, kw) ? PROXY_KEYWORDS[kw] : undefined;
     const secName = d.cap === 'defaults' ? 'defaults' : `${d.cap} '${d.name}'`;
     if (caps === undefined) {
-      if (kw === 'errorfile' || kw === 'compression' || kw === 'stats')
+      if (kw === 'compression' || kw === 'stats')
         this.err(`'${kw}' is not supported by stickmesh`, kw);
       else if (!this.issues.countedOnly()) this.err(`unknown keyword '${kw}' in ${secName} section`, kw);
       return;
@@ -552,8 +567,13 @@ class Parser {
       case 'bind':
         return this.bindLine(d, a);
       case 'default_backend':
-        if (this.need(a, 0, 'backend name') !== undefined) d.defaultBackend = a[0];
+        if (this.need(a, 0, 'backend name') !== undefined) {
+          d.defaultBackend = a[0];
+          d.defaultBackendLoc = this.loc;
+        }
         return;
+      case 'errorfile':
+        return this.errorFileLine(d, a);
       case 'maxconn': {
         const v = this.num(parseInteger(a[0] ?? '', 1, 10_000_000), 'maxconn');
         if (v !== undefined) d.maxconn = v;
@@ -679,7 +699,26 @@ class Parser {
     d.useBackends.push(ub);
   }
 
+  /** `errorfile CODE FILE`: the file is read and checked now, as HAProxy reads it at load. */
+  private errorFileLine(d: ProxyDraft, a: string[]): void {
+    const [code, file, extra] = a;
+    if (code === undefined || file === undefined || extra !== undefined) {
+      this.err(`expects 'errorfile CODE FILE'`);
+      return;
+    }
+    const status = /^\d{3}$/.test(code) ? Number(code) : NaN;
+    if (!ERRORFILE_CODES.includes(status)) {
+      this.err(`status code '${code}' is not one the proxy generates (${ERRORFILE_CODES.join(', ')})`);
+      return;
+    }
+    if (this.issues.countedOnly()) return;
+    const r = readErrorFile(file);
+    if ('error' in r) this.err(r.error);
+    else d.errorFiles.set(status, { status, file, response: r.response, loc: this.loc });
+  }
+
   private bindLine(d: ProxyDraft, a: string[]): void {
+    d.bindLines++;
     const addrs = this.need(a, 0, 'address');
     if (addrs === undefined) return;
     const sd = emptySslDraft();
