@@ -59,6 +59,8 @@ export async function runCheck(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     if (err instanceof ConfigError) {
+      // Like haproxy -c: the warnings too, not only the errors.
+      if (!values.quiet) for (const line of formatIssues(err.warnings, err.warningCount, 'warning')) process.stderr.write(`[WARNING] ${line}\n`);
       process.stderr.write(`${err.lines().join('\n')}\n`);
       return 1;
     }

@@ -45,7 +45,8 @@ import { tokenizeLine } from './tokenize.js';
 import { MAX_ALLOWED_ORIGINS, parseOrigin } from '../util/origin.js';
 import { ProblemList } from './problems.js';
 import { SERVER_TLS_WORDS, finishServerTls, globalServerTlsLine, serverTlsWord } from './server-tls.js';
-import { emptySslDraft, finishSsl, readSslOption, type SslDraft } from './bind-ssl.js';
+import { BIND_OPTION_WORDS, emptySslDraft, finishSsl, readSslOption, type SslDraft } from './bind-ssl.js';
+import { meanHint } from '../util/suggest.js';
 import { ERRORFILE_CODES, readErrorFile } from './errorfile.js';
 
 /** What a front door parsed; the problem lists keep the first problems and count all of them. */
@@ -166,9 +167,34 @@ const NO_EFFECT_GLOBAL = new Set([
   'hard-stop-after', 'cpu-map', 'quiet', 'node', 'description', 'setenv', 'presetenv', 'unsetenv',
 ]);
 
+/** Global keywords, for "did you mean" (those handled by server-tls.ts included). */
+const GLOBAL_WORDS: readonly string[] = [
+  'maxconn', 'localpeer', 'log', 'log-level', 'admin-bind', 'admin-token', 'admin-allow-origin', 'data-dir', 'crt-base', 'ca-base',
+  'ssl-default-bind-options', 'ssl-default-bind-ciphers', 'ssl-default-bind-ciphersuites', 'ssl-server-verify',
+  'ssl-default-server-options', 'ssl-default-server-ciphers', 'ssl-default-server-ciphersuites', 'tune.maxaccept', 'tune.bufsize',
+];
+
+/** `option` names: supported, accepted without effect, or refused by name. */
+const OPTION_WORDS: readonly string[] = [
+  'redispatch', 'forwardfor', 'httpchk', 'http-keep-alive', 'http-server-close', 'httpclose', 'http-pretend-keepalive',
+  'abortonclose', 'allbackups', 'persist', 'splice-auto', 'tcp-check', 'ssl-hello-chk', 'mysql-check', 'redis-check', 'pgsql-check',
+  'smtpchk', 'ldap-check', 'http-use-proxy-header', 'originalto', 'socket-stats', 'tcpka', 'clitcpka', 'srvtcpka',
+  'httplog', 'tcplog', 'dontlognull', 'log-health-checks', 'log-separate-errors', 'logasap', 'dontlog-normal',
+];
+
+/** Server option words (TLS ones from server-tls.ts). */
+const SERVER_OPTION_WORDS: readonly string[] = [
+  'check', 'no-check', 'backup', 'no-backup', 'disabled', 'enabled', 'cookie', 'weight', 'inter', 'fastinter', 'downinter', 'rise', 'fall',
+  'port', 'maxconn', 'resolvers', 'init-addr', 'resolve-prefer', 'resolve-opts', 'id', 'no-ssl', 'no-check-ssl', 'no-verifyhost', 'check-alpn',
+  ...SERVER_TLS_WORDS.split(', '),
+];
+
+const BALANCE_WORDS: readonly string[] = ['roundrobin', 'static-rr', 'leastconn', 'source', 'random'];
+
 const LOG_OPTIONS = new Set(['httplog', 'tcplog', 'dontlognull', 'log-health-checks', 'log-separate-errors', 'logasap', 'dontlog-normal']);
 
 /** Keywords allowed per section capability. `F` frontend, `B` backend, `D` defaults. */
+// (PROXY_WORDS below lists them with the section keywords and the ones refused by name.)
 const PROXY_KEYWORDS: Record<string, string> = {
   mode: 'DFB', bind: 'F', default_backend: 'DF', maxconn: 'DF', balance: 'DB', 'hash-type': 'DB', cookie: 'DB',
   'dynamic-cookie-key': 'DB', 'cookie-key': 'DB', server: 'B', 'server-template': 'B', 'default-server': 'DB', option: 'DFB',
@@ -176,6 +202,9 @@ const PROXY_KEYWORDS: Record<string, string> = {
   'log-format': 'DFB', description: 'DFB', enabled: 'DFB', disabled: 'DFB', 'http-reuse': 'DB', errorfile: 'DFB',
   acl: 'FB', 'http-request': 'FB', 'http-response': 'FB', 'tcp-request': 'FB', use_backend: 'F',
 };
+
+/** Words a proxy section line may start with, for "did you mean". */
+const PROXY_WORDS: readonly string[] = [...Object.keys(PROXY_KEYWORDS), 'compression', 'stats', 'global', 'defaults', 'frontend', 'backend', 'listen', 'peers', 'resolvers'];
 
 /** Rule keywords HAProxy refuses in an unnamed defaults section (stickmesh has no named defaults). */
 const NOT_IN_DEFAULTS = new Set(['acl', 'http-request', 'http-response', 'tcp-request', 'use_backend']);
@@ -213,6 +242,14 @@ class Parser {
   private err(message: string, directive = this.directive): void {
     const hint = this.unset ? ` (environment variable${this.unset.length > 1 ? 's' : ''} ${this.unset.join(', ')} not set)` : '';
     this.issues.push({ loc: this.loc, directive, message: message + hint });
+  }
+
+  /**
+   * `; did you mean 'X'?` for a mistyped `word`, or '' (also once the problem list is full: the
+   * message will not be kept, so the search is skipped).
+   */
+  private hint(word: string | undefined, candidates: Iterable<string>): string {
+    return word === undefined || this.issues.full ? '' : meanHint(word, candidates);
   }
 
   private warn(message: string, directive = this.directive): void {
@@ -285,7 +322,7 @@ class Parser {
       if (this.skipping) continue;
       const s = this.section;
       if (!s) {
-        if (!this.issues.countedOnly()) this.err(`'${kw}' appears outside of any section (expected one of ${SECTION_LIST} first)`);
+        if (!this.issues.countedOnly()) this.err(`'${kw}' appears outside of any section (expected one of ${SECTION_LIST} first)${this.hint(kw, SECTION_KEYWORDS)}`);
         continue;
       }
       if (s.kind === 'global') this.globalLine(tokens);
@@ -482,7 +519,7 @@ class Parser {
       this.warn(`'${kw}' has no effect in stickmesh (process settings belong to the service manager)`, kw);
       return;
     }
-    if (!this.issues.countedOnly()) this.err(`unknown keyword '${kw}' in 'global' section`, kw);
+    if (!this.issues.countedOnly()) this.err(`unknown keyword '${kw}' in 'global' section${this.hint(kw, [...GLOBAL_WORDS, ...NO_EFFECT_GLOBAL, ...SECTION_KEYWORDS])}`, kw);
   }
 
   /**
@@ -542,7 +579,7 @@ class Parser {
     if (caps === undefined) {
       if (kw === 'compression' || kw === 'stats')
         this.err(`'${kw}' is not supported by stickmesh`, kw);
-      else if (!this.issues.countedOnly()) this.err(`unknown keyword '${kw}' in ${secName} section`, kw);
+      else if (!this.issues.countedOnly()) this.err(`unknown keyword '${kw}' in ${secName} section${this.hint(kw, PROXY_WORDS)}`, kw);
       return;
     }
     if (d.cap === 'defaults' && NOT_IN_DEFAULTS.has(kw)) {
@@ -725,7 +762,7 @@ class Parser {
     for (let i = 1; i < a.length; ) {
       const r = readSslOption(sd, a, i, 'bind', this.global.crtBase);
       if (typeof r !== 'number') {
-        this.err(r.error);
+        this.err(r.error.startsWith('unknown bind option') ? r.error + this.hint(a[i], BIND_OPTION_WORDS) : r.error);
         return;
       }
       i = r;
@@ -760,7 +797,7 @@ class Parser {
       d.balance = 'roundrobin';
       this.warn(`'static-rr' is run as 'roundrobin' (weights are applied the same way)`);
     } else if (alg === '') this.err(`missing algorithm (roundrobin, leastconn, source, random)`);
-    else this.err(`algorithm '${alg}' is not supported (roundrobin, leastconn, source, random)`);
+    else this.err(`algorithm '${alg}' is not supported (roundrobin, leastconn, source, random)${this.hint(alg, BALANCE_WORDS)}`);
     if (a.length > 1 && !alg.startsWith('random')) this.err(`unexpected '${a[1]}' after '${alg}'`);
   }
 
@@ -975,7 +1012,8 @@ class Parser {
             i = j;
             break;
           }
-          this.err(`server option '${o}' is not supported (check, cookie, weight, backup, disabled, inter, fastinter, downinter, rise, fall, port, maxconn, resolvers, init-addr, ${SERVER_TLS_WORDS})`);
+          const near = this.hint(o, SERVER_OPTION_WORDS);
+          this.err(near ? `unknown server option '${o}'${near}` : `server option '${o}' is not supported (check, cookie, weight, backup, disabled, inter, fastinter, downinter, rise, fall, port, maxconn, resolvers, init-addr, ${SERVER_TLS_WORDS})`);
           return false;
         }
       }
@@ -1162,7 +1200,7 @@ class Parser {
       this.warn(`stickmesh writes one JSON log line per request (pino); 'option ${o}' has no effect`);
       return;
     }
-    this.err(`unknown option '${o}'`);
+    this.err(`unknown option '${o}'${this.hint(o, OPTION_WORDS)}`);
   }
 
   private httpCheckLine(d: ProxyDraft, a: string[]): void {
@@ -1243,7 +1281,7 @@ class Parser {
     }
     const key = which === undefined || !Object.hasOwn(TIMEOUT_KEYS, which) ? undefined : TIMEOUT_KEYS[which];
     if (key === undefined) {
-      this.err(`unknown timeout '${which ?? ''}' (${Object.keys(TIMEOUT_KEYS).join(', ')}, tarpit)`);
+      this.err(`unknown timeout '${which ?? ''}' (${Object.keys(TIMEOUT_KEYS).join(', ')}, tarpit)${this.hint(which, [...Object.keys(TIMEOUT_KEYS), 'tarpit'])}`);
       return;
     }
     const v = this.num(parseTime(a[1] ?? ''), `'timeout ${which}'`);
