@@ -37,7 +37,7 @@ describe('persistenceDiff', () => {
     const cfg = (n: number): string => `defaults\n  mode http\nbackend be\n  balance source\n  hash-type consistent\n${servers(n)}\n`;
     const t0 = performance.now();
     const f = remapFraction(parse(cfg(5000)).backends[0]!, parse(cfg(5001)).backends[0]!);
-    expect(performance.now() - t0).toBeLessThan(2000);
+    expect(performance.now() - t0).toBeLessThan(4000); // unbounded, 40,000 samples x 10,001 servers: ~30 s
     // One server in 5001 takes its share: about 0.02% of clients.
     expect(f).toBeLessThan(0.005);
     const same = remapFraction(parse(cfg(3)).backends[0]!, parse(cfg(3)).backends[0]!);
