@@ -5,7 +5,8 @@ import http from 'node:http';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
-import { cpuDelta, cpuPlan, cpuSnapshot, freePort, run, stop, tail, treeCpuSeconds, treePids, treeRss, which } from './lib/proc.mjs';
+import { cpuDelta, cpuPlan, cpuSnapshot, freePort, rssOf, run, stop, tail, treeCpuSeconds, treePids, treeRss, which } from './lib/proc.mjs';
+import { formatMemory, memorySummary } from './lib/memory.mjs';
 import { newestProfile, selfTimes } from './lib/profile.mjs';
 import { repoRoot, startUpstream, targets as allTargets } from './lib/targets.mjs';
 import { runTlsHandshakes, runWrk } from './lib/wrk.mjs';
@@ -154,7 +155,9 @@ export async function runHttpBench({ rounds, seconds, conns, only, log = console
     for (const t of list.filter((x) => !x.skip)) {
       try {
         const h = await t.start(env);
-        running.push({ t, h });
+        // Idle memory: right after the target answers its readiness probe, before any load; the
+        // whole process tree (stickmesh's socket-duplicating helper included) and the main process.
+        running.push({ t, h, rssIdle: treeRss(h.pid), rssIdleMain: rssOf(h.pid) });
       } catch (e) {
         skipped.push({ target: t.name, reason: `failed to start: ${e.message}` });
       }
@@ -258,6 +261,7 @@ export async function runHttpBench({ rounds, seconds, conns, only, log = console
       settings: { rounds, seconds, conns, upstream: env.upstreamKind, pinned: plan.pin, wrkThreads: 1 },
       runs,
       rows,
+      memory: memorySummary(running, rows),
       ratios: ratios(rows, runs, conns),
       skipped,
       notes,
@@ -372,6 +376,8 @@ export function formatHttp(res) {
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ');
   const out = [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)];
+  const mem = formatMemory(res.memory);
+  if (mem.length) out.push('', ...mem);
   const rat = Object.entries(res.ratios).filter(([, v]) => v.paired != null || v.ofMedians != null);
   if (rat.length) {
     const w = Math.max(...rat.map(([k]) => k.length));

@@ -100,7 +100,7 @@ function runTable() {
 
 /**
  * The replication section: bench/replication.mjs (failover after kill -9, deltas/s, lag, join
- * time: the stick tables issue's bars) in its own process; `quick` shrinks it to a smoke run.
+ * time, each with its bar) in its own process; `quick` shrinks it to a smoke run.
  * Resolves to {result (its JSON), text (its table)} or {skipped} with the reason.
  */
 function runReplication(quick) {

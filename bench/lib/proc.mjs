@@ -132,7 +132,7 @@ function ppidOf(pid) {
 }
 
 /** VmRSS of one pid in bytes (0 when gone or unreadable). */
-function rssOf(pid) {
+export function rssOf(pid) {
   try {
     const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
     return m ? Number(m[1]) * 1024 : 0;
