@@ -4,7 +4,9 @@
  * spurious follow-up errors, warnings kept beside errors, and `errorfile` read at load.
  */
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError } from '../errors.js';
@@ -125,5 +127,45 @@ describe('errorfile', () => {
     expect(r('HTTP/1.1 503 X\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n')).toHaveProperty('error');
     expect(r('HTTP/1.1 503 X\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx')).toHaveProperty('error');
     expect(r('HTTP/1.1 503 X\r\nX: y')).toHaveProperty('error');
+  });
+});
+
+describe('the same files through haproxy -c', () => {
+  const cases: Array<[string, string[], string]> = [
+    ['proxy keyword', [...BASE, ...FE, ...BE, '  timout server 5s'], 'timeout'],
+    ['global keyword', ['global', '  maxcon 10', ...BASE, ...FE, ...BE], 'maxconn'],
+    ['server option', [...BASE, ...FE, 'backend be', '  server s1 127.0.0.1:9000 chek'], 'check'],
+    ['bind option', [...BASE, 'frontend fe', '  bind 127.0.0.1:8080 strict-snii', '  default_backend be', ...BE], 'strict-sni'],
+    ['option name', [...BASE, ...FE, ...BE, '  option redispach'], 'redispatch'],
+  ];
+  it.each(cases)('a mistyped %s: both refuse the line and suggest the same word', (_what, lines, word, ctx) => {
+    if (spawnSync('haproxy', ['-v'], { encoding: 'utf8' }).error) {
+      console.log('haproxy is not on PATH: the haproxy -c comparison is skipped (CI installs haproxy)');
+      ctx.skip();
+      return;
+    }
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sm-parity-'));
+    const file = path.join(dir, 'x.cfg');
+    writeFileSync(file, cfg(...lines));
+    const h = spawnSync('haproxy', ['-c', '-f', file], { encoding: 'utf8' });
+    expect(h.status).not.toBe(0);
+    const line = lines.findIndex((l) => new RegExp(`\\b(timout|maxcon|chek|strict-snii|redispach)\\b`).test(l)) + 1;
+    expect(h.stderr).toMatch(new RegExp(`x\\.cfg:${line}\\].*did you mean '${word}' maybe`, 'i'));
+    expect(errorsOf(cfg(...lines))).toEqual([expect.stringMatching(new RegExp(`^x\\.cfg:${line}: .*; did you mean '${word}'\\?$`))]);
+  });
+
+  it('the Debian fixture is valid for both', (ctx) => {
+    if (spawnSync('haproxy', ['-v'], { encoding: 'utf8' }).error) {
+      ctx.skip();
+      return;
+    }
+    const fixture = fileURLToPath(new URL('../../../../test/fixtures/debian-haproxy/', import.meta.url));
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sm-parity-'));
+    const file = path.join(dir, 'haproxy.cfg');
+    writeFileSync(file, readFileSync(path.join(fixture, 'haproxy.cfg'), 'utf8').replaceAll('/etc/haproxy/errors/', `${fixture}errors/`));
+    const h = spawnSync('haproxy', ['-c', '-f', file], { encoding: 'utf8' });
+    expect(h.stdout + h.stderr).toMatch(/Configuration file is valid/);
+    expect(h.status).toBe(0);
+    expect(parseConfigText(readFileSync(file, 'utf8'), file, 'haproxy', {}).config.backends).toEqual([]);
   });
 });
