@@ -118,6 +118,22 @@ describe('errorfile', () => {
     expect(parseConfigText(withEf('errorfile 408 /dev/null'), 'x.cfg', 'haproxy', {}).config.frontends[0]!.errorFiles![0]!.response).toBe('');
   });
 
+  it('native YAML: errorFiles, a map of status code to file, as errorfile lines', () => {
+    const f = file('n503.http', 'HTTP/1.1 503 X\r\nContent-Length: 0\r\n\r\n');
+    const yaml = `defaults:\n  mode: http\n  errorFiles: { 503: ${f} }\nfrontends:\n  - name: fe\n    bind: ["127.0.0.1:8080"]\n    defaultBackend: be\nbackends:\n  - name: be\n    errorFiles:\n      400: ${f}\n    servers: [{ name: s1, address: "127.0.0.1:9000" }]\n`;
+    const { config } = parseConfigText(yaml, 'c.yaml', undefined, {});
+    expect(config.backends[0]!.errorFiles!.map((e) => [e.status, e.loc.line])).toEqual([[503, 3], [400, 11]]);
+    const bad = (() => {
+      try {
+        parseConfigText(yaml.replace('503:', '418:'), 'c.yaml', undefined, {});
+      } catch (err) {
+        return (err as ConfigError).message;
+      }
+      return '';
+    })();
+    expect(bad).toMatch(/^c\.yaml:3: 'errorfile': status code '418'/);
+  });
+
   it('checks the response head: status line, header lines, framing', () => {
     const r = (t: string) => parseErrorResponse(Buffer.from(t, 'latin1'));
     expect(r('HTTP/1.1 503 \r\nX: y\r\n\r\n')).toEqual({ response: 'HTTP/1.1 503 \r\nX: y\r\n\r\n' });
