@@ -190,7 +190,7 @@ function tableGone(t: string, newTables: ReadonlyMap<string, StickTableConfig>, 
 /**
  * Old table ids that reappear under a new id: a table of the new config that the old one lacked,
  * either referred to by a backend's stick rule in place of the old one (same kind and pattern), or
- * the only new table left over for a single missing one.
+ * the only new table left over, of the same key type, for a single missing one.
  */
 function tableRenames(oldCfg: StickmeshConfig, newCfg: StickmeshConfig, oldTables: ReadonlyMap<string, StickTableConfig>, newTables: ReadonlyMap<string, StickTableConfig>): Map<string, string> {
   const out = new Map<string, string>();
@@ -213,7 +213,8 @@ function tableRenames(oldCfg: StickmeshConfig, newCfg: StickmeshConfig, oldTable
     }
   }
   const left = missing.filter((id) => !out.has(id));
-  if (left.length === 1 && added.size === 1) out.set(left[0]!, [...added][0]!);
+  const only = [...added][0];
+  if (left.length === 1 && added.size === 1 && oldTables.get(left[0]!)!.type === newTables.get(only!)!.type) out.set(left[0]!, only!);
   return out;
 }
 
