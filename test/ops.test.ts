@@ -311,6 +311,20 @@ describe('stickmesh check --against', () => {
     const j = await run(process.execPath, [BIN, 'check', '-c', newFile, '--against', c.cfgFile, '--json', '-q'], { env }).catch((e) => e);
     const ws = JSON.parse(j.stdout) as Array<{ kind: string }>;
     expect(ws.map((w) => w.kind).sort()).toEqual(['cookie-name-changed', 'server-renamed']);
+    // The running cluster holds the 20 clients above in mesh/sessions: renaming the table or
+    // dropping 'stick on src' orphans all of them.
+    const live = (await api(n1, 'GET', '/api/tables')).json.find((t: { id: string }) => t.id === 'mesh/sessions').live as number;
+    expect(live).toBe(20);
+    const base = cfgBody(bs)('    bind "127.0.0.1:${PEERS_PORT}"\n    server n1 127.0.0.1:1');
+    for (const [name, text, kind] of [
+      ['renamed.cfg', base.replace('table sessions', 'table sess2').replace('mesh/sessions', 'mesh/sess2'), /stick table 'mesh\/sessions' renamed to 'mesh\/sess2'/],
+      ['nostick.cfg', base.replace('    stick on src table mesh/sessions\n', ''), /'stick on src table mesh\/sessions' \(\S+:\d+\) was removed/],
+    ] as const) {
+      writeFileSync(path.join(c.dir, name), text);
+      const b = await run(process.execPath, [BIN, 'check', '-c', path.join(c.dir, name), '--against', c.cfgFile, '--admin', `http://127.0.0.1:${n1.adminPort}`], { env }).catch((e) => e);
+      expect(b.stderr).toMatch(new RegExp(`${kind.source}.*\\[${live} stick entries affected on the running node\\]`));
+      expect(b.code).toBe(1);
+    }
     const same = await run(process.execPath, [BIN, 'check', '-c', c.cfgFile, '--against', c.cfgFile], { env });
     expect(same.stderr).toMatch(/no persistence-breaking change/);
   });
