@@ -31,6 +31,7 @@ import {
 } from '@stickmesh/core';
 import { AcceptGate, AdminServer, DASHBOARD, StickmeshProxy, isLoopback, metrics, type AdminOrigins } from '@stickmesh/proxy';
 import { Ops } from './admin/api.js';
+import { ServerStates } from './server-states.js';
 import { PeersService } from '@stickmesh/peers';
 
 /** How often tables are written to `data-dir`. */
@@ -107,9 +108,16 @@ export class StickmeshNode {
    * restarted node learns the cluster's keys from its peers.
    */
   readonly ticketKeys: TicketKeyRing;
+  /**
+   * The servers' run-time admin state (drain, maint, ready, weight): cluster records in the
+   * internal `#servers` table, replicated by the first peers section and kept in snapshots, plus
+   * this node's overrides (memory only). See server-states.ts.
+   */
+  readonly serverStates: ServerStates;
 
-  private constructor(config: StickmeshConfig, tables: Map<string, StickTable>, proxy: StickmeshProxy, ticketKeys: TicketKeyRing, opts: NodeOptions) {
+  private constructor(config: StickmeshConfig, tables: Map<string, StickTable>, proxy: StickmeshProxy, ticketKeys: TicketKeyRing, serverStates: ServerStates, opts: NodeOptions) {
     this.ticketKeys = ticketKeys;
+    this.serverStates = serverStates;
     this.name = opts.node;
     this.config = config;
     this.tables = tables;
@@ -124,7 +132,15 @@ export class StickmeshNode {
     if (notYet.length > 0) throw new ConfigError(notYet);
     for (const p of config.peers) peersFor(p, opts.node);
     const tables = buildTables(config, opts.node);
-    const restored = await StickmeshNode.restore(config, tables, opts.node, opts.logger);
+    // Created before the proxy, so that every backend is built with its servers' run-time state.
+    let node: StickmeshNode | undefined;
+    const serverStates = new ServerStates({
+      name: opts.node,
+      backends: () => node?.proxy.backends ?? new Map(),
+      livePeers: () => node?.livePeers() ?? [],
+      log: (level, fields, msg) => opts.logger[level](fields, msg),
+    });
+    const restored = await StickmeshNode.restore(config, [...tables.values(), serverStates.store.table], opts.node, opts.logger);
     const ticketKeys = new TicketKeyRing({
       node: opts.node,
       onListenerError: (err) => opts.logger.error({ err: (err as Error).message }, 'TLS ticket keys: a listener failed on a key change'),
@@ -132,12 +148,13 @@ export class StickmeshNode {
     ticketKeys.start();
     let proxy: StickmeshProxy;
     try {
-      proxy = await StickmeshProxy.create(config, { logger: opts.logger, tables, node: opts.node, ticketKeys });
+      proxy = await StickmeshProxy.create(config, { logger: opts.logger, tables, node: opts.node, ticketKeys, prepareBackend: (b) => serverStates.prepare(b) });
     } catch (err) {
       ticketKeys.stop();
       throw err;
     }
-    const node = new StickmeshNode(config, tables, proxy, ticketKeys, opts);
+    node = new StickmeshNode(config, tables, proxy, ticketKeys, serverStates, opts);
+    serverStates.start();
     startCounterSweeps(tables, sharedWheel);
     const gate = new AcceptGate();
     try {
@@ -165,9 +182,9 @@ export class StickmeshNode {
    * The node's own file first; when that holds nothing (none written yet), the file all nodes
    * shared before snapshots were per node.
    */
-  private static async restore(config: StickmeshConfig, tables: Map<string, StickTable>, node: string, logger: Logger): Promise<number> {
+  private static async restore(config: StickmeshConfig, tables: StickTable[], node: string, logger: Logger): Promise<number> {
     const dir = config.global.dataDir;
-    if (!dir || tables.size === 0) return 0;
+    if (!dir) return 0;
     let n = 0;
     try {
       let snap = await readSnapshotFile(dir, Date.now(), snapshotFileFor(node));
@@ -176,16 +193,20 @@ export class StickmeshNode {
         snap = await readSnapshotFile(dir, Date.now(), SNAPSHOT_FILE);
         for (const t of snap) delete t.counters;
       }
-      n = restoreSnapshot([...tables.values()], snap);
+      n = restoreSnapshot(tables, snap);
     } catch (err) {
       logger.error({ dir, err: (err as Error).message }, 'snapshot not restored');
     }
     return n;
   }
 
-  /** Starts one service per peers section; `gate` (at start) holds their connections until the node is up. */
+  /**
+   * Starts one service per peers section; `gate` (at start) holds their connections until the node
+   * is up. The first section also carries the servers' admin state (internal table `#servers`).
+   */
   private async startPeers(gate?: AcceptGate): Promise<void> {
     for (const pc of this.config.peers) {
+      const first = this.peers.length === 0;
       const { bind, remote } = peersFor(pc, this.name);
       const secret = pc.secret ?? this.env.STICKMESH_PEERS_SECRET ?? '';
       if (secret === '' && remote.length > 0) {
@@ -195,6 +216,7 @@ export class StickmeshNode {
       const ids = pc.tables.map((t) => t.id);
       for (const p of [...this.config.backends, ...this.config.frontends]) if (p.stickTable?.peers === pc.name) ids.push(p.stickTable.id);
       const tables = ids.map((id) => this.tables.get(id)).filter((t) => t !== undefined);
+      if (first) tables.push(this.serverStates.store.table);
       // Cluster-wide counters only: a `counters local` table keeps HAProxy's per-node counts.
       const counters: ReplicatedCounters[] = [];
       for (const t of tables) {
@@ -234,6 +256,17 @@ export class StickmeshNode {
       this.peers.push(svc);
       void svc.ready.then((r) => this.logger.info({ peers: pc.name, reason: r.reason, ms: r.ms }, 'peers ready'));
     }
+  }
+
+  /**
+   * Peers whose session is up and carries `#servers` (first section): those whose drain reports
+   * count. A peer of the previous version (no `#servers`) is left out: it cannot report.
+   */
+  livePeers(): string[] {
+    const svc = this.peers[0];
+    if (!svc) return [];
+    const id = this.serverStates.store.table.cfg.id;
+    return svc.status().filter((p) => (p.state === 'live' || p.state === 'resyncing') && p.internalTables?.includes(id) === true).map((p) => p.peer);
   }
 
   /** Ready when every peers section finished its first resync (or timed out, reported as such). */
@@ -318,9 +351,9 @@ export class StickmeshNode {
   /** Writes every table to `data-dir` atomically; errors are logged, never thrown. */
   async snapshot(): Promise<void> {
     const dir = this.config.global.dataDir;
-    if (!dir || this.tables.size === 0) return;
+    if (!dir) return;
     try {
-      await writeSnapshotFile(dir, [...this.tables.values()], snapshotFileFor(this.name));
+      await writeSnapshotFile(dir, [...this.tables.values(), this.serverStates.store.table], snapshotFileFor(this.name));
     } catch (err) {
       this.logger.error({ dir, err: (err as Error).message }, 'snapshot failed');
     }
@@ -338,6 +371,9 @@ export class StickmeshNode {
     for (const p of config.peers) peersFor(p, this.name);
     const tables = buildTables(config, this.name, this.tables);
     await this.proxy.reload(config, tables);
+    // The new backends were prepared before they served; once they are the proxy's, the drain
+    // watch follows their servers (one new to the config included).
+    this.serverStates.applyAll();
     const replicated = new Set(config.peers.flatMap((p) => p.tables.map((t) => t.id)));
     const countersOf = (t: StickTable) => (t.counters?.mode === 'cluster' ? t.counters : undefined);
     const peersChanged = JSON.stringify(strip(config.peers)) !== JSON.stringify(strip(this.config.peers)) ||
@@ -359,6 +395,7 @@ export class StickmeshNode {
     this.ops?.stop();
     this.admin?.close();
     await this.proxy.drain(drainMs);
+    this.serverStates.stop();
     if (snapshot) await this.snapshot();
     for (const p of this.peers) await p.stop();
     this.ticketKeys.stop();

@@ -34,3 +34,4 @@ export * from './counters/counter-table.js';
 export * from './util/origin.js';
 export * from './util/suggest.js';
 export * from './config/errorfile.js';
+export * from './servers/admin-state.js';

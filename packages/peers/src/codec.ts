@@ -57,11 +57,17 @@ export interface TableSchema {
 }
 
 export interface HelloMsg { t: 'hello'; proto: number; cluster: string; node: string; nonce: Uint8Array }
-/** `caps` is optional on the wire (older proto-1 nodes neither send nor read it); decode gives [] when absent. */
+/**
+ * `caps` is optional on the wire (older proto-1 nodes neither send nor read it); decode gives [] when absent.
+ * `internal` (optional, likewise): the node's internal tables (ids starting with `#`), listed apart
+ * from `tables` so that a node that predates them, which requires identical `tables`, still
+ * accepts the session; an internal table is exchanged only when both sides list it. Sent only
+ * when non-empty.
+ */
 export interface AuthMsg {
-  t: 'auth'; proto: number; cluster: string; node: string; nonce2: Uint8Array; mac: Uint8Array; tables: TableSchema[]; caps: string[];
+  t: 'auth'; proto: number; cluster: string; node: string; nonce2: Uint8Array; mac: Uint8Array; tables: TableSchema[]; caps: string[]; internal?: TableSchema[];
 }
-export interface WelcomeMsg { t: 'welcome'; mac2: Uint8Array; tables: TableSchema[]; caps: string[] }
+export interface WelcomeMsg { t: 'welcome'; mac2: Uint8Array; tables: TableSchema[]; caps: string[]; internal?: TableSchema[] }
 export interface ResumeMsg { t: 'resume'; table: string; epoch: string; seq: number }
 export interface DeltaMsg { t: 'u'; table: string; seq: number; updates: TableUpdate[] }
 export interface ResyncMsg { t: 'resync'; table: string; updates: TableUpdate[] }
@@ -160,9 +166,13 @@ function bytes(o: Record<string, unknown>, k: string, len: number): Uint8Array {
   return v as Uint8Array;
 }
 
-function tables(o: Record<string, unknown>): TableSchema[] {
-  const v = o.tables;
-  if (!Array.isArray(v) || v.length > 4096) return bad("field 'tables' must be an array");
+/** Internal tables a node may list (`internal`). */
+const MAX_INTERNAL_TABLES = 16;
+
+function tables(o: Record<string, unknown>, field: 'tables' | 'internal' = 'tables'): TableSchema[] {
+  const v = o[field];
+  if (field === 'internal' && v === undefined) return [];
+  if (!Array.isArray(v) || v.length > (field === 'tables' ? 4096 : MAX_INTERNAL_TABLES)) return bad(`field '${field}' must be an array`);
   return v.map((x: unknown) => {
     if (x === null || typeof x !== 'object' || Array.isArray(x)) return bad('table schema must be a map');
     const s = x as Record<string, unknown>;
@@ -297,10 +307,10 @@ export function decode(buf: Buffer): Msg {
     case 'auth':
       return {
         t: 'auth', proto: seqOf(o, 'proto'), cluster: str(o, 'cluster'), node: str(o, 'node'),
-        nonce2: bytes(o, 'nonce2', NONCE_BYTES), mac: bytes(o, 'mac', 32), tables: tables(o), caps: caps(o),
+        nonce2: bytes(o, 'nonce2', NONCE_BYTES), mac: bytes(o, 'mac', 32), tables: tables(o), caps: caps(o), internal: tables(o, 'internal'),
       };
     case 'welcome':
-      return { t: 'welcome', mac2: bytes(o, 'mac2', 32), tables: tables(o), caps: caps(o) };
+      return { t: 'welcome', mac2: bytes(o, 'mac2', 32), tables: tables(o), caps: caps(o), internal: tables(o, 'internal') };
     case 'resume':
       return { t: 'resume', table: str(o, 'table'), epoch: str(o, 'epoch'), seq: seqOf(o, 'seq') };
     case 'u':

@@ -22,6 +22,8 @@ export interface ConnHost {
   readonly cluster: string;
   readonly secret: string;
   readonly schema: TableSchema[];
+  /** Internal tables (ids starting with `#`), advertised apart as `internal` (see codec.ts AuthMsg). */
+  readonly internalSchema: TableSchema[];
   readonly peerNames: ReadonlySet<string>;
   /** Capabilities advertised in auth/welcome (e.g. 'ae'). */
   readonly caps: string[];
@@ -62,6 +64,8 @@ export class Conn {
   peerCaps: string[] = [];
   /** The table list the peer sent in its auth (server side) or welcome (client side). */
   peerTables: TableSchema[] = [];
+  /** The internal tables the peer listed (none for a node that predates them). */
+  peerInternal: TableSchema[] = [];
   private readonly openedAt = Date.now();
   private lastRx = Date.now();
   private lastPing = Date.now();
@@ -172,7 +176,8 @@ export class Conn {
     const mac2 = computeMac(h.secret, 's', m.nonce2, this.nonce!, m.node, h.node, h.cluster);
     this.peerCaps = m.caps;
     this.peerTables = m.tables;
-    this.sendMsg({ t: 'welcome', mac2, tables: h.schema, caps: h.caps });
+    this.peerInternal = m.internal ?? [];
+    this.sendMsg({ t: 'welcome', mac2, tables: h.schema, caps: h.caps, ...(h.internalSchema.length > 0 ? { internal: h.internalSchema } : {}) });
     this.establish();
   }
 
@@ -184,7 +189,7 @@ export class Conn {
     this.nonce = m.nonce;
     this.nonce2 = newNonce();
     const mac = computeMac(h.secret, 'c', m.nonce, this.nonce2, h.node, this.peer, h.cluster);
-    this.sendMsg({ t: 'auth', proto: PROTO, cluster: h.cluster, node: h.node, nonce2: this.nonce2, mac, tables: h.schema, caps: h.caps });
+    this.sendMsg({ t: 'auth', proto: PROTO, cluster: h.cluster, node: h.node, nonce2: this.nonce2, mac, tables: h.schema, caps: h.caps, ...(h.internalSchema.length > 0 ? { internal: h.internalSchema } : {}) });
     this.phase = 'welcome';
   }
 
@@ -197,6 +202,7 @@ export class Conn {
     if (bad) return this.refuse(bad.reason, bad.detail);
     this.peerCaps = m.caps;
     this.peerTables = m.tables;
+    this.peerInternal = m.internal ?? [];
     this.establish();
   }
 

@@ -46,8 +46,33 @@ export function schemaOf(tables: ReplicatedTable[], counters: ReadonlyMap<string
   });
 }
 
+/** Internal tables (the node's own, such as `#servers`): ids starting with `#`, which no config table can have. */
+export function isInternalTable(id: string): boolean {
+  return id.startsWith('#');
+}
+
 /**
- * Both sides must carry exactly the same tables with the same type and key length (a table known on
+ * The internal tables a session exchanges: those both sides list with the same type and key
+ * length. The others are left out of the session, never a reason to refuse it (a node of the
+ * previous version lists none): `absent` lists ours the peer does not have, `mismatched` ours it
+ * lists with another type or length.
+ */
+export function sharedInternal(local: TableSchema[], remote: TableSchema[]): { shared: Set<string>; absent: string[]; mismatched: string[] } {
+  const theirs = new Map(remote.map((s) => [s.id, s]));
+  const shared = new Set<string>();
+  const absent: string[] = [];
+  const mismatched: string[] = [];
+  for (const l of local) {
+    const r = theirs.get(l.id);
+    if (!r) absent.push(l.id);
+    else if (r.type !== l.type || r.keyLen !== l.keyLen) mismatched.push(l.id);
+    else shared.add(l.id);
+  }
+  return { shared, absent, mismatched };
+}
+
+/**
+ * Both sides must carry exactly the same tables (internal tables aside: see sharedInternal) with the same type and key length (a table known on
  * one side only would silently never converge). Returns the refusal reason and detail, or null.
  */
 export function compareSchemas(local: TableSchema[], remote: TableSchema[]): { reason: RefusalReason; detail: string } | null {

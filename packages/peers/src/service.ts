@@ -14,7 +14,7 @@ import { StickmeshError, TimerWheel, type SharedTicketKeys, type WheelTask } fro
 import { backoffMs } from './backoff.js';
 import { AE_BUCKETS, CAP_ANTI_ENTROPY, CAP_COUNTERS, CAP_TICKET_KEYS, encode, MAX_COUNTER_WIDTH, MAX_SHARES_PER_FRAME, NONCE_BYTES, PEERS_PATH, PROTO, type TableSchema } from './codec.js';
 import { CLOSE_GOING_AWAY, CLOSE_REPLACED, Conn, type ConnHost } from './conn.js';
-import { schemaOf } from './handshake.js';
+import { isInternalTable, schemaOf, sharedInternal } from './handshake.js';
 import { LagWindow } from './lag-window.js';
 import { PeersListener, rejectUpgrade, remoteOf, type ListenerHost, type ListenerLimits } from './listener.js';
 import { LogSampler } from './log-sampler.js';
@@ -88,9 +88,9 @@ const NODE_WIDE: ReadonlySet<RefusalReason> = new Set<RefusalReason>(['too-many-
 const PRUNE_EVERY_MS = 5000;
 
 /** Larger of 8 KiB and twice the auth message this node sends (the largest handshake frame for its tables). */
-export function defaultPreAuthFrameBytes(node: string, cluster: string, schema: TableSchema[], caps: string[]): number {
+export function defaultPreAuthFrameBytes(node: string, cluster: string, schema: TableSchema[], caps: string[], internal: TableSchema[] = []): number {
   const nonce = Buffer.alloc(NONCE_BYTES);
-  const auth = encode({ t: 'auth', proto: PROTO, cluster, node, nonce2: nonce, mac: Buffer.alloc(32), tables: schema, caps });
+  const auth = encode({ t: 'auth', proto: PROTO, cluster, node, nonce2: nonce, mac: Buffer.alloc(32), tables: schema, caps, ...(internal.length > 0 ? { internal } : {}) });
   return Math.max(8192, 2 * auth.length);
 }
 
@@ -99,6 +99,7 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
   readonly cluster: string;
   readonly secret: string;
   readonly schema: TableSchema[];
+  readonly internalSchema: TableSchema[];
   readonly peerNames: ReadonlySet<string>;
   readonly handshakeTimeoutMs: number;
   readonly heartbeatMs: number;
@@ -178,7 +179,9 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
       }
       this.counters.set(c.id, c);
     }
-    this.schema = schemaOf(opts.tables, this.counters);
+    this.schema = schemaOf(opts.tables.filter((t) => !isInternalTable(t.cfg.id)), this.counters);
+    this.internalSchema = schemaOf(opts.tables.filter((t) => isInternalTable(t.cfg.id)));
+    if (this.internalSchema.length > 16) throw new StickmeshError('SM_PEERS_CONFIG', 'at most 16 internal tables');
     for (const p of opts.peers) {
       if (p.name === opts.node) throw new StickmeshError('SM_PEERS_CONFIG', `peer list must not include the local node '${p.name}'`);
       if (this.links.has(p.name)) throw new StickmeshError('SM_PEERS_CONFIG', `peer '${p.name}' listed twice`);
@@ -210,7 +213,7 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
     this.boxKey = opts.ticketKeys && opts.secret !== '' ? deriveBoxKey(opts.secret) : undefined;
     this.caps = [...(this.antiEntropy ? [CAP_ANTI_ENTROPY] : []), CAP_COUNTERS, ...(this.boxKey ? [CAP_TICKET_KEYS] : [])];
     this.maxFrameBytes = maxFrameBytes;
-    this.preAuthMaxFrameBytes = Math.min(maxFrameBytes, opts.preAuthMaxFrameBytes ?? defaultPreAuthFrameBytes(this.node, this.cluster, this.schema, this.caps));
+    this.preAuthMaxFrameBytes = Math.min(maxFrameBytes, opts.preAuthMaxFrameBytes ?? defaultPreAuthFrameBytes(this.node, this.cluster, this.schema, this.caps, this.internalSchema));
     const maxSources = opts.maxTrackedSources ?? 4096;
     this.listenerLimits = {
       headersTimeoutMs: opts.headersTimeoutMs ?? 3000,
@@ -356,6 +359,7 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
       antiEntropyRounds: l.stats.aeRounds,
       bucketsRepaired: l.stats.bucketsRepaired,
       entriesRepaired: l.stats.entriesRepaired,
+      ...(this.internalSchema.length > 0 ? { internalTables: this.internalSchema.map((t) => t.id).filter((id) => l.conn?.phase === 'session' && l.conn.session?.carries(id) === true) } : {}),
       ...(this.counters.size > 0 || l.stats.sharesReceived + l.stats.sharesIgnored > 0 ? this.counterStatus(l) : {}),
       ...(this.ticketRing ? {
         ticketKeysShared: l.conn?.phase === 'session' && l.conn.session?.sharesTicketKeys() === true,
@@ -641,7 +645,7 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
     if (this.tables.size === 0) this.settleReady('resynced');
     const counters = this.negotiateCounters(conn, l);
     return {
-      tables: this.tables,
+      tables: this.sessionTables(conn, l),
       recv: l.recv,
       stats: l.stats,
       limits: this.limits,
@@ -656,6 +660,24 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
       counters,
       ticketKeys: this.ticketLink(conn, l),
     };
+  }
+
+  /**
+   * The tables a session carries: every configured table (the handshake checked that both sides
+   * have the same) and the internal tables both sides list. An internal table left out counts as
+   * resynced for readiness (the peer has nothing of it to send), and is logged.
+   */
+  private sessionTables(conn: Conn, l: Link): ReadonlyMap<string, ReplicatedTable> {
+    if (this.internalSchema.length === 0) return this.tables;
+    const { shared, absent, mismatched } = sharedInternal(this.internalSchema, conn.peerInternal);
+    if (absent.length + mismatched.length === 0) return this.tables;
+    const out = new Map<string, ReplicatedTable>();
+    for (const [id, t] of this.tables) if (!isInternalTable(id) || shared.has(id)) out.set(id, t);
+    if (absent.length > 0) this.logger.info({ peer: l.name, tables: absent }, 'peers: the peer does not have these internal tables (an older version?); they are not exchanged with it');
+    if (mismatched.length > 0) this.logger.warn({ peer: l.name, tables: mismatched }, 'peers: internal tables with another type or key length on the peer are not exchanged with it');
+    for (const id of [...absent, ...mismatched]) this.resynced.add(id);
+    if (this.resynced.size >= this.tables.size) this.settleReady('resynced');
+    return out;
   }
 
   /** Ticket keys travel on this session when both sides advertised 'tk' (each has a ring and a secret). */

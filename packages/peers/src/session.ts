@@ -234,6 +234,11 @@ export class PeerSession {
     return n;
   }
 
+  /** True when this session carries table `id` (an internal table is carried only if both sides list it). */
+  carries(id: string): boolean {
+    return this.send.has(id);
+  }
+
   /** Acked seq per table (status). */
   cursors(): Record<string, number> {
     const out: Record<string, number> = {};

@@ -170,6 +170,11 @@ export interface PeerStatus {
    * connections once their MAC verified (before that, refusals count only service-wide).
    */
   refusals: Partial<Record<RefusalReason, number>>;
+  /**
+   * Present when this node has internal tables (`#servers`): those the current session carries
+   * (both sides list them); empty while down or with a peer that predates them.
+   */
+  internalTables?: string[];
   /** Anti-entropy with this peer, see AntiEntropyStats (same meanings, this peer only). */
   antiEntropyRounds: number;
   bucketsRepaired: number;

@@ -61,6 +61,12 @@ export interface ProxyOptions {
    * per-process key when absent (sessions then resume on this node only).
    */
   ticketKeys?: TicketKeys;
+  /**
+   * Called with each backend once built (at start and on every reload), before it serves: the
+   * node applies the servers' run-time admin state and weight there (see cli/src/server-states.ts),
+   * so a reloaded backend never serves with its config values first.
+   */
+  prepareBackend?: (b: RuntimeBackend) => void;
 }
 
 export interface BoundAddress {
@@ -298,13 +304,17 @@ class TcpFrontend extends FrontendBase<FrontendConn> implements TcpFrontendRunti
   }
 }
 
-/** Points a discovered server at `t` (address, port, weight), or empties it. */
-function applyTarget(s: RuntimeServer, t: SlotTarget | undefined): void {
+/**
+ * Points a discovered server at `t` (address, port, weight), or empties it. The DNS weight is the
+ * server's base weight; a weight set at run time (`adminWeight`) keeps winning over it.
+ */
+export function applyTarget(s: RuntimeServer, t: SlotTarget | undefined): void {
   // A TLS session belongs to the machine that issued it; the server name sent stays the configured one.
   if ((t?.address ?? '') !== s.address) s.tlsSession = undefined;
   s.address = t?.address ?? '';
   s.port = t?.port ?? s.cfg.port;
-  s.weight = t?.weight ?? s.cfg.weight;
+  s.baseWeight = t?.weight ?? s.cfg.weight;
+  s.weight = s.adminWeight ?? s.baseWeight;
 }
 
 /** Servers set up between two yields to the event loop while a backend is built. */
@@ -342,6 +352,7 @@ export class StickmeshProxy {
   private readonly firstCheckSpreadMs: number;
   /** Session-ticket keys of every `ssl` bind. */
   private readonly ticketKeys: TicketKeys;
+  private readonly prepareBackend: ((b: RuntimeBackend) => void) | undefined;
 
   private constructor(config: StickmeshConfig, opts: ProxyOptions) {
     this.config = config;
@@ -357,6 +368,16 @@ export class StickmeshProxy {
     this.tables = opts.tables ?? buildTables(config, opts.node ?? config.global.localPeer ?? 'local');
     this.limit = new ProcessLimit(config.global.maxconn);
     this.ticketKeys = opts.ticketKeys ?? localTicketKeys;
+    this.prepareBackend = opts.prepareBackend;
+  }
+
+  /**
+   * The result of the last completed health check of `s` (status and detail, e.g. `L7OK 200` or
+   * `L4CON ECONNREFUSED`), '' before its first check or when it has none. Unlike
+   * `lastCheckStatus`, set only on an UP/DOWN transition, it follows every check.
+   */
+  lastCheck(s: RuntimeServer): string {
+    return this.checks.get(s)?.lastReason ?? '';
   }
 
   /** Builds the runtime (resolving server host names once with the system resolver). */
@@ -366,6 +387,7 @@ export class StickmeshProxy {
     // Rules first: a RuleCompileError (file:line) stops the start before anything is built.
     const plan = compileConfigRules(config, p.tables);
     for (const b of config.backends) p.backends.set(b.name, await p.buildBackend(b));
+    if (opts.prepareBackend) for (const b of p.backends.values()) opts.prepareBackend(b);
     for (const f of config.frontends) p.frontends.push(p.buildFrontend(f, plan, p.limit));
     p.limit.serving = p.frontends.map((f) => f.admission);
     return p;
@@ -609,11 +631,12 @@ export class StickmeshProxy {
    */
   async reload(config: StickmeshConfig, tables: ReadonlyMap<string, StickTable>): Promise<void> {
     loadCertificates(config);
-    const next = new StickmeshProxy(config, { logger: this.logger, wheel: this.wheel, tables, ticketKeys: this.ticketKeys });
+    const next = new StickmeshProxy(config, { logger: this.logger, wheel: this.wheel, tables, ticketKeys: this.ticketKeys, ...(this.prepareBackend ? { prepareBackend: this.prepareBackend } : {}) });
     // Compiled off to the side and swapped with the frontends; an error leaves the running config.
     const plan = compileConfigRules(config, tables);
     next.previousSlots = new Map(this.discoveries.map((d) => [d.opts.name, d.slots]));
     for (const b of config.backends) next.backends.set(b.name, await next.buildBackend(b));
+    if (this.prepareBackend) for (const b of next.backends.values()) this.prepareBackend(b);
     for (const f of config.frontends) next.frontends.push(next.buildFrontend(f, plan, this.limit));
     let keptFor: Map<Listener, HttpFrontend | TcpFrontend>;
     try {

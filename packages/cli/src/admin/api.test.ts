@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { MAX_KEY_LENGTH, Ops, type AdminNode } from './api.js';
+import { ServerStates } from '../server-states.js';
 import { StickTable, CounterTable, type StickTableConfig } from '@stickmesh/core';
 import { AdminError, metrics, type AdminRequest, type StickmeshProxy } from '@stickmesh/proxy';
 
@@ -28,6 +29,7 @@ function setup() {
     ]),
     proxy: { backends: new Map() } as unknown as StickmeshProxy,
     peers: [],
+    serverStates: new ServerStates({ name: 'n1', backends: () => new Map(), livePeers: () => [], log: () => {} }),
     readiness: () => ({ ready: true, reason: 'test' }),
     uptimeMs: () => 0,
     log: () => {},

@@ -6,16 +6,26 @@
  * stats in the listing, one key's shares per node and their sum (`/api/tables/:table/counters`,
  * and in explain).
  *
+ * Server state is cluster-wide: `PUT /api/servers/:b/:s` with `state` (ready|drain|maint) and/or
+ * `weight` (0..256) writes a versioned record (scope `cluster`, the default) that the peers mesh
+ * replicates to every node and snapshots keep, shown with the node that wrote it (`adminSet`,
+ * `weightSet`); scope `node` sets an override on this node only, kept in memory (a restart drops
+ * it), shown as such; `clear: true` drops the override (scope node) or the cluster's records
+ * (scope cluster). Precedence: override > cluster record > config. Applying and the drain watch
+ * live in ../server-states.ts (ServerStates), owned by the node.
+ *
  * Session-aware drain: `drain` keeps serving clients bound to the server (cookie or stick entry:
  * `usable` stays true) and sends it no new ones (`pickable` is false). Live bindings = stick-table
- * entries naming the server in the tables its backend's rules use, plus its open connections
- * (cookie bindings live in browsers and cannot be counted). With `autoMaint` the server switches to
- * `maint` by itself once bindings reach zero, and with `deadlineMs` when the deadline passes,
- * whichever comes first. Drain state is per node and is lost when a reload rebuilds the backends.
+ * entries naming the server in the tables its backend's rules use (replicated: the cluster's), plus
+ * the open connections of every live node (cookie bindings live in browsers and cannot be counted).
+ * With `autoMaint` the server switches to `maint` cluster-wide once bindings reach zero, and with
+ * `deadlineMs` when the deadline passes, whichever comes first; `drain.by` names the node that
+ * started the drain.
  */
-import { CounterTable, canonicalKey, nextTurn, type EntryView, type KeyShares, type StickTable } from '@stickmesh/core';
+import { CounterTable, MAX_WEIGHT, ServerStateError, canonicalKey, nextTurn, type Effective, type EntryView, type KeyShares, type StateValue, type StickTable } from '@stickmesh/core';
 import { AdminError, explainBackend, metrics, type AdminRequest, type AdminRoute, type RuntimeBackend, type RuntimeServer, type StickmeshProxy } from '@stickmesh/proxy';
 import type { PeersService } from '@stickmesh/peers';
+import { stickyCount, type ServerStates } from '../server-states.js';
 
 /**
  * What the API reads and acts on in its node (StickmeshNode in ../node.ts provides it). Declared
@@ -26,6 +36,8 @@ export interface AdminNode {
   readonly tables: ReadonlyMap<string, StickTable>;
   readonly proxy: StickmeshProxy;
   readonly peers: readonly PeersService[];
+  /** The servers' run-time admin state (cluster records, this node's overrides) and the drain watch. */
+  readonly serverStates: ServerStates;
   readiness(): { ready: boolean; reason: string };
   uptimeMs(): number;
   log(level: 'info' | 'warn', fields: Record<string, unknown>, msg: string): void;
@@ -50,24 +62,11 @@ const CLEAR_STEP = 256;
 export const MAX_KEY_LENGTH = 1024;
 /** Longest drain deadline: one day. */
 export const MAX_DRAIN_DEADLINE_MS = 86_400_000;
-/** How often draining servers are re-counted. */
-export const DRAIN_POLL_MS = 500;
-
-type AdminState = RuntimeServer['admin'];
-
-interface DrainWatch {
-  since: number;
-  deadline: number | undefined;
-  autoMaint: boolean;
-  /** Set when the watch ended by switching to maint: 'no-bindings' or 'deadline'. */
-  ended?: string;
-}
+export { DRAIN_POLL_MS } from '../server-states.js';
 
 export class Ops {
-  private readonly drains = new Map<string, DrainWatch>();
   /** Tables with a clear in progress: one at a time per table (a second one gets 409). */
   private readonly clearing = new Set<StickTable>();
-  private drainTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly node: AdminNode, private readonly peerHosts: () => Array<{ name: string; host: string }>) {}
 
@@ -89,8 +88,7 @@ export class Ops {
   }
 
   stop(): void {
-    if (this.drainTimer) clearInterval(this.drainTimer);
-    this.drainTimer = undefined;
+    /* nothing to stop: the drain watch belongs to the node's ServerStates */
   }
 
   // ---------------------------------------------------------------- tables
@@ -221,39 +219,26 @@ export class Ops {
     return [b, s];
   }
 
-  /** Tables the backend's stick rules use. */
-  private backendTables(b: RuntimeBackend): StickTable[] {
-    const st = b.stick;
-    if (!st) return [];
-    return [...new Set([...st.match, ...st.storeRequest, ...st.storeResponse].map((r) => r.table))];
-  }
-
-  /** Stick entries naming `s` (by name or address, per table `srvkey`), over the backend's tables. */
-  private stickyCount(b: RuntimeBackend, s: RuntimeServer, counts?: Map<StickTable, Map<string, number>>): number {
-    let n = 0;
-    for (const t of this.backendTables(b)) {
-      let byServer = counts?.get(t);
-      if (!byServer) {
-        byServer = t.serverCounts().byServer;
-        counts?.set(t, byServer);
-      }
-      n += byServer.get(t.cfg.srvkey === 'addr' ? `${s.address}:${s.port}` : s.name) ?? 0;
-    }
-    return n;
-  }
-
+  /**
+   * One server as the API shows it: `admin` and `weight` are the effective values, `adminSet` and
+   * `weightSet` say where they come from (a cluster record with the node that wrote it, this node's
+   * override, or the config), `drain` the drain in progress or how the last one ended.
+   */
   private serverInfo(b: RuntimeBackend, s: RuntimeServer, counts?: Map<StickTable, Map<string, number>>): Record<string, unknown> {
-    const sticky = this.stickyCount(b, s, counts);
-    const w = this.drains.get(`${b.name}/${s.name}`);
+    const states = this.node.serverStates;
+    const sticky = stickyCount(b, s, counts);
+    const e = states.effective(b, s);
     const tot = metrics.totals(s);
     return {
       backend: b.name,
       server: s.name,
       address: `${s.address}:${s.port}`,
       health: s.checkUp ? 'up' : 'down',
-      check: s.cfg.check ? s.lastCheckStatus || 'pending' : 'off',
+      check: s.cfg.check ? this.node.proxy.lastCheck(s) || 'pending' : 'off',
       admin: s.admin,
+      adminSet: e.adminSet,
       weight: s.weight,
+      weightSet: e.weightSet,
       backup: s.backup,
       cookie: s.cookieValue,
       activeConns: s.activeConns,
@@ -262,18 +247,32 @@ export class Ops {
       sticky,
       requests: tot.requests,
       errors: tot.errors,
-      ...(w
-        ? {
-            drain: {
-              since: w.since,
-              bindings: sticky + s.activeConns,
-              autoMaint: w.autoMaint,
-              ...(w.deadline !== undefined ? { deadline: w.deadline, remainingMs: Math.max(0, w.deadline - Date.now()) } : {}),
-              ...(w.ended ? { ended: w.ended } : {}),
-            },
-          }
-        : {}),
+      ...this.drainInfo(b, s, e, counts),
     };
+  }
+
+  private drainInfo(b: RuntimeBackend, s: RuntimeServer, e: Effective, counts?: Map<StickTable, Map<string, number>>): Record<string, unknown> {
+    const v = e.stateValue;
+    const set = e.adminSet;
+    if (!v || set.scope === 'config') return {};
+    if (e.admin === 'drain') {
+      const n = this.node.serverStates.bindings(b, s, counts, set.scope === 'node');
+      return {
+        drain: {
+          scope: set.scope,
+          since: set.at,
+          by: v.by ?? set.node,
+          bindings: n.sticky + n.conns,
+          autoMaint: v.autoMaint,
+          ...(v.deadline !== undefined ? { deadline: v.deadline, remainingMs: Math.max(0, v.deadline - Date.now()) } : {}),
+          ...(n.unreported.length > 0 ? { unreported: n.unreported } : {}),
+        },
+      };
+    }
+    if (e.admin === 'maint' && v.reason) {
+      return { drain: { scope: set.scope, ...(v.since !== undefined ? { since: v.since } : {}), ...(v.by !== undefined ? { by: v.by } : {}), bindings: stickyCount(b, s, counts) + s.activeConns, ended: v.reason, endedAt: set.at, endedBy: set.node } };
+    }
+    return {};
   }
 
   servers(): Array<Record<string, unknown>> {
@@ -281,12 +280,23 @@ export class Ops {
     return [...this.node.proxy.backends.values()].flatMap((b) => b.servers.map((s) => this.serverInfo(b, s, counts)));
   }
 
+  /**
+   * `PUT /api/servers/:backend/:server` `{ state?, weight?, scope?, clear?, autoMaint?, deadlineMs? }`.
+   * scope `cluster` (default): a replicated record every node applies, shown with this node as its
+   * author; `clear: true` drops the cluster's state and weight (back to the config). scope `node`:
+   * an override on this node only, in memory (a restart drops it); `clear: true` drops it.
+   */
   private setServer(r: AdminRequest): Record<string, unknown> {
     const [b, s] = this.server(r.params.backend!, r.params.server!);
     const body = (r.body ?? {}) as Record<string, unknown>;
     if (typeof body !== 'object' || Array.isArray(body)) throw new AdminError(400, 'body must be a JSON object');
-    const state = body.state;
-    if (state !== 'ready' && state !== 'drain' && state !== 'maint') throw new AdminError(400, "state must be 'ready', 'drain' or 'maint'");
+    const { state, weight, scope = 'cluster', clear } = body;
+    if (scope !== 'cluster' && scope !== 'node') throw new AdminError(400, "scope must be 'cluster' or 'node'");
+    if (clear !== undefined && clear !== true) throw new AdminError(400, 'clear must be true');
+    if (state !== undefined && state !== 'ready' && state !== 'drain' && state !== 'maint') throw new AdminError(400, "state must be 'ready', 'drain' or 'maint'");
+    if (weight !== undefined && (typeof weight !== 'number' || !Number.isInteger(weight) || weight < 0 || weight > MAX_WEIGHT)) throw new AdminError(400, `weight must be an integer in 0..${MAX_WEIGHT}`);
+    if (clear && (state !== undefined || weight !== undefined)) throw new AdminError(400, 'clear takes no state or weight');
+    if (!clear && state === undefined && weight === undefined) throw new AdminError(400, 'give state, weight or clear');
     let deadline: number | undefined;
     if (body.deadlineMs !== undefined) {
       const d = body.deadlineMs;
@@ -297,50 +307,27 @@ export class Ops {
     if (body.autoMaint !== undefined && typeof body.autoMaint !== 'boolean') throw new AdminError(400, 'autoMaint must be a boolean');
     const autoMaint = body.autoMaint === true;
     if (autoMaint && state !== 'drain') throw new AdminError(400, 'autoMaint applies to drain only');
-    this.setState(b, s, state);
-    const key = `${b.name}/${s.name}`;
-    if (state === 'drain') {
-      this.drains.set(key, { since: Date.now(), deadline, autoMaint });
-      this.ensureDrainTimer();
-      this.pollDrains();
-    } else this.drains.delete(key);
-    return this.serverInfo(b, s);
-  }
-
-  private setState(b: RuntimeBackend, s: RuntimeServer, state: AdminState): void {
-    s.admin = state;
-    if (state === 'maint') s.dropIdle();
-    b.rebuild();
-  }
-
-  private ensureDrainTimer(): void {
-    if (this.drainTimer) return;
-    this.drainTimer = setInterval(() => this.pollDrains(), DRAIN_POLL_MS);
-    this.drainTimer.unref();
-  }
-
-  /** Switches finished drains to maint; stops polling when no drain is watched. */
-  private pollDrains(): void {
-    const now = Date.now();
-    let watching = 0;
-    for (const [key, w] of this.drains) {
-      if (w.ended) continue;
-      const [bn, sn] = splitKey(key);
-      const b = this.node.proxy.backends.get(bn);
-      const s = b?.serverByName(sn);
-      if (!b || !s || s.admin !== 'drain') {
-        this.drains.delete(key);
-        continue;
+    const store = this.node.serverStates.store;
+    const value: StateValue | undefined =
+      state === undefined ? undefined : { state, autoMaint, ...(deadline !== undefined ? { deadline } : {}), ...(state === 'drain' ? { by: this.node.name } : {}) };
+    try {
+      if (scope === 'node') {
+        if (clear) store.clearOverride(b.name, s.name);
+        else store.setOverride(b.name, s.name, { ...(value ? { state: value } : {}), ...(weight !== undefined ? { weight: weight as number } : {}) });
+      } else if (clear) {
+        store.clear(b.name, s.name, 'state');
+        store.clear(b.name, s.name, 'weight');
+      } else {
+        if (value) store.setState(b.name, s.name, value);
+        if (weight !== undefined) store.setWeight(b.name, s.name, weight as number);
       }
-      const bindings = this.stickyCount(b, s) + s.activeConns;
-      const reason = w.autoMaint && bindings === 0 ? 'no-bindings' : w.deadline !== undefined && now >= w.deadline ? 'deadline' : undefined;
-      if (reason) {
-        this.setState(b, s, 'maint');
-        w.ended = reason;
-        this.node.log('info', { backend: bn, server: sn, reason, bindings }, `server ${key} drained: now in maint`);
-      } else watching++;
+    } catch (err) {
+      if (err instanceof ServerStateError) throw new AdminError(err.code === 'SM_ADMIN_STATE_FULL' ? 507 : 400, err.message);
+      throw err;
     }
-    if (watching === 0) this.stop();
+    // The store applied it (admin, weight); the candidate set is rebuilt now, not at the end of the turn.
+    b.rebuild();
+    return this.serverInfo(b, s);
   }
 
   // ---------------------------------------------------------------- peers
@@ -450,9 +437,17 @@ export class Ops {
     metrics.gauge('stickmesh_server_admin_state', 'Administrative state of a server (1 for the current state).', ['backend', 'server', 'state'], (set) => {
       for (const b of node.proxy.backends.values()) for (const s of b.servers) for (const st of ['ready', 'drain', 'maint']) set({ backend: b.name, server: s.name, state: st }, s.admin === st ? 1 : 0);
     });
+    metrics.gauge('stickmesh_server_admin_scope', "Where a server's admin state comes from (1 for the current source): config, cluster (a replicated record) or node (this node's override).", ['backend', 'server', 'scope'], (set) => {
+      for (const b of node.proxy.backends.values()) {
+        for (const s of b.servers) {
+          const scope = node.serverStates.effective(b, s).adminSet.scope;
+          for (const sc of ['config', 'cluster', 'node']) set({ backend: b.name, server: s.name, scope: sc }, scope === sc ? 1 : 0);
+        }
+      }
+    });
     metrics.gauge('stickmesh_server_sticky_entries', 'Stick-table entries naming a server (its sticky sessions).', ['backend', 'server'], (set) => {
       const counts = new Map<StickTable, Map<string, number>>();
-      for (const b of node.proxy.backends.values()) for (const s of b.servers) set({ backend: b.name, server: s.name }, this.stickyCount(b, s, counts));
+      for (const b of node.proxy.backends.values()) for (const s of b.servers) set({ backend: b.name, server: s.name }, stickyCount(b, s, counts));
     });
     metrics.gauge('stickmesh_server_active_connections', 'Open connections to a server.', ['backend', 'server'], (set) => {
       for (const b of node.proxy.backends.values()) for (const s of b.servers) set({ backend: b.name, server: s.name }, s.activeConns);
@@ -498,11 +493,6 @@ export class Ops {
       for (const [reason, n] of Object.entries(this.refusals())) set({ reason }, n);
     });
   }
-}
-
-function splitKey(k: string): [string, string] {
-  const i = k.indexOf('/');
-  return [k.slice(0, i), k.slice(i + 1)];
 }
 
 function entryJson(e: EntryView, now: number): Record<string, unknown> {

@@ -29,11 +29,15 @@ clear: deletes every entry of TABLE, or only KEY; deletions replicate to every p
 ${COMMON}`;
 
 export const SERVER_HELP = `Usage: stickmesh server show
-       stickmesh server set BACKEND/SERVER ready|drain|maint [--deadline TIME] [--auto-maint]
+       stickmesh server set BACKEND/SERVER ready|drain|maint [--deadline TIME] [--auto-maint] [--node-only]
+       stickmesh server set BACKEND/SERVER weight N [--node-only]
 
+set: applies on every node of the cluster (replicated, kept across restarts); 'server show'
+names the node that set it. --node-only: an override on this node alone (lost on its restart).
 set drain: the server keeps serving clients bound to it (cookie or stick entry) and gets no new
-ones; 'server show' reports the bindings left. --auto-maint switches it to maint when they reach
-zero, --deadline TIME (e.g. 30s, 10m) at the latest then.
+ones; 'server show' reports the bindings left on the whole cluster. --auto-maint switches it to
+maint when they reach zero, --deadline TIME (e.g. 30s, 10m) at the latest then.
+set weight N: 0..256 (0: no new clients, as in HAProxy).
 
 ${COMMON}`;
 
@@ -149,20 +153,34 @@ export function runTable(argv: string[]): Promise<number> {
   });
 }
 
+/** When a state was set: `drain (node1, 2m ago)`, `maint (override on this node)`, or the bare state from the config. */
+function setLabel(value: unknown, set: unknown): string {
+  const w = set as { scope?: string; node?: string; at?: number } | undefined;
+  if (w?.scope === 'node') return `${String(value)} (override on this node)`;
+  if (w?.scope === 'cluster') return `${String(value)} (${String(w.node)}, ${typeof w.at === 'number' ? ago(Date.now() - w.at) : '?'})`;
+  return String(value);
+}
+
+function ago(d: number): string {
+  const s = Math.max(0, Math.round(d / 1000));
+  return s < 60 ? `${s}s ago` : s < 3600 ? `${Math.round(s / 60)}m ago` : s < 172800 ? `${Math.round(s / 3600)}h ago` : `${Math.round(s / 86400)}d ago`;
+}
+
 function serverRows(list: Array<Record<string, unknown>>): string {
   return formatTable(
-    ['BACKEND/SERVER', 'ADDRESS', 'HEALTH', 'STATE', 'STICKY', 'CONNS', 'REQUESTS', 'ERRORS', 'DRAIN'],
+    ['BACKEND/SERVER', 'ADDRESS', 'HEALTH', 'STATE', 'STICKY', 'CONNS', 'REQUESTS', 'ERRORS', 'WEIGHT', 'DRAIN'],
     list.map((s) => {
       const d = s.drain as Record<string, unknown> | undefined;
       const drain = d ? (d.ended ? `done (${String(d.ended)})` : `${String(d.bindings)} bindings left${d.remainingMs !== undefined ? `, ${ms(d.remainingMs)} to deadline` : ''}${d.autoMaint ? ', auto-maint' : ''}`) : '';
-      return [`${String(s.backend)}/${String(s.server)}`, s.address, s.health, s.admin, s.sticky, s.activeConns, s.requests, s.errors, drain];
+      return [`${String(s.backend)}/${String(s.server)}`, s.address, s.health, setLabel(s.admin, s.adminSet), s.sticky, s.activeConns, s.requests, s.errors, setLabel(s.weight, s.weightSet), drain];
     }),
   );
 }
 
 export function runServer(argv: string[]): Promise<number> {
-  return command(argv, SERVER_HELP, { deadline: { type: 'string' }, 'auto-maint': { type: 'boolean' } }, async (c, pos, v) => {
+  return command(argv, SERVER_HELP, { deadline: { type: 'string' }, 'auto-maint': { type: 'boolean' }, 'node-only': { type: 'boolean' } }, async (c, pos, v) => {
     const [sub, target, state, ...more] = pos;
+    const weightArg = state === 'weight' ? more.shift() : undefined;
     if (more.length > 0) return usage(SERVER_HELP, `unexpected argument '${more[0]}'`);
     if (sub === 'show') {
       const j = (await c.api.call('GET', '/api/servers')) as Array<Record<string, unknown>>;
@@ -172,14 +190,22 @@ export function runServer(argv: string[]): Promise<number> {
     if (sub === 'set') {
       const slash = target?.indexOf('/') ?? -1;
       if (!target || slash <= 0 || slash === target.length - 1) return usage(SERVER_HELP, 'server set needs BACKEND/SERVER');
-      if (state !== 'ready' && state !== 'drain' && state !== 'maint') return usage(SERVER_HELP, 'state must be ready, drain or maint');
-      const body: Record<string, unknown> = { state };
-      if (typeof v.deadline === 'string') {
-        const d = parseTime(v.deadline);
-        if (typeof d === 'string') return usage(SERVER_HELP, `--deadline: ${d}`);
-        body.deadlineMs = d;
+      const body: Record<string, unknown> = v['node-only'] ? { scope: 'node' } : {};
+      if (state === 'weight') {
+        const w = Number(weightArg);
+        if (weightArg === undefined || !/^\d+$/.test(weightArg) || w > 256) return usage(SERVER_HELP, 'weight needs an integer in 0..256');
+        if (v.deadline !== undefined || v['auto-maint']) return usage(SERVER_HELP, '--deadline and --auto-maint apply to drain only');
+        body.weight = w;
+      } else {
+        if (state !== 'ready' && state !== 'drain' && state !== 'maint') return usage(SERVER_HELP, 'state must be ready, drain, maint or weight N');
+        body.state = state;
+        if (typeof v.deadline === 'string') {
+          const d = parseTime(v.deadline);
+          if (typeof d === 'string') return usage(SERVER_HELP, `--deadline: ${d}`);
+          body.deadlineMs = d;
+        }
+        if (v['auto-maint']) body.autoMaint = true;
       }
-      if (v['auto-maint']) body.autoMaint = true;
       const j = (await c.api.call('PUT', `/api/servers/${enc(target.slice(0, slash))}/${enc(target.slice(slash + 1))}`, body)) as Record<string, unknown>;
       out(c, j, () => serverRows([j]));
       return 0;

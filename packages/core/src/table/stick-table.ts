@@ -164,6 +164,12 @@ export class StickTable {
    */
   onLocalWrite: (() => void) | undefined = undefined;
   /**
+   * Called with each remote update `applyRemote` took (a peer's write, a resync or repair entry, a
+   * snapshot entry). Set only on internal tables that act on their records (the `#servers` admin
+   * state); replicated stick tables leave it unset, so the replication path pays one check.
+   */
+  onRemoteApply: ((u: TableUpdate) => void) | undefined = undefined;
+  /**
    * The table's counters (stored data types other than `server_id`), set by `buildTables` when the
    * table stores any; the stick entries above only hold server affinity. See counters/types.ts.
    */
@@ -490,6 +496,7 @@ export class StickTable {
     this.loggedAt[s] = now;
     this.logSeqOf[s] = 0;
     this._remoteApplied++;
+    if (this.onRemoteApply !== undefined) this.onRemoteApply(u);
     return true;
   }
 

@@ -21,7 +21,12 @@ export class RuntimeServer implements ServerRef, CookieTarget, UpstreamServer {
    */
   readonly discovered: boolean;
   port: number;
+  /** The weight in use: `adminWeight` when set, else `baseWeight`. */
   weight: number;
+  /** The weight the config gives, or DNS for a discovered slot (SRV weight). */
+  baseWeight: number;
+  /** A weight set at run time through the admin API (cluster record or node override); undefined: none. */
+  adminWeight: number | undefined = undefined;
   activeConns = 0;
   cookieValue: string | undefined;
   /** Health as seen by checks (true when checks are off). */
@@ -50,6 +55,7 @@ export class RuntimeServer implements ServerRef, CookieTarget, UpstreamServer {
     this.address = address;
     this.port = cfg.port;
     this.weight = cfg.weight;
+    this.baseWeight = cfg.weight;
     this.cookieValue = cfg.cookie;
     this.admin = cfg.disabled ? 'maint' : 'ready';
     this.backup = cfg.backup;
