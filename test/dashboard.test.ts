@@ -3,20 +3,33 @@
  * running 3-node cluster: it shows every node and its peers, servers with health, admin state and
  * sticky-session counts, table sizes, and follows changes live. Screenshot: test-results/dashboard.png.
  *
+ * A state set through one node shows on every node with that node named (a cluster-wide drain),
+ * a per-node override as such.
+ *
+ * Outage, in a 420 px viewport: the node serving the page is killed; the page says so and goes on
+ * showing the cluster from the two survivors, which show the dead node as "no data since", logs one
+ * console error for the outage (plus the browser's own network error line per retry, bounded by
+ * the backoff) and one line when the node is back. The layout is checked on the page (no horizontal
+ * page scroll; tables fit or scroll inside a container that fits) and on the screenshot
+ * (test-results/dashboard-420.png and -outage.png: 420 px wide, nothing drawn into the right margin).
+ *
  * Hostile: a sibling answering with markup in every field runs no script and writes nothing; a
  * sibling not in the node's list is never asked and the token goes to the page's own origin only;
  * a page on another origin can neither read table entries nor write; a DNS-rebound name gets 421.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import http from 'node:http';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import { freePort, startBackend, type TestBackend } from './helpers/backends.js';
 import { request } from './helpers/client.js';
 import { makeCluster, type Cluster, type ClusterNode } from './helpers/cluster.js';
 import { waitFor } from './helpers/wait.js';
 
 const SHOT = new URL('../test-results/dashboard.png', import.meta.url).pathname;
+const SHOT_NARROW = new URL('../test-results/dashboard-420.png', import.meta.url).pathname;
+const SHOT_OUTAGE = new URL('../test-results/dashboard-420-outage.png', import.meta.url).pathname;
+const NARROW = 420;
 let bs: TestBackend[] = [];
 let c: Cluster;
 let browser: Browser;
@@ -169,6 +182,8 @@ describe('dashboard', () => {
     await load;
     await fetch(`http://127.0.0.1:${n1.adminPort}/api/servers/app/web2`, { method: 'PUT', body: JSON.stringify({ state: 'drain' }) });
     await page.waitForSelector('[data-testid=server][data-server=web2][data-admin=drain]');
+    // Set through node1, cluster-wide: every node shows it, attributed to node1.
+    await page.waitForSelector('[data-testid=server][data-server=web2][data-scope=cluster] [data-testid=admin-by][data-by=node1]');
     await bs[2]!.close();
     await page.waitForSelector('[data-testid=server][data-server=web3][data-health=down]', { timeout: 10000 });
     await page.waitForFunction(() => Number(document.getElementById('k-sticky')?.textContent) >= 30);
@@ -217,4 +232,166 @@ describe('dashboard', () => {
     expect((await page.goto(`http://rebind.test:${n1.adminPort}/`))!.status()).toBe(421);
     await page.close();
   }, 30000);
+
+  it('survives the death of the node serving it, at 420 px wide, with one console error for the outage', async () => {
+    const [n1, n2, n3] = c.nodes as [ClusterNode, ClusterNode, ClusterNode];
+    // The live test above killed node3: the cluster starts whole again.
+    if (n3.proc && (n3.proc.exitCode !== null || n3.proc.signalCode !== null)) await c.start(n3);
+    await Promise.all([n1, n2, n3].map((n) => c.waitReady(n)));
+    const admins = [n1, n2, n3].map((n) => `http://127.0.0.1:${n.adminPort}`);
+    const page = await browser.newPage({ viewport: { width: NARROW, height: 900 } });
+    const msgs: Array<{ type: string; text: string; at: number }> = [];
+    page.on('console', (m) => msgs.push({ type: m.type(), text: m.text(), at: Date.now() }));
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${admins[0]}/?nodes=${admins.join(',')}`);
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid=peer][data-state=live]').length === 6, undefined, { timeout: 20000 });
+
+    // State attributed to its node: a cluster-wide drain set through node2, an override on node3 alone.
+    const put = async (n: ClusterNode, server: string, body: unknown) =>
+      expect((await fetch(`http://127.0.0.1:${n.adminPort}/api/servers/app/${server}`, { method: 'PUT', body: JSON.stringify(body) })).status).toBe(200);
+    await put(n2, 'web1', { state: 'drain' });
+    await put(n3, 'web3', { state: 'maint', scope: 'node' });
+    await page.waitForSelector('[data-testid=server][data-server=web1][data-admin=drain][data-scope=cluster] [data-testid=admin-by][data-by=node2]', { timeout: 10000 });
+    expect(await page.textContent('[data-testid=server][data-server=web1] [data-testid=admin-by]')).toMatch(/^drain \u2014 set by node2 (just now|\d+ s ago)$/);
+    await page.waitForSelector('[data-testid=server][data-server=web3][data-admin=maint][data-scope=node] [data-testid=admin-by][data-scope=node][data-by=node3]', { timeout: 10000 });
+    expect(await page.textContent('[data-testid=server][data-server=web3] [data-testid=admin-by][data-scope=node]')).toMatch(/^maint on node3 \u2014 override on that node only, (just now|\d+ s ago)$/);
+
+    await expectFitsWidth(page);
+    mkdirSync(new URL('../test-results/', import.meta.url).pathname, { recursive: true });
+    await page.screenshot({ path: SHOT_NARROW, fullPage: true });
+    await expectScreenshotFits(page, SHOT_NARROW);
+
+    // A healthy cluster leaves the console clean.
+    expect(msgs.filter((m) => m.type === 'error' || m.type === 'warning'), JSON.stringify(msgs)).toEqual([]);
+
+    // node1, which served the page, dies: the page reads the cluster from node2 and node3 and says so.
+    const killedAt = Date.now();
+    await c.kill(n1);
+    const notice = page.locator('[data-testid=origin-notice]');
+    await notice.waitFor({ state: 'visible', timeout: 10000 });
+    await page.waitForFunction(() => document.querySelector('[data-testid=origin-notice]')?.getAttribute('data-reading') === 'node2,node3');
+    expect(await notice.textContent()).toMatch(new RegExp(`^node1 \\(${admins[0]}\\), the node that served this page, has not answered since \\d\\d:\\d\\d:\\d\\d: reading the cluster from node2, node3$`));
+    // The survivors show node1 as a dead peer: when it was last heard, no stale lag or pending count.
+    for (const n of ['node2', 'node3']) {
+      const row = `[data-testid=node][data-node=${n}] [data-testid=peer][data-peer=node1]`;
+      await page.waitForFunction((sel) => /^no data since \d\d:\d\d:\d\d$/.test(document.querySelector(`${sel} [data-testid=nodata]`)?.textContent ?? ''), row, { timeout: 10000 });
+      expect(await page.textContent(row)).not.toMatch(/lag|pending/);
+    }
+    await page.waitForSelector('[data-testid=node][data-node=node1].down');
+    expect(await page.textContent('#k-nodes')).toBe('2 / 3');
+    expect(await page.locator('[data-testid=server]').count()).toBe(3);
+    // Read from the survivors, the attribution stays.
+    expect(await page.getAttribute('[data-testid=server][data-server=web1] [data-testid=admin-by]', 'data-by')).toBe('node2');
+    expect(await page.getAttribute('[data-testid=server][data-server=web3]', 'data-scope')).toBe('node');
+    await expectFitsWidth(page);
+    await page.screenshot({ path: SHOT_OUTAGE, fullPage: true });
+    await expectScreenshotFits(page, SHOT_OUTAGE);
+
+    // Ten seconds of outage, measured from the dashboard's own line, while the page keeps repainting.
+    const down = msgs.filter((m) => m.text.startsWith('stickmesh dashboard: node1'));
+    expect(down.map((m) => m.type)).toEqual(['error']);
+    const downAt = down[0]!.at;
+    await page.waitForFunction((t) => Number(document.body.getAttribute('data-updated')) >= t, downAt + 10000, { timeout: 20000 });
+    const outage = msgs.filter((m) => m.type === 'error' && m.at >= killedAt && m.at <= downAt + 10000);
+    const own = outage.filter((m) => m.text.startsWith('stickmesh dashboard:'));
+    const network = outage.filter((m) => !m.text.startsWith('stickmesh dashboard:'));
+    // One line of ours. The browser adds one network error line per refused fetch: the failure that
+    // detected the outage, then the retries of the 5 s / 10 s backoff: 1 within these 10 s.
+    expect(own.length).toBe(1);
+    expect(network.length, JSON.stringify(network)).toBeLessThanOrEqual(2);
+    expect(network.every((m) => /ERR_CONNECTION_REFUSED|Failed to load resource/.test(m.text)), JSON.stringify(network)).toBe(true);
+
+    // node1 is back: asked again as soon as its peers see it, one line says so, the notice goes.
+    await c.start(n1);
+    await c.waitReady(n1);
+    await notice.waitFor({ state: 'hidden', timeout: 15000 });
+    await page.waitForSelector('[data-testid=node][data-node=node1] [data-testid=ready]');
+    expect(msgs.filter((m) => m.text.startsWith('stickmesh dashboard:')).map((m) => m.type)).toEqual(['error', 'info']);
+    expect(msgs.find((m) => m.type === 'info')!.text).toMatch(/node1 .* answers again$/);
+    await put(n2, 'web1', { state: 'ready' });
+    await put(n3, 'web3', { scope: 'node', clear: true });
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 90000);
 });
+
+/** No horizontal page scroll; each table fits the viewport, or scrolls inside a container that does. */
+async function expectFitsWidth(page: Page): Promise<void> {
+  const got = await page.evaluate(() => {
+    const vw = document.documentElement.clientWidth;
+    return {
+      vw,
+      scrollWidth: document.documentElement.scrollWidth,
+      bodyScrollWidth: document.body.scrollWidth,
+      tables: [...document.querySelectorAll('table')].map((t) => {
+        const r = t.getBoundingClientRect();
+        const box = t.closest('.scroll');
+        const b = box?.getBoundingClientRect();
+        return {
+          id: t.getAttribute('data-testid'),
+          left: r.left,
+          right: r.right,
+          box: b && box ? { left: b.left, right: b.right, overflowX: getComputedStyle(box).overflowX, scrolls: box.scrollWidth > box.clientWidth } : null,
+        };
+      }),
+      cards: [...document.querySelectorAll('.card, .kpi, header, #origin')].map((e) => e.getBoundingClientRect().right),
+    };
+  });
+  expect(got.vw).toBe(NARROW);
+  expect(got.scrollWidth).toBeLessThanOrEqual(NARROW);
+  expect(got.bodyScrollWidth).toBeLessThanOrEqual(NARROW);
+  expect(got.tables.length).toBe(2);
+  for (const t of got.tables) {
+    if (t.left >= 0 && t.right <= NARROW) continue;
+    expect(t.box, `table ${t.id} overflows (${t.left}..${t.right}) outside a scroll container`).not.toBeNull();
+    expect(t.box!.left).toBeGreaterThanOrEqual(0);
+    expect(t.box!.right).toBeLessThanOrEqual(NARROW);
+    expect(['auto', 'scroll']).toContain(t.box!.overflowX);
+    expect(t.box!.scrolls).toBe(true);
+  }
+  for (const r of got.cards) expect(r).toBeLessThanOrEqual(NARROW);
+}
+
+/**
+ * The full-page screenshot is exactly the viewport wide (a page wider than its viewport gives a
+ * wider shot), and nothing is drawn into main's right padding: the 8 px column left of the edge is
+ * the page background on every row of main (the header and notices above it span the width).
+ */
+async function expectScreenshotFits(shown: Page, file: string): Promise<void> {
+  const main = await shown.evaluate(() => {
+    const r = document.querySelector('main')!.getBoundingClientRect();
+    return { top: Math.ceil(r.top + window.scrollY), bottom: Math.floor(r.bottom + window.scrollY) };
+  });
+  const png = readFileSync(file);
+  expect(png.subarray(1, 4).toString()).toBe('PNG');
+  expect(png.readUInt32BE(16)).toBe(NARROW);
+  const height = png.readUInt32BE(20);
+  expect(height).toBeGreaterThan(900);
+  const page = await browser.newPage();
+  try {
+    const stray = await page.evaluate(async ([b64, top, bottom]) => {
+      const bytes = Uint8Array.from(atob(b64), (ch) => ch.charCodeAt(0));
+      const img = await createImageBitmap(new Blob([bytes], { type: 'image/png' }));
+      const cv = new OffscreenCanvas(img.width, img.height);
+      const ctx = cv.getContext('2d')!;
+      ctx.drawImage(img, 0, 0);
+      const { data } = ctx.getImageData(img.width - 10, 0, 8, img.height);
+      let bad = 0;
+      let rows = 0;
+      for (let y = top; y < Math.min(bottom, img.height); y++) {
+        const i0 = y * 8 * 4;
+        const isBg = (i: number) => Math.abs(data[i]! - 0x0d) <= 2 && Math.abs(data[i + 1]! - 0x11) <= 2 && Math.abs(data[i + 2]! - 0x17) <= 2;
+        rows++;
+        for (let x = 0; x < 8; x++) if (!isBg(i0 + x * 4)) bad++;
+      }
+      return { bad, rows };
+    }, [png.toString('base64'), main.top, main.bottom] as const);
+    expect(main.top).toBeGreaterThan(40);
+    expect(stray.rows).toBeGreaterThan(500);
+    expect(stray.bad).toBe(0);
+  } finally {
+    await page.close();
+  }
+}
+

@@ -20,13 +20,14 @@ const { long: LONG, cases: CASES, seed, replay } = fuzzRun(2000);
 interface Dashboard {
   esc(v: unknown): string;
   num(v: unknown): number;
-  view(results: unknown, state: unknown, now: number): {
+  view(results: unknown, state: unknown, now: number, self?: unknown): {
     nodes: string;
     servers: string;
     tables: string;
     kpi: Record<string, string>;
     status: { cls: string; text: string };
     banner: { show: boolean; text: string };
+    origin: { down: boolean; text: string; reading: string };
     updated: string;
   };
   newState(): { last: Map<string, unknown>; hist: Map<string, unknown>; known: Map<string, unknown> };
@@ -40,7 +41,7 @@ function load(): Dashboard {
 }
 
 const TAGS = new Set(['div', 'span', 'b', 'svg', 'polyline', 'rect', 'tr', 'td']);
-const ATTRS = new Set(['class', 'title', 'viewBox', 'preserveAspectRatio', 'points', 'width', 'height', 'colspan', 'data-testid', 'data-node', 'data-peer', 'data-state', 'data-server', 'data-health', 'data-admin', 'data-sticky', 'data-table', 'data-live']);
+const ATTRS = new Set(['class', 'title', 'viewBox', 'preserveAspectRatio', 'points', 'width', 'height', 'colspan', 'data-testid', 'data-node', 'data-peer', 'data-state', 'data-server', 'data-health', 'data-admin', 'data-sticky', 'data-table', 'data-live', 'data-scope', 'data-by']);
 const TAG = /^<(\/?)([a-z]+)((?:\s+[A-Za-z-]+="[^"<>'`]*")*)\s*(\/?)>/;
 const ATTR = /\s+([A-Za-z-]+)="([^"]*)"/g;
 const ENTITY = /^&(amp|lt|gt|quot|#39|#96|#61);/;
@@ -125,6 +126,18 @@ function field(r: Rng, plausible: () => unknown): unknown {
   return r.chance(0.5) ? plausible() : value(r, 1);
 }
 
+/** `adminSet`/`weightSet` as the contract has them, often hostile or absent (older nodes). */
+function setBy(r: Rng): unknown {
+  return field(r, () =>
+    r.pick([
+      undefined,
+      { scope: 'config' },
+      { scope: 'cluster', node: field(r, () => r.pick(['lb1', 'lb2'])), at: field(r, () => 1_700_000_000_000 + r.int(0, 1e6)) },
+      { scope: 'node', node: field(r, () => r.pick(['lb1', 'lb2', 'lb3'])), at: field(r, () => 1_700_000_000_000 + r.int(0, 1e6)) },
+    ]),
+  );
+}
+
 function summary(r: Rng): unknown {
   if (r.chance(0.03)) return value(r, 0);
   const list = <T>(make: () => T): unknown => (r.chance(0.85) ? Array.from({ length: r.chance(0.01) ? r.int(300, 2000) : r.int(0, 6) }, make) : value(r, 1));
@@ -144,9 +157,12 @@ function summary(r: Rng): unknown {
       activeConns: field(r, () => r.int(0, 100)),
       requests: field(r, () => r.int(0, 1e7)),
       errors: field(r, () => r.int(0, 10)),
+      weight: field(r, () => r.int(0, 256)),
+      adminSet: setBy(r),
+      weightSet: setBy(r),
       drain: r.chance(0.3) ? { bindings: field(r, () => r.int(0, 50)), remainingMs: field(r, () => r.int(0, 1e5)), ended: field(r, () => undefined) } : value(r, 1),
     })),
-    peers: list(() => ({ peer: field(r, () => r.pick(['lb1', 'lb2', 'lb3'])), state: field(r, () => r.pick(['live', 'resyncing', 'connecting', 'down'])), connected: field(r, () => r.chance(0.7)), lagMs: field(r, () => r.int(0, 5000)), pending: field(r, () => r.int(0, 100)) })),
+    peers: list(() => ({ peer: field(r, () => r.pick(['lb1', 'lb2', 'lb3'])), state: field(r, () => r.pick(['live', 'resyncing', 'connecting', 'down'])), connected: field(r, () => r.chance(0.7)), lagMs: field(r, () => r.int(0, 5000)), pending: field(r, () => r.int(0, 100)), lastDataAt: field(r, () => 1_700_000_000_000 + r.int(0, 1e6)) })),
   };
   if (r.chance(0.05)) o[r.pick(PROTO_KEYS)] = value(r, 1);
   return o;
@@ -164,10 +180,10 @@ describe(`dashboard rendering of hostile summaries (${CASES} cases, seed ${seed}
       const r = new Rng((seed + Math.imul(id, 0x9e3779b1)) >>> 0);
       const results = r.chance(0.02)
         ? value(r, 0)
-        : Array.from({ length: r.int(1, 4) }, () => (r.chance(0.85) ? { origin: field(r, () => `http://127.0.0.${r.int(1, 3)}:9100`), ok: field(r, () => true), s: summary(r), error: field(r, () => 'HTTP 500') } : value(r, 1)));
+        : Array.from({ length: r.int(1, 4) }, () => (r.chance(0.85) ? { origin: field(r, () => `http://127.0.0.${r.int(1, 3)}:9100`), ok: field(r, () => true), s: summary(r), error: field(r, () => 'HTTP 500'), since: field(r, () => Date.now()) } : value(r, 1)));
       let v: ReturnType<Dashboard['view']>;
       try {
-        v = D.view(results, state, field(r, () => Date.now()) as number);
+        v = D.view(results, state, field(r, () => Date.now()) as number, field(r, () => `http://127.0.0.${r.int(1, 3)}:9100`));
       } catch (err) {
         failures.push(`case ${id}: view threw ${(err as Error).message}`);
         continue;
@@ -177,7 +193,7 @@ describe(`dashboard rendering of hostile summaries (${CASES} cases, seed ${seed}
         const bad = audit(v[part]);
         if (bad) failures.push(`case ${id}: ${part}: ${bad}`);
       }
-      const texts = [...Object.values(v.kpi), v.status.cls, v.status.text, v.banner.text, v.updated];
+      const texts = [...Object.values(v.kpi), v.status.cls, v.status.text, v.banner.text, v.origin.text, v.origin.reading, v.updated];
       for (const t of texts) if (typeof t !== 'string' || t.length > 64 * (DASHBOARD_TEXT_MAX + 40)) failures.push(`case ${id}: text ${JSON.stringify(String(t).slice(0, 80))}`);
       if (!/^pill (ok|warn|bad)$/.test(v.status.cls)) failures.push(`case ${id}: status class ${v.status.cls}`);
       for (const m of [state.last, state.hist, state.known]) if (m.size > DASHBOARD_STATE_MAX) failures.push(`case ${id}: state holds ${m.size} keys`);

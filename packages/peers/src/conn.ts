@@ -94,8 +94,8 @@ export class Conn {
       this.lastRx = Date.now();
     });
     ws.on('message', (data, isBinary) => this.onFrame(data as Buffer, isBinary));
-    ws.on('pong', () => (this.lastRx = Date.now()));
-    ws.on('ping', () => (this.lastRx = Date.now()));
+    ws.on('pong', () => this.onControl());
+    ws.on('ping', () => this.onControl());
     ws.on('error', (err: Error & { code?: string }) => this.onError(err));
     ws.on('close', (code, reason) => this.onClose(code, reason.toString()));
     if (role === 'server') {
@@ -132,6 +132,12 @@ export class Conn {
     this.ws.send(encode(m));
   }
 
+  /** A ping or pong arrived: the peer is alive (heartbeat), and in a session its status says so. */
+  private onControl(): void {
+    this.lastRx = Date.now();
+    if (this.phase === 'session') this.session!.heard(this.lastRx);
+  }
+
   private onFrame(data: Buffer, isBinary: boolean): void {
     if (this.phase === 'closed' || this.closingAt) return;
     this.lastRx = Date.now();
@@ -140,7 +146,7 @@ export class Conn {
       const msg = decode(data);
       switch (this.phase) {
         case 'session':
-          this.session!.received(data.length);
+          this.session!.received(data.length, this.lastRx);
           this.session!.handle(msg);
           this.host.wantFlush();
           return;

@@ -2,7 +2,7 @@
  * Recovery paths found by the replication benchmark: a live receiver that falls off the sender's
  * bounded update log gets a full resync inside the same session (no protocol error, no reconnect),
  * and a restarted node that sorts higher is dialed at once (knock) instead of after the dialer's
- * backoff.
+ * backoff. A peer's `lastDataAt` says when it was last heard, and stays put once it is gone.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { FakeTable } from '../test/fake-table.js';
@@ -50,5 +50,27 @@ describe('peers recovery', () => {
     expect(r.reason).toBe('resynced');
     expect(Date.now() - t0).toBeLessThan(1000);
     expect(b2.table.count).toBe(1);
+  });
+  it("keeps a peer's lastDataAt at its last frame once it is gone: absent before, advancing while live", async () => {
+    const [a, b] = await mesh(['a', 'b']);
+    nodes = [a!, b!];
+    await waitFor(() => statusOf(a!, 'b').state === 'live', 5000, 'live session');
+    const first = statusOf(a!, 'b').lastDataAt!;
+    expect(first).toBeGreaterThan(Date.now() - 5000);
+    // An idle session still advances it: heartbeat pongs (every 100 ms here) count.
+    await waitFor(() => statusOf(a!, 'b').lastDataAt! > first + 200, 5000, 'lastDataAt to advance on an idle session');
+    await b!.svc.stop();
+    await waitFor(() => statusOf(a!, 'b').state !== 'live' && statusOf(a!, 'b').state !== 'resyncing', 5000, 'session down');
+    const last = statusOf(a!, 'b').lastDataAt!;
+    const downAt = Date.now();
+    await waitFor(() => a!.lines.filter((l) => l.msg === 'peers: reconnect scheduled').length >= 2, 10000, 'reconnect attempts');
+    expect(statusOf(a!, 'b').lastDataAt).toBe(last);
+    expect(last).toBeLessThanOrEqual(downAt);
+    // A peer never heard from has none.
+    const c = makeNode('c', { d: 1 });
+    nodes.push(c);
+    await c.svc.start();
+    expect(statusOf(c, 'd').lastDataAt).toBeUndefined();
+    expect('lastDataAt' in statusOf(c, 'd')).toBe(false);
   });
 });

@@ -37,7 +37,7 @@ class Link {
   lastKnockAt = 0;
   readonly recv = new Map<string, RecvCursor>();
   readonly stats: LinkStats = {
-    sent: 0, received: 0, lagMs: 0, resyncsSent: 0, resyncsReceived: 0, bytesSent: 0, bytesReceived: 0, lastAckAt: 0, sessions: 0,
+    sent: 0, received: 0, lagMs: 0, resyncsSent: 0, resyncsReceived: 0, bytesSent: 0, bytesReceived: 0, lastAckAt: 0, lastDataAt: 0, sessions: 0,
     aeRounds: 0, bucketsCompared: 0, bucketsRepaired: 0, entriesRepaired: 0, repairSent: 0,
     sharesSent: 0, sharesReceived: 0, sharesRejected: 0, sharesIgnored: 0, counterLag: new LagWindow(),
     ticketKeysSent: 0, ticketKeysReceived: 0, ticketKeysLearned: 0, ticketKeysRefused: 0,
@@ -353,6 +353,7 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
       bytesSent: l.stats.bytesSent,
       bytesReceived: l.stats.bytesReceived,
       lastAckAt: l.stats.lastAckAt,
+      ...(l.stats.lastDataAt > 0 ? { lastDataAt: l.stats.lastDataAt } : {}),
       pending: l.conn?.session?.pending() ?? 0,
       reconnects: Math.max(0, l.stats.sessions - 1),
       refusals: { ...l.refusals },

@@ -60,6 +60,8 @@ export interface LinkStats {
   bytesReceived: number;
   /** Wall ms of the last ack received from this peer (0 = none yet). */
   lastAckAt: number;
+  /** Wall ms of the last frame (message, ping or pong) received from this peer in a session (0 = none yet). */
+  lastDataAt: number;
   /** Sessions established with this peer (the first one plus reconnects). */
   sessions: number;
   /** Anti-entropy, see AntiEntropyStats in types.ts. */
@@ -222,9 +224,15 @@ export class PeerSession {
     return 'live';
   }
 
-  /** Counts a received frame's bytes (status). */
-  received(bytes: number): void {
+  /** Counts a received message frame's bytes and notes when it came, `now` (status). */
+  received(bytes: number, now: number): void {
     this.host.stats.bytesReceived += bytes;
+    this.host.stats.lastDataAt = now;
+  }
+
+  /** Notes a control frame (ping or pong) from the peer at `now`: the peer is still talking (status). */
+  heard(now: number): void {
+    this.host.stats.lastDataAt = now;
   }
 
   /** Local log positions not yet acknowledged by the peer, summed over tables (status). */

@@ -161,6 +161,11 @@ export interface PeerStatus {
   bytesReceived: number;
   /** Wall ms of the last ack from this peer (0 = never). */
   lastAckAt: number;
+  /**
+   * Wall ms of the last frame (message, ping or pong) received from this peer in a session; absent
+   * when none ever came. Outlives the session, so a dead peer shows when it was last heard.
+   */
+  lastDataAt?: number;
   /** Our log positions this peer has not acknowledged yet (current session; 0 when down). */
   pending: number;
   /** Sessions established after the first one. */

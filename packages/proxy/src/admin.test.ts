@@ -170,6 +170,8 @@ describe('AdminServer browser rules', () => {
     expect(html).not.toMatch(/<script>|<style>|\son\w+=|style=/);
     expect((await fetch(`${u}/dashboard.js`)).headers.get('content-type')).toMatch(/javascript/);
     expect((await fetch(`${u}/dashboard.css`)).headers.get('content-type')).toMatch(/text\/css/);
+    // A browser asks for /favicon.ico: answered without a body, so its console shows no 404 line.
+    expect((await fetch(`${u}/favicon.ico`)).status).toBe(204);
     expect(await (await fetch(`${u}/api/dashboard`)).json()).toEqual({ siblings: ['http://127.0.0.2:9100'], accepted: ['http://127.0.0.2:9100', 'https://ops.example'] });
   });
 });

@@ -5,7 +5,8 @@
  *   GET /ready            200 once the node is ready to take traffic, 503 before (no token either)
  *   GET /metrics          Prometheus text
  *   GET / , /dashboard    the live dashboard page, with /dashboard.js and /dashboard.css (static;
- *                         its data comes from the JSON API)
+ *                         its data comes from the JSON API); /favicon.ico answers 204 (a browser
+ *                         asks for it, and a 404 would leave an error line in its console)
  *   GET /api/dashboard    the sibling nodes the dashboard may poll
  *   /api/...              JSON API routes given by the caller, with methods and `:param` segments
  *   GET <route>           short read-only JSON routes given by the caller (the node serves `/tables`,
@@ -190,8 +191,12 @@ export class AdminServer {
     if (verdict.allowOrigin !== undefined) res.setHeader('access-control-allow-origin', verdict.allowOrigin);
     if (method === 'OPTIONS') return this.options(req, res, verdict);
     const d = this.opts.dashboard;
-    if (d && (path === '/' || path === '/dashboard' || path === '/dashboard.js' || path === '/dashboard.css')) {
+    if (d && (path === '/' || path === '/dashboard' || path === '/dashboard.js' || path === '/dashboard.css' || path === '/favicon.ico')) {
       if (method !== 'GET') return text(res, 405, 'method not allowed\n');
+      if (path === '/favicon.ico') {
+        res.writeHead(204, { 'cache-control': 'max-age=86400' }).end();
+        return;
+      }
       if (path === '/dashboard.js') return asset(res, 'text/javascript; charset=utf-8', d.script);
       if (path === '/dashboard.css') return asset(res, 'text/css; charset=utf-8', d.style);
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-security-policy': access.csp, 'x-frame-options': 'DENY', 'referrer-policy': 'no-referrer' }).end(d.html);

@@ -392,7 +392,7 @@ export class Ops {
       connections: this.node.proxy.connectionCount(),
       tables: this.tables(false).map((t) => ({ id: t.id, live: t.live, capacity: t.capacity, evictions: t.evictions, expired: t.expired, servers: t.servers })),
       servers: this.servers(),
-      peers: this.peers().map((p) => ({ peer: p.peer, host: p.host, state: p.state, connected: p.connected, lagMs: p.lagMs, pending: p.pending, lastAckAgoMs: p.lastAckAgoMs, reconnects: p.reconnects, lastError: p.lastError })),
+      peers: this.peers().map((p) => ({ peer: p.peer, host: p.host, state: p.state, connected: p.connected, lagMs: p.lagMs, pending: p.pending, lastAckAgoMs: p.lastAckAgoMs, lastDataAt: p.lastDataAt, reconnects: p.reconnects, lastError: p.lastError })),
       refusals: this.refusals(),
     };
   }
