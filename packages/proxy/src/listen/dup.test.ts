@@ -5,6 +5,16 @@ import { startBackend } from '../../../../test/helpers/backends.js';
 import { fill, startProxy, type RunningProxy } from '../../../../test/helpers/proxy.js';
 import { parseConfigText } from '@stickmesh/core';
 import { waitFor } from '../../../../test/helpers/wait.js';
+import { dupHelperPid, HELPER_IDLE_MS } from './dup.js';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 const CFG = `
 global
@@ -114,6 +124,21 @@ describe('tune.maxaccept: several descriptors per listening socket', () => {
     expect(listenerFds(port)).toBe(4);
     p.proxy.close();
     await waitFor(() => listenerFds(port) === 0, 2000);
+  });
+
+  it('lets the helper process go once idle, and starts a new one for a reload', async () => {
+    const p = await proxy(3, 1000);
+    expect(listenerFds(p.port)).toBe(3);
+    const pid = dupHelperPid();
+    expect(pid).toBeTypeOf('number');
+    await waitFor(() => dupHelperPid() === undefined && !alive(pid!), HELPER_IDLE_MS + 5000);
+    // The descriptors it made stay open and accept.
+    expect(listenerFds(p.port)).toBe(3);
+    await p.reloadWith(5);
+    expect(listenerFds(p.port)).toBe(5);
+    const { answered, socks } = await burst(p.port, 40);
+    for (const s of socks) s.destroy();
+    expect(answered).toBe(40);
   });
 
   it('applies a changed tune.maxaccept to the listener a reload keeps', async () => {

@@ -14,13 +14,17 @@
  * can never accept a connection meant for the proxy; it closes its copy once sent.
  *
  * One helper child per process echoes the handles (`CHILD_SOURCE`); it is started on first use,
- * kept for reloads, does not keep the process alive, and exits with its parent. When the child cannot be started or does
- * not answer within `DUP_TIMEOUT_MS`, the listener stays single (correct, only slower to accept).
+ * does not keep the process alive, exits with its parent, and is let go `HELPER_IDLE_MS` after its
+ * last answer: a Node process costs about 40 MB of RSS, a fresh one for a reload about 50 ms. When
+ * the child cannot be started or does not answer within `DUP_TIMEOUT_MS`, the listener stays
+ * single (correct, only slower to accept).
  */
 import net from 'node:net';
 import { spawn, type ChildProcess } from 'node:child_process';
 
 export const DUP_TIMEOUT_MS = 3000;
+/** The helper child is disconnected (and exits) this long after its last answer with nothing pending. */
+export const HELPER_IDLE_MS = 1000;
 /** Upper bound for `tune.maxaccept` (descriptors per listener). */
 export const MAX_ACCEPT_HANDLES = 64;
 
@@ -44,6 +48,25 @@ let child: ChildProcess | null = null;
  */
 let pending = new Map<number, (handle: object | null) => void>();
 let nextId = 1;
+let idleTimer: NodeJS.Timeout | undefined;
+
+/** The helper's pid while one runs (tests). */
+export function dupHelperPid(): number | undefined {
+  return child?.connected ? child.pid : undefined;
+}
+
+/** Lets the helper go once nothing waits on it for HELPER_IDLE_MS (it exits on disconnect). */
+function releaseWhenIdle(): void {
+  if (idleTimer) clearTimeout(idleTimer);
+  idleTimer = setTimeout(function onDupIdle() {
+    idleTimer = undefined;
+    if (pending.size > 0 || !child) return;
+    const c = child;
+    child = null;
+    if (c.connected) c.disconnect();
+  }, HELPER_IDLE_MS);
+  idleTimer.unref();
+}
 
 function helper(): ChildProcess | null {
   if (child && child.connected) return child;
@@ -89,6 +112,8 @@ function isHandle(h: unknown): h is NativeHandle {
 function dupOnce(handle: object): Promise<NativeHandle | null> {
   const c = helper();
   if (!c) return Promise.resolve(null);
+  if (idleTimer) clearTimeout(idleTimer);
+  idleTimer = undefined;
   return new Promise<NativeHandle | null>((resolve) => {
     let done = false;
     const finish = (h: object | null): void => {
@@ -98,6 +123,7 @@ function dupOnce(handle: object): Promise<NativeHandle | null> {
       }
       done = true;
       clearTimeout(timer);
+      if (pending.size === 0) releaseWhenIdle();
       resolve(isHandle(h) ? h : null);
     };
     const id = nextId++;
