@@ -12,6 +12,7 @@ import path from 'node:path';
 import { ConfigError } from '../errors.js';
 import { parseConfigText } from './load.js';
 import { MAX_ERRORFILE_BYTES, parseErrorResponse } from './errorfile.js';
+import { requireHaproxy } from '../../../../test/helpers/haproxy.js';
 
 function fail(text: string): ConfigError {
   try {
@@ -154,12 +155,8 @@ describe('the same files through haproxy -c', () => {
     ['bind option', [...BASE, 'frontend fe', '  bind 127.0.0.1:8080 strict-snii', '  default_backend be', ...BE], 'strict-sni'],
     ['option name', [...BASE, ...FE, ...BE, '  option redispach'], 'redispatch'],
   ];
-  it.each(cases)('a mistyped %s: both refuse the line and suggest the same word', (_what, lines, word, ctx) => {
-    if (spawnSync('haproxy', ['-v'], { encoding: 'utf8' }).error) {
-      console.log('haproxy is not on PATH: the haproxy -c comparison is skipped (CI installs haproxy)');
-      ctx.skip();
-      return;
-    }
+  it.each(cases)('a mistyped %s: both refuse the line and suggest the same word', (_what, lines, word) => {
+    requireHaproxy();
     const dir = mkdtempSync(path.join(os.tmpdir(), 'sm-parity-'));
     const file = path.join(dir, 'x.cfg');
     writeFileSync(file, cfg(...lines));
@@ -170,11 +167,8 @@ describe('the same files through haproxy -c', () => {
     expect(errorsOf(cfg(...lines))).toEqual([expect.stringMatching(new RegExp(`^x\\.cfg:${line}: .*; did you mean '${word}'\\?$`))]);
   });
 
-  it('the Debian fixture is valid for both', (ctx) => {
-    if (spawnSync('haproxy', ['-v'], { encoding: 'utf8' }).error) {
-      ctx.skip();
-      return;
-    }
+  it('the Debian fixture is valid for both', () => {
+    requireHaproxy();
     const fixture = fileURLToPath(new URL('../../../../test/fixtures/debian-haproxy/', import.meta.url));
     const dir = mkdtempSync(path.join(os.tmpdir(), 'sm-parity-'));
     const file = path.join(dir, 'haproxy.cfg');
