@@ -293,7 +293,7 @@ describe('session-aware drain', () => {
 });
 
 describe('stickmesh check --against', () => {
-  it('warns about renamed servers, a changed cookie name and hash type, counting affected entries on the running node', async () => {
+  it('reports renamed servers and a changed cookie name, counting affected entries on the running node, and exits 1', async () => {
     await clearEverywhere();
     let onWeb2 = 0;
     for (let i = 1; i <= 20; i++) if ((await served(n1, `127.37.0.${i}`)).server === 'web2') onWeb2++;
@@ -304,13 +304,28 @@ describe('stickmesh check --against', () => {
     const env = { ...process.env, PROXY_PORT: '1', ADMIN_PORT: '2', PEERS_PORT: '3', STICKMESH_PEERS_SECRET: 'x' };
     const oldEnv = { ...env };
     const r = await run(process.execPath, [BIN, 'check', '-c', newFile, '--against', c.cfgFile, '--admin', `http://127.0.0.1:${n1.adminPort}`], { env: oldEnv }).catch((e) => e);
-    expect(r.code ?? 0).toBe(0);
+    expect(r.code).toBe(1);
     expect(r.stderr).toMatch(new RegExp(`new.cfg:\\d+: persistence: backend 'app': server 'web2' renamed to 'app2' .*\\[${onWeb2} stick entr(y|ies) affected on the running node\\]`));
     expect(r.stderr).toMatch(/cookie name changed from 'SRV' to 'SESSIONSRV'/);
-    expect(r.stderr).toMatch(/hash-type changed from map-based to consistent/);
-    const j = await run(process.execPath, [BIN, 'check', '-c', newFile, '--against', c.cfgFile, '--json', '-q'], { env });
+    // roundrobin -> source held no client by address before: nothing to break there.
+    expect(r.stderr).not.toMatch(/hash-type changed/);
+    const j = await run(process.execPath, [BIN, 'check', '-c', newFile, '--against', c.cfgFile, '--json', '-q'], { env }).catch((e) => e);
     const ws = JSON.parse(j.stdout) as Array<{ kind: string }>;
-    expect(ws.map((w) => w.kind).sort()).toEqual(['cookie-name-changed', 'hash-type-changed', 'server-renamed']);
+    expect(ws.map((w) => w.kind).sort()).toEqual(['cookie-name-changed', 'server-renamed']);
+    // The running cluster holds the 20 clients above in mesh/sessions: renaming the table or
+    // dropping 'stick on src' orphans all of them.
+    const live = (await api(n1, 'GET', '/api/tables')).json.find((t: { id: string }) => t.id === 'mesh/sessions').live as number;
+    expect(live).toBe(20);
+    const base = cfgBody(bs)('    bind "127.0.0.1:${PEERS_PORT}"\n    server n1 127.0.0.1:1');
+    for (const [name, text, kind] of [
+      ['renamed.cfg', base.replace('table sessions', 'table sess2').replace('mesh/sessions', 'mesh/sess2'), /stick table 'mesh\/sessions' renamed to 'mesh\/sess2'/],
+      ['nostick.cfg', base.replace('    stick on src table mesh/sessions\n', ''), /'stick on src table mesh\/sessions' \(\S+:\d+\) was removed/],
+    ] as const) {
+      writeFileSync(path.join(c.dir, name), text);
+      const b = await run(process.execPath, [BIN, 'check', '-c', path.join(c.dir, name), '--against', c.cfgFile, '--admin', `http://127.0.0.1:${n1.adminPort}`], { env }).catch((e) => e);
+      expect(b.stderr).toMatch(new RegExp(`${kind.source}.*\\[${live} stick entries affected on the running node\\]`));
+      expect(b.code).toBe(1);
+    }
     const same = await run(process.execPath, [BIN, 'check', '-c', c.cfgFile, '--against', c.cfgFile], { env });
     expect(same.stderr).toMatch(/no persistence-breaking change/);
   });

@@ -65,12 +65,20 @@ export function formatIssues(issues: readonly ConfigIssue[], total = issues.leng
 export class ConfigError extends StickmeshError {
   readonly issues: ConfigIssue[];
   readonly total: number;
-  constructor(issues: ConfigIssue[], total = issues.length) {
+  /**
+   * Warnings found in the same file (the first ones by line, at most MAX_REPORTED_ISSUES), so a
+   * report can show them beside the errors as `haproxy -c` does; `warningCount` counts them all.
+   */
+  readonly warnings: ConfigIssue[];
+  readonly warningCount: number;
+  constructor(issues: ConfigIssue[], total = issues.length, warnings: ConfigIssue[] = [], warningCount = warnings.length) {
     const kept = issues.length > MAX_REPORTED_ISSUES ? issues.slice(0, MAX_REPORTED_ISSUES) : issues;
     const all = Math.max(total, issues.length);
     super('SM_CONFIG_INVALID', formatIssues(kept, all).join('\n'));
     this.issues = kept;
     this.total = all;
+    this.warnings = warnings.length > MAX_REPORTED_ISSUES ? warnings.slice(0, MAX_REPORTED_ISSUES) : warnings;
+    this.warningCount = Math.max(warningCount, warnings.length);
   }
 
   /** The report, one line per kept problem and `N more problems` when some were left out. */

@@ -34,4 +34,5 @@ export * from './counters/freq.js';
 export * from './counters/counter-table.js';
 export * from './util/origin.js';
 export * from './util/suggest.js';
+export * from './config/errorfile.js';
 export * from './servers/admin-state.js';

@@ -32,6 +32,7 @@ import { localTicketKeys } from './tls/local-keys.js';
 import type { TlsCounts } from './metrics.js';
 import type tls from 'node:tls';
 import { ClientConn, type HttpFrontendRuntime } from './http/client-conn.js';
+import { errorPagesOf, type ErrorPages } from './http/responses.js';
 import type { ForwardFor, HttpFrontendRules, HttpRoute } from './http/exchange.js';
 import { TcpConn, type TcpFrontendRuntime, type TcpFrontendRules } from './tcp/tcp-conn.js';
 import { compileConfigRules, type RulesPlan } from './rules/compile.js';
@@ -212,6 +213,7 @@ function forwardForOf(ff: FrontendConfig['forwardFor']): ForwardFor | undefined 
 class HttpFrontend extends FrontendBase<FrontendConn> implements HttpFrontendRuntime {
   readonly route: HttpRoute | undefined;
   readonly rules: HttpFrontendRules | undefined;
+  readonly errorPages: ErrorPages;
 
   constructor(
     cfg: FrontendConfig,
@@ -224,6 +226,7 @@ class HttpFrontend extends FrontendBase<FrontendConn> implements HttpFrontendRun
     keys: TicketKeys,
   ) {
     super(cfg, backend, logger, wheel, limit, keys);
+    this.errorPages = errorPagesOf(cfg.errorFiles);
     const routes = new Map<RuntimeBackend, HttpRoute>();
     const routeFor = (b: RuntimeBackend): HttpRoute => {
       let r = routes.get(b);

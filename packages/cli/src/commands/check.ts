@@ -2,26 +2,31 @@
  * `stickmesh check --config FILE`: like `haproxy -c -f FILE`. Prints nothing and exits 0 for a
  * valid config without warnings; prints `file:line: message` lines and exits 1 when invalid.
  * Warnings are printed with a `[WARNING]` prefix and do not change the exit code.
- * `--against OLD` adds persistence warnings for the change OLD -> FILE, with the number of stick
- * entries affected when `--admin URL` points at a running node.
+ * `--against OLD` also reports what the change OLD -> FILE breaks in persistence, with the live
+ * stick entries affected on the running node, and exits 1 when anything breaks.
  */
 import { ConfigError, MAX_REPORTED_ISSUES, StickmeshError, loadConfig, formatIssues, type StickmeshConfig } from '@stickmesh/core';
 import { ADMIN_OPTIONS, parseCommand, str, type OptionValues } from './args.js';
 import { AdminClient, AdminCallError } from '../admin/client.js';
-import { countAffected, persistenceDiff, type TableCounts } from '../persistence-diff.js';
+import { countAffected, countText, persistenceDiff, type TableCounts } from '../persistence-diff.js';
 
 export const CHECK_HELP = `Usage: stickmesh check --config FILE [--against OLD_FILE [--admin URL]]
 
 Validate a configuration file (haproxy.cfg syntax, or native YAML/JSON) and exit.
 Exit 0 when valid, 1 with one 'file:line: message' line per problem otherwise (the first 100
-by line, then 'N more problems').
+by line, then 'N more problems'). Warnings are printed too, also beside errors.
 
 Options:
   -c, --config FILE   configuration file to check (also -f FILE, as with haproxy)
   -q, --quiet         do not print warnings
-      --against OLD   also warn where changing from OLD to FILE breaks persistence (renamed or
-                      removed servers, cookie name/value/key, signing keys, hash type)
-      --admin URL     with --against: count the stick entries affected on this running node
+      --against OLD   also report what changing from OLD to FILE breaks in persistence: stick
+                      tables renamed, removed, retyped or shrunk below their live entries; stick
+                      rules removed or changed; servers renamed or removed; cookie name, mode,
+                      server values, dynamic-cookie-key or signing keys; servers or hash-type
+                      of a 'balance source' backend. Exit 1 when anything breaks
+      --admin URL     with --against: count the live entries affected on this running node
+                      (default $STICKMESH_ADMIN, else OLD's admin address; when none answers,
+                      each finding says "live count unknown")
       --token TOKEN   bearer token for --admin (default $STICKMESH_ADMIN_TOKEN)
       --json          with --against: print the persistence warnings as JSON on stdout
   -h, --help          show this help
@@ -54,6 +59,8 @@ export async function runCheck(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     if (err instanceof ConfigError) {
+      // Like haproxy -c: the warnings too, not only the errors.
+      if (!values.quiet) for (const line of formatIssues(err.warnings, err.warningCount, 'warning')) process.stderr.write(`[WARNING] ${line}\n`);
       process.stderr.write(`${err.lines().join('\n')}\n`);
       return 1;
     }
@@ -65,7 +72,12 @@ export async function runCheck(argv: string[]): Promise<number> {
   }
 }
 
-/** Prints the persistence warnings of OLD -> config; exit 0 (they are warnings), 1 if OLD is invalid or the node unreachable. */
+/**
+ * Prints what breaks persistence going from OLD to `config`, each finding with its live count from
+ * the running node (`--admin URL`, else $STICKMESH_ADMIN, else OLD's admin address, tried once;
+ * "live count unknown" when none answers). Exit 1 when anything breaks persistence (or OLD is
+ * invalid), 0 otherwise.
+ */
 async function against(config: StickmeshConfig, oldFile: string, values: OptionValues): Promise<number> {
   let oldCfg: StickmeshConfig;
   try {
@@ -77,29 +89,37 @@ async function against(config: StickmeshConfig, oldFile: string, values: OptionV
     }
     throw err;
   }
-  const ws = persistenceDiff(oldCfg, config);
-  if (typeof values.admin === 'string') {
-    const c = new AdminClient({ admin: values.admin, token: str(values, 'token') });
+  let ws = persistenceDiff(oldCfg, config);
+  if (ws.some((w) => w.entries)) {
+    const explicit = str(values, 'admin');
+    const admin = explicit ?? process.env.STICKMESH_ADMIN ?? adminUrl(oldCfg);
+    const c = new AdminClient({ admin, token: str(values, 'token') });
     try {
-      const tables = (await c.call('GET', '/api/tables')) as Array<{ id: string; servers: Record<string, number> }>;
-      const counts: TableCounts = new Map(tables.map((t) => [t.id, new Map(Object.entries(t.servers))]));
-      countAffected(ws, counts);
+      const tables = (await c.call('GET', '/api/tables')) as Array<{ id: string; live: number; servers: Record<string, number> }>;
+      const counts: TableCounts = new Map(tables.map((t) => [t.id, { live: t.live, servers: new Map(Object.entries(t.servers)) }]));
+      ws = countAffected(ws, counts);
     } catch (err) {
       if (!(err instanceof AdminCallError)) throw err;
-      process.stderr.write(`stickmesh check: cannot count affected entries: ${err.message}\n`);
-      return 1;
+      // Counting is best effort: the findings stand without it, marked "live count unknown".
+      if (explicit !== undefined || !values.quiet) process.stderr.write(`stickmesh check: live counts unavailable: ${err.message}\n`);
     }
   }
   if (values.json) {
-    process.stdout.write(JSON.stringify(ws.map(({ entries: _e, ...w }) => w), null, 2) + '\n');
-    return 0;
+    process.stdout.write(JSON.stringify(ws.map(({ entries: _e, newSize: _n, ...w }) => w), null, 2) + '\n');
+    return ws.length > 0 ? 1 : 0;
   }
   // As for problems: the first 100, then how many more (`--json` lists them all).
   for (const w of ws.slice(0, MAX_REPORTED_ISSUES)) {
-    const n = w.affected !== undefined ? ` [${w.affected} stick entr${w.affected === 1 ? 'y' : 'ies'} affected on the running node]` : '';
-    process.stderr.write(`[WARNING] ${w.loc.file}:${w.loc.line}: persistence: ${w.backend ? `backend '${w.backend}': ` : ''}${w.message}${n}\n`);
+    process.stderr.write(`[WARNING] ${w.loc.file}:${w.loc.line}: persistence: ${w.backend ? `backend '${w.backend}': ` : ''}${w.message}${countText(w)}\n`);
   }
   if (ws.length > MAX_REPORTED_ISSUES) process.stderr.write(`[WARNING] ${ws.length - MAX_REPORTED_ISSUES} more persistence warnings\n`);
   if (ws.length === 0 && !values.quiet) process.stderr.write(`no persistence-breaking change against ${oldFile}\n`);
-  return 0;
+  return ws.length > 0 ? 1 : 0;
+}
+
+/** The admin URL of the node running `cfg`, as its `admin-bind` (or the default) gives it. */
+function adminUrl(cfg: StickmeshConfig): string {
+  const { host, port } = cfg.global.admin;
+  const h = host === '0.0.0.0' || host === '' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host;
+  return `http://${h}:${port}`;
 }

@@ -27,6 +27,12 @@ const KNOWN_UNSUPPORTED = new Set([
   'transparent', 'uid', 'user', 'v4v6', 'v6only', 'verify', 'sigalgs', 'client-sigalgs', 'no-sslv3', 'ocsp-update',
 ]);
 
+/** Every bind option word stickmesh knows (supported or refused by name), for "did you mean". */
+export const BIND_OPTION_WORDS: readonly string[] = [
+  'ssl', 'crt', 'alpn', 'strict-sni', 'ssl-min-ver', 'ssl-max-ver', 'ciphers', 'ciphersuites', 'curves', 'ecdhe',
+  ...Object.keys(NO_FLAGS), ...Object.keys(FORCE_FLAGS), 'no-tls-tickets', 'tls-tickets', 'prefer-client-ciphers', ...KNOWN_UNSUPPORTED,
+];
+
 /** What one bind line (or the global defaults) wrote, before the result is settled. */
 export interface SslDraft {
   ssl: boolean;

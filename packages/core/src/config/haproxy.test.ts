@@ -188,7 +188,7 @@ describe('haproxy.cfg front door', () => {
   });
 
   it('rejects cross-section mistakes', () => {
-    expect(errorsOf(cfg('frontend fe', ' bind :80', ' mode http', ' default_backend nope'))[0]).toMatch(/x\.cfg:1: 'default_backend'.*'nope' does not exist/);
+    expect(errorsOf(cfg('frontend fe', ' bind :80', ' mode http', ' default_backend nope'))[0]).toMatch(/x\.cfg:4: 'default_backend'.*'nope' does not exist/);
     expect(errorsOf(cfg('frontend fe', ' bind :80', ' mode http', ' default_backend be', 'backend be', ' mode tcp'))[0]).toMatch(/http mode but backend 'be' is in tcp/);
     expect(errorsOf(cfg('backend be', ' mode tcp', ' cookie S insert'))[0]).toMatch(/x\.cfg:3: 'cookie'.*tcp mode/);
     expect(errorsOf(cfg('backend be', ' mode http', ' cookie S insert dynamic'))[0]).toMatch(/dynamic-cookie-key/);

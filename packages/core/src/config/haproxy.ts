@@ -15,6 +15,7 @@ import type {
   ConfigWarning,
   CookieConfig,
   CookieKeyConfig,
+  ErrorFileConfig,
   ForwardForConfig,
   FrontendConfig,
   GlobalConfig,
@@ -44,7 +45,9 @@ import { tokenizeLine } from './tokenize.js';
 import { MAX_ALLOWED_ORIGINS, parseOrigin } from '../util/origin.js';
 import { ProblemList } from './problems.js';
 import { SERVER_TLS_WORDS, finishServerTls, globalServerTlsLine, serverTlsWord } from './server-tls.js';
-import { emptySslDraft, finishSsl, readSslOption, type SslDraft } from './bind-ssl.js';
+import { BIND_OPTION_WORDS, emptySslDraft, finishSsl, readSslOption, type SslDraft } from './bind-ssl.js';
+import { meanHint } from '../util/suggest.js';
+import { ERRORFILE_CODES, readErrorFile } from './errorfile.js';
 
 /** What a front door parsed; the problem lists keep the first problems and count all of them. */
 export interface ParseOutput {
@@ -71,6 +74,8 @@ interface ProxyDefaults {
   modeSet?: boolean;
   /** `timeout tarpit`. */
   tarpitTimeout?: number;
+  /** `errorfile` lines by status. */
+  errorFiles: Map<number, ErrorFileConfig>;
 }
 
 type Cap = 'defaults' | 'frontend' | 'backend' | 'listen';
@@ -82,7 +87,10 @@ interface ProxyDraft extends ProxyDefaults {
   name: string;
   loc: SourceLoc;
   binds: BindConfig[];
+  /** `bind` lines written, valid or not (a frontend whose bind line failed is not also "without bind"). */
+  bindLines: number;
   defaultBackend?: string;
+  defaultBackendLoc?: SourceLoc;
   servers: ServerConfig[];
   serverTemplates: ServerTemplateConfig[];
   stickRules: StickRuleConfig[];
@@ -108,7 +116,7 @@ function hasRules(r: RuleSet): boolean {
 /** A proxy section's draft, starting from the current defaults. */
 function newDraft(d: ProxyDefaults, cap: Cap, name: string, loc: SourceLoc): ProxyDraft {
   return {
-    ...cloneDefaults(d), cap, name, loc, binds: [], servers: [], serverTemplates: [], stickRules: [], serverNames: new Set(),
+    ...cloneDefaults(d), cap, name, loc, binds: [], bindLines: 0, servers: [], serverTemplates: [], stickRules: [], serverNames: new Set(),
     rules: emptyRuleSet(), acls: new Map(), useBackends: [],
   };
 }
@@ -134,6 +142,7 @@ function cloneDefaults(d: ProxyDefaults): ProxyDefaults {
     httpCheck: d.httpCheck ? { ...d.httpCheck } : undefined,
     cookie: d.cookie ? { ...d.cookie, domains: [...d.cookie.domains], attrs: [...d.cookie.attrs] } : undefined,
     cookieKeys: [...d.cookieKeys],
+    errorFiles: new Map(d.errorFiles),
   };
 }
 
@@ -148,6 +157,7 @@ function initialDefaults(): ProxyDefaults {
     cookieKeys: [],
     server: defaultServerSettings(),
     maxconn: 2000,
+    errorFiles: new Map(),
   };
 }
 
@@ -157,16 +167,44 @@ const NO_EFFECT_GLOBAL = new Set([
   'hard-stop-after', 'cpu-map', 'quiet', 'node', 'description', 'setenv', 'presetenv', 'unsetenv',
 ]);
 
+/** Global keywords, for "did you mean" (those handled by server-tls.ts included). */
+const GLOBAL_WORDS: readonly string[] = [
+  'maxconn', 'localpeer', 'log', 'log-level', 'admin-bind', 'admin-token', 'admin-allow-origin', 'data-dir', 'crt-base', 'ca-base',
+  'ssl-default-bind-options', 'ssl-default-bind-ciphers', 'ssl-default-bind-ciphersuites', 'ssl-server-verify',
+  'ssl-default-server-options', 'ssl-default-server-ciphers', 'ssl-default-server-ciphersuites', 'tune.maxaccept', 'tune.bufsize',
+];
+
+/** `option` names: supported, accepted without effect, or refused by name. */
+const OPTION_WORDS: readonly string[] = [
+  'redispatch', 'forwardfor', 'httpchk', 'http-keep-alive', 'http-server-close', 'httpclose', 'http-pretend-keepalive',
+  'abortonclose', 'allbackups', 'persist', 'splice-auto', 'tcp-check', 'ssl-hello-chk', 'mysql-check', 'redis-check', 'pgsql-check',
+  'smtpchk', 'ldap-check', 'http-use-proxy-header', 'originalto', 'socket-stats', 'tcpka', 'clitcpka', 'srvtcpka',
+  'httplog', 'tcplog', 'dontlognull', 'log-health-checks', 'log-separate-errors', 'logasap', 'dontlog-normal',
+];
+
+/** Server option words (TLS ones from server-tls.ts). */
+const SERVER_OPTION_WORDS: readonly string[] = [
+  'check', 'no-check', 'backup', 'no-backup', 'disabled', 'enabled', 'cookie', 'weight', 'inter', 'fastinter', 'downinter', 'rise', 'fall',
+  'port', 'maxconn', 'resolvers', 'init-addr', 'resolve-prefer', 'resolve-opts', 'id', 'no-ssl', 'no-check-ssl', 'no-verifyhost', 'check-alpn',
+  ...SERVER_TLS_WORDS.split(', '),
+];
+
+const BALANCE_WORDS: readonly string[] = ['roundrobin', 'static-rr', 'leastconn', 'source', 'random'];
+
 const LOG_OPTIONS = new Set(['httplog', 'tcplog', 'dontlognull', 'log-health-checks', 'log-separate-errors', 'logasap', 'dontlog-normal']);
 
 /** Keywords allowed per section capability. `F` frontend, `B` backend, `D` defaults. */
+// (PROXY_WORDS below lists them with the section keywords and the ones refused by name.)
 const PROXY_KEYWORDS: Record<string, string> = {
   mode: 'DFB', bind: 'F', default_backend: 'DF', maxconn: 'DF', balance: 'DB', 'hash-type': 'DB', cookie: 'DB',
   'dynamic-cookie-key': 'DB', 'cookie-key': 'DB', server: 'B', 'server-template': 'B', 'default-server': 'DB', option: 'DFB',
   'no': 'DFB', retries: 'DB', 'http-check': 'DB', timeout: 'DFB', stick: 'B', 'stick-table': 'FB', log: 'DFB',
-  'log-format': 'DFB', description: 'DFB', enabled: 'DFB', disabled: 'DFB', 'http-reuse': 'DB',
+  'log-format': 'DFB', description: 'DFB', enabled: 'DFB', disabled: 'DFB', 'http-reuse': 'DB', errorfile: 'DFB',
   acl: 'FB', 'http-request': 'FB', 'http-response': 'FB', 'tcp-request': 'FB', use_backend: 'F',
 };
+
+/** Words a proxy section line may start with, for "did you mean". */
+const PROXY_WORDS: readonly string[] = [...Object.keys(PROXY_KEYWORDS), 'compression', 'stats', 'global', 'defaults', 'frontend', 'backend', 'listen', 'peers', 'resolvers'];
 
 /** Rule keywords HAProxy refuses in an unnamed defaults section (stickmesh has no named defaults). */
 const NOT_IN_DEFAULTS = new Set(['acl', 'http-request', 'http-response', 'tcp-request', 'use_backend']);
@@ -204,6 +242,14 @@ class Parser {
   private err(message: string, directive = this.directive): void {
     const hint = this.unset ? ` (environment variable${this.unset.length > 1 ? 's' : ''} ${this.unset.join(', ')} not set)` : '';
     this.issues.push({ loc: this.loc, directive, message: message + hint });
+  }
+
+  /**
+   * `; did you mean 'X'?` for a mistyped `word`, or '' (also once the problem list is full: the
+   * message will not be kept, so the search is skipped).
+   */
+  private hint(word: string | undefined, candidates: Iterable<string>): string {
+    return word === undefined || this.issues.full ? '' : meanHint(word, candidates);
   }
 
   private warn(message: string, directive = this.directive): void {
@@ -276,7 +322,7 @@ class Parser {
       if (this.skipping) continue;
       const s = this.section;
       if (!s) {
-        if (!this.issues.countedOnly()) this.err(`'${kw}' appears outside of any section (expected one of ${SECTION_LIST} first)`);
+        if (!this.issues.countedOnly()) this.err(`'${kw}' appears outside of any section (expected one of ${SECTION_LIST} first)${this.hint(kw, SECTION_KEYWORDS)}`);
         continue;
       }
       if (s.kind === 'global') this.globalLine(tokens);
@@ -346,17 +392,22 @@ class Parser {
     else if (s.kind === 'proxy') {
       const d = s.draft;
       if (d.cap === 'defaults') {
-        const { cap: _c, name: _n, loc: _l, binds: _b, servers: _s, serverTemplates: _t, stickRules: _r, stickTable: _st, defaultBackend: _db, serverNames: _sn, rules: _ru, acls: _a, useBackends: _u, inspectDelay: _i, ...rest } = d;
+        const { cap: _c, name: _n, loc: _l, binds: _b, bindLines: _bl, servers: _s, serverTemplates: _t, stickRules: _r, stickTable: _st, defaultBackend: _db, defaultBackendLoc: _dbl, serverNames: _sn, rules: _ru, acls: _a, useBackends: _u, inspectDelay: _i, ...rest } = d;
         this.defaults = rest;
         return;
       }
+      const errorFiles = d.errorFiles.size > 0 ? { errorFiles: [...d.errorFiles.values()] } : {};
       if (d.cap === 'frontend' || d.cap === 'listen') {
         this.alpnForMode(d);
+        // Reported here rather than by validate: a bind line that failed was reported already.
+        if (d.binds.length === 0 && d.bindLines === 0) this.issues.push({ loc: d.loc, directive: 'bind', message: `${d.cap} '${d.name}' has no 'bind' line` });
         this.frontends.push({
           name: d.name,
           mode: d.mode,
           binds: d.binds,
           defaultBackend: d.cap === 'listen' ? d.name : d.defaultBackend,
+          ...(d.cap === 'frontend' && d.defaultBackendLoc ? { defaultBackendLoc: d.defaultBackendLoc } : {}),
+          ...errorFiles,
           forwardFor: d.forwardFor,
           timeouts: finishTimeouts({ ...d.timeouts }),
           maxconn: d.maxconn,
@@ -394,6 +445,7 @@ class Parser {
           ...(hasRules(d.rules) ? { rules: d.rules } : {}),
           ...(d.tarpitTimeout !== undefined ? { tarpitTimeout: d.tarpitTimeout } : {}),
           ...(d.inspectDelay !== undefined ? { inspectDelay: d.inspectDelay } : {}),
+          ...errorFiles,
           loc: d.loc,
         });
       }
@@ -467,7 +519,7 @@ class Parser {
       this.warn(`'${kw}' has no effect in stickmesh (process settings belong to the service manager)`, kw);
       return;
     }
-    if (!this.issues.countedOnly()) this.err(`unknown keyword '${kw}' in 'global' section`, kw);
+    if (!this.issues.countedOnly()) this.err(`unknown keyword '${kw}' in 'global' section${this.hint(kw, [...GLOBAL_WORDS, ...NO_EFFECT_GLOBAL, ...SECTION_KEYWORDS])}`, kw);
   }
 
   /**
@@ -525,9 +577,9 @@ class Parser {
     const caps = Object.hasOwn(PROXY_KEYWORDS, kw) ? PROXY_KEYWORDS[kw] : undefined;
     const secName = d.cap === 'defaults' ? 'defaults' : `${d.cap} '${d.name}'`;
     if (caps === undefined) {
-      if (kw === 'errorfile' || kw === 'compression' || kw === 'stats')
+      if (kw === 'compression' || kw === 'stats')
         this.err(`'${kw}' is not supported by stickmesh`, kw);
-      else if (!this.issues.countedOnly()) this.err(`unknown keyword '${kw}' in ${secName} section`, kw);
+      else if (!this.issues.countedOnly()) this.err(`unknown keyword '${kw}' in ${secName} section${this.hint(kw, PROXY_WORDS)}`, kw);
       return;
     }
     if (d.cap === 'defaults' && NOT_IN_DEFAULTS.has(kw)) {
@@ -552,8 +604,13 @@ class Parser {
       case 'bind':
         return this.bindLine(d, a);
       case 'default_backend':
-        if (this.need(a, 0, 'backend name') !== undefined) d.defaultBackend = a[0];
+        if (this.need(a, 0, 'backend name') !== undefined) {
+          d.defaultBackend = a[0];
+          d.defaultBackendLoc = this.loc;
+        }
         return;
+      case 'errorfile':
+        return this.errorFileLine(d, a);
       case 'maxconn': {
         const v = this.num(parseInteger(a[0] ?? '', 1, 10_000_000), 'maxconn');
         if (v !== undefined) d.maxconn = v;
@@ -679,14 +736,33 @@ class Parser {
     d.useBackends.push(ub);
   }
 
+  /** `errorfile CODE FILE`: the file is read and checked now, as HAProxy reads it at load. */
+  private errorFileLine(d: ProxyDraft, a: string[]): void {
+    const [code, file, extra] = a;
+    if (code === undefined || file === undefined || extra !== undefined) {
+      this.err(`expects 'errorfile CODE FILE'`);
+      return;
+    }
+    const status = /^\d{3}$/.test(code) ? Number(code) : NaN;
+    if (!ERRORFILE_CODES.includes(status)) {
+      this.err(`status code '${code}' is not one the proxy generates (${ERRORFILE_CODES.join(', ')})`);
+      return;
+    }
+    if (this.issues.countedOnly()) return;
+    const r = readErrorFile(file);
+    if ('error' in r) this.err(r.error);
+    else d.errorFiles.set(status, { status, file, response: r.response, loc: this.loc });
+  }
+
   private bindLine(d: ProxyDraft, a: string[]): void {
+    d.bindLines++;
     const addrs = this.need(a, 0, 'address');
     if (addrs === undefined) return;
     const sd = emptySslDraft();
     for (let i = 1; i < a.length; ) {
       const r = readSslOption(sd, a, i, 'bind', this.global.crtBase);
       if (typeof r !== 'number') {
-        this.err(r.error);
+        this.err(r.error.startsWith('unknown bind option') ? r.error + this.hint(a[i], BIND_OPTION_WORDS) : r.error);
         return;
       }
       i = r;
@@ -721,7 +797,7 @@ class Parser {
       d.balance = 'roundrobin';
       this.warn(`'static-rr' is run as 'roundrobin' (weights are applied the same way)`);
     } else if (alg === '') this.err(`missing algorithm (roundrobin, leastconn, source, random)`);
-    else this.err(`algorithm '${alg}' is not supported (roundrobin, leastconn, source, random)`);
+    else this.err(`algorithm '${alg}' is not supported (roundrobin, leastconn, source, random)${this.hint(alg, BALANCE_WORDS)}`);
     if (a.length > 1 && !alg.startsWith('random')) this.err(`unexpected '${a[1]}' after '${alg}'`);
   }
 
@@ -936,7 +1012,8 @@ class Parser {
             i = j;
             break;
           }
-          this.err(`server option '${o}' is not supported (check, cookie, weight, backup, disabled, inter, fastinter, downinter, rise, fall, port, maxconn, resolvers, init-addr, ${SERVER_TLS_WORDS})`);
+          const near = this.hint(o, SERVER_OPTION_WORDS);
+          this.err(near ? `unknown server option '${o}'${near}` : `server option '${o}' is not supported (check, cookie, weight, backup, disabled, inter, fastinter, downinter, rise, fall, port, maxconn, resolvers, init-addr, ${SERVER_TLS_WORDS})`);
           return false;
         }
       }
@@ -1123,7 +1200,7 @@ class Parser {
       this.warn(`stickmesh writes one JSON log line per request (pino); 'option ${o}' has no effect`);
       return;
     }
-    this.err(`unknown option '${o}'`);
+    this.err(`unknown option '${o}'${this.hint(o, OPTION_WORDS)}`);
   }
 
   private httpCheckLine(d: ProxyDraft, a: string[]): void {
@@ -1204,7 +1281,7 @@ class Parser {
     }
     const key = which === undefined || !Object.hasOwn(TIMEOUT_KEYS, which) ? undefined : TIMEOUT_KEYS[which];
     if (key === undefined) {
-      this.err(`unknown timeout '${which ?? ''}' (${Object.keys(TIMEOUT_KEYS).join(', ')}, tarpit)`);
+      this.err(`unknown timeout '${which ?? ''}' (${Object.keys(TIMEOUT_KEYS).join(', ')}, tarpit)${this.hint(which, [...Object.keys(TIMEOUT_KEYS), 'tarpit'])}`);
       return;
     }
     const v = this.num(parseTime(a[1] ?? ''), `'timeout ${which}'`);

@@ -12,7 +12,7 @@ try {
   const r = parseConfigText(job.text, job.file, 'native', job.env);
   answer = { kind: 'ok', loaded: r };
 } catch (err) {
-  if (err instanceof ConfigError) answer = { kind: 'invalid', issues: err.issues, total: err.total };
+  if (err instanceof ConfigError) answer = { kind: 'invalid', issues: err.issues, total: err.total, warnings: err.warnings, warningCount: err.warningCount };
   else answer = { kind: 'error', code: err instanceof StickmeshError ? err.code : 'SM_CONFIG_INVALID', message: (err as Error).message };
 }
 parentPort!.postMessage(answer);

@@ -51,8 +51,8 @@ function checked(out: ParseOutput, fmt: ConfigFormat, file: string, env: NodeJS.
   if (fmt === 'haproxy') for (const i of applyGlobalEnv(out.config.global, env, file)) envIssues.push(i);
   const v = validateConfig(out.config);
   const issues = mergeProblems([envIssues, out.issues, v.issues]);
-  if (issues.total > 0) throw new ConfigError(issues.items, issues.total);
   const warnings = mergeProblems([out.warnings, v.warnings]);
+  if (issues.total > 0) throw new ConfigError(issues.items, issues.total, warnings.items, warnings.total);
   return { config: out.config, warnings: warnings.items, warningCount: warnings.total };
 }
 
@@ -68,7 +68,7 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
  */
 export function withCertificates(loaded: LoadedConfig): LoadedConfig {
   const issues = loadBindCertificates(loaded.config);
-  if (issues.length > 0) throw new ConfigError(issues.slice(0, MAX_REPORTED_ISSUES), issues.length);
+  if (issues.length > 0) throw new ConfigError(issues.slice(0, MAX_REPORTED_ISSUES), issues.length, loaded.warnings, loaded.warningCount);
   return loaded;
 }
 
@@ -106,7 +106,7 @@ export interface WorkerJob {
 /** @internal what load-worker.ts answers. */
 export type WorkerAnswer =
   | { kind: 'ok'; loaded: LoadedConfig }
-  | { kind: 'invalid'; issues: ConfigIssue[]; total: number }
+  | { kind: 'invalid'; issues: ConfigIssue[]; total: number; warnings: ConfigIssue[]; warningCount: number }
   | { kind: 'error'; code: string; message: string };
 
 function parseInWorker(job: WorkerJob): Promise<LoadedConfig> {
@@ -116,7 +116,7 @@ function parseInWorker(job: WorkerJob): Promise<LoadedConfig> {
     w.once('message', function onWorkerAnswer(a: WorkerAnswer) {
       answered = true;
       if (a.kind === 'ok') resolve(a.loaded);
-      else if (a.kind === 'invalid') reject(new ConfigError(a.issues, a.total));
+      else if (a.kind === 'invalid') reject(new ConfigError(a.issues, a.total, a.warnings, a.warningCount));
       else reject(new StickmeshError(a.code, a.message));
     });
     w.once('error', function onWorkerError(err: NodeJS.ErrnoException) {

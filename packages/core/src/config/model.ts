@@ -33,6 +33,18 @@ export interface Timeouts {
   queue: number;
 }
 
+/**
+ * `errorfile CODE FILE`: the response sent instead of the built-in one for CODE when the proxy
+ * answers by itself (no server, server errors, bad requests, timeouts, `deny`). Read at load.
+ */
+export interface ErrorFileConfig {
+  status: number;
+  file: string;
+  /** The file's response, latin1, CRLF line ends in the head; '' (an empty file): close without answering. */
+  response: string;
+  loc: SourceLoc;
+}
+
 export interface BindConfig {
   /** Address to listen on; '' or '*' means all IPv4/IPv6 addresses. */
   host: string;
@@ -449,6 +461,8 @@ export interface BackendConfig {
   tarpitTimeout?: number;
   /** `tcp-request inspect-delay`: how long `tcp-request content` rules may wait for data. Absent: not set. */
   inspectDelay?: number;
+  /** `errorfile` responses, one per status (the last line for a status wins). Absent: none. */
+  errorFiles?: ErrorFileConfig[];
   loc: SourceLoc;
 }
 
@@ -474,6 +488,10 @@ export interface FrontendConfig {
    * counters). Its id is the frontend's name. A listen section's table is on its backend side.
    */
   stickTable?: StickTableConfig;
+  /** `errorfile` responses, one per status. Absent: none. */
+  errorFiles?: ErrorFileConfig[];
+  /** Line of `default_backend`, where a problem with its target is reported. */
+  defaultBackendLoc?: SourceLoc;
   loc: SourceLoc;
 }
 

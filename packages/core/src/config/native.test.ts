@@ -52,7 +52,7 @@ describe('native YAML/JSON front door', () => {
       undefined,
       {},
     ).config;
-    const strip = (v: unknown): unknown => JSON.parse(JSON.stringify(v, (k, x) => (k === 'loc' || k === 'source' ? undefined : x)));
+    const strip = (v: unknown): unknown => JSON.parse(JSON.stringify(v, (k, x) => (k === 'loc' || k === 'defaultBackendLoc' || k === 'source' ? undefined : x)));
     expect(strip(native)).toEqual(strip(hap));
     expect(native.backends[0]!.servers[1]!.loc).toEqual({ file: 'c.yaml', line: 18 });
     expect(native.backends[0]!.cookie!.loc.line).toBe(14);

@@ -208,7 +208,7 @@ const RULE_KEYWORDS = new Set(['acl', 'http-request', 'http-response', 'tcp-requ
 
 /** Keys accepted per object kind; anything else is an error naming the key. */
 const KEYS: Record<string, string[]> = {
-  proxy: ['name', 'mode', 'bind', 'defaultBackend', 'maxconn', 'balance', 'hashType', 'cookie', 'dynamicCookieKey', 'cookieKeys', 'servers', 'serverTemplates', 'defaultServer', 'redispatch', 'retries', 'forwardFor', 'httpCheck', 'timeouts', 'stick', 'stickTable', 'rules'],
+  proxy: ['name', 'mode', 'bind', 'defaultBackend', 'maxconn', 'balance', 'hashType', 'cookie', 'dynamicCookieKey', 'cookieKeys', 'servers', 'serverTemplates', 'defaultServer', 'redispatch', 'retries', 'forwardFor', 'httpCheck', 'timeouts', 'stick', 'stickTable', 'rules', 'errorFiles'],
   cookie: ['name', 'mode', 'indirect', 'nocache', 'postonly', 'preserve', 'httponly', 'secure', 'domain', 'maxidle', 'maxlife', 'attr', 'dynamic', 'sign'],
   cookieKey: ['id', 'secret', 'current'],
   server: ['name', 'address', 'check', 'cookie', 'weight', 'backup', 'disabled', 'inter', 'fastinter', 'downinter', 'rise', 'fall', 'port', 'maxconn', 'resolvers', 'initAddr', 'ssl', 'verify', 'caFile', 'sni', 'checkSsl'],
@@ -322,6 +322,11 @@ function translateProxy(t: Translator, kind: 'defaults' | 'frontend' | 'backend'
     }
   }
   if (p.dynamicCookieKey !== undefined) t.emit(at('dynamicCookieKey'), 'dynamic-cookie-key', String(p.dynamicCookieKey));
+  if (p.errorFiles !== undefined) {
+    // `errorFiles: { 503: /etc/haproxy/errors/503.http }`: one `errorfile CODE FILE` per entry.
+    if (!isObj(p.errorFiles)) t.bad(at('errorFiles'), 'expected an object of status code: file');
+    else for (const [code, f] of Object.entries(p.errorFiles)) t.emit([...path, 'errorFiles', code], 'errorfile', code, String(f));
+  }
   if (Array.isArray(p.cookieKeys)) {
     p.cookieKeys.forEach((k, i) => {
       const kp = [...path, 'cookieKeys', i];

@@ -8,6 +8,7 @@ import { parseHaproxyConfig } from './haproxy.js';
 import { validateConfig } from './validate.js';
 import { ACL_KEYWORDS, FETCHES, FETCH_BY_NAME, PREDEFINED_ACLS, PREDEFINED_ACL_NAMES } from './fetches.js';
 import type { FrontendConfig, StickmeshConfig } from './model.js';
+import { requireHaproxy } from '../../../../test/helpers/haproxy.js';
 
 const manualFixture = fileURLToPath(new URL('../../test/fixtures/haproxy-manual-rules.cfg', import.meta.url));
 
@@ -536,13 +537,8 @@ describe("the HAProxy manual's examples (fixture)", () => {
     expect(count('tcpRequestContent')).toBeGreaterThanOrEqual(8);
   });
 
-  it('are valid for HAProxy itself (haproxy -c)', (ctx) => {
-    const which = spawnSync('haproxy', ['-v'], { encoding: 'utf8' });
-    if (which.error) {
-      console.log('haproxy is not on PATH: the haproxy -c check of the manual fixture is skipped (CI installs haproxy)');
-      ctx.skip();
-      return;
-    }
+  it('are valid for HAProxy itself (haproxy -c)', () => {
+    requireHaproxy();
     const out = execFileSync('haproxy', ['-c', '-f', manualFixture], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     expect(out).toMatch(/Configuration file is valid/);
     const r = spawnSync('haproxy', ['-c', '-f', manualFixture], { encoding: 'utf8' });

@@ -8,6 +8,7 @@ import type { ConfigIssue } from '../errors.js';
 import type { ConfigWarning, CounterKind, RuleSet, SampleExpr, SourceLoc, StickTableConfig, StickmeshConfig, UseBackendConfig } from './model.js';
 import { ProblemList } from './problems.js';
 import { FETCH_BY_NAME } from './fetches.js';
+import { meanHint } from '../util/suggest.js';
 
 export function validateConfig(cfg: StickmeshConfig): { issues: ProblemList<ConfigIssue>; warnings: ProblemList<ConfigWarning> } {
   const issues = new ProblemList<ConfigIssue>();
@@ -24,18 +25,17 @@ export function validateConfig(cfg: StickmeshConfig): { issues: ProblemList<Conf
     }
   }
   for (const f of cfg.frontends) {
-    if (f.binds.length === 0) issues.push({ loc: f.loc, directive: 'bind', message: `frontend '${f.name}' has no 'bind' line` });
     if (f.defaultBackend === undefined) {
       warnings.push({ loc: f.loc, directive: 'default_backend', message: `frontend '${f.name}' has no default_backend: every request gets 503` });
       continue;
     }
     const be = backends.get(f.defaultBackend);
     if (!be) {
-      issues.push({ loc: f.loc, directive: 'default_backend', message: `frontend '${f.name}': backend '${f.defaultBackend}' does not exist` });
+      issues.push({ loc: f.defaultBackendLoc ?? f.loc, directive: 'default_backend', message: `frontend '${f.name}': backend '${f.defaultBackend}' does not exist${meanHint(f.defaultBackend, backends.keys())}` });
       continue;
     }
     if (be.mode !== f.mode) {
-      issues.push({ loc: f.loc, directive: 'default_backend', message: `frontend '${f.name}' is in ${f.mode} mode but backend '${be.name}' is in ${be.mode} mode` });
+      issues.push({ loc: f.defaultBackendLoc ?? f.loc, directive: 'default_backend', message: `frontend '${f.name}' is in ${f.mode} mode but backend '${be.name}' is in ${be.mode} mode` });
     }
   }
   const peerTables = new Map<string, true>();
@@ -143,7 +143,7 @@ const TRACK_HINT = `name one with 'table' (a frontend or backend with a stick-ta
 
 function checkUseBackend(frontend: string, mode: string, ub: UseBackendConfig, backends: ReadonlyMap<string, StickmeshConfig['backends'][number]>, issues: ProblemList<ConfigIssue>): void {
   const be = backends.get(ub.backend);
-  if (!be) issues.push({ loc: ub.loc, directive: 'use_backend', message: `frontend '${frontend}': backend '${ub.backend}' does not exist` });
+  if (!be) issues.push({ loc: ub.loc, directive: 'use_backend', message: `frontend '${frontend}': backend '${ub.backend}' does not exist${meanHint(ub.backend, backends.keys())}` });
   else if (be.mode !== mode) issues.push({ loc: ub.loc, directive: 'use_backend', message: `frontend '${frontend}' is in ${mode} mode but backend '${be.name}' is in ${be.mode} mode` });
 }
 

@@ -437,9 +437,11 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
   private replyByRule(r: Rule): void {
     if (this.closed) return;
     const ctx = this.ctx;
-    if (this.reqBodyMode !== BodyMode.None || this.reqUpgrade) this.keepAlive = false;
+    // An errorfile (the rule section's, else the frontend's) is sent as written and closes.
+    const fePage = r.frontendErrorFile ? this.fe.errorPages.get(r.status) : undefined;
+    if (this.reqBodyMode !== BodyMode.None || this.reqUpgrade || fePage !== undefined || r.reply?.closes === true) this.keepAlive = false;
     const mode = (this.keepAlive ? (ctx.versionMinor === 0 ? ReplyMode.KeepAlive10 : ReplyMode.KeepAlive11) : ReplyMode.Close) | (this.reqIsHead ? ReplyMode.Head : 0);
-    const bytes = r.act === Act.Redirect ? redirectBytes(r.status, this.redirectTarget, mode) : r.reply!.bytes(mode);
+    const bytes = r.act === Act.Redirect ? redirectBytes(r.status, this.redirectTarget, mode) : (fePage ?? r.reply!.bytes(mode));
     this.redirectTarget = '';
     ctx.status = r.status;
     ctx.bytesOut += bytes.length;
@@ -738,7 +740,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     ctx.term1 = 'H';
     this.keepAlive = false;
     this.keepUpstream = false;
-    const bytes = hit.reply!.bytes(ReplyMode.Close | (this.reqIsHead ? ReplyMode.Head : 0));
+    const bytes = (hit.frontendErrorFile ? this.fe.errorPages.get(hit.status) : undefined) ?? hit.reply!.bytes(ReplyMode.Close | (this.reqIsHead ? ReplyMode.Head : 0));
     ctx.status = hit.status;
     ctx.bytesOut += bytes.length;
     if (!this.closed) this.socket.write(bytes);
@@ -855,7 +857,11 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     }
   }
 
-  /** Answers with an error page when nothing was sent yet, otherwise aborts; then closes. */
+  /**
+   * Answers with an error page when nothing was sent yet, otherwise aborts; then closes. The page
+   * is the `errorfile` for `status` of the backend the request was routed to (for the errors a
+   * backend causes: 502, 503, 504), else of the frontend, else the built-in one.
+   */
   fail(status: number, term0: string, term1: string): void {
     const ctx = this.ctx;
     ctx.term0 = term0;
@@ -865,7 +871,8 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
       this.up.destroy();
     }
     if (this.phase < Phase.ResponseBody && !this.closed) {
-      const page = errorResponse(status);
+      const be = status === 502 || status === 503 || status === 504 ? this.backend : undefined;
+      const page = be?.errorPages.get(status) ?? this.fe.errorPages.get(status) ?? errorResponse(status);
       ctx.status = status;
       ctx.bytesOut += page.length;
       this.socket.write(page);

@@ -11,6 +11,7 @@ import { ChunkedScanner } from './chunked.js';
 import { RequestContext } from './context.js';
 import { RequestHead, ResponseHead } from './head.js';
 import type { UpstreamConn } from './upstream.js';
+import type { ErrorPages } from './responses.js';
 import { RawWriter } from '../listen/raw-write.js';
 import { ReadBuffer } from '../listen/read-buffer.js';
 import type { FrontendConn } from '../listen/admission.js';
@@ -112,6 +113,8 @@ export interface HttpFrontendRuntime {
   /** The default backend's route. */
   readonly route: HttpRoute | undefined;
   readonly rules: HttpFrontendRules | undefined;
+  /** The frontend's `errorfile` pages (a backend's own come first for errors past routing). */
+  readonly errorPages: ErrorPages;
   readonly logger: Logger;
   readonly wheel: TimerWheel;
   readonly conns: Set<FrontendConn>;

@@ -1,7 +1,18 @@
 /**
  * Pre-built error responses (built once at load, written as-is). Every one closes the connection,
- * like HAProxy's own error pages.
+ * like HAProxy's own error pages. A section's `errorfile` pages replace them, status by status.
  */
+import type { ErrorFileConfig } from '@stickmesh/core';
+
+/** A section's `errorfile` responses by status, as bytes; built once per section at load. */
+export type ErrorPages = ReadonlyMap<number, Buffer>;
+
+export const NO_ERROR_PAGES: ErrorPages = new Map();
+
+export function errorPagesOf(list: readonly ErrorFileConfig[] | undefined): ErrorPages {
+  if (!list || list.length === 0) return NO_ERROR_PAGES;
+  return new Map(list.map((e) => [e.status, Buffer.from(e.response, 'latin1')]));
+}
 
 const TEXTS: Record<number, [string, string]> = {
   400: ['Bad Request', 'Your browser sent an invalid request.'],

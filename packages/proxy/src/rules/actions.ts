@@ -19,7 +19,8 @@ import type { RuleConfig, SampleExpr, SourceLoc } from '@stickmesh/core';
 import { compileCond } from './acl.js';
 import { compileLogFormat } from './log-format.js';
 import { compileSample } from './sample.js';
-import { FixedReply, denyReply } from './replies.js';
+import { ErrorFileReply, FixedReply, denyReply, type Reply } from './replies.js';
+import type { ErrorPages } from '../http/responses.js';
 import type { RuleStream } from './stream.js';
 import { trackTable, type TrackTable, type Tracker } from './track.js';
 import { RuleCompileError, type CompileEnv, type CompiledCond, type CompiledSample, type SampleSource, type SampleValue } from './types.js';
@@ -66,7 +67,12 @@ export class Rule {
   /** `file:line` of the rule, for logs. */
   readonly where: string;
   /** Fixed reply of deny, tarpit, return. */
-  reply: FixedReply | undefined = undefined;
+  reply: Reply | undefined = undefined;
+  /**
+   * deny/tarpit with the built-in page because the rule's section has no `errorfile` for its
+   * status: the frontend's errorfile, if it has one, is sent instead (HAProxy looks there next).
+   */
+  frontendErrorFile = false;
   /** Status of deny/tarpit/return, code of redirect. */
   status = 0;
   /** How long `tarpit` holds the request (ms). */
@@ -114,6 +120,16 @@ export interface ListOptions {
   tarpitMs: number;
   /** The section's mode: in TCP mode `tcp-request content` tracking counts no request. */
   http: boolean;
+  /** The section's `errorfile` pages: deny and tarpit without a body of their own send them. */
+  errorPages?: ErrorPages;
+}
+
+/** The reply of deny/tarpit without a body: the section's errorfile for `status`, else the built-in page. */
+function defaultReply(r: Rule, status: number, opts: ListOptions): Reply {
+  const page = opts.errorPages?.get(status);
+  if (page !== undefined) return new ErrorFileReply(status, page);
+  r.frontendErrorFile = true;
+  return denyReply(status);
 }
 
 /** Compiles one rule list; throws RuleCompileError (file:line) for what cannot run. */
@@ -138,14 +154,14 @@ function compileRule(cfg: RuleConfig, env: CompileEnv, opts: ListOptions): Rule 
       if (!isHttpReq && !isRes) throw unsupported(list, cfg);
       const r = new Rule(Act.Deny, cond, cfg.loc);
       r.status = a.status;
-      r.reply = a.body !== undefined ? new FixedReply(a.status, a.contentType ?? 'text/plain', a.body, false) : denyReply(a.status);
+      r.reply = a.body !== undefined ? new FixedReply(a.status, a.contentType ?? 'text/plain', a.body, false) : defaultReply(r, a.status, opts);
       return r;
     }
     case 'tarpit': {
       if (!isHttpReq) throw unsupported(list, cfg);
       const r = new Rule(Act.Tarpit, cond, cfg.loc);
       r.status = a.status;
-      r.reply = denyReply(a.status);
+      r.reply = defaultReply(r, a.status, opts);
       r.tarpitMs = opts.tarpitMs;
       return r;
     }

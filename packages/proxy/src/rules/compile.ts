@@ -8,6 +8,7 @@
 import type { AclConfig, BackendConfig, FrontendConfig, RuleSet, StickTable, StickmeshConfig } from '@stickmesh/core';
 import { RuleList, compileRules, compileUseCond, type Rule } from './actions.js';
 import { RuleCompileError, type CompileEnv, type CompiledCond, type TableResolver } from './types.js';
+import { errorPagesOf, type ErrorPages } from '../http/responses.js';
 
 /** A section's compiled rule lists; undefined when the section has none. */
 export interface SectionRules {
@@ -66,13 +67,13 @@ function isEmpty(set: RuleSet | undefined): boolean {
 }
 
 /** Compiles one section's rules; undefined when it has none. */
-export function compileSection(set: RuleSet | undefined, env: CompileEnv, tarpitMs: number, http: boolean): SectionRules | undefined {
+export function compileSection(set: RuleSet | undefined, env: CompileEnv, tarpitMs: number, http: boolean, errorPages?: ErrorPages): SectionRules | undefined {
   if (set === undefined || isEmpty(set)) return undefined;
   return {
     tcpConnection: compileRules(set.tcpRequestConnection, env, { list: RuleList.TcpConnection, tarpitMs, http }),
     tcpContent: compileRules(set.tcpRequestContent, env, { list: RuleList.TcpContent, tarpitMs, http }),
-    httpRequest: http ? compileRules(set.httpRequest, env, { list: RuleList.HttpRequest, tarpitMs, http }) : noHttp(set.httpRequest, 'http-request'),
-    httpResponse: http ? compileRules(set.httpResponse, env, { list: RuleList.HttpResponse, tarpitMs, http }) : noHttp(set.httpResponse, 'http-response'),
+    httpRequest: http ? compileRules(set.httpRequest, env, { list: RuleList.HttpRequest, tarpitMs, http, errorPages }) : noHttp(set.httpRequest, 'http-request'),
+    httpResponse: http ? compileRules(set.httpResponse, env, { list: RuleList.HttpResponse, tarpitMs, http, errorPages }) : noHttp(set.httpResponse, 'http-response'),
   };
 }
 
@@ -86,7 +87,7 @@ function backendRules(b: BackendConfig, tables: TableResolver): SectionRules | u
   if (isEmpty(b.rules)) return undefined;
   // `tcp-request connection` runs at accept, in frontends only (a listen section's are its frontend's).
   const set = { ...b.rules!, tcpRequestConnection: [] };
-  return compileSection(set, envFor(set, tables, b.stickTable?.id), b.tarpitTimeout ?? b.timeouts.connect, b.mode === 'http');
+  return compileSection(set, envFor(set, tables, b.stickTable?.id), b.tarpitTimeout ?? b.timeouts.connect, b.mode === 'http', errorPagesOf(b.errorFiles));
 }
 
 function frontendPlan(f: FrontendConfig, backends: ReadonlyMap<string, BackendConfig>, tables: TableResolver): FrontendPlan {
@@ -95,7 +96,7 @@ function frontendPlan(f: FrontendConfig, backends: ReadonlyMap<string, BackendCo
   const listenBackend = backends.get(f.name);
   const own = f.stickTable?.id ?? (listenBackend && f.rules !== undefined && listenBackend.rules === f.rules ? listenBackend.stickTable?.id : undefined);
   const env = envFor(set, tables, own);
-  const compiled = compileSection(set, env, f.tarpitTimeout ?? f.timeouts.connect, f.mode === 'http');
+  const compiled = compileSection(set, env, f.tarpitTimeout ?? f.timeouts.connect, f.mode === 'http', errorPagesOf(f.errorFiles));
   const useBackends: UseBackendRule[] = [];
   for (const u of f.useBackends ?? []) {
     const b = backends.get(u.backend);

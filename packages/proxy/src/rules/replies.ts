@@ -34,8 +34,17 @@ function connectionLine(mode: number): string {
   }
 }
 
+/** What a rule answers with: the bytes for a ReplyMode, and whether the connection closes after them. */
+export interface Reply {
+  readonly status: number;
+  /** The connection is closed after this reply (an errorfile's bytes say nothing of keep-alive). */
+  readonly closes: boolean;
+  bytes(mode: number): Buffer;
+}
+
 /** A fixed reply with its variants, built on first use. */
-export class FixedReply {
+export class FixedReply implements Reply {
+  readonly closes = false;
   private readonly variants: (Buffer | undefined)[] = [];
   private readonly head: string;
   private readonly body: Buffer;
@@ -62,6 +71,22 @@ export class FixedReply {
       this.variants[mode] = b;
     }
     return b;
+  }
+}
+
+/**
+ * An `errorfile` page as the reply of `deny` or `tarpit`: the file's bytes whatever the request
+ * (HAProxy sends errorfiles as written), then the connection closes.
+ */
+export class ErrorFileReply implements Reply {
+  readonly closes = true;
+  constructor(
+    readonly status: number,
+    private readonly page: Buffer,
+  ) {}
+
+  bytes(_mode: number): Buffer {
+    return this.page;
   }
 }
 

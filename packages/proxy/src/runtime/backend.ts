@@ -12,6 +12,7 @@ import {
   type StickTable,
 } from '@stickmesh/core';
 import { RuntimeServer } from './server.js';
+import { errorPagesOf, type ErrorPages } from '../http/responses.js';
 import { StickRules, stickKeyHash, type StickState } from './stick.js';
 
 export class RuntimeBackend {
@@ -35,6 +36,8 @@ export class RuntimeBackend {
 
   /** Stick rules bound to their tables; undefined without rules. */
   readonly stick: StickRules | undefined;
+  /** The backend's `errorfile` pages, used for errors once a request is routed here. */
+  readonly errorPages: ErrorPages;
   /** Rendezvous hashing over the candidates, for the agreed first pick of a stick key. */
   private readonly agree: Balancer<RuntimeServer>;
 
@@ -44,6 +47,7 @@ export class RuntimeBackend {
     this.servers = servers;
     this.hasDiscovered = servers.some((s) => s.discovered);
     this.cookie = cfg.cookie ? new CookiePersistence(cfg.cookie, cfg.cookieKeys) : undefined;
+    this.errorPages = errorPagesOf(cfg.errorFiles);
     this.balancer = createBalancer(cfg.balance, cfg.hashType) as Balancer<RuntimeServer>;
     this.hashesSource = cfg.balance === 'source';
     this.agree = createBalancer('source', 'consistent') as Balancer<RuntimeServer>;
