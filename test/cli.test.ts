@@ -235,4 +235,32 @@ describe('stickmesh: version, suggestions, messages a user reads', () => {
     expect(r.status).toBe(2);
     expect(r.stderr).toMatch(/^stickmesh: --prefix filters the entries of one table: name it \(table show TABLE --prefix \.\.\.\); tables: mesh\/sessions, be\n/);
   });
+
+  it("check --against counts live entries on the first node of OLD's cluster that answers", async () => {
+    const admin = http.createServer((req, res) => {
+      if (req.url === '/api/tables') res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify([{ id: 'mesh/sessions', live: 7, servers: { s1: 7 } }]));
+      else res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"no"}');
+    });
+    await new Promise<void>((r) => admin.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => admin.close(() => r())));
+    const port = (admin.address() as AddressInfo).port;
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sm-against-'));
+    // admin-bind on every address: each node's admin is its peer address; node a (127.0.9.1) is down.
+    const cfg = (table: string) =>
+      ['global', `    admin-bind :${port}`, 'peers mesh', '    server a 127.0.9.1:10000', '    server b 127.0.0.1:10000', '    table sessions type ip size 1k', '    table other type ip size 1k', 'backend be', `    stick on src table mesh/${table}`, '    server s1 127.0.0.1:1', ''].join('\n');
+    writeFileSync(path.join(dir, 'old.cfg'), cfg('sessions'));
+    writeFileSync(path.join(dir, 'new.cfg'), cfg('other'));
+    const env = { ...process.env };
+    delete env.STICKMESH_ADMIN;
+    // Asynchronously: the admin answering is in this process.
+    const r = await new Promise<{ status: number | null; stderr: string }>((resolve) => {
+      const c = spawn(process.execPath, [bin, 'check', '-c', path.join(dir, 'new.cfg'), '--against', path.join(dir, 'old.cfg')], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      c.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      c.on('exit', (status) => resolve({ status, stderr }));
+    });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`stickmesh check: http://127.0.9.1:${port} (a): ECONNREFUSED; answered by http://127.0.0.1:${port} (b)\n`);
+    expect(r.stderr).toMatch(/\[7 stick entries affected on the running node\]/);
+  });
 });
