@@ -3,7 +3,9 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -165,35 +167,100 @@ describe('stickmesh start', () => {
   });
 });
 
-describe('stickmesh demo', () => {
-  it('stops every node within 5 s of Ctrl-C (SIGINT to the process group)', async () => {
-    // The demo binds 127.0.0.1-3 on its fixed ports (8080, 9100, 10000) and 9001-9003.
-    const demo = spawn(process.execPath, [bin, 'demo'], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-    procs.push(demo);
-    demo.stdout!.resume();
-    demo.stderr!.resume();
-    await waitFor(async () => {
-      for (const ip of ['127.0.0.1', '127.0.0.2', '127.0.0.3']) {
-        const ok = await request(8080, { host: ip }).then((r) => r.status === 200, () => false);
-        if (!ok) return false;
-      }
-      return true;
-    }, 30000, 'three demo nodes serving');
-    const nodes = spawnSync('pgrep', ['-P', String(demo.pid)], { encoding: 'utf8' }).stdout.trim().split('\n').map(Number).filter(Boolean);
-    expect(nodes).toHaveLength(3);
-    const t0 = Date.now();
-    const exited = new Promise<number | null>((resolve) => demo.once('exit', (code) => resolve(code)));
-    process.kill(-demo.pid!, 'SIGINT');
-    expect(await exited).toBe(0);
-    expect(Date.now() - t0).toBeLessThan(5000);
-    const alive = nodes.filter((pid) => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch {
-        return false;
-      }
+describe('stickmesh: version, suggestions, messages a user reads', () => {
+  it('--version and -V print the version of package.json', () => {
+    const pkg = JSON.parse(readFileSync(path.join(root, 'packages/cli/package.json'), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-V']) {
+      const r = cli([flag]);
+      expect(r.status).toBe(0);
+      expect(r.stdout).toBe(`stickmesh ${pkg.version}\n`);
+    }
+  });
+
+  it("suggests the command, option or subcommand meant, and nothing for a word far from any", () => {
+    expect(cli(['tabel']).stderr).toMatch(/^stickmesh: unknown command 'tabel'; did you mean 'table'\?\n/);
+    expect(cli(['--verison']).stderr).toMatch(/^stickmesh: unknown option '--verison'; did you mean '--version'\?\n/);
+    expect(cli(['peers', '--confg', 'x.cfg']).stderr).toMatch(/^stickmesh: unknown option '--confg'; did you mean '--config'\?\n/);
+    expect(cli(['table', 'shwo', 'x']).stderr).toMatch(/^stickmesh: unknown table subcommand 'shwo'; did you mean 'show'\?\n/);
+    const far = cli(['xyzzy']);
+    expect(far.status).toBe(2);
+    expect(far.stderr).toMatch(/^stickmesh: unknown command 'xyzzy'\n/);
+  });
+
+  it('a missing config file is named, with the reason in words', () => {
+    const missing = path.join(os.tmpdir(), 'sm-no-such-dir', 'haproxy.cfg');
+    for (const args of [['check', '-c', missing], ['start', '-c', missing], ['peers', '--config', missing]]) {
+      const r = cli(args);
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain(`cannot read ${missing}: no such file or directory`);
+    }
+  });
+
+  it("--config: every node of the config is tried in turn; none answering names them all", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sm-nodes-'));
+    const cfg = path.join(dir, 'cluster.cfg');
+    // Nothing listens on 127.0.9.x: every node refuses.
+    writeFileSync(cfg, ['peers mesh', '    server a 127.0.9.1:10000', '    server b 127.0.9.2:10000', 'backend be', '    server s 127.0.0.1:1', ''].join('\n'));
+    const r = cli(['peers', '--config', cfg]);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe(`stickmesh: cannot reach any node of ${cfg}: http://127.0.9.1:9100 (a) (ECONNREFUSED), http://127.0.9.2:9100 (b) (ECONNREFUSED)\n`);
+    // A per-node override goes to the first node only, never on to another.
+    const override = cli(['server', 'set', 'be/s', 'maint', '--node-only', '--config', cfg]);
+    expect(override.status).toBe(1);
+    expect(override.stderr).toBe(
+      `stickmesh: this node: http://127.0.9.1:9100 (a) (the first of ${cfg}; --admin URL names another)\n` +
+        'stickmesh: cannot reach http://127.0.9.1:9100 (ECONNREFUSED); other nodes: http://127.0.9.2:9100 (b) — or name the node meant with --admin URL\n',
+    );
+    const one = spawnSync(process.execPath, [bin, 'server', 'show', '--admin', 'http://127.0.9.1:9100'], { encoding: 'utf8', env: { ...process.env, STICKMESH_CONFIG: cfg } });
+    expect(one.status).toBe(1);
+    expect(one.stderr).toBe(
+      'stickmesh: cannot reach http://127.0.9.1:9100 (ECONNREFUSED); other nodes: http://127.0.9.2:9100 (b) — or pass --config FILE to try them in turn\n',
+    );
+  });
+
+  it('table show --prefix/--server without a table is an error that lists the tables', async () => {
+    const admin = http.createServer((req, res) => {
+      if (req.url === '/api/tables') res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify([{ id: 'mesh/sessions', servers: {} }, { id: 'be', servers: {} }]));
+      else res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"no"}');
     });
-    expect(alive).toEqual([]);
+    await new Promise<void>((r) => admin.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => admin.close(() => r())));
+    const url = `http://127.0.0.1:${(admin.address() as AddressInfo).port}`;
+    const r = await new Promise<{ status: number | null; stderr: string }>((resolve) => {
+      const c = spawn(process.execPath, [bin, 'table', 'show', '--prefix', '10.', '--admin', url], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stderr = '';
+      c.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      c.on('exit', (status) => resolve({ status, stderr }));
+    });
+    expect(r.status).toBe(2);
+    expect(r.stderr).toMatch(/^stickmesh: --prefix filters the entries of one table: name it \(table show TABLE --prefix \.\.\.\); tables: mesh\/sessions, be\n/);
+  });
+
+  it("check --against counts live entries on the first node of OLD's cluster that answers", async () => {
+    const admin = http.createServer((req, res) => {
+      if (req.url === '/api/tables') res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify([{ id: 'mesh/sessions', live: 7, servers: { s1: 7 } }]));
+      else res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"no"}');
+    });
+    await new Promise<void>((r) => admin.listen(0, '127.0.0.1', r));
+    cleanups.push(() => new Promise<void>((r) => admin.close(() => r())));
+    const port = (admin.address() as AddressInfo).port;
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sm-against-'));
+    // admin-bind on every address: each node's admin is its peer address; node a (127.0.9.1) is down.
+    const cfg = (table: string) =>
+      ['global', `    admin-bind :${port}`, 'peers mesh', '    server a 127.0.9.1:10000', '    server b 127.0.0.1:10000', '    table sessions type ip size 1k', '    table other type ip size 1k', 'backend be', `    stick on src table mesh/${table}`, '    server s1 127.0.0.1:1', ''].join('\n');
+    writeFileSync(path.join(dir, 'old.cfg'), cfg('sessions'));
+    writeFileSync(path.join(dir, 'new.cfg'), cfg('other'));
+    const env = { ...process.env };
+    delete env.STICKMESH_ADMIN;
+    // Asynchronously: the admin answering is in this process.
+    const r = await new Promise<{ status: number | null; stderr: string }>((resolve) => {
+      const c = spawn(process.execPath, [bin, 'check', '-c', path.join(dir, 'new.cfg'), '--against', path.join(dir, 'old.cfg')], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      c.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+      c.on('exit', (status) => resolve({ status, stderr }));
+    });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`stickmesh check: http://127.0.9.1:${port} (a): ECONNREFUSED; answered by http://127.0.0.1:${port} (b)\n`);
+    expect(r.stderr).toMatch(/\[7 stick entries affected on the running node\]/);
   });
 });

@@ -1,5 +1,6 @@
 export * from './config/model.js';
 export * from './errors.js';
+export * from './util/errno.js';
 export * from './balance/types.js';
 export * from './util/timer-wheel.js';
 export * from './util/loop-clock.js';

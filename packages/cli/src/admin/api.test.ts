@@ -58,6 +58,9 @@ describe('admin API: counters', () => {
     const [rl, plain] = ops.tables(false);
     expect(rl!.counters).toMatchObject({ schema: 'http_req_rate(10000),conn_cur', mode: 'cluster', count: 1, capacity: 16, remoteApplied: 1, remoteRejected: 0, trackFailures: 0, nodes: ['n2'], dirty: 1 });
     expect(plain!.counters).toBeNull();
+    // The stick table's own refusals, split: stale versions (normal in a resync) apart from invalid updates.
+    expect(plain).toMatchObject({ remoteStale: 0, remoteInvalid: 0 });
+    expect(plain).not.toHaveProperty('remoteRejected');
   });
 
   it("GET /api/tables/:table/counters?key=K: each node's share and the sum", () => {
@@ -104,6 +107,8 @@ describe('admin API: counters', () => {
     expect(text).toContain('stickmesh_table_counter_remote_applied{table="p/rl"} 1');
     expect(text).toContain('stickmesh_table_counter_remote_rejected{table="p/rl"} 0');
     expect(text).toContain('stickmesh_table_counter_track_failures{table="p/rl"} 0');
+    expect(text).toContain('stickmesh_table_remote_stale_updates{table="p/rl"} 0');
+    expect(text).toContain('stickmesh_table_remote_invalid_updates{table="p/rl"} 0');
     expect(text).toContain('stickmesh_table_counter_dirty_keys{table="p/rl"} 1');
     expect(text).toMatch(/stickmesh_table_counter_oldest_unsent_seconds\{table="p\/rl"\} 0\n/);
     expect(text).not.toContain('stickmesh_table_counter_entries{table="plain"}');

@@ -412,6 +412,12 @@ export class Ops {
     metrics.gauge('stickmesh_table_expired_entries', 'Entries removed on expiry, since start (monotonic).', ['table'], (set) => {
       for (const t of node.tables.values()) set({ table: t.cfg.id }, t.stats.expired);
     });
+    metrics.gauge('stickmesh_table_remote_stale_updates', "Peers' updates not applied because this node held the same or a newer version (normal during a resync), since start (monotonic).", ['table'], (set) => {
+      for (const t of node.tables.values()) set({ table: t.cfg.id }, t.stats.remoteStale);
+    });
+    metrics.gauge('stickmesh_table_remote_invalid_updates', "Peers' updates refused as malformed or for a full server/node name dictionary, since start (monotonic).", ['table'], (set) => {
+      for (const t of node.tables.values()) set({ table: t.cfg.id }, t.stats.remoteInvalid);
+    });
     const counted = (set: (labels: Record<string, string>, v: number) => void, f: (c: NonNullable<StickTable['counters']>, t: StickTable) => number | undefined) => {
       for (const t of node.tables.values()) {
         if (!t.counters) continue;

@@ -7,7 +7,8 @@
  */
 import { ConfigError, MAX_REPORTED_ISSUES, StickmeshError, loadConfig, formatIssues, type StickmeshConfig } from '@stickmesh/core';
 import { ADMIN_OPTIONS, parseCommand, str, type OptionValues } from './args.js';
-import { AdminClient, AdminCallError } from '../admin/client.js';
+import { AdminClient, AdminCallError, type AdminNode } from '../admin/client.js';
+import { AdminConfigError, adminNodesOf } from '../admin/targets.js';
 import { countAffected, countText, persistenceDiff, type TableCounts } from '../persistence-diff.js';
 
 export const CHECK_HELP = `Usage: stickmesh check --config FILE [--against OLD_FILE [--admin URL]]
@@ -25,9 +26,10 @@ Options:
                       server values, dynamic-cookie-key or signing keys; servers or hash-type
                       of a 'balance source' backend. Exit 1 when anything breaks
       --admin URL     with --against: count the live entries affected on this running node
-                      (default $STICKMESH_ADMIN, else OLD's admin address; when none answers,
-                      each finding says "live count unknown")
-      --token TOKEN   bearer token for --admin (default $STICKMESH_ADMIN_TOKEN)
+                      (default $STICKMESH_ADMIN, else the admin listener of each node of OLD's
+                      peers sections in turn, the first that answers; when none answers, each
+                      finding says "live count unknown")
+      --token TOKEN   bearer token for --admin (default $STICKMESH_ADMIN_TOKEN, else OLD's admin-token)
       --json          with --against: print the persistence warnings as JSON on stdout
   -h, --help          show this help
 `;
@@ -74,8 +76,8 @@ export async function runCheck(argv: string[]): Promise<number> {
 
 /**
  * Prints what breaks persistence going from OLD to `config`, each finding with its live count from
- * the running node (`--admin URL`, else $STICKMESH_ADMIN, else OLD's admin address, tried once;
- * "live count unknown" when none answers). Exit 1 when anything breaks persistence (or OLD is
+ * the running node (`--admin URL`, else $STICKMESH_ADMIN, else every node of OLD's peers sections
+ * in turn as admin/targets.ts derives their admin addresses; "live count unknown" when none answers). Exit 1 when anything breaks persistence (or OLD is
  * invalid), 0 otherwise.
  */
 async function against(config: StickmeshConfig, oldFile: string, values: OptionValues): Promise<number> {
@@ -92,16 +94,28 @@ async function against(config: StickmeshConfig, oldFile: string, values: OptionV
   let ws = persistenceDiff(oldCfg, config);
   if (ws.some((w) => w.entries)) {
     const explicit = str(values, 'admin');
-    const admin = explicit ?? process.env.STICKMESH_ADMIN ?? adminUrl(oldCfg);
-    const c = new AdminClient({ admin, token: str(values, 'token') });
+    const admin = explicit ?? process.env.STICKMESH_ADMIN;
+    // The nodes running OLD hold the live entries: any of them answers for the cluster's tables.
+    let nodes: AdminNode[] = [];
     try {
-      const tables = (await c.call('GET', '/api/tables')) as Array<{ id: string; live: number; servers: Record<string, number> }>;
-      const counts: TableCounts = new Map(tables.map((t) => [t.id, { live: t.live, servers: new Map(Object.entries(t.servers)) }]));
-      ws = countAffected(ws, counts);
+      nodes = admin !== undefined ? [{ url: admin }] : adminNodesOf(oldCfg);
     } catch (err) {
-      if (!(err instanceof AdminCallError)) throw err;
-      // Counting is best effort: the findings stand without it, marked "live count unknown".
-      if (explicit !== undefined || !values.quiet) process.stderr.write(`stickmesh check: live counts unavailable: ${err.message}\n`);
+      if (!(err instanceof AdminConfigError)) throw err;
+      if (!values.quiet) process.stderr.write(`stickmesh check: live counts unavailable: ${oldFile}: ${err.message}\n`);
+    }
+    if (nodes.length > 0) {
+      const token = str(values, 'token') ?? process.env.STICKMESH_ADMIN_TOKEN ?? oldCfg.global.admin.token;
+      const onFailover = (line: string): void => void process.stderr.write(`stickmesh check: ${line}\n`);
+      const c = new AdminClient({ nodes, token, onFailover, ...(admin === undefined ? { configFile: oldFile } : {}) });
+      try {
+        const tables = (await c.call('GET', '/api/tables')) as Array<{ id: string; live: number; servers: Record<string, number> }>;
+        const counts: TableCounts = new Map(tables.map((t) => [t.id, { live: t.live, servers: new Map(Object.entries(t.servers)) }]));
+        ws = countAffected(ws, counts);
+      } catch (err) {
+        if (!(err instanceof AdminCallError)) throw err;
+        // Counting is best effort: the findings stand without it, marked "live count unknown".
+        if (explicit !== undefined || !values.quiet) process.stderr.write(`stickmesh check: live counts unavailable: ${err.message}\n`);
+      }
     }
   }
   if (values.json) {
@@ -115,11 +129,4 @@ async function against(config: StickmeshConfig, oldFile: string, values: OptionV
   if (ws.length > MAX_REPORTED_ISSUES) process.stderr.write(`[WARNING] ${ws.length - MAX_REPORTED_ISSUES} more persistence warnings\n`);
   if (ws.length === 0 && !values.quiet) process.stderr.write(`no persistence-breaking change against ${oldFile}\n`);
   return ws.length > 0 ? 1 : 0;
-}
-
-/** The admin URL of the node running `cfg`, as its `admin-bind` (or the default) gives it. */
-function adminUrl(cfg: StickmeshConfig): string {
-  const { host, port } = cfg.global.admin;
-  const h = host === '0.0.0.0' || host === '' ? '127.0.0.1' : host === '::' ? '[::1]' : host.includes(':') ? `[${host}]` : host;
-  return `http://${h}:${port}`;
 }

@@ -3,15 +3,20 @@
  * `explain KEY`. Human-readable tables by default, the API's JSON with `--json`. Exit 0 on success,
  * 1 when the node answers an error (its message is printed) or cannot be reached, 2 on bad usage.
  */
-import { parseTime } from '@stickmesh/core';
+import { didYouMean, parseTime } from '@stickmesh/core';
 import { AdminCallError, AdminClient } from '../admin/client.js';
-import { ADMIN_OPTIONS, parseCommand, str, type OptionValues } from './args.js';
+import { ADMIN_OPTIONS, CONFIG_OPTION, adminClientFor, parseCommand, type OptionValues } from './args.js';
 
 const COMMON = `Common options:
-      --admin URL     admin listener of the node (default $STICKMESH_ADMIN or http://127.0.0.1:9100)
-      --token TOKEN   bearer token (default $STICKMESH_ADMIN_TOKEN)
+  -c, --config FILE   the cluster's config (default $STICKMESH_CONFIG): ask the admin listener of
+                      each node of its peers sections in turn, until one answers
+      --admin URL     ask this admin listener only (default $STICKMESH_ADMIN); wins over --config
+      --token TOKEN   bearer token (default $STICKMESH_ADMIN_TOKEN, else the config's admin-token)
       --json          print the API's JSON instead of a table
   -h, --help          show this help
+
+Without --admin or --config: the nodes of a running 'stickmesh demo' (npm start), else
+http://127.0.0.1:9100. When a node other than the first answers, one line on stderr says which.
 `;
 
 export const TABLE_HELP = `Usage: stickmesh table show [TABLE] [--server NAME] [--prefix P] [--limit N] [--cursor C]
@@ -33,7 +38,8 @@ export const SERVER_HELP = `Usage: stickmesh server show
        stickmesh server set BACKEND/SERVER weight N [--node-only]
 
 set: applies on every node of the cluster (replicated, kept across restarts); 'server show'
-names the node that set it. --node-only: an override on this node alone (lost on its restart).
+names the node that set it. --node-only: an override on this node alone (lost on its restart);
+the node is the one --admin names, else the first of --config's (never another when it is down).
 set drain: the server keeps serving clients bound to it (cookie or stick entry) and gets no new
 ones; 'server show' reports the bindings left on the whole cluster. --auto-maint switches it to
 maint when they reach zero, --deadline TIME (e.g. 30s, 10m) at the latest then.
@@ -79,10 +85,12 @@ function ms(v: unknown): string {
 type Run = (c: Client, pos: string[], values: OptionValues) => Promise<number>;
 
 /** Parses `argv` (the admin options, --json and `extra`), then runs; an AdminCallError exits 1 with its message. */
-async function command(argv: string[], help: string, extra: Parameters<typeof parseCommand>[2], run: Run): Promise<number> {
-  const p = parseCommand(argv, help, { ...ADMIN_OPTIONS, json: { type: 'boolean' }, ...extra }, true);
+async function command(argv: string[], help: string, extra: Parameters<typeof parseCommand>[2], run: Run, oneNode?: (v: OptionValues) => boolean): Promise<number> {
+  const p = parseCommand(argv, help, { ...ADMIN_OPTIONS, ...CONFIG_OPTION, json: { type: 'boolean' }, ...extra }, true);
   if (p.exit !== undefined) return p.exit;
-  const c: Client = { json: p.values.json === true, api: new AdminClient({ admin: str(p.values, 'admin'), token: str(p.values, 'token') }) };
+  const api = adminClientFor(p.values, process.env, oneNode?.(p.values) ?? false);
+  if (typeof api === 'number') return api;
+  const c: Client = { json: p.values.json === true, api };
   try {
     return await run(c, p.positionals, p.values);
   } catch (err) {
@@ -92,6 +100,11 @@ async function command(argv: string[], help: string, extra: Parameters<typeof pa
     }
     throw err;
   }
+}
+
+function unknownSub(cmd: string, sub: string, subs: string[]): string {
+  const near = didYouMean(sub, subs);
+  return `unknown ${cmd} subcommand '${sub}'${near ? `; did you mean '${near}'?` : ''}`;
 }
 
 function usage(help: string, msg: string): number {
@@ -111,6 +124,14 @@ export function runTable(argv: string[]): Promise<number> {
     if (more.length > (sub === 'counters' ? 1 : 0)) return usage(TABLE_HELP, `unexpected argument '${more[more.length - 1]}'`);
     if (sub === 'show' && table === undefined) {
       const j = (await c.api.call('GET', '/api/tables')) as Array<Record<string, unknown>>;
+      const filters = (['server', 'prefix', 'limit', 'cursor'] as const).filter((k) => typeof v[k] === 'string');
+      if (filters.length > 0) {
+        const names = j.map((t) => String(t.id));
+        return usage(
+          TABLE_HELP,
+          `--${filters[0]} filters the entries of one table: name it (table show TABLE --${filters[0]} ...); ${names.length > 0 ? `tables: ${names.join(', ')}` : 'this node has no stick table'}`,
+        );
+      }
       out(c, j, () =>
         formatTable(
           ['TABLE', 'TYPE', 'ENTRIES', 'SIZE', 'EVICTIONS', 'EXPIRED', 'COUNTERS', 'BY SERVER'],
@@ -149,7 +170,7 @@ export function runTable(argv: string[]): Promise<number> {
       );
       return 0;
     }
-    return usage(TABLE_HELP, sub === undefined ? 'table needs show or clear' : `unknown table subcommand '${sub}'`);
+    return usage(TABLE_HELP, sub === undefined ? 'table needs show, counters or clear' : unknownSub('table', sub, ['show', 'counters', 'clear']));
   });
 }
 
@@ -210,8 +231,9 @@ export function runServer(argv: string[]): Promise<number> {
       out(c, j, () => serverRows([j]));
       return 0;
     }
-    return usage(SERVER_HELP, sub === undefined ? 'server needs show or set' : `unknown server subcommand '${sub}'`);
-  });
+    return usage(SERVER_HELP, sub === undefined ? 'server needs show or set' : unknownSub('server', sub, ['show', 'set']));
+    // A per-node override belongs to the node asked: never passed on to another one.
+  }, (v) => v['node-only'] === true);
 }
 
 export function runPeers(argv: string[]): Promise<number> {

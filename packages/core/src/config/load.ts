@@ -5,6 +5,7 @@
  * linear in the size of the file, so a large or hostile file costs time in proportion to its
  * bytes, bounded by MAX_CONFIG_BYTES.
  */
+import { errnoText } from '../util/errno.js';
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -136,7 +137,7 @@ function readConfigFile(file: string): string {
     return readBounded(file, MAX_CONFIG_BYTES).toString('utf8');
   } catch (err) {
     if (err instanceof StickmeshError) throw err;
-    throw new StickmeshError('SM_CONFIG_READ', `${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new StickmeshError('SM_CONFIG_READ', `cannot read ${file}: ${errnoText(err)}`);
   }
 }
 

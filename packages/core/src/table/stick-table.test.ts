@@ -116,7 +116,7 @@ describe('versions and applyRemote', () => {
     expect(tab.lookup('1.2.3.4')).toBe('s2');
     expect(tab.applyRemote(upd('999.1.1.1', 's', 9000, 0, 'a'))).toBe(false);
     expect(tab.applyRemote({ ...upd('1.2.3.5', 's', 9000, 70000, 'a') })).toBe(false);
-    expect(tab.stats).toMatchObject({ remoteApplied: 2, remoteRejected: 4 });
+    expect(tab.stats).toMatchObject({ remoteApplied: 2, remoteStale: 2, remoteInvalid: 2 });
     expect(tab.seq).toBe(0);
     const out: TableUpdate[] = [];
     expect(tab.readUpdates(0, 100, out)).toBe(0);

@@ -33,8 +33,13 @@ export interface StickTableStats {
   /** Versions issued by this node (created, updated, refreshed). */
   localWrites: number;
   remoteApplied: number;
-  /** Remote updates not applied: not newer, invalid key or fields, or server/node dictionary full. */
-  remoteRejected: number;
+  /**
+   * Remote updates not applied because the table already holds the same or a newer version (or,
+   * full, only newer ones): normal, e.g. during a resync every entry both nodes hold comes back.
+   */
+  remoteStale: number;
+  /** Remote updates not applied because they are malformed (key, fields) or the server/node name dictionary is full: a problem. */
+  remoteInvalid: number;
   /** Local writes ignored because the key is not valid for the table type. */
   invalidKeys: number;
 }
@@ -235,7 +240,8 @@ export class StickTable {
   private _expired = 0;
   private _localWrites = 0;
   private _remoteApplied = 0;
-  private _remoteRejected = 0;
+  private _remoteStale = 0;
+  private _remoteInvalid = 0;
   private _invalidKeys = 0;
 
   constructor(cfg: StickTableConfig, opts: StickTableOptions) {
@@ -306,7 +312,8 @@ export class StickTable {
       expired: this._expired,
       localWrites: this._localWrites,
       remoteApplied: this._remoteApplied,
-      remoteRejected: this._remoteRejected,
+      remoteStale: this._remoteStale,
+      remoteInvalid: this._remoteInvalid,
       invalidKeys: this._invalidKeys,
     };
   }
@@ -446,7 +453,7 @@ export class StickTable {
       u.ttl < 0 ||
       !this.codec.encode(u.key, this.scratch, 0)
     ) {
-      this._remoteRejected++;
+      this._remoteInvalid++;
       return false;
     }
     const h = hashKeyWords(this.scratchWords, 0, this.words, this.seed);
@@ -459,20 +466,20 @@ export class StickTable {
       s = NONE;
     }
     if (s >= 0 && this.compareStored(s, u.wall, u.counter, u.node) >= 0) {
-      this._remoteRejected++;
+      this._remoteStale++;
       return false;
     }
     // Full table and older than everything held: the update would be the next eviction, so it is
     // not taken (every node keeps the newest `size` versions it has seen, hence the same set).
     if (s < 0 && this._count >= this.cap && this.freeHead === NONE && this.heapSize > 0 && this.compareStored(this.heap[0]!, u.wall, u.counter, u.node) > 0) {
-      this._remoteRejected++;
+      this._remoteStale++;
       return false;
     }
     const sid = this.servers.acquire(u.server);
     const nid = sid === 0 ? 0 : this.nodes.acquire(u.node);
     if (nid === 0) {
       this.servers.release(sid);
-      this._remoteRejected++;
+      this._remoteInvalid++;
       return false;
     }
     if (s >= 0) {

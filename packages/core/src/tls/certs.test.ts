@@ -129,7 +129,7 @@ describe('bind ssl: certificates', () => {
     const junk = path.join(dir, 'junk.pem');
     fs.writeFileSync(junk, 'hello');
     const at = (f: string) => errorsOf(dir, fe(`bind :443 ssl crt ${f}`));
-    expect(at(path.join(dir, 'missing.pem'))).toEqual([`${path.join(dir, 'x.cfg')}:5: 'bind': cannot read certificate '${path.join(dir, 'missing.pem')}': ENOENT`]);
+    expect(at(path.join(dir, 'missing.pem'))).toEqual([`${path.join(dir, 'x.cfg')}:5: 'bind': cannot read certificate '${path.join(dir, 'missing.pem')}': no such file or directory`]);
     expect(at(nokey)[0]).toMatch(new RegExp(`:5: 'bind': no private key in '${nokey}'`));
     expect(at(wrong)[0]).toMatch(/the private key does not match the certificate of '.*wrong\.pem'/);
     expect(at(empty)[0]).toMatch(/no certificate in directory '.*empty'/);

@@ -14,6 +14,7 @@
  * not a hang on a huge or endless file). Reads are synchronous: a reload reads a few kilobytes
  * per certificate.
  */
+import { errnoText } from '../util/errno.js';
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { closeSync, openSync, readSync, readdirSync, statSync } from 'node:fs';
 import { DEFAULT_CIPHERS, createSecureContext } from 'node:tls';
@@ -87,14 +88,14 @@ function certFilesOf(path: string): string[] {
   try {
     st = statSync(path);
   } catch (e) {
-    throw new CertProblem(`cannot read certificate '${path}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new CertProblem(`cannot read certificate '${path}': ${errnoText(e)}`);
   }
   if (!st.isDirectory()) return [path];
   let names: string[];
   try {
     names = readdirSync(path);
   } catch (e) {
-    throw new CertProblem(`cannot read certificate directory '${path}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new CertProblem(`cannot read certificate directory '${path}': ${errnoText(e)}`);
   }
   const dir = path.replace(/\/+$/, '');
   const out: string[] = [];
@@ -118,7 +119,7 @@ function readBounded(file: string): string {
   try {
     fd = openSync(file, 'r');
   } catch (e) {
-    throw new CertProblem(`cannot read certificate '${file}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new CertProblem(`cannot read certificate '${file}': ${errnoText(e)}`);
   }
   try {
     const buf = Buffer.allocUnsafe(MAX_PEM_BYTES + 1);
@@ -132,7 +133,7 @@ function readBounded(file: string): string {
     return buf.toString('latin1', 0, n);
   } catch (e) {
     if (e instanceof CertProblem) throw e;
-    throw new CertProblem(`cannot read certificate '${file}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new CertProblem(`cannot read certificate '${file}': ${errnoText(e)}`);
   } finally {
     closeSync(fd);
   }
