@@ -6,14 +6,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type http from 'node:http';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { startBackend, type TestBackend } from './helpers/backends.js';
 import { request } from './helpers/client.js';
-import { BIN, makeCluster, type Cluster, type ClusterNode } from './helpers/cluster.js';
+import { makeCluster, type Cluster, type ClusterNode } from './helpers/cluster.js';
 import { waitFor } from './helpers/wait.js';
+import { adminCall, clearEverywhere, runCli, type ApiAnswer } from './helpers/admin.js';
 
-const run = promisify(execFile);
 const TOKEN = 'state-test-token';
 
 const cfg = (bs: TestBackend[]) => (peersLines: string) => `
@@ -44,15 +42,7 @@ const bs: TestBackend[] = [];
 let c: Cluster;
 let n1: ClusterNode, n2: ClusterNode, n3: ClusterNode;
 
-async function api(n: ClusterNode, method: string, p: string, body?: unknown): Promise<{ status: number; json: any }> {
-  const r = await fetch(`http://127.0.0.1:${n.adminPort}${p}`, {
-    method,
-    headers: { authorization: `Bearer ${TOKEN}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await r.text();
-  return { status: r.status, json: text.startsWith('{') || text.startsWith('[') ? JSON.parse(text) : text };
-}
+const api = (n: ClusterNode, method: string, p: string, body?: unknown): Promise<ApiAnswer> => adminCall(n, TOKEN, method, p, body);
 
 const web = async (n: ClusterNode, s: string) => (await api(n, 'GET', `/api/servers/app/${s}`)).json;
 
@@ -62,21 +52,8 @@ async function served(n: ClusterNode, src: string): Promise<string> {
   return String(r.headers['x-served-by']);
 }
 
-async function cli(n: ClusterNode, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await run(process.execPath, [BIN, ...args, '--admin', `http://127.0.0.1:${n.adminPort}`], { env: { ...process.env, STICKMESH_ADMIN_TOKEN: TOKEN } });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
-
-async function clearSessions(): Promise<void> {
-  await new Promise((r) => setTimeout(r, 300));
-  await api(n1, 'DELETE', '/api/tables/mesh%2Fsessions/entries');
-  for (const n of [n1, n2, n3]) await waitFor(async () => (await api(n, 'GET', '/api/tables')).json[0].live === 0, 5000, `${n.name} empty`);
-}
+const cli = (n: ClusterNode, args: string[]) => runCli(n, TOKEN, args);
+const clearSessions = () => clearEverywhere([n1, n2, n3], TOKEN, 'mesh/sessions');
 
 beforeAll(async () => {
   for (let i = 1; i <= 3; i++) bs.push(await startBackend(`web${i}`));

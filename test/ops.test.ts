@@ -13,6 +13,7 @@ import { startBackend, type TestBackend } from './helpers/backends.js';
 import { request } from './helpers/client.js';
 import { BIN, makeCluster, type Cluster, type ClusterNode } from './helpers/cluster.js';
 import { waitFor } from './helpers/wait.js';
+import { adminCall, clearEverywhere, runCli, type ApiAnswer } from './helpers/admin.js';
 
 const run = promisify(execFile);
 const TOKEN = 'ops-test-token';
@@ -48,15 +49,7 @@ let bs: TestBackend[] = [];
 let c: Cluster;
 let n1: ClusterNode, n2: ClusterNode, n3: ClusterNode;
 
-async function api(n: ClusterNode, method: string, p: string, body?: unknown, token: string | null = TOKEN): Promise<{ status: number; json: any }> {
-  const r = await fetch(`http://127.0.0.1:${n.adminPort}${p}`, {
-    method,
-    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body ? { 'content-type': 'application/json' } : {}) },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await r.text();
-  return { status: r.status, json: text.startsWith('{') || text.startsWith('[') ? JSON.parse(text) : text };
-}
+const api = (n: ClusterNode, method: string, p: string, body?: unknown, token: string | null = TOKEN): Promise<ApiAnswer> => adminCall(n, token, method, p, body);
 
 async function served(n: ClusterNode, src: string, headers?: Record<string, string>) {
   const r = await request(n.proxyPort, { localAddress: src, ...(headers ? { headers } : {}) });
@@ -64,22 +57,9 @@ async function served(n: ClusterNode, src: string, headers?: Record<string, stri
   return { server: String(r.headers['x-served-by']), setCookie: r.headers['set-cookie'] };
 }
 
-async function cli(args: string[], n: ClusterNode = n1): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const r = await run(process.execPath, [BIN, ...args, '--admin', `http://127.0.0.1:${n.adminPort}`], { env: { ...process.env, STICKMESH_ADMIN_TOKEN: TOKEN } });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
-
+const cli = (args: string[], n: ClusterNode = n1) => runCli(n, TOKEN, args);
 /** Clears the table once writes in flight have replicated, and waits until every node is empty. */
-async function clearEverywhere(): Promise<void> {
-  await new Promise((r) => setTimeout(r, 300));
-  await api(n1, 'DELETE', '/api/tables/mesh%2Fsessions/entries');
-  for (const n of [n1, n2, n3]) await waitFor(async () => (await api(n, 'GET', '/api/tables')).json[0].live === 0, 5000, `${n.name} empty`);
-}
+const clearEverywhereNow = () => clearEverywhere([n1, n2, n3], TOKEN, 'mesh/sessions');
 
 beforeAll(async () => {
   for (let i = 1; i <= 3; i++) bs.push(await startBackend(`web${i}`));
@@ -238,7 +218,7 @@ describe('admin API on a running cluster', () => {
 
 describe('session-aware drain', () => {
   it('keeps stuck clients, sends no new ones, reports bindings, and goes to maint at zero bindings or at a deadline', async () => {
-    await clearEverywhere();
+    await clearEverywhereNow();
     // Bind some clients to web1.
     const stuck: string[] = [];
     for (let i = 1; stuck.length < 3 && i < 200; i++) {
@@ -294,7 +274,7 @@ describe('session-aware drain', () => {
 
 describe('stickmesh check --against', () => {
   it('reports renamed servers and a changed cookie name, counting affected entries on the running node, and exits 1', async () => {
-    await clearEverywhere();
+    await clearEverywhereNow();
     let onWeb2 = 0;
     for (let i = 1; i <= 20; i++) if ((await served(n1, `127.37.0.${i}`)).server === 'web2') onWeb2++;
     expect(onWeb2).toBeGreaterThan(0);

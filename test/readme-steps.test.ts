@@ -21,7 +21,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DEMO_STEPS } from '../packages/cli/src/commands/demo.js';
 import { request } from './helpers/client.js';
-import { waitFor } from './helpers/wait.js';
+import { waitFor, processAlive } from './helpers/wait.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const bin = path.join(root, 'packages/cli/bin/stickmesh.js');
@@ -90,15 +90,6 @@ async function demoUp(): Promise<void> {
   );
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 describe("README 'Try it', run as written", () => {
   it('the steps the demo prints are the README block', () => {
     expect(readmeSteps()).toEqual([...DEMO_STEPS]);
@@ -145,7 +136,7 @@ describe("README 'Try it', run as written", () => {
     expect(visit(1, '127.0.0.2', 2)).toMatchObject({ server: 'web1', session: v1.session, visit: 2 });
     // 2: kill -9 node1.
     step(2, /^kill -9 <pid of node1>$/);
-    await waitFor(() => !alive(pid1), 5000, 'node1 gone');
+    await waitFor(() => !processAlive(pid1), 5000, 'node1 gone');
     // 3: through node3, same server, same session.
     expect(visit(3, '127.0.0.3', 3)).toMatchObject({ server: 'web1', session: v1.session, visit: 3 });
     // 4: the CLI without flags: node1 refuses, node2 answers, and it says so on stderr (one line).
@@ -209,7 +200,7 @@ describe('stickmesh demo', () => {
     process.kill(group ? -demo.proc.pid! : demo.proc.pid!, sig);
     expect(await exited).toBe(0);
     expect(Date.now() - t0).toBeLessThan(5000);
-    expect(nodes.filter(alive)).toEqual([]);
+    expect(nodes.filter(processAlive)).toEqual([]);
     expect(existsSync(tmp!)).toBe(false);
   });
 });

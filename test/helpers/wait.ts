@@ -15,3 +15,13 @@ export async function waitFor<T>(cond: () => T | Promise<T>, timeoutMs = 5000, w
     await new Promise((r) => setTimeout(r, everyMs));
   }
 }
+
+/** True while a process with this pid exists (signal 0 probes without signalling). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -4,17 +4,8 @@ import net from 'node:net';
 import { startBackend } from '../../../../test/helpers/backends.js';
 import { fill, startProxy, type RunningProxy } from '../../../../test/helpers/proxy.js';
 import { parseConfigText } from '@stickmesh/core';
-import { waitFor } from '../../../../test/helpers/wait.js';
+import { waitFor, processAlive } from '../../../../test/helpers/wait.js';
 import { dupHelperPid, HELPER_IDLE_MS } from './dup.js';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const CFG = `
 global
@@ -131,7 +122,7 @@ describe('tune.maxaccept: several descriptors per listening socket', () => {
     expect(listenerFds(p.port)).toBe(3);
     const pid = dupHelperPid();
     expect(pid).toBeTypeOf('number');
-    await waitFor(() => dupHelperPid() === undefined && !alive(pid!), HELPER_IDLE_MS + 5000);
+    await waitFor(() => dupHelperPid() === undefined && !processAlive(pid!), HELPER_IDLE_MS + 5000);
     // The descriptors it made stay open and accept.
     expect(listenerFds(p.port)).toBe(3);
     await p.reloadWith(5);
