@@ -155,8 +155,13 @@ export async function runHttpBench({ rounds, seconds, conns, only, log = console
     for (const t of list.filter((x) => !x.skip)) {
       try {
         const h = await t.start(env);
-        // Idle memory: right after the target answers its readiness probe, before any load; the
-        // whole process tree (stickmesh's socket-duplicating helper included) and the main process.
+        // Idle memory: after the target answers its readiness probe, before any load; the whole
+        // process tree and the main process. stickmesh's socket-duplicating helper exits about 1 s
+        // after its last answer, so a stickmesh target is read once it is gone (at most 5 s).
+        if (t.name.startsWith('stickmesh')) {
+          const until = Date.now() + 5000;
+          while (treePids(h.pid).length > 1 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+        }
         running.push({ t, h, rssIdle: treeRss(h.pid), rssIdleMain: rssOf(h.pid) });
       } catch (e) {
         skipped.push({ target: t.name, reason: `failed to start: ${e.message}` });
