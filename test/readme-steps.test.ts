@@ -184,9 +184,10 @@ describe("README 'Try it', run as written", () => {
 
 describe('stickmesh demo', () => {
   it.each([
-    ['Ctrl-C (SIGINT to the process group)', 'SIGINT', true],
-    ['SIGTERM to the demo alone', 'SIGTERM', false],
-  ] as const)('stops every node within 5 s of %s and removes its temporary directory', async (_what, sig, group) => {
+    ['Ctrl-C (SIGINT to the process group)', 'SIGINT', true, false],
+    ['SIGTERM to the demo alone', 'SIGTERM', false, false],
+    ['Ctrl-C once the reader of its output is gone (npm start | tee, tee killed by the same Ctrl-C)', 'SIGINT', true, true],
+  ] as const)('stops every node within 5 s of %s and removes its temporary directory', async (_what, sig, group, closeOutput) => {
     const demo = start([process.execPath, bin, 'demo']);
     await demoUp();
     const tmp = /temporary files in (\S+?)\)/.exec(demo.out())?.[1];
@@ -197,6 +198,7 @@ describe('stickmesh demo', () => {
     expect(nodes).toHaveLength(3);
     const t0 = Date.now();
     const exited = new Promise<number | null>((resolve) => demo.proc.once('exit', (code) => resolve(code)));
+    if (closeOutput) demo.proc.stdout!.destroy();
     process.kill(group ? -demo.proc.pid! : demo.proc.pid!, sig);
     expect(await exited).toBe(0);
     expect(Date.now() - t0).toBeLessThan(5000);

@@ -101,6 +101,9 @@ export async function runDemo(argv: string[]): Promise<number> {
       );
     });
   };
+  // Output whose reader is gone (a pipe into tee or a pager that the same Ctrl-C stopped) is
+  // dropped: EPIPE must not end the demo before it has stopped its nodes and removed its directory.
+  process.stdout.on('error', function onDemoOutputGone() {});
   NODES.forEach(startNode);
   const rel = (f: string): string => path.relative(process.cwd(), f) || f;
   process.stdout.write(
