@@ -236,6 +236,28 @@ export function runServer(argv: string[]): Promise<number> {
   }, (v) => v['node-only'] === true);
 }
 
+/**
+ * One row of `stickmesh peers`. A peer without a session shows no lag or pending count (they
+ * would be the last session's, stale) and its state says since when nothing came from it.
+ */
+export function peerRow(p: Record<string, unknown>): unknown[] {
+  const up = p.state === 'live' || p.state === 'resyncing';
+  const since = typeof p.lastDataAt === 'number' ? ` (no data since ${new Date(p.lastDataAt).toTimeString().slice(0, 8)})` : '';
+  return [
+    p.peer,
+    up ? p.state : `${String(p.state)}${since}`,
+    up ? ms(p.lagMs) : '-',
+    up ? p.pending : '-',
+    p.lastAckAgoMs === undefined ? 'never' : `${ms(p.lastAckAgoMs)} ago`,
+    p.sent,
+    p.received,
+    `${String(p.bytesSent)}/${String(p.bytesReceived)}`,
+    p.reconnects,
+    Object.entries((p.refusals as Record<string, number>) ?? {}).map(([r, n]) => `${r}=${n}`).join(' '),
+    p.lastError,
+  ];
+}
+
 export function runPeers(argv: string[]): Promise<number> {
   return command(argv, PEERS_HELP, {}, async (c, pos) => {
     if (pos.length > 0) return usage(PEERS_HELP, `unexpected argument '${pos[0]}'`);
@@ -243,19 +265,7 @@ export function runPeers(argv: string[]): Promise<number> {
     out(c, j, () =>
       formatTable(
         ['PEER', 'STATE', 'LAG', 'PENDING', 'LAST ACK', 'SENT', 'RECEIVED', 'BYTES OUT/IN', 'RECONNECTS', 'REFUSED', 'LAST ERROR'],
-        j.map((p) => [
-          p.peer,
-          p.state,
-          ms(p.lagMs),
-          p.pending,
-          p.lastAckAgoMs === undefined ? 'never' : `${ms(p.lastAckAgoMs)} ago`,
-          p.sent,
-          p.received,
-          `${String(p.bytesSent)}/${String(p.bytesReceived)}`,
-          p.reconnects,
-          Object.entries((p.refusals as Record<string, number>) ?? {}).map(([r, n]) => `${r}=${n}`).join(' '),
-          p.lastError,
-        ]),
+        j.map((p) => peerRow(p)),
       ),
     );
     return 0;
