@@ -109,7 +109,7 @@ describe('errorfile', () => {
   it('refuses a code the proxy never sends, a missing, oversized or malformed file, naming the line', () => {
     const ok = file('ok.http', 'HTTP/1.0 200 OK\r\n\r\n');
     expect(errorsOf(withEf(`errorfile 418 ${ok}`))).toEqual([`x.cfg:6: 'errorfile': status code '418' is not one the proxy generates (200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 425, 429, 500, 501, 502, 503, 504)`]);
-    expect(errorsOf(withEf(`errorfile 503 ${dir}/missing.http`))).toEqual([`x.cfg:6: 'errorfile': cannot read '${dir}/missing.http': ENOENT`]);
+    expect(errorsOf(withEf(`errorfile 503 ${dir}/missing.http`))).toEqual([`x.cfg:6: 'errorfile': cannot read '${dir}/missing.http': no such file or directory`]);
     const big = file('big.http', Buffer.concat([Buffer.from('HTTP/1.0 503 X\r\n\r\n'), Buffer.alloc(MAX_ERRORFILE_BYTES, 120)]));
     expect(errorsOf(withEf(`errorfile 503 ${big}`))[0]).toMatch(/is larger than 16384 bytes/);
     expect(errorsOf(withEf(`errorfile 503 ${file('html.http', '<html>sorry</html>\n')}`))[0]).toMatch(/'errorfile': '.*html\.http': not an HTTP response/);

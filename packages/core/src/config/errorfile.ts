@@ -5,6 +5,7 @@
  * well-formed response; an empty file (`/dev/null`) is allowed and means "close without answering".
  */
 import { closeSync, openSync, readSync } from 'node:fs';
+import { errnoText } from '../util/errno.js';
 
 /** The codes HAProxy generates itself and lets `errorfile` replace (HAProxy 2.6 configuration manual). */
 export const ERRORFILE_CODES: readonly number[] = [200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 425, 429, 500, 501, 502, 503, 504];
@@ -39,7 +40,7 @@ export function readErrorFile(file: string): { response: string } | { error: str
       closeSync(fd);
     }
   } catch (err) {
-    return { error: `cannot read '${file}': ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` };
+    return { error: `cannot read '${file}': ${errnoText(err)}` };
   }
   const r = parseErrorResponse(buf);
   return 'error' in r ? { error: `'${file}': ${r.error}` } : r;

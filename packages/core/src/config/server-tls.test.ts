@@ -63,7 +63,7 @@ describe('server-side TLS config', () => {
   it('names the unreadable or wrong CA file at the server line', () => {
     const missing = path.join(pki.dir, 'nope.pem');
     expect(errorsOf(...be('server ok 10.0.0.9:443 ssl verify none', `server s1 10.0.0.1:443 ssl ca-file ${missing}`))).toEqual([
-      `x.cfg:5: 'ca-file': server 'b/s1': cannot read the ca-file '${missing}': no such file (ENOENT)`,
+      `x.cfg:5: 'ca-file': server 'b/s1': cannot read the ca-file '${missing}': no such file or directory (ENOENT)`,
     ]);
     const junk = path.join(pki.dir, 'junk.pem');
     writeFileSync(junk, 'not a certificate\n');

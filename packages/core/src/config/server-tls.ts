@@ -11,6 +11,7 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
 import { StickmeshError, type ConfigIssue } from '../errors.js';
+import { errnoText } from '../util/errno.js';
 import type { GlobalConfig, ServerSettings, ServerTlsConfig, ServerTlsDefaults, SourceLoc, StickmeshConfig, TlsVersion } from './model.js';
 
 /** A TLS file (CA, client certificate) that cannot be read or does not hold what it should. */
@@ -237,8 +238,7 @@ function readPem(file: string, what: string): string {
   } catch (e) {
     if (e instanceof TlsFileError) throw e;
     const c = (e as NodeJS.ErrnoException).code;
-    const why = c === 'ENOENT' ? 'no such file' : c === 'EACCES' ? 'permission denied' : c === 'EISDIR' ? 'is a directory' : (e as Error).message;
-    throw new TlsFileError(`cannot read the ${what} '${file}': ${why}${c ? ` (${c})` : ''}`);
+    throw new TlsFileError(`cannot read the ${what} '${file}': ${errnoText(e)}${c ? ` (${c})` : ''}`);
   }
   return text;
 }
