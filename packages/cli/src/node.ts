@@ -15,6 +15,7 @@ import {
   TicketKeyRing,
   buildTables,
   parseOrigin,
+  urlHost,
   readSnapshotFile,
   restoreSnapshot,
   sharedWheel,
@@ -340,7 +341,7 @@ export class StickmeshNode {
     if (c && c.config === this.config && c.port === port) return c.value;
     const peers: string[] = [];
     for (const x of this.remotePeers()) {
-      const o = parseOrigin(`http://${x.host.includes(':') ? `[${x.host}]` : x.host}:${port}`);
+      const o = parseOrigin(`http://${urlHost(x.host)}:${port}`);
       if (typeof o === 'string' && !peers.includes(o)) peers.push(o);
     }
     const value: AdminOrigins = { peers, allowed: this.config.global.admin.allowOrigins ?? [] };

@@ -10,7 +10,7 @@ import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { Logger } from 'pino';
-import { StickmeshError, TimerWheel, type SharedTicketKeys, type WheelTask } from '@stickmesh/core';
+import { StickmeshError, TimerWheel, urlHost, type SharedTicketKeys, type WheelTask } from '@stickmesh/core';
 import { backoffMs } from './backoff.js';
 import { AE_BUCKETS, CAP_ANTI_ENTROPY, CAP_COUNTERS, CAP_TICKET_KEYS, encode, MAX_COUNTER_WIDTH, MAX_SHARES_PER_FRAME, NONCE_BYTES, PEERS_PATH, PROTO, type TableSchema } from './codec.js';
 import { CLOSE_GOING_AWAY, CLOSE_REPLACED, Conn, type ConnHost } from './conn.js';
@@ -534,7 +534,7 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
   private dial(l: Link): void {
     if (!this.active || (l.conn && l.conn.phase !== 'closed')) return;
     const tls = this.opts.tls;
-    const url = `${tls ? 'wss' : 'ws'}://${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}${PEERS_PATH}`;
+    const url = `${tls ? 'wss' : 'ws'}://${urlHost(l.host)}:${l.port}${PEERS_PATH}`;
     const ws = new WebSocket(url, {
       maxPayload: this.preAuthMaxFrameBytes, // raised at welcome
       perMessageDeflate: false,

@@ -14,7 +14,7 @@
 import { readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError, StickmeshError, loadConfig, type StickmeshConfig } from '@stickmesh/core';
+import { ConfigError, StickmeshError, loadConfig, urlHost, type StickmeshConfig } from '@stickmesh/core';
 import { defaultAdminHost } from '../node.js';
 import { DEFAULT_ADMIN_URL, type AdminNode } from './client.js';
 
@@ -52,10 +52,6 @@ export class AdminConfigError extends StickmeshError {
   }
 }
 
-function hostInUrl(host: string): string {
-  return host.includes(':') ? `[${host}]` : host;
-}
-
 function isWildcard(host: string): boolean {
   return host === '' || host === '0.0.0.0' || host === '::' || host === '*';
 }
@@ -76,7 +72,7 @@ export function adminNodesOf(config: StickmeshConfig): AdminNode[] {
   if (a.port <= 0) throw new AdminConfigError('the config disables the admin listener (port 0)');
   const byUrl = new Map<string, string[]>();
   const add = (host: string, node: string | undefined): void => {
-    const url = `http://${hostInUrl(host)}:${a.port}`;
+    const url = `http://${urlHost(host)}:${a.port}`;
     const names = byUrl.get(url) ?? [];
     if (node !== undefined && !names.includes(node)) names.push(node);
     byUrl.set(url, names);

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startDemoBackend } from './demo-backend.js';
-import { parseHostPort } from '@stickmesh/core';
+import { parseHostPort, urlHost } from '@stickmesh/core';
 import { parseCommand } from './args.js';
 import { DEMO_DIR_PREFIX, DEMO_RECORD, removeDeadDemos, type DemoRecord } from '../admin/targets.js';
 
@@ -185,7 +185,7 @@ export async function runDemoBackends(argv: string[]): Promise<number> {
       for (const s of servers) s.close();
       return 1;
     }
-    process.stdout.write(`web${i + 1} listening on http://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}/\n`);
+    process.stdout.write(`web${i + 1} listening on http://${urlHost(a.host)}:${a.port}/\n`);
   }
   process.stdout.write('Ctrl-C stops them.\n');
   return new Promise<number>((resolve) => {

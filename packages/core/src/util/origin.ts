@@ -24,3 +24,8 @@ export function parseOrigin(text: string): string | { error: string } {
   }
   return u.origin;
 }
+
+/** `host` as it stands in a URL or `host:port`: an IPv6 literal in brackets, anything else as is. */
+export function urlHost(host: string): string {
+  return host.includes(':') ? `[${host}]` : host;
+}

@@ -22,7 +22,7 @@
 import { Resolver } from 'node:dns/promises';
 import dns from 'node:dns';
 import net from 'node:net';
-import type { ResolversConfig } from '@stickmesh/core';
+import { urlHost, type ResolversConfig } from '@stickmesh/core';
 import type { SlotTarget } from './slots.js';
 
 export type DnsStatus = 'ok' | 'nx' | 'timeout' | 'refused' | 'other';
@@ -263,7 +263,7 @@ function expandNameservers(cfg: ResolversConfig): string[] {
   const out: string[] = [];
   for (const ns of cfg.nameservers) {
     if (ns.name === 'resolv.conf' && ns.host === 'resolv.conf') out.push(...dns.getServers());
-    else out.push(ns.host.includes(':') ? `[${ns.host}]:${ns.port}` : `${ns.host}:${ns.port}`);
+    else out.push(`${urlHost(ns.host)}:${ns.port}`);
   }
   return out;
 }
