@@ -112,6 +112,10 @@ const SITES = [undefined, undefined, 'same-origin', 'same-site', 'cross-site', '
 const AUTHS = [undefined, undefined, `Bearer ${TOKEN}`, `Bearer ${TOKEN} `, `bearer ${TOKEN}`, `Bearer ${TOKEN}x`, 'Bearer ', 'Basic Zm9vOmJhcg==', `Bearer ${'t'.repeat(2000)}`, TOKEN];
 const CTYPES = [undefined, 'application/json', 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/json; charset=utf-16'];
 const BODIES = ['', '{"state":"maint"}', '{"state":"drain","deadlineMs":1000,"autoMaint":true}', '{"state":"ready"}', '{"state":"drain","deadlineMs":-1}', '{"state":"drain","autoMaint":"yes"}', '[]', 'null', '"x"', '{', '{"__proto__":{"state":"maint"}}', 'state=maint', '\u0000\u0001', '{"state":"maint"}'.repeat(4000)];
+/** Well-formed writes of the cluster-wide admin state (weight, per-node scope, clear). */
+const STATE_BODIES = ['{"weight":50}', '{"state":"drain","weight":0}', '{"scope":"node","state":"maint"}', '{"scope":"node","clear":true}', '{"clear":true}'];
+/** Hostile ones: out-of-range or mistyped weight, unknown scope, clear with other fields. */
+const BAD_STATE_BODIES = ['{"weight":257}', '{"weight":-1}', '{"weight":1.5}', '{"weight":"5"}', '{"weight":1e309}', '{"scope":"cluster-wide","state":"maint"}', '{"scope":"node"}', '{"clear":"yes"}', '{"clear":true,"state":"drain"}', '{"scope":null,"weight":null}'];
 
 interface Case {
   target: 'node' | 'open';
@@ -159,7 +163,7 @@ function generate(r: Rng, id: number): Case {
     site: r.pick(SITES),
     auth: r.chance(0.25) ? AUTHS[2] : r.pick(AUTHS),
     ctype: r.pick(CTYPES),
-    body: plausible ? r.pick(BODIES.slice(1, 4)) : r.pick(BODIES),
+    body: plausible ? r.pick([...BODIES.slice(1, 4), ...STATE_BODIES]) : r.chance(0.2) ? r.pick(BAD_STATE_BODIES) : r.pick(BODIES),
     lie: r.chance(0.05),
     upgrade: r.chance(0.03),
   };
@@ -251,6 +255,10 @@ describe(`admin API under hostile input (${CASES} cases, seed ${seed})`, () => {
     const t = [...node.tables.values()][0]!;
     if (t.serverCounts().live > 500) failures.push(`table grew to ${t.serverCounts().live}`);
     if (t.counters!.count !== 100) failures.push(`counter keys changed from 100 to ${t.counters!.count}`);
+    // Admin state: at most a state, a weight and this node's open-connections record (written while
+    // it drains) per configured server; web9 and junk names are refused.
+    const servers = [...node.proxy.backends.values()].reduce((n, b) => n + b.servers.length, 0);
+    if (node.serverStates.store.count > 3 * servers) failures.push(`#servers grew to ${node.serverStates.store.count} records for ${servers} servers`);
     const growthMb = (process.memoryUsage().heapUsed - heapBefore) / 2 ** 20;
     if (growthMb > 200) failures.push(`heap grew by ${growthMb.toFixed(0)} MiB`);
     console.log(`admin fuzz: ${run} cases, ${acceptedWrites} writes accepted, statuses ${JSON.stringify(Object.fromEntries([...statusCounts].sort((a, b) => a[0] - b[0])))}, heap +${growthMb.toFixed(1)} MiB`);
