@@ -358,9 +358,10 @@ export class TcpConn implements WheelTask, RouteSource, RetryState {
    * sends each peer the FIN a shutdown would (the kernel still delivers what it holds), without
    * the shutdown's extra turn of the loop (libuv waits for writability first), its two epoll
    * changes and Node's end-of-stream callbacks. The session ends as a normal close (`--`).
+   * Plain TCP on both sides only: a TLS peer gets its close_notify from `end()`.
    */
   private flushed(): boolean {
-    return !this.clientOut.busy && this.upOut !== null && !this.upOut.busy;
+    return !this.tls && this.server?.tls === undefined && !this.clientOut.busy && this.upOut !== null && !this.upOut.busy;
   }
 
   private readonly onUpClose = (): void => {
