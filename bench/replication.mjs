@@ -98,20 +98,30 @@ async function peerChild() {
   // Event-loop delay while measuring: tells process stalls (GC, CPU starvation) from protocol delay.
   const eld = monitorEventLoopDelay({ resolution: 1 });
   const eldOut = () => ({ p99: Math.round(eld.percentile(99) / 1e4) / 100, max: Math.round(eld.max / 1e4) / 100, stalls: stallsOut() });
-  // Stalls while measuring: a 5 ms timer notes every turn that came more than STALL_MS late, with the
-  // CPU time this process used meanwhile (process.cpuUsage: all its threads). A stall the process
-  // spent computing (its own JS or GC) has cpu close to the stall; a stall spent waiting for a core
-  // (other processes on the machine) has little. GC pauses come from the 'gc' performance entries.
+  // Stalls while measuring: a 5 ms timer notes every turn that came more than STALL_MS late, with
+  // what the MAIN thread did meanwhile, from Linux's /proc/self/task/PID/schedstat: time on a CPU
+  // (`cpuMs`: its own JS, GC, syscalls) and time runnable but waiting for a CPU (`waitMs`: other
+  // processes, or the VM's vCPU descheduled). A stall with cpuMs >= STALL_MS is the process's own
+  // work; the rest is the host's. GC pauses come from the 'gc' performance entries.
   const STALL_MS = 10;
-  const stallState = { on: false, list: [], gc: { minor: 0, major: 0, minorMs: 0, majorMs: 0, maxMs: 0, maxKind: '' }, lastT: 0, lastCpu: null };
+  const schedFile = `/proc/self/task/${process.pid}/schedstat`;
+  const sched = () => {
+    try {
+      const [run, wait] = fs.readFileSync(schedFile, 'latin1').split(' ');
+      return { run: Number(run) / 1e6, wait: Number(wait) / 1e6 };
+    } catch {
+      const c = process.cpuUsage(); // not Linux: all threads' CPU, no wait time
+      return { run: (c.user + c.system) / 1000, wait: NaN };
+    }
+  };
+  const stallState = { on: false, list: [], gc: { minor: 0, major: 0, minorMs: 0, majorMs: 0, maxMs: 0, maxKind: '' }, lastT: 0, lastCpu: null, cpu0: null };
   const stallTick = () => {
     const t = performance.now();
-    const cpu = process.cpuUsage();
+    const cpu = sched();
     if (stallState.on && stallState.lastCpu) {
       const late = t - stallState.lastT - 5;
-      if (late > STALL_MS) {
-        const cpuMs = (cpu.user - stallState.lastCpu.user + cpu.system - stallState.lastCpu.system) / 1000;
-        if (stallState.list.length < 1000) stallState.list.push({ at: Date.now(), ms: Math.round(late), cpuMs: Math.round(cpuMs) });
+      if (late > STALL_MS && stallState.list.length < 1000) {
+        stallState.list.push({ at: Date.now(), ms: Math.round(late), cpuMs: Math.round(cpu.run - stallState.lastCpu.run), waitMs: Math.round(cpu.wait - stallState.lastCpu.wait) });
       }
     }
     stallState.lastT = t;
@@ -132,21 +142,28 @@ async function peerChild() {
   gcObs.observe({ entryTypes: ['gc'] });
   const stallsStart = () => {
     stallState.on = true;
+    stallState.cpu0 = sched();
     stallState.list = [];
     stallState.gc = { minor: 0, major: 0, minorMs: 0, majorMs: 0, maxMs: 0, maxKind: '' };
   };
   function stallsOut() {
     const l = stallState.list;
-    const own = l.filter((x) => x.cpuMs >= 0.5 * x.ms);
+    const own = l.filter((x) => x.cpuMs >= STALL_MS);
+    const now = sched();
     const g = stallState.gc;
     const r = (x) => Math.round(x * 10) / 10;
     return {
       n: l.length,
       maxMs: l.reduce((m, x) => Math.max(m, x.ms), 0),
       sumMs: l.reduce((m, x) => m + x.ms, 0),
-      /** Stalls where the process itself used at least half the time on a CPU. */
+      /** Stalls in which the main thread itself ran >= STALL_MS (its own JS, GC, syscalls). */
       ownN: own.length,
       ownMaxMs: own.reduce((m, x) => Math.max(m, x.ms), 0),
+      /** Most main-thread CPU time inside one stall: an upper bound of the longest synchronous job. */
+      maxCpuInStallMs: l.reduce((m, x) => Math.max(m, x.cpuMs), 0),
+      /** Main thread over the whole measurement: CPU time, and time runnable but waiting for a CPU. */
+      mainCpuMs: Math.round(now.run - stallState.cpu0.run),
+      mainWaitMs: Math.round(now.wait - stallState.cpu0.wait),
       gc: { minor: g.minor, minorMs: r(g.minorMs), major: g.major, majorMs: r(g.majorMs), maxMs: r(g.maxMs), maxKind: g.maxKind },
       worst: [...l].sort((a, b) => b.ms - a.ms).slice(0, 5),
     };
@@ -1036,11 +1053,11 @@ function human(r) {
     const x = r.lag;
     L.push(`lag: ${f(x.written)} writes at ${f(x.achievedRate)}/s, ${f(x.samples)} samples on B+C: p50 ${x.p50} ms  p90 ${x.p90} ms  p99 ${x.p99} ms  max ${x.max} ms`);
     if (x.runs && x.runs.length > 1) {
-      L.push(`  every run (bar = the worst p99; stalls = event-loop turns > 10 ms late, 'own' = the process used >= half of the stall on a CPU; canary = an idle process beside them):`);
+      L.push(`  every run (bar = the worst p99; stalls = event-loop turns > 10 ms late: count/longest/'own' ones where the main thread ran >= 10 ms/most main-thread CPU in one stall; canary = an idle process beside them):`);
       x.runs.forEach((y, i) => {
         const st = (k) => {
           const s = y.eventLoopDelayMs[k]?.stalls;
-          return s ? `${k} ${s.n} (own ${s.ownN}) max ${s.maxMs}` : `${k} -`;
+          return s ? `${k} ${s.n}/max ${s.maxMs}/own ${s.ownN}/cpu ${s.maxCpuInStallMs}` : `${k} -`;
         };
         const gc = (k) => y.eventLoopDelayMs[k]?.stalls?.gc.maxMs ?? '-';
         L.push(`    run ${i + 1}: p50 ${y.p50}  p99 ${y.p99}  max ${y.max} ms | stalls ${['a', 'b', 'c', 'canary'].map(st).join(', ')} ms | GC pause max a ${gc('a')} b ${gc('b')} c ${gc('c')} ms | load ${y.loadavg[0]}`);
