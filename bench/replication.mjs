@@ -104,10 +104,18 @@ async function peerChild() {
   // processes, or the VM's vCPU descheduled). A stall with cpuMs >= STALL_MS is the process's own
   // work; the rest is the host's. GC pauses come from the 'gc' performance entries.
   const STALL_MS = 10;
-  const schedFile = `/proc/self/task/${process.pid}/schedstat`;
+  let schedFd = -1;
+  try {
+    schedFd = fs.openSync(`/proc/self/task/${process.pid}/schedstat`, 'r');
+  } catch {
+    /* not Linux */
+  }
+  const schedBuf = Buffer.alloc(128);
   const sched = () => {
     try {
-      const [run, wait] = fs.readFileSync(schedFile, 'latin1').split(' ');
+      // One pread per tick on a kept descriptor: the detector itself stays cheap.
+      const n = fs.readSync(schedFd, schedBuf, 0, schedBuf.length, 0);
+      const [run, wait] = schedBuf.toString('latin1', 0, n).split(' ');
       return { run: Number(run) / 1e6, wait: Number(wait) / 1e6 };
     } catch {
       const c = process.cpuUsage(); // not Linux: all threads' CPU, no wait time
