@@ -1060,7 +1060,7 @@ function human(r) {
   if (r.lag) {
     const x = r.lag;
     L.push(`lag: ${f(x.written)} writes at ${f(x.achievedRate)}/s, ${f(x.samples)} samples on B+C: p50 ${x.p50} ms  p90 ${x.p90} ms  p99 ${x.p99} ms  max ${x.max} ms`);
-    if (x.runs && x.runs.length > 1) {
+    if (x.runs && x.runs.length > 0) {
       L.push(`  every run (bar = the worst p99; stalls = event-loop turns > 10 ms late: count/longest/'own' ones where the main thread ran >= 10 ms/most main-thread CPU in one stall; canary = an idle process beside them):`);
       x.runs.forEach((y, i) => {
         const st = (k) => {
