@@ -30,7 +30,7 @@ const line = (i: number): string => `{"n":${i},"pad":"${'x'.repeat(90)}"}\n`;
 describe('LogSink', () => {
   it('writes every line, in order, in a few writes instead of one per line', async () => {
     const { file, fd } = tmpFile();
-    const writev = vi.spyOn(fs, 'writev');
+    const writev = vi.spyOn(fs, 'writevSync'); // a regular file is written with blocking writes
     const sink = new LogSink(fd);
     let all = '';
     for (let i = 0; i < 5000; i++) {

@@ -19,6 +19,7 @@
  * millisecond.
  */
 import fs from 'node:fs';
+import net from 'node:net';
 import pino, { type Logger } from 'pino';
 import { loopNow } from '@stickmesh/core';
 
@@ -49,6 +50,26 @@ const STALLED_MS = 1000;
 const RETRY_MS = 10;
 /** Idle buffers kept for reuse; more are left to the GC. */
 const SPARE_CHUNKS = 4;
+
+/**
+ * How the sink writes its fd: 'sync' for a regular file or /dev/null (a blocking write there
+ * costs a memory copy), 'stream' for a pipe or socket (a non-blocking libuv stream: written at
+ * once, polled when full), 'async' otherwise, e.g. a terminal (the thread pool, so a terminal
+ * paused with Ctrl-S never blocks the event loop).
+ */
+type WriteMode = 'sync' | 'stream' | 'async';
+
+function writeModeOf(fd: number): WriteMode {
+  try {
+    const st = fs.fstatSync(fd);
+    if (st.isFile()) return 'sync';
+    if (st.isFIFO() || st.isSocket()) return 'stream';
+    if (st.isCharacterDevice() && st.rdev === fs.statSync('/dev/null').rdev) return 'sync';
+  } catch {
+    /* not an fd we can inspect: the generic path */
+  }
+  return 'async';
+}
 
 interface Chunk {
   buf: Buffer;
@@ -89,6 +110,9 @@ export class LogSink {
   private failed: string | null = null;
   private waiters: Array<() => void> = [];
   private readonly onDropped: ((n: number) => void) | undefined;
+  private mode: WriteMode;
+  /** The fd as a libuv stream when it is a pipe or socket (mode 'stream'). */
+  private readonly sock: net.Socket | null = null;
 
   constructor(
     private readonly fd: number,
@@ -98,6 +122,17 @@ export class LogSink {
     this.maxChunks = Math.max(2, Math.floor((opts.maxBytes ?? LOG_MAX_BYTES) / this.chunkBytes));
     this.onDropped = opts.onDropped;
     this.cur = { buf: Buffer.allocUnsafeSlow(this.chunkBytes), len: 0, lines: 0 };
+    this.mode = writeModeOf(fd);
+    if (this.mode === 'stream') {
+      try {
+        const sock = new net.Socket({ fd, readable: false, writable: true });
+        sock.on('error', (err: NodeJS.ErrnoException) => this.fail(err.code ?? String(err)));
+        sock.unref();
+        this.sock = sock;
+      } catch {
+        this.mode = 'async';
+      }
+    }
   }
 
   /** Lines dropped since start: stdout too slow (bound reached) or failed for good. */
@@ -188,7 +223,29 @@ export class LogSink {
   private writeInFlight(): void {
     const chunks = this.inFlight!;
     const bufs = chunks.map((c, i) => c.buf.subarray(i === 0 ? this.skip : 0, c.len));
-    fs.writev(this.fd, bufs, this.onWritten);
+    if (this.mode === 'sync') {
+      let n = 0;
+      let err: NodeJS.ErrnoException | null = null;
+      try {
+        n = fs.writevSync(this.fd, bufs);
+      } catch (e) {
+        err = e as NodeJS.ErrnoException;
+      }
+      this.onWritten(err, n);
+    } else if (this.sock) {
+      // libuv writes right away and polls for the rest: no thread pool round trip per batch.
+      let total = 0;
+      for (const b of bufs) total += b.length;
+      const sock = this.sock;
+      sock.cork();
+      for (let i = 0; i < bufs.length; i++) sock.write(bufs[i]!, i === bufs.length - 1 ? (err) => this.onStreamWritten(err, total) : undefined);
+      sock.uncork();
+    } else fs.writev(this.fd, bufs, this.onWritten);
+  }
+
+  private onStreamWritten(err: Error | null | undefined, n: number): void {
+    if (err) return; // the socket's 'error' listener fails the sink
+    if (this.inFlight) this.onWritten(null, n);
   }
 
   private readonly onWritten = (err: NodeJS.ErrnoException | null, n: number): void => {
