@@ -39,7 +39,7 @@ export const LOG_CHUNK_BYTES = 64 * 1024;
 /** Most bytes waiting for stdout; lines beyond are dropped and counted. */
 export const LOG_MAX_BYTES = 8 * 1024 * 1024;
 /** Bytes gathered before an event-loop turn's end starts a write; less waits for the timer. */
-export const LOG_WRITE_MIN_BYTES = 16 * 1024;
+export const LOG_WRITE_MIN_BYTES = 48 * 1024;
 /** Longest a line waits for its write when few lines come (a quiet node's events still show). */
 export const FLUSH_INTERVAL_MS = 100;
 /** How long a stopping node waits for its last log lines to be written. */
