@@ -172,6 +172,43 @@ export class LogSink {
     return true;
   }
 
+  /**
+   * Room for one line of at most `max` bytes (`max` <= a third of a chunk), for a caller that
+   * encodes the line itself: returns the buffer to write at `pos`, then the caller calls `commit`
+   * with the offset after its last byte. Null when the line is dropped (bound reached, or the fd
+   * failed): nothing to write, the drop is counted.
+   */
+  begin(max: number): Buffer | null {
+    if (this.failed !== null) {
+      this.drop();
+      return null;
+    }
+    if (this.cur.buf.length - this.cur.len < max) {
+      if (this.chunksHeld() >= this.maxChunks) {
+        this.drop();
+        return null;
+      }
+      this.queue.push(this.cur);
+      this.cur = { buf: this.spare.pop() ?? Buffer.allocUnsafeSlow(this.chunkBytes), len: 0, lines: 0 };
+    }
+    return this.cur.buf;
+  }
+
+  /** Where the line `begin` made room for starts. */
+  get pos(): number {
+    return this.cur.len;
+  }
+
+  /** Ends the line `begin` made room for at `end` (exclusive). */
+  commit(end: number): void {
+    this.cur.len = end;
+    this.cur.lines++;
+    if (!this.turnScheduled) {
+      this.turnScheduled = true;
+      setImmediate(this.endOfTurn);
+    }
+  }
+
   /** A line longer than a chunk third: a buffer of its own, counted against the bound. */
   private writeLarge(s: string): boolean {
     const buf = Buffer.from(s);
@@ -444,6 +481,57 @@ export function writeRawInfo(logger: Logger, fields: string, msgJson: string, ke
     (l[S.lsCacheSym!] as Record<number, string>)[30]! + (l[S.timeSym!] as () => string)() + (l[S.chindingsSym!] as string) + fields + msgJson + (l[S.endSym!] as string),
   );
   return true;
+}
+
+/**
+ * The sink and line prefix for a logger whose lines may be encoded straight into the sink's
+ * buffer (`writeRawInfo` conditions, and the logger writes to a LogSink); null otherwise.
+ */
+export interface RawInfoTarget {
+  sink: LogSink;
+  /** Writes `{"level":...,"time":...<bindings>` as pino would for an info line; returns the end. */
+  prefix(buf: Buffer, off: number): number;
+  /** Most bytes `prefix` writes. */
+  prefixMax(): number;
+}
+
+const rawTargets = new WeakMap<Logger, RawInfoTarget | null>();
+
+/** See RawInfoTarget; `keys` as for writeRawInfo. Cached per logger. */
+export function rawInfoTarget(logger: Logger, keys: readonly string[]): RawInfoTarget | null {
+  let t = rawTargets.get(logger);
+  if (t !== undefined) return t;
+  const l = logger as unknown as PinoInternals;
+  const sink = l[S.streamSym!];
+  t = null;
+  if (sink instanceof LogSink && l[S.endSym!] === "}\n" && framesLikeInfo(logger, keys)) {
+    let lastTime = '';
+    let lastBindings = '';
+    let bytes = Buffer.alloc(0);
+    const refresh = (): void => {
+      const time = (l[S.timeSym!] as () => string)();
+      const bindings = l[S.chindingsSym!] as string;
+      if (time !== lastTime || bindings !== lastBindings) {
+        lastTime = time;
+        lastBindings = bindings;
+        bytes = Buffer.from((l[S.lsCacheSym!] as Record<number, string>)[30]! + time + bindings);
+      }
+    };
+    t = {
+      sink,
+      prefixMax() {
+        refresh();
+        return bytes.length;
+      },
+      prefix(buf, off) {
+        const b = bytes;
+        for (let i = 0; i < b.length; i++) buf[off + i] = b[i]!;
+        return off + b.length;
+      },
+    };
+  }
+  rawTargets.set(logger, t);
+  return t;
 }
 
 export function createLogger(opts: LoggerOptions): { logger: Logger; flush: () => Promise<void>; dropped: () => number } {
