@@ -524,9 +524,7 @@ export function rawInfoTarget(logger: Logger, keys: readonly string[]): RawInfoT
         return bytes.length;
       },
       prefix(buf, off) {
-        const b = bytes;
-        for (let i = 0; i < b.length; i++) buf[off + i] = b[i]!;
-        return off + b.length;
+        return off + bytes.copy(buf, off);
       },
     };
   }

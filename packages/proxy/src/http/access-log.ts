@@ -71,16 +71,18 @@ function put(buf: Buffer, o: number, k: Buffer): number {
 
 /** A finite number as pino writes it (`String(n)`); integers without a string. */
 function putNum(buf: Buffer, o: number, n: number): number {
-  if (!Number.isSafeInteger(n)) return o + buf.write(Number.isFinite(n) ? String(n) : 'null', o, 'latin1');
+  // Small integers (every field but a huge byte count) in int32 arithmetic.
+  if (!(n > -0x80000000 && n < 0x80000000 && (n | 0) === n)) return o + buf.write(Number.isFinite(n) ? String(n) : 'null', o, 'latin1');
   if (n < 0) {
     buf[o++] = 45;
     n = -n;
   }
   let digits = 1;
-  for (let t = n; t >= 10; t = Math.floor(t / 10)) digits++;
+  for (let t = n; t >= 10; t = (t / 10) | 0) digits++;
   for (let i = digits - 1; i >= 0; i--) {
-    buf[o + i] = 48 + (n % 10);
-    n = Math.floor(n / 10);
+    const q10 = (n / 10) | 0;
+    buf[o + i] = 48 + n - q10 * 10;
+    n = q10;
   }
   return o + digits;
 }
