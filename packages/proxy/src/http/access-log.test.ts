@@ -20,13 +20,15 @@ interface Case {
   err?: string;
   tls?: boolean;
   server?: string;
+  /** Bytes sent beyond int32 (the digits' slow path). */
+  big?: boolean;
 }
 
 const cases: Case[] = [
   { uri: '/' },
   { uri: '/a"b\\c?d=e', tls: true, sni: 'www.example.com', stick: 'hit' },
   { uri: '/caf\u00e9/\u00ff', rule: 'lb.cfg:12', err: 'ECONNREFUSED', server: 's"1' },
-  { uri: `/${'long'.repeat(60)}`, sni: 'h\u00e9.example' },
+  { uri: `/${'long'.repeat(60)}`, sni: 'h\u00e9.example', big: true },
   { uri: '/ctl\u0001\u007f', server: '\u00e9t\u00e9' },
 ];
 
@@ -39,7 +41,7 @@ function exchange(logger: ReturnType<typeof createLogger>['logger'], c: Case): E
   ctx.tConnected = c.err ? 0 : now - 3;
   ctx.tResHead = c.err ? 0 : now - 1;
   ctx.status = c.err ? 503 : 200;
-  ctx.bytesOut = 1234;
+  ctx.bytesOut = c.big ? 5_000_000_123 : 1234;
   ctx.bytesIn = 77;
   ctx.retries = c.err ? 3 : 0;
   ctx.redispatched = Boolean(c.err);
@@ -85,6 +87,7 @@ describe('logExchange', () => {
     expect(parsed.map((p) => p.uri)).toEqual(cases.map((c) => c.uri));
     expect(parsed[1]).toMatchObject({ ssl_fc: true, ssl_fc_sni: 'www.example.com', stick: 'hit', status: 200, node: 'n1', msg: 'request' });
     expect(parsed[2]).toMatchObject({ rule: 'lb.cfg:12', server_error: 'ECONNREFUSED', server: 's"1', Tc: -1, Tr: -1, retries: 3, redispatched: true });
+    expect(parsed[3]!.bytes_read).toBe(5_000_000_123);
     expect(parsed[0]).not.toHaveProperty('ssl_fc_sni');
     expect(parsed[0]).not.toHaveProperty('stick');
     expect(Object.keys(parsed[0]!)).toEqual([
