@@ -125,9 +125,13 @@ export class LogSink {
     this.mode = writeModeOf(fd);
     if (this.mode === 'stream') {
       try {
-        const sock = new net.Socket({ fd, readable: false, writable: true });
+        // fd 1 shares process.stdout's stream when it is one (a pipe or socket), so a console.log
+        // elsewhere goes through the same libuv handle, in order, instead of a second handle on
+        // the same fd competing for its poll events.
+        const own = !(fd === 1 && process.stdout instanceof net.Socket);
+        const sock = own ? new net.Socket({ fd, readable: false, writable: true }) : (process.stdout as net.Socket);
         sock.on('error', (err: NodeJS.ErrnoException) => this.fail(err.code ?? String(err)));
-        sock.unref();
+        if (own) sock.unref();
         this.sock = sock;
       } catch {
         this.mode = 'async';
