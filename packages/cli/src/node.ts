@@ -33,7 +33,7 @@ import {
 import { AcceptGate, AdminServer, DASHBOARD, StickmeshProxy, isLoopback, metrics, type AdminOrigins } from '@stickmesh/proxy';
 import { Ops } from './admin/api.js';
 import { ServerStates } from './server-states.js';
-import { PeersService } from '@stickmesh/peers';
+import type { PeersService } from '@stickmesh/peers';
 
 /** How often tables are written to `data-dir`. */
 export const SNAPSHOT_INTERVAL_MS = 30_000;
@@ -206,6 +206,10 @@ export class StickmeshNode {
    * is up. The first section also carries the servers' admin state (internal table `#servers`).
    */
   private async startPeers(gate?: AcceptGate): Promise<void> {
+    if (this.config.peers.length === 0) return;
+    // Loaded by the first peers section: a node without one never loads the mesh (ws, msgpackr
+    // and its native addon: about 4 MiB of resident memory, docs/BENCHMARKS.md#memory).
+    const { PeersService } = await import('@stickmesh/peers');
     for (const pc of this.config.peers) {
       const first = this.peers.length === 0;
       const { bind, remote } = peersFor(pc, this.name);
