@@ -5,6 +5,7 @@
  * running one kept.
  */
 import os from 'node:os';
+import v8 from 'node:v8';
 import { ConfigError, StickmeshError, loadConfig, loadConfigAsync, type ConfigWarning, type LoadedConfig } from '@stickmesh/core';
 import type { Logger } from 'pino';
 import { createLogger, metrics } from '@stickmesh/proxy';
@@ -97,6 +98,14 @@ export async function runStart(argv: string[]): Promise<number> {
   for (const p of node.peers) logger.info({ address: `${p.address.host}:${p.address.port}` }, 'peers listening');
   if (node.adminAddress) logger.info({ address: `${node.adminAddress.host}:${node.adminAddress.port}` }, 'admin listening');
   logger.info({ config: file }, 'stickmesh started');
+  metrics.gauge(
+    'stickmesh_v8_heap_space_bytes',
+    "Bytes V8 holds per heap space (new_space: the young generation, 2 MiB unless the node logs every request or NODE_OPTIONS sizes it; see docs/BENCHMARKS.md#memory).",
+    ['space'],
+    (set) => {
+      for (const s of v8.getHeapSpaceStatistics()) set({ space: s.space_name }, s.space_size);
+    },
+  );
   metrics.gauge('stickmesh_log_dropped_lines', 'Log lines dropped because stdout fell more than 16 MiB behind, since start (monotonic).', [], (set) => set({}, dropped()));
 
   return new Promise<number>((resolve) => {
