@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { formatHttp, formatProfile, machineInfo, runHttpBench, runProfile } from './http.mjs';
 import { run } from './lib/proc.mjs';
 import { repoRoot } from './lib/targets.mjs';
+import { formatBars, perfBars } from './lib/bars.mjs';
 
 const SECTIONS = ['http', 'table', 'replication', 'counters', 'config', 'profile'];
 const CONNS = [50, 200];
@@ -276,6 +277,13 @@ async function main() {
     if (p.skipped) console.log(`SKIPPED profile: ${p.skipped}`);
     else console.log(`${p.file} (${p.rps.toFixed(0)} req/s while profiling)\ntop ${p.top.length} by self time:\n${formatProfile(p)}`);
     for (const n of p.notes) console.log(`note: ${n}`);
+  }
+
+  if (sections.includes('http') || sections.includes('replication')) {
+    // Every headline figure beside its bar (bench/lib/bars.mjs); a figure whose section or target
+    // did not run says so.
+    results.bars = perfBars(results);
+    console.log(`\n== bars: each figure against the level it is held to ==\n${formatBars(results.bars).join('\n')}`);
   }
 
   for (const w of warnings) console.log(`WARNING: ${w}`);

@@ -6,9 +6,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type http from 'node:http';
-import { startBackend, type TestBackend } from './helpers/backends.js';
+import type { TestBackend } from './helpers/backends.js';
 import { request } from './helpers/client.js';
-import { makeCluster, type Cluster, type ClusterNode } from './helpers/cluster.js';
+import { startBackedCluster, type BackedCluster, type Cluster, type ClusterNode } from './helpers/cluster.js';
 import { waitFor } from './helpers/wait.js';
 import { adminCall, clearEverywhere, runCli, type ApiAnswer } from './helpers/admin.js';
 
@@ -38,7 +38,7 @@ backend app
 ${bs.map((b, i) => `    server ${b.name} 127.0.0.1:${b.port} check inter 200ms fall 1 rise 1${i === 1 ? ' weight 5' : ''}`).join('\n')}
 `;
 
-const bs: TestBackend[] = [];
+let bs: TestBackend[] = [];
 let c: Cluster;
 let n1: ClusterNode, n2: ClusterNode, n3: ClusterNode;
 
@@ -55,17 +55,15 @@ async function served(n: ClusterNode, src: string): Promise<string> {
 const cli = (n: ClusterNode, args: string[]) => runCli(n, TOKEN, args);
 const clearSessions = () => clearEverywhere([n1, n2, n3], TOKEN, 'mesh/sessions');
 
+let cluster: BackedCluster | undefined;
 beforeAll(async () => {
-  for (let i = 1; i <= 3; i++) bs.push(await startBackend(`web${i}`));
-  c = await makeCluster(['n1', 'n2', 'n3'], cfg(bs));
-  [n1, n2, n3] = c.nodes as [ClusterNode, ClusterNode, ClusterNode];
-  await Promise.all(c.nodes.map((n) => c.start(n)));
-  await Promise.all(c.nodes.map((n) => c.waitReady(n)));
+  cluster = await startBackedCluster((backends) => cfg(backends));
+  ({ c, bs } = cluster);
+  [n1, n2, n3] = cluster.nodes;
 }, 60000);
 
 afterAll(async () => {
-  await c?.stopAll();
-  for (const b of bs) await b.close();
+  await cluster?.close();
 });
 
 describe('cluster-wide server admin state', () => {

@@ -41,10 +41,15 @@ describe('stickmesh check on the stock Debian haproxy.cfg', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'sm-debian-'));
     const file = path.join(dir, 'haproxy.cfg');
     const text = readFileSync(path.join(fixture, 'haproxy.cfg'), 'utf8').replaceAll('/etc/haproxy/errors/', `${fixture}/errors/`);
-    writeFileSync(file, `${text}\nfrontend www\n\tbind 127.0.0.1:8080\n\tdefault_backend app\n`);
+    writeFileSync(file, `${text}\nfrontend www\n\tbind 127.0.0.1:8080\n\tdefault_backend app\n\tlog global\n`);
     const r = check(file);
     expect(r.stderr).toMatch(/^\[WARNING\] .*:9: 'daemon': /m);
     expect(r.stderr).toMatch(/^.*haproxy\.cfg:38: 'default_backend': frontend 'www': backend 'app' does not exist$/m);
+    // One report in file order, as haproxy -c prints as it parses: line numbers never go back.
+    const lineNos = r.stderr.trim().split('\n').map((l) => Number(/:(\d+): '/.exec(l)?.[1]));
+    expect(lineNos.every((n, i) => i === 0 || n >= lineNos[i - 1]!)).toBe(true);
+    expect(lineNos.slice(-2)).toEqual([38, 39]);
+    expect(r.stderr).toMatch(/^\[WARNING\] .*:39: 'log': /m);
     expect(r.status).toBe(1);
   });
 });

@@ -9,9 +9,9 @@ import { writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { startBackend, type TestBackend } from './helpers/backends.js';
+import type { TestBackend } from './helpers/backends.js';
 import { request } from './helpers/client.js';
-import { BIN, makeCluster, type Cluster, type ClusterNode } from './helpers/cluster.js';
+import { BIN, startBackedCluster, type BackedCluster, type Cluster, type ClusterNode } from './helpers/cluster.js';
 import { waitFor } from './helpers/wait.js';
 import { adminCall, clearEverywhere, runCli, type ApiAnswer } from './helpers/admin.js';
 
@@ -61,17 +61,15 @@ const cli = (args: string[], n: ClusterNode = n1) => runCli(n, TOKEN, args);
 /** Clears the table once writes in flight have replicated, and waits until every node is empty. */
 const clearEverywhereNow = () => clearEverywhere([n1, n2, n3], TOKEN, 'mesh/sessions');
 
+let cluster: BackedCluster | undefined;
 beforeAll(async () => {
-  for (let i = 1; i <= 3; i++) bs.push(await startBackend(`web${i}`));
-  c = await makeCluster(['n1', 'n2', 'n3'], cfgBody(bs));
-  [n1, n2, n3] = c.nodes as [ClusterNode, ClusterNode, ClusterNode];
-  await Promise.all(c.nodes.map((n) => c.start(n)));
-  await Promise.all(c.nodes.map((n) => c.waitReady(n)));
+  cluster = await startBackedCluster((backends) => cfgBody(backends));
+  ({ c, bs } = cluster);
+  [n1, n2, n3] = cluster.nodes;
 }, 60000);
 
 afterAll(async () => {
-  await c?.stopAll();
-  for (const b of bs) await b.close();
+  await cluster?.close();
 });
 
 describe('admin API on a running cluster', () => {

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { freePort } from './backends.js';
+import { freePort, startBackend, type TestBackend } from './backends.js';
 import { waitFor } from './wait.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -158,4 +158,33 @@ export async function makeCluster(names: string[], body: (peersLines: string) =>
   };
   c.writeConfig(body(peersLines));
   return c;
+}
+
+export interface BackedCluster {
+  c: Cluster;
+  bs: TestBackend[];
+  nodes: [ClusterNode, ClusterNode, ClusterNode];
+  /** Stops every node, then every backend. */
+  close(): Promise<void>;
+}
+
+/**
+ * Three backends web1..web3 and a three-node cluster n1..n3 on `cfg(backends)`, every node
+ * started and ready (resynced). For a file's beforeAll; `close` is its afterAll.
+ */
+export async function startBackedCluster(cfg: (bs: TestBackend[]) => (peersLines: string) => string): Promise<BackedCluster> {
+  const bs: TestBackend[] = [];
+  for (let i = 1; i <= 3; i++) bs.push(await startBackend(`web${i}`));
+  const c = await makeCluster(['n1', 'n2', 'n3'], cfg(bs));
+  await Promise.all(c.nodes.map((n) => c.start(n)));
+  await Promise.all(c.nodes.map((n) => c.waitReady(n)));
+  return {
+    c,
+    bs,
+    nodes: c.nodes as [ClusterNode, ClusterNode, ClusterNode],
+    async close() {
+      await c.stopAll();
+      for (const b of bs) await b.close();
+    },
+  };
 }

@@ -5,7 +5,7 @@
  * `--against OLD` also reports what the change OLD -> FILE breaks in persistence, with the live
  * stick entries affected on the running node, and exits 1 when anything breaks.
  */
-import { ConfigError, MAX_REPORTED_ISSUES, StickmeshError, loadConfig, formatIssues, type StickmeshConfig } from '@stickmesh/core';
+import { ConfigError, MAX_REPORTED_ISSUES, StickmeshError, loadConfig, formatIssue, formatIssues, type ConfigIssue, type StickmeshConfig } from '@stickmesh/core';
 import { ADMIN_OPTIONS, parseCommand, str, type OptionValues } from './args.js';
 import { AdminClient, AdminCallError, type AdminNode } from '../admin/client.js';
 import { AdminConfigError, adminNodesOf } from '../admin/targets.js';
@@ -61,9 +61,8 @@ export async function runCheck(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     if (err instanceof ConfigError) {
-      // Like haproxy -c: the warnings too, not only the errors.
-      if (!values.quiet) for (const line of formatIssues(err.warnings, err.warningCount, 'warning')) process.stderr.write(`[WARNING] ${line}\n`);
-      process.stderr.write(`${err.lines().join('\n')}\n`);
+      // Like haproxy -c: the warnings too, not only the errors, in the order of the file.
+      process.stderr.write(`${(values.quiet ? err.lines() : interleaved(err)).join('\n')}\n`);
       return 1;
     }
     if (err instanceof StickmeshError) {
@@ -72,6 +71,28 @@ export async function runCheck(argv: string[]): Promise<number> {
     }
     throw err;
   }
+}
+
+/**
+ * The errors and warnings of a failed load as one report in file order (by file as first met,
+ * then line; an error before a warning of the same line), warnings tagged `[WARNING]` as in a
+ * clean check; the `N more` tails last.
+ */
+export function interleaved(err: ConfigError): string[] {
+  const files = new Map<string, number>();
+  const rank = (i: ConfigIssue) => {
+    if (!files.has(i.loc.file)) files.set(i.loc.file, files.size);
+    return files.get(i.loc.file)!;
+  };
+  const all = [...err.issues.map((i) => ({ i, warn: false })), ...err.warnings.map((i) => ({ i, warn: true }))];
+  for (const x of all) rank(x.i);
+  all.sort((a, b) => rank(a.i) - rank(b.i) || a.i.loc.line - b.i.loc.line || Number(a.warn) - Number(b.warn));
+  const out = all.map((x) => (x.warn ? `[WARNING] ${formatIssue(x.i)}` : formatIssue(x.i)));
+  const moreErrors = err.total - err.issues.length;
+  const moreWarnings = err.warningCount - err.warnings.length;
+  if (moreErrors > 0) out.push(`${moreErrors} more problem${moreErrors === 1 ? '' : 's'}`);
+  if (moreWarnings > 0) out.push(`[WARNING] ${moreWarnings} more warning${moreWarnings === 1 ? '' : 's'}`);
+  return out;
 }
 
 /**

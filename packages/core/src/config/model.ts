@@ -380,9 +380,13 @@ export type ScIndex = 0 | 1 | 2;
 
 export type RuleAction =
   | { type: 'allow' }
-  | { type: 'deny'; status: number; contentType?: string; body?: string }
-  | { type: 'tarpit'; status: number }
-  | { type: 'return'; status: number; contentType?: string; body?: string }
+  /**
+   * `errorfile FILE`: the file's response (read and checked at load, as the `errorfile` directive's)
+   * is the answer, sent as written; `status` is then the file's own status ('' = close without answering).
+   */
+  | { type: 'deny'; status: number; contentType?: string; body?: string; errorfile?: { file: string; response: string } }
+  | { type: 'tarpit'; status: number; errorfile?: { file: string; response: string } }
+  | { type: 'return'; status: number; contentType?: string; body?: string; errorfile?: { file: string; response: string } }
   | { type: 'reject' }
   | { type: 'set-header' | 'add-header'; name: string; value: LogFormatPart[] }
   | { type: 'del-header'; name: string }

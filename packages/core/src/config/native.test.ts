@@ -164,7 +164,7 @@ backends:
   it('reports bad rule lines at their YAML line', () => {
     const bad = rulesYaml.replace('      - use_backend be if api\n', '      - http-request set-var(txn.x) src\n      - backend evil\n      - 42\n');
     expect(errorsOf(bad)).toEqual([
-      `c.yaml:18: 'http-request': 'http-request set-var(txn.x)' is not supported by stickmesh (allow, deny, tarpit, return, set-header, add-header, del-header, redirect, track-sc0, track-sc1, track-sc2, sc-inc-gpc0(N), sc-inc-gpc1(N), sc-inc-gpc(I,N), sc-set-gpt0(N), sc-set-gpt(I,N))`,
+      `c.yaml:18: 'http-request': 'http-request set-var(txn.x)' is not supported by stickmesh (allow, deny, tarpit, return, reject, set-header, add-header, del-header, redirect, track-sc0, track-sc1, track-sc2, sc-inc-gpc0(N), sc-inc-gpc1(N), sc-inc-gpc(I,N), sc-set-gpt0(N), sc-set-gpt(I,N))`,
       `c.yaml:19: 'frontends.0.rules.5': a rule line starts with acl, http-request, http-response, tcp-request, use_backend; got 'backend'`,
       `c.yaml:20: 'frontends.0.rules.6': expected a haproxy.cfg line such as 'http-request deny if { src 10.0.0.0/8 }'`,
     ]);

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../errors.js';
 import { parseConfigText } from './load.js';
@@ -352,11 +354,21 @@ describe('http-request, http-response, tcp-request rules', () => {
     expect(f.stickTable).toMatchObject({ id: 'f', name: 'f' });
   });
 
+  it("reads a rule's 'errorfile FILE' at load and takes its status from the file; accepts 'http-request reject'", () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'sm-rule-errorfile-'));
+    const file = path.join(dir, '418.http');
+    writeFileSync(file, 'HTTP/1.1 418 Teapot\nContent-Length: 3\n\ntea');
+    const r = frontend([`http-request deny deny_status 429 errorfile ${file} if { path /a }`, `http-request return errorfile /dev/null`, 'http-request reject if { path /r }']).rules!;
+    expect(r.httpRequest[0]!.action).toEqual({ type: 'deny', status: 418, errorfile: { file, response: 'HTTP/1.1 418 Teapot\r\nContent-Length: 3\r\n\r\ntea' } });
+    expect(r.httpRequest[1]!.action).toEqual({ type: 'return', status: 200, errorfile: { file: '/dev/null', response: '' } });
+    expect(r.httpRequest[2]!.action).toEqual({ type: 'reject' });
+  });
+
   it('reports unsupported actions and malformed arguments at the rule line', () => {
     const cases: Array<[string, RegExp]> = [
       ['http-request set-var(txn.x) src', /'http-request set-var\(txn.x\)' is not supported by stickmesh/],
       ['http-request auth realm x', /'http-request auth' is not supported by stickmesh/],
-      ['http-request reject', /'http-request reject' is not supported by stickmesh/],
+      ['http-request set-src hdr(x)', /'http-request set-src' is not supported by stickmesh/],
       ['http-request', /missing action/],
       ['http-response redirect location /', /'http-response redirect' is not supported/],
       ['http-response tarpit', /'http-response tarpit' is not supported/],
@@ -368,7 +380,10 @@ describe('http-request, http-response, tcp-request rules', () => {
       ['http-request deny deny_status 600', /'deny_status' needs a status code from 200 to 599, got '600'/],
       ['http-request deny deny_status 204', /status 204 has no default error page/],
       ['http-request deny string hi', /'string' needs a 'content-type'/],
-      ['http-request deny errorfile /x', /'http-request deny ... errorfile' is not supported by stickmesh/],
+      ['http-request deny errorfile /nonexistent/403.http', /cannot read '\/nonexistent\/403.http': no such file or directory/],
+      ['http-request deny errorfile', /'errorfile' needs a file/],
+      ['http-request deny errorfiles site', /'http-request deny ... errorfiles' is not supported by stickmesh \(use 'content-type TYPE string TEXT' or 'errorfile FILE'\)/],
+      ['http-request deny errorfile /dev/null content-type text/plain string x', /'errorfile' gives the whole response; it cannot be combined/],
       ['http-request return status 200 content-type text/plain lf-string hi', /'http-request return ... lf-string' is not supported/],
       ['http-request return status 100', /'status' needs a status code from 200 to 599/],
       ['http-request deny bogus', /unexpected 'bogus' in 'http-request deny'/],

@@ -33,6 +33,7 @@ import {
   type SampleType,
 } from './fetches.js';
 import { parseTime } from './units.js';
+import { readErrorFile } from './errorfile.js';
 
 /** A problem in one rule, ACL or stored type; reported at the line being parsed. */
 export class RuleSyntaxError extends StickmeshError {
@@ -482,7 +483,7 @@ export function parseStore(values: string[], warn: (m: string) => void): { raw: 
 /** Status codes HAProxy has a built-in error page for: `deny`/`tarpit` without a body accept only these. */
 const DEFAULT_ERROR_PAGES = new Set([200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 425, 429, 500, 501, 502, 503, 504]);
 
-const REPLY_UNSUPPORTED = new Set(['errorfile', 'errorfiles', 'file', 'lf-file', 'lf-string', 'default-errorfiles', 'hdr']);
+const REPLY_UNSUPPORTED = new Set(['errorfiles', 'file', 'lf-file', 'lf-string', 'default-errorfiles', 'hdr']);
 
 function status(text: string | undefined, what: string): number {
   if (text === undefined || !/^\d{3}$/.test(text) || Number(text) < 200 || Number(text) > 599) fail(`'${what}' needs a status code from 200 to 599, got '${text ?? ''}'`);
@@ -497,22 +498,39 @@ interface Parsed {
 
 const isCond = (w: string | undefined): boolean => w === 'if' || w === 'unless';
 
-/** `deny|tarpit|return` reply options: `[deny_status|status N] [content-type T string S]`. */
+/**
+ * `deny|tarpit|return` reply options: `[deny_status|status N] [content-type T string S | errorfile FILE]`.
+ * An errorfile is read and checked here, at load, as the `errorfile` directive's; its own status
+ * line then gives the status (HAProxy sends the file whatever `status` says).
+ */
 function reply(w: string[], i: number, type: 'deny' | 'tarpit' | 'return', defaultStatus: number, label: string): Parsed {
   let st = defaultStatus;
   let contentType: string | undefined;
   let body: string | undefined;
+  let errorfile: { file: string; response: string } | undefined;
   for (; i < w.length && !isCond(w[i]); i++) {
     const k = w[i]!;
     if (k === 'deny_status' || k === 'status') st = status(w[++i], k);
+    else if (k === 'errorfile') {
+      const file = w[++i];
+      if (file === undefined || isCond(file)) fail(`'errorfile' needs a file`);
+      const r = readErrorFile(file);
+      if ('error' in r) fail(r.error);
+      errorfile = { file, response: r.response };
+    }
     else if (k === 'content-type' && type !== 'tarpit') {
       contentType = w[++i];
       if (contentType === undefined || contentType === '') fail(`'content-type' needs a value`);
     } else if (k === 'string' && type !== 'tarpit') {
       body = w[++i];
       if (body === undefined) fail(`'string' needs a value`);
-    } else if (REPLY_UNSUPPORTED.has(k)) fail(`'${label} ... ${k}' is not supported by stickmesh (use 'content-type TYPE string TEXT')`);
+    } else if (REPLY_UNSUPPORTED.has(k)) fail(`'${label} ... ${k}' is not supported by stickmesh (use 'content-type TYPE string TEXT' or 'errorfile FILE')`);
     else fail(`unexpected '${k}' in '${label}'`);
+  }
+  if (errorfile !== undefined) {
+    if (body !== undefined || contentType !== undefined) fail(`'${label}': 'errorfile' gives the whole response; it cannot be combined with 'content-type' or 'string'`);
+    const fileStatus = /^HTTP\/1\.[01] (\d{3})/.exec(errorfile.response)?.[1];
+    return { action: { type, status: fileStatus !== undefined ? Number(fileStatus) : st, errorfile }, next: i };
   }
   if (body !== undefined && body !== '' && contentType === undefined) fail(`'string' needs a 'content-type' (HAProxy requires one for a body)`);
   if (type !== 'return' && body === undefined && !DEFAULT_ERROR_PAGES.has(st)) fail(`status ${st} has no default error page; give a body with 'content-type TYPE string TEXT'`);
@@ -553,7 +571,7 @@ function scAction(word: string): { op: 'inc' | 'set'; sc: ScIndex; idx: number }
 
 /** Actions each rule kind accepts (beyond the sc-* forms, accepted everywhere). */
 const ACTIONS: Record<RuleContext, ReadonlySet<string>> = {
-  'http-request': new Set(['allow', 'deny', 'tarpit', 'return', 'set-header', 'add-header', 'del-header', 'redirect', 'track-sc0', 'track-sc1', 'track-sc2']),
+  'http-request': new Set(['allow', 'deny', 'tarpit', 'return', 'reject', 'set-header', 'add-header', 'del-header', 'redirect', 'track-sc0', 'track-sc1', 'track-sc2']),
   'http-response': new Set(['allow', 'deny', 'set-header', 'add-header', 'del-header', 'track-sc0', 'track-sc1', 'track-sc2']),
   'tcp-request connection': new Set(['accept', 'reject', 'track-sc0', 'track-sc1', 'track-sc2']),
   'tcp-request content': new Set(['accept', 'reject', 'track-sc0', 'track-sc1', 'track-sc2']),

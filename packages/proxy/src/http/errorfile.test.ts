@@ -25,6 +25,7 @@ const P503 = 'HTTP/1.0 503 Service Unavailable\r\nCache-Control: no-cache\r\nCon
 const P503_BACKEND = 'HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 16\r\n\r\napp is resting.\n';
 const P502 = 'HTTP/1.0 502 Bad Gateway\r\nConnection: close\r\n\r\nupstream broke\n';
 const P400 = 'HTTP/1.0 400 Bad Request\r\nConnection: close\r\n\r\nnot HTTP\n';
+const P418 = 'HTTP/1.1 418 I am a teapot\r\nContent-Type: text/plain\r\nContent-Length: 7\r\n\r\nteapot\n';
 const P403 = 'HTTP/1.0 403 Forbidden\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\ngo away\n';
 
 const GET = (sock: import('node:net').Socket): void => {
@@ -139,5 +140,38 @@ backend app
     const r = await answer(p.port, (s) => s.write('BROKEN\r\n\r\n'));
     expect(r.out).toBe('');
     expect(r.closed).toBe(true);
+  });
+
+  it("a rule's own 'errorfile FILE' (deny, tarpit, return) is sent as written, with the file's status; 'http-request reject' closes without answering", async () => {
+    const tea = page('418.http', P418);
+    const [web] = await scope.backends(1);
+    const p = await scope.proxy(
+      `defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+    timeout tarpit 50ms
+frontend fe
+    bind 127.0.0.1:{{port}}
+    http-request deny deny_status 429 errorfile ${tea} if { path /deny }
+    http-request return status 200 errorfile ${tea} if { path /return }
+    http-request tarpit errorfile ${tea} if { path /tarpit }
+    http-request reject if { path /reject }
+    default_backend app
+backend app
+    server web1 127.0.0.1:{{web}}
+`,
+      { web: web!.port },
+    );
+    for (const pathname of ['/deny', '/return', '/tarpit']) {
+      const r = await answer(p.port, (s) => s.write(`GET ${pathname} HTTP/1.1\r\nHost: x\r\n\r\n`));
+      expect(r.out).toBe(P418);
+      expect(r.closed).toBe(true);
+    }
+    const rejected = await answer(p.port, (s) => s.write('GET /reject HTTP/1.1\r\nHost: x\r\n\r\n'));
+    expect(rejected).toEqual({ out: '', closed: true });
+    const passed = await answer(p.port, (s) => s.write('GET /other HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+    expect(passed.out).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
   });
 });

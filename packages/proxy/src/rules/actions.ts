@@ -132,6 +132,11 @@ function defaultReply(r: Rule, status: number, opts: ListOptions): Reply {
   return denyReply(status);
 }
 
+/** A rule's own `errorfile FILE` (read at load): sent as written, then the connection closes. */
+function fileReply(status: number, response: string): Reply {
+  return new ErrorFileReply(status, Buffer.from(response, 'latin1'));
+}
+
 /** Compiles one rule list; throws RuleCompileError (file:line) for what cannot run. */
 export function compileRules(rules: readonly RuleConfig[], env: CompileEnv, opts: ListOptions): Rule[] {
   return rules.map((r) => compileRule(r, env, opts));
@@ -154,14 +159,19 @@ function compileRule(cfg: RuleConfig, env: CompileEnv, opts: ListOptions): Rule 
       if (!isHttpReq && !isRes) throw unsupported(list, cfg);
       const r = new Rule(Act.Deny, cond, cfg.loc);
       r.status = a.status;
-      r.reply = a.body !== undefined ? new FixedReply(a.status, a.contentType ?? 'text/plain', a.body, false) : defaultReply(r, a.status, opts);
+      r.reply =
+        a.errorfile !== undefined
+          ? fileReply(a.status, a.errorfile.response)
+          : a.body !== undefined
+            ? new FixedReply(a.status, a.contentType ?? 'text/plain', a.body, false)
+            : defaultReply(r, a.status, opts);
       return r;
     }
     case 'tarpit': {
       if (!isHttpReq) throw unsupported(list, cfg);
       const r = new Rule(Act.Tarpit, cond, cfg.loc);
       r.status = a.status;
-      r.reply = defaultReply(r, a.status, opts);
+      r.reply = a.errorfile !== undefined ? fileReply(a.status, a.errorfile.response) : defaultReply(r, a.status, opts);
       r.tarpitMs = opts.tarpitMs;
       return r;
     }
@@ -172,7 +182,7 @@ function compileRule(cfg: RuleConfig, env: CompileEnv, opts: ListOptions): Rule 
       }
       const r = new Rule(Act.Return, cond, cfg.loc);
       r.status = a.status;
-      r.reply = new FixedReply(a.status, a.contentType, a.body, false);
+      r.reply = a.errorfile !== undefined ? fileReply(a.status, a.errorfile.response) : new FixedReply(a.status, a.contentType, a.body, false);
       return r;
     }
     case 'redirect': {
