@@ -16,8 +16,7 @@ import {
   buildTables,
   parseOrigin,
   urlHost,
-  readSnapshotFile,
-  restoreSnapshot,
+  restoreSnapshotFile,
   sharedWheel,
   snapshotFileFor,
   startCounterSweeps,
@@ -188,13 +187,13 @@ export class StickmeshNode {
     if (!dir) return 0;
     let n = 0;
     try {
-      let snap = await readSnapshotFile(dir, Date.now(), snapshotFileFor(node));
-      if (snap.length === 0) {
+      // Applied entry by entry as read (restoreSnapshotFile says why: ~150 MB less at 1M entries).
+      let r = await restoreSnapshotFile(tables, dir, Date.now(), snapshotFileFor(node));
+      if (r.tables === 0) {
         // The shared file may have been written by another node: its counter shares are not ours.
-        snap = await readSnapshotFile(dir, Date.now(), SNAPSHOT_FILE);
-        for (const t of snap) delete t.counters;
+        r = await restoreSnapshotFile(tables, dir, Date.now(), SNAPSHOT_FILE, { counters: false });
       }
-      n = restoreSnapshot(tables, snap);
+      n = r.applied;
     } catch (err) {
       logger.error({ dir, err: (err as Error).message }, 'snapshot not restored');
     }
