@@ -3,7 +3,7 @@
 // plus the stick table memory, replication, cluster-wide counter and config scale benchmarks.
 // See docs/BENCHMARKS.md.
 //
-//   node bench/run.js [--only http,table,replication,counters,config,profile] [--quick] [--profile] [--rounds N]
+//   node bench/run.js [--only http,table,node-memory,replication,counters,config,profile] [--quick] [--profile] [--rounds N]
 //                     [--targets direct,haproxy-http,...]
 //   BENCH_DURATION=5s (per wrk run)  BENCH_ROUNDS=5  BENCH_NO_PIN=1  BENCH_KEEP_TMP=1
 import fs from 'node:fs';
@@ -14,12 +14,12 @@ import { run } from './lib/proc.mjs';
 import { repoRoot } from './lib/targets.mjs';
 import { formatBars, perfBars } from './lib/bars.mjs';
 
-const SECTIONS = ['http', 'table', 'replication', 'counters', 'config', 'profile'];
+const SECTIONS = ['http', 'table', 'node-memory', 'replication', 'counters', 'config', 'profile'];
 const CONNS = [50, 200];
 
 const USAGE = `usage: node bench/run.js [options]
   --only LIST      sections to run, comma separated: ${SECTIONS.join(', ')} (default:
-                   http,table,replication,counters,config; profile is added by --profile)
+                   http,table,node-memory,replication,counters,config; profile is added by --profile)
   --profile        also profile stickmesh-http under load (node --cpu-prof), print top 15 self time
   --profile-tls    with --profile (or --only profile): profile stickmesh-https under new TLS
                    connections (bench/lib/tls-handshakes.mjs: a full handshake per connection)
@@ -86,6 +86,22 @@ function ensureBuild(warnings) {
   }
   warnings.push('npx tsc -b failed; measured the existing (older) dist');
   console.error(`${msg}\ncontinuing with the existing dist`);
+}
+
+/**
+ * The node memory section: bench/node-memory.mjs (a running node's RSS at idle, under load and
+ * holding 1M entries); resolves to {json, lines} (its printed figures), or {skipped} with the reason.
+ */
+function runNodeMemory() {
+  const r = run([process.execPath, path.join(repoRoot, 'bench/node-memory.mjs')], { cwd: repoRoot });
+  const lines = r.stdout.trim().split('\n');
+  const last = lines.pop();
+  if (r.status !== 0 || !last) return { skipped: `node-memory.mjs exited ${r.status}: ${r.stderr.trim().slice(-500)}` };
+  try {
+    return { json: JSON.parse(last), lines };
+  } catch {
+    return { skipped: `unreadable output: ${last}` };
+  }
 }
 
 /**
@@ -208,7 +224,7 @@ async function main() {
     process.stdout.write(USAGE);
     return 0;
   }
-  const sections = args.only ? args.only.split(',').map((s) => s.trim()) : ['http', 'table', 'replication', 'counters', 'config', ...(args.profile ? ['profile'] : [])];
+  const sections = args.only ? args.only.split(',').map((s) => s.trim()) : ['http', 'table', 'node-memory', 'replication', 'counters', 'config', ...(args.profile ? ['profile'] : [])];
   const bad = sections.filter((s) => !SECTIONS.includes(s));
   if (bad.length) {
     process.stderr.write(`unknown section ${bad.join(', ')}\n${USAGE}`);
@@ -245,6 +261,13 @@ async function main() {
     const t = runTable();
     results.table = t;
     console.log(t.skipped ? `SKIPPED table: ${t.skipped}` : formatTable(t));
+  }
+
+  if (sections.includes('node-memory')) {
+    console.log('\n== node memory: RSS idle, under load, with 1M entries (bench/node-memory.mjs) ==');
+    const m = runNodeMemory();
+    results.nodeMemory = m.skipped ? m : m.json;
+    console.log(m.skipped ? `SKIPPED node-memory: ${m.skipped}` : m.lines.join('\n'));
   }
 
   if (sections.includes('replication')) {

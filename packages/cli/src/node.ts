@@ -16,8 +16,7 @@ import {
   buildTables,
   parseOrigin,
   urlHost,
-  readSnapshotFile,
-  restoreSnapshot,
+  restoreSnapshotFile,
   sharedWheel,
   snapshotFileFor,
   startCounterSweeps,
@@ -33,7 +32,7 @@ import {
 import { AcceptGate, AdminServer, DASHBOARD, StickmeshProxy, isLoopback, metrics, type AdminOrigins } from '@stickmesh/proxy';
 import { Ops } from './admin/api.js';
 import { ServerStates } from './server-states.js';
-import { PeersService } from '@stickmesh/peers';
+import type { PeersService } from '@stickmesh/peers';
 
 /** How often tables are written to `data-dir`. */
 export const SNAPSHOT_INTERVAL_MS = 30_000;
@@ -188,13 +187,13 @@ export class StickmeshNode {
     if (!dir) return 0;
     let n = 0;
     try {
-      let snap = await readSnapshotFile(dir, Date.now(), snapshotFileFor(node));
-      if (snap.length === 0) {
+      // Applied entry by entry as read (restoreSnapshotFile says why: ~150 MB less at 1M entries).
+      let r = await restoreSnapshotFile(tables, dir, Date.now(), snapshotFileFor(node));
+      if (r.tables === 0) {
         // The shared file may have been written by another node: its counter shares are not ours.
-        snap = await readSnapshotFile(dir, Date.now(), SNAPSHOT_FILE);
-        for (const t of snap) delete t.counters;
+        r = await restoreSnapshotFile(tables, dir, Date.now(), SNAPSHOT_FILE, { counters: false });
       }
-      n = restoreSnapshot(tables, snap);
+      n = r.applied;
     } catch (err) {
       logger.error({ dir, err: (err as Error).message }, 'snapshot not restored');
     }
@@ -206,6 +205,10 @@ export class StickmeshNode {
    * is up. The first section also carries the servers' admin state (internal table `#servers`).
    */
   private async startPeers(gate?: AcceptGate): Promise<void> {
+    if (this.config.peers.length === 0) return;
+    // Loaded by the first peers section: a node without one never loads the mesh (ws, msgpackr
+    // and its native addon: about 4 MiB of resident memory, docs/BENCHMARKS.md#memory).
+    const { PeersService } = await import('@stickmesh/peers');
     for (const pc of this.config.peers) {
       const first = this.peers.length === 0;
       const { bind, remote } = peersFor(pc, this.name);

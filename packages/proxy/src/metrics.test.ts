@@ -1,10 +1,32 @@
 import { describe, expect, it } from 'vitest';
-import { MAX_SERIES_PAIRS, ProxyMetrics } from './metrics.js';
+import client from 'prom-client';
+import { MAX_SERIES_PAIRS, METRICS_CONTENT_TYPE, ProxyMetrics } from './metrics.js';
 import type { RuntimeServer } from './runtime/server.js';
 
 const server = (name: string): RuntimeServer => ({ name }) as unknown as RuntimeServer;
 
 describe('data-plane metrics', () => {
+  it('serves the content type of prom-client, which it loads only on the first scrape', () => {
+    expect(new ProxyMetrics().contentType).toBe(client.Registry.PROMETHEUS_CONTENT_TYPE);
+    expect(METRICS_CONTENT_TYPE).toBe(new client.Registry().contentType);
+  });
+
+  it('exposes gauges registered before and after the first scrape; a name registered again replaces the gauge', async () => {
+    const m = new ProxyMetrics();
+    m.gauge('t_early', 'registered before the registry exists', ['k'], (set) => set({ k: 'a' }, 1));
+    m.gauge('t_early', 'registered again before the first scrape', ['k'], (set) => set({ k: 'a' }, 2));
+    const first = await m.text();
+    expect(first).toContain('# HELP t_early registered again before the first scrape');
+    expect(first).toContain('t_early{k="a"} 2');
+    m.gauge('t_late', 'registered after the first scrape', [], (set) => set({}, 7));
+    m.gauge('t_early', 'replaced after the first scrape', ['k'], (set) => set({ k: 'b' }, 3));
+    const second = await m.text();
+    expect(second).toContain('t_late 7');
+    expect(second).toContain('t_early{k="b"} 3');
+    expect(second).not.toContain('t_early{k="a"}');
+    expect(second.match(/# TYPE t_early gauge/g)).toHaveLength(1);
+  });
+
   it('records nothing until enabled', async () => {
     const m = new ProxyMetrics();
     m.http('app', server('web1'), 200, 3, false, 'N', 'I', 'balance', '');

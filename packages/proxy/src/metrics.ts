@@ -12,10 +12,14 @@
  * Gauges that describe state (tables, peers, servers) are computed at scrape time by collectors
  * the node registers (`gauge(...)` with a collect function), never on the hot path.
  *
+ * prom-client is loaded on the first scrape (`text()`), not at start: a node nobody scrapes never
+ * loads it (with its dependencies about 1.3 MiB of heap and 4-5 MiB of resident memory,
+ * docs/BENCHMARKS.md#memory). Until then the metrics and gauges wait in plain lists.
+ *
  * Bounds: at most `MAX_SERIES_PAIRS` backend/server pairs get their own series; later pairs share
  * one `<other>` series. Flag, decision and stick-result keys come from small fixed alphabets.
  */
-import client from 'prom-client';
+import type client from 'prom-client';
 import type { RuntimeServer } from './runtime/server.js';
 
 /** Latency bucket bounds, in seconds (exposition) and in milliseconds (hot path compare). */
@@ -117,9 +121,25 @@ class PlainMetric {
   }
 }
 
+/** Content type of the exposition (prom-client's Registry.PROMETHEUS_CONTENT_TYPE, the 0.0.4 text format). */
+export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+/** A scrape-time gauge waiting for the registry (see `ProxyMetrics.gauge`). */
+interface GaugeDef {
+  name: string;
+  help: string;
+  labelNames: readonly string[];
+  collect: (set: (labels: Record<string, string>, v: number) => void) => void;
+}
+
 export class ProxyMetrics {
-  readonly registry = new client.Registry();
   enabled = false;
+  /** The plain metrics, registered with the registry when it is made. */
+  private readonly plain: PlainMetric[] = [];
+  /** Gauges by name (a name registered again replaces the earlier one); bounded by the names the code registers. */
+  private readonly gauges = new Map<string, GaugeDef>();
+  private lib: typeof client | undefined;
+  private registry: client.Registry | undefined;
   private readonly byServer = new WeakMap<RuntimeServer, Series>();
   /** Every series by `backend \0 server` name: reloads map new server objects to the same series. */
   private readonly byName = new Map<string, Series>();
@@ -131,7 +151,7 @@ export class ProxyMetrics {
   private readonly tlsByFrontend = new Map<string, TlsCounts>();
 
   constructor() {
-    const reg = (m: PlainMetric): void => this.registry.registerMetric(m as unknown as client.Metric);
+    const reg = (m: PlainMetric): void => void this.plain.push(m);
     reg(new PlainMetric('stickmesh_requests_total', 'Finished HTTP exchanges and TCP connections by backend, server and status class (tcp for TCP).', 'counter', () => {
       const out: MetricValue[] = [];
       for (const s of this.byName.values()) {
@@ -265,24 +285,42 @@ export class ProxyMetrics {
 
   /** Prometheus text exposition of every metric (data plane and registered collectors). */
   async text(): Promise<string> {
+    if (!this.registry) {
+      const lib = (this.lib ??= (await import('prom-client')).default);
+      if (!this.registry) {
+        const registry = new lib.Registry();
+        for (const m of this.plain) registry.registerMetric(m as unknown as client.Metric);
+        this.registry = registry;
+        for (const g of this.gauges.values()) this.register(g);
+      }
+    }
     return this.registry.metrics();
   }
 
   get contentType(): string {
-    return this.registry.contentType;
+    return METRICS_CONTENT_TYPE;
   }
 
   /** Registers a gauge computed at scrape time. Registering the same name again replaces it. */
   gauge<L extends string>(name: string, help: string, labelNames: readonly L[], collect: (set: (labels: Record<L, string>, v: number) => void) => void): void {
-    this.registry.removeSingleMetric(name);
-    const g: client.Gauge<L> = new client.Gauge<L>({
-      name,
-      help,
-      labelNames,
-      registers: [this.registry],
+    const def = { name, help, labelNames, collect } as unknown as GaugeDef;
+    this.gauges.set(name, def);
+    if (this.registry) this.register(def);
+  }
+
+  /** Puts one gauge into the registry, replacing one of the same name. */
+  private register(def: GaugeDef): void {
+    const registry = this.registry!;
+    const lib = this.lib!;
+    registry.removeSingleMetric(def.name);
+    const g: client.Gauge = new lib.Gauge({
+      name: def.name,
+      help: def.help,
+      labelNames: def.labelNames,
+      registers: [registry],
       collect() {
         g.reset();
-        collect((labels, v) => g.set(labels as client.LabelValues<L>, v));
+        def.collect((labels, v) => g.set(labels, v));
       },
     });
   }

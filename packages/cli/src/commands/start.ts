@@ -5,11 +5,13 @@
  * running one kept.
  */
 import os from 'node:os';
+import v8 from 'node:v8';
 import { ConfigError, StickmeshError, loadConfig, loadConfigAsync, type ConfigWarning, type LoadedConfig } from '@stickmesh/core';
 import type { Logger } from 'pino';
 import { createLogger, metrics } from '@stickmesh/proxy';
 import { StickmeshNode } from '../node.js';
 import { parseCommand } from './args.js';
+import { logsEveryRequest, releaseYoungGen } from '../young-gen.js';
 
 export const START_HELP = `Usage: stickmesh start --config FILE [--node NAME]
 
@@ -64,6 +66,8 @@ export async function runStart(argv: string[]): Promise<number> {
     throw err;
   }
   const { config, warnings } = loaded;
+  // A line per request allocates several times more: the small young generation cost 5-8% there.
+  if (logsEveryRequest(config.global.logLevel)) releaseYoungGen();
   const nodeName = (values.node as string | undefined) ?? config.global.localPeer ?? process.env.STICKMESH_NODE ?? os.hostname();
   const { logger, flush, dropped } = createLogger({ level: config.global.logLevel, node: nodeName });
   logWarnings(logger, warnings, loaded.warningCount);
@@ -94,6 +98,14 @@ export async function runStart(argv: string[]): Promise<number> {
   for (const p of node.peers) logger.info({ address: `${p.address.host}:${p.address.port}` }, 'peers listening');
   if (node.adminAddress) logger.info({ address: `${node.adminAddress.host}:${node.adminAddress.port}` }, 'admin listening');
   logger.info({ config: file }, 'stickmesh started');
+  metrics.gauge(
+    'stickmesh_v8_heap_space_bytes',
+    "Bytes V8 holds per heap space (new_space: the young generation, 2 MiB unless the node logs every request or NODE_OPTIONS sizes it; see docs/BENCHMARKS.md#memory).",
+    ['space'],
+    (set) => {
+      for (const s of v8.getHeapSpaceStatistics()) set({ space: s.space_name }, s.space_size);
+    },
+  );
   metrics.gauge('stickmesh_log_dropped_lines', 'Log lines dropped because stdout fell more than 8 MiB behind (or failed), since start (monotonic).', [], (set) => set({}, dropped()));
 
   return new Promise<number>((resolve) => {
@@ -135,6 +147,7 @@ export async function runStart(argv: string[]): Promise<number> {
       const t0 = performance.now();
       try {
         const next = await loadConfigAsync(file);
+        if (logsEveryRequest(next.config.global.logLevel)) releaseYoungGen();
         await node.reload(next);
         logWarnings(logger, next.warnings, next.warningCount);
         logger.info({ config: file, ms: Math.round(performance.now() - t0) }, 'reloaded');

@@ -6,7 +6,8 @@
  * `docs/CONFIG.md` documents every key.
  */
 import convict from 'convict';
-import { LineCounter, isAlias, isCollection, isMap, parseDocument, visit, type Document, type Node } from 'yaml';
+import { createRequire } from 'node:module';
+import type { Document, LineCounter, Node } from 'yaml';
 import type { ConfigIssue } from '../errors.js';
 import type { ConfigWarning, GlobalConfig, SourceLoc } from './model.js';
 import { parseHaproxyConfig, type ParseOutput } from './haproxy.js';
@@ -410,6 +411,7 @@ function tableWords(tb: Record<string, Json>): string[] {
  * (the nesting an alias bomb is made of), else the first alias.
  */
 function aliasLine(doc: Document, lc: LineCounter, message: string): number {
+  const { isAlias, isCollection, visit } = yaml();
   const unresolved = /Unresolved alias[^:]*: (.+)$/.exec(message)?.[1];
   const anchors = new Map<string, Node>();
   let first: number | undefined;
@@ -437,6 +439,15 @@ function aliasLine(doc: Document, lc: LineCounter, message: string): number {
   return nested ?? first ?? 1;
 }
 
+/**
+ * The yaml library, loaded on the first native file: a haproxy.cfg node never loads it (about
+ * 1 MiB of heap and 4 MiB of resident memory at start, docs/BENCHMARKS.md#memory).
+ */
+let yamlLib: typeof import('yaml') | undefined;
+function yaml(): typeof import('yaml') {
+  return (yamlLib ??= createRequire(import.meta.url)('yaml') as typeof import('yaml'));
+}
+
 /** An empty parse carrying `issues`: what a native file that could not be translated yields. */
 function failed(file: string, env: NodeJS.ProcessEnv, issues: ProblemList<ConfigIssue>): ParseOutput {
   return { ...parseHaproxyConfig('', file, env), issues };
@@ -444,6 +455,7 @@ function failed(file: string, env: NodeJS.ProcessEnv, issues: ProblemList<Config
 
 /** Parses native YAML/JSON text into the model. Never throws for bad input. */
 export function parseNativeConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): ParseOutput {
+  const { LineCounter, isMap, parseDocument } = yaml();
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {

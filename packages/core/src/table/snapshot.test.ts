@@ -10,6 +10,8 @@ import {
   encodeSnapshot,
   readSnapshotFile,
   restoreSnapshot,
+  restoreSnapshotBuffer,
+  restoreSnapshotFile,
   writeSnapshotFile,
 } from './snapshot.js';
 import { StickTable } from './stick-table.js';
@@ -54,6 +56,50 @@ describe('snapshot', () => {
     expect(a2.get('10.1.0.2')).toMatchObject({ server: 's2', expiresAt: t + 9000 });
     expect(b2.lookup('héllo w')).toBe('x');
     expect(a2.seq).toBe(0); // restored entries are learned, not re-logged
+  });
+
+  it('restores from the bytes as decode-then-restore does, counters included or left out; nothing from a corrupt file', async () => {
+    let t = 100_000;
+    const now = () => t;
+    const P = 10_000;
+    const data = [{ kind: 'http_req_rate', idx: 0, period: P }, { kind: 'gpc', idx: 0, period: 0 }] as const;
+    const tc = cfg('p/rl', { peers: 'p', expire: 60_000, data: [...data] });
+    const withCounters = (): StickTable => {
+      const x = new StickTable(tc, { node: 'n1', now });
+      x.counters = new CounterTable(tc, { node: 'n1', now });
+      return x;
+    };
+    const a = withCounters();
+    for (let i = 0; i < 40; i++) a.setLocal(`10.2.0.${i}`, `s${i % 3}`);
+    const ca = a.counters as CounterTable;
+    ca.add(ca.acquire('10.2.0.1'), 1, 4);
+    const plain = new StickTable(cfg('plain', { type: 'string', keyLen: 8 }), { node: 'n1', now });
+    plain.setLocal('k', 'x');
+    const buf = encodeSnapshot([a, plain]);
+    t += 1000;
+    const [viaDecode, viaBytes, noCounters] = [withCounters(), withCounters(), withCounters()];
+    const [p1, p2] = [0, 1].map(() => new StickTable(cfg('plain', { type: 'string', keyLen: 8 }), { node: 'n1', now }));
+    expect(restoreSnapshot([viaDecode, p1!], decodeSnapshot(buf, t))).toBe(41);
+    expect(restoreSnapshotBuffer([viaBytes, p2!], buf, t)).toEqual({ tables: 2, applied: 41 });
+    expect(viaBytes.digest()).toBe(viaDecode.digest());
+    expect(p2!.lookup('k')).toBe('x');
+    const cb = viaBytes.counters as CounterTable;
+    expect(cb.read(cb.find('10.2.0.1'), 1)).toBe(4);
+    expect(restoreSnapshotBuffer([noCounters], buf, t, { counters: false })).toEqual({ tables: 2, applied: 40 });
+    expect((noCounters.counters as CounterTable).count).toBe(0);
+    // A structural error past a valid CRC (bytes after the last table) applies nothing.
+    const body = Buffer.concat([buf.subarray(0, buf.length - 4), Buffer.from([1, 2, 3])]);
+    const bad = Buffer.concat([body, Buffer.alloc(4)]);
+    bad.writeUInt32LE(crc32(bad, 0, body.length), body.length);
+    const untouched = withCounters();
+    expect(() => restoreSnapshotBuffer([untouched], bad, t)).toThrow(expect.objectContaining({ code: 'SM_SNAPSHOT_CORRUPT' }));
+    expect(untouched.count).toBe(0);
+    // No file: nothing, no error.
+    const dir = await mkdtemp(join(tmpdir(), 'sm-snap-'));
+    dirs.push(dir);
+    expect(await restoreSnapshotFile([withCounters()], dir)).toEqual({ tables: 0, applied: 0 });
+    await writeFile(join(dir, SNAPSHOT_FILE), buf);
+    expect((await restoreSnapshotFile([withCounters()], dir, t)).applied).toBe(40);
   });
 
   it('detects corruption anywhere in the file', () => {
