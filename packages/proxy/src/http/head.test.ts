@@ -125,6 +125,18 @@ describe('RequestHead.parse', () => {
     }
   });
 
+  it('keeps the head as received (`wire`, final CRLF included) with `text` as its prefix', () => {
+    const head = 'GET /x HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\n\r\n';
+    const b = Buffer.from(`\r\n${head}POST`, 'latin1');
+    const h = new RequestHead();
+    expect(h.parse(b, 0, b.length)).toBe(head.length + 2);
+    expect(h.wire).toBe(head);
+    expect(h.textLength).toBe(head.length - 2);
+    expect(h.nameAt(1, 'connection')).toBe(true);
+    expect(h.value(0)).toBe('a');
+    expect(h.text).toBe(head.slice(0, -2));
+    expect(h.wire.slice(h.lineStart(1), h.lineEnd(1))).toBe('Connection: keep-alive\r\n');
+  });
   it('rejects heads over the size limit even before the blank line', () => {
     const s = 'GET / HTTP/1.1\r\nHost: x\r\nX-Big: ' + 'a'.repeat(MAX_HEAD_BYTES) + '\r\n';
     expect(parseReq(s).r).toBe(HeadError.TooLarge);

@@ -188,14 +188,14 @@ export function transferEncodingLine(head: MessageHead): string {
 }
 
 /**
- * The head starting at `start` as latin1 text up to and including its last line's CRLF (the final
- * empty line excluded), or Incomplete / TooLarge when no CRLFCRLF lies within MAX_HEAD_BYTES.
+ * The head starting at `start` as latin1 text up to and including its final empty line (CRLFCRLF
+ * ends it), or Incomplete / TooLarge when no CRLFCRLF lies within MAX_HEAD_BYTES.
  */
-function headText(buf: Buffer, start: number, end: number): string | HeadError {
+function headWire(buf: Buffer, start: number, end: number): string | HeadError {
   const limit = Math.min(end, start + MAX_HEAD_BYTES);
   const idx = buf.indexOf(CRLFCRLF, start);
   if (idx === -1 || idx + 4 > limit) return end - start >= MAX_HEAD_BYTES ? HeadError.TooLarge : HeadError.Incomplete;
-  return (buf as LatinBuffer).latin1Slice(start, idx + 2);
+  return (buf as LatinBuffer).latin1Slice(start, idx + 4);
 }
 
 /** Offsets kept per header line in `MessageHead.pos`. */
@@ -227,6 +227,12 @@ export class MessageHead {
    */
   private src: Buffer | null = null;
   private srcBase = 0;
+  /**
+   * Request heads: the head as received with its final empty line ('' otherwise). `text` is its
+   * prefix, so every offset into `text` is one into `wire` too; string reads use it and `text` is
+   * made only when asked for.
+   */
+  private wireText = '';
   /** Length of `text` in bytes (= characters, latin1). */
   textLength = 0;
   /** Offset in `text` just past the start line's CRLF. */
@@ -270,18 +276,32 @@ export class MessageHead {
   get text(): string {
     let t = this._text;
     if (t === null) {
-      t = (this.src as LatinBuffer).latin1Slice(this.srcBase, this.srcBase + this.textLength);
+      t = this.src !== null ? (this.src as LatinBuffer).latin1Slice(this.srcBase, this.srcBase + this.textLength) : this.wireText.slice(0, this.textLength);
       this._text = t;
       this.src = null;
     }
     return t;
   }
 
-  /** Eager heads: the text was made by the parser. */
-  protected setText(s: string): void {
-    this._text = s;
+  /**
+   * The head as received, final CRLF included (request heads; '' for responses): sent upstream as
+   * it is when nothing in it changes, without building a string.
+   */
+  get wire(): string {
+    return this.wireText;
+  }
+
+  /** A string holding the head's text at offset 0 (`wire`, or `text`), for reads by offset. */
+  private str(): string {
+    return this._text ?? (this.wireText !== '' ? this.wireText : this.text);
+  }
+
+  /** Request heads: the head as received, `wire` (final CRLFCRLF included); `text` is its prefix. */
+  protected setWire(w: string): void {
+    this._text = null;
     this.src = null;
-    this.textLength = s.length;
+    this.wireText = w;
+    this.textLength = w.length - 2;
   }
 
   /** Lazy heads: the text is `buf[base, base + length)`, made when asked for. */
@@ -310,7 +330,7 @@ export class MessageHead {
   }
 
   private materialize(): void {
-    const s = this.text;
+    const s = this.str();
     const pos = this.pos;
     for (let i = 0; i < this.count; i++) {
       const b = i * At.Stride;
@@ -331,7 +351,7 @@ export class MessageHead {
     if (this.nameLength(i) !== lower.length) return false;
     const from = this.pos[i * At.Stride + At.NameStart]!;
     const src = this.src;
-    return src !== null ? nameIsAtBuf(src, this.srcBase + from, lower) : nameIsAt(this.text, from, lower);
+    return src !== null ? nameIsAtBuf(src, this.srcBase + from, lower) : nameIsAt(this.str(), from, lower);
   }
 
   /**
@@ -353,14 +373,14 @@ export class MessageHead {
   value(i: number): string {
     if (this.materialized) return this._values[i]!;
     const b = i * At.Stride;
-    return this.text.slice(this.pos[b + At.ValueStart]!, this.pos[b + At.ValueEnd]!);
+    return this.str().slice(this.pos[b + At.ValueStart]!, this.pos[b + At.ValueEnd]!);
   }
 
   /** Header `i`'s name as received. */
   name(i: number): string {
     if (this.materialized) return this._names[i]!;
     const b = i * At.Stride;
-    return this.text.slice(this.pos[b + At.NameStart]!, this.pos[b + At.NameEnd]!);
+    return this.str().slice(this.pos[b + At.NameStart]!, this.pos[b + At.NameEnd]!);
   }
 
   /** Offset in `text` where header `i`'s line starts. */
@@ -377,6 +397,7 @@ export class MessageHead {
     this.versionMinor = 1;
     this._text = '';
     this.src = null;
+    this.wireText = '';
     this.textLength = 0;
     this.startLineEnd = 0;
     this.materialized = !this.lazy;
@@ -533,9 +554,10 @@ export class RequestHead extends MessageHead {
     let start = origStart;
     // Leading empty lines before a request are tolerated (RFC 9112 §2.2).
     while (start + 1 < end && buf[start] === 0x0d && buf[start + 1] === 0x0a) start += 2;
-    const s = headText(buf, start, end);
+    // `s` is the head with its final empty line; offsets into it are offsets into `text`.
+    const s = headWire(buf, start, end);
     if (typeof s === 'number') return s;
-    const idx = start + s.length - 2;
+    const idx = start + s.length - 4;
     // A bare LF anywhere in the head is refused (no LF-only line endings): here in the request
     // line (its first LF must end it), in header lines by parseFields.
     const eol = s.indexOf('\r\n');
@@ -558,8 +580,8 @@ export class RequestHead extends MessageHead {
     else return HeadError.BadVersion;
     this.method = s.slice(0, sp1);
     this.target = s.slice(sp1 + 1, sp2);
-    this.setText(s);
-    const r = this.parseFields(buf, start, s, eol + 2, s.length - 2, true);
+    this.setWire(s);
+    const r = this.parseFields(buf, start, s, eol + 2, s.length - 4, true);
     if (r < 0) return r;
     for (let i = 0; i < this.count; i++) {
       const n = this.names[i]!;
