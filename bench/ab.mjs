@@ -4,9 +4,10 @@
 // per request. Whatever else the machine does lands on both alike, so on a shared machine this
 // ratio is far steadier than two runs a few seconds apart (an A/A run gives 1.00 +- 0.015).
 //
-// Run: npx tsc -b && node bench/ab.mjs A B [--conns 50,200] [--seconds 4] [--reps 5]
+// Run: npx tsc -b && node bench/ab.mjs A B [--conns 50,200] [--seconds 4] [--reps 5] [--close]
 //   e.g. node bench/ab.mjs stickmesh-http-rules stickmesh-http
 //        node bench/ab.mjs stickmesh-http-rules haproxy-http-rules
+//        node bench/ab.mjs stickmesh-tcp haproxy-tcp --close --conns 50   (new connections/s)
 // Target names as in `node bench/run.js --targets` (bench/lib/targets.mjs). Prints each repetition
 // and the median of A/B per connection count, with each proxy's user and system CPU µs per request
 // (where a gap lies: the proxy's own code, or the kernel's TCP work its system calls start), then
@@ -41,10 +42,10 @@ const median = (xs) => {
 async function main() {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
-    options: { conns: { type: 'string', default: '50,200' }, seconds: { type: 'string', default: '4' }, reps: { type: 'string', default: '5' } },
+    options: { conns: { type: 'string', default: '50,200' }, seconds: { type: 'string', default: '4' }, reps: { type: 'string', default: '5' }, close: { type: 'boolean', default: false } },
   });
   if (positionals.length !== 2) {
-    process.stderr.write('usage: node bench/ab.mjs TARGET_A TARGET_B [--conns 50,200] [--seconds 4] [--reps 5]\n');
+    process.stderr.write('usage: node bench/ab.mjs TARGET_A TARGET_B [--conns 50,200] [--seconds 4] [--reps 5] [--close]\n');
     return 2;
   }
   const wrk = which('wrk');
@@ -74,14 +75,14 @@ async function main() {
     // Warm-up as the main bench does: every connection count, then new connections.
     for (const c of conns) await both(c, 2);
     await both(conns[0], 1, true);
-    const out = { bench: 'ab', a: pair[0].name, b: pair[1].name, seconds, reps, upstream: nginx ? 'nginx' : 'raw-net', byConns: {} };
+    const out = { bench: 'ab', a: pair[0].name, b: pair[1].name, seconds, reps, close: values.close, upstream: nginx ? 'nginx' : 'raw-net', byConns: {} };
     for (const c of conns) {
       const ratios = [];
       // Per proxy: user and system CPU µs per request in each repetition (/proc, 10 ms ticks).
       const split = hs.map(() => ({ user: [], sys: [] }));
       for (let r = 1; r <= reps; r++) {
         const t0 = hs.map((h) => userSys(h.pid));
-        const [ra, rb] = await both(c, seconds);
+        const [ra, rb] = await both(c, seconds, values.close);
         const t1 = hs.map((h) => userSys(h.pid));
         ratios.push(ra.rps / rb.rps);
         const per = [ra, rb].map((res, i) => {
@@ -92,7 +93,7 @@ async function main() {
           split[i].sys.push(sy);
           return `${u.toFixed(1)}+${sy.toFixed(1)}`;
         });
-        console.log(`  c=${c} rep ${r}/${reps}: ${pair[0].name} ${ra.rps.toFixed(0)} req/s (${per[0]} µs user+sys/req), ${pair[1].name} ${rb.rps.toFixed(0)} req/s (${per[1]}), ratio ${(ra.rps / rb.rps).toFixed(3)}${ra.non2xx + rb.non2xx + ra.socketErrors + rb.socketErrors ? ' (errors!)' : ''}`);
+        console.log(`  c=${c} rep ${r}/${reps}: ${pair[0].name} ${ra.rps.toFixed(0)} req/s (${per[0]} µs user+sys/req), ${pair[1].name} ${rb.rps.toFixed(0)} req/s (${per[1]}), ratio ${(ra.rps / rb.rps).toFixed(3)}, p99 ${ra.p99} / ${rb.p99} ms${ra.non2xx + rb.non2xx + ra.socketErrors + rb.socketErrors ? ' (errors!)' : ''}`);
       }
       const cpu = split.map((x) => ({ userUsPerReq: median(x.user), sysUsPerReq: median(x.sys) }));
       out.byConns[c] = { ratios, median: median(ratios), min: Math.min(...ratios), max: Math.max(...ratios), cpu: { [pair[0].name]: cpu[0], [pair[1].name]: cpu[1] } };

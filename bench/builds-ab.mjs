@@ -7,7 +7,8 @@
 // of requests per proxy CPU-second and B/A; leaves packages/proxy/dist as B.
 //
 // Run: node bench/builds-ab.mjs DIST_A DIST_B [--target stickmesh-https] [--conns 50,200]
-//      [--seconds 5] [--rounds 4]
+//      [--seconds 5] [--rounds 4] [--close]   (--close: wrk sends `Connection: close`, a new
+//      connection per request: req/CPU-s is then new connections per CPU-second)
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,10 +32,11 @@ async function main() {
       conns: { type: 'string', default: '50,200' },
       seconds: { type: 'string', default: '5' },
       rounds: { type: 'string', default: '4' },
+      close: { type: 'boolean', default: false },
     },
   });
   if (positionals.length !== 2) {
-    process.stderr.write('usage: node bench/builds-ab.mjs DIST_A DIST_B [--target T] [--conns 50,200] [--seconds 5] [--rounds 4]\n');
+    process.stderr.write('usage: node bench/builds-ab.mjs DIST_A DIST_B [--target T] [--conns 50,200] [--seconds 5] [--rounds 4] [--close]\n');
     return 2;
   }
   const dists = positionals.map((p) => path.resolve(p));
@@ -63,10 +65,10 @@ async function main() {
         fs.cpSync(dists[which_ === 'A' ? 0 : 1], live, { recursive: true });
         const h = await target.start(env);
         try {
-          for (const c of conns) await runWrk({ wrk, plan, url: url(h), conns: c, seconds: 2 });
+          for (const c of conns) await runWrk({ wrk, plan, url: url(h), conns: c, seconds: 2, close: values.close });
           for (const c of conns) {
             const cpu0 = treeCpuSeconds(h.child.pid);
-            const w = await runWrk({ wrk, plan, url: url(h), conns: c, seconds });
+            const w = await runWrk({ wrk, plan, url: url(h), conns: c, seconds, close: values.close });
             const cpu = treeCpuSeconds(h.child.pid) - cpu0;
             const rate = (w.rps * seconds) / cpu;
             (perCpu[which_][c] ??= []).push(rate);
@@ -77,7 +79,7 @@ async function main() {
         }
       }
     }
-    const out = { bench: 'builds-ab', target: target.name, a: dists[0], b: dists[1], seconds, rounds, byConns: {}, loadavg: os.loadavg() };
+    const out = { bench: 'builds-ab', target: target.name, close: values.close, a: dists[0], b: dists[1], seconds, rounds, byConns: {}, loadavg: os.loadavg() };
     for (const c of conns) {
       const a = median(perCpu.A[c]);
       const b = median(perCpu.B[c]);

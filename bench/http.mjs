@@ -400,10 +400,10 @@ export function formatHttp(res) {
 /**
  * Runs `targetName` (stickmesh-http by default) under `node --cpu-prof` with wrk at `conns`
  * connections for `seconds` (with `handshakes`, bench/lib/tls-handshakes.mjs instead: a full TLS
- * handshake and one request per connection), stops it with SIGTERM (the profile is written at
+ * handshake and one request per connection; with `close`, wrk sends `Connection: close`), stops it with SIGTERM (the profile is written at
  * exit) and resolves to {file, top} with the `topN` functions by self time.
  */
-export async function runProfile({ seconds, conns, topN = 15, log = console.log, targetName = 'stickmesh-http', handshakes = false }) {
+export async function runProfile({ seconds, conns, topN = 15, log = console.log, targetName = 'stickmesh-http', handshakes = false, close = false }) {
   const notes = [];
   const wrk = which('wrk');
   if (!wrk) return { skipped: 'wrk not installed', notes };
@@ -416,10 +416,10 @@ export async function runProfile({ seconds, conns, topN = 15, log = console.log,
     const h = await target.start({ ...env, profileDir });
     let w;
     try {
-      log(`  profiling ${targetName}: ${handshakes ? 'tls-handshakes' : 'wrk'} -c${conns} ${seconds}s`);
+      log(`  profiling ${targetName}: ${handshakes ? 'tls-handshakes' : 'wrk'}${close ? ' (Connection: close)' : ''} -c${conns} ${seconds}s`);
       w = handshakes
         ? await runTlsHandshakes({ plan: env.plan, port: h.port, conns, seconds })
-        : await runWrk({ wrk, plan: env.plan, url: `${target.tls ? 'https' : 'http'}://127.0.0.1:${h.port}/`, conns, seconds });
+        : await runWrk({ wrk, plan: env.plan, url: `${target.tls ? 'https' : 'http'}://127.0.0.1:${h.port}/`, conns, seconds, close });
     } finally {
       const ex = await stop(h.child, { signal: 'SIGTERM', graceMs: 20000 });
       if (ex.signal === 'SIGKILL') notes.push('stickmesh did not exit on SIGTERM within 20 s; killed, so no profile');

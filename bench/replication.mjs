@@ -14,10 +14,13 @@
 //                  (yielding every 5,000); deltas/s = N / (A's first write -> B.count == N).
 //                  Bar: >= 200,000/s, median of 3 fresh runs.
 //   3. lag         three PeersService processes; A writes 10,000/s for 5 s; B and C record
-//                  Date.now() - u.wall for every applied update. Bar: p99 <= 10 ms (3 runs, the
-//                  bar takes the median run; each run also reports the processes' event-loop delay,
-//                  to tell CPU starvation from protocol delay). Plus one run without notify(), as
-//                  the CLI node replicates today.
+//                  Date.now() - u.wall for every applied update (one clock: all on this host).
+//                  Bar: p99 <= 10 ms in EVERY one of 5 runs (the figure is the worst run's). Each
+//                  run reports, per process and for an idle canary process beside them, the event-
+//                  loop stalls (turns > 10 ms late) with the CPU time used during each (own work or
+//                  GC vs waiting for a core) and GC pauses, to tell the product's delays from the
+//                  host's. Plus one run without notify() (writes found only by the 250 ms sweep).
+//                  BENCH_AE_MS=N sets antiEntropyMs in the peer processes (0 = off), for diagnosis.
 //   4. join        A holds 1,000,000 entries; a new process B with A as peer: time from B's spawn (and
 //                  from B's PeersService.start()) to `ready` = 'resynced' with B.count == N.
 //                  Bar: < 3 s, median of 3.
@@ -35,7 +38,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { constants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { freePort } from './lib/ports.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -89,10 +92,90 @@ async function peerChild() {
   // Lag hook: wrap applyRemote on the instance (the session calls table.applyRemote(u)).
   let lagOn = false;
   let lags = [];
+  /** Apply times of the samples over 10 ms (to line them up with stalls). */
+  let lagLate = [];
   let lagFrom = '';
   // Event-loop delay while measuring: tells process stalls (GC, CPU starvation) from protocol delay.
   const eld = monitorEventLoopDelay({ resolution: 1 });
-  const eldOut = () => ({ p99: Math.round(eld.percentile(99) / 1e4) / 100, max: Math.round(eld.max / 1e4) / 100 });
+  const eldOut = () => ({ p99: Math.round(eld.percentile(99) / 1e4) / 100, max: Math.round(eld.max / 1e4) / 100, stalls: stallsOut() });
+  // Stalls while measuring: a 5 ms timer notes every turn that came more than STALL_MS late, with
+  // what the MAIN thread did meanwhile, from Linux's /proc/self/task/PID/schedstat: time on a CPU
+  // (`cpuMs`: its own JS, GC, syscalls) and time runnable but waiting for a CPU (`waitMs`: other
+  // processes, or the VM's vCPU descheduled). A stall with cpuMs >= STALL_MS is the process's own
+  // work; the rest is the host's. GC pauses come from the 'gc' performance entries.
+  const STALL_MS = 10;
+  let schedFd = -1;
+  try {
+    schedFd = fs.openSync(`/proc/self/task/${process.pid}/schedstat`, 'r');
+  } catch {
+    /* not Linux */
+  }
+  const schedBuf = Buffer.alloc(128);
+  const sched = () => {
+    try {
+      // One pread per tick on a kept descriptor: the detector itself stays cheap.
+      const n = fs.readSync(schedFd, schedBuf, 0, schedBuf.length, 0);
+      const [run, wait] = schedBuf.toString('latin1', 0, n).split(' ');
+      return { run: Number(run) / 1e6, wait: Number(wait) / 1e6 };
+    } catch {
+      const c = process.cpuUsage(); // not Linux: all threads' CPU, no wait time
+      return { run: (c.user + c.system) / 1000, wait: NaN };
+    }
+  };
+  const stallState = { on: false, list: [], gc: { minor: 0, major: 0, minorMs: 0, majorMs: 0, maxMs: 0, maxKind: '' }, lastT: 0, lastCpu: null, cpu0: null };
+  const stallTick = () => {
+    const t = performance.now();
+    const cpu = sched();
+    if (stallState.on && stallState.lastCpu) {
+      const late = t - stallState.lastT - 5;
+      if (late > STALL_MS && stallState.list.length < 1000) {
+        stallState.list.push({ at: Date.now(), ms: Math.round(late), cpuMs: Math.round(cpu.run - stallState.lastCpu.run), waitMs: Math.round(cpu.wait - stallState.lastCpu.wait) });
+      }
+    }
+    stallState.lastT = t;
+    stallState.lastCpu = cpu;
+  };
+  setInterval(stallTick, 5).unref();
+  const gcObs = new PerformanceObserver((items) => {
+    if (!stallState.on) return;
+    for (const e of items.getEntries()) {
+      const kind = e.detail?.kind ?? e.kind;
+      const major = kind === constants.NODE_PERFORMANCE_GC_MAJOR;
+      const g = stallState.gc;
+      if (major) (g.major++, (g.majorMs += e.duration));
+      else (g.minor++, (g.minorMs += e.duration));
+      if (e.duration > g.maxMs) (g.maxMs = e.duration), (g.maxKind = major ? 'major' : kind === constants.NODE_PERFORMANCE_GC_MINOR ? 'minor' : `kind ${kind}`);
+    }
+  });
+  gcObs.observe({ entryTypes: ['gc'] });
+  const stallsStart = () => {
+    stallState.on = true;
+    stallState.cpu0 = sched();
+    stallState.list = [];
+    stallState.gc = { minor: 0, major: 0, minorMs: 0, majorMs: 0, maxMs: 0, maxKind: '' };
+  };
+  function stallsOut() {
+    const l = stallState.list;
+    const own = l.filter((x) => x.cpuMs >= STALL_MS);
+    const now = sched();
+    const g = stallState.gc;
+    const r = (x) => Math.round(x * 10) / 10;
+    return {
+      n: l.length,
+      maxMs: l.reduce((m, x) => Math.max(m, x.ms), 0),
+      sumMs: l.reduce((m, x) => m + x.ms, 0),
+      /** Stalls in which the main thread itself ran >= STALL_MS (its own JS, GC, syscalls). */
+      ownN: own.length,
+      ownMaxMs: own.reduce((m, x) => Math.max(m, x.ms), 0),
+      /** Most main-thread CPU time inside one stall: an upper bound of the longest synchronous job. */
+      maxCpuInStallMs: l.reduce((m, x) => Math.max(m, x.cpuMs), 0),
+      /** Main thread over the whole measurement: CPU time, and time runnable but waiting for a CPU. */
+      mainCpuMs: Math.round(now.run - stallState.cpu0.run),
+      mainWaitMs: Math.round(now.wait - stallState.cpu0.wait),
+      gc: { minor: g.minor, minorMs: r(g.minorMs), major: g.major, majorMs: r(g.majorMs), maxMs: r(g.maxMs), maxKind: g.maxKind },
+      worst: [...l].sort((a, b) => b.ms - a.ms).slice(0, 5),
+    };
+  }
 
   const until = async (cond, timeoutMs, what, everyMs = 1) => {
     const deadline = Date.now() + timeoutMs;
@@ -116,7 +199,11 @@ async function peerChild() {
       // already holds) are not replication lag and are not sampled.
       table.applyRemote = (u) => {
         const applied = orig(u);
-        if (applied && lagOn && u.node === lagFrom) lags.push(Date.now() - u.wall);
+        if (applied && lagOn && u.node === lagFrom) {
+          const now = Date.now();
+          lags.push(now - u.wall);
+          if (now - u.wall > 10 && lagLate.length < 20000) lagLate.push(now);
+        }
         return applied;
       };
       svc = new PeersService({
@@ -129,6 +216,7 @@ async function peerChild() {
         logger,
         resyncTimeoutMs: m.resyncTimeoutMs ?? 5000,
         ...(process.env.BENCH_FLUSH_MS ? { flushMs: Number(process.env.BENCH_FLUSH_MS) } : {}),
+        ...(process.env.BENCH_AE_MS ? { antiEntropyMs: Number(process.env.BENCH_AE_MS) } : {}),
       });
       const startAt = Date.now();
       void svc.ready.then((r) => {
@@ -164,6 +252,7 @@ async function peerChild() {
       // m.rate writes/s for m.ms, driven by a 1 ms timer that writes the number due at each tick.
       eld.reset();
       eld.enable();
+      stallsStart();
       const t0 = Date.now();
       let written = 0;
       await new Promise((resolve) => {
@@ -180,6 +269,7 @@ async function peerChild() {
         const iv = setInterval(tick, 1);
       });
       eld.disable();
+      stallState.on = false;
       return { t0, t1: Date.now(), written, eld: eldOut() };
     },
     async waitCount(m) {
@@ -188,16 +278,19 @@ async function peerChild() {
     },
     lagStart(m) {
       lags = [];
+      lagLate = [];
       lagFrom = m.from;
       lagOn = true;
       eld.reset();
       eld.enable();
+      stallsStart();
       return true;
     },
     lagStop() {
       lagOn = false;
       eld.disable();
-      return { lags, eld: eldOut() };
+      stallState.on = false;
+      return { lags, lagLate, eld: eldOut() };
     },
     status() {
       return { status: svc.status(), refusals: svc.refusals, stats: table.stats, seq: table.seq, logs };
@@ -640,6 +733,31 @@ async function throughputRun(N, { prof, profDir, tag }) {
   }
 }
 
+/**
+ * Groups the apply times of samples over 10 ms into bursts (50 ms apart or more) and lists, per
+ * burst, the worst stalls of each process that ended within 100 ms before its end (for diagnosis).
+ */
+function lateBursts(late, worst) {
+  const out = [];
+  for (const [who, times] of Object.entries(late)) {
+    let cur;
+    for (const t of times) {
+      if (cur && t - cur.to <= 50) {
+        cur.to = t;
+        cur.n++;
+      } else out.push((cur = { on: who, from: t, to: t, n: 1 }));
+    }
+  }
+  for (const b of out) {
+    b.stalls = {};
+    for (const [who, list] of Object.entries(worst)) {
+      const near = list.filter((x) => x.at >= b.from - 100 && x.at <= b.to + 20);
+      if (near.length) b.stalls[who] = near;
+    }
+  }
+  return out.sort((x, y) => y.n - x.n).slice(0, 8);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 3. Lag with 3 nodes
 // ---------------------------------------------------------------------------------------------
@@ -654,16 +772,22 @@ async function lagRun({ rate, ms, notify, prof, profDir, tag }) {
       ps[n] = await forkPeer(`lag-${n}${tag}`, { prof, profDir });
       peers.push(ps[n]);
     }
+    // A canary: an idle process with the same stall detector and nothing else to do. Its stalls are
+    // the machine's (other processes, the kernel), so they tell the product's delays from the host's.
+    const canary = await forkPeer(`lag-canary${tag}`);
+    peers.push(canary);
     const peerList = (self) => names.filter((x) => x !== self).map((x) => ({ name: x, host: '127.0.0.1', port: ports[x] }));
     // Acceptors first ('c' accepts from a and b, 'b' from a).
     for (const n of ['c', 'b', 'a']) await ps[n].call('init', { name: n, port: ports[n], size: 1024 * 1024, peers: peerList(n) });
     await Promise.all(names.map((n) => ps[n].call('ready')));
     await Promise.all(names.map((n) => ps[n].call('live')));
     await Promise.all(['b', 'c'].map((n) => ps[n].call('lagStart', { from: 'a' })));
+    await canary.call('lagStart', { from: '-' });
     const load = loadavg();
     const w = await ps.a.call('pace', { rate, ms, offset: 0, notify }, ms + 30000);
     await Promise.all(['b', 'c'].map((n) => ps[n].call('waitCount', { n: w.written, timeoutMs: 15000 })));
     const stops = await Promise.all(['b', 'c'].map((n) => ps[n].call('lagStop')));
+    const idle = await canary.call('lagStop');
     const samples = stops.flatMap((x) => x.lags);
     samples.sort((x, y) => x - y);
     return {
@@ -675,7 +799,8 @@ async function lagRun({ rate, ms, notify, prof, profDir, tag }) {
       p90: pct(samples, 90),
       p99: pct(samples, 99),
       max: samples[samples.length - 1],
-      eventLoopDelayMs: { a: w.eld, b: stops[0].eld, c: stops[1].eld },
+      eventLoopDelayMs: { a: w.eld, b: stops[0].eld, c: stops[1].eld, canary: idle.eld },
+      lateBursts: lateBursts({ b: stops[0].lagLate, c: stops[1].lagLate }, { a: w.eld.stalls.worst, b: stops[0].eld.stalls.worst, c: stops[1].eld.stalls.worst, canary: idle.eld.stalls.worst }),
       loadavg: load,
     };
   } finally {
@@ -792,7 +917,7 @@ async function parentMain() {
 
   const P = quick
     ? { ipClients: 300, strClients: 300, conc: 16, isolated: 5, isolatedGapMs: 300, tpN: 200_000, tpRuns: 1, lagMs: 2000, lagRuns: 1, joinN: 200_000, joinRuns: 1 }
-    : { ipClients: 2000, strClients: 2000, conc: 16, isolated: 20, isolatedGapMs: 300, tpN: 1_000_000, tpRuns: 3, lagMs: 5000, lagRuns: 3, joinN: 1_000_000, joinRuns: 3 };
+    : { ipClients: 2000, strClients: 2000, conc: 16, isolated: 20, isolatedGapMs: 300, tpN: 1_000_000, tpRuns: 3, lagMs: 5000, lagRuns: 5, joinN: 1_000_000, joinRuns: 3 };
   const result = {
     bench: 'replication',
     quick,
@@ -831,10 +956,11 @@ async function parentMain() {
     return out;
   });
   await section('lag', async () => {
-    // The machine is shared: several 5 s runs, the bar takes the median run (by p99); all are kept.
+    // Several 5 s runs; the bar holds only if EVERY run's p99 does (the figure is the worst run's),
+    // and every run is printed with its processes' stalls and the idle canary's (the host's share).
     const lagRuns = [];
     for (let i = 0; i < P.lagRuns; i++) lagRuns.push(await lagRun({ rate: 10_000, ms: P.lagMs, notify: true, prof: prof && i === 0, profDir, tag: `-${i}` }));
-    const main = [...lagRuns].sort((x, y) => x.p99 - y.p99 || x.max - y.max)[(lagRuns.length - 1) >> 1];
+    const main = [...lagRuns].sort((x, y) => y.p99 - x.p99 || y.max - x.max)[0];
     // As the CLI node behaves today (the proxy never calls notify(): writes wait for the sweep).
     const noNotify = await lagRun({ rate: 10_000, ms: Math.min(P.lagMs, 2000), notify: false, prof: false, profDir, tag: '-nonotify' });
     const out = { ...main, runs: lagRuns.map(({ notify, ...r }) => r), withoutNotify: noNotify };
@@ -859,7 +985,7 @@ async function parentMain() {
   };
   if (want('failover')) bar('failover same backend (all)', result.failover?.samePct.all, '%', 100, '>=');
   if (want('throughput')) bar('replication throughput (median)', result.throughput?.medianDeltasPerSec, 'deltas/s', 200_000, '>=');
-  if (want('lag')) bar('replication lag p99 (median of runs)', result.lag?.p99, 'ms', 10, '<=');
+  if (want('lag')) bar(`replication lag p99 (worst of ${P.lagRuns} runs)`, result.lag?.p99, 'ms', 10, '<=');
   if (want('join')) bar('join to resynced (median, from spawn)', result.join?.medianFromSpawnMs, 'ms', 3000, '<');
   result.bars = bars;
   if (Object.keys(errors).length) result.errors = errors;
@@ -934,7 +1060,17 @@ function human(r) {
   if (r.lag) {
     const x = r.lag;
     L.push(`lag: ${f(x.written)} writes at ${f(x.achievedRate)}/s, ${f(x.samples)} samples on B+C: p50 ${x.p50} ms  p90 ${x.p90} ms  p99 ${x.p99} ms  max ${x.max} ms`);
-    if (x.runs && x.runs.length > 1) L.push(`  runs (bar = median by p99): ${x.runs.map((y) => `p50 ${y.p50}/p99 ${y.p99}/max ${y.max} ms (loop delay max a ${y.eventLoopDelayMs.a.max} b ${y.eventLoopDelayMs.b.max} c ${y.eventLoopDelayMs.c.max} ms, load ${y.loadavg[0]})`).join('; ')}`);
+    if (x.runs && x.runs.length > 0) {
+      L.push(`  every run (bar = the worst p99; stalls = event-loop turns > 10 ms late: count/longest/'own' ones where the main thread ran >= 10 ms/most main-thread CPU in one stall; canary = an idle process beside them):`);
+      x.runs.forEach((y, i) => {
+        const st = (k) => {
+          const s = y.eventLoopDelayMs[k]?.stalls;
+          return s ? `${k} ${s.n}/max ${s.maxMs}/own ${s.ownN}/cpu ${s.maxCpuInStallMs}` : `${k} -`;
+        };
+        const gc = (k) => y.eventLoopDelayMs[k]?.stalls?.gc.maxMs ?? '-';
+        L.push(`    run ${i + 1}: p50 ${y.p50}  p99 ${y.p99}  max ${y.max} ms | stalls ${['a', 'b', 'c', 'canary'].map(st).join(', ')} ms | GC pause max a ${gc('a')} b ${gc('b')} c ${gc('c')} ms | load ${y.loadavg[0]}`);
+      });
+    }
     const y = x.withoutNotify;
     if (y) L.push(`  without notify() (writes found only by the 250 ms sweep; the CLI node notifies on every write): p50 ${y.p50} ms  p99 ${y.p99} ms  max ${y.max} ms`);
   }

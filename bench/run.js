@@ -24,7 +24,11 @@ const USAGE = `usage: node bench/run.js [options]
   --profile-tls    with --profile (or --only profile): profile stickmesh-https under new TLS
                    connections (bench/lib/tls-handshakes.mjs: a full handshake per connection)
   --profile-https  with --profile: profile stickmesh-https under wrk (keep-alive requests over TLS)
+  --profile-tcp    with --profile: profile stickmesh-tcp (mode tcp) under wrk
+  --profile-close  with --profile: wrk sends \`Connection: close\` (a new connection per request)
   --profile-conns N  connections of the profile's load (default 50)
+  --profile-target NAME  with --profile: profile this stickmesh target under wrk instead of
+                   stickmesh-http (e.g. stickmesh-http-log, stickmesh-http-rules)
   --quick          smoke run: 1 round of 2 s per wrk run
   --rounds N       rounds (default BENCH_ROUNDS or 5)
   --targets LIST   only these proxy targets: direct, haproxy-http-rules, stickmesh-http-rules,
@@ -187,7 +191,10 @@ async function main() {
         profile: { type: 'boolean' },
         'profile-tls': { type: 'boolean' },
         'profile-https': { type: 'boolean' },
+        'profile-tcp': { type: 'boolean' },
+        'profile-close': { type: 'boolean' },
         'profile-conns': { type: 'string' },
+        'profile-target': { type: 'string' },
         rounds: { type: 'string' },
         targets: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -269,10 +276,13 @@ async function main() {
     const pSeconds = Math.max(seconds, 5);
     const tlsProfile = Boolean(args['profile-tls']);
     const httpsProfile = !tlsProfile && Boolean(args['profile-https']);
+    const tcpProfile = !tlsProfile && !httpsProfile && Boolean(args['profile-tcp']);
+    const close = !tlsProfile && Boolean(args['profile-close']);
     const pConns = Number(args['profile-conns'] ?? 50);
-    const what = tlsProfile ? 'stickmesh-https under new TLS connections (tls-handshakes)' : httpsProfile ? 'stickmesh-https under wrk (keep-alive over TLS)' : 'stickmesh-http under wrk';
-    console.log(`\n== CPU profile: ${what} -c${pConns} for ${pSeconds}s ==`);
-    const p = await runProfile({ seconds: pSeconds, conns: pConns, ...(tlsProfile ? { targetName: 'stickmesh-https', handshakes: true } : httpsProfile ? { targetName: 'stickmesh-https' } : {}) });
+    const pTarget = args['profile-target'] ?? (tcpProfile ? 'stickmesh-tcp' : undefined);
+    const what = tlsProfile ? 'stickmesh-https under new TLS connections (tls-handshakes)' : httpsProfile ? 'stickmesh-https under wrk (keep-alive over TLS)' : `${pTarget ?? 'stickmesh-http'} under wrk`;
+    console.log(`\n== CPU profile: ${what}${close ? ' (Connection: close)' : ''} -c${pConns} for ${pSeconds}s ==`);
+    const p = await runProfile({ seconds: pSeconds, conns: pConns, close, ...(tlsProfile ? { targetName: 'stickmesh-https', handshakes: true } : httpsProfile ? { targetName: 'stickmesh-https' } : pTarget ? { targetName: pTarget } : {}) });
     results.profile = p;
     if (p.skipped) console.log(`SKIPPED profile: ${p.skipped}`);
     else console.log(`${p.file} (${p.rps.toFixed(0)} req/s while profiling)\ntop ${p.top.length} by self time:\n${formatProfile(p)}`);

@@ -52,17 +52,17 @@ for (const sig of ['SIGINT', 'SIGTERM']) process.once(sig, () => process.exit(13
  * Spawns `argv` with stdout and stderr appended to files under `logDir` (stdout to /dev/null when
  * `stdoutNull`), so a chatty child can never block on a full pipe. Returns the child and the paths.
  */
-export function spawnLogged(argv, { name, logDir, cwd, env, stdoutNull = false }) {
+export function spawnLogged(argv, { name, logDir, cwd, env, stdoutNull = false, stdin = 'ignore', stdout }) {
   const outPath = stdoutNull ? '/dev/null' : path.join(logDir, `${name}.out`);
   const errPath = path.join(logDir, `${name}.err`);
-  const out = fs.openSync(outPath, 'a');
+  const out = stdout ?? fs.openSync(outPath, 'a');
   const err = fs.openSync(errPath, 'a');
   // Each server gets a process group of its own: the bench SIGSTOPs the ones not being measured,
   // and a stopped process in a group that becomes orphaned (the bench started in the background
   // from a shell that then exits) gets SIGHUP from the kernel. The exit handler below still
   // kills every child when the bench ends, however it ends.
-  const child = spawn(argv[0], argv.slice(1), { cwd, env: env ?? process.env, stdio: ['ignore', out, err], detached: true });
-  fs.closeSync(out);
+  const child = spawn(argv[0], argv.slice(1), { cwd, env: env ?? process.env, stdio: [stdin, out, err], detached: true });
+  if (stdout === undefined) fs.closeSync(out);
   fs.closeSync(err);
   live.add(child);
   child.exited = new Promise((resolve) =>

@@ -163,10 +163,22 @@ export function targets() {
       fs.writeFileSync(cfg, [...global, ...proxySections(mode, port, upstreams.map((u) => u.port), { rules, crt: tls ? tlsCert : undefined })].join('\n'));
       const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
       const argv = pinned(plan, 0, [process.execPath, ...nodeArgs, stickmeshBin, 'start', '--config', cfg, '--node', 'bench']);
-      // With info logging every request is a JSON line on stdout: send it to /dev/null so the row
-      // measures producing the log, not a disk.
-      const { child, errPath } = spawnLogged(argv, { name, logDir: tmp, cwd: repoRoot, stdoutNull: log });
-      return { ...(await ready(name, child, errPath, port, tls)), adminPort: admin };
+      // With info logging every request is a JSON line on stdout. It goes into a pipe read by
+      // `cat` on core 1 (as a log collector such as journald or a container runtime reads it),
+      // so the row measures producing and writing the log, not a disk.
+      const reader = log ? spawnLogged(pinned(plan, 1, ['cat']), { name: `${name}-log-reader`, logDir: tmp, stdin: 'pipe', stdoutNull: true }) : null;
+      const { child, errPath } = spawnLogged(argv, { name, logDir: tmp, cwd: repoRoot, stdout: reader?.child.stdin });
+      const h = await ready(name, child, errPath, port, tls);
+      if (!reader) return { ...h, adminPort: admin };
+      return {
+        ...h,
+        adminPort: admin,
+        stop: async (opts) => {
+          const r = await h.stop(opts);
+          await stop(reader.child, { signal: 'SIGKILL' });
+          return r;
+        },
+      };
     },
   });
 

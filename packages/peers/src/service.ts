@@ -84,6 +84,9 @@ const LOAD_REASONS: ReadonlySet<RefusalReason> = new Set<RefusalReason>([
 /** Refusals for a node-wide condition: sampled as one source, whoever hit it. */
 const NODE_WIDE: ReadonlySet<RefusalReason> = new Set<RefusalReason>(['too-many-connections', 'too-many-unauthenticated', 'shutdown']);
 
+/** Table slots one anti-entropy export step examines at most (about 1 ms of scanning). */
+const REPAIR_SCAN_SLOTS = 65536;
+
 /** Bounds of the source-keyed maps are pruned at most this often (they are also bounded at insert). */
 const PRUNE_EVERY_MS = 5000;
 
@@ -197,8 +200,17 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
     this.maxUnauthenticated = opts.maxUnauthenticated ?? 64;
     const maxFrameBytes = opts.maxFrameBytes ?? 4 * 1024 * 1024;
     const maxQueueBytes = opts.maxQueueBytes ?? 16 * 1024 * 1024;
+    const maxBatch = opts.maxBatch ?? 2000;
+    const turnBatches = opts.turnBatches ?? 4;
+    const repairBatch = opts.repairBatch ?? Math.min(maxBatch, 256);
+    if (!Number.isInteger(turnBatches) || turnBatches < 1 || !Number.isInteger(repairBatch) || repairBatch < 1) {
+      throw new StickmeshError('SM_PEERS_CONFIG', 'turnBatches and repairBatch must be integers >= 1');
+    }
     this.limits = {
-      maxBatch: opts.maxBatch ?? 2000,
+      maxBatch,
+      turnBatches,
+      repairBatch,
+      repairScan: REPAIR_SCAN_SLOTS,
       maxFrameBytes,
       maxQueueBytes,
       lowWaterBytes: Math.min(1024 * 1024, Math.floor(maxQueueBytes / 4)),
@@ -432,12 +444,20 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
     this.flushTimer = undefined;
     this.lastFlushAt = Date.now();
     let more = false;
+    let busy = false;
     for (const l of this.links.values()) {
       const s = l.conn?.session;
-      if (s && s.pump()) more = true;
+      if (s && s.pump()) {
+        more = true;
+        if (s.busy) busy = true;
+      }
     }
-    // Resync in progress or backpressured: poll again after flushMs (never a busy loop).
-    if (more && this.active && !this.flushTimer && !this.flushImmediate) this.flushTimer = setTimeout(this.flushNow, this.flushMs);
+    if (!more || !this.active || this.flushTimer || this.flushImmediate) return;
+    // A pump stopped on its per-turn frame budget with room in the socket: go on next turn, after
+    // the I/O that queued meanwhile. Otherwise (backpressure, a resync or round waiting on the
+    // peer): poll again after flushMs (never a busy loop).
+    if (busy) this.flushImmediate = setImmediate(this.flushNow);
+    else this.flushTimer = setTimeout(this.flushNow, this.flushMs);
   }
 
   /**

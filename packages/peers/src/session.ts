@@ -105,6 +105,17 @@ export interface AntiEntropyLimits {
 
 export interface SessionLimits {
   maxBatch: number;
+  /**
+   * Update frames (delta, resync or share export, each of at most maxBatch entries) one pump writes
+   * to this session; the rest waits for the next pump, which the service runs on the next turn of
+   * the event loop. Bounds the synchronous work of one turn, so reading frames (and, on a node,
+   * proxying) interleaves with a long export.
+   */
+  turnBatches: number;
+  /** Entries per `repair-u` frame; one such frame per table per pump (see pumpRepair). */
+  repairBatch: number;
+  /** Slots of the table one `exportBuckets` call examines at most. */
+  repairScan: number;
   maxFrameBytes: number;
   maxQueueBytes: number;
   /** Send more only while ws.bufferedAmount is below this. */
@@ -192,6 +203,10 @@ export class PeerSession {
   private readonly shareExport = new Map<string, number>();
   private readonly shareScratch: ShareUpdate[] = [];
   private closed = false;
+  /** Update frames this pump may still write (limits.turnBatches at each pump's start). */
+  private budget = 0;
+  /** The last pump stopped on its frame budget with room left in the socket: pump again on the next turn. */
+  busy = false;
   /** Last `tk` seq sent and received in this session. */
   private tkSent = 0;
   private tkReceived = 0;
@@ -518,7 +533,9 @@ export class PeerSession {
    * Returns true if work remains (the caller polls again on the next flush tick).
    */
   pump(): boolean {
+    this.busy = false;
     if (this.closed) return false;
+    this.budget = this.host.limits.turnBatches;
     let more = false;
     for (const [id, r] of this.rcv) {
       if (!r.ackDue) continue;
@@ -548,12 +565,16 @@ export class PeerSession {
     for (const [id, r] of this.repair) {
       const table = this.host.tables.get(id)!;
       if (r.phase === 'exchange' && r.cursor !== -1) {
+        // One frame (or one bounded scan) per table per pump: a round's export is background work
+        // and must not hold the event loop, nor queue ahead of the deltas of the next turns.
         const out = this.scratch;
-        while (this.roomy() && r.cursor !== -1) {
+        if (this.roomy()) {
           out.length = 0;
-          r.cursor = table.exportBuckets!(r.want, r.cursor, this.host.limits.maxBatch, out);
+          const { repairBatch, repairScan } = this.host.limits;
+          r.cursor = table.exportBuckets!(r.want, r.cursor, repairBatch, out, repairScan);
           if (out.length > 0) this.sendBatch('repair-u', id, 0, out);
           if (r.cursor === -1) this.write(encode({ t: 'repair-end', table: id }));
+          else if (this.roomy()) this.busy = true;
         }
         if (this.closed) return false;
         if (r.cursor !== -1) more = true;
@@ -574,7 +595,7 @@ export class PeerSession {
     for (const [id, cursor] of this.shareExport) {
       const c = this.host.counters.get(id)!;
       let at = cursor;
-      while (at !== -1 && this.roomy()) {
+      while (at !== -1 && this.spend()) {
         out.length = 0;
         at = c.exportShares(at, max, out);
         if (out.length > 0) this.sendShareBatch(id, 0, out);
@@ -598,9 +619,23 @@ export class PeerSession {
     return !this.closed && this.ws.bufferedAmount < this.host.limits.lowWaterBytes;
   }
 
+  /**
+   * True when one more update frame may be written in this pump: the socket is below the low
+   * watermark and the pump's frame budget is not used up (then `busy` asks for the next turn).
+   */
+  private spend(): boolean {
+    if (!this.roomy()) return false;
+    if (this.budget <= 0) {
+      this.busy = true;
+      return false;
+    }
+    this.budget--;
+    return true;
+  }
+
   private pumpFull(id: string, s: Sender, table: ReplicatedTable): void {
     const out = this.scratch;
-    while (this.roomy()) {
+    while (this.spend()) {
       out.length = 0;
       const next = table.exportBatch(s.exportCursor, this.host.limits.maxBatch, out);
       if (out.length > 0) this.sendBatch('resync', id, 0, out);
@@ -617,7 +652,7 @@ export class PeerSession {
 
   private pumpDelta(id: string, s: Sender, table: ReplicatedTable): void {
     const out = this.scratch;
-    while (this.roomy() && (s.mustSend || table.seq > s.sentSeq)) {
+    while ((s.mustSend || table.seq > s.sentSeq) && this.spend()) {
       out.length = 0;
       const from = s.sentSeq;
       const next = table.readUpdates(from, this.host.limits.maxBatch, out);

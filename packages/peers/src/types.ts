@@ -34,8 +34,11 @@ export interface ReplicatedTable {
    * equal arrays on every node.
    */
   bucketDigests?(): Uint32Array;
-  /** Like exportBatch, for entries in buckets b with `want[b] !== 0` only. */
-  exportBuckets?(want: Uint8Array, cursor: number, max: number, out: TableUpdate[]): number;
+  /**
+   * Like exportBatch, for entries in buckets b with `want[b] !== 0` only, examining at most
+   * `scanMax` slots per call when given (a call may then return a cursor with nothing appended).
+   */
+  exportBuckets?(want: Uint8Array, cursor: number, max: number, out: TableUpdate[], scanMax?: number): number;
 }
 
 export interface PeerAddress {
@@ -89,6 +92,13 @@ export interface PeersServiceOptions {
   flushMs?: number;
   /** Max updates per frame, default 2000. */
   maxBatch?: number;
+  /**
+   * Update frames (deltas, resync or share export) one flush writes to a session before it yields
+   * to the event loop (the rest follows on the next turn), default 4.
+   */
+  turnBatches?: number;
+  /** Entries per anti-entropy `repair-u` frame, default min(maxBatch, 256); one such frame per table per flush. */
+  repairBatch?: number;
   /** Max incoming frame size once authenticated (ws maxPayload), default 4 MiB. */
   maxFrameBytes?: number;
   /**

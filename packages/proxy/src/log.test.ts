@@ -1,14 +1,21 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { Writable } from 'node:stream';
 import pino from 'pino';
-import { afterEach, describe, expect, it } from 'vitest';
-import { LOG_BATCH_CHARS, LineBatcher, createLogger } from './log.js';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { LOG_CHUNK_BYTES, LogSink, createLogger, writeRawInfo } from './log.js';
 import { waitFor } from '../../../test/helpers/wait.js';
 
 const dirs: string[] = [];
+const procs: ChildProcess[] = [];
+const fds: number[] = [];
 afterEach(() => {
+  vi.restoreAllMocks();
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+  for (const p of procs.splice(0)) p.kill('SIGKILL');
+  for (const fd of fds.splice(0)) fs.closeSync(fd);
 });
 
 function tmpFile(): { file: string; fd: number } {
@@ -18,37 +25,100 @@ function tmpFile(): { file: string; fd: number } {
   return { file, fd: fs.openSync(file, 'w') };
 }
 
-describe('LineBatcher', () => {
-  it('hands lines over in batches, in order, and a partial batch on flush', () => {
-    const writes: string[] = [];
-    const dest = { write: (s: string) => (writes.push(s), true), flush: () => {}, flushSync: () => {}, on: () => dest };
-    const b = new LineBatcher(dest);
-    const line = (i: number): string => `{"n":${i},"pad":"${'x'.repeat(90)}"}\n`;
+const line = (i: number): string => `{"n":${i},"pad":"${'x'.repeat(90)}"}\n`;
+
+describe('LogSink', () => {
+  it('writes every line, in order, in a few writes instead of one per line', async () => {
+    const { file, fd } = tmpFile();
+    const writev = vi.spyOn(fs, 'writevSync'); // a regular file is written with blocking writes
+    const sink = new LogSink(fd);
     let all = '';
-    for (let i = 0; i < 100; i++) {
-      b.write(line(i));
+    for (let i = 0; i < 5000; i++) {
+      sink.write(line(i));
       all += line(i);
     }
-    // About 100 bytes per line: one hand-over per ~LOG_BATCH_CHARS, not one per line.
-    expect(writes.length).toBe(Math.floor(all.length / LOG_BATCH_CHARS));
-    expect(writes.length).toBeLessThan(5);
-    b.flush();
-    expect(writes.join('')).toBe(all);
+    await sink.flushed(5000);
+    expect(fs.readFileSync(file, 'utf8')).toBe(all);
+    // ~500 kB in 64 KiB chunks: all gathered in one turn, so one writev (or a few after partial writes).
+    expect(writev.mock.calls.length).toBeGreaterThan(0);
+    expect(writev.mock.calls.length).toBeLessThan(10);
+    expect(sink.heldBytes).toBe(0);
+    expect(sink.dropped).toBe(0);
   });
 
-  it('counts the lines a full destination drops', async () => {
+  it('writes a line larger than a chunk whole, between its neighbours', async () => {
     const { file, fd } = tmpFile();
-    const dest = pino.destination({ dest: fd, sync: false, maxLength: 300 });
-    const b = new LineBatcher(dest as unknown as ConstructorParameters<typeof LineBatcher>[0]);
-    const batch = `${'{"a":1}\n'.repeat(LOG_BATCH_CHARS / 8)}`;
-    // The first batch exceeds maxLength on its own: sonic-boom drops it whole.
-    b.write(batch);
-    expect(b.dropped).toBe(LOG_BATCH_CHARS / 8);
-    // Lines that fit still go out.
-    b.write('{"ok":1}\n');
-    b.flushSync();
-    await waitFor(() => fs.readFileSync(file, 'utf8') === '{"ok":1}\n', 2000);
-    dest.end();
+    const sink = new LogSink(fd);
+    const big = `{"big":"${'é'.repeat(LOG_CHUNK_BYTES)}"}\n`;
+    sink.write(line(1));
+    sink.write(big);
+    sink.write(line(2));
+    await sink.flushed(5000);
+    expect(fs.readFileSync(file, 'utf8')).toBe(line(1) + big + line(2));
+  });
+
+  it('writes a quiet trickle of lines within the flush interval', async () => {
+    const { file, fd } = tmpFile();
+    const sink = new LogSink(fd);
+    sink.write(line(7));
+    await waitFor(() => fs.readFileSync(file, 'utf8') === line(7), 2000, 'the lone line written');
+  });
+
+  it('counts every line after the fd failed for good as dropped, and keeps taking lines', async () => {
+    const { fd } = tmpFile();
+    fs.closeSync(fd);
+    const sink = new LogSink(fd);
+    for (let i = 0; i < 10; i++) sink.write(line(i));
+    await sink.flushed(2000);
+    expect(sink.dropped).toBe(10);
+    sink.write(line(11));
+    expect(sink.dropped).toBe(11);
+    expect(sink.heldBytes).toBe(0);
+  });
+
+  it('on a pipe nobody reads: holds at most the bound, drops and counts the rest, then writes the survivors in order and reports the drop once', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stickmesh-log-'));
+    dirs.push(dir);
+    const outFile = path.join(dir, 'read.log');
+    const fifo = path.join(dir, 'fifo');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    // Read-write so the open does not wait for a reader; non-blocking, as a pipe stdout can be.
+    const fd = fs.openSync(fifo, fs.constants.O_RDWR | fs.constants.O_NONBLOCK);
+    fds.push(fd);
+    // A reader that reads nothing until SIGUSR2.
+    const reader = spawn(
+      process.execPath,
+      ['-e', `process.on('SIGUSR2', () => require('fs').createReadStream(${JSON.stringify(fifo)}).pipe(require('fs').createWriteStream(${JSON.stringify(outFile)}))); process.stdout.write('ready'); setInterval(() => {}, 1000)`],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    procs.push(reader);
+    await new Promise((r) => reader.stdout!.once('data', r));
+    const reports: number[] = [];
+    const maxBytes = 4 * LOG_CHUNK_BYTES;
+    const sink = new LogSink(fd, { maxBytes, onDropped: (n) => reports.push(n) });
+    const total = 20000; // 2 MB: far more than the pipe (64 KiB) and the bound take
+    let maxHeld = 0;
+    for (let i = 0; i < total; i++) {
+      sink.write(line(i));
+      if (i % 100 === 0) {
+        maxHeld = Math.max(maxHeld, sink.heldBytes);
+        await new Promise((r) => setImmediate(r)); // let writes start, as a serving node would
+      }
+    }
+    maxHeld = Math.max(maxHeld, sink.heldBytes);
+    expect(maxHeld).toBeLessThanOrEqual(maxBytes);
+    expect(sink.dropped).toBeGreaterThan(total / 2);
+    expect(reports).toEqual([]); // stdout has taken nothing more yet
+    reader.kill('SIGUSR2');
+    await sink.flushed(10000);
+    const kept = total - sink.dropped;
+    const readLines = (): number => (fs.existsSync(outFile) ? fs.readFileSync(outFile, 'utf8').split('\n').length - 1 : 0);
+    await waitFor(() => readLines() === kept, 10000, 'the reader got every kept line');
+    const got = fs.readFileSync(outFile, 'utf8').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { n: number }).n);
+    // In order, no duplicates: the first lines (before the bound) are all there.
+    for (let i = 1; i < got.length; i++) expect(got[i]).toBeGreaterThan(got[i - 1]!);
+    expect(got[0]).toBe(0);
+    expect(reports).toEqual([sink.dropped]);
   });
 });
 
@@ -66,9 +136,7 @@ describe('createLogger', () => {
     expect(new Date(lines[499].time).toISOString()).toBe(lines[499].time);
     expect(dropped()).toBe(0);
   });
-});
 
-describe('createLogger with a node name', () => {
   it('writes "node" once per line, also when a call site passes its own node field', async () => {
     const { file, fd } = tmpFile();
     const { logger, flush } = createLogger({ level: 'info', node: 'lb1', fd });
@@ -82,5 +150,48 @@ describe('createLogger with a node name', () => {
       expect(line.match(/"node":/g)).toHaveLength(1);
       expect(JSON.parse(line).node).toBe('lb1');
     }
+  });
+});
+
+describe('writeRawInfo', () => {
+  const obj = { a: 'x"y\\z', b: 3, c: true, d: 'é\u0001' };
+  const fields = `,"a":${JSON.stringify(obj.a)},"b":3,"c":true,"d":${JSON.stringify(obj.d)}`;
+
+  function capture(make: (dest: Writable) => pino.Logger): { logger: pino.Logger; out: string[] } {
+    const out: string[] = [];
+    const dest = new Writable({
+      write(chunk: Buffer, _e, cb) {
+        out.push(chunk.toString());
+        cb();
+      },
+    });
+    return { logger: make(dest), out };
+  }
+
+  it("writes what pino's logger.info(obj, msg) writes, byte for byte, for a plain pino logger and a node's logger", async () => {
+    const { file, fd } = tmpFile();
+    const node = createLogger({ level: 'info', node: 'n1', fd });
+    expect(writeRawInfo(node.logger, fields, ',"msg":"request"', Object.keys(obj))).toBe(true);
+    node.logger.info(obj, 'request');
+    await node.flush();
+    const [raw, viaPino] = fs.readFileSync(file, 'utf8').split('\n');
+    expect(raw).toBe(viaPino);
+    expect(JSON.parse(raw!)).toMatchObject({ ...obj, node: 'n1', level: 'info', msg: 'request' });
+
+    const plain = capture((d) => pino({ level: 'info', timestamp: () => ',"time":1' }, d));
+    expect(writeRawInfo(plain.logger, fields, ',"msg":"request"', Object.keys(obj))).toBe(true);
+    plain.logger.info(obj, 'request');
+    await waitFor(() => plain.out.length === 2, 2000, 'both lines');
+    expect(plain.out[0]).toBe(plain.out[1]);
+  });
+
+  it('declines (writes nothing) for a logger whose options change the output', () => {
+    const withSerializer = capture((d) => pino({ serializers: { b: (v: number) => v * 2 } }, d));
+    expect(writeRawInfo(withSerializer.logger, fields, ',"msg":"request"', Object.keys(obj))).toBe(false);
+    const withMixin = capture((d) => pino({ mixin: () => ({ m: 1 }) }, d));
+    expect(writeRawInfo(withMixin.logger, fields, ',"msg":"request"', Object.keys(obj))).toBe(false);
+    const withRedact = capture((d) => pino({ redact: ['a'] }, d));
+    expect(writeRawInfo(withRedact.logger, fields, ',"msg":"request"', Object.keys(obj))).toBe(false);
+    expect([...withSerializer.out, ...withMixin.out, ...withRedact.out]).toEqual([]);
   });
 });

@@ -94,7 +94,7 @@ export async function runStart(argv: string[]): Promise<number> {
   for (const p of node.peers) logger.info({ address: `${p.address.host}:${p.address.port}` }, 'peers listening');
   if (node.adminAddress) logger.info({ address: `${node.adminAddress.host}:${node.adminAddress.port}` }, 'admin listening');
   logger.info({ config: file }, 'stickmesh started');
-  metrics.gauge('stickmesh_log_dropped_lines', 'Log lines dropped because stdout fell more than 16 MiB behind, since start (monotonic).', [], (set) => set({}, dropped()));
+  metrics.gauge('stickmesh_log_dropped_lines', 'Log lines dropped because stdout fell more than 8 MiB behind (or failed), since start (monotonic).', [], (set) => set({}, dropped()));
 
   return new Promise<number>((resolve) => {
     let stopping = false;

@@ -128,4 +128,24 @@ describe('StickTable bucket digests', () => {
     expect(t.count).toBe(0);
     expect(differing(t.bucketDigests(), empty.bucketDigests())).toEqual([]);
   });
+
+  it('exportBuckets with scanMax examines at most that many slots per call and still returns every wanted entry', () => {
+    const t = new StickTable(cfg(), { node: 'a' });
+    for (let i = 0; i < 1000; i++) t.setLocal(`10.3.${i >> 8}.${i & 255}`, 's1');
+    const want = new Uint8Array(DIGEST_BUCKETS);
+    want[t.bucketOfKey('10.3.0.1')] = 1;
+    const out: TableUpdate[] = [];
+    let c = 0;
+    let calls = 0;
+    while (c !== -1) {
+      const from = c;
+      c = t.exportBuckets(want, c, 1000, out, 64);
+      calls++;
+      if (c !== -1) expect(c - from).toBeLessThanOrEqual(64);
+    }
+    expect(calls).toBeGreaterThanOrEqual(Math.ceil(1000 / 64));
+    const expected = all(t).filter((u) => t.bucketOfKey(u.key) === t.bucketOfKey('10.3.0.1'));
+    expect(out.map((u) => u.key).sort()).toEqual(expected.map((u) => u.key).sort());
+    expect(out.length).toBeGreaterThan(0);
+  });
 });

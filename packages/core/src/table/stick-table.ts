@@ -675,14 +675,18 @@ export class StickTable {
    * Like exportBatch, restricted to entries whose bucket b has `want[b] !== 0` (`want` has
    * DIGEST_BUCKETS flags): appends at most `max` live entries (tombstones included) from slot
    * `cursor` on and returns the next cursor, or -1 when done. Expired entries met on the way are
-   * removed (as on any access), which also brings the bucket digests up to date.
+   * removed (as on any access), which also brings the bucket digests up to date. At most
+   * `scanMax` slots are examined per call (default: no limit), so a call costs O(scanMax) however
+   * few entries the wanted buckets hold; a call that stops on that limit may append nothing and
+   * still return a cursor (not -1).
    */
-  exportBuckets(want: Uint8Array, cursor: number, max: number, out: TableUpdate[]): number {
+  exportBuckets(want: Uint8Array, cursor: number, max: number, out: TableUpdate[], scanMax = Infinity): number {
     if (!Number.isInteger(cursor) || cursor < 0) return -1;
     const now = this.now();
     let s = cursor;
     let added = 0;
-    while (s < this.hwm && added < max) {
+    const end = Math.min(this.hwm, cursor + Math.max(1, scanMax));
+    while (s < end && added < max) {
       if (this.srv[s] !== 0 && want[this.bucketOf[s]!] !== 0) {
         if (this.isExpired(s, now)) {
           this._expired++;

@@ -95,5 +95,70 @@ describe('mode tcp relay', () => {
     expect(atServer.length).toBe(up.length);
     expect(sha(atServer)).toBe(sha(up));
   });
-});
 
+  /** What a socket ends with: its bytes, and whether it ended with a FIN (`end`) or an error (reset). */
+  function outcome(s: net.Socket): Promise<{ bytes: string; how: string }> {
+    return new Promise((resolve) => {
+      let bytes = '';
+      s.setEncoding('latin1');
+      s.on('data', (d: string) => (bytes += d));
+      s.once('end', () => resolve({ bytes, how: 'end' }));
+      s.once('error', (e: NodeJS.ErrnoException) => resolve({ bytes, how: e.code ?? 'error' }));
+    });
+  }
+
+  async function logged(p: { logs: Array<Record<string, unknown>> }): Promise<Record<string, unknown>> {
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      const l = p.logs.find((x) => x.msg === 'connection');
+      if (l !== undefined) return l;
+      if (Date.now() > deadline) throw new Error('no connection log line');
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  it('client FIN first, then the server answers and closes: both peers get every byte and a clean FIN, logged --', async () => {
+    // The proxy closes both sockets at the server's FIN (both FINs in, nothing queued) instead
+    // of shutting the client down: the answer must still arrive whole, before a FIN, not a reset.
+    let atServer: Promise<{ bytes: string; how: string }> | undefined;
+    const raw = await startRawBackend((s) => {
+      s.allowHalfOpen = true;
+      atServer = outcome(s);
+      void atServer.then(() => s.end('pong'.repeat(1000)));
+    });
+    cleanups.push(() => raw.close());
+    const p = await startProxy(CFG, { p1: raw.port });
+    cleanups.push(() => p.close());
+    const c = net.connect({ port: p.port, host: '127.0.0.1', allowHalfOpen: true });
+    cleanups.push(() => void c.destroy());
+    const atClient = outcome(c);
+    c.end('ping');
+    expect(await atClient).toEqual({ bytes: 'pong'.repeat(1000), how: 'end' });
+    expect(await atServer!).toEqual({ bytes: 'ping', how: 'end' });
+    const l = await logged(p);
+    expect(l.termination_state).toBe('--');
+    expect(l.bytes_read).toBe(4000);
+    expect(l.bytes_uploaded).toBe(4);
+  });
+
+  it('server FIN first, then the client sends and closes: the server gets those bytes and a clean FIN, logged --', async () => {
+    let atServer: Promise<{ bytes: string; how: string }> | undefined;
+    const raw = await startRawBackend((s) => {
+      s.allowHalfOpen = true;
+      atServer = outcome(s);
+      s.end('hello');
+    });
+    cleanups.push(() => raw.close());
+    const p = await startProxy(CFG, { p1: raw.port });
+    cleanups.push(() => p.close());
+    const c = net.connect({ port: p.port, host: '127.0.0.1', allowHalfOpen: true });
+    cleanups.push(() => void c.destroy());
+    const atClient = outcome(c);
+    expect(await atClient).toEqual({ bytes: 'hello', how: 'end' });
+    c.end('bye'.repeat(2000));
+    expect(await atServer!).toEqual({ bytes: 'bye'.repeat(2000), how: 'end' });
+    const l = await logged(p);
+    expect(l.termination_state).toBe('--');
+    expect(l.bytes_uploaded).toBe(6000);
+  });
+});
