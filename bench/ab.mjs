@@ -9,7 +9,9 @@
 //        node bench/ab.mjs stickmesh-http-rules haproxy-http-rules
 //        node bench/ab.mjs stickmesh-tcp haproxy-tcp --close --conns 50   (new connections/s)
 // Target names as in `node bench/run.js --targets` (bench/lib/targets.mjs). Prints each repetition
-// and the median of A/B per connection count, then one JSON line ({"bench":"ab",...}).
+// and the median of A/B per connection count, with each proxy's user and system CPU µs per request
+// (where a gap lies: the proxy's own code, or the kernel's TCP work its system calls start), then
+// one JSON line ({"bench":"ab",...}).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,6 +20,18 @@ import { cpuPlan, freePort, which } from './lib/proc.mjs';
 import { startUpstream, targets } from './lib/targets.mjs';
 import { runWrk } from './lib/wrk.mjs';
 import { makeBenchCert } from './http.mjs';
+
+/** User and system CPU seconds used so far by `pid` (utime and stime of /proc/PID/stat), or zeros once it is gone. */
+function userSys(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const hz = 100;
+    return { user: Number(f[11]) / hz, sys: Number(f[12]) / hz };
+  } catch {
+    return { user: 0, sys: 0 };
+  }
+}
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -64,13 +78,26 @@ async function main() {
     const out = { bench: 'ab', a: pair[0].name, b: pair[1].name, seconds, reps, close: values.close, upstream: nginx ? 'nginx' : 'raw-net', byConns: {} };
     for (const c of conns) {
       const ratios = [];
+      // Per proxy: user and system CPU µs per request in each repetition (/proc, 10 ms ticks).
+      const split = hs.map(() => ({ user: [], sys: [] }));
       for (let r = 1; r <= reps; r++) {
+        const t0 = hs.map((h) => userSys(h.pid));
         const [ra, rb] = await both(c, seconds, values.close);
+        const t1 = hs.map((h) => userSys(h.pid));
         ratios.push(ra.rps / rb.rps);
-        console.log(`  c=${c} rep ${r}/${reps}: ${pair[0].name} ${ra.rps.toFixed(0)} req/s, ${pair[1].name} ${rb.rps.toFixed(0)} req/s, ratio ${(ra.rps / rb.rps).toFixed(3)}, p99 ${ra.p99} / ${rb.p99} ms${ra.non2xx + rb.non2xx + ra.socketErrors + rb.socketErrors ? ' (errors!)' : ''}`);
+        const per = [ra, rb].map((res, i) => {
+          const n = Math.max(1, res.rps * seconds);
+          const u = (1e6 * (t1[i].user - t0[i].user)) / n;
+          const sy = (1e6 * (t1[i].sys - t0[i].sys)) / n;
+          split[i].user.push(u);
+          split[i].sys.push(sy);
+          return `${u.toFixed(1)}+${sy.toFixed(1)}`;
+        });
+        console.log(`  c=${c} rep ${r}/${reps}: ${pair[0].name} ${ra.rps.toFixed(0)} req/s (${per[0]} µs user+sys/req), ${pair[1].name} ${rb.rps.toFixed(0)} req/s (${per[1]}), ratio ${(ra.rps / rb.rps).toFixed(3)}, p99 ${ra.p99} / ${rb.p99} ms${ra.non2xx + rb.non2xx + ra.socketErrors + rb.socketErrors ? ' (errors!)' : ''}`);
       }
-      out.byConns[c] = { ratios, median: median(ratios), min: Math.min(...ratios), max: Math.max(...ratios) };
-      console.log(`${pair[0].name} / ${pair[1].name} @${c}: median ${median(ratios).toFixed(3)} (range ${Math.min(...ratios).toFixed(3)}-${Math.max(...ratios).toFixed(3)})`);
+      const cpu = split.map((x) => ({ userUsPerReq: median(x.user), sysUsPerReq: median(x.sys) }));
+      out.byConns[c] = { ratios, median: median(ratios), min: Math.min(...ratios), max: Math.max(...ratios), cpu: { [pair[0].name]: cpu[0], [pair[1].name]: cpu[1] } };
+      console.log(`${pair[0].name} / ${pair[1].name} @${c}: median ${median(ratios).toFixed(3)} (range ${Math.min(...ratios).toFixed(3)}-${Math.max(...ratios).toFixed(3)}); CPU µs/req user+sys (medians): ${pair[0].name} ${cpu[0].userUsPerReq.toFixed(1)}+${cpu[0].sysUsPerReq.toFixed(1)}, ${pair[1].name} ${cpu[1].userUsPerReq.toFixed(1)}+${cpu[1].sysUsPerReq.toFixed(1)}`);
     }
     out.loadavg = os.loadavg();
     console.log(JSON.stringify(out));

@@ -125,6 +125,18 @@ describe('RequestHead.parse', () => {
     }
   });
 
+  it('keeps the head as received (`wire`, final CRLF included) with `text` as its prefix', () => {
+    const head = 'GET /x HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\n\r\n';
+    const b = Buffer.from(`\r\n${head}POST`, 'latin1');
+    const h = new RequestHead();
+    expect(h.parse(b, 0, b.length)).toBe(head.length + 2);
+    expect(h.wire).toBe(head);
+    expect(h.textLength).toBe(head.length - 2);
+    expect(h.nameAt(1, 'connection')).toBe(true);
+    expect(h.value(0)).toBe('a');
+    expect(h.text).toBe(head.slice(0, -2));
+    expect(h.wire.slice(h.lineStart(1), h.lineEnd(1))).toBe('Connection: keep-alive\r\n');
+  });
   it('rejects heads over the size limit even before the blank line', () => {
     const s = 'GET / HTTP/1.1\r\nHost: x\r\nX-Big: ' + 'a'.repeat(MAX_HEAD_BYTES) + '\r\n';
     expect(parseReq(s).r).toBe(HeadError.TooLarge);
@@ -197,6 +209,31 @@ describe('ResponseHead.parse', () => {
     ];
     for (const [lines, code] of bad) expect(parseRes(`HTTP/1.1 200 OK\r\n${lines}\r\n\r\n`).r, lines).toBe(code);
     expect(parseRes('HTTP/1.1 200 OK\nX: 1\r\n\r\n').r).toBe(HeadError.BadStatusLine);
+  });
+  it('parses from the bytes at any offset; names, Connection tokens, text and reason come from those bytes', () => {
+    const head = 'HTTP/1.0 203 Non\tAuthoritative\r\nX-A: 1\r\nCONNECTION: Keep-Alive ,\tUpgrade\r\nUpgrade: h2c\r\nSet-Cookie: s=1\r\n\r\n';
+    const b = Buffer.from(`junk${head}body`, 'latin1');
+    const h = new ResponseHead();
+    expect(h.parse(b, 4, b.length)).toBe(head.length);
+    expect(h.textLength).toBe(head.length - 2);
+    expect([h.versionMinor, h.status, h.connKeepAlive, h.connUpgrade, h.connClose, h.upgrade]).toEqual([0, 203, true, true, false, 'h2c']);
+    expect(h.nameAt(1, 'connection')).toBe(true);
+    expect(h.isHopByHop(1)).toBe(true);
+    expect(h.nameAt(3, 'set-cookie')).toBe(true);
+    expect(h.nameAt(3, 'set-cookid')).toBe(false);
+    expect(h.value(3)).toBe('s=1');
+    expect(h.reason).toBe('Non\tAuthoritative');
+    expect(h.text).toBe(head.slice(0, -2));
+    expect(h.text.slice(h.lineStart(0), h.lineEnd(0))).toBe('X-A: 1\r\n');
+    // Once made, the text no longer depends on the buffer.
+    b.fill(0x41);
+    expect(h.text).toBe(head.slice(0, -2));
+    expect(h.names.slice(0, h.count)).toEqual(['X-A', 'CONNECTION', 'Upgrade', 'Set-Cookie']);
+  });
+  it('refuses a control character other than HTAB in the reason phrase', () => {
+    expect(parseRes('HTTP/1.1 200 O\u007fK\r\n\r\n').r).toBe(HeadError.BadStatusLine);
+    expect(parseRes('HTTP/1.1 200 O\u0001K\r\n\r\n').r).toBe(HeadError.BadStatusLine);
+    expect(parseRes('HTTP/1.1 200 O\tK\r\n\r\n').h.reason).toBe('O\tK');
   });
   it('accepts an empty reason and rejects garbage status lines', () => {
     expect(parseRes('HTTP/1.1 204\r\n\r\n').h.status).toBe(204);

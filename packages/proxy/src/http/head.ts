@@ -35,6 +35,7 @@ export const MAX_HEAD_BYTES = 16384;
 export const MAX_HEADERS = 100;
 
 const CRLFCRLF = Buffer.from('\r\n\r\n', 'latin1');
+const CRLF = Buffer.from('\r\n', 'latin1');
 
 /** Error codes returned (negated) by the parsers; mapped to 400/431/505 by the engine, 502 upstream. */
 export const enum HeadError {
@@ -81,15 +82,6 @@ function isToken(s: string, from: number, to: number): boolean {
   return true;
 }
 
-/** Field values may hold VCHAR, obs-text, SP and HTAB; never CR, LF, NUL or other controls. */
-function isFieldValue(s: string, from: number, to: number): boolean {
-  for (let i = from; i < to; i++) {
-    const c = s.charCodeAt(i);
-    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return false;
-  }
-  return true;
-}
-
 /** Case-insensitive compare of an ASCII header name with a lower-case literal, without allocating. */
 export function nameIs(name: string, lower: string): boolean {
   if (name.length !== lower.length) return false;
@@ -127,20 +119,20 @@ function bytesAre(buf: Buffer, from: number, lit: string): boolean {
   return true;
 }
 
-/** Splits the comma-separated value `s[from, to)` and reports which connection tokens it names. */
-function scanConnectionTokens(s: string, from: number, to: number, h: MessageHead): void {
+/** Splits the comma-separated value `buf[from, to)` and reports which connection tokens it names. */
+function scanConnectionTokens(buf: Buffer, from: number, to: number, h: MessageHead): void {
   let start = from;
   while (start <= to) {
-    let end = s.indexOf(',', start);
-    if (end === -1 || end > to) end = to;
+    let end = start;
+    while (end < to && buf[end] !== 0x2c) end++;
     let a = start;
     let b = end;
-    while (a < b && (s.charCodeAt(a) === 0x20 || s.charCodeAt(a) === 0x09)) a++;
-    while (b > a && (s.charCodeAt(b - 1) === 0x20 || s.charCodeAt(b - 1) === 0x09)) b--;
+    while (a < b && (buf[a] === 0x20 || buf[a] === 0x09)) a++;
+    while (b > a && (buf[b - 1] === 0x20 || buf[b - 1] === 0x09)) b--;
     const len = b - a;
-    if (len === 5 && nameIsAt(s, a, 'close')) h.connClose = true;
-    else if (len === 10 && nameIsAt(s, a, 'keep-alive')) h.connKeepAlive = true;
-    else if (len === 7 && nameIsAt(s, a, 'upgrade')) h.connUpgrade = true;
+    if (len === 5 && nameIsAtBuf(buf, a, 'close')) h.connClose = true;
+    else if (len === 10 && nameIsAtBuf(buf, a, 'keep-alive')) h.connKeepAlive = true;
+    else if (len === 7 && nameIsAtBuf(buf, a, 'upgrade')) h.connUpgrade = true;
     start = end + 1;
   }
 }
@@ -196,14 +188,14 @@ export function transferEncodingLine(head: MessageHead): string {
 }
 
 /**
- * The head starting at `start` as latin1 text up to and including its last line's CRLF (the final
- * empty line excluded), or Incomplete / TooLarge when no CRLFCRLF lies within MAX_HEAD_BYTES.
+ * The head starting at `start` as latin1 text up to and including its final empty line (CRLFCRLF
+ * ends it), or Incomplete / TooLarge when no CRLFCRLF lies within MAX_HEAD_BYTES.
  */
-function headText(buf: Buffer, start: number, end: number): string | HeadError {
+function headWire(buf: Buffer, start: number, end: number): string | HeadError {
   const limit = Math.min(end, start + MAX_HEAD_BYTES);
   const idx = buf.indexOf(CRLFCRLF, start);
   if (idx === -1 || idx + 4 > limit) return end - start >= MAX_HEAD_BYTES ? HeadError.TooLarge : HeadError.Incomplete;
-  return (buf as LatinBuffer).latin1Slice(start, idx + 2);
+  return (buf as LatinBuffer).latin1Slice(start, idx + 4);
 }
 
 /** Offsets kept per header line in `MessageHead.pos`. */
@@ -226,8 +218,23 @@ const enum At {
  */
 export class MessageHead {
   versionMinor = 1;
-  /** The head as latin1 text: start line and header lines with their CRLFs, final empty line excluded. */
-  text = '';
+  /** `text`, once made (always for eager heads; on first use for lazy ones, see `text`). */
+  private _text: string | null = '';
+  /**
+   * Lazy heads: the bytes `text` is made from, `src[srcBase, srcBase + textLength)`. Valid while
+   * the message is being handled within the read callback that parsed it (the shared response
+   * parser's rule, exchange.ts); dropped once `text` is made and at the next reset.
+   */
+  private src: Buffer | null = null;
+  private srcBase = 0;
+  /**
+   * Request heads: the head as received with its final empty line ('' otherwise). `text` is its
+   * prefix, so every offset into `text` is one into `wire` too; string reads use it and `text` is
+   * made only when asked for.
+   */
+  private wireText = '';
+  /** Length of `text` in bytes (= characters, latin1). */
+  textLength = 0;
   /** Offset in `text` just past the start line's CRLF. */
   startLineEnd = 0;
   /** Per header, `At.Stride` offsets into `text`; `count` headers are valid. */
@@ -260,6 +267,51 @@ export class MessageHead {
 
   constructor(private readonly lazy = false) {}
 
+  /**
+   * The head as latin1 text: start line and header lines with their CRLFs, final empty line
+   * excluded. A lazy head makes it on first use from the bytes it was parsed from (so it must be
+   * asked for within the read callback that parsed it); forwarding a response normally never
+   * asks, and offsets (`pos`, `lineStart`, `textLength`) need no text.
+   */
+  get text(): string {
+    let t = this._text;
+    if (t === null) {
+      t = this.src !== null ? (this.src as LatinBuffer).latin1Slice(this.srcBase, this.srcBase + this.textLength) : this.wireText.slice(0, this.textLength);
+      this._text = t;
+      this.src = null;
+    }
+    return t;
+  }
+
+  /**
+   * The head as received, final CRLF included (request heads; '' for responses): sent upstream as
+   * it is when nothing in it changes, without building a string.
+   */
+  get wire(): string {
+    return this.wireText;
+  }
+
+  /** A string holding the head's text at offset 0 (`wire`, or `text`), for reads by offset. */
+  private str(): string {
+    return this._text ?? (this.wireText !== '' ? this.wireText : this.text);
+  }
+
+  /** Request heads: the head as received, `wire` (final CRLFCRLF included); `text` is its prefix. */
+  protected setWire(w: string): void {
+    this._text = null;
+    this.src = null;
+    this.wireText = w;
+    this.textLength = w.length - 2;
+  }
+
+  /** Lazy heads: the text is `buf[base, base + length)`, made when asked for. */
+  protected setTextBytes(buf: Buffer, base: number, length: number): void {
+    this._text = null;
+    this.src = buf;
+    this.srcBase = base;
+    this.textLength = length;
+  }
+
   /** The message has a Transfer-Encoding header (`teAt` is its index). */
   get hasTransferEncoding(): boolean {
     return this.teAt !== -1;
@@ -278,7 +330,7 @@ export class MessageHead {
   }
 
   private materialize(): void {
-    const s = this.text;
+    const s = this.str();
     const pos = this.pos;
     for (let i = 0; i < this.count; i++) {
       const b = i * At.Stride;
@@ -296,7 +348,10 @@ export class MessageHead {
 
   /** Case-insensitive test of header `i`'s name against a lower-case literal, without allocating. */
   nameAt(i: number, lower: string): boolean {
-    return this.nameLength(i) === lower.length && nameIsAt(this.text, this.pos[i * At.Stride + At.NameStart]!, lower);
+    if (this.nameLength(i) !== lower.length) return false;
+    const from = this.pos[i * At.Stride + At.NameStart]!;
+    const src = this.src;
+    return src !== null ? nameIsAtBuf(src, this.srcBase + from, lower) : nameIsAt(this.str(), from, lower);
   }
 
   /**
@@ -318,14 +373,14 @@ export class MessageHead {
   value(i: number): string {
     if (this.materialized) return this._values[i]!;
     const b = i * At.Stride;
-    return this.text.slice(this.pos[b + At.ValueStart]!, this.pos[b + At.ValueEnd]!);
+    return this.str().slice(this.pos[b + At.ValueStart]!, this.pos[b + At.ValueEnd]!);
   }
 
   /** Header `i`'s name as received. */
   name(i: number): string {
     if (this.materialized) return this._names[i]!;
     const b = i * At.Stride;
-    return this.text.slice(this.pos[b + At.NameStart]!, this.pos[b + At.NameEnd]!);
+    return this.str().slice(this.pos[b + At.NameStart]!, this.pos[b + At.NameEnd]!);
   }
 
   /** Offset in `text` where header `i`'s line starts. */
@@ -340,7 +395,10 @@ export class MessageHead {
 
   protected resetCommon(): void {
     this.versionMinor = 1;
-    this.text = '';
+    this._text = '';
+    this.src = null;
+    this.wireText = '';
+    this.textLength = 0;
     this.startLineEnd = 0;
     this.materialized = !this.lazy;
     this.count = 0;
@@ -372,11 +430,10 @@ export class MessageHead {
    * is `buf[base, base + s.length)` as latin1: the scan reads the bytes (a byte load costs a third
    * of a charCodeAt here), offsets are kept relative to `s`.
    */
-  protected parseFields(buf: Buffer, base: number, s: string, pos: number, end: number, isRequest: boolean): number {
+  protected parseFields(buf: Buffer, base: number, s: string | null, pos: number, end: number, isRequest: boolean): number {
     let clSeen = false;
-    this.text = s;
     this.startLineEnd = pos;
-    const eager = !this.lazy;
+    const eager = s !== null;
     const at = this.pos;
     while (pos < end) {
       // One pass per line: the name must be a token ending at ':', the value is trimmed of SP and
@@ -446,10 +503,10 @@ export class MessageHead {
           }
           break;
         case 10:
-          if (nameIsAtBuf(buf, base + pos, 'connection')) scanConnectionTokens(s, vs, ve, this);
+          if (nameIsAtBuf(buf, base + pos, 'connection')) scanConnectionTokens(buf, base + vs, base + ve, this);
           break;
         case 7:
-          if (nameIsAtBuf(buf, base + pos, 'upgrade')) this.upgrade = s.slice(vs, ve);
+          if (nameIsAtBuf(buf, base + pos, 'upgrade')) this.upgrade = (buf as LatinBuffer).latin1Slice(base + vs, base + ve);
           break;
         default:
           break;
@@ -497,9 +554,10 @@ export class RequestHead extends MessageHead {
     let start = origStart;
     // Leading empty lines before a request are tolerated (RFC 9112 §2.2).
     while (start + 1 < end && buf[start] === 0x0d && buf[start + 1] === 0x0a) start += 2;
-    const s = headText(buf, start, end);
+    // `s` is the head with its final empty line; offsets into it are offsets into `text`.
+    const s = headWire(buf, start, end);
     if (typeof s === 'number') return s;
-    const idx = start + s.length - 2;
+    const idx = start + s.length - 4;
     // A bare LF anywhere in the head is refused (no LF-only line endings): here in the request
     // line (its first LF must end it), in header lines by parseFields.
     const eol = s.indexOf('\r\n');
@@ -522,7 +580,8 @@ export class RequestHead extends MessageHead {
     else return HeadError.BadVersion;
     this.method = s.slice(0, sp1);
     this.target = s.slice(sp1 + 1, sp2);
-    const r = this.parseFields(buf, start, s, eol + 2, s.length - 2, true);
+    this.setWire(s);
+    const r = this.parseFields(buf, start, s, eol + 2, s.length - 4, true);
     if (r < 0) return r;
     for (let i = 0; i < this.count; i++) {
       const n = this.names[i]!;
@@ -535,45 +594,62 @@ export class RequestHead extends MessageHead {
   }
 }
 
-/** A response head: lazy, forwarded by copying its lines. */
+/**
+ * A response head: lazy, forwarded by copying its lines. It is parsed from the bytes without a
+ * string: `text`, names, values and `reason` are made only when asked for (rules, a Set-Cookie to
+ * rewrite, an HTTP/1.0 status line to restate), within the read callback that parsed the head.
+ */
 export class ResponseHead extends MessageHead {
   status = 0;
-  reason = '';
+  /** Offset in `text` of the end of the reason phrase (its CRLF); the phrase starts at 13. */
+  private reasonEnd = 0;
 
   constructor() {
     super(true);
   }
 
+  /** The reason phrase ('' when absent). */
+  get reason(): string {
+    return this.reasonEnd > 13 ? this.text.slice(13, this.reasonEnd) : '';
+  }
+
   reset(): void {
     this.resetCommon();
     this.status = 0;
-    this.reason = '';
+    this.reasonEnd = 0;
   }
 
   /** Same contract as `RequestHead.parse`. Upstream heads are parsed a little less strictly (reason phrase). */
   parse(buf: Buffer, start: number, end: number): number {
     this.reset();
-    const s = headText(buf, start, end);
-    if (typeof s === 'number') return s;
-    const idx = start + s.length - 2;
-    const eol = s.indexOf('\r\n');
-    if (eol < 12 || !s.startsWith('HTTP/1.') || s.charCodeAt(8) !== 0x20) return HeadError.BadStatusLine;
-    const minor = s.charCodeAt(7);
+    const limit = Math.min(end, start + MAX_HEAD_BYTES);
+    const idx = buf.indexOf(CRLFCRLF, start);
+    if (idx === -1 || idx + 4 > limit) return end - start >= MAX_HEAD_BYTES ? HeadError.TooLarge : HeadError.Incomplete;
+    // The head's text would be buf[start, idx + 2): the status line and header lines with their CRLFs.
+    const textLen = idx + 2 - start;
+    const eol = buf.indexOf(CRLF, start) - start;
+    if (eol < 12 || !bytesAre(buf, start, 'HTTP/1.') || buf[start + 8] !== 0x20) return HeadError.BadStatusLine;
+    const minor = buf[start + 7];
     if (minor === 0x31) this.versionMinor = 1;
     else if (minor === 0x30) this.versionMinor = 0;
     else return HeadError.BadStatusLine;
     let status = 0;
-    for (let i = 9; i < 12; i++) {
-      const c = s.charCodeAt(i);
+    for (let i = start + 9; i < start + 12; i++) {
+      const c = buf[i]!;
       if (c < 0x30 || c > 0x39) return HeadError.BadStatusLine;
       status = status * 10 + (c - 0x30);
     }
     if (status < 100) return HeadError.BadStatusLine;
-    if (eol > 12 && s.charCodeAt(12) !== 0x20) return HeadError.BadStatusLine;
+    if (eol > 12 && buf[start + 12] !== 0x20) return HeadError.BadStatusLine;
+    // The reason phrase holds no control character other than HTAB (field-value rules).
+    for (let i = start + 13; i < start + eol; i++) {
+      const c = buf[i]!;
+      if ((c < 0x20 && c !== 0x09) || c === 0x7f) return HeadError.BadStatusLine;
+    }
     this.status = status;
-    this.reason = eol > 13 ? s.slice(13, eol) : '';
-    if (!isFieldValue(this.reason, 0, this.reason.length)) return HeadError.BadStatusLine;
-    const r = this.parseFields(buf, start, s, eol + 2, s.length - 2, false);
+    this.reasonEnd = eol;
+    this.setTextBytes(buf, start, textLen);
+    const r = this.parseFields(buf, start, null, eol + 2, textLen - 2, false);
     if (r < 0) return r;
     this.headBytes = idx + 4 - start;
     return this.headBytes;

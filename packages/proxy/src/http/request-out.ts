@@ -1,8 +1,8 @@
 /**
  * The request head sent to the server, rendered once when the request starts (from the shared
  * request parser, while it still holds this request's head) and kept in `reqHead`, so a retry
- * or redispatch sends the same text. Plain functions of the connection: one string per request,
- * no other allocation.
+ * or redispatch sends the same text. Plain functions of the connection: at most one string per
+ * request, none when the head goes as received (the parser's `wire` string is sent).
  *
  * X-Forwarded-Proto: with `option forwardfor`, a request that came over TLS (an `ssl` bind) is
  * sent with `X-Forwarded-Proto: https`, the client's own copies removed, unless an http-request
@@ -25,7 +25,9 @@ export function requestHeadOut(conn: Exchange): string {
  */
 function copiedRequestHead(conn: Exchange): string {
   const req = conn.req;
-  const text = req.text;
+  // The head as received, final CRLF included; the text is its first `textLength` characters.
+  const wire = req.wire;
+  const textLength = req.textLength;
   const upgrade = conn.reqUpgrade;
   const ff = conn.route!.forwardFor;
   let hasXff = false;
@@ -36,16 +38,18 @@ function copiedRequestHead(conn: Exchange): string {
   for (let i = 0; i < req.count; i++) {
     if (dropsRequestHeader(conn, i, upgrade) || i === fixTe || (xfp && req.nameAt(i, XFP))) {
       const from = req.lineStart(i);
-      if (from > cur) head += text.slice(cur, from);
+      if (from > cur) head += wire.slice(cur, from);
       if (i === fixTe) head += 'transfer-encoding: chunked\r\n';
       cur = req.lineEnd(i);
       continue;
     }
     if (ff && req.nameAt(i, ff.lower)) hasXff = true;
   }
-  if (cur === 0) head = text;
-  else if (cur < text.length) head += text.slice(cur);
-  return finishRequestHead(conn, head, hasXff, upgrade, xfp);
+  const added = addedLines(conn, hasXff, upgrade, xfp);
+  // Nothing cut and nothing added (the common case): the head goes as received, no new string.
+  if (cur === 0) return added.length === 0 ? wire : wire.slice(0, textLength) + added + '\r\n';
+  if (cur < textLength) head += wire.slice(cur, textLength);
+  return head + added + '\r\n';
 }
 
 const XFP = 'x-forwarded-proto';
@@ -75,7 +79,7 @@ function rebuiltRequestHead(conn: Exchange): string {
       head += `${n}: ${rs.reqAddValues[i]!}\r\n`;
     }
   }
-  return finishRequestHead(conn, head, hasXff, upgrade, xfp);
+  return head + addedLines(conn, hasXff, upgrade, xfp) + '\r\n';
 }
 
 /** Request header `i` is not forwarded: hop-by-hop, or an Upgrade header without an upgrade. */
@@ -83,17 +87,20 @@ function dropsRequestHeader(conn: Exchange, i: number, upgrade: boolean): boolea
   return conn.req.isHopByHop(i) || (!upgrade && conn.req.nameAt(i, 'upgrade'));
 }
 
-/** Appends what the proxy adds to every request head (X-Forwarded-For, X-Forwarded-Proto, connection). */
-function finishRequestHead(conn: Exchange, head: string, hasXff: boolean, upgrade: boolean, xfp: boolean): string {
+/**
+ * The lines the proxy adds to a request head after the received ones (X-Forwarded-For,
+ * X-Forwarded-Proto, connection), '' when none: the caller ends the head with the empty line.
+ */
+function addedLines(conn: Exchange, hasXff: boolean, upgrade: boolean, xfp: boolean): string {
+  let lines = '';
   const ff = conn.route!.forwardFor;
   if (ff && !(ff.ifNone && hasXff) && !(ff.except && clientIpBlocked(conn, ff.except))) {
-    head += `${ff.header}: ${conn.clientIp}\r\n`;
+    lines += `${ff.header}: ${conn.clientIp}\r\n`;
   }
-  if (xfp) head += 'x-forwarded-proto: https\r\n';
-  if (upgrade) head += 'connection: upgrade\r\n';
-  else if (conn.req.versionMinor === 0) head += 'connection: keep-alive\r\n';
-  head += '\r\n';
-  return head;
+  if (xfp) lines += 'x-forwarded-proto: https\r\n';
+  if (upgrade) lines += 'connection: upgrade\r\n';
+  else if (conn.req.versionMinor === 0) lines += 'connection: keep-alive\r\n';
+  return lines;
 }
 
 function clientIpBlocked(conn: Exchange, list: net.BlockList): boolean {

@@ -84,13 +84,13 @@ export function planResponseHead(conn: Exchange, src: Buffer, at: number): void 
   let tail = rs !== null && rs.resAddCount > 0 ? rs.resAddedLines() : '';
   if (cookie) {
     const lines = cookie.insertLines(ctx.cookie, server, conn.reqIsPost, Math.floor(loopNow() / 1000));
-    if (lines !== undefined) edit(res.text.length, res.text.length, lines);
+    if (lines !== undefined) edit(res.textLength, res.textLength, lines);
     else if (cookie.nocache && ctx.cookie.resFlag === 'R') tail += 'cache-control: private\r\n';
   }
   if (conn.phase === Phase.Tunnel) tail += `connection: upgrade\r\n`;
   else if (!conn.keepAlive) tail += 'connection: close\r\n';
   else if (ctx.versionMinor === 0) tail += 'connection: keep-alive\r\n';
-  if (tail.length > 0) edit(res.text.length, res.text.length, tail);
+  if (tail.length > 0) edit(res.textLength, res.textLength, tail);
   conn.headSrc = src;
   conn.headAt = at;
 }
@@ -113,7 +113,7 @@ export function writeResponseHead(conn: Exchange, body: Buffer | null, bodyAt: n
   const src = conn.headSrc!;
   const at = conn.headAt;
   conn.headSrc = null;
-  const textLen = conn.res.text.length; // the shared parser still holds this head (see responseHead)
+  const textLen = conn.res.textLength; // the shared parser still holds this head (see responseHead)
   let size = textLen + 2 + bodyLen;
   for (let k = 0; k < editCount; k++) size += editText[k]!.length - (editTo[k]! - editFrom[k]!);
   let out = sharedOut;
