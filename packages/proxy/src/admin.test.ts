@@ -175,3 +175,21 @@ describe('AdminServer browser rules', () => {
     expect(await (await fetch(`${u}/api/dashboard`)).json()).toEqual({ siblings: ['http://127.0.0.2:9100'], accepted: ['http://127.0.0.2:9100', 'https://ops.example'] });
   });
 });
+
+describe('AdminServer and a client that half-closes', () => {
+  it('still answers a request whose answer comes later than the client FIN (the first /metrics scrape)', async () => {
+    const s = new AdminServer({
+      host: '127.0.0.1',
+      port: 0,
+      readiness: () => ({ ready: true, reason: 'ok' }),
+      metrics: () => new Promise((resolve) => setTimeout(() => resolve({ contentType: 'text/plain', body: 'm 1\n' }), 50)),
+    });
+    servers.push(s);
+    const { port } = await s.listen();
+    const { exchangeUntilClose } = await import('../../../test/helpers/client.js');
+    const r = await exchangeUntilClose(port, 3000, (sock) => sock.end(`GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`));
+    expect(r.out).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    expect(r.out).toMatch(/\r\n\r\n(4\r\n)?m 1\n/);
+    expect(r.closed).toBe(true);
+  });
+});

@@ -127,6 +127,11 @@ export class AdminServer {
     this.compiled = (opts.api ?? []).map((route) => ({ route, parts: route.path.split('/') }));
     this.server = http.createServer(this.onRequest);
     this.server.on('connect', refuseConnect);
+    // A client may half-close right after its request (`nc -N`, `sock.end(req)`): the answer still
+    // goes out, then the connection closes. Node's default ends the socket at the client's FIN and
+    // drops an answer not yet written, which an asynchronous one (the first /metrics scrape loads
+    // prom-client) always is.
+    (this.server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
     this.server.maxHeadersCount = 50;
     this.server.headersTimeout = 5000;
     this.server.requestTimeout = 10000;
