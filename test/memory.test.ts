@@ -96,6 +96,15 @@ describe('node memory', () => {
     expect(await page.text()).toContain('<html');
   });
 
+  it('keeps the cap on a node that logs every request (log-level info)', async () => {
+    const b = await startBackend('s1');
+    backends.push(b);
+    const [admin, proxy] = [await freePort(), await freePort()];
+    await startNode('node.cfg', haproxyCfg(admin, proxy, b.port, 'info'), admin);
+    for (let i = 0; i < 2000; i++) expect((await request(proxy, { path: `/r${i}` })).status).toBe(200);
+    expect(await newSpaceBytes(admin)).toBeLessThanOrEqual(2 * MiB);
+  });
+
   it("leaves the young generation to the user's NODE_OPTIONS", async () => {
     const b = await startBackend('s1');
     backends.push(b);

@@ -4,15 +4,14 @@
  * Node lets each of the two semi-spaces grow from 1 MiB to 16 MiB (32 MiB of new space, 8 MiB
  * already while loading the modules at start). A node's requests leave little alive at each
  * scavenge, so a 1 MiB semi-space costs about 1% of CPU per request in mode http and tcp (same-core
- * A/B, docs/BENCHMARKS.md#memory) and keeps 20-30 MiB out of the resident set under load. With an
- * access-log line per request (log-level info or more) the allocation rate is several times
- * higher and the small young generation cost 5-8%, so such a node lets it grow as Node does.
+ * A/B, docs/BENCHMARKS.md#memory) and keeps 20-30 MiB out of the resident set under load, with an
+ * access-log line per request too (the request line is encoded into the log buffer without
+ * garbage: capped or not, logging cost the same in a same-core A/B).
  *
  * How: `--max-semi-space-size` only counts when the process starts, and every launch line (the
  * Dockerfile, the systemd unit, the demo, users' own) runs `node .../stickmesh.js start`. V8 reads
  * `--semi-space-growth-factor` each time it grows the new space, so the launcher sets it to 1
- * before loading anything (the new space stays at its initial 1 MiB semi-spaces) and `start` sets
- * it back to 2 (V8's default) when the config logs every request. Setting the flag on the node
+ * before loading anything (the new space stays at its initial 1 MiB semi-spaces). Setting the flag on the node
  * command line does not have this effect; setting it at run time does (v8.setFlagsFromString).
  *
  * Override: any semi-space flag of the user's (`NODE_OPTIONS=--max-semi-space-size=16`, or on the
@@ -42,19 +41,7 @@ export function capYoungGen(execArgv: readonly string[] = process.execArgv, node
   return true;
 }
 
-/** Lets the new space grow again as Node's default does (factor 2, up to 16 MiB semi-spaces); only undoes `capYoungGen`. */
-export function releaseYoungGen(): void {
-  if (!capped) return;
-  v8.setFlagsFromString('--semi-space-growth-factor=2');
-  capped = false;
-}
-
 /** Whether the cap is in force (tests, the start log). */
 export function youngGenCapped(): boolean {
   return capped;
-}
-
-/** Log levels at which a node writes a line per request: the young generation is let grow. */
-export function logsEveryRequest(level: string): boolean {
-  return level === 'info' || level === 'debug' || level === 'trace';
 }

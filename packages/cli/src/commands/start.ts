@@ -11,7 +11,6 @@ import type { Logger } from 'pino';
 import { createLogger, metrics } from '@stickmesh/proxy';
 import { StickmeshNode } from '../node.js';
 import { parseCommand } from './args.js';
-import { logsEveryRequest, releaseYoungGen } from '../young-gen.js';
 
 export const START_HELP = `Usage: stickmesh start --config FILE [--node NAME]
 
@@ -66,8 +65,6 @@ export async function runStart(argv: string[]): Promise<number> {
     throw err;
   }
   const { config, warnings } = loaded;
-  // A line per request allocates several times more: the small young generation cost 5-8% there.
-  if (logsEveryRequest(config.global.logLevel)) releaseYoungGen();
   const nodeName = (values.node as string | undefined) ?? config.global.localPeer ?? process.env.STICKMESH_NODE ?? os.hostname();
   const { logger, flush, dropped } = createLogger({ level: config.global.logLevel, node: nodeName });
   logWarnings(logger, warnings, loaded.warningCount);
@@ -147,7 +144,6 @@ export async function runStart(argv: string[]): Promise<number> {
       const t0 = performance.now();
       try {
         const next = await loadConfigAsync(file);
-        if (logsEveryRequest(next.config.global.logLevel)) releaseYoungGen();
         await node.reload(next);
         logWarnings(logger, next.warnings, next.warningCount);
         logger.info({ config: file, ms: Math.round(performance.now() - t0) }, 'reloaded');
