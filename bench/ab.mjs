@@ -17,9 +17,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { cpuPlan, freePort, which } from './lib/proc.mjs';
-import { startUpstream, targets } from './lib/targets.mjs';
+import { startUpstream } from './lib/targets.mjs';
 import { runWrk } from './lib/wrk.mjs';
 import { makeBenchCert } from './http.mjs';
+import { median, pickTargets, runMain } from './lib/script.mjs';
 
 /** User and system CPU seconds used so far by `pid` (utime and stime of /proc/PID/stat), or zeros once it is gone. */
 function userSys(pid) {
@@ -33,12 +34,6 @@ function userSys(pid) {
   }
 }
 
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-
 async function main() {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
@@ -50,12 +45,7 @@ async function main() {
   }
   const wrk = which('wrk');
   if (!wrk) throw new Error('wrk not installed');
-  const all = targets();
-  const pair = positionals.map((n) => all.find((t) => t.name === n));
-  for (const [i, t] of pair.entries()) {
-    if (!t) throw new Error(`unknown target ${positionals[i]} (known: ${all.map((x) => x.name).join(', ')})`);
-    if (t.skip) throw new Error(`${t.name}: ${t.skip}`);
-  }
+  const pair = pickTargets(positionals);
   const conns = values.conns.split(',').map(Number);
   const seconds = Number(values.seconds);
   const reps = Number(values.reps);
@@ -109,10 +99,4 @@ async function main() {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (e) => {
-    console.error(e?.stack ?? String(e));
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -17,12 +17,7 @@ import { cpuPlan, freePort, stop, treeCpuSeconds, which } from './lib/proc.mjs';
 import { repoRoot, startUpstream, targets } from './lib/targets.mjs';
 import { runWrk } from './lib/wrk.mjs';
 import { makeBenchCert } from './http.mjs';
-
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
+import { median, runMain } from './lib/script.mjs';
 
 async function main() {
   const { values, positionals } = parseArgs({
@@ -96,10 +91,4 @@ async function main() {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (e) => {
-    console.error(e?.stack ?? String(e));
-    process.exit(1);
-  },
-);
+runMain(main);

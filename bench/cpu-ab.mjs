@@ -14,15 +14,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { cpuPlan, freePort, treeCpuSeconds, which } from './lib/proc.mjs';
-import { startUpstream, targets } from './lib/targets.mjs';
+import { startUpstream } from './lib/targets.mjs';
 import { runWrk } from './lib/wrk.mjs';
 import { makeBenchCert } from './http.mjs';
-
-const median = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
+import { median, pickTargets, runMain } from './lib/script.mjs';
 
 async function main() {
   const { values, positionals } = parseArgs({
@@ -35,12 +30,7 @@ async function main() {
   }
   const wrk = which('wrk');
   if (!wrk) throw new Error('wrk not installed');
-  const all = targets();
-  const pair = positionals.map((n) => all.find((t) => t.name === n));
-  for (const [i, t] of pair.entries()) {
-    if (!t) throw new Error(`unknown target ${positionals[i]} (known: ${all.map((x) => x.name).join(', ')})`);
-    if (t.skip) throw new Error(`${t.name}: ${t.skip}`);
-  }
+  const pair = pickTargets(positionals);
   const conns = values.conns.split(',').map(Number);
   const seconds = Number(values.seconds);
   const rounds = Number(values.rounds);
@@ -85,10 +75,4 @@ async function main() {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (e) => {
-    console.error(e?.stack ?? String(e));
-    process.exit(1);
-  },
-);
+runMain(main);

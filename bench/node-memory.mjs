@@ -24,6 +24,7 @@ import { parseArgs } from 'node:util';
 import { cpuPlan, freePort, rssOf, spawnLogged, stop, tail, treeRss, waitHttp200, which } from './lib/proc.mjs';
 import { repoRoot, startUpstream } from './lib/targets.mjs';
 import { runWrk } from './lib/wrk.mjs';
+import { runMain } from './lib/script.mjs';
 
 const MB = 2 ** 20;
 const bin = path.join(repoRoot, 'packages/cli/bin/stickmesh.js');
@@ -217,10 +218,4 @@ async function main() {
   }
 }
 
-main().then(
-  (code) => process.exit(code),
-  (e) => {
-    console.error(e?.stack ?? String(e));
-    process.exit(1);
-  },
-);
+runMain(main);
