@@ -652,12 +652,10 @@ export class StickmeshProxy {
       for (const l of fe.listeners) if (!keptFor.has(l)) l.close();
       fe.listeners.length = 0;
       fe.draining = true;
-      // HTTP connections stay open on the HTTP frontend that now has their listeners: a kept-alive
-      // client keeps its connection (and a TLS one its session: no new handshake); its next request
-      // runs the new config. Closing an idle one instead races a request the client may be sending
-      // on it at that moment, which the client then sees fail ("socket hang up"). The others (TCP,
-      // a frontend without an heir, rules of another kind) finish their exchange and close.
-      for (const c of fe.conns) if (!(heir !== undefined && c instanceof ClientConn && c.moveTo(heir))) c.drain();
+      // TLS connections stay open on the HTTP frontend that now has their listeners: a kept-alive
+      // client keeps its session (no new handshake); its next request runs the new config. The
+      // others finish their exchange and close, as before (reconnecting costs them little).
+      for (const c of fe.conns) if (!(heir !== undefined && c instanceof ClientConn && c.tls && c.moveTo(heir))) c.drain();
       // Sockets waiting for a slot go to the frontend that now has their listener; a closed
       // listener's are closed, as its backlog is.
       for (const h of fe.admission.takeHeld()) {
