@@ -48,6 +48,25 @@ async function startNode(): Promise<Node> {
 }
 
 /** `n` keep-alive GETs of `pathFor(i)`, `conc` at a time; resolves to the statuses. */
+/**
+ * One GET through `agent`. A request sent on a reused keep-alive connection that the node closed
+ * as idle at that very moment (a reload or a stop closes idle connections) fails with ECONNRESET
+ * before the node read it; like a browser, the request is sent again once, on a new connection.
+ * It was never read, so it was never logged: each path is still served and logged exactly once.
+ */
+function getOnce(port: number, path: string, agent: http.Agent, retried = false): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path, agent }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (!retried && req.reusedSocket && err.code === 'ECONNRESET') getOnce(port, path, agent, true).then(resolve, reject);
+      else reject(err);
+    });
+  });
+}
+
 async function load(port: number, n: number, conc: number, pathFor: (i: number) => string): Promise<number[]> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: conc });
   const statuses: number[] = [];
@@ -55,14 +74,7 @@ async function load(port: number, n: number, conc: number, pathFor: (i: number) 
   const worker = async (): Promise<void> => {
     while (next < n) {
       const i = next++;
-      statuses.push(
-        await new Promise<number>((resolve, reject) => {
-          http.get({ host: '127.0.0.1', port, path: pathFor(i), agent }, (res) => {
-            res.resume();
-            res.on('end', () => resolve(res.statusCode ?? 0));
-          }).on('error', reject);
-        }),
-      );
+      statuses.push(await getOnce(port, pathFor(i), agent));
     }
   };
   await Promise.all(Array.from({ length: conc }, worker));
