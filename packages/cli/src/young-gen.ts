@@ -22,8 +22,6 @@ import v8 from 'node:v8';
 /** The V8 flags that size the young generation; a user who sets one of them decides. */
 const USER_FLAGS = /--(max|min)[-_]semi[-_]space[-_]size|--semi[-_]space[-_]growth[-_]factor/;
 
-let capped = false;
-
 /** Whether the user sized the young generation (node command line or NODE_OPTIONS). */
 export function userSizesYoungGen(execArgv: readonly string[], nodeOptions: string | undefined): boolean {
   return execArgv.some((a) => USER_FLAGS.test(a)) || USER_FLAGS.test(nodeOptions ?? '');
@@ -37,11 +35,6 @@ export function userSizesYoungGen(execArgv: readonly string[], nodeOptions: stri
 export function capYoungGen(execArgv: readonly string[] = process.execArgv, nodeOptions = process.env.NODE_OPTIONS): boolean {
   if (userSizesYoungGen(execArgv, nodeOptions)) return false;
   v8.setFlagsFromString('--semi-space-growth-factor=1');
-  capped = true;
   return true;
 }
 
-/** Whether the cap is in force (tests, the start log). */
-export function youngGenCapped(): boolean {
-  return capped;
-}

@@ -28,6 +28,13 @@ const P400 = 'HTTP/1.0 400 Bad Request\r\nConnection: close\r\n\r\nnot HTTP\n';
 const P418 = 'HTTP/1.1 418 I am a teapot\r\nContent-Type: text/plain\r\nContent-Length: 7\r\n\r\nteapot\n';
 const P403 = 'HTTP/1.0 403 Forbidden\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\ngo away\n';
 
+/** The `defaults` section every case starts from (mode http, short timeouts); a case adds its own lines after it. */
+const DEFAULTS = `defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s`;
+
 const GET = (sock: import('node:net').Socket): void => {
   sock.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
 };
@@ -40,11 +47,7 @@ describe('errorfile', () => {
   it('a 503 with no server sends the errorfile of defaults byte for byte, then closes', async () => {
     const f = page('503.http', P503);
     const p = await scope.proxy(
-      `defaults
-    mode http
-    timeout connect 1s
-    timeout client 5s
-    timeout server 5s
+      `${DEFAULTS}
     errorfile 503 ${f}
 frontend fe
     bind 127.0.0.1:{{port}}
@@ -63,11 +66,7 @@ backend app
     const raw = await startRawBackend((s) => s.end('HTTP/1.1 2xx broken\r\n\r\n'));
     scope.defer(() => raw.close());
     const p = await scope.proxy(
-      `defaults
-    mode http
-    timeout connect 1s
-    timeout client 5s
-    timeout server 5s
+      `${DEFAULTS}
     errorfile 503 ${page('d503.http', P503)}
     errorfile 502 ${page('502.http', P502)}
     errorfile 400 ${page('400.http', P400)}
@@ -93,11 +92,7 @@ backend broken
   it("'http-request deny' sends the errorfile of its status: the section's, else the frontend's", async () => {
     const [web] = await scope.backends(1);
     const p = await scope.proxy(
-      `defaults
-    mode http
-    timeout connect 1s
-    timeout client 5s
-    timeout server 5s
+      `${DEFAULTS}
 frontend fe
     bind 127.0.0.1:{{port}}
     errorfile 403 ${page('403.http', P403)}
@@ -123,11 +118,7 @@ backend app
 
   it('an empty errorfile (/dev/null) closes without answering', async () => {
     const p = await scope.proxy(
-      `defaults
-    mode http
-    timeout connect 1s
-    timeout client 5s
-    timeout server 5s
+      `${DEFAULTS}
     errorfile 400 /dev/null
 frontend fe
     bind 127.0.0.1:{{port}}
@@ -146,11 +137,7 @@ backend app
     const tea = page('418.http', P418);
     const [web] = await scope.backends(1);
     const p = await scope.proxy(
-      `defaults
-    mode http
-    timeout connect 1s
-    timeout client 5s
-    timeout server 5s
+      `${DEFAULTS}
     timeout tarpit 50ms
 frontend fe
     bind 127.0.0.1:{{port}}
