@@ -88,10 +88,9 @@ export function interleaved(err: ConfigError): string[] {
   for (const x of all) rank(x.i);
   all.sort((a, b) => rank(a.i) - rank(b.i) || a.i.loc.line - b.i.loc.line || Number(a.warn) - Number(b.warn));
   const out = all.map((x) => (x.warn ? `[WARNING] ${formatIssue(x.i)}` : formatIssue(x.i)));
-  const moreErrors = err.total - err.issues.length;
-  const moreWarnings = err.warningCount - err.warnings.length;
-  if (moreErrors > 0) out.push(`${moreErrors} more problem${moreErrors === 1 ? '' : 's'}`);
-  if (moreWarnings > 0) out.push(`[WARNING] ${moreWarnings} more warning${moreWarnings === 1 ? '' : 's'}`);
+  // formatIssues of no issue is just its `N more` tail.
+  out.push(...formatIssues([], err.total - err.issues.length));
+  for (const line of formatIssues([], err.warningCount - err.warnings.length, 'warning')) out.push(`[WARNING] ${line}`);
   return out;
 }
 
