@@ -137,7 +137,7 @@ describe('errorfile', () => {
 
   it('checks the response head: status line, header lines, framing', () => {
     const r = (t: string) => parseErrorResponse(Buffer.from(t, 'latin1'));
-    expect(r('HTTP/1.1 503 \r\nX: y\r\n\r\n')).toEqual({ response: 'HTTP/1.1 503 \r\nX: y\r\n\r\n' });
+    expect(r('HTTP/1.1 503 \r\nX: y\r\n\r\n')).toEqual({ response: 'HTTP/1.1 503 \r\nX: y\r\n\r\n', status: 503 });
     expect(r('HTTP/2 503 X\r\n\r\n')).toHaveProperty('error');
     expect(r('HTTP/1.1 503 X\r\nno colon here\r\n\r\n')).toHaveProperty('error');
     expect(r('HTTP/1.1 503 X\r\n folded\r\n\r\n')).toHaveProperty('error');

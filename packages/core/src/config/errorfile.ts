@@ -22,7 +22,7 @@ const VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
  * and checks it; returns the response as latin1 text with CRLF line ends (the bytes as written
  * when the file already used CRLF), or an error message.
  */
-export function readErrorFile(file: string): { response: string } | { error: string } {
+export function readErrorFile(file: string): { response: string; status?: number } | { error: string } {
   let buf: Buffer;
   try {
     const fd = openSync(file, 'r');
@@ -46,8 +46,8 @@ export function readErrorFile(file: string): { response: string } | { error: str
   return 'error' in r ? { error: `'${file}': ${r.error}` } : r;
 }
 
-/** Checks a raw HTTP/1.x response and returns it with CRLF line ends in its head. */
-export function parseErrorResponse(buf: Buffer): { response: string } | { error: string } {
+/** Checks a raw HTTP/1.x response and returns it with CRLF line ends in its head, and its status (none for an empty file). */
+export function parseErrorResponse(buf: Buffer): { response: string; status?: number } | { error: string } {
   if (buf.length === 0) return { response: '' };
   const text = buf.toString('latin1');
   const lines: string[] = [];
@@ -83,5 +83,5 @@ export function parseErrorResponse(buf: Buffer): { response: string } | { error:
   }
   const body = text.slice(bodyAt);
   if (contentLength !== undefined && contentLength !== body.length) return { error: `Content-Length ${contentLength} does not match the body's ${body.length} bytes` };
-  return { response: `${lines.join('\r\n')}\r\n\r\n${body}` };
+  return { response: `${lines.join('\r\n')}\r\n\r\n${body}`, status: Number(status.slice(9, 12)) };
 }

@@ -508,6 +508,7 @@ function reply(w: string[], i: number, type: 'deny' | 'tarpit' | 'return', defau
   let contentType: string | undefined;
   let body: string | undefined;
   let errorfile: { file: string; response: string } | undefined;
+  let fileStatus: number | undefined;
   for (; i < w.length && !isCond(w[i]); i++) {
     const k = w[i]!;
     if (k === 'deny_status' || k === 'status') st = status(w[++i], k);
@@ -517,6 +518,7 @@ function reply(w: string[], i: number, type: 'deny' | 'tarpit' | 'return', defau
       const r = readErrorFile(file);
       if ('error' in r) fail(r.error);
       errorfile = { file, response: r.response };
+      fileStatus = r.status;
     }
     else if (k === 'content-type' && type !== 'tarpit') {
       contentType = w[++i];
@@ -529,8 +531,7 @@ function reply(w: string[], i: number, type: 'deny' | 'tarpit' | 'return', defau
   }
   if (errorfile !== undefined) {
     if (body !== undefined || contentType !== undefined) fail(`'${label}': 'errorfile' gives the whole response; it cannot be combined with 'content-type' or 'string'`);
-    const fileStatus = /^HTTP\/1\.[01] (\d{3})/.exec(errorfile.response)?.[1];
-    return { action: { type, status: fileStatus !== undefined ? Number(fileStatus) : st, errorfile }, next: i };
+    return { action: { type, status: fileStatus ?? st, errorfile }, next: i };
   }
   if (body !== undefined && body !== '' && contentType === undefined) fail(`'string' needs a 'content-type' (HAProxy requires one for a body)`);
   if (type !== 'return' && body === undefined && !DEFAULT_ERROR_PAGES.has(st)) fail(`status ${st} has no default error page; give a body with 'content-type TYPE string TEXT'`);
