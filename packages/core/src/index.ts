@@ -5,6 +5,7 @@ export * from './balance/types.js';
 export * from './util/timer-wheel.js';
 export * from './util/loop-clock.js';
 export * from './util/next-turn.js';
+export * from './util/shared.js';
 export * from './persistence/cookie.js';
 export * from './config/units.js';
 export * from './config/server-tls.js';
