@@ -11,3 +11,4 @@ export * from './dashboard.js';
 export * from './listen/gate.js';
 export * from './runtime/explain.js';
 export * from './runtime/decide.js';
+export * from './threads/port.js';
