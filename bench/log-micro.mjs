@@ -1,10 +1,16 @@
 // CPU cost of one request log line, alone: logExchange (http/access-log.ts) on a made-up finished
 // exchange, `--per-turn` lines per event-loop turn, through createLogger's sink into a pipe that
 // `cat` (core 1 when taskset is there) reads, as stdout is read in the bench's stickmesh-http-log.
-// Prints microseconds of this process's CPU (user + system, every thread) per line. `--dist DIR`
-// measures another build of packages/proxy/dist (e.g. a copy made before a change).
+// Prints microseconds of this process's CPU (user + system, every thread) per line: the median
+// over `--reps` repetitions of (a run of `--lines` lines) minus (the same loop without logging, run
+// just before it), so a machine shared with other work disturbs both sides of each difference alike.
+// `--dist DIR` measures another build of packages/proxy/dist (e.g. a copy made before a change);
+// `--vs DIR` measures a second build in the same process, its runs alternated with the first's,
+// and prints the ratio (a paired comparison, steadier than two invocations). `--uri` sets the
+// request target logged (default `/`), `--tls` adds ssl_fc true and an SNI, `--stick` a stick result.
 //
-// Run: npx tsc -b && node bench/log-micro.mjs [--lines 200000] [--per-turn 50] [--dist DIR]
+// Run: npx tsc -b && node bench/log-micro.mjs [--lines 100000] [--reps 5] [--per-turn 50]
+//      [--dist DIR] [--vs DIR] [--uri /path?query] [--tls] [--stick]
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -12,8 +18,19 @@ import { parseArgs } from 'node:util';
 import { cpuPlan, pinned } from './lib/proc.mjs';
 import { repoRoot } from './lib/targets.mjs';
 
-const { values } = parseArgs({ options: { lines: { type: 'string', default: '200000' }, 'per-turn': { type: 'string', default: '50' }, dist: { type: 'string' }, child: { type: 'boolean' } } });
-const dist = path.resolve(values.dist ?? path.join(repoRoot, 'packages/proxy/dist'));
+const { values } = parseArgs({
+  options: {
+    lines: { type: 'string', default: '100000' },
+    reps: { type: 'string', default: '5' },
+    'per-turn': { type: 'string', default: '50' },
+    dist: { type: 'string' },
+    vs: { type: 'string' },
+    uri: { type: 'string', default: '/' },
+    tls: { type: 'boolean', default: false },
+    stick: { type: 'boolean', default: false },
+    child: { type: 'boolean' },
+  },
+});
 
 if (!values.child) {
   // Re-run this script with its stdout a pipe into cat, the way the bench target runs.
@@ -26,58 +43,86 @@ if (!values.child) {
   process.exit(code ?? 1);
 }
 
-const { createLogger } = await import(pathToFileURL(path.join(dist, 'log.js')).href);
-const { logExchange } = await import(pathToFileURL(path.join(dist, 'http/access-log.js')).href);
-const { RequestContext } = await import(pathToFileURL(path.join(dist, 'http/context.js')).href);
-const { logger, flush } = createLogger({ level: 'info', node: 'bench' });
-const ctx = new RequestContext();
-const conn = {
-  ctx,
-  fe: { logger, name: 'fe' },
-  backend: { name: 'be' },
-  clientIp: '127.0.0.1',
-  clientPort: 40000,
-  tls: false,
-  sni: undefined,
-  stickState: { result: '' },
-};
-function fill(i) {
-  const now = Date.now();
-  ctx.reset(now - 2, true);
-  ctx.tHead = now - 2;
-  ctx.tConnStart = now - 2;
-  ctx.tConnected = now - 1;
-  ctx.tResHead = now;
-  ctx.status = 200;
-  ctx.bytesOut = 256 + (i & 7);
-  ctx.bytesIn = 40;
-  ctx.server = { name: 's1' };
-  ctx.decidedBy = 'balance';
-  ctx.method = 'GET';
-  ctx.target = '/';
-  conn.clientPort = 40000 + (i % 20000);
+const dists = [values.dist ?? path.join(repoRoot, 'packages/proxy/dist'), ...(values.vs ? [values.vs] : [])].map((d) => path.resolve(d));
+
+/** One build's logExchange with its own logger and a made-up exchange to log. */
+async function load(dist) {
+  const { createLogger } = await import(pathToFileURL(path.join(dist, 'log.js')).href);
+  const { logExchange } = await import(pathToFileURL(path.join(dist, 'http/access-log.js')).href);
+  const { RequestContext } = await import(pathToFileURL(path.join(dist, 'http/context.js')).href);
+  const { logger, flush } = createLogger({ level: 'info', node: 'bench' });
+  const ctx = new RequestContext();
+  const server = { name: 's1' };
+  const conn = {
+    ctx,
+    fe: { logger, name: 'fe' },
+    backend: { name: 'be' },
+    clientIp: '127.0.0.1',
+    clientPort: 40000,
+    tls: values.tls,
+    sni: values.tls ? 'www.example.com' : undefined,
+    stickState: { result: values.stick ? 'hit' : '' },
+  };
+  const fill = (i) => {
+    const now = Date.now();
+    ctx.reset(now - 2, true);
+    ctx.tHead = now - 2;
+    ctx.tConnStart = now - 2;
+    ctx.tConnected = now - 1;
+    ctx.tResHead = now;
+    ctx.status = 200;
+    ctx.bytesOut = 256 + (i & 7);
+    ctx.bytesIn = 40;
+    ctx.server = server;
+    ctx.decidedBy = values.stick ? 'stick' : 'balance';
+    ctx.method = 'GET';
+    ctx.target = values.uri;
+    conn.clientPort = 40000 + (i % 20000);
+  };
+  return { name: path.relative(repoRoot, dist) || dist, log: () => logExchange(conn), fill, flush };
 }
+
+const builds = [];
+for (const d of dists) builds.push(await load(d));
 const lines = Number(values.lines);
 const perTurn = Number(values['per-turn']);
 const turn = () => new Promise((r) => setImmediate(r));
-// Warm-up, then the measured run. fill() runs in both arms of the comparison: measured apart.
-for (let i = 0; i < 20000; i++) {
-  fill(i);
-  logExchange(conn);
-  if (i % perTurn === 0) await turn();
-}
-const run = async (log) => {
+
+/** CPU µs per iteration of `lines` iterations: fill, then log when `log`. */
+async function run(b, log) {
   const c0 = process.cpuUsage();
   for (let i = 0; i < lines; i++) {
-    fill(i);
-    if (log) logExchange(conn);
+    b.fill(i);
+    if (log) b.log();
     if (i % perTurn === perTurn - 1) await turn();
   }
-  if (log) await flush();
+  if (log) await b.flush();
   const c = process.cpuUsage(c0);
   return (c.user + c.system) / lines;
-};
-const base = await run(false);
-const withLog = await run(true);
-process.stderr.write(`${path.relative(repoRoot, dist) || dist}: ${(withLog - base).toFixed(2)} us CPU per request line (loop alone ${base.toFixed(2)} us, with the line ${withLog.toFixed(2)} us), ${lines} lines, ${perTurn} per turn\n`);
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+// Warm-up (both arms of every build), then the measured repetitions.
+for (const b of builds) {
+  await run(b, false);
+  await run(b, true);
+}
+const costs = builds.map(() => []);
+for (let r = 0; r < Number(values.reps); r++) {
+  for (let k = 0; k < builds.length; k++) {
+    const base = await run(builds[k], false);
+    costs[k].push((await run(builds[k], true)) - base);
+  }
+}
+const med = costs.map(median);
+for (let k = 0; k < builds.length; k++) {
+  process.stderr.write(
+    `${builds[k].name}: ${(med[k] * 1000).toFixed(0)} ns CPU per request line (median of ${values.reps}: ${costs[k].map((c) => (c * 1000).toFixed(0)).join(' ')}), ` +
+      `${lines} lines per run, ${perTurn} per turn, uri ${values.uri.length > 40 ? `${values.uri.length} chars` : values.uri}${values.tls ? ', tls+sni' : ''}${values.stick ? ', stick' : ''}\n`,
+  );
+}
+if (builds.length === 2) {
+  const ratios = costs[1].map((c, i) => c / costs[0][i]);
+  process.stderr.write(`${builds[1].name} / ${builds[0].name}: ${median(ratios).toFixed(2)} (median of the paired ratios)\n`);
+}
 process.exit(0);
