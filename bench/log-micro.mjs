@@ -8,9 +8,13 @@
 // `--vs DIR` measures a second build in the same process, its runs alternated with the first's,
 // and prints the ratio (a paired comparison, steadier than two invocations). `--uri` sets the
 // request target logged (default `/`), `--tls` adds ssl_fc true and an SNI, `--stick` a stick result.
+// `--null` sends stdout to /dev/null instead (the sink's blocking writes there cost next to
+// nothing): the encoder's cost without the pipe's.
+// The lines come from `--conns` connections taking turns (keep-alive, default 200); `--churn K`
+// replaces each connection by a new one after K requests (`--churn 1`: a connection per request).
 //
 // Run: npx tsc -b && node bench/log-micro.mjs [--lines 100000] [--reps 5] [--per-turn 50]
-//      [--dist DIR] [--vs DIR] [--uri /path?query] [--tls] [--stick]
+//      [--dist DIR] [--vs DIR] [--uri /path?query] [--tls] [--stick] [--conns 200] [--churn K] [--null]
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -28,6 +32,9 @@ const { values } = parseArgs({
     uri: { type: 'string', default: '/' },
     tls: { type: 'boolean', default: false },
     stick: { type: 'boolean', default: false },
+    conns: { type: 'string', default: '200' },
+    churn: { type: 'string', default: '0' },
+    null: { type: 'boolean', default: false },
     child: { type: 'boolean' },
   },
 });
@@ -35,11 +42,11 @@ const { values } = parseArgs({
 if (!values.child) {
   // Re-run this script with its stdout a pipe into cat, the way the bench target runs.
   const plan = cpuPlan();
-  const cat = spawn(...(([a, ...r]) => [a, r])(pinned(plan, 1, ['cat'])), { stdio: ['pipe', 'ignore', 'inherit'] });
-  const me = spawn(...(([a, ...r]) => [a, r])(pinned(plan, 0, [process.execPath, ...process.argv.slice(1), '--child'])), { stdio: ['ignore', cat.stdin, 'pipe'] });
+  const cat = values.null ? null : spawn(...(([a, ...r]) => [a, r])(pinned(plan, 1, ['cat'])), { stdio: ['pipe', 'ignore', 'inherit'] });
+  const me = spawn(...(([a, ...r]) => [a, r])(pinned(plan, 0, [process.execPath, ...process.argv.slice(1), '--child'])), { stdio: ['ignore', cat ? cat.stdin : 'ignore', 'pipe'] });
   me.stderr.pipe(process.stderr);
   const code = await new Promise((r) => me.on('exit', r));
-  cat.kill();
+  cat?.kill();
   process.exit(code ?? 1);
 }
 
@@ -51,19 +58,30 @@ async function load(dist) {
   const { logExchange } = await import(pathToFileURL(path.join(dist, 'http/access-log.js')).href);
   const { RequestContext } = await import(pathToFileURL(path.join(dist, 'http/context.js')).href);
   const { logger, flush } = createLogger({ level: 'info', node: 'bench' });
-  const ctx = new RequestContext();
   const server = { name: 's1' };
-  const conn = {
-    ctx,
-    fe: { logger, name: 'fe' },
-    backend: { name: 'be' },
+  const fe = { logger, name: 'fe' };
+  const backend = { name: 'be' };
+  let nextPort = 40000;
+  /** A new client connection (the proxy makes one Exchange per connection). */
+  const connect = () => ({
+    ctx: new RequestContext(),
+    fe,
+    backend,
     clientIp: '127.0.0.1',
-    clientPort: 40000,
+    clientPort: nextPort++ & 0xffff,
     tls: values.tls,
     sni: values.tls ? 'www.example.com' : undefined,
     stickState: { result: values.stick ? 'hit' : '' },
-  };
+  });
+  const conns = Array.from({ length: Number(values.conns) }, connect);
+  const churn = Number(values.churn);
+  let conn = conns[0];
+  /** Request `i`: the connections take turns; with --churn K each is replaced after K requests. */
   const fill = (i) => {
+    const k = i % conns.length;
+    if (churn > 0 && ((i / conns.length) | 0) % churn === churn - 1) conns[k] = connect();
+    conn = conns[k];
+    const ctx = conn.ctx;
     const now = Date.now();
     ctx.reset(now - 2, true);
     ctx.tHead = now - 2;
@@ -77,7 +95,6 @@ async function load(dist) {
     ctx.decidedBy = values.stick ? 'stick' : 'balance';
     ctx.method = 'GET';
     ctx.target = values.uri;
-    conn.clientPort = 40000 + (i % 20000);
   };
   return { name: path.relative(repoRoot, dist) || dist, log: () => logExchange(conn), fill, flush };
 }
@@ -118,7 +135,7 @@ const med = costs.map(median);
 for (let k = 0; k < builds.length; k++) {
   process.stderr.write(
     `${builds[k].name}: ${(med[k] * 1000).toFixed(0)} ns CPU per request line (median of ${values.reps}: ${costs[k].map((c) => (c * 1000).toFixed(0)).join(' ')}), ` +
-      `${lines} lines per run, ${perTurn} per turn, uri ${values.uri.length > 40 ? `${values.uri.length} chars` : values.uri}${values.tls ? ', tls+sni' : ''}${values.stick ? ', stick' : ''}\n`,
+      `${lines} lines per run, ${perTurn} per turn, ${values.conns} connections${Number(values.churn) > 0 ? ` (each replaced after ${values.churn} requests)` : ''}, uri ${values.uri.length > 40 ? `${values.uri.length} chars` : values.uri}${values.tls ? ', tls+sni' : ''}${values.stick ? ', stick' : ''}${values.null ? ', stdout /dev/null' : ''}\n`,
   );
 }
 if (builds.length === 2) {

@@ -76,58 +76,53 @@ class SegmentCache {
   }
 }
 
+const S_CLIENT_IP = new SegmentCache(',"client_ip":', ',"client_port":');
 const S_FRONTEND = new SegmentCache(',"frontend":', '');
 const S_BACKEND = new SegmentCache(',"backend":', '');
 const S_SERVER = new SegmentCache(',"server":', '');
 const S_METHOD = new SegmentCache(',"method":', ',"uri":');
+const S_VERSION = new SegmentCache(',"http_version":', ',"ssl_fc":false');
+const S_VERSION_TLS = new SegmentCache(',"http_version":', ',"ssl_fc":true');
 const S_SNI = new SegmentCache(',"ssl_fc_sni":', '');
 const S_DECIDED_BY = new SegmentCache(',"decided_by":', '');
 const S_STICK = new SegmentCache(',"stick":', '');
 const S_RULE = new SegmentCache(',"rule":', '');
 const S_SERVER_ERROR = new SegmentCache(',"server_error":', '');
+const S_TERM = new SegmentCache(',"termination_state":', '');
+const REDISPATCHED_FALSE = Buffer.from(',"redispatched":false', 'latin1');
+const REDISPATCHED_TRUE = Buffer.from(',"redispatched":true', 'latin1');
+const END = Buffer.from(`${MSG}}\n`, 'latin1');
 
 /**
- * A constant fragment, as little-endian 32-bit words (the last one padded with zeros): `putFrag`
- * writes it with one store per four bytes.
+ * A constant fragment of at most KEY_MAX bytes, as five little-endian 32-bit words (padded with
+ * spaces): `putKey` writes it with five stores and no loop.
  */
-interface Frag {
-  readonly words: Uint32Array;
+interface Key {
+  readonly w0: number;
+  readonly w1: number;
+  readonly w2: number;
+  readonly w3: number;
+  readonly w4: number;
   readonly len: number;
 }
-function frag(s: string): Frag {
-  const bytes = Buffer.from(s, 'latin1');
-  const words = new Uint32Array(Math.ceil(bytes.length / 4));
-  new Uint8Array(words.buffer).set(bytes);
-  if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) for (let i = 0; i < words.length; i++) words[i] = new DataView(words.buffer).getUint32(i * 4, true);
-  return { words, len: bytes.length };
+/** Longest Key; also the most bytes `putKey` writes. */
+const KEY_MAX = 20;
+
+function key(s: string): Key {
+  const bytes = Buffer.alloc(KEY_MAX, 0x20);
+  if (bytes.write(s, 'latin1') !== s.length || s.length > KEY_MAX) throw new Error(`access-log key fragment too long: ${s}`);
+  const w = (i: number): number => bytes.readUInt32LE(4 * i);
+  return { w0: w(0), w1: w(1), w2: w(2), w3: w(3), w4: w(4), len: s.length };
 }
 
-const F_CLIENT_IP = frag(',"client_ip":');
-const F_CLIENT_PORT = frag(',"client_port":');
-/** `,"http_version":"HTTP/1.<minor>","ssl_fc":<tls>` for minor 0 and 1, without and with TLS. */
-const F_VERSION_TLS = [frag(',"http_version":"HTTP/1.0","ssl_fc":false'), frag(',"http_version":"HTTP/1.0","ssl_fc":true'), frag(',"http_version":"HTTP/1.1","ssl_fc":false'), frag(',"http_version":"HTTP/1.1","ssl_fc":true')];
-const F_VERSION = frag(',"http_version":"HTTP/1.');
-const F_SSL_FC_FALSE = frag('","ssl_fc":false');
-const F_SSL_FC_TRUE = frag('","ssl_fc":true');
-const F_STATUS = frag(',"status":');
-const F_BYTES_READ = frag(',"bytes_read":');
-const F_BYTES_UPLOADED = frag(',"bytes_uploaded":');
-const F_TR = frag(',"TR":');
-const F_TW_TC = frag(',"Tw":0,"Tc":');
-const F_TR2 = frag(',"Tr":');
-const F_TA = frag(',"Ta":');
-const F_RETRIES = frag(',"retries":');
-const F_REDISPATCHED_FALSE = frag(',"redispatched":false');
-const F_REDISPATCHED_TRUE = frag(',"redispatched":true');
-const F_TERM = frag(',"termination_state":');
-const F_END = frag(`${MSG}}\n`);
-
-/** Bytes every fragment may write together (each rounded up to whole words), plus 15 numbers of 20 bytes. */
-const FIXED_MAX =
-  [F_CLIENT_IP, F_CLIENT_PORT, F_VERSION, F_SSL_FC_FALSE, F_STATUS, F_BYTES_READ, F_BYTES_UPLOADED, F_TR, F_TW_TC, F_TR2, F_TA, F_RETRIES, F_REDISPATCHED_FALSE, F_TERM, F_END]
-    .reduce((n, f) => n + f.words.length * 4, 0) +
-  [',"frontend":', ',"backend":', ',"server":', ',"method":,"uri":', ',"ssl_fc_sni":', ',"decided_by":', ',"stick":', ',"rule":', ',"server_error":'].reduce((n, k) => n + k.length, 0) +
-  15 * 20;
+const K_STATUS = key(',"status":');
+const K_BYTES_READ = key(',"bytes_read":');
+const K_BYTES_UPLOADED = key(',"bytes_uploaded":');
+const K_TR = key(',"TR":');
+const K_TW_TC = key(',"Tw":0,"Tc":');
+const K_TR2 = key(',"Tr":');
+const K_TA = key(',"Ta":');
+const K_RETRIES = key(',"retries":');
 
 /** The sink buffer `view` writes into (a DataView is made once per buffer, not per line). */
 let viewBuf: Buffer | null = null;
@@ -141,11 +136,14 @@ function viewOf(buf: Buffer): DataView<ArrayBufferLike> {
   return view;
 }
 
-/** Writes `f` at `o` (and up to 3 bytes of padding after it, overwritten by what follows); returns its end. */
-function putFrag(dv: DataView<ArrayBufferLike>, o: number, f: Frag): number {
-  const w = f.words;
-  for (let i = 0; i < w.length; i++) dv.setUint32(o + 4 * i, w[i]!, true);
-  return o + f.len;
+/** Writes `k` at `o`, and padding up to KEY_MAX bytes that what follows overwrites; returns the end of `k`. */
+function putKey(dv: DataView<ArrayBufferLike>, o: number, k: Key): number {
+  dv.setUint32(o, k.w0, true);
+  dv.setUint32(o + 4, k.w1, true);
+  dv.setUint32(o + 8, k.w2, true);
+  dv.setUint32(o + 12, k.w3, true);
+  dv.setUint32(o + 16, k.w4, true);
+  return o + k.len;
 }
 
 function putSeg(buf: Buffer, o: number, seg: Uint8Array): number {
@@ -218,15 +216,123 @@ function putStr(buf: Buffer, o: number, s: string): number {
   return o;
 }
 
-/** A termination-state character putTerm may copy: printable ASCII but `"` and `\`. */
+/** A termination-state character the tail may hold as it is: printable ASCII but `"` and `\`. */
 function plainChar(s: string): number {
   if (s.length !== 1) return -1;
   const c = s.charCodeAt(0);
   return c < 32 || c === 34 || c === 92 || c > 126 ? -1 : c;
 }
 
+/**
+ * What one connection's lines repeat, kept per connection while it is open: `head` is the line
+ * from `,"client_ip":` up to `,"uri":` (client address and port, frontend, backend, server,
+ * method), `mid` from `,"http_version":` up to `,"status":` (version, ssl_fc, SNI), each with the
+ * values it was built from; a request whose values differ rebuilds it. A connection holds at most
+ * two segments of its own names (a method longer than SEGMENT_VALUE_MAX is never kept).
+ */
+interface ConnSegments {
+  ip: string;
+  port: number;
+  fe: string;
+  backend: string;
+  server: string;
+  method: string;
+  head: Uint8Array;
+  minor: number;
+  mid: Uint8Array | null;
+  decidedBy: string;
+  stick: string;
+  term0: string;
+  term1: string;
+  reqFlag: string;
+  resFlag: string;
+  /** The common tail (see TAILS) of the last line whose tail was one. */
+  tail: Uint8Array | null;
+}
+const connSegments = new WeakMap<object, ConnSegments>();
+
+/**
+ * The end of a line as it most often is (no retry, no redispatch, no rule, no server error),
+ * `,"retries":0,"redispatched":false,"decided_by":...[,"stick":...],"termination_state":"....",
+ * "msg":"request"}\n`, per decided_by and stick value (`TAILS[decidedIndex * 4 + stickIndex]`)
+ * and termination state (4 characters of 7 bits as a 28-bit key). At most TAIL_CACHE_MAX per
+ * map; at the bound the map is emptied.
+ */
+const TAILS = Array.from({ length: 6 * 4 }, () => new Map<number, Uint8Array>());
+export const TAIL_CACHE_MAX = 256;
+
+function decidedIndex(d: string): number {
+  switch (d) {
+    case '':
+      return 0;
+    case 'balance':
+      return 1;
+    case 'cookie':
+      return 2;
+    case 'stick':
+      return 3;
+    case 'stick-first':
+      return 4;
+    case 'redispatch':
+      return 5;
+    default:
+      return -1;
+  }
+}
+
+function stickIndex(s: string): number {
+  switch (s) {
+    case '':
+      return 0;
+    case 'hit':
+      return 1;
+    case 'miss':
+      return 2;
+    case 'down':
+      return 3;
+    default:
+      return -1;
+  }
+}
+
+/** The common tail (see TAILS) for these values; null when one is outside the sets TAILS covers. */
+function commonTail(decidedBy: string, stick: string, term0: string, term1: string, reqFlag: string, resFlag: string): Uint8Array | null {
+  const t0 = plainChar(term0);
+  const t1 = plainChar(term1);
+  const t2 = plainChar(reqFlag);
+  const t3 = plainChar(resFlag);
+  const di = decidedIndex(decidedBy);
+  const si = stickIndex(stick);
+  if ((t0 | t1 | t2 | t3 | di | si) < 0) return null;
+  const tails = TAILS[di * 4 + si]!;
+  const code = (t0 << 21) | (t1 << 14) | (t2 << 7) | t3;
+  let tail = tails.get(code);
+  if (tail === undefined) {
+    if (tails.size >= TAIL_CACHE_MAX) tails.clear();
+    tail = Buffer.from(
+      `,"retries":0,"redispatched":false,"decided_by":${jsonString(decidedBy)}${stick ? `,"stick":${jsonString(stick)}` : ''},"termination_state":${jsonString(term0 + term1 + reqFlag + resFlag)}${MSG}}\n`,
+      'utf8',
+    );
+    tails.set(code, tail);
+  }
+  return tail;
+}
+
+/**
+ * Bytes a line may take beyond its prefix and 6 per UTF-16 unit of its strings: every key and
+ * constant, two quotes for each of 12 strings, 10 numbers of at most 24 characters (`String(n)`
+ * of a double), and what the word stores write past their end.
+ */
+const FIXED_MAX =
+  ',"client_ip":,"client_port":,"frontend":,"backend":,"server":,"method":,"uri":,"http_version":"HTTP/1.","ssl_fc":false,"ssl_fc_sni":,"status":,"bytes_read":,"bytes_uploaded":,"TR":,"Tw":0,"Tc":,"Tr":,"Ta":,"retries":,"redispatched":false,"decided_by":,"stick":,"rule":,"server_error":,"termination_state":'
+    .length +
+  MSG.length + 2 + 12 * 2 + 10 * 24 + KEY_MAX + 4;
+
+/** The logger of the last line, its target (rawInfoTarget), and its info check at level `lastLevelVal`. */
 let lastLogger: Logger | null = null;
 let lastTarget: RawInfoTarget | null = null;
+let lastLevelVal = NaN;
+let lastInfoEnabled = false;
 
 /** Records the exchange `conn` is ending: metrics when enabled, one `request` line at info. */
 export function logExchange(conn: Exchange): void {
@@ -237,67 +343,128 @@ export function logExchange(conn: Exchange): void {
     metrics.http(conn.backend?.name ?? '<NOSRV>', ctx.server, ctx.status, now - ctx.tStart, ctx.term0 !== '-', c.reqFlag, c.resFlag, ctx.decidedBy, conn.stickState.result);
   }
   const logger = conn.fe.logger;
-  if (!logger.isLevelEnabled('info')) return;
+  if (logger !== lastLogger) {
+    lastLogger = logger;
+    lastTarget = rawInfoTarget(logger, KEYS);
+    lastLevelVal = NaN;
+  }
+  // isLevelEnabled('info') depends on the logger's level alone (its levels and comparison are
+  // fixed when it is made): asked again only when the level changed.
+  if (logger.levelVal !== lastLevelVal) {
+    lastLevelVal = logger.levelVal;
+    lastInfoEnabled = logger.isLevelEnabled('info');
+  }
+  if (!lastInfoEnabled) return;
   const tHead = ctx.tHead || now;
   const backend = conn.backend?.name ?? '<NOSRV>';
   const server = ctx.server?.name ?? '<NOSRV>';
   const Tc = ctx.tConnected ? ctx.tConnected - ctx.tConnStart : -1;
   const Tr = ctx.tResHead && ctx.tConnected ? ctx.tResHead - ctx.tConnected : -1;
   const stick = conn.stickState.result;
-  if (logger !== lastLogger) {
-    lastTarget = rawInfoTarget(logger, KEYS);
-    lastLogger = logger;
-  }
   const target = lastTarget;
   if (target) {
     const strChars =
       conn.clientIp.length + conn.fe.name.length + backend.length + server.length + ctx.method.length + ctx.target.length + (conn.sni?.length ?? 0) +
       ctx.decidedBy.length + stick.length + ctx.rule.length + ctx.connectError.length + 4;
-    const max = target.prefixMax() + FIXED_MAX + 6 * strChars + 2 * 12;
+    const max = target.prefixMax() + FIXED_MAX + 6 * strChars;
     if (max <= LOG_CHUNK_BYTES / 3) {
       const sink = target.sink;
       const buf = sink.begin(max);
       if (buf === null) return; // dropped and counted: stdout is too far behind
       const dv = viewOf(buf);
       let o = target.prefix(buf, sink.pos);
-      o = putStr(buf, putFrag(dv, o, F_CLIENT_IP), conn.clientIp);
-      o = putNum(buf, dv, putFrag(dv, o, F_CLIENT_PORT), conn.clientPort);
-      o = putSeg(buf, o, S_FRONTEND.get(conn.fe.name));
-      o = putSeg(buf, o, S_BACKEND.get(backend));
-      o = putSeg(buf, o, S_SERVER.get(server));
-      o = putStr(buf, putSeg(buf, o, S_METHOD.get(ctx.method)), ctx.target);
-      const minor = ctx.versionMinor;
-      if (minor === 0 || minor === 1) o = putFrag(dv, o, F_VERSION_TLS[minor * 2 + (conn.tls ? 1 : 0)]!);
-      else o = putFrag(dv, putNum(buf, dv, putFrag(dv, o, F_VERSION), minor), conn.tls ? F_SSL_FC_TRUE : F_SSL_FC_FALSE);
-      if (conn.sni !== undefined) o = putSeg(buf, o, S_SNI.get(conn.sni));
-      o = putNum(buf, dv, putFrag(dv, o, F_STATUS), ctx.status);
-      o = putNum(buf, dv, putFrag(dv, o, F_BYTES_READ), ctx.bytesOut);
-      o = putNum(buf, dv, putFrag(dv, o, F_BYTES_UPLOADED), ctx.bytesIn);
-      o = putNum(buf, dv, putFrag(dv, o, F_TR), tHead - ctx.tStart);
-      o = putNum(buf, dv, putFrag(dv, o, F_TW_TC), Tc);
-      o = putNum(buf, dv, putFrag(dv, o, F_TR2), Tr);
-      o = putNum(buf, dv, putFrag(dv, o, F_TA), now - ctx.tStart);
-      o = putNum(buf, dv, putFrag(dv, o, F_RETRIES), ctx.retries);
-      o = putFrag(dv, o, ctx.redispatched ? F_REDISPATCHED_TRUE : F_REDISPATCHED_FALSE);
+      let seg = connSegments.get(conn);
+      if (
+        seg !== undefined &&
+        seg.method === ctx.method &&
+        seg.server === server &&
+        seg.backend === backend &&
+        seg.fe === conn.fe.name &&
+        seg.ip === conn.clientIp &&
+        seg.port === conn.clientPort
+      ) {
+        o = putSeg(buf, o, seg.head);
+      } else {
+        const start = o;
+        o = putSeg(buf, o, S_CLIENT_IP.get(conn.clientIp));
+        o = putNum(buf, dv, o, conn.clientPort);
+        o = putSeg(buf, o, S_FRONTEND.get(conn.fe.name));
+        o = putSeg(buf, o, S_BACKEND.get(backend));
+        o = putSeg(buf, o, S_SERVER.get(server));
+        o = putSeg(buf, o, S_METHOD.get(ctx.method));
+        if (ctx.method.length <= SEGMENT_VALUE_MAX) {
+          const head = new Uint8Array(buf.subarray(start, o));
+          if (seg === undefined) {
+            seg = { ip: conn.clientIp, port: conn.clientPort, fe: conn.fe.name, backend, server, method: ctx.method, head, minor: 0, mid: null, decidedBy: '', stick: '', term0: '', term1: '', reqFlag: '', resFlag: '', tail: null };
+            connSegments.set(conn, seg);
+          } else {
+            seg.ip = conn.clientIp;
+            seg.port = conn.clientPort;
+            seg.fe = conn.fe.name;
+            seg.backend = backend;
+            seg.server = server;
+            seg.method = ctx.method;
+            seg.head = head;
+          }
+        }
+      }
+      o = putStr(buf, o, ctx.target);
+      if (seg !== undefined && seg.mid !== null && seg.minor === ctx.versionMinor) o = putSeg(buf, o, seg.mid);
+      else {
+        const start = o;
+        o = putSeg(buf, o, conn.tls ? S_VERSION_TLS.get(`HTTP/1.${ctx.versionMinor}`) : S_VERSION.get(`HTTP/1.${ctx.versionMinor}`));
+        if (conn.sni !== undefined) o = putSeg(buf, o, S_SNI.get(conn.sni));
+        o = putKey(dv, o, K_STATUS);
+        if (seg !== undefined) {
+          seg.minor = ctx.versionMinor;
+          seg.mid = new Uint8Array(buf.subarray(start, o));
+        }
+      }
+      o = putNum(buf, dv, o, ctx.status);
+      o = putNum(buf, dv, putKey(dv, o, K_BYTES_READ), ctx.bytesOut);
+      o = putNum(buf, dv, putKey(dv, o, K_BYTES_UPLOADED), ctx.bytesIn);
+      o = putNum(buf, dv, putKey(dv, o, K_TR), tHead - ctx.tStart);
+      o = putNum(buf, dv, putKey(dv, o, K_TW_TC), Tc);
+      o = putNum(buf, dv, putKey(dv, o, K_TR2), Tr);
+      o = putNum(buf, dv, putKey(dv, o, K_TA), now - ctx.tStart);
+      if (ctx.retries === 0 && !ctx.redispatched && !ctx.rule && !ctx.connectError) {
+        const c = ctx.cookie;
+        if (
+          seg !== undefined &&
+          seg.tail !== null &&
+          seg.decidedBy === ctx.decidedBy &&
+          seg.stick === stick &&
+          seg.term0 === ctx.term0 &&
+          seg.term1 === ctx.term1 &&
+          seg.reqFlag === c.reqFlag &&
+          seg.resFlag === c.resFlag
+        ) {
+          sink.commit(putSeg(buf, o, seg.tail));
+          return;
+        }
+        const tail = commonTail(ctx.decidedBy, stick, ctx.term0, ctx.term1, c.reqFlag, c.resFlag);
+        if (tail !== null) {
+          if (seg !== undefined) {
+            seg.decidedBy = ctx.decidedBy;
+            seg.stick = stick;
+            seg.term0 = ctx.term0;
+            seg.term1 = ctx.term1;
+            seg.reqFlag = c.reqFlag;
+            seg.resFlag = c.resFlag;
+            seg.tail = tail;
+          }
+          sink.commit(putSeg(buf, o, tail));
+          return;
+        }
+      }
+      o = putNum(buf, dv, putKey(dv, o, K_RETRIES), ctx.retries);
+      o = putSeg(buf, o, ctx.redispatched ? REDISPATCHED_TRUE : REDISPATCHED_FALSE);
       o = putSeg(buf, o, S_DECIDED_BY.get(ctx.decidedBy));
       if (stick) o = putSeg(buf, o, S_STICK.get(stick));
       if (ctx.rule) o = putSeg(buf, o, S_RULE.get(ctx.rule));
       if (ctx.connectError) o = putSeg(buf, o, S_SERVER_ERROR.get(ctx.connectError));
-      o = putFrag(dv, o, F_TERM);
-      const t0 = plainChar(ctx.term0);
-      const t1 = plainChar(ctx.term1);
-      const t2 = plainChar(ctx.cookie.reqFlag);
-      const t3 = plainChar(ctx.cookie.resFlag);
-      if ((t0 | t1 | t2 | t3) >= 0) {
-        buf[o] = 34;
-        buf[o + 1] = t0;
-        buf[o + 2] = t1;
-        buf[o + 3] = t2;
-        buf[o + 4] = t3;
-        buf[o + 5] = 34;
-        o += 6;
-      } else o = putStr(buf, o, ctx.terminationState());
-      sink.commit(putFrag(dv, o, F_END));
+      o = putSeg(buf, o, S_TERM.get(ctx.terminationState()));
+      sink.commit(putSeg(buf, o, END));
       return;
     }
   }
