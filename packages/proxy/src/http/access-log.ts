@@ -57,11 +57,14 @@ export const SEGMENT_VALUE_MAX = 64;
  * the cache is emptied, so it costs one allocation per such line and never grows).
  */
 class SegmentCache {
-  private readonly map = new Map<string, Uint8Array>();
+  static readonly all: SegmentCache[] = [];
+  readonly map = new Map<string, Uint8Array>();
   constructor(
     private readonly before: string,
     private readonly after: string,
-  ) {}
+  ) {
+    SegmentCache.all.push(this);
+  }
 
   /** The bytes for `s`: cached when `s` is short, built for this line otherwise. */
   get(s: string): Uint8Array {
@@ -293,6 +296,11 @@ function stickIndex(s: string): number {
     default:
       return -1;
   }
+}
+
+/** For tests: the most values one segment cache and one tail map hold now. */
+export function accessLogCacheSizes(): { segments: number; tails: number } {
+  return { segments: Math.max(...SegmentCache.all.map((c) => c.map.size)), tails: Math.max(...TAILS.map((m) => m.size)) };
 }
 
 /** The common tail (see TAILS) for these values; null when one is outside the sets TAILS covers. */
