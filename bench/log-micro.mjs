@@ -12,9 +12,11 @@
 // nothing): the encoder's cost without the pipe's.
 // The lines come from `--conns` connections taking turns (keep-alive, default 200); `--churn K`
 // replaces each connection by a new one after K requests (`--churn 1`: a connection per request).
+// Requests go to `--servers` servers in turn (default 2, as the bench's `balance roundrobin` over
+// two upstreams does), with the cookie flags of its `cookie ... insert` (termination state --NI).
 //
 // Run: npx tsc -b && node bench/log-micro.mjs [--lines 100000] [--reps 5] [--per-turn 50]
-//      [--dist DIR] [--vs DIR] [--uri /path?query] [--tls] [--stick] [--conns 200] [--churn K] [--null]
+//      [--dist DIR] [--vs DIR] [--uri /path?query] [--tls] [--stick] [--conns 200] [--servers 2] [--churn K] [--null]
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -33,6 +35,7 @@ const { values } = parseArgs({
     tls: { type: 'boolean', default: false },
     stick: { type: 'boolean', default: false },
     conns: { type: 'string', default: '200' },
+    servers: { type: 'string', default: '2' },
     churn: { type: 'string', default: '0' },
     null: { type: 'boolean', default: false },
     child: { type: 'boolean' },
@@ -58,7 +61,7 @@ async function load(dist) {
   const { logExchange } = await import(pathToFileURL(path.join(dist, 'http/access-log.js')).href);
   const { RequestContext } = await import(pathToFileURL(path.join(dist, 'http/context.js')).href);
   const { logger, flush } = createLogger({ level: 'info', node: 'bench' });
-  const server = { name: 's1' };
+  const servers = Array.from({ length: Number(values.servers) }, (_, i) => ({ name: `s${i + 1}` }));
   const fe = { logger, name: 'fe' };
   const backend = { name: 'be' };
   let nextPort = 40000;
@@ -91,7 +94,8 @@ async function load(dist) {
     ctx.status = 200;
     ctx.bytesOut = 256 + (i & 7);
     ctx.bytesIn = 40;
-    ctx.server = server;
+    ctx.server = servers[i % servers.length];
+    ctx.cookie.resFlag = 'I';
     ctx.decidedBy = values.stick ? 'stick' : 'balance';
     ctx.method = 'GET';
     ctx.target = values.uri;
@@ -135,7 +139,7 @@ const med = costs.map(median);
 for (let k = 0; k < builds.length; k++) {
   process.stderr.write(
     `${builds[k].name}: ${(med[k] * 1000).toFixed(0)} ns CPU per request line (median of ${values.reps}: ${costs[k].map((c) => (c * 1000).toFixed(0)).join(' ')}), ` +
-      `${lines} lines per run, ${perTurn} per turn, ${values.conns} connections${Number(values.churn) > 0 ? ` (each replaced after ${values.churn} requests)` : ''}, uri ${values.uri.length > 40 ? `${values.uri.length} chars` : values.uri}${values.tls ? ', tls+sni' : ''}${values.stick ? ', stick' : ''}${values.null ? ', stdout /dev/null' : ''}\n`,
+      `${lines} lines per run, ${perTurn} per turn, ${values.conns} connections, ${values.servers} servers${Number(values.churn) > 0 ? ` (each replaced after ${values.churn} requests)` : ''}, uri ${values.uri.length > 40 ? `${values.uri.length} chars` : values.uri}${values.tls ? ', tls+sni' : ''}${values.stick ? ', stick' : ''}${values.null ? ', stdout /dev/null' : ''}\n`,
   );
 }
 if (builds.length === 2) {
