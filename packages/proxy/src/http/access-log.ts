@@ -116,23 +116,20 @@ let namesCount = 0;
 const names = new Map<string, Map<string, Map<string, Uint8Array>>>();
 
 function namesSegment(fe: string, backend: string, server: string): Uint8Array {
+  let seg = names.get(fe)?.get(backend)?.get(server);
+  if (seg !== undefined) return seg;
+  seg = ownBytes(`,"frontend":${jsonString(fe)},"backend":${jsonString(backend)},"server":${jsonString(server)}`);
+  if (fe.length > SEGMENT_VALUE_MAX || backend.length > SEGMENT_VALUE_MAX || server.length > SEGMENT_VALUE_MAX) return seg;
+  if (namesCount >= NAMES_CACHE_MAX) {
+    names.clear();
+    namesCount = 0;
+  }
   let byBackend = names.get(fe);
   if (byBackend === undefined) names.set(fe, (byBackend = new Map()));
   let byServer = byBackend.get(backend);
   if (byServer === undefined) byBackend.set(backend, (byServer = new Map()));
-  let seg = byServer.get(server);
-  if (seg === undefined) {
-    seg = ownBytes(`,"frontend":${jsonString(fe)},"backend":${jsonString(backend)},"server":${jsonString(server)}`);
-    if (namesCount >= NAMES_CACHE_MAX || fe.length > SEGMENT_VALUE_MAX || backend.length > SEGMENT_VALUE_MAX || server.length > SEGMENT_VALUE_MAX) {
-      if (namesCount >= NAMES_CACHE_MAX) {
-        names.clear();
-        namesCount = 0;
-      }
-      return seg;
-    }
-    byServer.set(server, seg);
-    namesCount++;
-  }
+  byServer.set(server, seg);
+  namesCount++;
   return seg;
 }
 
