@@ -10,13 +10,15 @@
 // request target logged (default `/`), `--tls` adds ssl_fc true and an SNI, `--stick` a stick result.
 // `--null` sends stdout to /dev/null instead (the sink's blocking writes there cost next to
 // nothing): the encoder's cost without the pipe's.
+// `--spacing US` spaces requests US µs of wall time apart (busy-waiting, in both arms): a proxy
+// doing other work logs a few lines per millisecond, so what the log does once per ms weighs more.
 // The lines come from `--conns` connections taking turns (keep-alive, default 200); `--churn K`
 // replaces each connection by a new one after K requests (`--churn 1`: a connection per request).
 // Requests go to `--servers` servers in turn (default 2, as the bench's `balance roundrobin` over
 // two upstreams does), with the cookie flags of its `cookie ... insert` (termination state --NI).
 //
 // Run: npx tsc -b && node bench/log-micro.mjs [--lines 100000] [--reps 5] [--per-turn 50]
-//      [--dist DIR] [--vs DIR] [--uri /path?query] [--tls] [--stick] [--conns 200] [--servers 2] [--churn K] [--null]
+//      [--dist DIR] [--vs DIR] [--uri /path?query] [--tls] [--stick] [--conns 200] [--servers 2] [--churn K] [--null] [--spacing US]
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -38,6 +40,7 @@ const { values } = parseArgs({
     servers: { type: 'string', default: '2' },
     churn: { type: 'string', default: '0' },
     null: { type: 'boolean', default: false },
+    spacing: { type: 'string', default: '0' },
     child: { type: 'boolean' },
   },
 });
@@ -110,9 +113,20 @@ const perTurn = Number(values['per-turn']);
 const turn = () => new Promise((r) => setImmediate(r));
 
 /** CPU µs per iteration of `lines` iterations: fill, then log when `log`. */
+const spacingMs = Number(values.spacing) / 1000;
+let due = 0;
+/** Busy-waits until `--spacing` µs after the previous request (both arms wait alike; allocates nothing). */
+function space() {
+  if (spacingMs === 0) return;
+  let t = performance.now();
+  while (t < due) t = performance.now();
+  due = t + spacingMs;
+}
+
 async function run(b, log) {
   const c0 = process.cpuUsage();
   for (let i = 0; i < lines; i++) {
+    space();
     b.fill(i);
     if (log) b.log();
     if (i % perTurn === perTurn - 1) await turn();
@@ -139,7 +153,7 @@ const med = costs.map(median);
 for (let k = 0; k < builds.length; k++) {
   process.stderr.write(
     `${builds[k].name}: ${(med[k] * 1000).toFixed(0)} ns CPU per request line (median of ${values.reps}: ${costs[k].map((c) => (c * 1000).toFixed(0)).join(' ')}), ` +
-      `${lines} lines per run, ${perTurn} per turn, ${values.conns} connections, ${values.servers} servers${Number(values.churn) > 0 ? ` (each replaced after ${values.churn} requests)` : ''}, uri ${values.uri.length > 40 ? `${values.uri.length} chars` : values.uri}${values.tls ? ', tls+sni' : ''}${values.stick ? ', stick' : ''}${values.null ? ', stdout /dev/null' : ''}\n`,
+      `${lines} lines per run, ${perTurn} per turn, ${values.conns} connections, ${values.servers} servers${Number(values.churn) > 0 ? ` (each replaced after ${values.churn} requests)` : ''}, uri ${values.uri.length > 40 ? `${values.uri.length} chars` : values.uri}${values.tls ? ', tls+sni' : ''}${values.stick ? ', stick' : ''}${values.null ? ', stdout /dev/null' : ''}${Number(values.spacing) > 0 ? `, requests ${values.spacing} µs apart` : ''}\n`,
   );
 }
 if (builds.length === 2) {
