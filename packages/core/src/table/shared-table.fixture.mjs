@@ -83,6 +83,7 @@ export function runOps(table, id, rounds, allowed) {
 if (!isMainThread && workerData?.fixture === 'shared-table') {
   const { StickTable } = await import('@stickmesh/core');
   const { handle, id, rounds, allowedList, gate } = workerData;
+  if (typeof StickTable.attach !== 'function') throw new Error('the built @stickmesh/core is older than the source: run npx tsc -b first');
   const table = StickTable.attach(handle);
   const allowed = new Set(allowedList);
   const g = new Int32Array(gate);
