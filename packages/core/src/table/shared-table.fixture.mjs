@@ -64,9 +64,16 @@ export function runOps(table, id, rounds, allowed) {
       table.applyRemote({ key: remoteKey(i), server: mine[3], ttl: 0, wall: remoteWall(id, r, i), counter: 0, node: 'peer', connCnt: 0, httpReqCnt: 0 });
       const j = Math.floor(rand() * LOCAL_KEYS);
       table.applyRemote({ key: localKey(j), server: mine[3], ttl: 0, wall: OLD_WALL, counter: id, node: 'peer', connCnt: 0, httpReqCnt: 0 });
-    } else {
+    } else if (p < 0.97) {
       const e = table.get(localKey(Math.floor(rand() * LOCAL_KEYS)));
       if (e !== undefined && !allowed.has(e.server)) badLookups++;
+    } else {
+      // Batch readers racing the writers: what they return is whole entries.
+      const out = [];
+      if (p < 0.985) table.readUpdates(Math.max(0, table.seq - 600), 300, out);
+      else table.exportBatch(Math.floor(rand() * (LOCAL_KEYS + REMOTE_KEYS)), 300, out);
+      // Server and version stay paired: local writes name a thread's own server, remote ones '-remote'.
+      for (const u of out) if (!allowed.has(u.server) || (u.node === 'a') === u.server.endsWith('-remote')) badLookups++;
     }
   }
   for (let i = 0; i < LOCAL_KEYS; i++) if (table.setLocal(localKey(i), mine[i % 3]) !== 'unchanged') logged++;
