@@ -633,7 +633,7 @@ export class StickTable {
     try {
       const s = this.locateLocked(h);
       if (s >= 0 && this.servers.name(this.srv[s]!) !== TOMBSTONE) {
-        this.writeLocked(h, TOMBSTONE);
+        if (this.writeLocked(h, TOMBSTONE) === undefined) throw this.serverLimit();
         done = true;
       }
     } finally {
@@ -696,16 +696,15 @@ export class StickTable {
       return 'unchanged';
     }
     const h = hashKeyWords(this.scratchWords, 0, this.words, this.seed);
-    let result: SetResult;
+    let result: SetResult | undefined;
     if (this.lock === undefined) result = this.writeLocked(h, server);
     else {
+      // writeLocked does not throw (it reports the full dictionary), so no try/finally here.
       this.wlock();
-      try {
-        result = this.writeLocked(h, server);
-      } finally {
-        this.wunlock();
-      }
+      result = this.writeLocked(h, server);
+      this.wunlock();
     }
+    if (result === undefined) throw this.serverLimit();
     if (result !== 'unchanged' && this.onLocalWrite !== undefined) this.onLocalWrite();
     return result;
   }
@@ -1149,8 +1148,11 @@ export class StickTable {
     return this.view(s);
   }
 
-  /** setLocal's work once the key is in `scratch` with hash h (caller holds the lock if shared). */
-  private writeLocked(h: number, server: string): SetResult {
+  /**
+   * setLocal's work once the key is in `scratch` with hash h (caller holds the lock if shared).
+   * Never throws: undefined when `server` would overflow the name dictionary (nothing changed).
+   */
+  private writeLocked(h: number, server: string): SetResult | undefined {
     const now = this.now();
     let s = this.find(h);
     if (s >= 0 && this.isExpired(s, now)) {
@@ -1168,7 +1170,8 @@ export class StickTable {
         this.digestRemove(s);
         result = 'refreshed';
       } else {
-        const id = this.acquireServer(server);
+        const id = this.servers.acquire(server);
+        if (id === 0) return undefined;
         this.digestRemove(s);
         this.servers.release(cur);
         this.srv[s] = id;
@@ -1176,7 +1179,8 @@ export class StickTable {
         result = 'updated';
       }
     } else {
-      const id = this.acquireServer(server);
+      const id = this.servers.acquire(server);
+      if (id === 0) return undefined;
       s = this.allocSlot();
       this.keys.set(this.scratch, s * this.codec.width);
       this.hashes[s] = h;
@@ -1425,15 +1429,11 @@ export class StickTable {
     this.hdr[H_COUNT]!--;
   }
 
-  private acquireServer(server: string): number {
-    const id = this.servers.acquire(server);
-    if (id === 0) {
-      throw new StickmeshError(
-        'SM_TABLE_SERVER_LIMIT',
-        `stick table '${this.cfg.id}': more than ${MAX_DICT_NAMES} distinct server names in use`,
-      );
-    }
-    return id;
+  private serverLimit(): StickmeshError {
+    return new StickmeshError(
+      'SM_TABLE_SERVER_LIMIT',
+      `stick table '${this.cfg.id}': more than ${this.lock === undefined ? MAX_DICT_NAMES : 'the shared dictionary holds'} distinct server names in use`,
+    );
   }
 
   /** Sets the version; the slot takes its own reference on node id `nid`. */
