@@ -428,6 +428,8 @@ export class StickTable {
   /** Writers' lock and readers' sequence of a shared table; undefined when unshared (no locking). */
   private readonly lock: SpinLock | undefined;
   private readonly seqLock: SeqLock | undefined;
+  /** Whether this thread's write in progress has opened the SeqLock (see wlockLazy). */
+  private inWrite = false;
 
   /**
    * Builds a table. `attachTo` is internal: `StickTable.attach` passes another thread's handle,
@@ -542,14 +544,37 @@ export class StickTable {
 
   // ---- locking (shared tables only; callers test `this.lock` first) ----
 
+  /** Takes the lock for a write and opens the SeqLock (readers retry until wunlock). */
   private wlock(): void {
     this.lock!.lock();
     this.seqLock!.begin();
+    this.inWrite = true;
   }
 
+  /** Closes the SeqLock if this write opened it, and releases the lock. */
   private wunlock(): void {
-    this.seqLock!.end();
+    if (this.inWrite) {
+      this.inWrite = false;
+      this.seqLock!.end();
+    }
     this.lock!.unlock();
+  }
+
+  /**
+   * Takes the lock for a write that may turn out to change only one aligned 8-byte cell (setLocal
+   * refreshing an expiry): the SeqLock is opened by `wbegin` at the first change readers must not
+   * see half done, so the common 'unchanged' write makes no lock-free reader retry.
+   */
+  private wlockLazy(): void {
+    this.lock!.lock();
+  }
+
+  /** Opens the SeqLock for the write in progress (no-op when unshared or already open). */
+  private wbegin(): void {
+    if (this.seqLock !== undefined && !this.inWrite) {
+      this.seqLock.begin();
+      this.inWrite = true;
+    }
   }
 
   get count(): number {
@@ -700,7 +725,7 @@ export class StickTable {
     if (this.lock === undefined) result = this.writeLocked(h, server);
     else {
       // writeLocked does not throw (it reports the full dictionary), so no try/finally here.
-      this.wlock();
+      this.wlockLazy();
       result = this.writeLocked(h, server);
       this.wunlock();
     }
@@ -1156,6 +1181,7 @@ export class StickTable {
     const now = this.now();
     let s = this.find(h);
     if (s >= 0 && this.isExpired(s, now)) {
+      this.wbegin();
       this.hdr[H_EXPIRED]!++;
       this.releaseSlot(s);
       s = NONE;
@@ -1165,13 +1191,16 @@ export class StickTable {
     if (s >= 0) {
       const cur = this.srv[s]!;
       if (this.servers.name(cur) === server) {
+        // One aligned 8-byte store, which lock-free readers read whole: no SeqLock needed.
         this.expires[s] = expiresAt;
         if (now - this.loggedAt[s]! < this.refreshAfter) return 'unchanged';
+        this.wbegin();
         this.digestRemove(s);
         result = 'refreshed';
       } else {
         const id = this.servers.acquire(server);
         if (id === 0) return undefined;
+        this.wbegin();
         this.digestRemove(s);
         this.servers.release(cur);
         this.srv[s] = id;
@@ -1181,6 +1210,7 @@ export class StickTable {
     } else {
       const id = this.servers.acquire(server);
       if (id === 0) return undefined;
+      this.wbegin();
       s = this.allocSlot();
       this.keys.set(this.scratch, s * this.codec.width);
       this.hashes[s] = h;
@@ -1264,6 +1294,7 @@ export class StickTable {
     const s = this.find(h);
     if (s < 0) return NONE;
     if (this.expires[s] !== 0 && this.isExpired(s, this.now())) {
+      this.wbegin();
       this.hdr[H_EXPIRED]!++;
       this.releaseSlot(s);
       return NONE;
