@@ -63,7 +63,8 @@ describe('shared StickTable across threads', () => {
   });
 
   it('2 workers and the main thread write, read and apply remote updates on the same keys; the table stays consistent', async () => {
-    const table = new StickTable(cfg(), { node: 'a', shared: true });
+    // An expire no entry reaches during the test, so 'unchanged' writes still refresh expiries.
+    const table = new StickTable(cfg({ expire: 600_000 }), { node: 'a', shared: true });
     const allowed = new Set<string>();
     for (const id of [0, 1, 2]) for (const s of F.serversOf(id)) allowed.add(s);
     const gate = new Int32Array(new SharedArrayBuffer(4));
@@ -121,7 +122,7 @@ describe('shared StickTable across threads', () => {
     }
     expect(new Set(log.map((u) => `${u.wall}.${u.counter}`)).size).toBe(F.LOCAL_KEYS);
     // Same data as an unshared table fed the final entries.
-    const plain = new StickTable(cfg(), { node: 'z' });
+    const plain = new StickTable(cfg({ expire: 600_000 }), { node: 'z' });
     for (const u of all<TableUpdate>((c, out) => table.exportBatch(c, 500, out))) expect(plain.applyRemote(u)).toBe(true);
     expect(plain.digest()).toBe(table.digest());
     expect(Buffer.from(plain.bucketDigests().buffer).equals(Buffer.from(table.bucketDigests().buffer))).toBe(true);
