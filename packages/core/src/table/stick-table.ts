@@ -592,23 +592,36 @@ export class StickTable {
 
   get stats(): StickTableStats {
     const sl = this.seqLock;
-    for (let tries = 0; ; tries++) {
-      const q = sl === undefined ? 0 : sl.read();
-      const h = this.hdr;
-      const st: StickTableStats = {
-        count: h[H_COUNT]!,
-        capacity: this.cap,
-        evictions: h[H_EVICTIONS]!,
-        expired: h[H_EXPIRED]!,
-        localWrites: h[H_LOCAL_WRITES]!,
-        remoteApplied: h[H_REMOTE_APPLIED]!,
-        remoteStale: h[H_REMOTE_STALE]!,
-        remoteInvalid: h[H_REMOTE_INVALID]!,
-        invalidKeys: h[H_INVALID_KEYS]!,
-      };
-      if (sl === undefined || !sl.changed(q) || tries >= READ_RETRIES) return st;
+    if (sl === undefined) return this.statsNow();
+    for (let tries = 0; tries < READ_RETRIES; tries++) {
+      const q = sl.read();
+      const st = this.statsNow();
+      if (!sl.changed(q)) return st;
+    }
+    const lk = this.lock!;
+    lk.lock();
+    try {
+      return this.statsNow();
+    } finally {
+      lk.unlock();
     }
   }
+
+  private statsNow(): StickTableStats {
+    const h = this.hdr;
+    return {
+      count: h[H_COUNT]!,
+      capacity: this.cap,
+      evictions: h[H_EVICTIONS]!,
+      expired: h[H_EXPIRED]!,
+      localWrites: h[H_LOCAL_WRITES]!,
+      remoteApplied: h[H_REMOTE_APPLIED]!,
+      remoteStale: h[H_REMOTE_STALE]!,
+      remoteInvalid: h[H_REMOTE_INVALID]!,
+      invalidKeys: h[H_INVALID_KEYS]!,
+    };
+  }
+
 
   /** Server for a key, or undefined (unknown, expired, deleted or invalid key). Changes nothing. */
   lookup(key: string): string | undefined {
