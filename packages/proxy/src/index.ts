@@ -12,3 +12,4 @@ export * from './listen/gate.js';
 export * from './runtime/explain.js';
 export * from './runtime/decide.js';
 export * from './threads/port.js';
+export * from './threads/view.js';
