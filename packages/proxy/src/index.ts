@@ -13,3 +13,4 @@ export * from './runtime/explain.js';
 export * from './runtime/decide.js';
 export * from './threads/port.js';
 export * from './threads/view.js';
+export * from './threads/metrics.js';
