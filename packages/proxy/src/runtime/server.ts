@@ -77,7 +77,9 @@ export class RuntimeServer implements ServerRef, CookieTarget, UpstreamServer {
    */
   get activeConns(): number {
     const c = this.connCells;
-    return c === undefined ? this.localConns : Atomics.load(c, this.connAt);
+    // A plain read: aligned Int32 reads of shared memory do not tear, and a pick needs a recent
+    // value, not an ordered one (Atomics.load costs several times more per server scanned).
+    return c === undefined ? this.localConns : c[this.connAt]!;
   }
 
   /** A connection to the server opened (or started connecting): counts it node-wide. */
