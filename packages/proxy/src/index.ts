@@ -14,3 +14,4 @@ export * from './runtime/decide.js';
 export * from './threads/port.js';
 export * from './threads/view.js';
 export * from './threads/metrics.js';
+export * from './threads/view-node.js';

@@ -255,8 +255,13 @@ export class ProxyMetrics {
   }
 
   enable(): void {
+    if (this.enabled) return;
     this.enabled = true;
+    this.onEnable?.();
   }
+
+  /** Called once when `enable()` first turns the metrics on (threads/metrics.ts turns the workers' on with them). */
+  onEnable: (() => void) | undefined = undefined;
 
   /**
    * Per-server totals for the summary: this thread's, plus the other threads' (found by

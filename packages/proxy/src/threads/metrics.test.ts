@@ -112,4 +112,22 @@ describe('whole-node metrics', () => {
     expect(Date.now() - t1).toBeLessThan(150);
     expect(threads.misses).toBe(2);
   });
+
+  it("workers count from the moment main's metrics go on, not before", async () => {
+    const main = new ProxyMetrics();
+    const threads = new ThreadMetrics({ metrics: main });
+    main.useOtherThreads(threads);
+    const w = new ProxyMetrics();
+    const [a, b] = channel();
+    new ThreadMetricsResponder(b, w);
+    threads.addPort(a);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(w.enabled).toBe(false);
+    main.enable();
+    const end = Date.now() + 2000;
+    while (!w.enabled) {
+      if (Date.now() > end) throw new Error('worker not enabled');
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  });
 });

@@ -9,9 +9,10 @@
  * has not answered by the deadline is left out of that scrape, which still answers, and counted
  * in `stickmesh_thread_metrics_misses_total`.
  *
- * Worker (`ThreadMetricsResponder`): answers `sm:metrics?` from its process registry. The first
- * request (sent by `addPort`, id 0, whose answer main ignores) turns the worker's metrics on, so a
- * worker counts requests exactly when main has metrics (an admin listener).
+ * Worker (`ThreadMetricsResponder`): answers `sm:metrics?` from its process registry. Any
+ * request turns the worker's metrics on; main sends one with id 0 (no answer) to every worker
+ * as soon as its own metrics are on (an admin listener), so workers count requests exactly when
+ * main has metrics, from the same moment.
  *
  * Bounds: one collection at a time (concurrent scrapes share the one in flight), so the replies
  * waited for are at most one per port; a reply with an unknown or stale id is dropped.
@@ -47,12 +48,17 @@ export class ThreadMetrics implements OtherThreads {
   private nextId = 1;
   private pending: Pending | undefined;
   private inFlight: Promise<OtherFigures> | undefined;
+  private readonly m: ProxyMetrics;
   /** Workers that did not answer a scrape in time, since start (monotonic). */
   misses = 0;
 
   constructor(opts: { deadlineMs?: number; metrics?: ProxyMetrics } = {}) {
     this.deadlineMs = opts.deadlineMs ?? METRICS_DEADLINE_MS;
     const m = opts.metrics ?? processMetrics;
+    this.m = m;
+    m.onEnable = () => {
+      for (const p of this.ports) p.post({ t: METRICS_ASK, id: 0 });
+    };
     m.gauge('stickmesh_thread_metrics_misses_total', 'Worker threads that did not answer a metrics scrape within 1 s (that scrape left them out), since start (monotonic).', [], (set) => set({}, this.misses));
   }
 
@@ -60,7 +66,7 @@ export class ThreadMetrics implements OtherThreads {
   addPort(port: ThreadPort): void {
     this.ports.add(port);
     port.on(METRICS_REPLY, (msg) => this.onReply(port, msg as Reply));
-    port.post({ t: METRICS_ASK, id: 0 });
+    if (this.m.enabled) port.post({ t: METRICS_ASK, id: 0 });
   }
 
   /** A worker left (exit or replaced): a collection in flight stops waiting for it. */

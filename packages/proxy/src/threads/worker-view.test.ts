@@ -12,8 +12,7 @@ import { ProxyMetrics } from '../metrics.js';
 import { RuntimeBackend } from '../runtime/backend.js';
 import { RuntimeServer } from '../runtime/server.js';
 import { MessageThreadPort } from './port.js';
-import { ServerViewPublisher } from './view.js';
-import { ThreadMetrics } from './metrics.js';
+import { MainThreadView } from './view-node.js';
 
 const CONFIG = `
 backend app
@@ -36,11 +35,10 @@ const { workerData, parentPort } = require('node:worker_threads');
   const cfg = core.parseConfigText(workerData.config, 't.cfg', 'haproxy', {}).config;
   const backends = new Map(cfg.backends.map((b) => [b.name, new p.RuntimeBackend(b, b.servers.map((sc, i) => new p.RuntimeServer(i, sc, sc.host)))]));
   const port = new p.MessageThreadPort(parentPort);
-  const sub = new p.ServerViewSubscriber(port);
-  sub.setBackends(backends);
-  new p.ThreadMetricsResponder(port, p.metrics, () => 4);
+  const view = new p.WorkerThreadView(port, workerData.view, () => 4);
+  view.setBackends(backends);
   const app = backends.get('app');
-  port.on('test:state', () => port.post({ t: 'test:state', candidates: app.candidates.map((s) => s.name), applied: sub.applied }));
+  port.on('test:state', () => port.post({ t: 'test:state', candidates: app.candidates.map((s) => s.name) }));
   port.on('test:open', (m) => {
     const s = app.serverByName(m.server);
     for (let i = 0; i < m.n; i++) s.connOpened();
@@ -81,23 +79,26 @@ describe('one node, two threads (real worker_threads)', () => {
     const cfg = parseConfigText(CONFIG, 't.cfg', 'haproxy', {}).config;
     const main = new Map(cfg.backends.map((b) => [b.name, new RuntimeBackend(b, b.servers.map((sc, i) => new RuntimeServer(i, sc, sc.host)))]));
     const app = main.get('app')!;
-    const pub = new ServerViewPublisher({ shared: true });
-    pub.setBackends(main);
     const m = new ProxyMetrics();
-    m.enable();
-    const threads = new ThreadMetrics({ metrics: m });
-    m.useOtherThreads(threads);
+    const view = new MainThreadView(main, m);
+    const threads = view.threadMetrics;
+    // State main had before the thread started comes with its workerData.
+    app.servers[2]!.admin = 'maint';
+    app.rebuild();
 
-    worker = new Worker(WORKER, { eval: true, workerData: { config: CONFIG, core: dist('core'), proxy: dist('proxy') } });
+    worker = new Worker(WORKER, { eval: true, workerData: { config: CONFIG, core: dist('core'), proxy: dist('proxy'), view: view.initial() } });
     worker.on('error', (e) => {
       throw e;
     });
     const port = new MessageThreadPort(worker);
     await new Promise<void>((r) => port.on('test:ready', () => r()));
-    pub.addPort(port);
-    threads.addPort(port);
+    expect((await ask(port, 'test:state')).candidates).toEqual(['s0', 's1']);
+    view.join(port);
+    m.enable(); // main's admin listener is up: the thread's metrics go on too
+    app.servers[2]!.admin = 'ready';
+    app.rebuild();
 
-    // Health seen by main's checks reaches the worker's balancer.
+    // Health seen by main's checks (and admin state) reaches the worker's balancer.
     app.servers[1]!.checkUp = false;
     app.rebuildSoon();
     await until(async () => String((await ask(port, 'test:state')).candidates) === 's0,s2');
