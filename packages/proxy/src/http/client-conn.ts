@@ -516,7 +516,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
   private connectTo(server: RuntimeServer): void {
     const ctx = this.ctx;
     ctx.server = server;
-    server.activeConns++;
+    server.connOpened();
     this.counted = server;
     ctx.tConnStart = loopNow();
     const idle = UpstreamConn.takeIdle(server, this);
@@ -750,7 +750,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
 
   private uncount(): void {
     if (this.counted) {
-      this.counted.activeConns--;
+      this.counted.connClosed();
       this.counted = null;
     }
   }
