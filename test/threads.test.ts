@@ -180,6 +180,8 @@ describe('nbthread 2', () => {
     await Promise.all(c.nodes.map((n) => c.start(n)));
     await Promise.all(c.nodes.map((n) => c.waitReady(n)));
     const first = await pool(300, 16, async (i) => String((await request(n1.proxyPort, { localAddress: clientAddr(i) })).headers['x-served-by']));
+    // The threads wrote the entries into the node's one shared table; its mesh sent them (sm:notify).
+    for (const n of [n1, n2, n3]) await waitFor(async () => (await c.tables(n))[0]!.count === 300, 10000, `${n.name} to hold the 300 entries`);
     await c.kill(n1, 'SIGKILL');
     for (const via of [n2, n3]) {
       const again = await pool(300, 16, async (i) => String((await request(via.proxyPort, { localAddress: clientAddr(i) })).headers['x-served-by']));

@@ -20,7 +20,7 @@
  * (start, reload, drain), each settled by the answer, the thread's death or its deadline.
  */
 import { Worker } from 'node:worker_threads';
-import type { StickmeshConfig } from '@stickmesh/core';
+import type { StickTableHandle, StickmeshConfig } from '@stickmesh/core';
 import { MessageThreadPort, type MainThreadView, type RuntimeBackend, type ThreadBinds, type ViewMessage } from '@stickmesh/proxy';
 
 /** What a data-plane thread starts with (its `workerData`). */
@@ -31,6 +31,8 @@ export interface ThreadInit {
   node: string;
   config: StickmeshConfig;
   binds: ThreadBinds;
+  /** The shared stick tables to attach (core `tableHandles`). */
+  tables: Record<string, StickTableHandle>;
   /** The servers' view the thread starts from (proxy threads/view-node.ts `MainThreadView.initial`). */
   view?: ViewMessage;
 }
@@ -46,6 +48,8 @@ export interface ThreadPoolOptions {
   config: StickmeshConfig;
   /** Per thread (index 0 = thread 1): its descriptors. */
   binds: ThreadBinds[];
+  /** The shared stick tables (core `tableHandles`). */
+  tables: Record<string, StickTableHandle>;
   /** Writes a thread's log buffer through the main thread's sink. */
   writeLog: (buf: Buffer, len: number, lines: number) => void;
   /** A table got local writes in a thread: wake the peers mesh. */
@@ -98,7 +102,7 @@ export class ThreadPool {
 
   private spawn(id: number): Promise<void> {
     const view = this.opts.view;
-    const init: ThreadInit = { id, threads: this.opts.count, node: this.opts.node, config: this.opts.config, binds: this.opts.binds[id - 1] ?? {}, ...(view ? { view: view.initial() } : {}) };
+    const init: ThreadInit = { id, threads: this.opts.count, node: this.opts.node, config: this.opts.config, binds: this.opts.binds[id - 1] ?? {}, tables: this.opts.tables, ...(view ? { view: view.initial() } : {}) };
     const worker = new Worker(this.opts.entry ?? new URL('./thread-main.js', import.meta.url), { workerData: init, stdout: false, stderr: false });
     const port = new MessageThreadPort(worker);
     let started = false;
@@ -144,7 +148,7 @@ export class ThreadPool {
    * Has every thread apply `config`, listening on `binds` for the binds the main thread opened.
    * A thread that fails it is a thread that died (the main thread already runs the new config).
    */
-  async reload(config: StickmeshConfig, binds: ThreadBinds[], backends: ReadonlyMap<string, RuntimeBackend>): Promise<void> {
+  async reload(config: StickmeshConfig, binds: ThreadBinds[], backends: ReadonlyMap<string, RuntimeBackend>, tables: Record<string, StickTableHandle>): Promise<void> {
     // Main's new backends first: their view reaches each thread, which applies it by server name
     // until its own reload, then gets the full view again.
     this.opts.view?.reloaded(backends);
@@ -169,7 +173,7 @@ export class ThreadPool {
                 resolve();
               } else fail(`reload failed: ${String(m.error)}`);
             });
-            t.port.post({ t: 'sm:reload', config, binds: binds[t.id - 1] ?? {} });
+            t.port.post({ t: 'sm:reload', config, binds: binds[t.id - 1] ?? {}, tables });
           }),
       ),
     );
