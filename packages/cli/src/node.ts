@@ -315,6 +315,7 @@ export class StickmeshNode {
       },
       onDeath: opts.onThreadDeath ?? exitOnThreadDeath(this.logger),
       view: new MainThreadView(this.proxy.backends),
+      ticketKeys: this.ticketKeys,
     });
   }
 

@@ -14,7 +14,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { attachTables, type StickTable, type StickTableHandle, type StickmeshConfig } from '@stickmesh/core';
-import { AcceptGate, MessageThreadPort, StickmeshProxy, WorkerThreadView, createLogger, threadShare, type ThreadBinds } from '@stickmesh/proxy';
+import { AcceptGate, KEYS_KIND, MessageThreadPort, StickmeshProxy, ThreadTicketKeys, WorkerThreadView, createLogger, threadShare, type KeysMessage, type ThreadBinds } from '@stickmesh/proxy';
 import type { ThreadInit } from './threads.js';
 
 const init = workerData as ThreadInit;
@@ -57,7 +57,10 @@ let tables = tablesFor(init.config, init.tables);
 // and its /metrics asks this thread for its figures (sm:metrics?).
 let proxy: StickmeshProxy | undefined;
 const view = new WorkerThreadView(port, init.view, () => proxy?.connectionCount() ?? 0);
-proxy = await StickmeshProxy.create(threadShare(init.config, init.threads), { logger: log.logger, tables, node: init.node, role: 'worker' });
+// The node's TLS session-ticket keys, mirrored from the main thread's ring (sm:keys).
+const ticketKeys = new ThreadTicketKeys(init.keys);
+port.on(KEYS_KIND, (m) => ticketKeys.update(m as KeysMessage));
+proxy = await StickmeshProxy.create(threadShare(init.config, init.threads), { logger: log.logger, tables, node: init.node, role: 'worker', ticketKeys });
 view.setBackends(proxy.backends);
 const running = proxy;
 const gate = new AcceptGate();

@@ -20,8 +20,8 @@
  * (start, reload, drain), each settled by the answer, the thread's death or its deadline.
  */
 import { Worker } from 'node:worker_threads';
-import type { StickTableHandle, StickmeshConfig } from '@stickmesh/core';
-import { MessageThreadPort, type MainThreadView, type RuntimeBackend, type ThreadBinds, type ViewMessage } from '@stickmesh/proxy';
+import type { StickTableHandle, StickmeshConfig, TicketKeys } from '@stickmesh/core';
+import { MessageThreadPort, keysMessage, type KeysMessage, type MainThreadView, type RuntimeBackend, type ThreadBinds, type ThreadMessage, type ViewMessage } from '@stickmesh/proxy';
 
 /** What a data-plane thread starts with (its `workerData`). */
 export interface ThreadInit {
@@ -33,6 +33,8 @@ export interface ThreadInit {
   binds: ThreadBinds;
   /** The shared stick tables to attach (core `tableHandles`). */
   tables: Record<string, StickTableHandle>;
+  /** The node's TLS session-ticket keys at start (then `sm:keys` on each change). */
+  keys?: KeysMessage;
   /** The servers' view the thread starts from (proxy threads/view-node.ts `MainThreadView.initial`). */
   view?: ViewMessage;
 }
@@ -60,6 +62,8 @@ export interface ThreadPoolOptions {
   entry?: URL;
   /** The servers' view and whole-node metrics (proxy threads/view-node.ts); optional for tests. */
   view?: MainThreadView;
+  /** The node's TLS session-ticket keys, mirrored in every thread (proxy threads/keys.ts). */
+  ticketKeys?: TicketKeys;
 }
 
 interface Thread {
@@ -74,12 +78,15 @@ interface Thread {
 export class ThreadPool {
   private readonly threads: Thread[] = [];
   private dead = false;
+  private stopKeys: (() => void) | undefined;
 
   private constructor(private readonly opts: ThreadPoolOptions) {}
 
   /** Starts every thread and resolves once each listens; rejects (every thread ended) when one fails. */
   static async start(opts: ThreadPoolOptions): Promise<ThreadPool> {
     const pool = new ThreadPool(opts);
+    const keys = opts.ticketKeys;
+    if (keys) pool.stopKeys = keys.onChange(() => pool.broadcast(keysMessage(keys)));
     const ready: Array<Promise<void>> = [];
     for (let i = 0; i < opts.count; i++) ready.push(pool.spawn(i + 1));
     try {
@@ -102,7 +109,7 @@ export class ThreadPool {
 
   private spawn(id: number): Promise<void> {
     const view = this.opts.view;
-    const init: ThreadInit = { id, threads: this.opts.count, node: this.opts.node, config: this.opts.config, binds: this.opts.binds[id - 1] ?? {}, tables: this.opts.tables, ...(view ? { view: view.initial() } : {}) };
+    const init: ThreadInit = { id, threads: this.opts.count, node: this.opts.node, config: this.opts.config, binds: this.opts.binds[id - 1] ?? {}, tables: this.opts.tables, ...(this.opts.ticketKeys ? { keys: keysMessage(this.opts.ticketKeys) } : {}), ...(view ? { view: view.initial() } : {}) };
     const worker = new Worker(this.opts.entry ?? new URL('./thread-main.js', import.meta.url), { workerData: init, stdout: false, stderr: false });
     const port = new MessageThreadPort(worker);
     let started = false;
@@ -137,6 +144,10 @@ export class ThreadPool {
       worker.on('error', (err) => died((err as Error).stack?.split('\n').slice(0, 2).join(' ') ?? String(err)));
       worker.on('exit', (code) => died(`exited with code ${code}`));
     });
+  }
+
+  private broadcast(msg: ThreadMessage): void {
+    for (const t of this.threads) if (!t.ending) t.port.post(msg);
   }
 
   /** Lets every thread serve (their start-up gates open). */
@@ -195,6 +206,7 @@ export class ThreadPool {
       }),
     );
     this.opts.view?.stop();
+    this.stopKeys?.();
   }
 
   /** Ends every thread at once (a start that failed: they never served). */
@@ -206,5 +218,6 @@ export class ThreadPool {
       }),
     );
     this.opts.view?.stop();
+    this.stopKeys?.();
   }
 }
