@@ -241,6 +241,28 @@ describe('nbthread 2', () => {
     expect(String(died[0]!.msg)).toMatch(/^thread 2 died: .*fault injected by STICKMESH_THREAD_FAULT/);
   });
 
+  it('serves a bind a reload adds from every thread, and stops serving one a reload removes', async () => {
+    const bs = await scope.backends(1);
+    const tcpPort = await freePort();
+    const c = await cluster(['n1'], threadedCfg(bs));
+    const n1 = c.nodes[0]!;
+    await c.start(n1);
+    // The reload adds a 'mode tcp' frontend: main binds it and hands it to both threads.
+    c.writeConfig(threadedCfg(bs, { tcpPort })(''));
+    n1.proc!.kill('SIGHUP');
+    await waitFor(() => n1.logs.some((l) => l.msg === 'reloaded'), 10000, 'reloaded');
+    const got = await pool(60, 6, () => tcpExchange(tcpPort));
+    expect(new Set(got)).toEqual(new Set(['web1']));
+    await waitFor(() => accessLines(n1, 'raw').length >= 60, 5000, 'every access-log line');
+    expect(new Set(accessLines(n1, 'raw').map((l) => l.thread))).toEqual(new Set([1, 2]));
+    // And a reload without it closes it in every thread.
+    c.writeConfig(threadedCfg(bs)(''));
+    n1.proc!.kill('SIGHUP');
+    await waitFor(() => n1.logs.filter((l) => l.msg === 'reloaded').length === 2, 10000, 'reloaded again');
+    await expect(tcpExchange(tcpPort)).rejects.toThrow(/ECONNREFUSED/);
+    expect((await request(n1.proxyPort)).status).toBe(200);
+  });
+
   it('loses no request and no log line across reloads, then SIGTERM', async () => {
     const bs = await scope.backends(2);
     const c = await cluster(['n1'], threadedCfg(bs));
