@@ -33,6 +33,7 @@ import { AcceptGate, AdminServer, DASHBOARD, StickmeshProxy, isLoopback, metrics
 import { Ops } from './admin/api.js';
 import { ServerStates } from './server-states.js';
 import { ThreadPool } from './threads.js';
+import { MainThreadView } from '@stickmesh/proxy';
 import type { PeersService } from '@stickmesh/peers';
 
 /** How often tables are written to `data-dir`. */
@@ -135,6 +136,8 @@ export class StickmeshNode {
   readonly serverStates: ServerStates;
   /** The data-plane threads with `nbthread` > 1 (the main thread then accepts nothing), else undefined. */
   threads: ThreadPool | undefined;
+  /** With threads: the servers' view sent to them and their metrics (proxy threads/view-node.ts). */
+  private threadView: MainThreadView | undefined;
   /** Data-plane threads the node started with (a reload does not change it). */
   readonly threadCount: number;
 
@@ -311,6 +314,9 @@ export class StickmeshNode {
       },
       onDeath: opts.onThreadDeath ?? exitOnThreadDeath(this.logger),
     });
+    // One view of the servers per node, and /metrics summed over the threads (proxy threads/view-node.ts).
+    this.threadView = new MainThreadView(this.proxy.backends);
+    for (const p of this.threads.ports()) this.threadView.join(p);
   }
 
   /**
@@ -431,7 +437,9 @@ export class StickmeshNode {
     const tables = buildTables(config, this.name, this.tables);
     await this.proxy.reload(config, tables);
     // The threads apply the same config; new binds on the descriptors the main thread opened.
+    this.threadView?.reloaded(this.proxy.backends);
     if (this.threads) await this.threads.reload(config, this.proxy.takeHandedOut(this.threadCount));
+    if (this.threads) for (const p of this.threads.ports()) this.threadView?.resend(p);
     // The new backends were prepared before they served; once they are the proxy's, the drain
     // watch follows their servers (one new to the config included).
     this.serverStates.applyAll();

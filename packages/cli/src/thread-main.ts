@@ -14,7 +14,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { buildTables, type StickTable, type StickmeshConfig } from '@stickmesh/core';
-import { AcceptGate, MessageThreadPort, StickmeshProxy, createLogger, threadShare, type ThreadBinds } from '@stickmesh/proxy';
+import { AcceptGate, MessageThreadPort, StickmeshProxy, WorkerThreadView, createLogger, threadShare, type ThreadBinds } from '@stickmesh/proxy';
 import type { ThreadInit } from './threads.js';
 
 const init = workerData as ThreadInit;
@@ -56,6 +56,9 @@ function tablesFor(config: StickmeshConfig, existing?: ReadonlyMap<string, Stick
 
 let tables = tablesFor(init.config);
 const proxy = await StickmeshProxy.create(threadShare(init.config, init.threads), { logger: log.logger, tables, node: init.node, role: 'worker' });
+// The servers' state follows the main thread's view; metrics answer its scrapes.
+const view = new WorkerThreadView(port, undefined, () => proxy.connectionCount());
+view.setBackends(proxy.backends);
 const gate = new AcceptGate();
 await proxy.listenOn(init.binds, gate);
 
@@ -80,6 +83,7 @@ port.on('sm:reload', (m) => {
       const next = tablesFor(config, tables);
       await proxy.reload(threadShare(config, init.threads), next, m.binds as ThreadBinds);
       tables = next;
+      view.setBackends(proxy.backends);
       port.post({ t: 'sm:reloaded', ok: true });
     } catch (err) {
       port.post({ t: 'sm:reloaded', ok: false, error: (err as Error).message });
