@@ -13,7 +13,7 @@
  * `thread ID died` line). Unset in production; it changes nothing else.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { buildTables, type StickTable, type StickmeshConfig } from '@stickmesh/core';
+import { attachTables, type StickTable, type StickTableHandle, type StickmeshConfig } from '@stickmesh/core';
 import { AcceptGate, MessageThreadPort, StickmeshProxy, WorkerThreadView, createLogger, threadShare, type ThreadBinds } from '@stickmesh/proxy';
 import type { ThreadInit } from './threads.js';
 
@@ -42,25 +42,26 @@ function onLocalWrite(): void {
 }
 
 /**
- * This thread's stick tables.
- * TODO(shtable): attach the main thread's shared tables (`buildTables(..., { shared: true })`
- * handles) once core/table has them; until then each thread keeps its own tables, so a key's
- * entry is seen by the thread that wrote it (a new key's first pick is the same in every thread:
- * rendezvous hashing, runtime/stick.ts).
+ * This thread's views of the stick tables the main thread built in shared memory (core
+ * `attachTables`): every thread sees every entry, and a write here enters the table's one
+ * update log, which the main thread's mesh sends once `sm:notify` wakes it.
  */
-function tablesFor(config: StickmeshConfig, existing?: ReadonlyMap<string, StickTable>): Map<string, StickTable> {
-  const tables = buildTables(config, init.node, existing);
+function tablesFor(config: StickmeshConfig, handles: Readonly<Record<string, StickTableHandle>>): Map<string, StickTable> {
+  const tables = attachTables(config, init.node, handles);
   for (const t of tables.values()) t.onLocalWrite = onLocalWrite;
   return tables;
 }
 
-let tables = tablesFor(init.config);
-const proxy = await StickmeshProxy.create(threadShare(init.config, init.threads), { logger: log.logger, tables, node: init.node, role: 'worker' });
-// The servers' state follows the main thread's view; metrics answer its scrapes.
-const view = new WorkerThreadView(port, undefined, () => proxy.connectionCount());
+let tables = tablesFor(init.config, init.tables);
+// The servers' health, admin state, weights and addresses come from the main thread (sm:view),
+// and its /metrics asks this thread for its figures (sm:metrics?).
+let proxy: StickmeshProxy | undefined;
+const view = new WorkerThreadView(port, init.view, () => proxy?.connectionCount() ?? 0);
+proxy = await StickmeshProxy.create(threadShare(init.config, init.threads), { logger: log.logger, tables, node: init.node, role: 'worker' });
 view.setBackends(proxy.backends);
+const running = proxy;
 const gate = new AcceptGate();
-await proxy.listenOn(init.binds, gate);
+await running.listenOn(init.binds, gate);
 
 port.on('sm:open', () => {
   gate.open();
@@ -80,10 +81,10 @@ port.on('sm:reload', (m) => {
   reloading = reloading.then(async () => {
     try {
       const config = m.config as StickmeshConfig;
-      const next = tablesFor(config, tables);
-      await proxy.reload(threadShare(config, init.threads), next, m.binds as ThreadBinds);
+      const next = tablesFor(config, m.tables as Record<string, StickTableHandle>);
+      await running.reload(threadShare(config, init.threads), next, m.binds as ThreadBinds);
+      view.setBackends(running.backends);
       tables = next;
-      view.setBackends(proxy.backends);
       port.post({ t: 'sm:reloaded', ok: true });
     } catch (err) {
       port.post({ t: 'sm:reloaded', ok: false, error: (err as Error).message });
@@ -94,7 +95,7 @@ port.on('sm:reload', (m) => {
 port.on('sm:drain', (m) => {
   gate.close();
   void reloading
-    .then(() => proxy.drain(typeof m.ms === 'number' ? m.ms : 0))
+    .then(() => running.drain(typeof m.ms === 'number' ? m.ms : 0))
     .then(() => log.flush())
     .then(() => port.post({ t: 'sm:drained' }));
 });
