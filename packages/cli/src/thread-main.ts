@@ -59,9 +59,9 @@ function tablesFor(config: StickmeshConfig, handles: Readonly<Record<string, Sti
  * (and kept across a reload as there). A rate limit then counts per thread (a client spread over
  * N threads gets up to N times the limit) and this thread's counts do not reach the peers; the
  * main thread says so in a warning at start (node.ts). Without this, `sc_*` fetches would read
- * nothing at all.
+ * nothing at all. `ownCounters`: this thread's counters by table id with the config they were
+ * built for (bound: one per table of the config).
  */
-/** This thread's own counters by table id, with the config they were built for (bound: one per table of the config). */
 let ownCounters = new Map<string, { key: string; counters: CounterTable }>();
 function withOwnCounters(config: StickmeshConfig, tables: Map<string, StickTable>, previous?: ReadonlyMap<string, StickTable>): void {
   const next = new Map<string, { key: string; counters: CounterTable }>();
