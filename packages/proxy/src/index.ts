@@ -12,3 +12,7 @@ export * from './listen/gate.js';
 export * from './runtime/explain.js';
 export * from './runtime/decide.js';
 export * from './threads/port.js';
+export * from './threads/view.js';
+export * from './threads/metrics.js';
+export * from './threads/view-node.js';
+export * from './threads/keys.js';

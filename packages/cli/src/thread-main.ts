@@ -1,0 +1,132 @@
+/**
+ * A data-plane thread of a node (`nbthread N`, N > 1): the worker side of threads.ts.
+ *
+ * Builds the proxy from the config the main thread loaded (`ThreadInit`, structured-cloned, so
+ * every thread runs the same config even if the file changes meanwhile), with no health checks
+ * and no discovery of its own (proxy role 'worker'), listens on the descriptors the main thread
+ * handed it (this thread owns and closes them), and serves once the main thread says the node
+ * is up. Its log lines go to the main thread's writer (log.ts, mode 'post'); a local stick-table
+ * write wakes the main thread's peers mesh with one `sm:notify` per event-loop turn, not per write.
+ *
+ * Test hook: `STICKMESH_THREAD_FAULT=ID:MS` makes thread ID throw an uncaught error MS ms after
+ * it starts serving (test/threads.test.ts checks that the node then goes down with one
+ * `thread ID died` line). Unset in production; it changes nothing else.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { CounterTable, attachTables, sharedWheel, startCounterSweeps, type StickTable, type StickTableHandle, type StickmeshConfig } from '@stickmesh/core';
+import { AcceptGate, KEYS_KIND, MessageThreadPort, StickmeshProxy, ThreadTicketKeys, WorkerThreadView, createLogger, threadShare, type KeysMessage, type ThreadBinds } from '@stickmesh/proxy';
+import type { ThreadInit } from './threads.js';
+
+const init = workerData as ThreadInit;
+if (!parentPort) throw new Error('thread-main.js runs as a worker thread of stickmesh start');
+const port = new MessageThreadPort(parentPort);
+
+const log = createLogger({
+  level: init.config.global.logLevel,
+  node: init.node,
+  thread: init.id,
+  post: (buf, len, lines) => port.post({ t: 'sm:log', buf, len, lines }, [buf]),
+});
+port.on('sm:logged', (m) => log.acked(typeof m.n === 'number' ? m.n : 1));
+
+let notifyScheduled = false;
+function notifyMain(): void {
+  notifyScheduled = false;
+  port.post({ t: 'sm:notify' });
+}
+/** A table's `onLocalWrite`: at most one `sm:notify` per event-loop turn, however many writes. */
+function onLocalWrite(): void {
+  if (notifyScheduled) return;
+  notifyScheduled = true;
+  setImmediate(notifyMain);
+}
+
+/**
+ * This thread's views of the stick tables the main thread built in shared memory (core
+ * `attachTables`): every thread sees every entry, and a write here enters the table's one
+ * update log, which the main thread's mesh sends once `sm:notify` wakes it.
+ */
+function tablesFor(config: StickmeshConfig, handles: Readonly<Record<string, StickTableHandle>>, previous?: ReadonlyMap<string, StickTable>): Map<string, StickTable> {
+  const tables = attachTables(config, init.node, handles);
+  for (const t of tables.values()) t.onLocalWrite = onLocalWrite;
+  withOwnCounters(config, tables, previous);
+  return tables;
+}
+
+/**
+ * Counters (`store http_req_rate(...)`, gpc...) are not shared between threads yet: an attached
+ * table has none, so this thread keeps its own, built as a table without threads would have them
+ * (and kept across a reload as there). A rate limit then counts per thread (a client spread over
+ * N threads gets up to N times the limit) and this thread's counts do not reach the peers; the
+ * main thread says so in a warning at start (node.ts). Without this, `sc_*` fetches would read
+ * nothing at all. `ownCounters`: this thread's counters by table id with the config they were
+ * built for (bound: one per table of the config).
+ */
+let ownCounters = new Map<string, { key: string; counters: CounterTable }>();
+function withOwnCounters(config: StickmeshConfig, tables: Map<string, StickTable>, previous?: ReadonlyMap<string, StickTable>): void {
+  const next = new Map<string, { key: string; counters: CounterTable }>();
+  for (const [id, t] of tables) {
+    if (t.counters !== undefined || t.cfg.data === undefined || t.cfg.data.length === 0) continue;
+    // Kept across a reload when its table's config is the same (a changed one starts afresh, as in registry.ts).
+    const key = JSON.stringify(t.cfg, (k, v: unknown) => (k === 'loc' ? undefined : v));
+    const old = ownCounters.get(id);
+    const counters = old !== undefined && old.key === key ? old.counters : new CounterTable(t.cfg, { node: init.node, mode: 'local' });
+    t.counters = counters;
+    next.set(id, { key, counters });
+  }
+  ownCounters = next;
+  startCounterSweeps(tables, sharedWheel, previous);
+}
+
+let tables = tablesFor(init.config, init.tables);
+// The servers' health, admin state, weights and addresses come from the main thread (sm:view),
+// and its /metrics asks this thread for its figures (sm:metrics?).
+let proxy: StickmeshProxy | undefined;
+const view = new WorkerThreadView(port, init.view, () => proxy?.connectionCount() ?? 0);
+// The node's TLS session-ticket keys, mirrored from the main thread's ring (sm:keys).
+const ticketKeys = new ThreadTicketKeys(init.keys);
+port.on(KEYS_KIND, (m) => ticketKeys.update(m as KeysMessage));
+proxy = await StickmeshProxy.create(threadShare(init.config, init.threads), { logger: log.logger, tables, node: init.node, role: 'worker', ticketKeys });
+view.setBackends(proxy.backends);
+const running = proxy;
+const gate = new AcceptGate();
+await running.listenOn(init.binds, gate);
+
+port.on('sm:open', () => {
+  gate.open();
+  const fault = process.env.STICKMESH_THREAD_FAULT;
+  if (fault !== undefined) {
+    const [id, ms] = fault.split(':');
+    if (Number(id) === init.id) {
+      setTimeout(() => {
+        throw new Error('fault injected by STICKMESH_THREAD_FAULT');
+      }, Number(ms ?? 0));
+    }
+  }
+});
+
+let reloading = Promise.resolve();
+port.on('sm:reload', (m) => {
+  reloading = reloading.then(async () => {
+    try {
+      const config = m.config as StickmeshConfig;
+      const next = tablesFor(config, m.tables as Record<string, StickTableHandle>, tables);
+      await running.reload(threadShare(config, init.threads), next, m.binds as ThreadBinds);
+      view.setBackends(running.backends);
+      tables = next;
+      port.post({ t: 'sm:reloaded', ok: true });
+    } catch (err) {
+      port.post({ t: 'sm:reloaded', ok: false, error: (err as Error).message });
+    }
+  });
+});
+
+port.on('sm:drain', (m) => {
+  gate.close();
+  void reloading
+    .then(() => running.drain(typeof m.ms === 'number' ? m.ms : 0))
+    .then(() => log.flush())
+    .then(() => port.post({ t: 'sm:drained' }));
+});
+
+port.post({ t: 'sm:ready' });
