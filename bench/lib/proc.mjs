@@ -237,3 +237,43 @@ export function run(argv, opts = {}) {
   const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', maxBuffer: 64 << 20, ...opts });
   return { status: r.status, stdout: r.stdout ?? '', stderr: (r.stderr ?? '') + (r.error ? String(r.error) : '') };
 }
+
+/**
+ * CPU clock ticks (utime+stime) of every thread of `pid`, from /proc/PID/task/TID/stat, as a Map
+ * tid -> ticks; empty when the process is gone. One process's threads (worker_threads, HAProxy's
+ * nbthread) are tasks of one pid.
+ */
+export function threadTicks(pid) {
+  const out = new Map();
+  let tids;
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(Number(tid), Number(f[11]) + Number(f[12]));
+    } catch {
+      /* the thread ended between the listing and the read */
+    }
+  }
+  return out;
+}
+
+/**
+ * How many threads of a process did a real share of its work between two threadTicks() snapshots:
+ * those whose ticks grew by at least `share` of the whole process's growth. With `nbthread 1` a
+ * node's main thread does nearly all of it (V8's helper threads do a few percent); with N
+ * data-plane threads, N threads each carry a share. Also returns the shares, largest first.
+ */
+export function busyThreads(before, after, share = 0.2) {
+  const deltas = [];
+  for (const [tid, t] of after) deltas.push(t - (before.get(tid) ?? 0));
+  const total = deltas.reduce((a, b) => a + b, 0);
+  if (total <= 0) return { busy: 0, shares: [], ticks: 0 };
+  const shares = deltas.map((d) => d / total).sort((a, b) => b - a);
+  return { busy: shares.filter((s) => s >= share).length, shares: shares.slice(0, 4).map((s) => Math.round(s * 100) / 100), ticks: total };
+}
