@@ -36,7 +36,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { pairedRatio, runHttpBench, withUpstreams } from './http.mjs';
-import { busyThreads, freePort, spawnLogged, stop, tail, threadTicks, treeRss, waitHttp200, which } from './lib/proc.mjs';
+import { freePort, spawnLogged, stop, tail, threadTicks, waitHttp200, which } from './lib/proc.mjs';
+import { busyThreads, threadsActive, threadsOf } from './lib/threads-gate.mjs';
 import { median, runMain } from './lib/script.mjs';
 import { repoRoot, threadTargets } from './lib/targets.mjs';
 import { runFixedRate, runWrk } from './lib/wrk.mjs';
@@ -45,48 +46,6 @@ const BIN = path.join(repoRoot, 'packages/cli/bin/stickmesh.js');
 const CONNS = [50, 200];
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const f2 = (x) => (x == null || Number.isNaN(x) ? '-' : x.toFixed(2));
-
-/**
- * How many threads a stickmesh node says it serves with: a number from its /metrics (a gauge
- * whose name mentions threads) or from its log (a line with a `threads`/`nbthread` field, e.g. the
- * start line), or 1 when its log says `nbthread` has no effect. {reported, source, ignored}.
- * `logFiles`: the node's stdout and stderr files.
- */
-export async function threadsOf({ adminPort, logFiles }) {
-  const log = logFiles.map((f) => tail(f, 200_000)).join('\n');
-  if (/'nbthread' has no effect/.test(log)) return { reported: 1, source: "log: 'nbthread' has no effect", ignored: true };
-  if (adminPort) {
-    try {
-      const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
-      const m = /^(stickmesh_\w*(?:nbthread|threads?)\w*)(?:\{[^}]*\})?\s+(\d+)\s*$/m.exec(text);
-      if (m) return { reported: Number(m[2]), source: `metrics: ${m[1]}`, ignored: false };
-    } catch {
-      /* no admin listener answering: try the log */
-    }
-  }
-  for (const line of log.split('\n')) {
-    const m = /"(?:nbthread|threads)":\s*(\d+)/.exec(line);
-    if (m) return { reported: Number(m[1]), source: 'log', ignored: false };
-  }
-  return { reported: null, source: null, ignored: false };
-}
-
-/**
- * Whether a node configured with `n` threads served with them: it reported n (or more) threads,
- * or reported nothing and at least 2 of its threads each carried >= 20 % of its CPU under load
- * (`busy`, the median over its runs; null when unknown). Returns {active, why}.
- */
-export function threadsActive(n, probe, busy) {
-  if (n < 2) return { active: false, why: 'configured with 1 thread' };
-  if (probe?.ignored) return { active: false, why: `node runs 1 thread (${probe.source})` };
-  if (probe?.reported != null) {
-    return probe.reported >= n
-      ? { active: true, why: `node reports ${probe.reported} threads (${probe.source})${busy != null ? `; ${busy} threads busy under load` : ''}` }
-      : { active: false, why: `node reports ${probe.reported} thread(s) (${probe.source})` };
-  }
-  if (busy != null && busy >= 2) return { active: true, why: `node reports no thread count; ${busy} of its threads each carried >= 20% of its CPU under load` };
-  return { active: false, why: `node reports no thread count and ${busy ?? 'an unknown number of'} thread(s) carried its load` };
-}
 
 /** The log files of a handle started by bench/lib/targets.mjs (stdout beside stderr). */
 const logsOf = (h) => [h.errPath, h.errPath.replace(/\.err$/, '.out')];
@@ -485,7 +444,7 @@ async function main() {
       only: { type: 'string', default: 'http,cpu,stick,failover' },
       rounds: { type: 'string', default: process.env.BENCH_ROUNDS ?? '5' },
       seconds: { type: 'string', default: '5' },
-      rate: { type: 'string', default: '5000' },
+      rate: { type: 'string', default: '2000' },
       nbthread: { type: 'string', default: '2' },
       quick: { type: 'boolean' },
       out: { type: 'string' },

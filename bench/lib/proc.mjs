@@ -263,17 +263,3 @@ export function threadTicks(pid) {
   return out;
 }
 
-/**
- * How many threads of a process did a real share of its work between two threadTicks() snapshots:
- * those whose ticks grew by at least `share` of the whole process's growth. With `nbthread 1` a
- * node's main thread does nearly all of it (V8's helper threads do a few percent); with N
- * data-plane threads, N threads each carry a share. Also returns the shares, largest first.
- */
-export function busyThreads(before, after, share = 0.2) {
-  const deltas = [];
-  for (const [tid, t] of after) deltas.push(t - (before.get(tid) ?? 0));
-  const total = deltas.reduce((a, b) => a + b, 0);
-  if (total <= 0) return { busy: 0, shares: [], ticks: 0 };
-  const shares = deltas.map((d) => d / total).sort((a, b) => b - a);
-  return { busy: shares.filter((s) => s >= share).length, shares: shares.slice(0, 4).map((s) => Math.round(s * 100) / 100), ticks: total };
-}
