@@ -96,7 +96,7 @@ async function httpSection({ rounds, seconds, n }) {
     rows: res.rows,
     runs: res.runs,
     settings: res.settings,
-    skipped: res.skipped,
+    skippedTargets: res.skipped,
     notes: res.notes,
   };
 }
@@ -120,7 +120,7 @@ function formatHttpSection(h, n) {
   out.push('RSS MB            idle   under load');
   for (const [name, m] of Object.entries(h.memory)) if (m) out.push(`${name.padEnd(17)} ${f2(m.idleMB).padStart(5)}  ${f2(m.loadMB).padStart(10)}`);
   out.push(`threads: ${h.gate.active ? 'ACTIVE' : 'NOT ACTIVE'}: ${h.gate.why}`);
-  for (const s of h.skipped) out.push(`SKIPPED ${s.target}: ${s.reason}`);
+  for (const s of h.skippedTargets) out.push(`SKIPPED ${s.target}: ${s.reason}`);
   for (const x of h.notes) out.push(`note: ${x}`);
   return out.join('\n');
 }

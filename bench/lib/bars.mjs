@@ -57,9 +57,11 @@ export function threadBars(t) {
   const n = t?.nbthread ?? 2;
   const x = (v) => `${v.toFixed(2)}x`;
   const gated = (section, figure, values, fmt, target, ok) => {
-    const have = section && !section.skipped && values.every((v) => v != null && Number.isFinite(v));
+    // `skipped`: the reason a whole section did not run (a string).
+    const skipped = typeof section?.skipped === 'string' ? section.skipped : null;
+    const have = section && !skipped && values.every((v) => v != null && Number.isFinite(v));
     if (!have || !section.gate?.active) {
-      const why = !section ? 'section did not run' : section.skipped ? section.skipped : !section.gate?.active ? section.gate?.why ?? 'thread count unknown' : 'no figure';
+      const why = !section ? 'section did not run' : skipped ?? (!section.gate?.active ? (section.gate?.why ?? 'thread count unknown') : 'no figure');
       rows.push({ figure, value: 'not run', target, met: null, why });
       return;
     }
