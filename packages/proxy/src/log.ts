@@ -32,7 +32,18 @@ export interface LoggerOptions {
   fd?: number;
   /** Most bytes held for a slow fd (default `LOG_MAX_BYTES`); lines beyond are dropped. */
   maxBytes?: number;
+  /** A data-plane thread's number (`nbthread`): every line carries it as `thread`. */
+  thread?: number;
+  /** A data-plane thread: filled buffers go to the main thread's writer instead of an fd (see `LogSinkOptions.post`). */
+  post?: PostChunk;
 }
+
+/**
+ * Hands a filled buffer of whole lines to another thread (the main thread's writer): `buf` is
+ * the buffer's own memory, to be transferred, not copied; `len` bytes of it hold `lines` lines.
+ * The receiver calls the sink's `acked` once it took them.
+ */
+export type PostChunk = (buf: ArrayBuffer, len: number, lines: number) => void;
 
 /** Bytes of one buffer lines are copied into; a write takes one or more whole buffers. */
 export const LOG_CHUNK_BYTES = 64 * 1024;
@@ -57,7 +68,7 @@ const SPARE_CHUNKS = 4;
  * once, polled when full), 'async' otherwise, e.g. a terminal (the thread pool, so a terminal
  * paused with Ctrl-S never blocks the event loop).
  */
-type WriteMode = 'sync' | 'stream' | 'async';
+type WriteMode = 'sync' | 'stream' | 'async' | 'post';
 
 function writeModeOf(fd: number): WriteMode {
   try {
@@ -83,6 +94,12 @@ export interface LogSinkOptions {
   chunkBytes?: number;
   /** Called once stdout takes lines again after a stall that dropped `n` lines. */
   onDropped?: (n: number) => void;
+  /**
+   * A data-plane thread's sink (`nbthread`): filled buffers go to `post` (the main thread writes
+   * them with its own sink, so the node has one writer and each connection's lines stay in
+   * order) and the fd is not used. Buffers posted and not yet `acked` count against the bound.
+   */
+  post?: PostChunk;
 }
 
 /**
@@ -113,6 +130,9 @@ export class LogSink {
   private mode: WriteMode;
   /** The fd as a libuv stream when it is a pipe or socket (mode 'stream'). */
   private readonly sock: net.Socket | null = null;
+  private readonly post: PostChunk | undefined;
+  /** Mode 'post': buffers handed to the main thread and not yet acknowledged. */
+  private posted = 0;
 
   constructor(
     private readonly fd: number,
@@ -122,7 +142,8 @@ export class LogSink {
     this.maxChunks = Math.max(2, Math.floor((opts.maxBytes ?? LOG_MAX_BYTES) / this.chunkBytes));
     this.onDropped = opts.onDropped;
     this.cur = { buf: Buffer.allocUnsafeSlow(this.chunkBytes), len: 0, lines: 0 };
-    this.mode = writeModeOf(fd);
+    this.post = opts.post;
+    this.mode = this.post ? 'post' : writeModeOf(fd);
     if (this.mode === 'stream') {
       try {
         // fd 1 shares process.stdout's stream when it is one (a pipe or socket), so a console.log
@@ -149,12 +170,61 @@ export class LogSink {
     let n = this.cur.len;
     for (const c of this.queue) n += c.len;
     for (const c of this.inFlight ?? []) n += c.len;
-    return n - this.skip;
+    return n - this.skip + this.posted * this.chunkBytes;
   }
 
-  /** Chunks allocated and not yet written: the bound counts these. */
+  /** Chunks allocated and not yet written (or, mode 'post', not yet taken by the main thread): the bound counts these. */
   private chunksHeld(): number {
-    return 1 + this.queue.length + (this.inFlight?.length ?? 0);
+    return 1 + this.queue.length + (this.inFlight?.length ?? 0) + this.posted;
+  }
+
+  /**
+   * Main thread: writes a data-plane thread's filled buffer (`len` bytes of `lines` whole lines)
+   * after what is gathered, in arrival order. Past the bound its lines are dropped and counted,
+   * as any line would be.
+   */
+  writeChunk(buf: Buffer, len: number, lines: number): void {
+    if (this.failed !== null || this.chunksHeld() >= this.maxChunks) {
+      this.droppedLines += lines;
+      this.stallDrops += lines;
+      return;
+    }
+    if (this.cur.len > 0) {
+      this.queue.push(this.cur);
+      this.cur = { buf: this.spare.pop() ?? Buffer.allocUnsafeSlow(this.chunkBytes), len: 0, lines: 0 };
+    }
+    this.queue.push({ buf, len, lines });
+    if (!this.turnScheduled) {
+      this.turnScheduled = true;
+      setImmediate(this.endOfTurn);
+    }
+  }
+
+  /** Mode 'post': the main thread took `n` posted buffers. */
+  acked(n: number): void {
+    this.posted = Math.max(0, this.posted - n);
+    if (this.stallDrops > 0 && this.chunksHeld() <= this.maxChunks / 2) {
+      const d = this.stallDrops;
+      this.stallDrops = 0;
+      this.onDropped?.(d);
+    }
+    this.settle();
+  }
+
+  /** Mode 'post': hands every gathered buffer to the main thread, each transferred. */
+  private postAll(): void {
+    if (this.cur.len > 0) {
+      this.queue.push(this.cur);
+      this.cur = { buf: this.spare.pop() ?? Buffer.allocUnsafeSlow(this.chunkBytes), len: 0, lines: 0 };
+    }
+    for (const c of this.queue.splice(0)) {
+      // A buffer sharing its memory (a small pooled one) is copied: only whole memory transfers.
+      const own = c.buf.byteOffset === 0 && c.buf.buffer.byteLength === c.buf.length && c.buf.buffer instanceof ArrayBuffer;
+      const ab = own ? (c.buf.buffer as ArrayBuffer) : (new Uint8Array(c.buf.subarray(0, c.len)).buffer as ArrayBuffer);
+      this.posted++;
+      this.post!(ab, c.len, c.lines);
+    }
+    this.settle();
   }
 
   write(s: string): boolean {
@@ -247,6 +317,10 @@ export class LogSink {
 
   /** Starts writing everything gathered, unless a write is in flight (its completion does). */
   private pump(): void {
+    if (this.mode === 'post') {
+      this.postAll();
+      return;
+    }
     if (this.inFlight || this.retryTimer) return;
     if (this.cur.len > 0) {
       this.queue.push(this.cur);
@@ -349,7 +423,7 @@ export class LogSink {
 
   /** Resolves the `flushed` waiters once nothing is held. */
   private settle(): void {
-    if (this.inFlight || this.queue.length > 0 || this.cur.len > 0) return;
+    if (this.inFlight || this.queue.length > 0 || this.cur.len > 0 || this.posted > 0) return;
     for (const w of this.waiters.splice(0)) w();
   }
 
@@ -383,6 +457,10 @@ export class LogSink {
    */
   flushSync(): void {
     if (this.failed !== null) return;
+    if (this.mode === 'post') {
+      this.postAll();
+      return;
+    }
     if (this.inFlight && Date.now() - this.inFlightSince > STALLED_MS) return;
     const chunks = [...this.queue.splice(0), this.cur];
     this.cur = { buf: this.cur.buf, len: 0, lines: 0 };
@@ -536,16 +614,28 @@ export function rawInfoTarget(logger: Logger, keys: readonly string[]): RawInfoT
   return t;
 }
 
-export function createLogger(opts: LoggerOptions): { logger: Logger; flush: () => Promise<void>; dropped: () => number } {
+export interface NodeLogger {
+  logger: Logger;
+  /** Resolves once every line logged so far is written (or, in a data-plane thread, taken by the main thread), or after LOG_FLUSH_WAIT_MS. */
+  flush: () => Promise<void>;
+  dropped: () => number;
+  /** Main thread: writes a data-plane thread's buffer (`sm:log`) through this logger's sink. */
+  writeChunk: (buf: Buffer, len: number, lines: number) => void;
+  /** Data-plane thread: the main thread took `n` posted buffers. */
+  acked: (n: number) => void;
+}
+
+export function createLogger(opts: LoggerOptions): NodeLogger {
   let logger: Logger | undefined;
   const sink = new LogSink(opts.fd ?? 1, {
+    ...(opts.post ? { post: opts.post } : {}),
     maxBytes: opts.maxBytes,
     onDropped: (n) => logger?.warn({ dropped: n, bound_bytes: opts.maxBytes ?? LOG_MAX_BYTES }, 'log lines dropped: stdout took lines slower than they came'),
   });
   logger = pino(
     {
       level: opts.level,
-      base: opts.node ? { node: opts.node } : {},
+      base: { ...(opts.node ? { node: opts.node } : {}), ...(opts.thread !== undefined ? { thread: opts.thread } : {}) },
       timestamp: cachedIsoTime,
       formatters: { level: (label) => ({ level: label }), ...(opts.node ? { log: withoutNodeField } : {}) },
     },
@@ -554,5 +644,11 @@ export function createLogger(opts: LoggerOptions): { logger: Logger; flush: () =
   process.once('exit', function flushLogsAtExit() {
     sink.flushSync();
   });
-  return { logger, flush: () => sink.flushed(LOG_FLUSH_WAIT_MS), dropped: () => sink.dropped };
+  return {
+    logger,
+    flush: () => sink.flushed(LOG_FLUSH_WAIT_MS),
+    dropped: () => sink.dropped,
+    writeChunk: (buf, len, lines) => sink.writeChunk(buf, len, lines),
+    acked: (n) => sink.acked(n),
+  };
 }

@@ -7,7 +7,7 @@ import net from 'node:net';
 import { Listener, type ConnectionHandler } from './listen/listener.js';
 import { Admission, ProcessLimit, type FrontendConn } from './listen/admission.js';
 import type { AcceptGate } from './listen/gate.js';
-import { bindOn, takeOverListeners } from './listen/bind.js';
+import { bindOn, takeOverListeners, type OpenListener } from './listen/bind.js';
 import dns from 'node:dns/promises';
 import type { Logger } from 'pino';
 import {
@@ -67,6 +67,49 @@ export interface ProxyOptions {
    * so a reloaded backend never serves with its config values first.
    */
   prepareBackend?: (b: RuntimeBackend) => void;
+  /**
+   * The thread's part with `nbthread` > 1 (see `ProxyRole`); 'single' (default): one thread does
+   * everything.
+   */
+  role?: ProxyRole;
+}
+
+/**
+ * 'main': builds backends with health checks and discovery (for checks, explain and admin state),
+ * binds every listener and hands its socket out to the data-plane threads (`handOut`), accepting
+ * nothing itself from then on. 'worker': a data-plane thread: no health checks, no discovery,
+ * listens on the descriptors the main thread gave it (`listenOn`).
+ */
+export type ProxyRole = 'single' | 'main' | 'worker';
+
+/** A listening socket as one data-plane thread receives it: the bound address and its own descriptors. */
+export interface ThreadBind {
+  host: string;
+  port: number;
+  fds: number[];
+}
+
+/** One data-plane thread's descriptors, by `bindKey` of the frontend bind they serve. */
+export type ThreadBinds = Record<string, ThreadBind>;
+
+/** Names a frontend's bind line across threads: frontend name and index among its binds. */
+export function bindKey(frontend: string, index: number): string {
+  return `${frontend}#${index}`;
+}
+
+/**
+ * The config as one of `threads` data-plane threads applies it: `maxconn` (global and per
+ * frontend) is the node's, so each thread takes its share (rounded up; HAProxy counts them per
+ * process, across threads). Returns a copy; `config` is unchanged.
+ */
+export function threadShare(config: StickmeshConfig, threads: number): StickmeshConfig {
+  if (threads <= 1) return config;
+  const share = (n: number) => (n > 0 ? Math.ceil(n / threads) : n);
+  return {
+    ...config,
+    global: { ...config.global, maxconn: share(config.global.maxconn) },
+    frontends: config.frontends.map((f) => ({ ...f, maxconn: share(f.maxconn) })),
+  };
 }
 
 export interface BoundAddress {
@@ -353,6 +396,12 @@ export class StickmeshProxy {
   /** Session-ticket keys of every `ssl` bind. */
   private readonly ticketKeys: TicketKeys;
   private readonly prepareBackend: ((b: RuntimeBackend) => void) | undefined;
+  readonly role: ProxyRole;
+  /**
+   * Main thread: listeners a reload bound and handed out, by bind key, until `takeHandedOut`
+   * passes their descriptors on (bound: one per bind line of the config).
+   */
+  private handedOut = new Map<string, { listener: Listener; perThread: number[][] }>();
 
   private constructor(config: StickmeshConfig, opts: ProxyOptions) {
     this.config = config;
@@ -369,6 +418,7 @@ export class StickmeshProxy {
     this.limit = new ProcessLimit(config.global.maxconn);
     this.ticketKeys = opts.ticketKeys ?? localTicketKeys;
     this.prepareBackend = opts.prepareBackend;
+    this.role = opts.role ?? 'single';
   }
 
   /**
@@ -412,7 +462,8 @@ export class StickmeshProxy {
         const slots = await this.initialSlots(`${cfg.name}/${sc.name}`, 1, sc.host, sc.port, sc.weight, sc.initAddr ?? ['last', 'libc'], sc);
         const s = new RuntimeServer(servers.length, sc, slots[0]!.target?.address ?? '', false, this.serverTls(sc, cfg.mode));
         servers.push(s);
-        pending.push({ name: `${cfg.name}/${sc.name}`, fqdn: sc.host, port: sc.port, weight: sc.weight, resolvers: sc.resolvers, servers: [s], slots });
+        // A data-plane thread follows the main thread's discovery instead of running its own.
+        if (this.role !== 'worker') pending.push({ name: `${cfg.name}/${sc.name}`, fqdn: sc.host, port: sc.port, weight: sc.weight, resolvers: sc.resolvers, servers: [s], slots });
         continue;
       }
       let address = sc.host;
@@ -440,7 +491,7 @@ export class StickmeshProxy {
         servers.push(s);
         slotServers.push(s);
       }
-      if (t.resolvers !== undefined) pending.push({ name, fqdn: t.fqdn, port: t.port, weight: t.template.weight, resolvers: t.resolvers, servers: slotServers, slots });
+      if (t.resolvers !== undefined && this.role !== 'worker') pending.push({ name, fqdn: t.fqdn, port: t.port, weight: t.template.weight, resolvers: t.resolvers, servers: slotServers, slots });
     }
     const backend = new RuntimeBackend(cfg, servers, this.tables);
     for (const s of servers) {
@@ -549,7 +600,8 @@ export class StickmeshProxy {
     this.checks.get(s)?.remove();
     this.checks.delete(s);
     s.checkUp = true;
-    if (!s.cfg.check || s.address === '') return;
+    // A data-plane thread runs no checks: the main thread's decide for the node.
+    if (!s.cfg.check || s.address === '' || this.role === 'worker') return;
     const cfg = backend.cfg;
     const handle = this.checker.add({
       name: `${cfg.name}/${s.name}`,
@@ -600,6 +652,54 @@ export class StickmeshProxy {
     for (const fe of this.frontends) for (const l of fe.listeners) await l.spread(this.config.global.maxAccept, gate);
   }
 
+  /**
+   * Main thread (`role` 'main'): hands every bound listener out to `threads` data-plane threads
+   * (listen/listener.ts `handOut`: `tune.maxaccept` descriptors per thread, this thread's own
+   * closed). Answers each thread's descriptors. Call after `bind`, instead of `spread`.
+   */
+  async handOut(threads: number): Promise<ThreadBinds[]> {
+    const out: ThreadBinds[] = Array.from({ length: threads }, () => ({}));
+    for (const fe of this.frontends) {
+      for (const [i, l] of fe.listeners.entries()) {
+        const per = await l.handOut(threads, this.config.global.maxAccept);
+        per.forEach((fds, t) => (out[t]![bindKey(fe.name, i)] = { host: l.host, port: l.port, fds }));
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Data-plane thread (`role` 'worker'): listens on the descriptors the main thread handed out,
+   * one listener per frontend bind, held by `gate` until it opens; starts the timers.
+   */
+  async listenOn(binds: ThreadBinds, gate?: AcceptGate): Promise<void> {
+    this.wheel.start();
+    for (const fe of this.frontends) {
+      for (const [i, b] of fe.cfg.binds.entries()) fe.listeners.push(await this.listenerFrom(binds, fe, b, i, gate));
+    }
+  }
+
+  private async listenerFrom(binds: ThreadBinds, fe: HttpFrontend | TcpFrontend, b: FrontendConfig['binds'][number], i: number, gate?: AcceptGate): Promise<Listener> {
+    const given = binds[bindKey(fe.name, i)];
+    if (!given) throw new StickmeshError('SM_BIND', `${b.loc.file}:${b.loc.line}: 'bind': no descriptor from the main thread for ${b.host || '*'}:${b.port}`);
+    try {
+      return await Listener.fromFds(given.host, given.port, given.fds, fe.onConnection, gate);
+    } catch (err) {
+      throw new StickmeshError('SM_BIND', `${b.loc.file}:${b.loc.line}: 'bind': cannot listen on ${b.host || '*'}:${b.port} in this thread: ${(err as Error).message}`);
+    }
+  }
+
+  /**
+   * Main thread: the descriptors of the listeners the last reload opened, per thread (what each
+   * thread's `reload` needs as `binds`); empty afterwards.
+   */
+  takeHandedOut(threads: number): ThreadBinds[] {
+    const out: ThreadBinds[] = Array.from({ length: threads }, () => ({}));
+    for (const [key, h] of this.handedOut) h.perThread.forEach((fds, t) => (out[t]![key] = { host: h.listener.host, port: h.listener.port, fds }));
+    this.handedOut.clear();
+    return out;
+  }
+
   addresses(): BoundAddress[] {
     const out: BoundAddress[] = [];
     for (const fe of this.frontends) for (const l of fe.listeners) out.push({ frontend: fe.name, host: l.host, port: l.port });
@@ -629,9 +729,9 @@ export class StickmeshProxy {
    * reconnect into the new config. `tables` must be the same map (or a superset) the proxy uses.
    * On error nothing changes.
    */
-  async reload(config: StickmeshConfig, tables: ReadonlyMap<string, StickTable>): Promise<void> {
+  async reload(config: StickmeshConfig, tables: ReadonlyMap<string, StickTable>, binds?: ThreadBinds): Promise<void> {
     loadCertificates(config);
-    const next = new StickmeshProxy(config, { logger: this.logger, wheel: this.wheel, tables, ticketKeys: this.ticketKeys, ...(this.prepareBackend ? { prepareBackend: this.prepareBackend } : {}) });
+    const next = new StickmeshProxy(config, { logger: this.logger, wheel: this.wheel, tables, ticketKeys: this.ticketKeys, role: this.role, ...(this.prepareBackend ? { prepareBackend: this.prepareBackend } : {}) });
     // Compiled off to the side and swapped with the frontends; an error leaves the running config.
     const plan = compileConfigRules(config, tables);
     next.previousSlots = new Map(this.discoveries.map((d) => [d.opts.name, d.slots]));
@@ -640,8 +740,11 @@ export class StickmeshProxy {
     for (const f of config.frontends) next.frontends.push(next.buildFrontend(f, plan, this.limit));
     let keptFor: Map<Listener, HttpFrontend | TcpFrontend>;
     try {
-      keptFor = await takeOverListeners(this.frontends, next.frontends, config.global.maxAccept);
+      keptFor = await takeOverListeners(this.frontends, next.frontends, this.openFor(config, binds));
     } catch (err) {
+      // Descriptors handed out by a reload that failed reached no thread: they are this thread's to close.
+      for (const h of this.handedOut.values()) h.listener.reclaim();
+      this.handedOut.clear();
       for (const h of next.checks.values()) h.remove();
       for (const fe of next.frontends) fe.closeTls();
       throw err;
@@ -682,6 +785,27 @@ export class StickmeshProxy {
     this.limit.serving = this.frontends.map((f) => f.admission);
     this.retired = this.retired.filter((fe) => fe.conns.size > 0);
     for (const l of keptFor.keys()) await l.resize(config.global.maxAccept);
+  }
+
+  /**
+   * How a reload opens a new bind: 'single' binds with `tune.maxaccept` descriptors; 'main' binds
+   * and hands the socket out (kept in `handedOut` for `takeHandedOut`); 'worker' listens on the
+   * descriptors of `binds`.
+   */
+  private openFor(config: StickmeshConfig, binds: ThreadBinds | undefined): number | OpenListener<HttpFrontend | TcpFrontend> {
+    if (this.role === 'worker') return (fe, b, i) => this.listenerFrom(binds ?? {}, fe, b, i);
+    if (this.role !== 'main') return config.global.maxAccept;
+    const threads = config.global.nbthread;
+    return async (fe, b, i) => {
+      const l = await bindOn(fe, b);
+      try {
+        this.handedOut.set(bindKey(fe.cfg.name, i), { listener: l, perThread: await l.handOut(threads, config.global.maxAccept) });
+      } catch (err) {
+        l.close();
+        throw new StickmeshError('SM_BIND', `${b.loc.file}:${b.loc.line}: 'bind': ${b.host || '*'}:${b.port}: ${(err as Error).message}`);
+      }
+      return l;
+    };
   }
 
   /**

@@ -40,6 +40,7 @@ export function defaultGlobal(): GlobalConfig {
     admin: { host: '127.0.0.1', port: 9100 },
     dataDir: '',
     maxAccept: 16,
+    nbthread: 1,
   };
 }
 

@@ -251,6 +251,21 @@ describe('haproxy.cfg front door', () => {
     expect(errorsOf(cfg('global', ' tune.maxaccept 4'), { STICKMESH_MAXACCEPT: '100' })[0]).toMatch(/maxAccept/);
   });
 
+  it("reads 'nbthread' (1..64, default 1) without a warning, with an env override and range errors", () => {
+    const out = (lines: string[], env = {}) => parseConfigText(cfg('global', ...lines), 'x.cfg', 'haproxy', env);
+    expect(out([' log-level warn']).config.global.nbthread).toBe(1);
+    const two = out([' nbthread 2']);
+    expect(two.config.global.nbthread).toBe(2);
+    expect(two.warnings).toEqual([]);
+    expect(out([' nbthread 64']).config.global.nbthread).toBe(64);
+    expect(out([' nbthread 2'], { STICKMESH_NBTHREAD: '3' }).config.global.nbthread).toBe(3);
+    expect(out([' log-level warn'], { STICKMESH_NBTHREAD: '4' }).config.global.nbthread).toBe(4);
+    expect(errorsOf(cfg('global', ' nbthread 0'))[0]).toMatch(/^x\.cfg:2: 'nbthread'.*1\.\.64/);
+    expect(errorsOf(cfg('global', ' nbthread 65'))[0]).toMatch(/^x\.cfg:2: 'nbthread'/);
+    expect(errorsOf(cfg('global', ' nbthread'))[0]).toMatch(/^x\.cfg:2: 'nbthread'/);
+    expect(errorsOf(cfg('global', ' nbthread 2'), { STICKMESH_NBTHREAD: 'lots' })[0]).toMatch(/STICKMESH_NBTHREAD="lots" \(global nbthread\): must be an integer from 1 to 64/);
+  });
+
   it('survives arbitrary garbage without throwing anything but ConfigError', () => {
     const seeds = readdirSync(fixtures).filter((f) => f.endsWith('.cfg')).map((f) => readFileSync(path.join(fixtures, f), 'utf8'));
     let rnd = 12345;

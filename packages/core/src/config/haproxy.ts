@@ -36,6 +36,7 @@ import type {
   RuleSet,
   UseBackendConfig,
 } from './model.js';
+import { MAX_NBTHREAD } from './model.js';
 import type { RuleContext } from './fetches.js';
 import { RuleSyntaxError, checkCondWhere, parseAclLine, parseCond, parseRule, parseStore } from './rules.js';
 import type { ConfigIssue } from '../errors.js';
@@ -162,7 +163,7 @@ function initialDefaults(): ProxyDefaults {
 }
 
 const NO_EFFECT_GLOBAL = new Set([
-  'daemon', 'master-worker', 'nbthread', 'nbproc', 'user', 'group', 'uid', 'gid', 'chroot', 'pidfile', 'stats',
+  'daemon', 'master-worker', 'nbproc', 'user', 'group', 'uid', 'gid', 'chroot', 'pidfile', 'stats',
   'ulimit-n', 'tune.ssl.default-dh-param',
   'hard-stop-after', 'cpu-map', 'quiet', 'node', 'description', 'setenv', 'presetenv', 'unsetenv',
 ]);
@@ -171,7 +172,7 @@ const NO_EFFECT_GLOBAL = new Set([
 const GLOBAL_WORDS: readonly string[] = [
   'maxconn', 'localpeer', 'log', 'log-level', 'admin-bind', 'admin-token', 'admin-allow-origin', 'data-dir', 'crt-base', 'ca-base',
   'ssl-default-bind-options', 'ssl-default-bind-ciphers', 'ssl-default-bind-ciphersuites', 'ssl-server-verify',
-  'ssl-default-server-options', 'ssl-default-server-ciphers', 'ssl-default-server-ciphersuites', 'tune.maxaccept', 'tune.bufsize',
+  'ssl-default-server-options', 'ssl-default-server-ciphers', 'ssl-default-server-ciphersuites', 'tune.maxaccept', 'tune.bufsize', 'nbthread',
 ];
 
 /** `option` names: supported, accepted without effect, or refused by name. */
@@ -512,6 +513,11 @@ class Parser {
         // HAProxy's -1 (no limit) maps to the largest value stickmesh opens.
         const v = a[0] === '-1' ? 64 : this.num(parseInteger(a[0] ?? '', 1, 64), "'tune.maxaccept' (1..64 or -1)");
         if (v !== undefined) g.maxAccept = v;
+        return;
+      }
+      case 'nbthread': {
+        const v = this.num(parseInteger(a[0] ?? '', 1, MAX_NBTHREAD), `'nbthread' (1..${MAX_NBTHREAD})`);
+        if (v !== undefined) g.nbthread = v;
         return;
       }
     }

@@ -543,6 +543,9 @@ export interface ResolversConfig {
   loc: SourceLoc;
 }
 
+/** Upper bound of `nbthread` (HAProxy's default MAX_THREADS on 64-bit builds). */
+export const MAX_NBTHREAD = 64;
+
 export interface GlobalConfig {
   /** Max concurrent connections for the whole process. */
   maxconn: number;
@@ -565,6 +568,12 @@ export interface GlobalConfig {
    * socket is opened this many times; see proxy/listen/dup.ts). 1 = plain Node behaviour.
    */
   maxAccept: number;
+  /**
+   * `nbthread`: data-plane threads of the node (1..`MAX_NBTHREAD`). With more than one, the main
+   * thread keeps the mesh, admin, checks and discovery and accepts nothing; each worker thread
+   * accepts on its own duplicates of every listening socket (cli/src/threads.ts).
+   */
+  nbthread: number;
   /** Server-side TLS defaults (`ssl-server-verify`, `ssl-default-server-options|ciphers|ciphersuites`). */
   sslServer?: ServerTlsDefaults;
   /** `ca-base`: directory relative `ca-file` paths are read from. */

@@ -88,6 +88,15 @@ describe('native YAML/JSON front door', () => {
     expect(errorsOf(yaml.replace('admin: { port: 9300 }', 'admin: { port: 9300, allowOrigins: ["*"] }'))[0]).toMatch(/c\.yaml:2: 'global\.admin\.allowOrigins'.*name each origin/);
   });
 
+  it('reads global.nbthread (default 1), with STICKMESH_NBTHREAD over the file and range errors at its line', () => {
+    expect(parseConfigText(yaml, 'c.yaml', undefined, {}).config.global.nbthread).toBe(1);
+    const text = yaml.replace('admin: { port: 9300 }', 'admin: { port: 9300 }\n  nbthread: 2');
+    expect(parseConfigText(text, 'c.yaml', undefined, {}).config.global.nbthread).toBe(2);
+    expect(parseConfigText(text, 'c.yaml', undefined, { STICKMESH_NBTHREAD: '4' }).config.global.nbthread).toBe(4);
+    expect(errorsOf(yaml.replace('admin: { port: 9300 }', 'admin: { port: 9300 }\n  nbthread: 65'))[0]).toMatch(/^c\.yaml:3: 'global\.nbthread'/);
+    expect(errorsOf(yaml, 'c.yaml', { STICKMESH_NBTHREAD: '0' })[0]).toMatch(/STICKMESH_NBTHREAD="0"/);
+  });
+
   it('reads JSON', () => {
     const { config } = parseConfigText(JSON.stringify({ backends: [{ name: 'b', mode: 'http', servers: [{ name: 's', address: '10.0.0.1:80' }] }] }), 'c.json', undefined, {});
     expect(config.backends[0]!.servers[0]).toMatchObject({ host: '10.0.0.1', port: 80 });

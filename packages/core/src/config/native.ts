@@ -9,7 +9,7 @@ import convict from 'convict';
 import { createRequire } from 'node:module';
 import type { Document, LineCounter, Node } from 'yaml';
 import type { ConfigIssue } from '../errors.js';
-import type { ConfigWarning, GlobalConfig, SourceLoc } from './model.js';
+import { MAX_NBTHREAD, type ConfigWarning, type GlobalConfig, type SourceLoc } from './model.js';
 import { parseHaproxyConfig, type ParseOutput } from './haproxy.js';
 import { MAX_ALLOWED_ORIGINS, parseOrigin } from '../util/origin.js';
 import { ProblemList } from './problems.js';
@@ -50,6 +50,16 @@ export const globalSchema = {
     },
     default: 16,
     env: 'STICKMESH_MAXACCEPT',
+  },
+  nbthread: {
+    doc: `Data-plane threads of the node (HAProxy 'nbthread'), 1..${MAX_NBTHREAD}.`,
+    // A function format gets no coercion from convict: environment values arrive as strings.
+    format: function nbthreadRange(v: unknown): void {
+      const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
+      if (!Number.isInteger(n) || (n as number) < 1 || (n as number) > MAX_NBTHREAD) throw new Error(`must be an integer from 1 to ${MAX_NBTHREAD}`);
+    },
+    default: 1,
+    env: 'STICKMESH_NBTHREAD',
   },
 } as const;
 
@@ -92,6 +102,7 @@ interface GlobalValues {
   admin: { host: string; port: number; token: string; allowOrigins: unknown };
   dataDir: string;
   maxAccept: number;
+  nbthread: number;
 }
 
 /** The `STICKMESH_*` variable of a global key (`admin.port` or `global.admin.port`), if it has one. */
@@ -130,7 +141,7 @@ function convictProblems(message: string, file: string, env: NodeJS.ProcessEnv, 
  */
 export function applyGlobalEnv(g: GlobalConfig, env: NodeJS.ProcessEnv, file = 'environment'): ConfigIssue[] {
   const c = convict(globalSchema as unknown as convict.Schema<GlobalValues>, { env, args: [] });
-  c.load({ maxconn: g.maxconn, logLevel: g.logLevel, localPeer: g.localPeer ?? '', admin: { host: g.admin.host, port: g.admin.port, token: g.admin.token ?? '', allowOrigins: g.admin.allowOrigins ?? '' }, dataDir: g.dataDir, maxAccept: g.maxAccept });
+  c.load({ maxconn: g.maxconn, logLevel: g.logLevel, localPeer: g.localPeer ?? '', admin: { host: g.admin.host, port: g.admin.port, token: g.admin.token ?? '', allowOrigins: g.admin.allowOrigins ?? '' }, dataDir: g.dataDir, maxAccept: g.maxAccept, nbthread: g.nbthread });
   try {
     c.validate({ allowed: 'strict' });
   } catch (err) {
@@ -145,6 +156,7 @@ export function applyGlobalEnv(g: GlobalConfig, env: NodeJS.ProcessEnv, file = '
   g.admin = { host: v.admin.host, port: v.admin.port, token: v.admin.token === '' ? undefined : v.admin.token, ...(adminLoc ? { loc: adminLoc } : {}), ...allowOrigins(v.admin.allowOrigins) };
   g.dataDir = v.dataDir;
   g.maxAccept = Number(v.maxAccept);
+  g.nbthread = Number(v.nbthread);
   return [];
 }
 
@@ -546,6 +558,7 @@ export function parseNativeConfig(text: string, file: string, env: NodeJS.Proces
     admin: { host: g.global.admin.host, port: g.global.admin.port, token: g.global.admin.token === '' ? undefined : g.global.admin.token, ...nativeAdminLoc(t, env), ...allowOrigins(g.global.admin.allowOrigins) },
     dataDir: g.global.dataDir,
     maxAccept: Number(g.global.maxAccept),
+    nbthread: Number(g.global.nbthread),
   };
   const issues = t.issues;
   issues.addAll(out.issues, (i) => ({ ...i, loc: remap(i.loc) }));

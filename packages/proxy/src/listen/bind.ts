@@ -36,12 +36,19 @@ export interface ListeningFrontend extends Frontend {
 /**
  * Reload: gives every frontend of `next` its listeners. A listener of `current` whose bind (host,
  * port, mode) is unchanged is taken over: its accept handler moves to the new frontend, so clients
- * in its backlog are not refused. Other binds get new listeners with `maxAccept` descriptors.
+ * in its backlog are not refused. Other binds get new listeners: `open` of them, or with `open`
+ * (a number: `tune.maxaccept`) descriptors.
  * Answers the listeners taken over, by their new frontend; the caller closes the rest of
  * `current`'s. On error closes the listeners it opened, gives the taken-over ones back to
  * `current` and throws: nothing changed.
  */
-export async function takeOverListeners<F extends ListeningFrontend>(current: readonly F[], next: readonly F[], maxAccept: number): Promise<Map<Listener, F>> {
+/**
+ * How a reload opens the listener of a new bind (`b`, line `index` of `fe`'s binds): with `nbthread`
+ * the main thread binds and hands the socket out, a data-plane thread listens on what it was given.
+ */
+export type OpenListener<F> = (fe: F, b: FrontendConfig['binds'][number], index: number) => Promise<Listener>;
+
+export async function takeOverListeners<F extends ListeningFrontend>(current: readonly F[], next: readonly F[], open: number | OpenListener<F>): Promise<Map<Listener, F>> {
   const byAddr = new Map<string, Listener>();
   for (const fe of current) {
     fe.listeners.forEach((l, i) => {
@@ -52,14 +59,14 @@ export async function takeOverListeners<F extends ListeningFrontend>(current: re
   const keptFor = new Map<Listener, F>();
   try {
     for (const fe of next) {
-      for (const b of fe.cfg.binds) {
+      for (const [i, b] of fe.cfg.binds.entries()) {
         const old = byAddr.get(`${b.host}|${b.port}|${fe.cfg.mode}`);
         if (old && !keptFor.has(old)) {
           keptFor.set(old, fe);
           old.setHandler(fe.onConnection);
           fe.listeners.push(old);
         } else {
-          fe.listeners.push(await listenOn(fe, b, maxAccept));
+          fe.listeners.push(typeof open === 'number' ? await listenOn(fe, b, open) : await open(fe, b, i));
         }
       }
     }

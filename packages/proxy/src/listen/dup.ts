@@ -43,7 +43,7 @@ process.on('disconnect', () => process.exit(0));
 let child: ChildProcess | null = null;
 /**
  * Callers waiting for an echoed handle, by request id. Bound: at most `MAX_ACCEPT_HANDLES`
- * per listener being opened; an entry leaves on its answer, its timeout or the child's exit, and a
+ * per listener being opened (times the number of threads, at most 64, with `nbthread`); an entry leaves on its answer, its timeout or the child's exit, and a
  * late echo after a timeout is closed.
  */
 let pending = new Map<number, (handle: object | null) => void>();
@@ -103,6 +103,8 @@ function helper(): ChildProcess | null {
 /** A native stream handle as IPC delivers it. */
 interface NativeHandle {
   close(): void;
+  /** Its descriptor (libuv's; -1 once closed). */
+  readonly fd?: number;
 }
 
 function isHandle(h: unknown): h is NativeHandle {
@@ -165,6 +167,35 @@ export async function duplicateListener(srv: net.Server, count: number, make: ()
       });
     }).catch(() => h.close());
     if (d.listening) out.push(d);
+  }
+  return out;
+}
+
+/** A duplicate of a listening socket as a raw descriptor, for another thread (`nbthread`). */
+export interface RawDuplicate {
+  /** The descriptor: the thread given it opens it with `server.listen({ fd })` and owns it. */
+  readonly fd: number;
+  /**
+   * The handle that received it. Never close it: the descriptor belongs to the thread it was
+   * given to, and closing both would close a number that may already name another file. Keep it
+   * referenced for as long as the descriptor is in use.
+   */
+  readonly handle: object;
+}
+
+/**
+ * Up to `count` duplicates of `srv`'s listening socket as raw descriptors (fewer, possibly none,
+ * if the helper fails); nothing in this thread listens on them. See `RawDuplicate` for who closes.
+ */
+export async function duplicateHandles(srv: net.Server, count: number): Promise<RawDuplicate[]> {
+  const handle = (srv as net.Server & { _handle?: object | null })._handle;
+  if (!handle) return [];
+  const handles = await Promise.all(Array.from({ length: Math.max(0, count) }, () => dupOnce(handle)));
+  const out: RawDuplicate[] = [];
+  for (const h of handles) {
+    if (!h) continue;
+    if (typeof h.fd === 'number' && h.fd >= 0) out.push({ fd: h.fd, handle: h });
+    else h.close();
   }
   return out;
 }

@@ -8,7 +8,7 @@
  * what it accepts past `maxconn` instead (proxy.ts).
  */
 import net from 'node:net';
-import { duplicateListener, MAX_ACCEPT_HANDLES } from './dup.js';
+import { duplicateHandles, duplicateListener, MAX_ACCEPT_HANDLES, type RawDuplicate } from './dup.js';
 import { pauseAccept, resumeAccept } from './pause.js';
 import type { AcceptGate } from './gate.js';
 
@@ -36,6 +36,13 @@ export class Listener {
   private servers: net.Server[] = [];
   private paused = false;
   private handler: ConnectionHandler;
+  /**
+   * Main thread with `nbthread`: the duplicates handed to the data-plane threads. Never closed
+   * here (each thread owns its descriptors, see dup.ts RawDuplicate); held so they stay valid.
+   */
+  private handedOut: RawDuplicate[] = [];
+  /** Worker thread with `nbthread`: this listener's descriptors came from the main thread and cannot be multiplied here. */
+  private fromMain = false;
 
   private constructor(host: string, port: number, handler: ConnectionHandler) {
     this.host = host;
@@ -63,6 +70,59 @@ export class Listener {
     primary.on('connection', l.onConnection);
     l.servers.push(primary);
     return l;
+  }
+
+  /**
+   * A data-plane thread's listener (`nbthread`) on descriptors the main thread duplicated for it:
+   * one server per descriptor, each owning its descriptor (closing the listener closes them).
+   * `host`/`port` are the bound address as the main thread reported it. Rejects when no
+   * descriptor can be listened on.
+   */
+  static async fromFds(host: string, port: number, fds: readonly number[], handler: ConnectionHandler, gate?: AcceptGate): Promise<Listener> {
+    const l = new Listener(host, port, handler);
+    l.fromMain = true;
+    const make = l.makeDescriptor(gate);
+    let lastErr: Error | undefined;
+    for (const fd of fds) {
+      const s = make();
+      try {
+        await new Promise<void>((resolve, reject) => {
+          s.once('error', reject);
+          s.listen({ fd }, () => {
+            s.off('error', reject);
+            resolve();
+          });
+        });
+        l.servers.push(s);
+      } catch (err) {
+        lastErr = err as Error;
+      }
+    }
+    if (l.servers.length === 0) throw lastErr ?? new Error('no descriptor to listen on');
+    return l;
+  }
+
+  /**
+   * Main thread with `nbthread` (`threads` data-plane threads): duplicates the socket
+   * `threads x maxAccept` times, closes this thread's own descriptor (so it accepts nothing from
+   * then on) and answers the descriptors, `maxAccept` (or fewer, when the helper gave fewer) per
+   * thread. Rejects when the helper gave fewer than one per thread: a thread without a descriptor
+   * would not serve this address.
+   */
+  async handOut(threads: number, maxAccept: number): Promise<number[][]> {
+    const primary = this.servers[0];
+    if (!primary || this.servers.length !== 1) throw new Error('listener already handed out');
+    const dups = await duplicateHandles(primary, threads * handlesFor(maxAccept));
+    if (dups.length < threads) {
+      for (const d of dups) (d.handle as { close(): void }).close();
+      throw new Error(`could not duplicate the listening socket for ${threads} threads (got ${dups.length} descriptors)`);
+    }
+    const per: number[][] = Array.from({ length: threads }, () => []);
+    dups.forEach((d, i) => per[i % threads]!.push(d.fd));
+    this.handedOut = dups;
+    primary.close();
+    this.servers = [];
+    return per;
   }
 
   /**
@@ -130,6 +190,8 @@ export class Listener {
    * surplus. When opening more fails the listener keeps those it has (fewer accepts per turn).
    */
   async resize(maxAccept: number): Promise<void> {
+    // With nbthread the descriptors come from the main thread at bind time; a reload keeps them.
+    if (this.fromMain || this.handedOut.length > 0) return;
     const want = handlesFor(maxAccept);
     if (this.servers.length > want) {
       for (const s of this.servers.splice(want)) s.close();
@@ -140,7 +202,18 @@ export class Listener {
     this.servers.push(...(await duplicateListener(source, want - this.servers.length, this.makeDescriptor(undefined))));
   }
 
+  /**
+   * Main thread: closes the duplicates `handOut` made when they never reached a thread (the
+   * reload that opened them failed), then the listener.
+   */
+  reclaim(): void {
+    for (const d of this.handedOut) (d.handle as { close(): void }).close();
+    this.handedOut = [];
+    this.close();
+  }
+
   close(): void {
+    // Handed-out duplicates stay open: the threads close their descriptors with their own listeners.
     for (const s of this.servers) s.close();
   }
 }
