@@ -137,7 +137,10 @@ function procTicks(pid) {
 
 async function cpuSection({ rounds, seconds, rate, n, log = console.log }) {
   const notes = [];
-  const targets = threadTargets(n).filter((t) => !t.skip);
+  // Each pair a ratio divides runs back to back: stickmesh 1t beside stickmesh Nt, HAProxy Nt
+  // beside HAProxy 1t (the http section's order pairs each N-thread target with its HAProxy peer).
+  const [sm1t, hap1t, hapNt, smNt] = threadTargets(n);
+  const targets = [sm1t, smNt, hapNt, hap1t].filter((t) => !t.skip);
   const hz = 100; // USER_HZ: /proc reports clock ticks of 10 ms on Linux
   return withUpstreams(
     notes,
