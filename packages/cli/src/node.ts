@@ -29,9 +29,10 @@ import {
   type StickTable,
   type StickmeshConfig,
 } from '@stickmesh/core';
-import { AcceptGate, AdminServer, DASHBOARD, StickmeshProxy, isLoopback, metrics, type AdminOrigins } from '@stickmesh/proxy';
+import { AcceptGate, AdminServer, DASHBOARD, StickmeshProxy, isLoopback, metrics, type AdminOrigins, type ThreadBinds } from '@stickmesh/proxy';
 import { Ops } from './admin/api.js';
 import { ServerStates } from './server-states.js';
+import { ThreadPool } from './threads.js';
 import type { PeersService } from '@stickmesh/peers';
 
 /** How often tables are written to `data-dir`. */
@@ -41,6 +42,24 @@ export interface NodeOptions {
   node: string;
   logger: Logger;
   env?: NodeJS.ProcessEnv;
+  /**
+   * With `nbthread` > 1: writes a data-plane thread's log buffer through the process's log sink
+   * (log.ts `createLogger().writeChunk`); without it they go to stdout directly.
+   */
+  writeLog?: (buf: Buffer, len: number, lines: number) => void;
+  /**
+   * With `nbthread` > 1: a data-plane thread died. Default: one fatal `thread N died: ...` line
+   * and exit 1 (no half-alive node); the log sink writes what it holds at exit.
+   */
+  onThreadDeath?: (id: number, why: string) => void;
+}
+
+/** The default `onThreadDeath`: the process goes down at once with one line saying which thread and why. */
+function exitOnThreadDeath(logger: Logger): (id: number, why: string) => void {
+  return (id, why) => {
+    logger.fatal({ thread: id }, `thread ${id} died: ${why}`);
+    process.exit(1);
+  };
 }
 
 /**
@@ -114,6 +133,10 @@ export class StickmeshNode {
    * this node's overrides (memory only). See server-states.ts.
    */
   readonly serverStates: ServerStates;
+  /** The data-plane threads with `nbthread` > 1 (the main thread then accepts nothing), else undefined. */
+  threads: ThreadPool | undefined;
+  /** Data-plane threads the node started with (a reload does not change it). */
+  readonly threadCount: number;
 
   private constructor(config: StickmeshConfig, tables: Map<string, StickTable>, proxy: StickmeshProxy, ticketKeys: TicketKeyRing, serverStates: ServerStates, opts: NodeOptions) {
     this.ticketKeys = ticketKeys;
@@ -124,6 +147,7 @@ export class StickmeshNode {
     this.proxy = proxy;
     this.logger = opts.logger;
     this.env = opts.env ?? process.env;
+    this.threadCount = config.global.nbthread;
   }
 
   static async start(loaded: LoadedConfig, opts: NodeOptions): Promise<StickmeshNode> {
@@ -148,7 +172,8 @@ export class StickmeshNode {
     ticketKeys.start();
     let proxy: StickmeshProxy;
     try {
-      proxy = await StickmeshProxy.create(config, { logger: opts.logger, tables, node: opts.node, ticketKeys, prepareBackend: (b) => serverStates.prepare(b) });
+      const role = config.global.nbthread > 1 ? 'main' : 'single';
+      proxy = await StickmeshProxy.create(config, { logger: opts.logger, tables, node: opts.node, ticketKeys, role, prepareBackend: (b) => serverStates.prepare(b) });
     } catch (err) {
       ticketKeys.stop();
       throw err;
@@ -160,15 +185,23 @@ export class StickmeshNode {
     try {
       // Every address first (quick), so a taken one is found before anything else is set up.
       await proxy.bind(gate);
+      // With threads, the sockets go to them at once: this thread's own descriptors close, and
+      // from then on connections wait in the kernel's backlog for the threads, not for this one
+      // (what it accepted before is held by the gate and served here once the node is up).
+      const binds = node.threadCount > 1 ? await proxy.handOut(node.threadCount) : undefined;
       await node.startAdmin(gate);
       await node.startPeers(gate);
-      await proxy.spread(gate);
+      if (binds) await node.startThreads(config, binds, opts);
+      else await proxy.spread(gate);
     } catch (err) {
       gate.close();
+      // Descriptors handed out to threads that never started are this thread's to close.
+      if (node.threads === undefined) proxy.reclaimHandedOut();
       await node.stop(0, false);
       throw err;
     }
     gate.open();
+    node.threads?.open();
     if (config.global.dataDir) {
       node.snapshotTimer = setInterval(() => void node.snapshot(), SNAPSHOT_INTERVAL_MS);
       node.snapshotTimer.unref();
@@ -260,6 +293,24 @@ export class StickmeshNode {
       this.peers.push(svc);
       void svc.ready.then((r) => this.logger.info({ peers: pc.name, reason: r.reason, ms: r.ms }, 'peers ready'));
     }
+  }
+
+  /**
+   * Starts the `nbthread` data-plane threads on the descriptors handed out to them; resolves once each
+   * listens (their gates hold what they accept until `threads.open`).
+   */
+  private async startThreads(config: StickmeshConfig, binds: ThreadBinds[], opts: NodeOptions): Promise<void> {
+    this.threads = await ThreadPool.start({
+      count: this.threadCount,
+      node: this.name,
+      config,
+      binds,
+      writeLog: opts.writeLog ?? ((buf, len) => process.stdout.write(buf.subarray(0, len))),
+      onNotify: () => {
+        for (const p of this.peers) p.notify();
+      },
+      onDeath: opts.onThreadDeath ?? exitOnThreadDeath(this.logger),
+    });
   }
 
   /**
@@ -373,8 +424,14 @@ export class StickmeshNode {
     const notYet = unsupportedYet(config);
     if (notYet.length > 0) throw new ConfigError(notYet);
     for (const p of config.peers) peersFor(p, this.name);
+    if (config.global.nbthread !== this.threadCount) {
+      this.logger.warn({ running: this.threadCount, config: config.global.nbthread }, `nbthread ${config.global.nbthread} takes effect at the next start; running ${this.threadCount}`);
+      config.global.nbthread = this.threadCount;
+    }
     const tables = buildTables(config, this.name, this.tables);
     await this.proxy.reload(config, tables);
+    // The threads apply the same config; new binds on the descriptors the main thread opened.
+    if (this.threads) await this.threads.reload(config, this.proxy.takeHandedOut(this.threadCount));
     // The new backends were prepared before they served; once they are the proxy's, the drain
     // watch follows their servers (one new to the config included).
     this.serverStates.applyAll();
@@ -398,7 +455,7 @@ export class StickmeshNode {
     if (this.snapshotTimer) clearInterval(this.snapshotTimer);
     this.ops?.stop();
     this.admin?.close();
-    await this.proxy.drain(drainMs);
+    await Promise.all([this.proxy.drain(drainMs), this.threads?.drain(drainMs)]);
     this.serverStates.stop();
     if (snapshot) await this.snapshot();
     for (const p of this.peers) await p.stop();

@@ -668,6 +668,11 @@ export class StickmeshProxy {
     return out;
   }
 
+  /** Main thread, start failed before the threads took their descriptors: closes them. */
+  reclaimHandedOut(): void {
+    for (const fe of this.frontends) for (const l of fe.listeners) l.reclaim();
+  }
+
   /**
    * Data-plane thread (`role` 'worker'): listens on the descriptors the main thread handed out,
    * one listener per frontend bind, held by `gate` until it opens; starts the timers.

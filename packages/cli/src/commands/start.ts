@@ -66,7 +66,7 @@ export async function runStart(argv: string[]): Promise<number> {
   }
   const { config, warnings } = loaded;
   const nodeName = (values.node as string | undefined) ?? config.global.localPeer ?? process.env.STICKMESH_NODE ?? os.hostname();
-  const { logger, flush, dropped } = createLogger({ level: config.global.logLevel, node: nodeName });
+  const { logger, flush, dropped, writeChunk } = createLogger({ level: config.global.logLevel, node: nodeName });
   logWarnings(logger, warnings, loaded.warningCount);
 
   // A stop signal while starting (listeners may already accept) is kept and honoured as soon as
@@ -83,7 +83,7 @@ export async function runStart(argv: string[]): Promise<number> {
   process.on('SIGINT', onInt);
   let node: StickmeshNode;
   try {
-    node = await StickmeshNode.start(loaded, { node: nodeName, logger });
+    node = await StickmeshNode.start(loaded, { node: nodeName, logger, writeLog: writeChunk });
   } catch (err) {
     process.off('SIGTERM', onTerm);
     process.off('SIGINT', onInt);

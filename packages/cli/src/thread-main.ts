@@ -1,0 +1,98 @@
+/**
+ * A data-plane thread of a node (`nbthread N`, N > 1): the worker side of threads.ts.
+ *
+ * Builds the proxy from the config the main thread loaded (`ThreadInit`, structured-cloned, so
+ * every thread runs the same config even if the file changes meanwhile), with no health checks
+ * and no discovery of its own (proxy role 'worker'), listens on the descriptors the main thread
+ * handed it (this thread owns and closes them), and serves once the main thread says the node
+ * is up. Its log lines go to the main thread's writer (log.ts, mode 'post'); a local stick-table
+ * write wakes the main thread's peers mesh with one `sm:notify` per event-loop turn, not per write.
+ *
+ * Test hook: `STICKMESH_THREAD_FAULT=ID:MS` makes thread ID throw an uncaught error MS ms after
+ * it starts serving (test/threads.test.ts checks that the node then goes down with one
+ * `thread ID died` line). Unset in production; it changes nothing else.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { buildTables, type StickTable, type StickmeshConfig } from '@stickmesh/core';
+import { AcceptGate, MessageThreadPort, StickmeshProxy, createLogger, threadShare, type ThreadBinds } from '@stickmesh/proxy';
+import type { ThreadInit } from './threads.js';
+
+const init = workerData as ThreadInit;
+if (!parentPort) throw new Error('thread-main.js runs as a worker thread of stickmesh start');
+const port = new MessageThreadPort(parentPort);
+
+const log = createLogger({
+  level: init.config.global.logLevel,
+  node: init.node,
+  thread: init.id,
+  post: (buf, len, lines) => port.post({ t: 'sm:log', buf, len, lines }, [buf]),
+});
+port.on('sm:logged', (m) => log.acked(typeof m.n === 'number' ? m.n : 1));
+
+let notifyScheduled = false;
+function notifyMain(): void {
+  notifyScheduled = false;
+  port.post({ t: 'sm:notify' });
+}
+/** A table's `onLocalWrite`: at most one `sm:notify` per event-loop turn, however many writes. */
+function onLocalWrite(): void {
+  if (notifyScheduled) return;
+  notifyScheduled = true;
+  setImmediate(notifyMain);
+}
+
+/**
+ * This thread's stick tables.
+ * TODO(shtable): attach the main thread's shared tables (`buildTables(..., { shared: true })`
+ * handles) once core/table has them; until then each thread keeps its own tables, so a key's
+ * entry is seen by the thread that wrote it (a new key's first pick is the same in every thread:
+ * rendezvous hashing, runtime/stick.ts).
+ */
+function tablesFor(config: StickmeshConfig, existing?: ReadonlyMap<string, StickTable>): Map<string, StickTable> {
+  const tables = buildTables(config, init.node, existing);
+  for (const t of tables.values()) t.onLocalWrite = onLocalWrite;
+  return tables;
+}
+
+let tables = tablesFor(init.config);
+const proxy = await StickmeshProxy.create(threadShare(init.config, init.threads), { logger: log.logger, tables, node: init.node, role: 'worker' });
+const gate = new AcceptGate();
+await proxy.listenOn(init.binds, gate);
+
+port.on('sm:open', () => {
+  gate.open();
+  const fault = process.env.STICKMESH_THREAD_FAULT;
+  if (fault !== undefined) {
+    const [id, ms] = fault.split(':');
+    if (Number(id) === init.id) {
+      setTimeout(() => {
+        throw new Error('fault injected by STICKMESH_THREAD_FAULT');
+      }, Number(ms ?? 0));
+    }
+  }
+});
+
+let reloading = Promise.resolve();
+port.on('sm:reload', (m) => {
+  reloading = reloading.then(async () => {
+    try {
+      const config = m.config as StickmeshConfig;
+      const next = tablesFor(config, tables);
+      await proxy.reload(threadShare(config, init.threads), next, m.binds as ThreadBinds);
+      tables = next;
+      port.post({ t: 'sm:reloaded', ok: true });
+    } catch (err) {
+      port.post({ t: 'sm:reloaded', ok: false, error: (err as Error).message });
+    }
+  });
+});
+
+port.on('sm:drain', (m) => {
+  gate.close();
+  void reloading
+    .then(() => proxy.drain(typeof m.ms === 'number' ? m.ms : 0))
+    .then(() => log.flush())
+    .then(() => port.post({ t: 'sm:drained' }));
+});
+
+port.post({ t: 'sm:ready' });

@@ -1,0 +1,193 @@
+/**
+ * The data-plane threads of a node (`nbthread N`, N > 1), main thread side.
+ *
+ * The main thread keeps the peers mesh, the admin listener, health checks, DNS discovery,
+ * snapshots and the servers' admin state; it binds every listener and hands each socket out as
+ * raw duplicates (proxy `handOut`). Each of the N worker threads (thread-main.ts) builds the data
+ * plane from the same config and accepts on its own duplicates.
+ *
+ * Life of a thread: started with its descriptors (`ThreadInit`) -> `sm:ready` once it listens
+ * (its listeners held by its own gate) -> `sm:open` when the whole node is up (all-or-nothing
+ * start) -> `sm:reload`/`sm:reloaded` on SIGHUP -> `sm:drain`/`sm:drained` on stop, then
+ * terminated. A thread that dies any other way (an uncaught error, an exit, a failed reload)
+ * takes the process down: `onDeath` logs `thread N died: ...` and exits, no half-alive node.
+ *
+ * Logs: a thread's filled log buffers arrive as `sm:log` (transferred) and are written by the
+ * main thread's sink (one writer; a connection's lines come from one thread, in order); each is
+ * acknowledged with `sm:logged`, so the thread's byte bound counts what is on its way.
+ *
+ * Bounds: one entry per thread (at most MAX_NBTHREAD); waiters are per thread and per request
+ * (start, reload, drain), each settled by the answer, the thread's death or its deadline.
+ */
+import { Worker } from 'node:worker_threads';
+import type { StickmeshConfig } from '@stickmesh/core';
+import { MessageThreadPort, type ThreadBinds } from '@stickmesh/proxy';
+
+/** What a data-plane thread starts with (its `workerData`). */
+export interface ThreadInit {
+  /** 1..N, as log lines show it (`thread`). */
+  id: number;
+  threads: number;
+  node: string;
+  config: StickmeshConfig;
+  binds: ThreadBinds;
+}
+
+/** Longest a thread may take to start (load modules, build the data plane, listen). */
+export const THREAD_START_MS = 30_000;
+/** Longest a thread may take to apply a reload. */
+export const THREAD_RELOAD_MS = 60_000;
+
+export interface ThreadPoolOptions {
+  count: number;
+  node: string;
+  config: StickmeshConfig;
+  /** Per thread (index 0 = thread 1): its descriptors. */
+  binds: ThreadBinds[];
+  /** Writes a thread's log buffer through the main thread's sink. */
+  writeLog: (buf: Buffer, len: number, lines: number) => void;
+  /** A table got local writes in a thread: wake the peers mesh. */
+  onNotify: () => void;
+  /** A thread died outside a stop: the process must go down (see the file comment). */
+  onDeath: (id: number, why: string) => void;
+  /** Entry script (tests); default: thread-main.js beside this file. */
+  entry?: URL;
+}
+
+interface Thread {
+  id: number;
+  worker: Worker;
+  port: MessageThreadPort;
+  /** Set once a stop or a start failure ends it on purpose: its exit is then no death. */
+  ending: boolean;
+  exited: Promise<void>;
+}
+
+export class ThreadPool {
+  private readonly threads: Thread[] = [];
+  private dead = false;
+
+  private constructor(private readonly opts: ThreadPoolOptions) {}
+
+  /** Starts every thread and resolves once each listens; rejects (every thread ended) when one fails. */
+  static async start(opts: ThreadPoolOptions): Promise<ThreadPool> {
+    const pool = new ThreadPool(opts);
+    const ready: Array<Promise<void>> = [];
+    for (let i = 0; i < opts.count; i++) ready.push(pool.spawn(i + 1));
+    try {
+      await Promise.all(ready);
+    } catch (err) {
+      await pool.terminate();
+      throw err;
+    }
+    return pool;
+  }
+
+  get size(): number {
+    return this.threads.length;
+  }
+
+  /** The threads' ports (for modules that talk to every thread: the server view, metrics). */
+  ports(): MessageThreadPort[] {
+    return this.threads.map((t) => t.port);
+  }
+
+  private spawn(id: number): Promise<void> {
+    const init: ThreadInit = { id, threads: this.opts.count, node: this.opts.node, config: this.opts.config, binds: this.opts.binds[id - 1] ?? {} };
+    const worker = new Worker(this.opts.entry ?? new URL('./thread-main.js', import.meta.url), { workerData: init, stdout: false, stderr: false });
+    const port = new MessageThreadPort(worker);
+    let started = false;
+    const t: Thread = { id, worker, port, ending: false, exited: new Promise((r) => worker.once('exit', () => r())) };
+    this.threads.push(t);
+    port.on('sm:log', (m) => {
+      const buf = m.buf as ArrayBuffer;
+      this.opts.writeLog(Buffer.from(buf, 0, m.len as number), m.len as number, m.lines as number);
+      port.post({ t: 'sm:logged', n: 1 });
+    });
+    port.on('sm:notify', () => this.opts.onNotify());
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`thread ${id} did not start within ${THREAD_START_MS} ms`)), THREAD_START_MS);
+      timer.unref();
+      port.on('sm:ready', () => {
+        started = true;
+        clearTimeout(timer);
+        resolve();
+      });
+      const died = (why: string): void => {
+        if (!started) {
+          clearTimeout(timer);
+          reject(new Error(`thread ${id}: ${why}`));
+          return;
+        }
+        if (t.ending || this.dead) return;
+        this.dead = true;
+        this.opts.onDeath(id, why);
+      };
+      worker.on('error', (err) => died((err as Error).stack?.split('\n').slice(0, 2).join(' ') ?? String(err)));
+      worker.on('exit', (code) => died(`exited with code ${code}`));
+    });
+  }
+
+  /** Lets every thread serve (their start-up gates open). */
+  open(): void {
+    for (const t of this.threads) t.port.post({ t: 'sm:open' });
+  }
+
+  /**
+   * Has every thread apply `config`, listening on `binds` for the binds the main thread opened.
+   * A thread that fails it is a thread that died (the main thread already runs the new config).
+   */
+  async reload(config: StickmeshConfig, binds: ThreadBinds[]): Promise<void> {
+    await Promise.all(
+      this.threads.map(
+        (t) =>
+          new Promise<void>((resolve) => {
+            const timer = setTimeout(() => fail(`reload not applied within ${THREAD_RELOAD_MS} ms`), THREAD_RELOAD_MS);
+            timer.unref();
+            const fail = (why: string): void => {
+              clearTimeout(timer);
+              resolve();
+              if (!this.dead && !t.ending) {
+                this.dead = true;
+                this.opts.onDeath(t.id, why);
+              }
+            };
+            t.port.on('sm:reloaded', (m) => {
+              if (m.ok === true) {
+                clearTimeout(timer);
+                resolve();
+              } else fail(`reload failed: ${String(m.error)}`);
+            });
+            t.port.post({ t: 'sm:reload', config, binds: binds[t.id - 1] ?? {} });
+          }),
+      ),
+    );
+  }
+
+  /**
+   * Stop: every thread stops accepting, lets its exchanges finish (at most `ms`), hands over its
+   * last log lines and ends. Resolves once every thread is gone.
+   */
+  async drain(ms: number): Promise<void> {
+    await Promise.all(
+      this.threads.map(async (t) => {
+        t.ending = true;
+        const drained = new Promise<void>((resolve) => t.port.on('sm:drained', () => resolve()));
+        t.port.post({ t: 'sm:drain', ms });
+        // A thread that exits without answering has nothing left to hand over either.
+        await Promise.race([drained, t.exited]);
+        await t.worker.terminate();
+      }),
+    );
+  }
+
+  /** Ends every thread at once (a start that failed: they never served). */
+  async terminate(): Promise<void> {
+    await Promise.all(
+      this.threads.map(async (t) => {
+        t.ending = true;
+        await t.worker.terminate();
+      }),
+    );
+  }
+}
