@@ -291,6 +291,37 @@ async function pool(n, conc, fn) {
 
 const clientAddr = (i) => `127.23.${Math.floor(i / 250)}.${(i % 250) + 1}`;
 
+/**
+ * Puts server s1 in `drain` (cluster-wide, through `adminPort`'s API) and waits until new clients
+ * no longer reach it through every port in `proxies`: 30 fresh source addresses in a row answered
+ * by s2 or s3 on each (deadline 10 s). Why: stickmesh gives a new key its first server by
+ * rendezvous hashing, so two threads (or nodes) that each had a table of their own would still
+ * agree on it; only once s1 takes no new clients does a client bound to s1 stay there solely
+ * because its entry was found. Resolves to {inEffect, ms, freshOnS1 (of the last probe round)}.
+ */
+async function drainS1(adminPort, proxies, freshBase) {
+  const t0 = Date.now();
+  const r = await fetch(`http://127.0.0.1:${adminPort}/api/servers/be/s1`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ state: 'drain' }),
+  });
+  if (!r.ok) throw new Error(`drain s1: ${r.status} ${await r.text()}`);
+  let probe = 0;
+  let onS1 = 0;
+  while (Date.now() - t0 < 10_000) {
+    onS1 = 0;
+    for (const port of proxies) {
+      for (let k = 0; k < 30; k++, probe++) {
+        if ((await getFrom(port, `${freshBase}.${Math.floor(probe / 250) % 250}.${(probe % 250) + 1}`)) === 's1') onS1++;
+      }
+    }
+    if (onS1 === 0) return { inEffect: true, ms: Date.now() - t0, freshOnS1: 0 };
+    await sleep(100);
+  }
+  return { inEffect: false, ms: Date.now() - t0, freshOnS1: onS1 };
+}
+
 function nodeConfig({ n, admin, proxy, backends, peers }) {
   const lines = ['global', `    nbthread ${n}`, `    admin-bind 127.0.0.1:${admin}`, '    log-level warn', ''];
   if (peers) {
@@ -321,6 +352,15 @@ async function startNode({ tmp, name, cfg, admin, proxy }) {
   return h;
 }
 
+/**
+ * The threads gate, unless the drain of s1 never took effect: then the figure cannot tell one
+ * shared table from a table per thread, and it does not count.
+ */
+function drainGate(gate, drain) {
+  if (!gate.active || drain.inEffect) return gate;
+  return { active: false, why: `drain of s1 not in effect after ${drain.ms} ms (${drain.freshOnS1} new clients still reached it), so the figure cannot tell a shared table from one per thread` };
+}
+
 /** Clients whose every answer came from their first server, of `first.length`, plus what failed. */
 function sameCount(answers) {
   let same = 0;
@@ -342,12 +382,16 @@ async function stickSection({ n, clients, perClient, conc = 30 }) {
     const k0 = threadTicks(node.pid);
     const answers = Array.from({ length: clients }, () => []);
     const t0 = Date.now();
+    // Each client's first request binds it; then s1 drains; then the other requests.
+    await pool(clients, conc, async (i) => void answers[i].push(await getFrom(proxy, clientAddr(i))));
+    const drain = await drainS1(admin, [proxy], '127.24');
     await pool(clients, conc, async (i) => {
-      for (let r = 0; r < perClient; r++) answers[i].push(await getFrom(proxy, clientAddr(i)));
+      for (let r = 1; r < perClient; r++) answers[i].push(await getFrom(proxy, clientAddr(i)));
     });
     const ms = Date.now() - t0;
     const busy = busyThreads(k0, threadTicks(node.pid));
     const { same, examples } = sameCount(answers);
+    const onDrained = answers.filter((a) => a[0] === 's1');
     const spread = {};
     for (const a of answers) spread[a[0]] = (spread[a[0]] ?? 0) + 1;
     return {
@@ -359,10 +403,13 @@ async function stickSection({ n, clients, perClient, conc = 30 }) {
       pct: (100 * same) / clients,
       firstServers: spread,
       examples,
+      drain,
+      onDrained: onDrained.length,
+      onDrainedSame: onDrained.filter((a) => a.every((x) => x === 's1')).length,
       threads: node.threads,
       busyThreads: busy.busy,
       threadShares: busy.shares,
-      gate: threadsActive(n, node.threads, busy.busy),
+      gate: drainGate(threadsActive(n, node.threads, busy.busy), drain),
     };
   } finally {
     if (node) await stop(node.child, { signal: 'SIGKILL' });
@@ -389,8 +436,11 @@ async function failoverSection({ n, clients, perClient, conc = 30 }) {
     const before = perClient >> 1;
     const answers = Array.from({ length: clients }, () => []);
     const k0 = threadTicks(n1.pid);
+    await pool(clients, conc, async (i) => void answers[i].push(await getFrom(n1.proxy, clientAddr(i))));
+    // Drained cluster-wide through n1: n2 and n3 must then find s1's clients in the replicated table.
+    const drain = await drainS1(n1.admin, [n1.proxy, n2.proxy, n3.proxy], '127.25');
     await pool(clients, conc, async (i) => {
-      for (let r = 0; r < before; r++) answers[i].push(await getFrom(n1.proxy, clientAddr(i)));
+      for (let r = 1; r < before; r++) answers[i].push(await getFrom(n1.proxy, clientAddr(i)));
     });
     const busy = busyThreads(k0, threadTicks(n1.pid));
     await sleep(50);
@@ -404,12 +454,16 @@ async function failoverSection({ n, clients, perClient, conc = 30 }) {
       }
     };
     const atKill = { n2: await tables(n2), n3: await tables(n3) };
+    const [k2, k3] = [threadTicks(n2.pid), threadTicks(n3.pid)];
     await pool(clients, conc, async (i) => {
       for (let r = before; r < perClient; r++) answers[i].push(await getFrom((r + i) % 2 ? n3.proxy : n2.proxy, clientAddr(i)));
     });
+    const busy2 = busyThreads(k2, threadTicks(n2.pid)).busy;
+    const busy3 = busyThreads(k3, threadTicks(n3.pid)).busy;
     const { same, examples } = sameCount(answers);
     const threads = { n1: n1.threads, n2: n2.threads, n3: n3.threads };
-    const gates = [n1, n2, n3].map((h) => threadsActive(n, h.threads, h === n1 ? busy.busy : null));
+    const gates = [n1, n2, n3].map((h, i) => threadsActive(n, h.threads, [busy.busy, busy2, busy3][i]));
+    const onDrained = answers.filter((a) => a[0] === 's1');
     return {
       nbthread: n,
       clients,
@@ -418,12 +472,14 @@ async function failoverSection({ n, clients, perClient, conc = 30 }) {
       same,
       pct: (100 * same) / clients,
       survivorsTablesAtKill: atKill,
+      drain,
+      onDrained: onDrained.length,
+      onDrainedSame: onDrained.filter((a) => a.every((x) => x === 's1')).length,
       examples,
       threads,
-      busyThreadsN1: busy.busy,
-      // Every node must run its threads for the figure to count as the N-thread one; n2 and n3
-      // had no load to show busy threads, so their own report decides.
-      gate: gates.every((g) => g.active) ? { active: true, why: gates.map((g) => g.why).join('; ') } : { active: false, why: gates.find((g) => !g.active).why },
+      busyThreads: { n1: busy.busy, n2: busy2, n3: busy3 },
+      // Every node must run its threads for the figure to count as the N-thread one.
+      gate: drainGate(gates.every((g) => g.active) ? { active: true, why: gates.map((g) => g.why).join('; ') } : { active: false, why: gates.find((g) => !g.active).why }, drain),
     };
   } finally {
     for (const h of nodes) await stop(h.child, { signal: 'SIGKILL' });
@@ -435,7 +491,8 @@ async function failoverSection({ n, clients, perClient, conc = 30 }) {
 const formatStick = (s, what) =>
   [
     `${what}: ${s.same}/${s.clients} clients (${s.pct.toFixed(1)}%) reached their first server on all ${s.perClient} requests${s.killAfter != null ? ` (kill -9 of n1 after ${s.killAfter})` : ''}`,
-    s.firstServers ? `  first servers: ${JSON.stringify(s.firstServers)}; ${s.ms} ms; busy threads ${s.busyThreads} (${(s.threadShares ?? []).join('/')})` : `  survivors' tables at the kill: ${JSON.stringify(s.survivorsTablesAtKill)}; busy threads of n1 ${s.busyThreadsN1}`,
+    s.firstServers ? `  first servers: ${JSON.stringify(s.firstServers)}; ${s.ms} ms; busy threads ${s.busyThreads} (${(s.threadShares ?? []).join('/')})` : `  survivors' tables at the kill: ${JSON.stringify(s.survivorsTablesAtKill)}; busy threads ${JSON.stringify(s.busyThreads)}`,
+    `  s1 drained after each client's first request (${s.drain.inEffect ? `in effect in ${s.drain.ms} ms` : `NOT in effect after ${s.drain.ms} ms`}): ${s.onDrainedSame}/${s.onDrained} clients bound to s1 stayed on it`,
     ...(s.examples.length ? [`  e.g. ${s.examples.join(' | ')}`] : []),
     `threads: ${s.gate.active ? 'ACTIVE' : 'NOT ACTIVE'}: ${s.gate.why}`,
   ].join('\n');
