@@ -169,10 +169,19 @@ async function cpuSection({ rounds, seconds, rate, n, log = console.log }) {
           const ticks = c1 - c0;
           return { ...r, cpuSec: ticks / hz, usPerReq: r.completed ? ((ticks / hz) * 1e6) / r.completed : null, busy: busyThreads(k0, k1).busy };
         };
-        for (const { t, h } of running) {
+        // Idle: what each target burns per second with no load (timers, each thread's event loop,
+        // GC), read over 3 s after its warm-up. At a fixed rate it is part of every request's
+        // share, more so at low rates and with more threads; `netUsPerReq` takes it out.
+        const idle = {};
+        for (const r of running) {
+          const { t, h } = r;
           h.child.kill('SIGCONT');
-          log(`  warm-up ${t.name} (2s at ${rate} req/s)`);
+          log(`  warm-up ${t.name} (2s at ${rate} req/s), then 3s idle`);
           await one(t, h, 2).catch((e) => notes.push(`${t.name} warm-up: ${e.message.split('\n')[0]}`));
+          await sleep(500);
+          const c0 = procTicks(h.pid);
+          await sleep(3000);
+          idle[t.name] = (procTicks(h.pid) - c0) / hz / 3;
           h.child.kill('SIGSTOP');
         }
         const runs = [];
@@ -182,6 +191,7 @@ async function cpuSection({ rounds, seconds, rate, n, log = console.log }) {
             h.child.kill('SIGCONT');
             try {
               const r = await one(t, h, seconds);
+              r.netUsPerReq = r.completed ? (Math.max(0, r.cpuSec - idle[t.name] * seconds) * 1e6) / r.completed : null;
               runs.push({ target: t.name, round, ...r });
               log(
                 `  round ${round}/${rounds} ${t.name.padEnd(18)} offered ${rate}/s answered ${r.achieved.toFixed(0)}/s${r.sustained ? '' : ' (NOT SUSTAINED)'}  cpu ${r.cpuSec.toFixed(2)} s  ${f2(r.usPerReq)} us/req  p99 ${f2(r.p99)} ms  busy threads ${r.busy}`,
@@ -194,17 +204,17 @@ async function cpuSection({ rounds, seconds, rate, n, log = console.log }) {
           }
         }
         const [sm1, hap1, hapN, smN] = threadTargets(n).map((t) => t.name);
-        const per = (a, b) => {
+        const per = (a, b, k = 'usPerReq') => {
           const xs = [];
           for (let round = 1; round <= rounds; round++) {
             const ra = runs.find((r) => r.target === a && r.round === round);
             const rb = runs.find((r) => r.target === b && r.round === round);
-            if (ra?.sustained && rb?.sustained && ra.usPerReq && rb.usPerReq) xs.push(ra.usPerReq / rb.usPerReq);
+            if (ra?.sustained && rb?.sustained && ra[k] && rb[k]) xs.push(ra[k] / rb[k]);
           }
           return xs.length ? median(xs) : null;
         };
-        const us = (name) => {
-          const xs = runs.filter((r) => r.target === name && r.usPerReq != null).map((r) => r.usPerReq);
+        const us = (name, k = 'usPerReq') => {
+          const xs = runs.filter((r) => r.target === name && r[k] != null).map((r) => r[k]);
           return xs.length ? median(xs) : null;
         };
         const busy = (name) => {
@@ -217,8 +227,13 @@ async function cpuSection({ rounds, seconds, rate, n, log = console.log }) {
           seconds,
           conns: 50,
           usPerReq: Object.fromEntries([sm1, smN, hap1, hapN].map((x) => [x, us(x)])),
+          netUsPerReq: Object.fromEntries([sm1, smN, hap1, hapN].map((x) => [x, us(x, 'netUsPerReq')])),
+          idleCores: idle,
           stickmeshNvs1: per(smN, sm1),
           haproxyNvs1: per(hapN, hap1),
+          stickmeshNvs1Net: per(smN, sm1, 'netUsPerReq'),
+          haproxyNvs1Net: per(hapN, hap1, 'netUsPerReq'),
+          ...(per(smN, sm1) == null ? { missingWhy: `no round in which both ${sm1} and ${smN} answered the offered ${rate} req/s` } : {}),
           unsustained: runs.filter((r) => !r.sustained).map((r) => `${r.target} round ${r.round}: answered ${r.completed} of ${r.offered}, dropped ${r.dropped}, errors ${r.errors}`),
           threads: probe,
           gate: threadsActive(n, probe, busy(smN)),
@@ -238,8 +253,11 @@ async function cpuSection({ rounds, seconds, rate, n, log = console.log }) {
 
 function formatCpu(c, n) {
   const out = [`fixed offered rate ${c.rate} req/s over ${c.conns} keep-alive connections, ${c.seconds} s per run (bench/lib/fixed-rate.mjs, open loop)`];
-  for (const [k, v] of Object.entries(c.usPerReq)) out.push(`  ${k.padEnd(18)} ${f2(v)} us of proxy CPU per request (median)`);
-  out.push(`  stickmesh ${n}t / 1t: ${f2(c.stickmeshNvs1)}x   HAProxy ${n}t / 1t: ${f2(c.haproxyNvs1)}x   (per round, then median; only rounds where both sustained the rate)`);
+  for (const [k, v] of Object.entries(c.usPerReq)) {
+    out.push(`  ${k.padEnd(18)} ${f2(v)} us of proxy CPU per request (median); idle ${f2(c.idleCores[k] * 100)}% of a core; net of idle ${f2(c.netUsPerReq[k])} us`);
+  }
+  out.push(`  stickmesh ${n}t / 1t: ${f2(c.stickmeshNvs1)}x (net of idle ${f2(c.stickmeshNvs1Net)}x)   HAProxy ${n}t / 1t: ${f2(c.haproxyNvs1)}x (net ${f2(c.haproxyNvs1Net)}x)`);
+  out.push('  (per round, then median; only rounds where both sustained the rate)');
   for (const u of c.unsustained) out.push(`  NOT SUSTAINED: ${u}`);
   out.push(`threads: ${c.gate.active ? 'ACTIVE' : 'NOT ACTIVE'}: ${c.gate.why}`);
   for (const x of c.notes) out.push(`note: ${x}`);

@@ -61,7 +61,7 @@ export function threadBars(t) {
     const skipped = typeof section?.skipped === 'string' ? section.skipped : null;
     const have = section && !skipped && values.every((v) => v != null && Number.isFinite(v));
     if (!have || !section.gate?.active) {
-      const why = !section ? 'section did not run' : skipped ?? (!section.gate?.active ? (section.gate?.why ?? 'thread count unknown') : 'no figure');
+      const why = !section ? 'section did not run' : skipped ?? (!section.gate?.active ? (section.gate?.why ?? 'thread count unknown') : (section.missingWhy ?? 'no figure'));
       rows.push({ figure, value: 'not run', target, met: null, why });
       return;
     }
@@ -71,7 +71,8 @@ export function threadBars(t) {
   const pc = (c) => t?.http?.perConn?.[c];
   gated(t?.http, `HTTP req/s, stickmesh ${n} threads vs HAProxy ${n} threads, unpinned, 50 / 200 conns`, [pc(50)?.nVsHaproxyN, pc(200)?.nVsHaproxyN], x, '>= 0.8x', (v) => v >= 0.8);
   gated(t?.http, `gain 1 -> ${n} threads, stickmesh's over HAProxy's, 50 / 200 conns`, [pc(50)?.gainVsHaproxyGain, pc(200)?.gainVsHaproxyGain], x, '>= 0.8x', (v) => v >= 0.8);
-  gated(t?.cpu, `CPU per request at a fixed rate, ${n} threads / 1 thread`, [t?.cpu?.stickmeshNvs1], x, '<= 1.15x', (v) => v <= 1.15);
+  const hapCpu = t?.cpu?.haproxyNvs1;
+  gated(t?.cpu, `CPU per request at ${t?.cpu?.rate ?? 'a fixed'} req/s, ${n} threads / 1 thread (HAProxy: ${hapCpu != null ? x(hapCpu) : '-'})`, [t?.cpu?.stickmeshNvs1], x, '<= 1.15x', (v) => v <= 1.15);
   const m = t?.http?.memory ?? {};
   const sm = m[`stickmesh-http-${n}t`];
   const hap = m[`haproxy-http-${n}t`];
