@@ -12,3 +12,6 @@ export * from './listen/gate.js';
 export * from './runtime/explain.js';
 export * from './runtime/decide.js';
 export * from './threads/port.js';
+export * from './threads/view.js';
+export * from './threads/metrics.js';
+export * from './threads/view-node.js';

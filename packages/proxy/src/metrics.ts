@@ -121,6 +121,28 @@ class PlainMetric {
   }
 }
 
+/** A registry's metrics as prom-client's `getMetricsAsJSON()` gives them (structured-cloneable). */
+export type MetricsJson = client.MetricObjectWithValues<client.MetricValue<string>>[];
+
+/** Per-server totals of a thread by name: [backend, server, requests, errors]. */
+export type ThreadTotals = Array<[string, string, number, number]>;
+
+/** What the other threads report: each one's registry and per-server totals, and their client connections summed. */
+export interface OtherFigures {
+  metrics: MetricsJson[];
+  totals: ThreadTotals[];
+  connections: number;
+}
+
+/**
+ * The other threads of the node (`nbthread` > 1, threads/metrics.ts): what `text()` and
+ * `totals()` add to this thread's figures so they describe the whole node.
+ */
+export interface OtherThreads {
+  /** Every other thread's metrics and totals; what did not arrive in time is left out (and counted there). */
+  collect(): Promise<OtherFigures>;
+}
+
 /** Content type of the exposition (prom-client's Registry.PROMETHEUS_CONTENT_TYPE, the 0.0.4 text format). */
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
@@ -149,6 +171,15 @@ export class ProxyMetrics {
   private readonly denials = new Map<string, DenyCounts>();
   /** TLS handshake counts by frontend name (kept across reloads); at most MAX_DENY_FRONTENDS, then `<other>`. */
   private readonly tlsByFrontend = new Map<string, TlsCounts>();
+  /** The node's other threads, when there are (main thread with `nbthread` > 1). */
+  private others: OtherThreads | undefined;
+  /**
+   * The other threads' per-server totals by `backend \0 server`, as of the last `refresh()` or
+   * scrape; replaced whole each time (bound: their series, each bounded by MAX_SERIES_PAIRS).
+   */
+  private otherTotals = new Map<string, ServerTotals>();
+  /** The other threads' open client connections, as of the last `refresh()` or scrape. */
+  otherConnections = 0;
 
   constructor() {
     const reg = (m: PlainMetric): void => void this.plain.push(m);
@@ -224,12 +255,69 @@ export class ProxyMetrics {
   }
 
   enable(): void {
+    if (this.enabled) return;
     this.enabled = true;
+    this.onEnable?.();
   }
 
-  /** Per-server totals for the summary; zero when the server served nothing yet. */
-  totals(server: RuntimeServer): ServerTotals {
-    return this.byServer.get(server)?.totals ?? { requests: 0, errors: 0 };
+  /** Called once when `enable()` first turns the metrics on (threads/metrics.ts turns the workers' on with them). */
+  onEnable: (() => void) | undefined = undefined;
+
+  /**
+   * Per-server totals for the summary: this thread's, plus the other threads' (found by
+   * `backend` and server name) as of the last `refresh()`; zero when the server served nothing yet.
+   */
+  totals(server: RuntimeServer, backend?: string): ServerTotals {
+    const own = this.byServer.get(server)?.totals;
+    if (this.others === undefined) return own ?? { requests: 0, errors: 0 };
+    const be = backend ?? this.byServer.get(server)?.backend ?? '';
+    const other = this.otherTotals.get(`${be}\0${server.name}`);
+    return { requests: (own?.requests ?? 0) + (other?.requests ?? 0), errors: (own?.errors ?? 0) + (other?.errors ?? 0) };
+  }
+
+  /**
+   * Makes `text()` and `totals()` count the node's other threads (main thread, `nbthread` > 1);
+   * undefined: this thread alone again.
+   */
+  useOtherThreads(others: OtherThreads | undefined): void {
+    this.others = others;
+    this.otherTotals = new Map();
+    this.otherConnections = 0;
+  }
+
+  /** Fetches the other threads' totals now (before an admin summary); nothing to do without them. */
+  async refresh(): Promise<void> {
+    if (this.others === undefined) return;
+    const got = await this.others.collect();
+    this.setOtherTotals(got.totals);
+    this.otherConnections = got.connections;
+  }
+
+  /** This thread's per-server totals by name, for the main thread's whole-node figures. */
+  threadTotals(): ThreadTotals {
+    const out: ThreadTotals = [];
+    for (const s of this.byName.values()) if (s.totals.requests > 0 || s.totals.errors > 0) out.push([s.backend, s.server, s.totals.requests, s.totals.errors]);
+    return out;
+  }
+
+  /** This thread's registry as JSON (prom-client's getMetricsAsJSON), for the main thread's scrape. */
+  async json(): Promise<MetricsJson> {
+    return (await this.ensureRegistry()).getMetricsAsJSON();
+  }
+
+  private setOtherTotals(all: readonly ThreadTotals[]): void {
+    const m = new Map<string, ServerTotals>();
+    for (const list of all) {
+      for (const [backend, server, requests, errors] of list) {
+        const k = `${backend}\0${server}`;
+        const t = m.get(k);
+        if (t) {
+          t.requests += requests;
+          t.errors += errors;
+        } else m.set(k, { requests, errors });
+      }
+    }
+    this.otherTotals = m;
   }
 
   /** Records a finished HTTP exchange. `reqFlag`/`resFlag` are HAProxy's cookie flag characters. */
@@ -283,8 +371,22 @@ export class ProxyMetrics {
     if (decidedBy !== '') bump(s.be.decisions, decidedBy);
   }
 
-  /** Prometheus text exposition of every metric (data plane and registered collectors). */
+  /**
+   * Prometheus text exposition of every metric (data plane and registered collectors), summed
+   * over the node's threads when it has others (series of the same name and labels add up).
+   */
   async text(): Promise<string> {
+    const registry = await this.ensureRegistry();
+    if (this.others === undefined) return registry.metrics();
+    // The others first: main's own figures (its gauges, the misses among them) are then current.
+    const got = await this.others.collect();
+    this.setOtherTotals(got.totals);
+    this.otherConnections = got.connections;
+    const own = await registry.getMetricsAsJSON();
+    return this.lib!.AggregatorRegistry.aggregate([own, ...got.metrics]).metrics();
+  }
+
+  private async ensureRegistry(): Promise<client.Registry> {
     if (!this.registry) {
       const lib = (this.lib ??= (await import('prom-client')).default);
       if (!this.registry) {
@@ -294,7 +396,7 @@ export class ProxyMetrics {
         for (const g of this.gauges.values()) this.register(g);
       }
     }
-    return this.registry.metrics();
+    return this.registry;
   }
 
   get contentType(): string {

@@ -352,12 +352,7 @@ class TcpFrontend extends FrontendBase<FrontendConn> implements TcpFrontendRunti
  * server's base weight; a weight set at run time (`adminWeight`) keeps winning over it.
  */
 export function applyTarget(s: RuntimeServer, t: SlotTarget | undefined): void {
-  // A TLS session belongs to the machine that issued it; the server name sent stays the configured one.
-  if ((t?.address ?? '') !== s.address) s.tlsSession = undefined;
-  s.address = t?.address ?? '';
-  s.port = t?.port ?? s.cfg.port;
-  s.baseWeight = t?.weight ?? s.cfg.weight;
-  s.weight = s.adminWeight ?? s.baseWeight;
+  s.setTarget(t);
 }
 
 /** Servers set up between two yields to the event loop while a backend is built. */

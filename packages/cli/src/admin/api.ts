@@ -70,17 +70,21 @@ export class Ops {
 
   constructor(private readonly node: AdminNode, private readonly peerHosts: () => Array<{ name: string; host: string }>) {}
 
+  /**
+   * The routes. Those that show per-server request counts first fetch the other threads' figures
+   * (`metrics.refresh`, nbthread > 1; at most its deadline), so they count the whole node.
+   */
   routes(): AdminRoute[] {
     return [
-      { method: 'GET', path: '/api/summary', handler: () => this.summary() },
+      { method: 'GET', path: '/api/summary', handler: async () => (await metrics.refresh(), this.summary()) },
       { method: 'GET', path: '/api/tables', handler: () => this.tables() },
       { method: 'GET', path: '/api/tables/:table/entries', handler: (r) => this.entries(r) },
       { method: 'DELETE', path: '/api/tables/:table/entries', handler: (r) => this.clear(r) },
       { method: 'GET', path: '/api/tables/:table/entries/:key', handler: (r) => this.entry(r) },
       { method: 'GET', path: '/api/tables/:table/counters', handler: (r) => this.counters(r) },
       { method: 'DELETE', path: '/api/tables/:table/entries/:key', handler: (r) => ({ table: r.params.table, key: r.params.key, deleted: this.table(r.params.table!).delete(r.params.key!) }) },
-      { method: 'GET', path: '/api/servers', handler: () => this.servers() },
-      { method: 'GET', path: '/api/servers/:backend/:server', handler: (r) => this.serverInfo(...this.server(r.params.backend!, r.params.server!)) },
+      { method: 'GET', path: '/api/servers', handler: async () => (await metrics.refresh(), this.servers()) },
+      { method: 'GET', path: '/api/servers/:backend/:server', handler: async (r) => (await metrics.refresh(), this.serverInfo(...this.server(r.params.backend!, r.params.server!))) },
       { method: 'PUT', path: '/api/servers/:backend/:server', handler: (r) => this.setServer(r) },
       { method: 'GET', path: '/api/peers', handler: () => this.peers() },
       { method: 'GET', path: '/api/explain', handler: (r) => this.explain(r) },
@@ -228,7 +232,7 @@ export class Ops {
     const states = this.node.serverStates;
     const sticky = stickyCount(b, s, counts);
     const e = states.effective(b, s);
-    const tot = metrics.totals(s);
+    const tot = metrics.totals(s, b.name);
     return {
       backend: b.name,
       server: s.name,
@@ -389,7 +393,7 @@ export class Ops {
       uptimeMs: this.node.uptimeMs(),
       ready: ready.ready,
       readyReason: ready.reason,
-      connections: this.node.proxy.connectionCount(),
+      connections: this.node.proxy.connectionCount() + metrics.otherConnections,
       tables: this.tables(false).map((t) => ({ id: t.id, live: t.live, capacity: t.capacity, evictions: t.evictions, expired: t.expired, servers: t.servers })),
       servers: this.servers(),
       peers: this.peers().map((p) => ({ peer: p.peer, host: p.host, state: p.state, connected: p.connected, lagMs: p.lagMs, pending: p.pending, lastAckAgoMs: p.lastAckAgoMs, lastDataAt: p.lastDataAt, reconnects: p.reconnects, lastError: p.lastError })),

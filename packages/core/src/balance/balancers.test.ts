@@ -405,3 +405,26 @@ function popcount(x: number): number {
   for (let v = x >>> 0; v !== 0; v &= v - 1) c++;
   return c;
 }
+
+describe('roundrobin with a position per thread (nbthread)', () => {
+  it("two threads' picks together stay within 5% of the weights, however unevenly the threads are loaded", () => {
+    const list = servers(5, 3, 1, 1);
+    const total = 10;
+    // Each thread has its own balancer (its own position) over the same servers and weights.
+    const threads = [new RoundRobinBalancer(), new RoundRobinBalancer()];
+    for (const t of threads) t.rebuild(list);
+    const counts = new Map<ServerRef, number>();
+    let seed = 12345;
+    const rand = (): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296);
+    const picks = 20003; // not a multiple of the weights' sum
+    for (let i = 0; i < picks; i++) {
+      const t = threads[rand() < 0.7 ? 0 : 1]!;
+      const s = t.pick(0)!;
+      counts.set(s, (counts.get(s) ?? 0) + 1);
+    }
+    for (const s of list) {
+      const expected = (picks * s.weight) / total;
+      expect(Math.abs((counts.get(s) ?? 0) - expected) / expected).toBeLessThan(0.05);
+    }
+  });
+});

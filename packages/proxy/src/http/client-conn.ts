@@ -516,7 +516,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
   private connectTo(server: RuntimeServer): void {
     const ctx = this.ctx;
     ctx.server = server;
-    server.activeConns++;
+    server.connOpened();
     this.counted = server;
     ctx.tConnStart = loopNow();
     const idle = UpstreamConn.takeIdle(server, this);
@@ -750,7 +750,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
 
   private uncount(): void {
     if (this.counted) {
-      this.counted.activeConns--;
+      this.counted.connClosed();
       this.counted = null;
     }
   }
@@ -810,6 +810,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
    */
   endExchange(completed: boolean): void {
     if (this.phase <= Phase.Idle) return;
+    this.exchanges++;
     const tunnel = this.phase === Phase.Tunnel;
     this.phase = tunnel ? Phase.TunnelClosed : Phase.Idle;
     const ctx = this.ctx;
@@ -922,9 +923,14 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     this.fe = next;
   }
 
-  /** Called on shutdown/reload: idle connections close now, busy ones after their response. */
+  /**
+   * Called on shutdown/reload: connections idle between requests close now, busy ones after their
+   * response. One that has not had its first exchange yet was accepted for a request the client
+   * may already have sent (its bytes not read yet): it stays to answer that one request, then
+   * closes (the draining frontend sends `Connection: close`), within the drain deadline.
+   */
   drain(): void {
-    if (this.phase === Phase.Idle) this.closeClient();
+    if (this.phase === Phase.Idle && this.exchanges > 0) this.closeClient();
     else this.keepAlive = false;
   }
 }

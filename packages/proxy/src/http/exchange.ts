@@ -222,6 +222,8 @@ export abstract class Exchange {
   resBodyMode = BodyMode.None;
   resBodyLeft = 0;
   keepAlive = true;
+  /** Exchanges this connection completed or ended (a drain keeps a connection with none yet for its first request). */
+  exchanges = 0;
   clientEnded = false;
   closed = false;
   pausedForUpstream = false;

@@ -33,6 +33,12 @@ export class RuntimeBackend {
   private readonly hasDiscovered: boolean;
   /** Whether the balancer needs a hash of the client address. */
   readonly hashesSource: boolean;
+  /**
+   * Called after every rebuild of the candidate set (health, admin state, weight or address
+   * changed): the main thread's view publisher (threads/view.ts) listens here to send the
+   * backend's servers to the other threads. Undefined: nobody listens.
+   */
+  onRebuilt: ((b: RuntimeBackend) => void) | undefined = undefined;
 
   /** Stick rules bound to their tables; undefined without rules. */
   readonly stick: StickRules | undefined;
@@ -95,6 +101,7 @@ export class RuntimeBackend {
     const m = new Map<string, RuntimeServer>();
     for (const s of this.servers) if (s.cookieValue !== undefined && !m.has(s.cookieValue)) m.set(s.cookieValue, s);
     this.byCookie = m;
+    this.onRebuilt?.(this);
   }
 
   serverByCookie(value: string): RuntimeServer | undefined {

@@ -27,7 +27,15 @@ export class RuntimeServer implements ServerRef, CookieTarget, UpstreamServer {
   baseWeight: number;
   /** A weight set at run time through the admin API (cluster record or node override); undefined: none. */
   adminWeight: number | undefined = undefined;
-  activeConns = 0;
+  /** Connections this thread has open to the server (the whole count when the cell is not shared). */
+  private localConns = 0;
+  /**
+   * With `nbthread` > 1, the node-wide count lives in `connCells[connAt]`, an Int32 in a
+   * SharedArrayBuffer every thread adds its opens and closes to with Atomics (threads/view.ts binds
+   * it); undefined: this thread's count is the whole count and nothing is shared.
+   */
+  private connCells: Int32Array | undefined = undefined;
+  private connAt = 0;
   cookieValue: string | undefined;
   /** Health as seen by checks (true when checks are off). */
   checkUp = true;
@@ -61,6 +69,63 @@ export class RuntimeServer implements ServerRef, CookieTarget, UpstreamServer {
     this.backup = cfg.backup;
     this.tls = tls?.traffic;
     this.checkTls = tls?.checks;
+  }
+
+  /**
+   * Connections open to this server from the whole node (every thread), read by leastconn and
+   * random picks, the admin API and the drain watch.
+   */
+  get activeConns(): number {
+    const c = this.connCells;
+    // A plain read: aligned Int32 reads of shared memory do not tear, and a pick needs a recent
+    // value, not an ordered one (Atomics.load costs several times more per server scanned).
+    return c === undefined ? this.localConns : c[this.connAt]!;
+  }
+
+  /** A connection to the server opened (or started connecting): counts it node-wide. */
+  connOpened(): void {
+    this.localConns++;
+    const c = this.connCells;
+    if (c !== undefined) Atomics.add(c, this.connAt, 1);
+  }
+
+  /** A connection counted by `connOpened` closed. */
+  connClosed(): void {
+    this.localConns--;
+    const c = this.connCells;
+    if (c !== undefined) Atomics.sub(c, this.connAt, 1);
+  }
+
+  /**
+   * Moves this server's count to cell `at` of `cells` (shared by every thread of the node), or
+   * back to a thread-local count with `undefined`. This thread's open connections move with it:
+   * they leave the old cell and join the new one, so a close after the move still balances its open.
+   */
+  bindConns(cells: Int32Array | undefined, at = 0): void {
+    if (cells === this.connCells && at === this.connAt) return;
+    const old = this.connCells;
+    if (old !== undefined) Atomics.sub(old, this.connAt, this.localConns);
+    this.connCells = cells;
+    this.connAt = at;
+    if (cells !== undefined) Atomics.add(cells, at, this.localConns);
+  }
+
+  /** This thread's open connections to the server (its share of `activeConns`). */
+  get threadConns(): number {
+    return this.localConns;
+  }
+
+  /**
+   * Points the server at a discovered target (address, port, weight), or empties it. The DNS
+   * weight is the base weight; a weight set at run time (`adminWeight`) keeps winning over it. A
+   * TLS session belongs to the machine that issued it, so a new address forgets it.
+   */
+  setTarget(t: { address: string; port: number; weight: number } | undefined): void {
+    if ((t?.address ?? '') !== this.address) this.tlsSession = undefined;
+    this.address = t?.address ?? '';
+    this.port = t?.port ?? this.cfg.port;
+    this.baseWeight = t?.weight ?? this.cfg.weight;
+    this.weight = this.adminWeight ?? this.baseWeight;
   }
 
   /** May serve a client that is already bound to it (cookie or table): up and not in maintenance. */

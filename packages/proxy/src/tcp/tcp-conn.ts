@@ -225,7 +225,7 @@ export class TcpConn implements WheelTask, RouteSource, RetryState {
       return;
     }
     this.server = s;
-    s.activeConns++;
+    s.connOpened();
     s.totalConns++;
     this.connecting = true;
     this.tConnStart = loopNow();
@@ -294,7 +294,7 @@ export class TcpConn implements WheelTask, RouteSource, RetryState {
     this.connectError = e === undefined ? (this.connecting && this.deadline <= this.fe.wheel.now ? 'timeout connect' : 'connection closed')
       : code !== undefined && !e.message.includes(code) ? `${code}: ${e.message}` : e.message;
     if (s) s.lastConnectError = this.connectError;
-    if (s) s.activeConns--;
+    if (s) s.connClosed();
     this.server = undefined;
     this.connecting = false;
     const up = this.up;
@@ -394,7 +394,7 @@ export class TcpConn implements WheelTask, RouteSource, RetryState {
     this.closed = true;
     this.fe.wheel.cancel(this);
     this.fe.conns.delete(this);
-    if (this.server && (this.connected || this.connecting)) this.server.activeConns--;
+    if (this.server && (this.connected || this.connecting)) this.server.connClosed();
     this.connecting = false;
     if (!this.client.destroyed) this.client.destroySoon();
     if (this.rs !== null) this.rs.endSession(this.bytesIn, this.bytesOut);

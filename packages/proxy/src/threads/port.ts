@@ -9,10 +9,12 @@
  * | --- | --- | --- |
  * | `sm:view` | main -> worker | servers' health, admin state, weights, addresses (runtime view) |
  * | `sm:metrics?` / `sm:metrics` | main -> worker, reply | a worker's metrics for a whole-node scrape |
- * | `sm:log` | worker -> main | a filled access-log buffer (transferred, not copied) |
+ * | `sm:log` / `sm:logged` | worker -> main, ack | a filled log buffer (transferred, not copied); the ack frees its room in the worker's byte bound |
  * | `sm:notify` | worker -> main | a table got local writes: wake the peers mesh |
  * | `sm:reload` / `sm:reloaded` | main -> worker, reply | a new config |
  * | `sm:drain` / `sm:drained` | main -> worker, reply | stop accepting, drain, exit |
+ * | `sm:ready` | worker -> main | the worker listens on its descriptors (its gate holds what it accepts) |
+ * | `sm:open` | main -> worker | the whole node is up: the worker's gate opens |
  *
  * Bound: messages are few and small except `sm:log` (one buffer of at most the log sink's size per
  * message, and the sink's own byte bound counts what is in flight), so ports carry no queue of
