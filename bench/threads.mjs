@@ -176,7 +176,11 @@ async function cpuSection({ rounds, seconds, rate, n, log = console.log }) {
         for (const r of running) {
           const { t, h } = r;
           h.child.kill('SIGCONT');
-          log(`  warm-up ${t.name} (2s at ${rate} req/s), then 3s idle`);
+          // Warm-up: 2 s of wrk at full speed (every thread's JIT compiles the request path, as
+          // in a balancer that has been up for a while), then 2 s at the run's rate.
+          log(`  warm-up ${t.name} (2s of wrk -c50, 2s at ${rate} req/s), then 3s idle`);
+          const wrk = which('wrk');
+          if (wrk) await runWrk({ wrk, plan: env.plan, url: `http://127.0.0.1:${h.port}/`, conns: 50, seconds: 2 }).catch((e) => notes.push(`${t.name} wrk warm-up: ${e.message.split('\n')[0]}`));
           await one(t, h, 2).catch((e) => notes.push(`${t.name} warm-up: ${e.message.split('\n')[0]}`));
           await sleep(500);
           const c0 = procTicks(h.pid);
