@@ -15,7 +15,7 @@ import { useScope } from './helpers/scope.js';
 
 const scope = useScope();
 
-function threadedCfg(bs: TestBackend[], opts: { tcpPort?: number; peers?: boolean } = {}) {
+function threadedCfg(bs: TestBackend[], opts: { tcpPort?: number; peers?: boolean; checks?: boolean } = {}) {
   return (peersLines: string) => `
 global
     nbthread 2
@@ -51,7 +51,7 @@ ${bs.map((b) => `    server ${b.name} 127.0.0.1:${b.port}`).join('\n')}`
 backend app
     balance roundrobin
     ${opts.peers ? 'stick on src table mesh/sessions' : 'stick-table type ip size 100k expire 30m\n    stick on src'}
-${bs.map((b) => `    server ${b.name} 127.0.0.1:${b.port}`).join('\n')}
+${bs.map((b) => `    server ${b.name} 127.0.0.1:${b.port}${opts.checks ? ' check inter 200ms fall 1 rise 1' : ''}`).join('\n')}
 `;
 }
 
@@ -115,6 +115,34 @@ describe('nbthread 2', () => {
     expect(byThread.get(1)!).toBeGreaterThan(0);
     expect(byThread.get(2)!).toBeGreaterThan(0);
     expect(accessLines(n1, 'raw').every((l) => l.thread === 1 || l.thread === 2)).toBe(true);
+  });
+
+  it("follows the main thread's health checks in every thread, and /metrics counts every thread", async () => {
+    const bs = await scope.backends(2);
+    const c = await cluster(['n1'], threadedCfg(bs, { checks: true }));
+    const n1 = c.nodes[0]!;
+    await c.start(n1);
+    const before = await pool(40, 8, async (i) => String((await request(n1.proxyPort, { localAddress: clientAddr(i) })).headers['x-served-by']));
+    expect(new Set(before)).toEqual(new Set(['web1', 'web2']));
+    await bs[1]!.close();
+    // Main's check sees web2 down; both threads stop picking it (no thread runs checks of its own).
+    await waitFor(() => n1.logs.some((l) => l.msg === 'server app/web2 is DOWN'), 5000, 'web2 DOWN');
+    const after = await pool(100, 8, async (i) => {
+      const r = await request(n1.proxyPort, { localAddress: clientAddr(i) });
+      return `${r.status} ${String(r.headers['x-served-by'])}`;
+    });
+    expect(new Set(after)).toEqual(new Set(['200 web1']));
+    await waitFor(() => accessLines(n1).length >= 140, 5000, 'every access-log line');
+    expect(new Set(accessLines(n1).slice(40).map((l) => l.thread))).toEqual(new Set([1, 2]));
+    // The first scrape loads the metrics library in every thread; a thread slower than the
+    // scrape's deadline is left out of that one, so poll.
+    const served = async (): Promise<number> => {
+      const text = await (await fetch(`http://127.0.0.1:${n1.adminPort}/metrics`)).text();
+      let n = 0;
+      for (const m of text.matchAll(/^stickmesh_requests_total\{[^}]*\} (\d+)$/gm)) n += Number(m[1]);
+      return n;
+    };
+    await waitFor(async () => (await served()) === 140, 10000, '/metrics to count the requests of both threads');
   });
 
   it('keeps 300 clients x 20 new connections on their first server (stick on src, roundrobin)', async () => {

@@ -29,7 +29,7 @@ import {
   type StickTable,
   type StickmeshConfig,
 } from '@stickmesh/core';
-import { AcceptGate, AdminServer, DASHBOARD, StickmeshProxy, isLoopback, metrics, type AdminOrigins, type ThreadBinds } from '@stickmesh/proxy';
+import { AcceptGate, AdminServer, DASHBOARD, MainThreadView, StickmeshProxy, isLoopback, metrics, type AdminOrigins, type ThreadBinds } from '@stickmesh/proxy';
 import { Ops } from './admin/api.js';
 import { ServerStates } from './server-states.js';
 import { ThreadPool } from './threads.js';
@@ -310,6 +310,7 @@ export class StickmeshNode {
         for (const p of this.peers) p.notify();
       },
       onDeath: opts.onThreadDeath ?? exitOnThreadDeath(this.logger),
+      view: new MainThreadView(this.proxy.backends),
     });
   }
 
@@ -431,7 +432,7 @@ export class StickmeshNode {
     const tables = buildTables(config, this.name, this.tables);
     await this.proxy.reload(config, tables);
     // The threads apply the same config; new binds on the descriptors the main thread opened.
-    if (this.threads) await this.threads.reload(config, this.proxy.takeHandedOut(this.threadCount));
+    if (this.threads) await this.threads.reload(config, this.proxy.takeHandedOut(this.threadCount), this.proxy.backends);
     // The new backends were prepared before they served; once they are the proxy's, the drain
     // watch follows their servers (one new to the config included).
     this.serverStates.applyAll();

@@ -14,7 +14,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { buildTables, type StickTable, type StickmeshConfig } from '@stickmesh/core';
-import { AcceptGate, MessageThreadPort, StickmeshProxy, createLogger, threadShare, type ThreadBinds } from '@stickmesh/proxy';
+import { AcceptGate, MessageThreadPort, StickmeshProxy, WorkerThreadView, createLogger, threadShare, type ThreadBinds } from '@stickmesh/proxy';
 import type { ThreadInit } from './threads.js';
 
 const init = workerData as ThreadInit;
@@ -55,9 +55,15 @@ function tablesFor(config: StickmeshConfig, existing?: ReadonlyMap<string, Stick
 }
 
 let tables = tablesFor(init.config);
-const proxy = await StickmeshProxy.create(threadShare(init.config, init.threads), { logger: log.logger, tables, node: init.node, role: 'worker' });
+// The servers' health, admin state, weights and addresses come from the main thread (sm:view),
+// and its /metrics asks this thread for its figures (sm:metrics?).
+let proxy: StickmeshProxy | undefined;
+const view = new WorkerThreadView(port, init.view, () => proxy?.connectionCount() ?? 0);
+proxy = await StickmeshProxy.create(threadShare(init.config, init.threads), { logger: log.logger, tables, node: init.node, role: 'worker' });
+view.setBackends(proxy.backends);
+const running = proxy;
 const gate = new AcceptGate();
-await proxy.listenOn(init.binds, gate);
+await running.listenOn(init.binds, gate);
 
 port.on('sm:open', () => {
   gate.open();
@@ -78,7 +84,8 @@ port.on('sm:reload', (m) => {
     try {
       const config = m.config as StickmeshConfig;
       const next = tablesFor(config, tables);
-      await proxy.reload(threadShare(config, init.threads), next, m.binds as ThreadBinds);
+      await running.reload(threadShare(config, init.threads), next, m.binds as ThreadBinds);
+      view.setBackends(running.backends);
       tables = next;
       port.post({ t: 'sm:reloaded', ok: true });
     } catch (err) {
@@ -90,7 +97,7 @@ port.on('sm:reload', (m) => {
 port.on('sm:drain', (m) => {
   gate.close();
   void reloading
-    .then(() => proxy.drain(typeof m.ms === 'number' ? m.ms : 0))
+    .then(() => running.drain(typeof m.ms === 'number' ? m.ms : 0))
     .then(() => log.flush())
     .then(() => port.post({ t: 'sm:drained' }));
 });

@@ -21,7 +21,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { StickmeshConfig } from '@stickmesh/core';
-import { MessageThreadPort, type ThreadBinds } from '@stickmesh/proxy';
+import { MessageThreadPort, type MainThreadView, type RuntimeBackend, type ThreadBinds, type ViewMessage } from '@stickmesh/proxy';
 
 /** What a data-plane thread starts with (its `workerData`). */
 export interface ThreadInit {
@@ -31,6 +31,8 @@ export interface ThreadInit {
   node: string;
   config: StickmeshConfig;
   binds: ThreadBinds;
+  /** The servers' view the thread starts from (proxy threads/view-node.ts `MainThreadView.initial`). */
+  view?: ViewMessage;
 }
 
 /** Longest a thread may take to start (load modules, build the data plane, listen). */
@@ -52,6 +54,8 @@ export interface ThreadPoolOptions {
   onDeath: (id: number, why: string) => void;
   /** Entry script (tests); default: thread-main.js beside this file. */
   entry?: URL;
+  /** The servers' view and whole-node metrics (proxy threads/view-node.ts); optional for tests. */
+  view?: MainThreadView;
 }
 
 interface Thread {
@@ -93,7 +97,8 @@ export class ThreadPool {
   }
 
   private spawn(id: number): Promise<void> {
-    const init: ThreadInit = { id, threads: this.opts.count, node: this.opts.node, config: this.opts.config, binds: this.opts.binds[id - 1] ?? {} };
+    const view = this.opts.view;
+    const init: ThreadInit = { id, threads: this.opts.count, node: this.opts.node, config: this.opts.config, binds: this.opts.binds[id - 1] ?? {}, ...(view ? { view: view.initial() } : {}) };
     const worker = new Worker(this.opts.entry ?? new URL('./thread-main.js', import.meta.url), { workerData: init, stdout: false, stderr: false });
     const port = new MessageThreadPort(worker);
     let started = false;
@@ -105,6 +110,8 @@ export class ThreadPool {
       port.post({ t: 'sm:logged', n: 1 });
     });
     port.on('sm:notify', () => this.opts.onNotify());
+    view?.join(port);
+    worker.once('exit', () => view?.leave(port));
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`thread ${id} did not start within ${THREAD_START_MS} ms`)), THREAD_START_MS);
       timer.unref();
@@ -137,7 +144,10 @@ export class ThreadPool {
    * Has every thread apply `config`, listening on `binds` for the binds the main thread opened.
    * A thread that fails it is a thread that died (the main thread already runs the new config).
    */
-  async reload(config: StickmeshConfig, binds: ThreadBinds[]): Promise<void> {
+  async reload(config: StickmeshConfig, binds: ThreadBinds[], backends: ReadonlyMap<string, RuntimeBackend>): Promise<void> {
+    // Main's new backends first: their view reaches each thread, which applies it by server name
+    // until its own reload, then gets the full view again.
+    this.opts.view?.reloaded(backends);
     await Promise.all(
       this.threads.map(
         (t) =>
@@ -155,6 +165,7 @@ export class ThreadPool {
             t.port.on('sm:reloaded', (m) => {
               if (m.ok === true) {
                 clearTimeout(timer);
+                this.opts.view?.resend(t.port);
                 resolve();
               } else fail(`reload failed: ${String(m.error)}`);
             });
@@ -179,6 +190,7 @@ export class ThreadPool {
         await t.worker.terminate();
       }),
     );
+    this.opts.view?.stop();
   }
 
   /** Ends every thread at once (a start that failed: they never served). */
@@ -189,5 +201,6 @@ export class ThreadPool {
         await t.worker.terminate();
       }),
     );
+    this.opts.view?.stop();
   }
 }
