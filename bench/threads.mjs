@@ -501,7 +501,7 @@ async function failoverSection({ n, clients, perClient, conc = 30 }) {
       threads,
       busyThreads: { n1: busy.busy, n2: busy2, n3: busy3 },
       // Every node must run its threads for the figure to count as the N-thread one.
-      gate: drainGate(gates.every((g) => g.active) ? { active: true, why: gates.map((g) => g.why).join('; ') } : { active: false, why: gates.find((g) => !g.active).why }, drain),
+      gate: drainGate(gates.every((g) => g.active) ? { active: true, why: `each node: ${[...new Set(gates.map((g) => g.why))].join('; ')}` } : { active: false, why: gates.find((g) => !g.active).why }, drain),
     };
   } finally {
     for (const h of nodes) await stop(h.child, { signal: 'SIGKILL' });

@@ -36,6 +36,11 @@ describe('threads gate (bench/lib/threads-gate.mjs): did a node serve with its t
     expect(threadsActive(2, l, null).active).toBe(true);
     const none: Probe = await threadsOf({ adminPort: 1, logFiles: [empty], fetchText: noMetrics });
     expect(none.reported).toBeNull();
+    // A counter about threads is not a thread count.
+    const misses: Probe = await threadsOf({ adminPort: 1, logFiles: [empty], fetchText: async () => 'stickmesh_thread_metrics_misses_total 0\n' });
+    expect(misses.reported).toBeNull();
+    const worker: Probe = await threadsOf({ adminPort: 1, logFiles: [empty], fetchText: async () => 'stickmesh_worker_threads 4\n' });
+    expect(worker.reported).toBe(4);
   });
 
   it('without a reported count, needs 2 busy threads under load; a count below N is not active', () => {

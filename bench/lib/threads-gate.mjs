@@ -25,7 +25,9 @@ export async function threadsOf({ adminPort, logFiles, fetchText = defaultFetchT
   if (adminPort) {
     try {
       const text = await fetchText(`http://127.0.0.1:${adminPort}/metrics`);
-      const m = /^(stickmesh_\w*(?:nbthread|threads?)\w*)(?:\{[^}]*\})?\s+(\d+)\s*$/m.exec(text);
+      // A gauge whose name ends in `threads` or `nbthread` (stickmesh_threads,
+      // stickmesh_worker_threads, ...); counters about threads (`..._total`) are not a count.
+      const m = /^(stickmesh_(?:\w+_)?(?:nbthread|threads))(?:\{[^}]*\})?\s+(\d+)\s*$/m.exec(text);
       if (m) return { reported: Number(m[2]), source: `metrics: ${m[1]}`, ignored: false };
     } catch {
       /* no admin listener answering: try the log */
