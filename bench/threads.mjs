@@ -20,11 +20,14 @@
 //   stick     300 clients x 20 requests, each request on a new connection (Connection: close), each
 //             client its own source address (127.23.x.y via localAddress), through one node of N
 //             threads with `balance roundrobin` and `stick on src`: % of clients whose 20 requests
-//             all reached the server of their first. Bar: 100 %.
+//             all reached the server of their first. Bar: 100 %. After every client's first
+//             request s1 drains (see drainS1: without it, rendezvous first picks would agree even
+//             between threads that each had a table of their own).
 //   failover  the same 300 clients through a 3-node cluster of N-thread nodes sharing the table
-//             through the peers mesh: 10 requests each via node 1, kill -9 of node 1 50 ms after
-//             the last, then 10 each via nodes 2 and 3 (alternating): % of clients whose 20
-//             requests all reached their first server. Bar: 100 %.
+//             through the peers mesh: 1 request each via node 1, s1 drained cluster-wide, 9 more
+//             via node 1, kill -9 of node 1 50 ms after the last, then 10 each via nodes 2 and 3
+//             (alternating): % of clients whose 20 requests all reached their first server.
+//             Bar: 100 %.
 //
 // Every N-thread figure depends on the node really serving with N threads; until stickmesh honours
 // `nbthread`, it says so and the bars read "not run" (see threadsOf: the node's own log and
