@@ -127,5 +127,7 @@ describe('bench bars of issue #23 (nbthread)', () => {
     expect(row(rows, 'CPU per request')).toMatchObject({ value: 'not run', met: null, why: 'wrk not installed' });
     expect(row(rows, 'stickiness, 300 clients')).toMatchObject({ value: 'not run', met: null });
     expect(perfBars({ threads: t }).filter((r: Bar) => r.met !== null)).toHaveLength(6);
+    const failed: string[] = formatBars(threadBars({ skipped: 'threads.mjs exited 1' }));
+    expect(failed.at(-1)).toBe('  not run: threads section: threads.mjs exited 1');
   });
 });

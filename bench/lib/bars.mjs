@@ -61,7 +61,7 @@ export function threadBars(t) {
     const skipped = typeof section?.skipped === 'string' ? section.skipped : null;
     const have = section && !skipped && values.every((v) => v != null && Number.isFinite(v));
     if (!have || !section.gate?.active) {
-      const why = !section ? 'section did not run' : skipped ?? (!section.gate?.active ? (section.gate?.why ?? 'thread count unknown') : (section.missingWhy ?? 'no figure'));
+      const why = !section ? (typeof t?.skipped === 'string' ? `threads section: ${t.skipped}` : 'section did not run') : skipped ?? (!section.gate?.active ? (section.gate?.why ?? 'thread count unknown') : (section.missingWhy ?? 'no figure'));
       rows.push({ figure, value: 'not run', target, met: null, why });
       return;
     }
