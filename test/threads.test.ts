@@ -12,10 +12,12 @@ import { request } from './helpers/client.js';
 import { makeCluster, type Cluster, type ClusterNode } from './helpers/cluster.js';
 import { waitFor } from './helpers/wait.js';
 import { useScope } from './helpers/scope.js';
+import tls from 'node:tls';
+import { makeCert, tempDir } from './helpers/certs.js';
 
 const scope = useScope();
 
-function threadedCfg(bs: TestBackend[], opts: { tcpPort?: number; peers?: boolean; checks?: boolean } = {}) {
+function threadedCfg(bs: TestBackend[], opts: { tcpPort?: number; peers?: boolean; checks?: boolean; tls?: { port: number; pem: string } } = {}) {
   return (peersLines: string) => `
 global
     nbthread 2
@@ -36,6 +38,7 @@ defaults
     timeout server 10s
 frontend web
     bind "127.0.0.1:\${PROXY_PORT}"
+${opts.tls ? `    bind 127.0.0.1:${opts.tls.port} ssl crt ${opts.tls.pem}` : ''}
     default_backend app
 ${
   opts.tcpPort
@@ -145,6 +148,36 @@ describe('nbthread 2', () => {
     await waitFor(async () => (await served()) === 140, 10000, '/metrics to count the requests of both threads');
   });
 
+  it('resumes a TLS session on either thread (the threads share the node ticket keys)', async () => {
+    const bs = await scope.backends(1);
+    const cert = makeCert(tempDir(), 'site', 'shop.test', ['shop.test']);
+    const tlsPort = await freePort();
+    const c = await cluster(['n1'], threadedCfg(bs, { tls: { port: tlsPort, pem: cert.pem } }));
+    const n1 = c.nodes[0]!;
+    await c.start(n1);
+    /** One request on a new TLS connection offering `session`: whether it resumed, and the ticket it got. */
+    const visit = (session?: Buffer): Promise<{ reused: boolean; ticket: Buffer | undefined }> =>
+      new Promise((resolve, reject) => {
+        const s = tls.connect({ host: '127.0.0.1', port: tlsPort, servername: 'shop.test', rejectUnauthorized: false, minVersion: 'TLSv1.3', ...(session ? { session } : {}) });
+        let ticket: Buffer | undefined;
+        let reused = false;
+        s.on('session', (b: Buffer) => (ticket = b));
+        s.on('error', reject);
+        s.once('secureConnect', () => {
+          reused = s.isSessionReused();
+          s.end('GET / HTTP/1.1\r\nhost: shop.test\r\nconnection: close\r\n\r\n');
+        });
+        s.resume();
+        s.on('close', () => resolve({ reused, ticket }));
+      });
+    const first = await visit();
+    expect(first.ticket).toBeDefined();
+    const again = await pool(40, 4, () => visit(first.ticket));
+    expect(again.filter((v) => !v.reused)).toHaveLength(0);
+    await waitFor(() => accessLines(n1).length >= 41, 5000, 'every access-log line');
+    expect(new Set(accessLines(n1).map((l) => l.thread))).toEqual(new Set([1, 2]));
+  });
+
   it('keeps 300 clients x 20 new connections on their first server (stick on src, roundrobin)', async () => {
     const bs = await scope.backends(3);
     const c = await cluster(['n1'], threadedCfg(bs));
@@ -180,6 +213,8 @@ describe('nbthread 2', () => {
     await Promise.all(c.nodes.map((n) => c.start(n)));
     await Promise.all(c.nodes.map((n) => c.waitReady(n)));
     const first = await pool(300, 16, async (i) => String((await request(n1.proxyPort, { localAddress: clientAddr(i) })).headers['x-served-by']));
+    // The threads wrote the entries into the node's one shared table; its mesh sent them (sm:notify).
+    for (const n of [n1, n2, n3]) await waitFor(async () => (await c.tables(n))[0]!.count === 300, 10000, `${n.name} to hold the 300 entries`);
     await c.kill(n1, 'SIGKILL');
     for (const via of [n2, n3]) {
       const again = await pool(300, 16, async (i) => String((await request(via.proxyPort, { localAddress: clientAddr(i) })).headers['x-served-by']));
@@ -204,6 +239,28 @@ describe('nbthread 2', () => {
     expect(died).toHaveLength(1);
     expect(died[0]).toMatchObject({ level: 'fatal', thread: 2 });
     expect(String(died[0]!.msg)).toMatch(/^thread 2 died: .*fault injected by STICKMESH_THREAD_FAULT/);
+  });
+
+  it('serves a bind a reload adds from every thread, and stops serving one a reload removes', async () => {
+    const bs = await scope.backends(1);
+    const tcpPort = await freePort();
+    const c = await cluster(['n1'], threadedCfg(bs));
+    const n1 = c.nodes[0]!;
+    await c.start(n1);
+    // The reload adds a 'mode tcp' frontend: main binds it and hands it to both threads.
+    c.writeConfig(threadedCfg(bs, { tcpPort })(''));
+    n1.proc!.kill('SIGHUP');
+    await waitFor(() => n1.logs.some((l) => l.msg === 'reloaded'), 10000, 'reloaded');
+    const got = await pool(60, 6, () => tcpExchange(tcpPort));
+    expect(new Set(got)).toEqual(new Set(['web1']));
+    await waitFor(() => accessLines(n1, 'raw').length >= 60, 5000, 'every access-log line');
+    expect(new Set(accessLines(n1, 'raw').map((l) => l.thread))).toEqual(new Set([1, 2]));
+    // And a reload without it closes it in every thread.
+    c.writeConfig(threadedCfg(bs)(''));
+    n1.proc!.kill('SIGHUP');
+    await waitFor(() => n1.logs.filter((l) => l.msg === 'reloaded').length === 2, 10000, 'reloaded again');
+    await expect(tcpExchange(tcpPort)).rejects.toThrow(/ECONNREFUSED/);
+    expect((await request(n1.proxyPort)).status).toBe(200);
   });
 
   it('loses no request and no log line across reloads, then SIGTERM', async () => {

@@ -20,6 +20,7 @@ import {
   sharedWheel,
   snapshotFileFor,
   startCounterSweeps,
+  tableHandles,
   SNAPSHOT_FILE,
   unsupportedYet,
   writeSnapshotFile,
@@ -155,7 +156,9 @@ export class StickmeshNode {
     const notYet = unsupportedYet(config);
     if (notYet.length > 0) throw new ConfigError(notYet);
     for (const p of config.peers) peersFor(p, opts.node);
-    const tables = buildTables(config, opts.node);
+    // With threads, the stick tables live in shared memory: every thread reads and writes the same
+    // entries, and their writes enter the one update log this thread's mesh sends.
+    const tables = buildTables(config, opts.node, undefined, { shared: config.global.nbthread > 1 });
     // Created before the proxy, so that every backend is built with its servers' run-time state.
     let node: StickmeshNode | undefined;
     const serverStates = new ServerStates({
@@ -305,12 +308,14 @@ export class StickmeshNode {
       node: this.name,
       config,
       binds,
+      tables: tableHandles(this.tables),
       writeLog: opts.writeLog ?? ((buf, len) => process.stdout.write(buf.subarray(0, len))),
       onNotify: () => {
         for (const p of this.peers) p.notify();
       },
       onDeath: opts.onThreadDeath ?? exitOnThreadDeath(this.logger),
       view: new MainThreadView(this.proxy.backends),
+      ticketKeys: this.ticketKeys,
     });
   }
 
@@ -429,10 +434,10 @@ export class StickmeshNode {
       this.logger.warn({ running: this.threadCount, config: config.global.nbthread }, `nbthread ${config.global.nbthread} takes effect at the next start; running ${this.threadCount}`);
       config.global.nbthread = this.threadCount;
     }
-    const tables = buildTables(config, this.name, this.tables);
+    const tables = buildTables(config, this.name, this.tables, { shared: this.threadCount > 1 });
     await this.proxy.reload(config, tables);
     // The threads apply the same config; new binds on the descriptors the main thread opened.
-    if (this.threads) await this.threads.reload(config, this.proxy.takeHandedOut(this.threadCount), this.proxy.backends);
+    if (this.threads) await this.threads.reload(config, this.proxy.takeHandedOut(this.threadCount), this.proxy.backends, tableHandles(tables));
     // The new backends were prepared before they served; once they are the proxy's, the drain
     // watch follows their servers (one new to the config included).
     this.serverStates.applyAll();

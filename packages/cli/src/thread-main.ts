@@ -13,8 +13,8 @@
  * `thread ID died` line). Unset in production; it changes nothing else.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { buildTables, type StickTable, type StickmeshConfig } from '@stickmesh/core';
-import { AcceptGate, MessageThreadPort, StickmeshProxy, WorkerThreadView, createLogger, threadShare, type ThreadBinds } from '@stickmesh/proxy';
+import { attachTables, type StickTable, type StickTableHandle, type StickmeshConfig } from '@stickmesh/core';
+import { AcceptGate, KEYS_KIND, MessageThreadPort, StickmeshProxy, ThreadTicketKeys, WorkerThreadView, createLogger, threadShare, type KeysMessage, type ThreadBinds } from '@stickmesh/proxy';
 import type { ThreadInit } from './threads.js';
 
 const init = workerData as ThreadInit;
@@ -42,24 +42,25 @@ function onLocalWrite(): void {
 }
 
 /**
- * This thread's stick tables.
- * TODO(shtable): attach the main thread's shared tables (`buildTables(..., { shared: true })`
- * handles) once core/table has them; until then each thread keeps its own tables, so a key's
- * entry is seen by the thread that wrote it (a new key's first pick is the same in every thread:
- * rendezvous hashing, runtime/stick.ts).
+ * This thread's views of the stick tables the main thread built in shared memory (core
+ * `attachTables`): every thread sees every entry, and a write here enters the table's one
+ * update log, which the main thread's mesh sends once `sm:notify` wakes it.
  */
-function tablesFor(config: StickmeshConfig, existing?: ReadonlyMap<string, StickTable>): Map<string, StickTable> {
-  const tables = buildTables(config, init.node, existing);
+function tablesFor(config: StickmeshConfig, handles: Readonly<Record<string, StickTableHandle>>): Map<string, StickTable> {
+  const tables = attachTables(config, init.node, handles);
   for (const t of tables.values()) t.onLocalWrite = onLocalWrite;
   return tables;
 }
 
-let tables = tablesFor(init.config);
+let tables = tablesFor(init.config, init.tables);
 // The servers' health, admin state, weights and addresses come from the main thread (sm:view),
 // and its /metrics asks this thread for its figures (sm:metrics?).
 let proxy: StickmeshProxy | undefined;
 const view = new WorkerThreadView(port, init.view, () => proxy?.connectionCount() ?? 0);
-proxy = await StickmeshProxy.create(threadShare(init.config, init.threads), { logger: log.logger, tables, node: init.node, role: 'worker' });
+// The node's TLS session-ticket keys, mirrored from the main thread's ring (sm:keys).
+const ticketKeys = new ThreadTicketKeys(init.keys);
+port.on(KEYS_KIND, (m) => ticketKeys.update(m as KeysMessage));
+proxy = await StickmeshProxy.create(threadShare(init.config, init.threads), { logger: log.logger, tables, node: init.node, role: 'worker', ticketKeys });
 view.setBackends(proxy.backends);
 const running = proxy;
 const gate = new AcceptGate();
@@ -83,7 +84,7 @@ port.on('sm:reload', (m) => {
   reloading = reloading.then(async () => {
     try {
       const config = m.config as StickmeshConfig;
-      const next = tablesFor(config, tables);
+      const next = tablesFor(config, m.tables as Record<string, StickTableHandle>);
       await running.reload(threadShare(config, init.threads), next, m.binds as ThreadBinds);
       view.setBackends(running.backends);
       tables = next;

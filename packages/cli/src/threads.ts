@@ -20,8 +20,8 @@
  * (start, reload, drain), each settled by the answer, the thread's death or its deadline.
  */
 import { Worker } from 'node:worker_threads';
-import type { StickmeshConfig } from '@stickmesh/core';
-import { MessageThreadPort, type MainThreadView, type RuntimeBackend, type ThreadBinds, type ViewMessage } from '@stickmesh/proxy';
+import type { StickTableHandle, StickmeshConfig, TicketKeys } from '@stickmesh/core';
+import { MessageThreadPort, keysMessage, type KeysMessage, type MainThreadView, type RuntimeBackend, type ThreadBinds, type ThreadMessage, type ViewMessage } from '@stickmesh/proxy';
 
 /** What a data-plane thread starts with (its `workerData`). */
 export interface ThreadInit {
@@ -31,6 +31,10 @@ export interface ThreadInit {
   node: string;
   config: StickmeshConfig;
   binds: ThreadBinds;
+  /** The shared stick tables to attach (core `tableHandles`). */
+  tables: Record<string, StickTableHandle>;
+  /** The node's TLS session-ticket keys at start (then `sm:keys` on each change). */
+  keys?: KeysMessage;
   /** The servers' view the thread starts from (proxy threads/view-node.ts `MainThreadView.initial`). */
   view?: ViewMessage;
 }
@@ -46,6 +50,8 @@ export interface ThreadPoolOptions {
   config: StickmeshConfig;
   /** Per thread (index 0 = thread 1): its descriptors. */
   binds: ThreadBinds[];
+  /** The shared stick tables (core `tableHandles`). */
+  tables: Record<string, StickTableHandle>;
   /** Writes a thread's log buffer through the main thread's sink. */
   writeLog: (buf: Buffer, len: number, lines: number) => void;
   /** A table got local writes in a thread: wake the peers mesh. */
@@ -56,6 +62,8 @@ export interface ThreadPoolOptions {
   entry?: URL;
   /** The servers' view and whole-node metrics (proxy threads/view-node.ts); optional for tests. */
   view?: MainThreadView;
+  /** The node's TLS session-ticket keys, mirrored in every thread (proxy threads/keys.ts). */
+  ticketKeys?: TicketKeys;
 }
 
 interface Thread {
@@ -70,12 +78,15 @@ interface Thread {
 export class ThreadPool {
   private readonly threads: Thread[] = [];
   private dead = false;
+  private stopKeys: (() => void) | undefined;
 
   private constructor(private readonly opts: ThreadPoolOptions) {}
 
   /** Starts every thread and resolves once each listens; rejects (every thread ended) when one fails. */
   static async start(opts: ThreadPoolOptions): Promise<ThreadPool> {
     const pool = new ThreadPool(opts);
+    const keys = opts.ticketKeys;
+    if (keys) pool.stopKeys = keys.onChange(() => pool.broadcast(keysMessage(keys)));
     const ready: Array<Promise<void>> = [];
     for (let i = 0; i < opts.count; i++) ready.push(pool.spawn(i + 1));
     try {
@@ -98,7 +109,7 @@ export class ThreadPool {
 
   private spawn(id: number): Promise<void> {
     const view = this.opts.view;
-    const init: ThreadInit = { id, threads: this.opts.count, node: this.opts.node, config: this.opts.config, binds: this.opts.binds[id - 1] ?? {}, ...(view ? { view: view.initial() } : {}) };
+    const init: ThreadInit = { id, threads: this.opts.count, node: this.opts.node, config: this.opts.config, binds: this.opts.binds[id - 1] ?? {}, tables: this.opts.tables, ...(this.opts.ticketKeys ? { keys: keysMessage(this.opts.ticketKeys) } : {}), ...(view ? { view: view.initial() } : {}) };
     const worker = new Worker(this.opts.entry ?? new URL('./thread-main.js', import.meta.url), { workerData: init, stdout: false, stderr: false });
     const port = new MessageThreadPort(worker);
     let started = false;
@@ -135,6 +146,10 @@ export class ThreadPool {
     });
   }
 
+  private broadcast(msg: ThreadMessage): void {
+    for (const t of this.threads) if (!t.ending) t.port.post(msg);
+  }
+
   /** Lets every thread serve (their start-up gates open). */
   open(): void {
     for (const t of this.threads) t.port.post({ t: 'sm:open' });
@@ -144,7 +159,7 @@ export class ThreadPool {
    * Has every thread apply `config`, listening on `binds` for the binds the main thread opened.
    * A thread that fails it is a thread that died (the main thread already runs the new config).
    */
-  async reload(config: StickmeshConfig, binds: ThreadBinds[], backends: ReadonlyMap<string, RuntimeBackend>): Promise<void> {
+  async reload(config: StickmeshConfig, binds: ThreadBinds[], backends: ReadonlyMap<string, RuntimeBackend>, tables: Record<string, StickTableHandle>): Promise<void> {
     // Main's new backends first: their view reaches each thread, which applies it by server name
     // until its own reload, then gets the full view again.
     this.opts.view?.reloaded(backends);
@@ -169,7 +184,7 @@ export class ThreadPool {
                 resolve();
               } else fail(`reload failed: ${String(m.error)}`);
             });
-            t.port.post({ t: 'sm:reload', config, binds: binds[t.id - 1] ?? {} });
+            t.port.post({ t: 'sm:reload', config, binds: binds[t.id - 1] ?? {}, tables });
           }),
       ),
     );
@@ -191,6 +206,7 @@ export class ThreadPool {
       }),
     );
     this.opts.view?.stop();
+    this.stopKeys?.();
   }
 
   /** Ends every thread at once (a start that failed: they never served). */
@@ -202,5 +218,6 @@ export class ThreadPool {
       }),
     );
     this.opts.view?.stop();
+    this.stopKeys?.();
   }
 }

@@ -15,3 +15,4 @@ export * from './threads/port.js';
 export * from './threads/view.js';
 export * from './threads/metrics.js';
 export * from './threads/view-node.js';
+export * from './threads/keys.js';

@@ -122,6 +122,64 @@ describe('LogSink', () => {
   });
 });
 
+describe('LogSink between threads (nbthread)', () => {
+  it("a thread's sink posts whole buffers (transferred), the main thread's sink writes them in order with its own lines; flushed waits for the acks", async () => {
+    const { file, fd } = tmpFile();
+    const main = new LogSink(fd);
+    const posted: Array<{ buf: ArrayBuffer; len: number; lines: number }> = [];
+    const thread = new LogSink(-1, { post: (buf, len, lines) => posted.push({ buf, len, lines }) });
+    let expected = line(-1);
+    main.write(line(-1));
+    for (let i = 0; i < 2000; i++) {
+      thread.write(line(i));
+      expected += line(i);
+    }
+    let flushed = false;
+    const done = thread.flushed(5000).then(() => (flushed = true));
+    expect(posted.length).toBeGreaterThan(1); // ~200 kB: several 64 KiB buffers
+    for (const p of posted) expect(p.buf.byteLength).toBeGreaterThanOrEqual(p.len);
+    // Deliver as the main thread does (threads.ts): write, then ack each buffer.
+    await new Promise((r) => setImmediate(r));
+    expect(flushed).toBe(false); // nothing acknowledged yet
+    for (const p of posted.splice(0)) {
+      main.writeChunk(Buffer.from(p.buf, 0, p.len), p.len, p.lines);
+      thread.acked(1);
+    }
+    await done;
+    await main.flushed(5000);
+    expect(fs.readFileSync(file, 'utf8')).toBe(expected);
+    expect(thread.heldBytes).toBe(0);
+  });
+
+  it("holds one batch on its way to the main thread at a time, and counts it against the thread's bound: past it lines are dropped and counted", () => {
+    const posted: ArrayBuffer[] = [];
+    const chunkBytes = 4096;
+    const thread = new LogSink(-1, { chunkBytes, maxBytes: 4 * chunkBytes, post: (buf) => posted.push(buf) });
+    let i = 0;
+    while (thread.dropped === 0 && i < 10_000) {
+      thread.write(line(i++));
+      if (i % 10 === 0) thread.flush(); // as the sink's own timer would
+    }
+    expect(thread.dropped).toBeGreaterThan(0);
+    expect(posted).toHaveLength(1); // never acknowledged: nothing more left
+    expect(thread.heldBytes).toBeLessThanOrEqual(4 * chunkBytes);
+    const dropped = thread.dropped;
+    thread.acked(1); // the main thread took it: what gathered goes now
+    expect(posted.length).toBeGreaterThan(1);
+    thread.write(line(0));
+    expect(thread.dropped).toBe(dropped);
+  });
+
+  it("drops (and counts) a thread's buffer the main thread's sink has no room for", () => {
+    const main = new LogSink(tmpFile().fd, { chunkBytes: 4096, maxBytes: 2 * 4096 });
+    // No turn passes, so nothing is written: the sink fills up.
+    main.writeChunk(Buffer.from(line(1)), line(1).length, 1);
+    main.writeChunk(Buffer.from(line(2)), line(2).length, 1);
+    main.writeChunk(Buffer.from(line(3)), line(3).length, 1);
+    expect(main.dropped).toBeGreaterThan(0);
+  });
+});
+
 describe('createLogger', () => {
   it('writes pino JSON lines with level, ISO time and node, all of them, in order, once flush resolves', async () => {
     const { file, fd } = tmpFile();

@@ -200,19 +200,33 @@ export class LogSink {
     }
   }
 
-  /** Mode 'post': the main thread took `n` posted buffers. */
+  /**
+   * Mode 'post': the main thread took `n` posted buffers. Once all are taken, what gathered
+   * meanwhile goes, as after a completed write.
+   */
   acked(n: number): void {
     this.posted = Math.max(0, this.posted - n);
+    if (this.posted > 0) return;
     if (this.stallDrops > 0 && this.chunksHeld() <= this.maxChunks / 2) {
       const d = this.stallDrops;
       this.stallDrops = 0;
       this.onDropped?.(d);
     }
-    this.settle();
+    if (this.queue.length > 0 || this.cur.len >= LOG_WRITE_MIN_BYTES || (this.cur.len > 0 && this.waiters.length > 0)) this.postAll(false);
+    else if (this.cur.len > 0 && this.timer === null) {
+      this.timer = setTimeout(this.onTimer, FLUSH_INTERVAL_MS);
+      this.timer.unref();
+    } else this.settle();
   }
 
-  /** Mode 'post': hands every gathered buffer to the main thread, each transferred. */
-  private postAll(): void {
+  /**
+   * Mode 'post': hands every gathered buffer to the main thread, each transferred. One batch is
+   * on its way at a time (as one write is in flight on an fd), so the bound holds while the main
+   * thread is slow: lines gather meanwhile, and past the bound are dropped. `force` (process
+   * exit) posts regardless.
+   */
+  private postAll(force: boolean): void {
+    if (this.posted > 0 && !force) return;
     if (this.cur.len > 0) {
       this.queue.push(this.cur);
       this.cur = { buf: this.spare.pop() ?? Buffer.allocUnsafeSlow(this.chunkBytes), len: 0, lines: 0 };
@@ -318,7 +332,7 @@ export class LogSink {
   /** Starts writing everything gathered, unless a write is in flight (its completion does). */
   private pump(): void {
     if (this.mode === 'post') {
-      this.postAll();
+      this.postAll(false);
       return;
     }
     if (this.inFlight || this.retryTimer) return;
@@ -458,7 +472,7 @@ export class LogSink {
   flushSync(): void {
     if (this.failed !== null) return;
     if (this.mode === 'post') {
-      this.postAll();
+      this.postAll(true);
       return;
     }
     if (this.inFlight && Date.now() - this.inFlightSince > STALLED_MS) return;

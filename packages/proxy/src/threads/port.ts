@@ -15,6 +15,7 @@
  * | `sm:drain` / `sm:drained` | main -> worker, reply | stop accepting, drain, exit |
  * | `sm:ready` | worker -> main | the worker listens on its descriptors (its gate holds what it accepts) |
  * | `sm:open` | main -> worker | the whole node is up: the worker's gate opens |
+ * | `sm:keys` | main -> worker | the node's TLS session-ticket keys, after each change (threads/keys.ts) |
  *
  * Bound: messages are few and small except `sm:log` (one buffer of at most the log sink's size per
  * message, and the sink's own byte bound counts what is in flight), so ports carry no queue of
