@@ -263,6 +263,23 @@ describe('nbthread 2', () => {
     expect((await request(n1.proxyPort)).status).toBe(200);
   });
 
+  it('applies a rate limit in every thread (counted per thread until counters are shared), and says so at start', async () => {
+    const bs = await scope.backends(1);
+    const cfg = (peersLines: string) =>
+      threadedCfg(bs)(peersLines)
+        .replace('    default_backend app\n', '    http-request track-sc0 src table app\n    http-request deny if { sc_http_req_rate(0) gt 3 }\n    default_backend app\n')
+        .replace('stick-table type ip size 100k expire 30m', 'stick-table type ip size 100k expire 30m store http_req_rate(10s)');
+    const c = await cluster(['n1'], cfg);
+    const n1 = c.nodes[0]!;
+    await c.start(n1);
+    const statuses = await pool(40, 1, async () => (await request(n1.proxyPort, { localAddress: '127.0.9.9' })).status);
+    // At most 4 pass per thread (HAProxy: the 4th request is the first over 3), the rest are denied.
+    expect(statuses.filter((x) => x === 200).length).toBeGreaterThanOrEqual(4);
+    expect(statuses.filter((x) => x === 200).length).toBeLessThanOrEqual(8);
+    expect(statuses.filter((x) => x === 403).length).toBeGreaterThanOrEqual(32);
+    expect(n1.logs.some((l) => typeof l.msg === 'string' && l.msg.startsWith('nbthread 2: counters of app are counted per thread'))).toBe(true);
+  });
+
   it('loses no request and no log line across reloads, then SIGTERM', async () => {
     const bs = await scope.backends(2);
     const c = await cluster(['n1'], threadedCfg(bs));

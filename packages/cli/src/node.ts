@@ -303,6 +303,13 @@ export class StickmeshNode {
    * listens (their gates hold what they accept until `threads.open`).
    */
   private async startThreads(config: StickmeshConfig, binds: ThreadBinds[], opts: NodeOptions): Promise<void> {
+    const counted = [...this.tables.values()].filter((t) => t.counters !== undefined && t.cfg.id !== undefined).map((t) => t.cfg.id);
+    if (counted.length > 0) {
+      this.logger.warn(
+        { nbthread: this.threadCount, tables: counted },
+        `nbthread ${this.threadCount}: counters of ${counted.join(', ')} are counted per thread (a rate limit lets a client through up to ${this.threadCount} times; their counts do not reach the peers)`,
+      );
+    }
     this.threads = await ThreadPool.start({
       count: this.threadCount,
       node: this.name,

@@ -120,7 +120,13 @@ export class ThreadMetricsResponder {
     port.on(METRICS_ASK, (msg) => {
       m.enable();
       const id = msg.id;
-      if (typeof id !== 'number' || id === 0) return;
+      if (typeof id !== 'number') return;
+      if (id === 0) {
+        // Load prom-client now rather than on the first scrape, which would otherwise spend much
+        // of its deadline on it and miss this thread.
+        void m.json().catch(() => undefined);
+        return;
+      }
       void m.json().then(
         (json) => port.post({ t: METRICS_REPLY, id, metrics: json, totals: m.threadTotals(), connections: connections() }),
         () => port.post({ t: METRICS_REPLY, id, metrics: [], totals: m.threadTotals(), connections: connections() }),
