@@ -5,7 +5,8 @@ import http from 'node:http';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
-import { cpuDelta, cpuPlan, cpuSnapshot, freePort, rssOf, run, stop, tail, treeCpuSeconds, treePids, treeRss, which } from './lib/proc.mjs';
+import { cpuDelta, cpuPlan, cpuSnapshot, freePort, rssOf, run, stop, tail, threadTicks, treeCpuSeconds, treePids, treeRss, which } from './lib/proc.mjs';
+import { busyThreads } from './lib/threads-gate.mjs';
 import { formatMemory, memorySummary } from './lib/memory.mjs';
 import { newestProfile, selfTimes } from './lib/profile.mjs';
 import { repoRoot, startUpstream, targets as allTargets } from './lib/targets.mjs';
@@ -56,9 +57,10 @@ export function makeBenchCert(tmp) {
 /**
  * Runs `fn(env)` with a temporary directory and two upstreams answering, then stops everything
  * (the directory is removed unless BENCH_KEEP_TMP=1). env: {plan, tmp, upstreams, upstreamKind, tlsCert}.
+ * `pin: false` runs everything unpinned even where taskset could pin (the threads section).
  */
-async function withUpstreams(notes, fn) {
-  const plan = cpuPlan();
+export async function withUpstreams(notes, fn, { pin = true } = {}) {
+  const plan = pin ? cpuPlan() : { ...cpuPlan(), pin: false, unpinnedOnPurpose: true };
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'stickmesh-bench-'));
   fs.chmodSync(tmp, 0o755); // nginx workers drop root and must reach their temp paths
   const nginx = which('nginx');
@@ -126,7 +128,7 @@ async function countedRate(adminPort) {
  * skipped, notes, settings}. Never throws for one target's failure: that target is skipped with
  * the reason.
  */
-export async function runHttpBench({ rounds, seconds, conns, only, log = console.log }) {
+export async function runHttpBench({ rounds, seconds, conns, only, log = console.log, targetList, pin = true, newConns = true, onStarted }) {
   const skipped = [];
   const notes = [];
   const wrk = which('wrk');
@@ -134,7 +136,8 @@ export async function runHttpBench({ rounds, seconds, conns, only, log = console
     skipped.push({ target: 'all proxy targets', reason: 'wrk not installed (apt-get install -y wrk)' });
     return { skipped, notes, runs: [], rows: [], ratios: {} };
   }
-  const list = allTargets().filter((t) => !only || only.includes(t.name));
+  // targetList (the threads section's own targets) replaces the table's; `only` filters either.
+  const list = (targetList ?? allTargets()).filter((t) => !only || only.includes(t.name));
   for (const t of list) if (t.skip) skipped.push({ target: t.name, reason: t.skip });
 
   return withUpstreams(notes, async (env) => {
@@ -149,7 +152,7 @@ export async function runHttpBench({ rounds, seconds, conns, only, log = console
     notes.push(
       plan.pin
         ? 'pinned with taskset: proxy under test on core 0; wrk and the nginx upstreams on core 1'
-        : `not pinned (${!plan.taskset ? 'taskset missing' : plan.cpus < 2 ? 'fewer than 2 CPUs' : 'BENCH_NO_PIN=1'})`,
+        : `not pinned (${plan.unpinnedOnPurpose ? 'on purpose: proxy threads, wrk and upstreams share every core' : !plan.taskset ? 'taskset missing' : plan.cpus < 2 ? 'fewer than 2 CPUs' : 'BENCH_NO_PIN=1'})`,
     );
     const running = [];
     for (const t of list.filter((x) => !x.skip)) {
@@ -162,7 +165,10 @@ export async function runHttpBench({ rounds, seconds, conns, only, log = console
           const until = Date.now() + 5000;
           while (treePids(h.pid).length > 1 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
         }
-        running.push({ t, h, rssIdle: treeRss(h.pid), rssIdleMain: rssOf(h.pid) });
+        // onStarted(t, h): what the caller wants to know of a started target (the threads
+        // section asks how many threads it serves with), kept as `probes[name]`.
+        const probe = onStarted ? await onStarted(t, h).catch((e) => ({ error: e.message })) : undefined;
+        running.push({ t, h, rssIdle: treeRss(h.pid), rssIdleMain: rssOf(h.pid), probe });
       } catch (e) {
         skipped.push({ target: t.name, reason: `failed to start: ${e.message}` });
       }
@@ -193,7 +199,7 @@ export async function runHttpBench({ rounds, seconds, conns, only, log = console
         // Every connection count once (the first run at a new count otherwise pays for growing
         // pools and buffers), then the connection set-up path often enough for a JIT to compile
         // it, as a long-running balancer has; without it the first runs measure interpreted code.
-        for (const [c, close] of [...conns.map((c) => [c, false]), [conns[0], true]]) {
+        for (const [c, close] of [...conns.map((c) => [c, false]), ...(newConns ? [[conns[0], true]] : [])]) {
           await load(t, h, c, close ? 1 : warm, close).catch((e) => notes.push(`${t.name} warm-up: ${e.message.split('\n')[0]}`));
         }
         pause(h);
@@ -201,7 +207,7 @@ export async function runHttpBench({ rounds, seconds, conns, only, log = console
       // A round runs every (connections, new connections?) setting in turn and, within it, every
       // target back to back: the runs a ratio compares are seconds apart, so the machine's drift
       // (10-20% within minutes on a shared VM) lands on both sides of a pair alike.
-      const settings = conns.flatMap((c) => (c === conns[0] ? [[c, false], [c, true]] : [[c, false]]));
+      const settings = conns.flatMap((c) => (c === conns[0] && newConns ? [[c, false], [c, true]] : [[c, false]]));
       for (let round = 1; round <= rounds; round++) {
         // Every other round runs the targets in reverse, so no target always follows the same one.
         const order = round % 2 === 1 ? running : [...running].reverse();
@@ -218,6 +224,7 @@ export async function runHttpBench({ rounds, seconds, conns, only, log = console
             const pids = [h.pid, ...env.upstreams.map((u) => u.pid)].flatMap(treePids);
             const cpu0 = cpuSnapshot(pids);
             const proxyCpu0 = treeCpuSeconds(h.pid);
+            const ticks0 = threadTicks(h.pid);
             const t0 = performance.now();
             let r;
             try {
@@ -244,11 +251,14 @@ export async function runHttpBench({ rounds, seconds, conns, only, log = console
             const proxyCpu = t.mode === 'direct' ? null : (treeCpuSeconds(h.pid) - proxyCpu0) / ((performance.now() - t0) / 1000);
             const perCpuSec = proxyCpu ? r.rps / proxyCpu : null;
             const rss = treeRss(h.pid);
+            // Threads of the proxy process that carried a share of this run (nbthread evidence).
+            const threads = t.mode === 'direct' ? null : busyThreads(ticks0, threadTicks(h.pid));
             const { raw, ...nums } = r;
-            runs.push({ target: t.name, mode: t.mode, conns: c, close, round, ...nums, rssMB: rss / 2 ** 20, otherCpu, proxyCpu, perCpuSec });
+            runs.push({ target: t.name, mode: t.mode, conns: c, close, round, ...nums, rssMB: rss / 2 ** 20, otherCpu, proxyCpu, perCpuSec, busyThreads: threads?.busy ?? null, threadShares: threads?.shares ?? null });
             log(
               `  round ${round}/${rounds} ${t.name.padEnd(18)} c=${String(c).padEnd(3)}${close ? ' close' : '      '} ${r.rps.toFixed(0).padStart(7)} req/s` +
                 `  p50 ${fmt(r.p50)} ms  p99 ${fmt(r.p99)} ms  rss ${(rss / 2 ** 20).toFixed(1)} MB  proxy cpu ${fmt(proxyCpu)}  other cpu ${otherCpu.toFixed(2)}` +
+                (threads && t.nbthread > 1 ? `  busy threads ${threads.busy} (${threads.shares.join('/')})` : '') +
                 (r.resumed ? `  RESUMED ${r.resumed}` : '') +
                 (r.socketErrors || r.non2xx ? `  errors: socket ${r.socketErrors}, non-2xx ${r.non2xx}` : ''),
             );
@@ -268,10 +278,11 @@ export async function runHttpBench({ rounds, seconds, conns, only, log = console
       rows,
       memory: memorySummary(running, rows),
       ratios: ratios(rows, runs, conns),
+      probes: Object.fromEntries(running.filter((r) => r.probe !== undefined).map((r) => [r.t.name, r.probe])),
       skipped,
       notes,
     };
-  });
+  }, { pin });
 }
 
 /** Median per (target, conns, kept or new connections) over the rounds, and req/s relative to HAProxy of the same mode. */
@@ -311,7 +322,7 @@ const div = (x, y) => (x == null || y == null || y === 0 ? null : x / y);
  * The median over rounds of `a`'s metric `k` divided by `b`'s in the same round (the two ran
  * seconds apart, so what the machine did that minute cancels out); null when no round has both.
  */
-function pairedRatio(runs, a, b, conns, close, k) {
+export function pairedRatio(runs, a, b, conns, close, k) {
   const xs = [];
   for (const ra of runs) {
     if (ra.target !== a || ra.conns !== conns || Boolean(ra.close) !== close) continue;

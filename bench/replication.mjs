@@ -7,8 +7,11 @@
 //   1. failover    3 real `stickmesh start` processes, 3 HTTP backends; >= 2,000 source-address
 //                  clients (stick on src, table type ip) and >= 2,000 header clients (stick on
 //                  req.hdr(x-session), table type string) written through node 1; 50 ms after the last
-//                  write node 1 gets kill -9; every client is replayed through nodes 2 and 3
-//                  (alternating). Bar: 100 % reach the same backend. Before the bulk, 20 isolated
+//                  write node 1 gets kill -9; backend web1 is drained cluster-wide (through node 2)
+//                  so that only a surviving entry keeps a client on web1 (a new key's first pick
+//                  is the same rendezvous pick on every node, which would hide a lost entry); every
+//                  client is replayed through nodes 2 and 3 (alternating). Bar: 100 % reach the
+//                  same backend. Before the bulk, 20 isolated
 //                  writes (no other traffic) measure how long one write takes to reach node 2.
 //   2. throughput  two PeersService processes; A does 1,000,000 setLocal writes of distinct keys
 //                  (yielding every 5,000); deltas/s = N / (A's first write -> B.count == N).
@@ -510,6 +513,34 @@ async function pool(n, conc, fn) {
   await Promise.all(Array.from({ length: Math.min(conc, n) }, worker));
 }
 
+/**
+ * Puts web1 in `drain` in backends app and app_hdr through `via`'s admin API (cluster scope: the
+ * mesh carries it to the other nodes) and waits until 30 new clients in a row of each kind reach
+ * another server through every node of `nodes` (deadline 10 s). Resolves to {inEffect, ms}.
+ */
+async function drainWeb1(via, nodes) {
+  const t0 = Date.now();
+  for (const b of ['app', 'app_hdr']) {
+    const r = await fetch(`http://127.0.0.1:${via.adminPort}/api/servers/${b}/web1`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ state: 'drain' }) });
+    if (!r.ok) throw new Error(`drain ${b}/web1: ${r.status} ${await r.text()}`);
+  }
+  let probe = 0;
+  while (Date.now() - t0 < 10_000) {
+    let onWeb1 = 0;
+    for (const n of nodes) {
+      for (let k = 0; k < 30; k++, probe++) {
+        const ip = await get(n.proxyPort, { localAddress: `127.33.${Math.floor(probe / 250) % 250}.${(probe % 250) + 1}` });
+        const str = await get(n.proxy2Port, { headers: { 'x-session': `fresh-${probe}` } });
+        if (ip.server === 'web1') onWeb1++;
+        if (str.server === 'web1') onWeb1++;
+      }
+    }
+    if (onWeb1 === 0) return { inEffect: true, ms: Date.now() - t0 };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { inEffect: false, ms: Date.now() - t0 };
+}
+
 async function failover({ ipClients, strClients, conc, isolated, isolatedGapMs }) {
   const cleanups = [];
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sm-bench-failover-'));
@@ -643,6 +674,11 @@ ${servers}
     const after = await Promise.all([n2, n3].map(async (n) => Object.fromEntries((await tables(n)).map((t) => [t.id, t.count]))));
     const spread = { ip: {}, str: {} };
     for (const k of ['ip', 'str']) for (const s of first[k]) spread[k][s] = (spread[k][s] ?? 0) + 1;
+    // web1 drains (cluster-wide, through n2) before the replay. A new key's first server is the
+    // same rendezvous pick on every node, so without this a survivor that lost an entry would
+    // still send the client to the same server and the bar could not see the loss; with web1
+    // taking no new clients, a client bound to web1 stays there only if its entry survived.
+    const drain = await drainWeb1(n2, [n2, n3]);
 
     const same = { ip: 0, str: 0 };
     const movedAges = [];
@@ -671,6 +707,8 @@ ${servers}
       oldestWriteAgeAtKillMs: killedAt - oldest,
       survivorsCountsAtKill: { n2: after[0], n3: after[1] },
       sameBackend: same,
+      drain,
+      onDrained: { ip: first.ip.filter((x) => x === 'web1').length, str: first.str.filter((x) => x === 'web1').length },
       samePct: { ip: (100 * same.ip) / ipClients, str: (100 * same.str) / strClients, all: (100 * (same.ip + same.str)) / total },
       moved: movedAges.length,
       isolatedWrites: isoDelays.length
@@ -1046,6 +1084,7 @@ function human(r) {
     const x = r.failover;
     L.push(`failover: ${x.clients.ip} src clients + ${x.clients.str} header clients via n1 in ${f(x.writeMs)} ms; kill -9 ${x.killAfterLastWriteMs} ms after the last write`);
     L.push(`  same backend via n2/n3: ip ${f(x.samePct.ip, 2)} %  str ${f(x.samePct.str, 2)} %  all ${f(x.samePct.all, 2)} %  (moved ${x.moved})`);
+    if (x.drain) L.push(`  web1 drained after the kill (${x.drain.inEffect ? `in effect in ${x.drain.ms} ms` : `NOT in effect after ${x.drain.ms} ms: a lost entry could go unseen`}); clients bound to web1: ip ${x.onDrained.ip}, str ${x.onDrained.str}`);
     L.push(`  survivors' table counts at the kill: n2 ${JSON.stringify(x.survivorsCountsAtKill.n2)}  n3 ${JSON.stringify(x.survivorsCountsAtKill.n3)}`);
     if (x.isolatedWrites) {
       const iw = x.isolatedWrites;

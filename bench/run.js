@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 // `npm run bench`: stickmesh against nginx direct, HAProxy (http and tcp) and node-http-proxy,
-// plus the stick table memory, replication, cluster-wide counter and config scale benchmarks.
+// plus the stick table memory, replication, cluster-wide counter and config scale benchmarks, and
+// the threads section (issue #23: nbthread 1 against 2, unpinned, bench/threads.mjs).
 // See docs/BENCHMARKS.md.
 //
-//   node bench/run.js [--only http,table,node-memory,replication,counters,config,profile] [--quick] [--profile] [--rounds N]
+//   node bench/run.js [--only http,table,node-memory,replication,counters,config,threads,profile] [--quick] [--profile] [--rounds N]
 //                     [--targets direct,haproxy-http,...]
 //   BENCH_DURATION=5s (per wrk run)  BENCH_ROUNDS=5  BENCH_NO_PIN=1  BENCH_KEEP_TMP=1
 import fs from 'node:fs';
@@ -14,12 +15,14 @@ import { run } from './lib/proc.mjs';
 import { repoRoot } from './lib/targets.mjs';
 import { formatBars, perfBars } from './lib/bars.mjs';
 
-const SECTIONS = ['http', 'table', 'node-memory', 'replication', 'counters', 'config', 'profile'];
+const SECTIONS = ['http', 'table', 'node-memory', 'replication', 'counters', 'config', 'threads', 'profile'];
 const CONNS = [50, 200];
 
 const USAGE = `usage: node bench/run.js [options]
   --only LIST      sections to run, comma separated: ${SECTIONS.join(', ')} (default:
-                   http,table,node-memory,replication,counters,config; profile is added by --profile)
+                   http,table,node-memory,replication,counters,config,threads; profile is added by
+                   --profile). threads: bench/threads.mjs (nbthread 1 and 2 unpinned, CPU per
+                   request at a fixed rate, stickiness through 2-thread nodes)
   --profile        also profile stickmesh-http under load (node --cpu-prof), print top 15 self time
   --profile-tls    with --profile (or --only profile): profile stickmesh-https under new TLS
                    connections (bench/lib/tls-handshakes.mjs: a full handshake per connection)
@@ -187,6 +190,24 @@ function runConfig(quick) {
   }
 }
 
+/**
+ * The threads section: bench/threads.mjs (issue #23) in its own process with the run's rounds and
+ * seconds; resolves to {result (its JSON line), text (its report)} or {skipped} with the reason.
+ */
+function runThreads({ quick, rounds, seconds }) {
+  const out = path.join(repoRoot, 'bench/results/threads.json');
+  const argv = [process.execPath, path.join(repoRoot, 'bench/threads.mjs'), `--out=${out}`, `--rounds=${rounds}`, `--seconds=${seconds}`, ...(quick ? ['--quick'] : [])];
+  const r = run(argv, { cwd: repoRoot });
+  const lines = r.stdout.split('\n');
+  const at = lines.findIndex((l) => l.startsWith('{"bench":"threads"'));
+  if (at === -1) return { skipped: `threads.mjs exited ${r.status} without a result: ${(r.stderr || r.stdout).trim().slice(-800)}` };
+  try {
+    return { result: JSON.parse(lines[at]), text: lines.slice(0, at).join('\n').trim() };
+  } catch {
+    return { skipped: `unreadable output: ${lines[at].slice(0, 200)}` };
+  }
+}
+
 function formatTable(t) {
   const b = t.bytesPerEntry;
   const o = t.opsPerSec;
@@ -224,7 +245,7 @@ async function main() {
     process.stdout.write(USAGE);
     return 0;
   }
-  const sections = args.only ? args.only.split(',').map((s) => s.trim()) : ['http', 'table', 'node-memory', 'replication', 'counters', 'config', ...(args.profile ? ['profile'] : [])];
+  const sections = args.only ? args.only.split(',').map((s) => s.trim()) : ['http', 'table', 'node-memory', 'replication', 'counters', 'config', 'threads', ...(args.profile ? ['profile'] : [])];
   const bad = sections.filter((s) => !SECTIONS.includes(s));
   if (bad.length) {
     process.stderr.write(`unknown section ${bad.join(', ')}\n${USAGE}`);
@@ -295,6 +316,13 @@ async function main() {
     console.log(c.skipped ? `SKIPPED config: ${c.skipped}` : c.text);
   }
 
+  if (sections.includes('threads')) {
+    console.log(`\n== threads (bench/threads.mjs): nbthread 1 and 2, unpinned; CPU per request at a fixed rate; stickiness through 2-thread nodes ==`);
+    const th = runThreads({ quick: Boolean(args.quick), rounds, seconds });
+    results.threads = th.result ?? { skipped: th.skipped };
+    console.log(th.skipped ? `SKIPPED threads: ${th.skipped}` : th.text);
+  }
+
   if (sections.includes('profile')) {
     const pSeconds = Math.max(seconds, 5);
     const tlsProfile = Boolean(args['profile-tls']);
@@ -312,7 +340,7 @@ async function main() {
     for (const n of p.notes) console.log(`note: ${n}`);
   }
 
-  if (sections.includes('http') || sections.includes('replication')) {
+  if (sections.includes('http') || sections.includes('replication') || sections.includes('threads')) {
     // Every headline figure beside its bar (bench/lib/bars.mjs); a figure whose section or target
     // did not run says so.
     results.bars = perfBars(results);

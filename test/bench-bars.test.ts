@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 // @ts-expect-error: a plain ES module of the bench, without type declarations
-import { formatBars, perfBars } from '../bench/lib/bars.mjs';
+import { formatBars, perfBars, threadBars } from '../bench/lib/bars.mjs';
 
-type Bar = { figure: string; value: string; target: string; met: boolean | null };
+type Bar = { figure: string; value: string; target: string; met: boolean | null | 'info'; why?: string };
 
 const ratio = (paired: number) => ({ paired, ofMedians: paired });
 const full = {
@@ -64,5 +64,70 @@ describe('bench bars (issue table of npm run bench)', () => {
     expect(lines).toHaveLength(rows.length + 1);
     expect(lines[0]).toMatch(/^figure\s+stickmesh\s+target\s+met$/);
     expect(lines.find((l) => l.startsWith('TCP p99'))).toMatch(/NO$/);
+  });
+});
+
+// bench/threads.mjs's JSON line as bars.mjs reads it (figures only; the raw runs are left out).
+const active = { active: true, why: 'node reports 2 threads (metrics: stickmesh_threads)' };
+const threads = (gate: { active: boolean; why: string }) => ({
+  bench: 'threads',
+  nbthread: 2,
+  http: {
+    gate,
+    perConn: {
+      50: { nVsHaproxyN: 0.85, gainVsHaproxyGain: 0.95 },
+      200: { nVsHaproxyN: 0.79, gainVsHaproxyGain: 0.81 },
+    },
+    memory: {
+      'stickmesh-http-2t': { idleMB: 72.4, loadMB: 80.2 },
+      'haproxy-http-2t': { idleMB: 15.4, loadMB: 18.1 },
+    },
+  },
+  cpu: { gate, rate: 2000, stickmeshNvs1: 1.12, haproxyNvs1: 1.04 },
+  stick: { gate, pct: 100 },
+  failover: { gate, pct: 99.7 },
+});
+
+describe('bench bars of issue #23 (nbthread)', () => {
+  const row = (rows: Bar[], start: string) => rows.find((r) => r.figure.startsWith(start))!;
+
+  it('holds each threads figure to its bar when the node served with its threads', () => {
+    const rows: Bar[] = threadBars(threads(active));
+    expect(row(rows, 'HTTP req/s, stickmesh 2 threads').value).toBe('0.85x / 0.79x');
+    expect(row(rows, 'HTTP req/s, stickmesh 2 threads').met).toBe(false); // 0.79x at 200 misses >= 0.8x
+    expect(row(rows, 'gain 1 -> 2 threads').met).toBe(true);
+    expect(row(rows, 'CPU per request').met).toBe(true); // 1.12x is within 15%
+    expect(row(rows, 'CPU per request').figure).toBe('CPU per request at 2000 req/s, 2 threads / 1 thread (HAProxy: 1.04x)');
+    expect(row(rows, 'stickiness, 300 clients').met).toBe(true);
+    expect(row(rows, 'stickiness across kill -9').met).toBe(false); // 99.7% is not 100%
+    expect(row(rows, 'stickiness across kill -9').value).toBe('99.7%');
+  });
+
+  it('shows RSS beside HAProxy as a figure held to no level', () => {
+    const r = row(threadBars(threads(active)), 'RSS of a 2-thread node');
+    expect(r.figure).toContain('HAProxy 2t: 15 MB / 18 MB');
+    expect(r.value).toBe('72 MB / 80 MB');
+    expect(r.met).toBe('info');
+    expect(formatBars([r])[1]).toMatch(/ -$/);
+  });
+
+  it('says "not run", with the reason, for every threads figure of a node that ran 1 thread', () => {
+    const why = "node runs 1 thread (log: 'nbthread' has no effect)";
+    const rows: Bar[] = threadBars(threads({ active: false, why }));
+    expect(rows).toHaveLength(6);
+    expect(rows.every((r) => r.value === 'not run' && r.met === null && r.why === why)).toBe(true);
+    const lines: string[] = formatBars(rows);
+    expect(lines.at(-1)).toBe(`  not run: ${why}`);
+    expect(lines.filter((l) => l.startsWith('  not run:'))).toHaveLength(1);
+  });
+
+  it('says "not run" for a section that was skipped or a figure that is missing', () => {
+    const t = threads(active);
+    const rows: Bar[] = threadBars({ ...t, cpu: { skipped: 'wrk not installed' }, stick: { gate: active, pct: null } });
+    expect(row(rows, 'CPU per request')).toMatchObject({ value: 'not run', met: null, why: 'wrk not installed' });
+    expect(row(rows, 'stickiness, 300 clients')).toMatchObject({ value: 'not run', met: null });
+    expect(perfBars({ threads: t }).filter((r: Bar) => r.met !== null)).toHaveLength(6);
+    const failed: string[] = formatBars(threadBars({ skipped: 'threads.mjs exited 1' }));
+    expect(failed.at(-1)).toBe('  not run: threads section: threads.mjs exited 1');
   });
 });

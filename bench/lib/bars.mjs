@@ -3,8 +3,10 @@
 // import them. A bar whose figure did not run is listed as "not run", never as met.
 
 /**
- * One row per bar: {figure, value (text), target (text), met: true | false | null (not run)}.
- * `results`: {http?: {ratios, memory}, replication?: {lag?: {p99, runs?: [{p99}]}}, nodeMemory?}.
+ * One row per bar: {figure, value (text), target (text), met: true | false | null (not run) |
+ * 'info' (a figure shown beside its anchor, held to no level), why? (why it did not run)}.
+ * `results`: {http?: {ratios, memory}, replication?: {lag?: {p99, runs?: [{p99}]}}, nodeMemory?,
+ * threads? (bench/threads.mjs's JSON, see threadBars)}.
  * Ratios are the paired medians (median over rounds of the ratio of two runs seconds apart).
  */
 export function perfBars(results) {
@@ -40,12 +42,54 @@ export function perfBars(results) {
     target: '<= 10 ms in every run',
     met: runs.length ? runs.every((v) => v <= 10) : null,
   });
+  rows.push(...threadBars(results.threads));
   return rows;
 }
 
-/** The bars as printable lines. */
+/**
+ * The bars of issue #23 (nbthread), from bench/threads.mjs's JSON (`results.threads`). Each
+ * section carries a `gate` {active, why}: whether the node really served with its threads. A
+ * figure measured on a node that ran 1 thread is "not run" (with the gate's reason as `why`),
+ * never met.
+ */
+export function threadBars(t) {
+  const rows = [];
+  const n = t?.nbthread ?? 2;
+  const x = (v) => `${v.toFixed(2)}x`;
+  const gated = (section, figure, values, fmt, target, ok) => {
+    // `skipped`: the reason a whole section did not run (a string).
+    const skipped = typeof section?.skipped === 'string' ? section.skipped : null;
+    const have = section && !skipped && values.every((v) => v != null && Number.isFinite(v));
+    if (!have || !section.gate?.active) {
+      const why = !section ? (typeof t?.skipped === 'string' ? `threads section: ${t.skipped}` : 'section did not run') : skipped ?? (!section.gate?.active ? (section.gate?.why ?? 'thread count unknown') : (section.missingWhy ?? 'no figure'));
+      rows.push({ figure, value: 'not run', target, met: null, why });
+      return;
+    }
+    // ok null: a figure shown beside its anchor and held to no level ('info').
+    rows.push({ figure, value: values.map(fmt).join(' / '), target, met: ok ? values.every(ok) : 'info' });
+  };
+  const pc = (c) => t?.http?.perConn?.[c];
+  gated(t?.http, `HTTP req/s, stickmesh ${n} threads vs HAProxy ${n} threads, unpinned, 50 / 200 conns`, [pc(50)?.nVsHaproxyN, pc(200)?.nVsHaproxyN], x, '>= 0.8x', (v) => v >= 0.8);
+  gated(t?.http, `gain 1 -> ${n} threads, stickmesh's over HAProxy's, 50 / 200 conns`, [pc(50)?.gainVsHaproxyGain, pc(200)?.gainVsHaproxyGain], x, '>= 0.8x', (v) => v >= 0.8);
+  const hapCpu = t?.cpu?.haproxyNvs1;
+  gated(t?.cpu, `CPU per request at ${t?.cpu?.rate ?? 'a fixed'} req/s, ${n} threads / 1 thread (HAProxy: ${hapCpu != null ? x(hapCpu) : '-'})`, [t?.cpu?.stickmeshNvs1], x, '<= 1.15x', (v) => v <= 1.15);
+  const m = t?.http?.memory ?? {};
+  const sm = m[`stickmesh-http-${n}t`];
+  const hap = m[`haproxy-http-${n}t`];
+  const mb = (v) => `${v.toFixed(0)} MB`;
+  gated(t?.http, `RSS of a ${n}-thread node, idle / under load (HAProxy ${n}t: ${hap?.idleMB != null && hap?.loadMB != null ? `${mb(hap.idleMB)} / ${mb(hap.loadMB)}` : '-'})`, [sm?.idleMB, sm?.loadMB], mb, 'beside HAProxy', null);
+  const pct = (v) => `${v.toFixed(1)}%`;
+  gated(t?.stick, `stickiness, 300 clients x 20 new connections, one ${n}-thread node`, [t?.stick?.pct], pct, '100%', (v) => v >= 100);
+  gated(t?.failover, `stickiness across kill -9 failover, 3 nodes of ${n} threads`, [t?.failover?.pct], pct, '100%', (v) => v >= 100);
+  return rows;
+}
+
+/** The bars as printable lines; a figure that did not run for a reason gets that reason below the table. */
 export function formatBars(rows) {
-  const table = [['figure', 'stickmesh', 'target', 'met'], ...rows.map((r) => [r.figure, r.value, r.target, r.met == null ? 'not run' : r.met ? 'yes' : 'NO'])];
+  const met = (r) => (r.met == null ? 'not run' : r.met === 'info' ? '-' : r.met ? 'yes' : 'NO');
+  const table = [['figure', 'stickmesh', 'target', 'met'], ...rows.map((r) => [r.figure, r.value, r.target, met(r)])];
   const widths = table[0].map((_, i) => Math.max(...table.map((r) => r[i].length)));
-  return table.map((cells) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd());
+  const lines = table.map((cells) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd());
+  const whys = [...new Set(rows.filter((r) => r.why && r.why !== 'section did not run').map((r) => r.why))];
+  return whys.length ? [...lines, ...whys.map((w) => `  not run: ${w}`)] : lines;
 }

@@ -237,3 +237,29 @@ export function run(argv, opts = {}) {
   const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', maxBuffer: 64 << 20, ...opts });
   return { status: r.status, stdout: r.stdout ?? '', stderr: (r.stderr ?? '') + (r.error ? String(r.error) : '') };
 }
+
+/**
+ * CPU clock ticks (utime+stime) of every thread of `pid`, from /proc/PID/task/TID/stat, as a Map
+ * tid -> ticks; empty when the process is gone. One process's threads (worker_threads, HAProxy's
+ * nbthread) are tasks of one pid.
+ */
+export function threadTicks(pid) {
+  const out = new Map();
+  let tids;
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(Number(tid), Number(f[11]) + Number(f[12]));
+    } catch {
+      /* the thread ended between the listing and the read */
+    }
+  }
+  return out;
+}
+

@@ -118,13 +118,10 @@ function hasHttpProxy() {
 }
 
 /**
- * The targets in table (and run) order. Each has `name`, `mode` (`direct`, `http` or `tcp`),
- * `anchor` (the HAProxy target its `vs HAProxy` column divides by: `haproxy-<mode>`, or
- * `haproxy-http-rules` for the rules pair), `skip` (null, or why it cannot run here) and
- * `start(env)` resolving to a running, answering handle (stickmesh handles also carry `adminPort`).
- * env: {plan, tmp, upstreams: [handle], profileDir?}.
+ * The target makers: `haproxyTarget(name, mode, opts)` and `stickmeshTarget(name, mode, opts)`,
+ * opts {tls, rules, log (stickmesh), nbthread (default 1, written into `global`), anchor}.
  */
-export function targets() {
+function factories() {
   const haproxy = which('haproxy');
   const noHaproxy = haproxy ? null : 'haproxy not installed (apt-get install -y haproxy)';
 
@@ -133,16 +130,17 @@ export function targets() {
   // `tls` targets: mode http behind a TLS 1.3 listener with the run's ECDSA P-256 certificate
   // (env.tlsCert); their `mode` is `https`, so they are compared with haproxy-https. `rules`
   // targets compare with haproxy-http-rules (their `anchor`).
-  const haproxyTarget = (name, mode, { tls = false, rules = false } = {}) => ({
+  const haproxyTarget = (name, mode, { tls = false, rules = false, nbthread = 1, anchor } = {}) => ({
     name,
     mode: tls ? 'https' : mode,
-    anchor: rules ? 'haproxy-http-rules' : `haproxy-${tls ? 'https' : mode}`,
+    anchor: anchor ?? (rules ? 'haproxy-http-rules' : `haproxy-${tls ? 'https' : mode}`),
     tls,
+    nbthread,
     skip: noHaproxy ?? (tls ? noOpenssl : null),
     async start({ plan, tmp, upstreams, tlsCert }) {
       const port = await freePort();
       const cfg = path.join(tmp, `${name}.cfg`);
-      const lines = ['global', '    nbthread 1', '', ...proxySections(mode, port, upstreams.map((u) => u.port), { rules, crt: tls ? tlsCert : undefined })];
+      const lines = ['global', `    nbthread ${nbthread}`, '', ...proxySections(mode, port, upstreams.map((u) => u.port), { rules, crt: tls ? tlsCert : undefined })];
       fs.writeFileSync(cfg, lines.join('\n'));
       // -db: foreground, no daemon; -W is not used so the pid is the single worker process.
       const { child, errPath } = spawnLogged(pinned(plan, 0, [haproxy, '-db', '-f', cfg]), { name, logDir: tmp });
@@ -150,16 +148,18 @@ export function targets() {
     },
   });
 
-  const stickmeshTarget = (name, mode, { log = false, tls = false, rules = false } = {}) => ({
+  const stickmeshTarget = (name, mode, { log = false, tls = false, rules = false, nbthread = 1, anchor } = {}) => ({
     name,
     mode: tls ? 'https' : mode,
-    anchor: rules ? 'haproxy-http-rules' : `haproxy-${tls ? 'https' : mode}`,
+    anchor: anchor ?? (rules ? 'haproxy-http-rules' : `haproxy-${tls ? 'https' : mode}`),
     tls,
+    nbthread,
     skip: fs.existsSync(path.join(repoRoot, 'packages/cli/dist/main.js')) ? (tls ? noOpenssl : null) : 'packages/cli/dist missing (build failed)',
     async start({ plan, tmp, upstreams, profileDir, tlsCert }) {
       const [port, admin] = [await freePort(), await freePort()];
       const cfg = path.join(tmp, `${name}.cfg`);
-      const global = ['global', `    admin-bind 127.0.0.1:${admin}`, `    log-level ${log ? 'info' : 'warn'}`, ''];
+      // `nbthread` always written, so these targets keep their thread count if the default changes.
+      const global = ['global', `    nbthread ${nbthread}`, `    admin-bind 127.0.0.1:${admin}`, `    log-level ${log ? 'info' : 'warn'}`, ''];
       fs.writeFileSync(cfg, [...global, ...proxySections(mode, port, upstreams.map((u) => u.port), { rules, crt: tls ? tlsCert : undefined })].join('\n'));
       const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
       const argv = pinned(plan, 0, [process.execPath, ...nodeArgs, stickmeshBin, 'start', '--config', cfg, '--node', 'bench']);
@@ -181,6 +181,34 @@ export function targets() {
       };
     },
   });
+  return { haproxyTarget, stickmeshTarget };
+}
+
+/**
+ * The targets of the threads section (issue #23, bench/threads.mjs): mode http with cookie
+ * persistence as stickmesh-http/haproxy-http, at `nbthread 1` and `nbthread N`, in the order the
+ * paired ratios want (each 2-thread target beside its HAProxy peer, each 1-thread one beside its
+ * own 2-thread one once the order reverses). The N-thread stickmesh target's anchor is HAProxy at N.
+ */
+export function threadTargets(n = 2) {
+  const { haproxyTarget, stickmeshTarget } = factories();
+  return [
+    stickmeshTarget('stickmesh-http-1t', 'http', { nbthread: 1, anchor: 'haproxy-http-1t' }),
+    haproxyTarget('haproxy-http-1t', 'http', { nbthread: 1, anchor: 'haproxy-http-1t' }),
+    haproxyTarget(`haproxy-http-${n}t`, 'http', { nbthread: n, anchor: `haproxy-http-${n}t` }),
+    stickmeshTarget(`stickmesh-http-${n}t`, 'http', { nbthread: n, anchor: `haproxy-http-${n}t` }),
+  ];
+}
+
+/**
+ * The targets in table (and run) order. Each has `name`, `mode` (`direct`, `http` or `tcp`),
+ * `anchor` (the HAProxy target its `vs HAProxy` column divides by: `haproxy-<mode>`, or
+ * `haproxy-http-rules` for the rules pair), `skip` (null, or why it cannot run here) and
+ * `start(env)` resolving to a running, answering handle (stickmesh handles also carry `adminPort`).
+ * env: {plan, tmp, upstreams: [handle], profileDir?}.
+ */
+export function targets() {
+  const { haproxyTarget, stickmeshTarget } = factories();
 
   // Each stickmesh target runs next to its HAProxy anchor (the rules pair comes first, so
   // stickmesh-http-rules also runs next to stickmesh-http; node-http-proxy follows haproxy-http,

@@ -90,3 +90,43 @@ export function runTlsHandshakes({ plan, port, conns, seconds }) {
     });
   });
 }
+
+/**
+ * A fixed offered rate (bench/lib/fixed-rate.mjs): `rate` requests/s over `conns` keep-alive
+ * connections for `seconds`, unpinned. `onStart()` and `onEnd()` are called when the generator's
+ * clock starts and when it has stopped sending (so the caller can read a process's CPU over exactly
+ * the run). Resolves to the generator's JSON; rejects if it fails.
+ */
+export function runFixedRate({ port, rate, seconds, conns, onStart = () => {}, onEnd = () => {} }) {
+  const script = new URL('./fixed-rate.mjs', import.meta.url).pathname;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [script, String(port), String(rate), String(seconds), String(conns)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    let result = null;
+    child.stdout.on('data', (d) => {
+      out += d;
+      let i;
+      while ((i = out.indexOf('\n')) >= 0) {
+        const line = out.slice(0, i);
+        out = out.slice(i + 1);
+        try {
+          const j = JSON.parse(line);
+          if (j.phase === 'start') onStart();
+          else {
+            onEnd();
+            result = j;
+          }
+        } catch {
+          err += line;
+        }
+      }
+    });
+    child.stderr.on('data', (d) => (err += d));
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      if (code !== 0 || !result) return reject(new Error(`fixed-rate exited ${code}: ${err || out}`));
+      resolve(result);
+    });
+  });
+}
