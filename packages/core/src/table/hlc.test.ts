@@ -59,4 +59,19 @@ describe('HybridClock', () => {
     t = 2000;
     expect(c.tick()).toEqual({ wall: 2000, counter: 0, node: 'a' });
   });
+
+  it('clocks over the same cells are one clock: stamps from either strictly increase', () => {
+    let t = 500;
+    const cells = new Float64Array(new SharedArrayBuffer(32));
+    const a = new HybridClock('n', () => t, cells, 2);
+    const b = new HybridClock('n', () => t, cells, 2);
+    const seen = [a.tick(), b.tick(), a.tick()];
+    t = 400; // stepped back
+    seen.push(b.tick());
+    b.observeRaw(900, 7);
+    seen.push(a.tick());
+    for (let i = 1; i < seen.length; i++) expect(compareVersions(seen[i]!, seen[i - 1]!)).toBe(1);
+    expect(seen[4]).toEqual({ wall: 900, counter: 9, node: 'n' });
+    expect([cells[0], cells[1]]).toEqual([0, 0]);
+  });
 });

@@ -11,22 +11,46 @@ export const HLC_MAX_COUNTER = 65535;
 export class HybridClock {
   readonly node: string;
   private readonly physical: () => number;
-  private _wall = 0;
-  private _counter = 0;
+  /** The clock's state: wall at [at], counter at [at + 1]. */
+  private readonly cells: Float64Array;
+  private readonly at: number;
 
-  constructor(node: string, now: () => number = Date.now) {
+  /**
+   * `cells`/`at`: where the state lives (default: a private pair). A shared stick table passes its
+   * header in a SharedArrayBuffer, so every thread's clock object is the same clock; the table
+   * then only steps or observes it under its lock, so stamps from any thread strictly increase.
+   */
+  constructor(node: string, now: () => number = Date.now, cells?: Float64Array, at = 0) {
     this.node = node;
     this.physical = now;
+    this.cells = cells ?? new Float64Array(2);
+    this.at = cells ? at : 0;
   }
 
   /** Wall part of the last stamp issued or observed. */
   get wall(): number {
-    return this._wall;
+    return this.cells[this.at]!;
   }
 
   /** Counter part of the last stamp issued or observed. */
   get counter(): number {
-    return this._counter;
+    return this.cells[this.at + 1]!;
+  }
+
+  private get _wall(): number {
+    return this.cells[this.at]!;
+  }
+
+  private set _wall(v: number) {
+    this.cells[this.at] = v;
+  }
+
+  private get _counter(): number {
+    return this.cells[this.at + 1]!;
+  }
+
+  private set _counter(v: number) {
+    this.cells[this.at + 1] = v;
   }
 
   /** Stamps a local event. */

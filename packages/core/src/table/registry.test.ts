@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { StickTableConfig, StickmeshConfig } from '../config/model.js';
 import { CounterTable } from '../counters/counter-table.js';
 import { TimerWheel } from '../util/timer-wheel.js';
-import { buildTables, countersMode, startCounterSweeps } from './registry.js';
+import { attachTables, buildTables, countersMode, startCounterSweeps, tableHandles } from './registry.js';
 
 const RATE = { kind: 'http_req_rate', idx: 0, period: 10_000 } as const;
 const CUR = { kind: 'conn_cur', idx: 0, period: 0 } as const;
@@ -76,5 +76,29 @@ describe('buildTables and counters', () => {
     expect(c1.sweeping).toBe(false);
     startCounterSweeps(new Map(), wheel, next);
     expect(c2.sweeping).toBe(false);
+  });
+});
+
+describe('shared tables (nbthread)', () => {
+  it('buildTables { shared } builds tables another thread attaches to by handle; a reload keeps them or copies them into shared tables', () => {
+    const cfg = config([table('p/a', { peers: 'p' })], [table('be1')]);
+    const main = buildTables(cfg, 'n1', undefined, { shared: true });
+    expect([...main.values()].every((t) => t.shared)).toBe(true);
+    const worker = attachTables(cfg, 'n1', structuredClone(tableHandles(main)));
+    expect([...worker.keys()]).toEqual(['p/a', 'be1']);
+    worker.get('be1')!.setLocal('10.0.0.1', 's1');
+    expect(main.get('be1')!.lookup('10.0.0.1')).toBe('s1');
+    expect(main.get('be1')!.seq).toBe(1);
+
+    // Another schema on the worker's side (a different config) is refused, as is a missing handle.
+    expect(() => attachTables(config([], [table('be1', { size: 128 })]), 'n1', tableHandles(main))).toThrow(expect.objectContaining({ code: 'SM_TABLE_ATTACH' }));
+    expect(() => attachTables(config([], [table('be2')]), 'n1', tableHandles(main))).toThrow(expect.objectContaining({ code: 'SM_TABLE_ATTACH' }));
+    expect(() => tableHandles(buildTables(cfg, 'n1'))).toThrow(expect.objectContaining({ code: 'SM_TABLE_ATTACH' }));
+
+    const next = buildTables(config([table('p/a', { peers: 'p' })], [table('be1', { size: 128 })]), 'n1', main, { shared: true });
+    expect(next.get('p/a')).toBe(main.get('p/a'));
+    expect(next.get('be1')).not.toBe(main.get('be1'));
+    expect(next.get('be1')!.shared).toBe(true);
+    expect(next.get('be1')!.lookup('10.0.0.1')).toBe('s1');
   });
 });

@@ -11,7 +11,8 @@
 import type { StickTableConfig, StickmeshConfig } from '../config/model.js';
 import { CounterTable } from '../counters/counter-table.js';
 import type { TimerWheel } from '../util/timer-wheel.js';
-import { StickTable } from './stick-table.js';
+import { StickmeshError } from '../errors.js';
+import { StickTable, type StickTableHandle } from './stick-table.js';
 import type { TableUpdate } from './types.js';
 
 export function tableConfigs(cfg: StickmeshConfig): StickTableConfig[] {
@@ -45,6 +46,11 @@ function sameSchema(a: StickTableConfig, b: StickTableConfig): boolean {
 export interface BuildTablesOptions {
   /** Wall clock for counters (tests). */
   now?: () => number;
+  /**
+   * Build new stick tables in SharedArrayBuffers (nbthread > 1), for worker threads to attach with
+   * `attachTables`. Tables kept from `existing` keep whatever backend they have.
+   */
+  shared?: boolean;
 }
 
 export function buildTables(
@@ -60,7 +66,7 @@ export function buildTables(
       out.set(tc.id, old);
       continue;
     }
-    const t = new StickTable(tc, { node, clock: old?.clock });
+    const t = new StickTable(tc, { node, clock: old?.clock, ...(opts.shared ? { shared: true } : {}) });
     if (old && old.cfg.type === tc.type) {
       const buf: TableUpdate[] = [];
       let cursor = 0;
@@ -103,4 +109,44 @@ export function startCounterSweeps(next: ReadonlyMap<string, StickTable>, wheel:
     }
   }
   for (const t of previous?.values() ?? []) if (t.counters instanceof CounterTable && !live.has(t.counters)) t.counters.stop();
+}
+
+/** Handles of the shared stick tables in `tables` by table id, for `attachTables` in a worker (structured-cloneable). */
+export function tableHandles(tables: ReadonlyMap<string, StickTable>): Record<string, StickTableHandle> {
+  const out: Record<string, StickTableHandle> = {};
+  for (const [id, t] of tables) {
+    if (!t.shared) throw new StickmeshError('SM_TABLE_ATTACH', `stick table '${id}' is not shared (build the tables with { shared: true })`);
+    out[id] = t.shareHandle();
+  }
+  return out;
+}
+
+export interface AttachTablesOptions {
+  /** This thread's wall clock for expiry (tests). */
+  now?: () => number;
+}
+
+/**
+ * A worker thread's views of the shared stick tables the main thread built (`buildTables` with
+ * `shared: true`) for the same config: one per table `cfg` declares, from `handles`
+ * (`tableHandles` on the main thread). Throws SM_TABLE_ATTACH if a table has no handle or its
+ * handle was built from another schema (the two threads loaded different configs).
+ * Counters (`table.counters`) are not attached here.
+ */
+export function attachTables(
+  cfg: StickmeshConfig,
+  node: string,
+  handles: Readonly<Record<string, StickTableHandle>>,
+  opts: AttachTablesOptions = {},
+): Map<string, StickTable> {
+  const out = new Map<string, StickTable>();
+  for (const tc of tableConfigs(cfg)) {
+    const h = handles[tc.id];
+    if (!h) throw new StickmeshError('SM_TABLE_ATTACH', `stick table '${tc.id}': no shared handle from the main thread`);
+    if (h.node !== node || !sameSchema(h.cfg, tc)) {
+      throw new StickmeshError('SM_TABLE_ATTACH', `stick table '${tc.id}': the main thread built it from another schema or node`);
+    }
+    out.set(tc.id, StickTable.attach(h, opts.now ? { now: opts.now } : {}));
+  }
+  return out;
 }

@@ -11,6 +11,7 @@ import { KeyCodec, hashName, hashKeyWords } from './keys.js';
 import type { EntryView, SetResult, TableUpdate, Version } from './types.js';
 import type { Counters, ReplicatedCounters } from '../counters/types.js';
 import { fmix32, mixWord } from '../util/murmur.js';
+import { Arena, SeqLock, SpinLock, type ArenaHandle } from '../util/shared.js';
 
 export interface StickTableOptions {
   /** This node's peer name (the version tie-break). */
@@ -21,6 +22,30 @@ export interface StickTableOptions {
   now?: () => number;
   /** Positions in the local update log ring, default 262144. */
   logSize?: number;
+  /**
+   * Allocate the table in SharedArrayBuffers so other threads can `StickTable.attach` to it
+   * (nbthread). Every write then takes the table's SpinLock; point reads go lock-free under its
+   * SeqLock. Default false: plain ArrayBuffers, no lock taken anywhere.
+   */
+  shared?: boolean;
+}
+
+/**
+ * What another thread needs to attach to a shared table (structured-cloneable: post it or pass it
+ * in workerData). The name dictionaries live in the arena too.
+ */
+export interface StickTableHandle {
+  readonly cfg: StickTableConfig;
+  readonly node: string;
+  readonly epoch: string;
+  readonly seed: number;
+  readonly logSize: number;
+  readonly arena: ArenaHandle;
+}
+
+/** Options of a thread attaching to a shared table (its own wall clock; the HLC state is shared). */
+export interface StickTableAttachOptions {
+  now?: () => number;
 }
 
 export interface StickTableStats {
@@ -107,7 +132,153 @@ class NameDict {
   idOf(name: string): number {
     return this.ids.get(name) ?? 0;
   }
+
+  name(id: number): string | undefined {
+    return this.names[id];
+  }
+
+  hash0(id: number): number {
+    return this.h0[id]!;
+  }
+
+  hash1(id: number): number {
+    return this.h1[id]!;
+  }
 }
+
+/** Bounds of the shared server dictionary (ids are never reused there: see SharedNameDict). */
+export const SHARED_SERVER_NAMES = MAX_DICT_NAMES;
+export const SHARED_SERVER_BYTES = 1 << 20;
+/** Bounds of the shared node-name dictionary (peer names: a cluster has a few). */
+export const SHARED_NODE_NAMES = 4095;
+export const SHARED_NODE_BYTES = 1 << 17;
+
+/**
+ * The name dictionary of a shared table: an append-only region in the table's arena (UTF-8 bytes,
+ * and offsets: name `id` is bytes[offs[id - 1] .. offs[id])), its length published last with
+ * `Atomics.store`, so a thread that reads the length sees every name below it. Appends happen only
+ * under the table's lock. Each thread keeps its own decode cache (names, ids, digest hashes) and
+ * catches up on the names other threads appended when it meets an id beyond its cache.
+ *
+ * Ids are never reused (another thread may hold an id it read without the lock), so a name, once
+ * in, stays until the process restarts. Bound: `maxNames` names or `maxBytes` bytes of UTF-8,
+ * whichever comes first (65535 / 1 MiB for servers, 4095 / 128 KiB for node names); at the bound a
+ * new name is refused exactly as when the unshared dictionary is full (acquire returns 0).
+ */
+class SharedNameDict {
+  private readonly bytes: Uint8Array;
+  private readonly offs: Uint32Array;
+  /** [0]: number of names appended (ids 1..n). */
+  private readonly len: Int32Array;
+  private readonly maxNames: number;
+  private readonly ids = new Map<string, number>();
+  private readonly names: (string | undefined)[] = [undefined];
+  private readonly h0: number[] = [0];
+  private readonly h1: number[] = [0];
+  private known = 0;
+
+  constructor(arena: Arena, prefix: string, maxNames: number, maxBytes: number) {
+    this.maxNames = maxNames;
+    this.bytes = arena.u8(`${prefix}.bytes`, maxBytes);
+    this.offs = arena.u32(`${prefix}.offs`, maxNames + 1);
+    this.len = arena.i32(`${prefix}.len`, 1);
+  }
+
+  /** Decodes the names other threads appended since the last call. */
+  private catchUp(): void {
+    const n = Atomics.load(this.len, 0);
+    const dec = SharedNameDict.decoder;
+    for (let id = this.known + 1; id <= n; id++) {
+      const name = dec.decode(this.bytes.subarray(this.offs[id - 1]!, this.offs[id]!));
+      this.names[id] = name;
+      this.ids.set(name, id);
+      this.h0[id] = hashName(name, DIGEST_SEEDS[0]);
+      this.h1[id] = hashName(name, DIGEST_SEEDS[1]);
+    }
+    this.known = n;
+  }
+
+  private static readonly decoder = new TextDecoder();
+  private static readonly encoder = new TextEncoder();
+
+  /** Id of `name`, appending it if new (caller holds the table lock), or 0 at the bound. */
+  acquire(name: string): number {
+    const id = this.ids.get(name);
+    if (id !== undefined) return id;
+    this.catchUp();
+    const again = this.ids.get(name);
+    if (again !== undefined) return again;
+    const n = this.known;
+    if (n >= this.maxNames) return 0;
+    const start = n === 0 ? 0 : this.offs[n]!;
+    const enc = SharedNameDict.encoder.encode(name);
+    if (start + enc.length > this.bytes.length) return 0;
+    this.bytes.set(enc, start);
+    this.offs[n + 1] = start + enc.length;
+    Atomics.store(this.len, 0, n + 1);
+    this.catchUp();
+    return n + 1;
+  }
+
+  retain(_id: number): void {}
+
+  release(_id: number): void {}
+
+  get size(): number {
+    return Atomics.load(this.len, 0);
+  }
+
+  idOf(name: string): number {
+    const id = this.ids.get(name);
+    if (id !== undefined) return id;
+    this.catchUp();
+    return this.ids.get(name) ?? 0;
+  }
+
+  /**
+   * Name of an id read from the table. Only appended ids are ever stored in an entry, so one not
+   * decoded yet is in the region already: catching up until it is there ends (the loop only covers
+   * a reader whose load of the length overtook its load of the id).
+   */
+  name(id: number): string | undefined {
+    while (id > this.known) this.catchUp();
+    return this.names[id];
+  }
+
+  hash0(id: number): number {
+    while (id > this.known) this.catchUp();
+    return this.h0[id]!;
+  }
+
+  hash1(id: number): number {
+    while (id > this.known) this.catchUp();
+    return this.h1[id]!;
+  }
+}
+
+type Dict = NameDict | SharedNameDict;
+
+/** The table's scalars, in one Float64Array (`hdr`) so a shared table shares them. */
+const H_COUNT = 0;
+const H_HWM = 1;
+const H_FREE = 2;
+const H_HEAP = 3;
+const H_SEQ = 4;
+const H_SWEEP = 5;
+const H_EVICTIONS = 6;
+const H_EXPIRED = 7;
+const H_LOCAL_WRITES = 8;
+const H_REMOTE_APPLIED = 9;
+const H_REMOTE_STALE = 10;
+const H_REMOTE_INVALID = 11;
+const H_INVALID_KEYS = 12;
+/** HybridClock state (wall, counter) of a shared table. */
+const H_CLOCK = 13;
+const HDR_LEN = 16;
+/** Batch readers and sweeps of a shared table release and retake the lock every this many slots. */
+const CHUNK = 256;
+/** A lock-free reader that saw this many concurrent writes in a row takes the lock instead. */
+const READ_RETRIES = 8;
 
 const NONE = -1;
 /** Server name of a deleted key (see `delete`). Never a valid server name in a config. */
@@ -135,8 +306,27 @@ const BUCKET_SEED = 0x2545f491;
 /**
  * A stick table with a columnar layout: `capacity` (= cfg.size) slots allocated up front as typed
  * arrays (key slab, open-addressing hash index, version, expiry, LRU links, counters), so memory
- * is fixed at construction (about 88 bytes per slot for `ip`) and no per-entry JS objects exist.
- * Stored counters (`store ...`) live in the table's CounterTable (`counters`), not here.
+ * is fixed at construction and no per-entry JS objects exist. Stored counters (`store ...`) live in
+ * the table's CounterTable (`counters`), not here.
+ *
+ * Memory (`byteLength` / size at size 1M, logSize 1M): `ip` 91.4 bytes per entry unshared, 92.9
+ * shared (the shared name dictionaries add 1.4 MiB per table); `string len 32` 111.4 / 112.9.
+ * Measured with `new StickTable({ type, size: 1_000_000, ... }, { shared }).byteLength / 1e6`;
+ * stick-table.threads.test.ts keeps `ip` shared <= 100.
+ *
+ * Threads (`shared: true`, nbthread): every array and scalar above lives in SharedArrayBuffers of
+ * one Arena, and other threads view the same table through `StickTable.attach(shareHandle())`.
+ * Every write (setLocal, applyRemote, delete, sweep, clear, exportBuckets' expiry removal, the
+ * lazy removal of a dead entry met by lookup) holds the table's SpinLock and bumps its SeqLock
+ * around the change, so writes from all threads are serialised and the one update log, the one
+ * HLC (its state in the shared header) and the stats stay exact. Point readers (lookup, get,
+ * count, seq, stats) take no lock: they read, and retry if the SeqLock moved meanwhile (after 8
+ * retries they take the lock). Batch readers (readUpdates, exportBatch, scan, entries, digest,
+ * serverCounts, bucketDigests) hold the lock, released and retaken every 256 slots: each entry
+ * is read whole, no per-entry retry bookkeeping is needed, and a writer waits at most one chunk;
+ * they run on the main thread (mesh, admin, snapshots), off the request path. Callbacks
+ * (`onLocalWrite`, `onRemoteApply`) are per thread and run after the lock is released. An
+ * unshared table (the default) takes no lock anywhere.
  *
  * Bucket digests (anti-entropy): per bucket of the key space, two 32-bit lanes, each the sum mod 2^32
  * of a hash of (key, server, version) over the entries in the table, maintained on every write,
@@ -211,40 +401,39 @@ export class StickTable {
   private readonly eh1: Uint32Array;
   private readonly bucketOf: Uint8Array;
   /** Per bucket b: lane sums at [2b] and [2b + 1]. */
-  private readonly bucketSums = new Uint32Array(2 * DIGEST_BUCKETS);
+  private readonly bucketSums: Uint32Array;
   /**
    * Eviction order: a binary min-heap of live slots by version (oldest version at heap[0]), with
-   * each slot's heap position in `hpos` (NONE when not in the heap).
+   * each slot's heap position in `hpos` (NONE when not in the heap). Its size is hdr[H_HEAP].
    */
   private readonly heap: Int32Array;
   private readonly hpos: Int32Array;
-  private heapSize = 0;
-  /** Free-list link for released slots. */
+  /** Free-list link for released slots (head at hdr[H_FREE]). */
   private readonly next: Int32Array;
-  private freeHead = NONE;
-  /** Slots below this have been used at least once; the rest were never touched. */
-  private hwm = 0;
-  private _count = 0;
+  /**
+   * Scalars (see H_*): count, high-water mark (slots below it were used at least once), free-list
+   * head, heap size, log seq, sweep cursor, stats, and a shared table's clock.
+   */
+  private readonly hdr: Float64Array;
   private readonly ring: Int32Array;
   private readonly logSize: number;
-  private _seq = 0;
-  private servers = new NameDict();
-  private nodes = new NameDict();
+  private servers: Dict;
+  private nodes: Dict;
   private localNodeId: number;
   private readonly seed: number;
   private readonly refreshAfter: number;
-  private sweepCursor = 0;
   private sweepTask: WheelTask | undefined;
   private sweepWheel: TimerWheel | undefined;
-  private _evictions = 0;
-  private _expired = 0;
-  private _localWrites = 0;
-  private _remoteApplied = 0;
-  private _remoteStale = 0;
-  private _remoteInvalid = 0;
-  private _invalidKeys = 0;
+  private readonly arena: Arena;
+  /** Writers' lock and readers' sequence of a shared table; undefined when unshared (no locking). */
+  private readonly lock: SpinLock | undefined;
+  private readonly seqLock: SeqLock | undefined;
 
-  constructor(cfg: StickTableConfig, opts: StickTableOptions) {
+  /**
+   * Builds a table. `attachTo` is internal: `StickTable.attach` passes another thread's handle,
+   * and the table then views that table's memory instead of initialising its own.
+   */
+  constructor(cfg: StickTableConfig, opts: StickTableOptions, attachTo?: StickTableHandle) {
     if (!Number.isInteger(cfg.size) || cfg.size < 1 || cfg.size > 0x3fffffff) {
       throw new StickmeshError('SM_TABLE_CONFIG', `stick table '${cfg.id}': size must be an integer in 1..2^30, got ${cfg.size}`);
     }
@@ -257,42 +446,114 @@ export class StickTable {
     this.cfg = cfg;
     this.node = opts.node;
     this.now = opts.now ?? Date.now;
-    this.clock = opts.clock ?? new HybridClock(opts.node, this.now);
-    this.epoch = randomBytes(8).toString('hex');
-    this.seed = randomBytes(4).readUInt32LE(0);
+    this.epoch = attachTo ? attachTo.epoch : randomBytes(8).toString('hex');
+    this.seed = attachTo ? attachTo.seed : randomBytes(4).readUInt32LE(0);
+    const arena = (this.arena = attachTo ? new Arena(true, attachTo.arena) : new Arena(opts.shared === true));
+    const init = !arena.attached;
     this.codec = new KeyCodec(cfg.type, cfg.keyLen);
     const width = this.codec.width;
     this.words = width >>> 2;
     const cap = (this.cap = cfg.size);
-    this.keys = Buffer.from(new ArrayBuffer(cap * width));
-    this.keyWords = new Uint32Array(this.keys.buffer, 0, cap * this.words);
+    const kb = arena.u8('keys', cap * width);
+    this.keys = Buffer.from(kb.buffer, 0, cap * width);
+    this.keyWords = new Uint32Array(kb.buffer, 0, cap * this.words);
     this.scratch = Buffer.from(new ArrayBuffer(width));
     this.scratchWords = new Uint32Array(this.scratch.buffer, 0, this.words);
     const isz = nextPow2(2 * cap);
-    this.index = new Int32Array(isz);
+    this.index = arena.i32('index', isz);
     this.mask = isz - 1;
-    this.hashes = new Uint32Array(cap);
-    this.srv = new Uint16Array(cap);
-    this.vWall = new Float64Array(cap);
-    this.vCounter = new Uint16Array(cap);
-    this.vNode = new Uint16Array(cap);
-    this.expires = new Float64Array(cap);
-    this.loggedAt = new Float64Array(cap);
-    this.logSeqOf = new Float64Array(cap);
-    this.eh0 = new Uint32Array(cap);
-    this.eh1 = new Uint32Array(cap);
-    this.bucketOf = new Uint8Array(cap);
-    this.heap = new Int32Array(cap);
-    this.hpos = new Int32Array(cap).fill(NONE);
-    this.next = new Int32Array(cap);
+    this.hashes = arena.u32('hashes', cap);
+    this.srv = arena.u16('srv', cap);
+    this.vWall = arena.f64('vWall', cap);
+    this.vCounter = arena.u16('vCounter', cap);
+    this.vNode = arena.u16('vNode', cap);
+    this.expires = arena.f64('expires', cap);
+    this.loggedAt = arena.f64('loggedAt', cap);
+    this.logSeqOf = arena.f64('logSeqOf', cap);
+    this.eh0 = arena.u32('eh0', cap);
+    this.eh1 = arena.u32('eh1', cap);
+    this.bucketOf = arena.u8('bucketOf', cap);
+    this.bucketSums = arena.u32('bucketSums', 2 * DIGEST_BUCKETS);
+    this.heap = arena.i32('heap', cap);
+    this.hpos = arena.i32('hpos', cap);
+    this.next = arena.i32('next', cap);
     this.logSize = logSize;
-    this.ring = new Int32Array(logSize);
-    this.localNodeId = this.nodes.acquire(this.node);
+    this.ring = arena.i32('ring', logSize);
+    this.hdr = arena.f64('hdr', HDR_LEN);
+    if (arena.shared) {
+      const cells = arena.i32('lock', 2);
+      this.lock = new SpinLock(cells, 0);
+      this.seqLock = new SeqLock(cells, 1);
+      this.servers = new SharedNameDict(arena, 'servers', SHARED_SERVER_NAMES, SHARED_SERVER_BYTES);
+      this.nodes = new SharedNameDict(arena, 'nodes', SHARED_NODE_NAMES, SHARED_NODE_BYTES);
+      // One clock for every thread: its state is in the shared header, stepped under the lock.
+      this.clock = new HybridClock(opts.node, this.now, this.hdr, H_CLOCK);
+      if (init && opts.clock) {
+        this.hdr[H_CLOCK] = opts.clock.wall;
+        this.hdr[H_CLOCK + 1] = opts.clock.counter;
+      }
+    } else {
+      this.lock = undefined;
+      this.seqLock = undefined;
+      this.servers = new NameDict();
+      this.nodes = new NameDict();
+      this.clock = opts.clock ?? new HybridClock(opts.node, this.now);
+    }
+    if (init) {
+      this.hpos.fill(NONE);
+      this.hdr[H_FREE] = NONE;
+      this.localNodeId = this.nodes.acquire(this.node);
+    } else {
+      this.localNodeId = this.nodes.idOf(this.node);
+      if (this.localNodeId === 0) throw new StickmeshError('SM_TABLE_CONFIG', `stick table '${cfg.id}': attached handle has no node '${this.node}'`);
+    }
     this.refreshAfter = Math.max(1000, cfg.expire / 4);
   }
 
+  /**
+   * Views the shared table `handle` describes (from `shareHandle()` on another thread): same
+   * entries, log, stats and clock. `onLocalWrite`/`onRemoteApply`, the sweep timer and the key
+   * scratch are this thread's own.
+   */
+  static attach(handle: StickTableHandle, opts: StickTableAttachOptions = {}): StickTable {
+    return new StickTable(handle.cfg, { node: handle.node, logSize: handle.logSize, ...(opts.now ? { now: opts.now } : {}) }, handle);
+  }
+
+  /** Whether the table lives in SharedArrayBuffers (built with `shared: true`, or attached). */
+  get shared(): boolean {
+    return this.lock !== undefined;
+  }
+
+  /** The handle another thread passes to `StickTable.attach` (only for a shared table). */
+  shareHandle(): StickTableHandle {
+    return { cfg: this.cfg, node: this.node, epoch: this.epoch, seed: this.seed, logSize: this.logSize, arena: this.arena.handle() };
+  }
+
+  /** Bytes of typed-array memory the table holds (keys, index, columns, log, dictionaries of a shared table). */
+  get byteLength(): number {
+    if (this.arena.shared) {
+      let n = 0;
+      for (const b of Object.values(this.arena.handle().buffers)) n += b.byteLength;
+      return n;
+    }
+    const cols = [this.keys, this.index, this.hashes, this.srv, this.vWall, this.vCounter, this.vNode, this.expires, this.loggedAt, this.logSeqOf, this.eh0, this.eh1, this.bucketOf, this.bucketSums, this.heap, this.hpos, this.next, this.ring, this.hdr];
+    return cols.reduce((n, a) => n + a.byteLength, 0);
+  }
+
+  // ---- locking (shared tables only; callers test `this.lock` first) ----
+
+  private wlock(): void {
+    this.lock!.lock();
+    this.seqLock!.begin();
+  }
+
+  private wunlock(): void {
+    this.seqLock!.end();
+    this.lock!.unlock();
+  }
+
   get count(): number {
-    return this._count;
+    return this.seqLock === undefined ? this.hdr[H_COUNT]! : this.readHdr(H_COUNT);
   }
 
   get capacity(): number {
@@ -301,29 +562,61 @@ export class StickTable {
 
   /** Last sequence number of the local update log (0 = nothing written yet). */
   get seq(): number {
-    return this._seq;
+    return this.seqLock === undefined ? this.hdr[H_SEQ]! : this.readHdr(H_SEQ);
   }
 
   get stats(): StickTableStats {
-    return {
-      count: this._count,
-      capacity: this.cap,
-      evictions: this._evictions,
-      expired: this._expired,
-      localWrites: this._localWrites,
-      remoteApplied: this._remoteApplied,
-      remoteStale: this._remoteStale,
-      remoteInvalid: this._remoteInvalid,
-      invalidKeys: this._invalidKeys,
-    };
+    const sl = this.seqLock;
+    for (let tries = 0; ; tries++) {
+      const q = sl === undefined ? 0 : sl.read();
+      const h = this.hdr;
+      const st: StickTableStats = {
+        count: h[H_COUNT]!,
+        capacity: this.cap,
+        evictions: h[H_EVICTIONS]!,
+        expired: h[H_EXPIRED]!,
+        localWrites: h[H_LOCAL_WRITES]!,
+        remoteApplied: h[H_REMOTE_APPLIED]!,
+        remoteStale: h[H_REMOTE_STALE]!,
+        remoteInvalid: h[H_REMOTE_INVALID]!,
+        invalidKeys: h[H_INVALID_KEYS]!,
+      };
+      if (sl === undefined || !sl.changed(q) || tries >= READ_RETRIES) return st;
+    }
   }
 
   /** Server for a key, or undefined (unknown, expired, deleted or invalid key). Changes nothing. */
   lookup(key: string): string | undefined {
-    const s = this.locate(key);
-    if (s < 0) return undefined;
-    const name = this.servers.names[this.srv[s]!];
-    return name === TOMBSTONE ? undefined : name;
+    if (!this.codec.encode(key, this.scratch, 0)) return undefined;
+    const h = hashKeyWords(this.scratchWords, 0, this.words, this.seed);
+    if (this.seqLock === undefined) return this.lookupLocked(h);
+    const sl = this.seqLock;
+    for (let tries = 0; tries < READ_RETRIES; tries++) {
+      const q = sl.read();
+      const s = this.find(h);
+      const id = s < 0 ? 0 : this.srv[s]!;
+      const exp = s < 0 ? 0 : this.expires[s]!;
+      if (sl.changed(q)) continue;
+      if (id === 0) return undefined;
+      if (exp !== 0 && exp <= this.now()) {
+        // Removing the dead entry is a write: done under the lock, after checking again there.
+        this.wlock();
+        try {
+          this.lookupLocked(h);
+        } finally {
+          this.wunlock();
+        }
+        return undefined;
+      }
+      const name = this.servers.name(id);
+      return name === TOMBSTONE ? undefined : name;
+    }
+    this.wlock();
+    try {
+      return this.lookupLocked(h);
+    } finally {
+      this.wunlock();
+    }
   }
 
   /**
@@ -333,10 +626,21 @@ export class StickTable {
    * false when the key has no live entry (or is invalid).
    */
   delete(key: string): boolean {
-    const s = this.locate(key);
-    if (s < 0 || this.servers.names[this.srv[s]!] === TOMBSTONE) return false;
-    this.setLocal(key, TOMBSTONE);
-    return true;
+    if (!this.codec.encode(key, this.scratch, 0)) return false;
+    const h = hashKeyWords(this.scratchWords, 0, this.words, this.seed);
+    if (this.lock !== undefined) this.wlock();
+    let done = false;
+    try {
+      const s = this.locateLocked(h);
+      if (s >= 0 && this.servers.name(this.srv[s]!) !== TOMBSTONE) {
+        if (this.writeLocked(h, TOMBSTONE) === undefined) throw this.serverLimit();
+        done = true;
+      }
+    } finally {
+      if (this.lock !== undefined) this.wunlock();
+    }
+    if (done && this.onLocalWrite !== undefined) this.onLocalWrite();
+    return done;
   }
 
   /** Deletes every live entry with `delete` (replicated); returns how many. */
@@ -354,14 +658,21 @@ export class StickTable {
     const now = this.now();
     const perId = new Map<number, number>();
     let live = 0;
-    for (let s = 0; s < this.hwm; s++) {
-      const id = this.srv[s]!;
-      if (id === 0 || this.isExpired(s, now)) continue;
-      perId.set(id, (perId.get(id) ?? 0) + 1);
+    const lk = this.lock;
+    if (lk !== undefined) lk.lock();
+    try {
+      for (let s = 0; s < this.hdr[H_HWM]!; s++) {
+        if (lk !== undefined && (s & (CHUNK - 1)) === 0 && s > 0) this.relock(lk);
+        const id = this.srv[s]!;
+        if (id === 0 || this.isExpired(s, now)) continue;
+        perId.set(id, (perId.get(id) ?? 0) + 1);
+      }
+    } finally {
+      if (lk !== undefined) lk.unlock();
     }
     const byServer = new Map<string, number>();
     for (const [id, n] of perId) {
-      const name = this.servers.names[id]!;
+      const name = this.servers.name(id)!;
       if (name === TOMBSTONE) continue;
       byServer.set(name, n);
       live += n;
@@ -377,60 +688,24 @@ export class StickTable {
    * A key that is not valid for the table type (e.g. a header value in an `integer` table) stores
    * nothing, as in HAProxy when a sample does not convert: 'unchanged', counted in stats.invalidKeys.
    * Throws StickmeshError SM_TABLE_SERVER_LIMIT if `server` would be the 65536th distinct server
-   * name in use.
+   * name in use (on a shared table: beyond the shared dictionary's bound, see SharedNameDict).
    */
   setLocal(key: string, server: string): SetResult {
     if (!this.codec.encode(key, this.scratch, 0)) {
-      this._invalidKeys++;
+      this.bump(H_INVALID_KEYS);
       return 'unchanged';
     }
     const h = hashKeyWords(this.scratchWords, 0, this.words, this.seed);
-    const now = this.now();
-    let s = this.find(h);
-    if (s >= 0 && this.isExpired(s, now)) {
-      this._expired++;
-      this.releaseSlot(s);
-      s = NONE;
+    let result: SetResult | undefined;
+    if (this.lock === undefined) result = this.writeLocked(h, server);
+    else {
+      // writeLocked does not throw (it reports the full dictionary), so no try/finally here.
+      this.wlock();
+      result = this.writeLocked(h, server);
+      this.wunlock();
     }
-    const expiresAt = this.cfg.expire > 0 ? now + this.cfg.expire : 0;
-    let result: SetResult;
-    if (s >= 0) {
-      const cur = this.srv[s]!;
-      if (this.servers.names[cur] === server) {
-        this.expires[s] = expiresAt;
-        if (now - this.loggedAt[s]! < this.refreshAfter) return 'unchanged';
-        this.digestRemove(s);
-        result = 'refreshed';
-      } else {
-        const id = this.acquireServer(server);
-        this.digestRemove(s);
-        this.servers.release(cur);
-        this.srv[s] = id;
-        this.expires[s] = expiresAt;
-        result = 'updated';
-      }
-    } else {
-      const id = this.acquireServer(server);
-      s = this.allocSlot();
-      this.keys.set(this.scratch, s * this.codec.width);
-      this.hashes[s] = h;
-      this.indexInsert(s, h);
-      this.srv[s] = id;
-      this.vNode[s] = 0;
-      this.expires[s] = expiresAt;
-      this._count++;
-      result = 'created';
-    }
-    this.clock.step();
-    this.setVersion(s, this.clock.wall, this.clock.counter, this.localNodeId);
-    this.heapPlace(s);
-    this.digestAdd(s);
-    this.loggedAt[s] = now;
-    this._seq++;
-    this.ring[this._seq % this.logSize] = s;
-    this.logSeqOf[s] = this._seq;
-    this._localWrites++;
-    if (this.onLocalWrite !== undefined) this.onLocalWrite();
+    if (result === undefined) throw this.serverLimit();
+    if (result !== 'unchanged' && this.onLocalWrite !== undefined) this.onLocalWrite();
     return result;
   }
 
@@ -439,6 +714,7 @@ export class StickTable {
    * (compareVersions > 0); expiry = now + u.ttl (u.ttl 0: now + cfg.expire, or never if the table
    * has no expire). The clock observes the stamp. Never appended to the local log. Returns true if
    * applied; false for an older/equal version, an invalid key or field, or a full name dictionary.
+   * `onRemoteApply` runs on the calling thread, after the table's lock is released.
    */
   applyRemote(u: TableUpdate): boolean {
     if (
@@ -453,58 +729,22 @@ export class StickTable {
       u.ttl < 0 ||
       !this.codec.encode(u.key, this.scratch, 0)
     ) {
-      this._remoteInvalid++;
+      this.bump(H_REMOTE_INVALID);
       return false;
     }
     const h = hashKeyWords(this.scratchWords, 0, this.words, this.seed);
-    const now = this.now();
-    this.clock.observeRaw(u.wall, u.counter);
-    let s = this.find(h);
-    if (s >= 0 && this.isExpired(s, now)) {
-      this._expired++;
-      this.releaseSlot(s);
-      s = NONE;
+    let applied: boolean;
+    if (this.lock === undefined) applied = this.applyLocked(h, u);
+    else {
+      this.wlock();
+      try {
+        applied = this.applyLocked(h, u);
+      } finally {
+        this.wunlock();
+      }
     }
-    if (s >= 0 && this.compareStored(s, u.wall, u.counter, u.node) >= 0) {
-      this._remoteStale++;
-      return false;
-    }
-    // Full table and older than everything held: the update would be the next eviction, so it is
-    // not taken (every node keeps the newest `size` versions it has seen, hence the same set).
-    if (s < 0 && this._count >= this.cap && this.freeHead === NONE && this.heapSize > 0 && this.compareStored(this.heap[0]!, u.wall, u.counter, u.node) > 0) {
-      this._remoteStale++;
-      return false;
-    }
-    const sid = this.servers.acquire(u.server);
-    const nid = sid === 0 ? 0 : this.nodes.acquire(u.node);
-    if (nid === 0) {
-      this.servers.release(sid);
-      this._remoteInvalid++;
-      return false;
-    }
-    if (s >= 0) {
-      this.digestRemove(s);
-      this.servers.release(this.srv[s]!);
-    } else {
-      s = this.allocSlot();
-      this.keys.set(this.scratch, s * this.codec.width);
-      this.hashes[s] = h;
-      this.indexInsert(s, h);
-      this.vNode[s] = 0;
-      this._count++;
-    }
-    this.srv[s] = sid;
-    this.setVersion(s, u.wall, u.counter, nid);
-    this.heapPlace(s);
-    this.nodes.release(nid); // setVersion took its own reference
-    this.digestAdd(s);
-    const ttl = u.ttl > 0 ? u.ttl : this.cfg.expire;
-    this.expires[s] = ttl > 0 ? now + ttl : 0;
-    this.loggedAt[s] = now;
-    this.logSeqOf[s] = 0;
-    this._remoteApplied++;
-    if (this.onRemoteApply !== undefined) this.onRemoteApply(u);
-    return true;
+    if (applied && this.onRemoteApply !== undefined) this.onRemoteApply(u);
+    return applied;
   }
 
   /**
@@ -513,10 +753,21 @@ export class StickTable {
    */
   get(key: string, withTombstone = false): EntryView | undefined {
     if (!this.codec.encode(key, this.scratch, 0)) return undefined;
-    const s = this.find(hashKeyWords(this.scratchWords, 0, this.words, this.seed));
-    if (s < 0 || this.isExpired(s, this.now())) return undefined;
-    if (!withTombstone && this.servers.names[this.srv[s]!] === TOMBSTONE) return undefined;
-    return this.view(s);
+    const h = hashKeyWords(this.scratchWords, 0, this.words, this.seed);
+    const sl = this.seqLock;
+    if (sl === undefined) return this.getLocked(h, withTombstone);
+    for (let tries = 0; tries < READ_RETRIES; tries++) {
+      const q = sl.read();
+      const v = this.getLocked(h, withTombstone);
+      if (!sl.changed(q)) return v;
+    }
+    const lk = this.lock!;
+    lk.lock();
+    try {
+      return this.getLocked(h, withTombstone);
+    } finally {
+      lk.unlock();
+    }
   }
 
   /**
@@ -527,20 +778,31 @@ export class StickTable {
    * the ring still holds or newer than `seq` (a cursor from another epoch): do a full resync.
    */
   readUpdates(fromSeq: number, max: number, out: TableUpdate[]): number {
-    const last = this._seq;
-    if (!Number.isInteger(fromSeq) || fromSeq < 0 || fromSeq > last) return -1;
-    if (fromSeq < last - this.logSize) return -1;
-    const now = this.now();
-    let pos = fromSeq;
-    let added = 0;
-    while (pos < last && added < max) {
-      pos++;
-      const s = this.ring[pos % this.logSize]!;
-      if (this.logSeqOf[s] !== pos || this.srv[s] === 0 || this.isExpired(s, now)) continue;
-      out.push(this.update(s, now));
-      added++;
+    const lk = this.lock;
+    if (lk !== undefined) lk.lock();
+    try {
+      const last = this.hdr[H_SEQ]!;
+      if (!Number.isInteger(fromSeq) || fromSeq < 0 || fromSeq > last) return -1;
+      if (fromSeq < last - this.logSize) return -1;
+      const now = this.now();
+      let pos = fromSeq;
+      let added = 0;
+      while (pos < last && added < max) {
+        pos++;
+        if (lk !== undefined && (pos & (CHUNK - 1)) === 0) {
+          this.relock(lk);
+          // The ring wrapped over positions not read yet while the lock was free: resync.
+          if (pos <= this.hdr[H_SEQ]! - this.logSize) return -1;
+        }
+        const s = this.ring[pos % this.logSize]!;
+        if (this.logSeqOf[s] !== pos || this.srv[s] === 0 || this.isExpired(s, now)) continue;
+        out.push(this.update(s, now));
+        added++;
+      }
+      return pos;
+    } finally {
+      if (lk !== undefined) lk.unlock();
     }
-    return pos;
   }
 
   /**
@@ -559,37 +821,55 @@ export class StickTable {
     const now = this.now();
     let s = cursor;
     let added = 0;
-    while (s < this.hwm && added < max) {
-      if (this.srv[s] !== 0 && !this.isExpired(s, now)) {
-        out.push(this.update(s, now));
-        added++;
+    const lk = this.lock;
+    if (lk !== undefined) lk.lock();
+    try {
+      while (s < this.hdr[H_HWM]! && added < max) {
+        if (lk !== undefined && s !== cursor && (s & (CHUNK - 1)) === 0) this.relock(lk);
+        if (this.srv[s] !== 0 && !this.isExpired(s, now)) {
+          out.push(this.update(s, now));
+          added++;
+        }
+        s++;
       }
-      s++;
+      return s >= this.hdr[H_HWM]! ? -1 : s;
+    } finally {
+      if (lk !== undefined) lk.unlock();
     }
-    return s >= this.hwm ? -1 : s;
   }
 
   /**
    * Removes expired entries: scans at most max(8 x budget, 4096) slots from where the previous call
    * stopped and removes at most `budget` entries, so the work per call is bounded. Returns the
-   * number removed.
+   * number removed. A shared table is unlocked between chunks of slots, so writers wait little.
    */
   sweep(budget: number = DEFAULT_SWEEP_BUDGET): number {
-    if (this._count === 0) return 0;
+    if (this.count === 0) return 0;
     const now = this.now();
-    let scan = Math.min(this.hwm, Math.max(budget * 8, 4096));
+    const lk = this.lock;
+    if (lk !== undefined) this.wlock();
     let removed = 0;
-    let s = this.sweepCursor;
-    while (scan-- > 0 && removed < budget) {
-      if (s >= this.hwm) s = 0;
-      if (this.srv[s] !== 0 && this.isExpired(s, now)) {
-        this.releaseSlot(s);
-        removed++;
+    try {
+      let scan = Math.min(this.hdr[H_HWM]!, Math.max(budget * 8, 4096));
+      let s = this.hdr[H_SWEEP]!;
+      let n = 0;
+      while (scan-- > 0 && removed < budget) {
+        if (lk !== undefined && ++n % CHUNK === 0) {
+          this.wunlock();
+          this.wlock();
+        }
+        if (s >= this.hdr[H_HWM]!) s = 0;
+        if (this.srv[s] !== 0 && this.isExpired(s, now)) {
+          this.releaseSlot(s);
+          this.hdr[H_EXPIRED]!++;
+          removed++;
+        }
+        s++;
       }
-      s++;
+      this.hdr[H_SWEEP] = s;
+    } finally {
+      if (lk !== undefined) this.wunlock();
     }
-    this.sweepCursor = s;
-    this._expired += removed;
     return removed;
   }
 
@@ -625,33 +905,40 @@ export class StickTable {
     const lanes = [0, 0, 0, 0];
     const srvHash = new Map<number, number[]>();
     const nodeHash = new Map<number, number[]>();
-    const hashesOf = (cache: Map<number, number[]>, dict: NameDict, id: number): number[] => {
+    const hashesOf = (cache: Map<number, number[]>, dict: Dict, id: number): number[] => {
       let v = cache.get(id);
       if (!v) {
-        const name = dict.names[id] ?? '';
+        const name = dict.name(id) ?? '';
         v = DIGEST_SEEDS.map((seed) => hashName(name, seed));
         cache.set(id, v);
       }
       return v;
     };
     let live = 0;
-    for (let s = 0; s < this.hwm; s++) {
-      if (this.srv[s] === 0 || this.isExpired(s, now)) continue;
-      live++;
-      const sh = hashesOf(srvHash, this.servers, this.srv[s]!);
-      const nh = hashesOf(nodeHash, this.nodes, this.vNode[s]!);
-      const wall = this.vWall[s]!;
-      const wlo = wall % TWO32 >>> 0;
-      const whi = Math.floor(wall / TWO32) | 0;
-      for (let l = 0; l < 4; l++) {
-        let h = hashKeyWords(this.keyWords, s * this.words, this.words, DIGEST_SEEDS[l]!);
-        h = mixWord(h, sh[l]!);
-        h = mixWord(h, wlo);
-        h = mixWord(h, whi);
-        h = mixWord(h, this.vCounter[s]!);
-        h = mixWord(h, nh[l]!);
-        lanes[l] = (lanes[l]! + fmix32(h)) >>> 0;
+    const lk = this.lock;
+    if (lk !== undefined) lk.lock();
+    try {
+      for (let s = 0; s < this.hdr[H_HWM]!; s++) {
+        if (lk !== undefined && (s & (CHUNK - 1)) === 0 && s > 0) this.relock(lk);
+        if (this.srv[s] === 0 || this.isExpired(s, now)) continue;
+        live++;
+        const sh = hashesOf(srvHash, this.servers, this.srv[s]!);
+        const nh = hashesOf(nodeHash, this.nodes, this.vNode[s]!);
+        const wall = this.vWall[s]!;
+        const wlo = wall % TWO32 >>> 0;
+        const whi = Math.floor(wall / TWO32) | 0;
+        for (let l = 0; l < 4; l++) {
+          let h = hashKeyWords(this.keyWords, s * this.words, this.words, DIGEST_SEEDS[l]!);
+          h = mixWord(h, sh[l]!);
+          h = mixWord(h, wlo);
+          h = mixWord(h, whi);
+          h = mixWord(h, this.vCounter[s]!);
+          h = mixWord(h, nh[l]!);
+          lanes[l] = (lanes[l]! + fmix32(h)) >>> 0;
+        }
       }
+    } finally {
+      if (lk !== undefined) lk.unlock();
     }
     return live.toString(16).padStart(8, '0') + lanes.map((x) => x.toString(16).padStart(8, '0')).join('');
   }
@@ -662,7 +949,14 @@ export class StickTable {
    * every node; O(DIGEST_BUCKETS), no scan.
    */
   bucketDigests(): Uint32Array {
-    return this.bucketSums.slice();
+    const lk = this.lock;
+    if (lk === undefined) return this.bucketSums.slice();
+    lk.lock();
+    try {
+      return this.bucketSums.slice();
+    } finally {
+      lk.unlock();
+    }
   }
 
   /** Bucket of `key` (0..DIGEST_BUCKETS-1, the same on every node), or -1 if the key is invalid. */
@@ -685,20 +979,30 @@ export class StickTable {
     const now = this.now();
     let s = cursor;
     let added = 0;
-    const end = Math.min(this.hwm, cursor + Math.max(1, scanMax));
-    while (s < end && added < max) {
-      if (this.srv[s] !== 0 && want[this.bucketOf[s]!] !== 0) {
-        if (this.isExpired(s, now)) {
-          this._expired++;
-          this.releaseSlot(s);
-        } else {
-          out.push(this.update(s, now));
-          added++;
+    const lk = this.lock;
+    if (lk !== undefined) this.wlock();
+    try {
+      const end = Math.min(this.hdr[H_HWM]!, cursor + Math.max(1, scanMax));
+      while (s < end && added < max) {
+        if (lk !== undefined && s !== cursor && (s & (CHUNK - 1)) === 0) {
+          this.wunlock();
+          this.wlock();
         }
+        if (this.srv[s] !== 0 && want[this.bucketOf[s]!] !== 0) {
+          if (this.isExpired(s, now)) {
+            this.hdr[H_EXPIRED]!++;
+            this.releaseSlot(s);
+          } else {
+            out.push(this.update(s, now));
+            added++;
+          }
+        }
+        s++;
       }
-      s++;
+      return s >= this.hdr[H_HWM]! ? -1 : s;
+    } finally {
+      if (lk !== undefined) this.wunlock();
     }
-    return s >= this.hwm ? -1 : s;
   }
 
   /**
@@ -728,62 +1032,239 @@ export class StickTable {
     }
     const width = this.codec.width;
     const now = this.now();
-    const end = Math.min(this.hwm, cursor + Math.max(1, budget));
     let s = cursor;
     let added = 0;
-    for (; s < end && added < max; s++) {
-      const id = this.srv[s]!;
-      if (id === 0 || id === tomb || (want !== 0 && id !== want) || this.isExpired(s, now)) continue;
-      if (bytes !== undefined) {
-        const off = s * width;
-        if ((this.keys[off]! | (this.keys[off + 1]! << 8)) < bytes.length) continue;
-        let i = 0;
-        while (i < bytes.length && this.keys[off + 2 + i] === bytes[i]) i++;
-        if (i < bytes.length) continue;
-      } else if (prefix !== undefined && !this.codec.decode(this.keys, s * width).startsWith(prefix)) continue;
-      out.push(this.view(s));
-      added++;
+    const lk = this.lock;
+    if (lk !== undefined) lk.lock();
+    try {
+      const end = Math.min(this.hdr[H_HWM]!, cursor + Math.max(1, budget));
+      for (; s < end && added < max; s++) {
+        if (lk !== undefined && s !== cursor && (s & (CHUNK - 1)) === 0) this.relock(lk);
+        const id = this.srv[s]!;
+        if (id === 0 || id === tomb || (want !== 0 && id !== want) || this.isExpired(s, now)) continue;
+        if (bytes !== undefined) {
+          const off = s * width;
+          if ((this.keys[off]! | (this.keys[off + 1]! << 8)) < bytes.length) continue;
+          let i = 0;
+          while (i < bytes.length && this.keys[off + 2 + i] === bytes[i]) i++;
+          if (i < bytes.length) continue;
+        } else if (prefix !== undefined && !this.codec.decode(this.keys, s * width).startsWith(prefix)) continue;
+        out.push(this.view(s));
+        added++;
+      }
+      return s >= this.hdr[H_HWM]! ? -1 : s;
+    } finally {
+      if (lk !== undefined) lk.unlock();
     }
-    return s >= this.hwm ? -1 : s;
   }
 
   /** Live entries (tombstones excluded) in slot order, at most `limit` (default all). */
   entries(limit = Infinity): EntryView[] {
     const out: EntryView[] = [];
     const now = this.now();
-    for (let s = 0; s < this.hwm && out.length < limit; s++) {
-      if (this.srv[s] !== 0 && !this.isExpired(s, now) && this.servers.names[this.srv[s]!] !== TOMBSTONE) out.push(this.view(s));
+    const lk = this.lock;
+    if (lk !== undefined) lk.lock();
+    try {
+      for (let s = 0; s < this.hdr[H_HWM]! && out.length < limit; s++) {
+        if (lk !== undefined && (s & (CHUNK - 1)) === 0 && s > 0) this.relock(lk);
+        if (this.srv[s] !== 0 && !this.isExpired(s, now) && this.servers.name(this.srv[s]!) !== TOMBSTONE) out.push(this.view(s));
+      }
+    } finally {
+      if (lk !== undefined) lk.unlock();
     }
     return out;
   }
 
-  /** Removes every entry. The log's seq and epoch carry on; older positions are skipped by readUpdates. */
+  /**
+   * Removes every entry. The log's seq and epoch carry on; older positions are skipped by readUpdates.
+   * A shared table keeps its name dictionaries (other threads hold ids), an unshared one starts afresh.
+   */
   clear(): void {
-    this.index.fill(0);
-    this.srv.fill(0);
-    this.vNode.fill(0);
-    this.logSeqOf.fill(0);
-    this.bucketSums.fill(0);
-    this.freeHead = NONE;
-    this.heapSize = 0;
-    this.hpos.fill(NONE);
-    this.hwm = 0;
-    this._count = 0;
-    this.sweepCursor = 0;
-    this.servers = new NameDict();
-    this.nodes = new NameDict();
-    this.localNodeId = this.nodes.acquire(this.node);
+    if (this.lock !== undefined) this.wlock();
+    try {
+      this.index.fill(0);
+      this.srv.fill(0);
+      this.vNode.fill(0);
+      this.logSeqOf.fill(0);
+      this.bucketSums.fill(0);
+      this.hdr[H_FREE] = NONE;
+      this.hdr[H_HEAP] = 0;
+      this.hpos.fill(NONE);
+      this.hdr[H_HWM] = 0;
+      this.hdr[H_COUNT] = 0;
+      this.hdr[H_SWEEP] = 0;
+      if (this.lock === undefined) {
+        this.servers = new NameDict();
+        this.nodes = new NameDict();
+        this.localNodeId = this.nodes.acquire(this.node);
+      }
+    } finally {
+      if (this.lock !== undefined) this.wunlock();
+    }
+  }
+
+  // ---- shared-table helpers ----
+
+  /** One header scalar read without the lock (SeqLock retry). */
+  private readHdr(i: number): number {
+    const sl = this.seqLock!;
+    for (;;) {
+      const q = sl.read();
+      const v = this.hdr[i]!;
+      if (!sl.changed(q)) return v;
+    }
+  }
+
+  /** Adds 1 to a header counter (under the lock on a shared table). */
+  private bump(i: number): void {
+    if (this.lock === undefined) {
+      this.hdr[i]!++;
+      return;
+    }
+    this.wlock();
+    this.hdr[i]!++;
+    this.wunlock();
+  }
+
+  /** Lets waiting writers in between two chunks of a long read. */
+  private relock(lk: SpinLock): void {
+    lk.unlock();
+    lk.lock();
+  }
+
+  /** lookup's work once the key is in `scratch` with hash h (caller holds the lock if shared). */
+  private lookupLocked(h: number): string | undefined {
+    const s = this.locateLocked(h);
+    if (s < 0) return undefined;
+    const name = this.servers.name(this.srv[s]!);
+    return name === TOMBSTONE ? undefined : name;
+  }
+
+  /** get's work; changes nothing, so shared readers run it under the SeqLock. */
+  private getLocked(h: number, withTombstone: boolean): EntryView | undefined {
+    const s = this.find(h);
+    if (s < 0 || this.isExpired(s, this.now())) return undefined;
+    if (!withTombstone && this.servers.name(this.srv[s]!) === TOMBSTONE) return undefined;
+    return this.view(s);
+  }
+
+  /**
+   * setLocal's work once the key is in `scratch` with hash h (caller holds the lock if shared).
+   * Never throws: undefined when `server` would overflow the name dictionary (nothing changed).
+   */
+  private writeLocked(h: number, server: string): SetResult | undefined {
+    const now = this.now();
+    let s = this.find(h);
+    if (s >= 0 && this.isExpired(s, now)) {
+      this.hdr[H_EXPIRED]!++;
+      this.releaseSlot(s);
+      s = NONE;
+    }
+    const expiresAt = this.cfg.expire > 0 ? now + this.cfg.expire : 0;
+    let result: SetResult;
+    if (s >= 0) {
+      const cur = this.srv[s]!;
+      if (this.servers.name(cur) === server) {
+        this.expires[s] = expiresAt;
+        if (now - this.loggedAt[s]! < this.refreshAfter) return 'unchanged';
+        this.digestRemove(s);
+        result = 'refreshed';
+      } else {
+        const id = this.servers.acquire(server);
+        if (id === 0) return undefined;
+        this.digestRemove(s);
+        this.servers.release(cur);
+        this.srv[s] = id;
+        this.expires[s] = expiresAt;
+        result = 'updated';
+      }
+    } else {
+      const id = this.servers.acquire(server);
+      if (id === 0) return undefined;
+      s = this.allocSlot();
+      this.keys.set(this.scratch, s * this.codec.width);
+      this.hashes[s] = h;
+      this.indexInsert(s, h);
+      this.srv[s] = id;
+      this.vNode[s] = 0;
+      this.expires[s] = expiresAt;
+      this.hdr[H_COUNT]!++;
+      result = 'created';
+    }
+    this.clock.step();
+    this.setVersion(s, this.clock.wall, this.clock.counter, this.localNodeId);
+    this.heapPlace(s);
+    this.digestAdd(s);
+    this.loggedAt[s] = now;
+    const seq = ++this.hdr[H_SEQ]!;
+    this.ring[seq % this.logSize] = s;
+    this.logSeqOf[s] = seq;
+    this.hdr[H_LOCAL_WRITES]!++;
+    return result;
+  }
+
+  /** applyRemote's work once the update is valid and its key in `scratch` (caller holds the lock if shared). */
+  private applyLocked(h: number, u: TableUpdate): boolean {
+    const now = this.now();
+    this.clock.observeRaw(u.wall, u.counter);
+    let s = this.find(h);
+    if (s >= 0 && this.isExpired(s, now)) {
+      this.hdr[H_EXPIRED]!++;
+      this.releaseSlot(s);
+      s = NONE;
+    }
+    if (s >= 0 && this.compareStored(s, u.wall, u.counter, u.node) >= 0) {
+      this.hdr[H_REMOTE_STALE]!++;
+      return false;
+    }
+    // Full table and older than everything held: the update would be the next eviction, so it is
+    // not taken (every node keeps the newest `size` versions it has seen, hence the same set).
+    if (s < 0 && this.hdr[H_COUNT]! >= this.cap && this.hdr[H_FREE] === NONE && this.hdr[H_HEAP]! > 0 && this.compareStored(this.heap[0]!, u.wall, u.counter, u.node) > 0) {
+      this.hdr[H_REMOTE_STALE]!++;
+      return false;
+    }
+    const sid = this.servers.acquire(u.server);
+    const nid = sid === 0 ? 0 : this.nodes.acquire(u.node);
+    if (nid === 0) {
+      this.servers.release(sid);
+      this.hdr[H_REMOTE_INVALID]!++;
+      return false;
+    }
+    if (s >= 0) {
+      this.digestRemove(s);
+      this.servers.release(this.srv[s]!);
+    } else {
+      s = this.allocSlot();
+      this.keys.set(this.scratch, s * this.codec.width);
+      this.hashes[s] = h;
+      this.indexInsert(s, h);
+      this.vNode[s] = 0;
+      this.hdr[H_COUNT]!++;
+    }
+    this.srv[s] = sid;
+    this.setVersion(s, u.wall, u.counter, nid);
+    this.heapPlace(s);
+    this.nodes.release(nid); // setVersion took its own reference
+    this.digestAdd(s);
+    const ttl = u.ttl > 0 ? u.ttl : this.cfg.expire;
+    this.expires[s] = ttl > 0 ? now + ttl : 0;
+    this.loggedAt[s] = now;
+    this.logSeqOf[s] = 0;
+    this.hdr[H_REMOTE_APPLIED]!++;
+    return true;
   }
 
   // ---- internals ----
 
-  /** Slot of a live key, or NONE; a dead entry found on the way is removed. */
-  private locate(key: string): number {
-    if (!this.codec.encode(key, this.scratch, 0)) return NONE;
-    const s = this.find(hashKeyWords(this.scratchWords, 0, this.words, this.seed));
+  /**
+   * Slot of the live key in `scratch` (hash h), or NONE; a dead entry found on the way is removed
+   * (caller holds the lock if shared).
+   */
+  private locateLocked(h: number): number {
+    const s = this.find(h);
     if (s < 0) return NONE;
     if (this.expires[s] !== 0 && this.isExpired(s, this.now())) {
-      this._expired++;
+      this.hdr[H_EXPIRED]!++;
       this.releaseSlot(s);
       return NONE;
     }
@@ -795,13 +1276,16 @@ export class StickTable {
     return e !== 0 && e <= now;
   }
 
-  /** Slot whose key equals the scratch key, or NONE. */
+  /**
+   * Slot whose key equals the scratch key, or NONE. Gives up (NONE) after a full turn of the index,
+   * which only a lock-free reader racing writers can make (it then sees the SeqLock moved, retries).
+   */
   private find(h: number): number {
     const words = this.words;
     const kw = this.keyWords;
     const sw = this.scratchWords;
     let i = h & this.mask;
-    for (;;) {
+    for (let n = 0; n <= this.mask; n++) {
       const e = this.index[i]!;
       if (e === 0) return NONE;
       const s = e - 1;
@@ -813,6 +1297,7 @@ export class StickTable {
       }
       i = (i + 1) & this.mask;
     }
+    return NONE;
   }
 
   private indexInsert(s: number, h: number): void {
@@ -849,7 +1334,7 @@ export class StickTable {
     const ca = this.vCounter[a]!;
     const cb = this.vCounter[b]!;
     if (ca !== cb) return ca < cb;
-    return this.nodes.names[this.vNode[a]!]! < this.nodes.names[this.vNode[b]!]!;
+    return this.nodes.name(this.vNode[a]!)! < this.nodes.name(this.vNode[b]!)!;
   }
 
   private heapSet(i: number, s: number): void {
@@ -871,7 +1356,7 @@ export class StickTable {
 
   private siftDown(i: number): void {
     const s = this.heap[i]!;
-    const n = this.heapSize;
+    const n = this.hdr[H_HEAP]!;
     for (;;) {
       const l = 2 * i + 1;
       if (l >= n) break;
@@ -889,8 +1374,10 @@ export class StickTable {
   private heapPlace(s: number): void {
     const i = this.hpos[s]!;
     if (i === NONE) {
-      this.heapSet(this.heapSize++, s);
-      this.siftUp(this.heapSize - 1);
+      const n = this.hdr[H_HEAP]!;
+      this.hdr[H_HEAP] = n + 1;
+      this.heapSet(n, s);
+      this.siftUp(n);
     } else {
       this.siftUp(i);
       this.siftDown(this.hpos[s]!);
@@ -901,7 +1388,7 @@ export class StickTable {
     const i = this.hpos[s]!;
     if (i === NONE) return;
     this.hpos[s] = NONE;
-    const last = this.heap[--this.heapSize]!;
+    const last = this.heap[--this.hdr[H_HEAP]!]!;
     if (last === s) return;
     this.heapSet(i, last);
     this.siftUp(i);
@@ -910,15 +1397,20 @@ export class StickTable {
 
   /** A free slot, evicting the entry with the oldest version if the table is full. */
   private allocSlot(): number {
-    if (this.freeHead !== NONE) {
-      const s = this.freeHead;
-      this.freeHead = this.next[s]!;
+    const free = this.hdr[H_FREE]!;
+    if (free !== NONE) {
+      const s = free;
+      this.hdr[H_FREE] = this.next[s]!;
       return s;
     }
-    if (this.hwm < this.cap) return this.hwm++;
+    const hwm = this.hdr[H_HWM]!;
+    if (hwm < this.cap) {
+      this.hdr[H_HWM] = hwm + 1;
+      return hwm;
+    }
     const victim = this.heap[0]!;
-    if (this.isExpired(victim, this.now())) this._expired++;
-    else this._evictions++;
+    if (this.isExpired(victim, this.now())) this.hdr[H_EXPIRED]!++;
+    else this.hdr[H_EVICTIONS]!++;
     this.releaseSlot(victim);
     return this.allocSlot();
   }
@@ -932,20 +1424,16 @@ export class StickTable {
     this.srv[s] = 0;
     this.vNode[s] = 0;
     this.logSeqOf[s] = 0;
-    this.next[s] = this.freeHead;
-    this.freeHead = s;
-    this._count--;
+    this.next[s] = this.hdr[H_FREE]!;
+    this.hdr[H_FREE] = s;
+    this.hdr[H_COUNT]!--;
   }
 
-  private acquireServer(server: string): number {
-    const id = this.servers.acquire(server);
-    if (id === 0) {
-      throw new StickmeshError(
-        'SM_TABLE_SERVER_LIMIT',
-        `stick table '${this.cfg.id}': more than ${MAX_DICT_NAMES} distinct server names in use`,
-      );
-    }
-    return id;
+  private serverLimit(): StickmeshError {
+    return new StickmeshError(
+      'SM_TABLE_SERVER_LIMIT',
+      `stick table '${this.cfg.id}': more than ${this.lock === undefined ? MAX_DICT_NAMES : 'the shared dictionary holds'} distinct server names in use`,
+    );
   }
 
   /** Sets the version; the slot takes its own reference on node id `nid`. */
@@ -971,10 +1459,10 @@ export class StickTable {
     const sid = this.srv[s]!;
     const nid = this.vNode[s]!;
     let h = hashKeyWords(this.keyWords, at, this.words, DIGEST_SEEDS[0]);
-    h = mixWord(mixWord(mixWord(mixWord(mixWord(h, this.servers.h0[sid]!), wlo), whi), c), this.nodes.h0[nid]!);
+    h = mixWord(mixWord(mixWord(mixWord(mixWord(h, this.servers.hash0(sid)), wlo), whi), c), this.nodes.hash0(nid));
     const h0 = fmix32(h);
     h = hashKeyWords(this.keyWords, at, this.words, DIGEST_SEEDS[1]);
-    h = mixWord(mixWord(mixWord(mixWord(mixWord(h, this.servers.h1[sid]!), wlo), whi), c), this.nodes.h1[nid]!);
+    h = mixWord(mixWord(mixWord(mixWord(mixWord(h, this.servers.hash1(sid)), wlo), whi), c), this.nodes.hash1(nid));
     const h1 = fmix32(h);
     const b = hashKeyWords(this.keyWords, at, this.words, BUCKET_SEED) >>> 24;
     this.eh0[s] = h0;
@@ -997,7 +1485,7 @@ export class StickTable {
     if (w !== wall) return w < wall ? -1 : 1;
     const c = this.vCounter[s]!;
     if (c !== counter) return c < counter ? -1 : 1;
-    const n = this.nodes.names[this.vNode[s]!]!;
+    const n = this.nodes.name(this.vNode[s]!)!;
     return n < node ? -1 : n > node ? 1 : 0;
   }
 
@@ -1005,21 +1493,21 @@ export class StickTable {
     const e = this.expires[s]!;
     return {
       key: this.codec.decode(this.keys, s * this.codec.width),
-      server: this.servers.names[this.srv[s]!]!,
+      server: this.servers.name(this.srv[s]!)!,
       ttl: e === 0 ? 0 : Math.max(1, e - now),
       wall: this.vWall[s]!,
       counter: this.vCounter[s]!,
-      node: this.nodes.names[this.vNode[s]!]!,
+      node: this.nodes.name(this.vNode[s]!)!,
       connCnt: 0,
       httpReqCnt: 0,
     };
   }
 
   private view(s: number): EntryView {
-    const version: Version = { wall: this.vWall[s]!, counter: this.vCounter[s]!, node: this.nodes.names[this.vNode[s]!]! };
+    const version: Version = { wall: this.vWall[s]!, counter: this.vCounter[s]!, node: this.nodes.name(this.vNode[s]!)! };
     return {
       key: this.codec.decode(this.keys, s * this.codec.width),
-      server: this.servers.names[this.srv[s]!]!,
+      server: this.servers.name(this.srv[s]!)!,
       expiresAt: this.expires[s]!,
       version,
       connCnt: 0,
