@@ -73,7 +73,8 @@ const { parentPort, workerData } = require('node:worker_threads');
 ${WORK}
 const keyOf = (i) => '10.1.0.' + i;
 import(workerData.dist).then(({ CounterTable }) => {
-  const t = CounterTable.attach(workerData.handle, { now: () => workerData.now });
+  const clock = workerData.clock ? new Float64Array(workerData.clock) : undefined;
+  const t = CounterTable.attach(workerData.handle, { now: clock ? () => clock[0] : () => workerData.now });
   const go = new Int32Array(workerData.go);
   parentPort.postMessage({ t: 'ready' });
   Atomics.wait(go, 0, 0);
@@ -177,7 +178,7 @@ describe('CounterTable shared by three threads', () => {
       const per = (3 * N) / K;
       const mine = Array.from({ length: K }, (_, k) => ['http_req_cnt', 'gpc', 'http_req_rate', 'conn_cur'].map((c) => t.read(t.find(keyOf(k)), t.column(c as 'gpc', 0))));
       for (const row of mine) expect(row).toEqual([per, per, per, 0]);
-      for (const b of boxes) workers.forEach((w) => w.postMessage('read'));
+      workers.forEach((w) => w.postMessage('read'));
       const theirs = await Promise.all(boxes.map((b) => b('reads')));
       for (const m of theirs) expect(m.reads).toEqual(mine);
       // The last share shipped of every key is its final count: no write was left unqueued.
@@ -199,6 +200,49 @@ describe('CounterTable shared by three threads', () => {
       for (let k = 0; k < K; k++) expect(t.acquire(`10.2.0.${k}`)).toBeGreaterThanOrEqual(0);
       expect(t.stats.evictions).toBe(K);
       expect(t.stats.trackFailures).toBe(0);
+    } finally {
+      await Promise.all(workers.map((w) => w.terminate()));
+    }
+  }, 60_000);
+
+  it('loses no event when the rate period turns while three threads count', async () => {
+    const clock = new Float64Array(new SharedArrayBuffer(8));
+    clock[0] = NOW;
+    const t = new CounterTable(cfg, { node: 'a', now: () => clock[0]!, shared: true });
+    const go = new Int32Array(new SharedArrayBuffer(4));
+    const workers = [0, 1].map(
+      () =>
+        new Worker(WORKER, {
+          eval: true,
+          workerData: { dist: pathToFileURL(DIST).href, handle: t.shareHandle(), go: go.buffer, n: N, k: K, now: NOW, clock: clock.buffer },
+        }),
+    );
+    try {
+      const boxes = workers.map(inbox);
+      await Promise.all(boxes.map((b) => b('ready')));
+      Atomics.store(go, 0, 1);
+      Atomics.notify(go, 0);
+      for (let r = 0; r < 10; r++) {
+        if (r === 5) clock[0] = NOW + 10_000; // the next period, while the workers count
+        work(t, N / 10, K, keyOf);
+      }
+      await Promise.all(boxes.map((b) => b('done')));
+      const per = (3 * N) / K;
+      const out: ShareUpdate[] = [];
+      expect(t.exportOwn(0, 10 * K, out)).toBe(-1);
+      expect(out).toHaveLength(K);
+      const k0 = Math.floor((NOW + 10_000) / 10_000);
+      for (const u of out) {
+        expect(u.v[0]).toBe(per); // http_req_cnt
+        // http_req_rate: [period, current count, previous count]; every event in one of the two.
+        expect(u.v[2]).toBe(k0);
+        expect(u.v[3]! + u.v[4]!).toBe(per);
+      }
+      const rate = t.column('http_req_rate');
+      const mine = Array.from({ length: K }, (_, k) => t.read(t.find(keyOf(k)), rate));
+      workers.forEach((w) => w.postMessage('read'));
+      const theirs = await Promise.all(boxes.map((b) => b('reads')));
+      for (const m of theirs) expect(m.reads!.map((row) => row[2])).toEqual(mine);
     } finally {
       await Promise.all(workers.map((w) => w.terminate()));
     }
