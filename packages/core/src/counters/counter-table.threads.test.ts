@@ -247,4 +247,35 @@ describe('CounterTable shared by three threads', () => {
       await Promise.all(workers.map((w) => w.terminate()));
     }
   }, 60_000);
+
+  it("an attached instance follows the node table: a departed node's place taken by another, and the blocks grown by either side", () => {
+    let clock = NOW;
+    const now = (): number => clock;
+    const main = new CounterTable({ ...cfg, size: 8, expire: 1000 }, { node: 'a', now, shared: true, maxNodes: 2 });
+    const other = CounterTable.attach(structuredClone(main.shareHandle()), { now });
+    const cnt = main.column('http_req_cnt');
+    const share = (n: number): ShareUpdate => ({ key: keyOf(1), v: [n, 0, 0, 0, 0, 0] });
+    expect(main.applyShares('b', share(5))).toBe(true);
+    expect(other.applyShares('c', share(7))).toBe(true); // the attached side takes the second place
+    expect(main.applyShares('x', share(1))).toBe(false); // maxNodes 2, whoever counts
+    expect(main.nodesRefused).toBe(1);
+    expect(main.read(main.find(keyOf(1)), cnt)).toBe(12);
+    expect(other.read(other.find(keyOf(1)), cnt)).toBe(12);
+    expect(other.remoteNodes).toEqual(['b', 'c']);
+    // The key expires: b and c hold no share any more, their places are freed and taken again.
+    clock += 1001;
+    expect(main.sweep()).toBe(1);
+    expect(other.remoteNodes).toEqual([]);
+    expect(main.applyShares('d', { key: keyOf(2), v: [3, 0, 0, 0, 0, 0] })).toBe(true);
+    const s = other.find(keyOf(2));
+    expect(other.read(s, cnt)).toBe(3);
+    expect(other.shares(keyOf(2))!.nodes.map((n) => n.node)).toEqual(['a', 'd']);
+    const mine = other.acquire(keyOf(2));
+    other.add(mine, cnt, 2);
+    expect(main.read(main.find(keyOf(2)), cnt)).toBe(5);
+    expect(main.shares(keyOf(2))!.nodes).toEqual([
+      { node: 'a', values: expect.objectContaining({ http_req_cnt: 2 }) },
+      { node: 'd', values: expect.objectContaining({ http_req_cnt: 3 }) },
+    ]);
+  });
 });
