@@ -1,6 +1,7 @@
 /**
  * The contract of Counters and ReplicatedCounters (types.ts), as a suite any implementation runs:
- * `counterContract(name, make)`. Called below for CounterTable.
+ * `counterContract(name, make)`. Called below for CounterTable in plain memory, in shared memory,
+ * and through a second instance attached to the shared memory (what a worker thread holds).
  */
 import { describe, expect, it } from 'vitest';
 import type { StickTableConfig, StoredType } from '../config/model.js';
@@ -443,3 +444,14 @@ export function counterContract(name: string, make: MakeCounters): void {
 }
 
 counterContract('CounterTable', (cfg, o) => new CounterTable(cfg, o));
+counterContract('CounterTable shared', (cfg, o) => new CounterTable(cfg, { ...o, shared: true }));
+// Every call through a second instance attached to the first one's memory, as a worker thread
+// does, except drainDirty: only the building thread (the mesh's) drains, and attached ones refuse.
+counterContract('CounterTable shared, attached', (cfg, o) => {
+  const owner = new CounterTable(cfg, { ...o, shared: true });
+  const att = CounterTable.attach(owner.shareHandle(), { now: o.now });
+  expect(() => att.drainDirty(1, [])).toThrow(expect.objectContaining({ code: 'SM_COUNTERS_NOT_OWNER' }));
+  return new Proxy(att, {
+    get: (t, k, r) => (k === 'drainDirty' ? owner.drainDirty.bind(owner) : Reflect.get(t, k, r)),
+  });
+});

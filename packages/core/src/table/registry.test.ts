@@ -101,4 +101,30 @@ describe('shared tables (nbthread)', () => {
     expect(next.get('be1')!.shared).toBe(true);
     expect(next.get('be1')!.lookup('10.0.0.1')).toBe('s1');
   });
+
+  it('counters of a shared build are shared too, and attachTables attaches them', () => {
+    const cfg = config([table('p/a', { peers: 'p', data: [RATE, CUR] })], [table('be1', { data: [CUR] }), table('be2')]);
+    const main = buildTables(cfg, 'n1', undefined, { shared: true });
+    const ca = main.get('p/a')!.counters as CounterTable;
+    expect(ca.shared).toBe(true);
+    expect((main.get('be1')!.counters as CounterTable).shared).toBe(true);
+    expect(main.get('be2')!.counters).toBeUndefined();
+    const handles = structuredClone(tableHandles(main));
+    expect(handles['be2']!.counters).toBeUndefined();
+    const worker = attachTables(cfg, 'n1', handles);
+    const wa = worker.get('p/a')!.counters as CounterTable;
+    expect(wa.attached).toBe(true);
+    expect(wa.mode).toBe('cluster');
+    expect((worker.get('be1')!.counters as CounterTable).mode).toBe('local');
+    const s = wa.acquire('10.0.0.7');
+    wa.add(s, wa.column('conn_cur'), 2);
+    expect(ca.read(ca.find('10.0.0.7'), ca.column('conn_cur'))).toBe(2);
+    expect(ca.dirty).toBe(1);
+
+    // A handle without the counters of a table that stores them is refused, as are unshared counters.
+    const { counters: _, ...bare } = handles['p/a']!;
+    expect(() => attachTables(cfg, 'n1', { ...handles, 'p/a': bare })).toThrow(expect.objectContaining({ code: 'SM_TABLE_ATTACH' }));
+    main.get('be1')!.counters = new CounterTable(main.get('be1')!.cfg, { node: 'n1' });
+    expect(() => tableHandles(main)).toThrow(expect.objectContaining({ code: 'SM_TABLE_ATTACH' }));
+  });
 });

@@ -9,7 +9,7 @@
  * a replicated one (a `peers` section table, or a backend table naming `peers`).
  */
 import type { StickTableConfig, StickmeshConfig } from '../config/model.js';
-import { CounterTable } from '../counters/counter-table.js';
+import { CounterTable, type CounterTableHandle } from '../counters/counter-table.js';
 import type { TimerWheel } from '../util/timer-wheel.js';
 import { StickmeshError } from '../errors.js';
 import { StickTable, type StickTableHandle } from './stick-table.js';
@@ -47,8 +47,8 @@ export interface BuildTablesOptions {
   /** Wall clock for counters (tests). */
   now?: () => number;
   /**
-   * Build new stick tables in SharedArrayBuffers (nbthread > 1), for worker threads to attach with
-   * `attachTables`. Tables kept from `existing` keep whatever backend they have.
+   * Build new stick tables, and the counters of those that store any, in SharedArrayBuffers
+   * (nbthread > 1), for worker threads to attach with `attachTables`. Tables kept from `existing` keep whatever backend they have.
    */
   shared?: boolean;
 }
@@ -87,6 +87,7 @@ export function buildTables(
           node,
           mode: countersMode(tc),
           ...(opts.now ? { now: opts.now } : {}),
+          ...(opts.shared ? { shared: true } : {}),
         });
       }
     }
@@ -111,12 +112,18 @@ export function startCounterSweeps(next: ReadonlyMap<string, StickTable>, wheel:
   for (const t of previous?.values() ?? []) if (t.counters instanceof CounterTable && !live.has(t.counters)) t.counters.stop();
 }
 
+/** A shared stick table's handle, with its shared counters' when it stores counters. */
+export type TableHandle = StickTableHandle & { readonly counters?: CounterTableHandle };
+
 /** Handles of the shared stick tables in `tables` by table id, for `attachTables` in a worker (structured-cloneable). */
-export function tableHandles(tables: ReadonlyMap<string, StickTable>): Record<string, StickTableHandle> {
-  const out: Record<string, StickTableHandle> = {};
+export function tableHandles(tables: ReadonlyMap<string, StickTable>): Record<string, TableHandle> {
+  const out: Record<string, TableHandle> = {};
   for (const [id, t] of tables) {
     if (!t.shared) throw new StickmeshError('SM_TABLE_ATTACH', `stick table '${id}' is not shared (build the tables with { shared: true })`);
-    out[id] = t.shareHandle();
+    const c = t.counters;
+    if (c === undefined) out[id] = t.shareHandle();
+    else if (c instanceof CounterTable && c.shared) out[id] = { ...t.shareHandle(), counters: c.shareHandle() };
+    else throw new StickmeshError('SM_TABLE_ATTACH', `stick table '${id}': its counters are not shared`);
   }
   return out;
 }
@@ -131,12 +138,13 @@ export interface AttachTablesOptions {
  * `shared: true`) for the same config: one per table `cfg` declares, from `handles`
  * (`tableHandles` on the main thread). Throws SM_TABLE_ATTACH if a table has no handle or its
  * handle was built from another schema (the two threads loaded different configs).
- * Counters (`table.counters`) are not attached here.
+ * A table that stores counters gets its counters attached too (`table.counters`); the main
+ * thread sweeps them and drains their dirty queue, so a worker needs no startCounterSweeps.
  */
 export function attachTables(
   cfg: StickmeshConfig,
   node: string,
-  handles: Readonly<Record<string, StickTableHandle>>,
+  handles: Readonly<Record<string, TableHandle>>,
   opts: AttachTablesOptions = {},
 ): Map<string, StickTable> {
   const out = new Map<string, StickTable>();
@@ -146,7 +154,12 @@ export function attachTables(
     if (h.node !== node || !sameSchema(h.cfg, tc)) {
       throw new StickmeshError('SM_TABLE_ATTACH', `stick table '${tc.id}': the main thread built it from another schema or node`);
     }
-    out.set(tc.id, StickTable.attach(h, opts.now ? { now: opts.now } : {}));
+    const t = StickTable.attach(h, opts.now ? { now: opts.now } : {});
+    if (tc.data !== undefined && tc.data.length > 0) {
+      if (!h.counters) throw new StickmeshError('SM_TABLE_ATTACH', `stick table '${tc.id}': no shared counters from the main thread`);
+      t.counters = CounterTable.attach(h.counters, opts.now ? { now: opts.now } : {});
+    }
+    out.set(tc.id, t);
   }
   return out;
 }
