@@ -303,13 +303,6 @@ export class StickmeshNode {
    * listens (their gates hold what they accept until `threads.open`).
    */
   private async startThreads(config: StickmeshConfig, binds: ThreadBinds[], opts: NodeOptions): Promise<void> {
-    const counted = [...this.tables.values()].filter((t) => t.counters !== undefined && t.cfg.id !== undefined).map((t) => t.cfg.id);
-    if (counted.length > 0) {
-      this.logger.warn(
-        { nbthread: this.threadCount, tables: counted },
-        `nbthread ${this.threadCount}: counters of ${counted.join(', ')} are counted per thread (a rate limit lets a client through up to ${this.threadCount} times; their counts do not reach the peers)`,
-      );
-    }
     this.threads = await ThreadPool.start({
       count: this.threadCount,
       node: this.name,
@@ -317,8 +310,11 @@ export class StickmeshNode {
       binds,
       tables: tableHandles(this.tables),
       writeLog: opts.writeLog ?? ((buf, len) => process.stdout.write(buf.subarray(0, len))),
+      // A thread wrote a stick entry or made a counters dirty queue non-empty: the mesh sends the
+      // update log's news and the counters' dirty shares (their onDirty is the mesh's flush).
       onNotify: () => {
         for (const p of this.peers) p.notify();
+        for (const t of this.tables.values()) t.counters?.onDirty?.();
       },
       onDeath: opts.onThreadDeath ?? exitOnThreadDeath(this.logger),
       view: new MainThreadView(this.proxy.backends),

@@ -13,7 +13,7 @@
  * `thread ID died` line). Unset in production; it changes nothing else.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { CounterTable, attachTables, sharedWheel, startCounterSweeps, type StickTable, type StickTableHandle, type StickmeshConfig } from '@stickmesh/core';
+import { attachTables, type StickTable, type StickmeshConfig, type TableHandle } from '@stickmesh/core';
 import { AcceptGate, KEYS_KIND, MessageThreadPort, StickmeshProxy, ThreadTicketKeys, WorkerThreadView, createLogger, threadShare, type KeysMessage, type ThreadBinds } from '@stickmesh/proxy';
 import type { ThreadInit } from './threads.js';
 
@@ -46,36 +46,16 @@ function onLocalWrite(): void {
  * `attachTables`): every thread sees every entry, and a write here enters the table's one
  * update log, which the main thread's mesh sends once `sm:notify` wakes it.
  */
-function tablesFor(config: StickmeshConfig, handles: Readonly<Record<string, StickTableHandle>>, previous?: ReadonlyMap<string, StickTable>): Map<string, StickTable> {
+function tablesFor(config: StickmeshConfig, handles: Readonly<Record<string, TableHandle>>): Map<string, StickTable> {
   const tables = attachTables(config, init.node, handles);
-  for (const t of tables.values()) t.onLocalWrite = onLocalWrite;
-  withOwnCounters(config, tables, previous);
-  return tables;
-}
-
-/**
- * Counters (`store http_req_rate(...)`, gpc...) are not shared between threads yet: an attached
- * table has none, so this thread keeps its own, built as a table without threads would have them
- * (and kept across a reload as there). A rate limit then counts per thread (a client spread over
- * N threads gets up to N times the limit) and this thread's counts do not reach the peers; the
- * main thread says so in a warning at start (node.ts). Without this, `sc_*` fetches would read
- * nothing at all. `ownCounters`: this thread's counters by table id with the config they were
- * built for (bound: one per table of the config).
- */
-let ownCounters = new Map<string, { key: string; counters: CounterTable }>();
-function withOwnCounters(config: StickmeshConfig, tables: Map<string, StickTable>, previous?: ReadonlyMap<string, StickTable>): void {
-  const next = new Map<string, { key: string; counters: CounterTable }>();
-  for (const [id, t] of tables) {
-    if (t.counters !== undefined || t.cfg.data === undefined || t.cfg.data.length === 0) continue;
-    // Kept across a reload when its table's config is the same (a changed one starts afresh, as in registry.ts).
-    const key = JSON.stringify(t.cfg, (k, v: unknown) => (k === 'loc' ? undefined : v));
-    const old = ownCounters.get(id);
-    const counters = old !== undefined && old.key === key ? old.counters : new CounterTable(t.cfg, { node: init.node, mode: 'local' });
-    t.counters = counters;
-    next.set(id, { key, counters });
+  for (const t of tables.values()) {
+    t.onLocalWrite = onLocalWrite;
+    // The counters are shared too (one CounterTable per table, attached): a write here that makes
+    // the shared dirty queue non-empty wakes the main thread, whose mesh drains it and whose wheel
+    // sweeps it (only the thread that built a table may drain or sweep it).
+    if (t.counters !== undefined) t.counters.onDirty = onLocalWrite;
   }
-  ownCounters = next;
-  startCounterSweeps(tables, sharedWheel, previous);
+  return tables;
 }
 
 let tables = tablesFor(init.config, init.tables);
@@ -110,7 +90,7 @@ port.on('sm:reload', (m) => {
   reloading = reloading.then(async () => {
     try {
       const config = m.config as StickmeshConfig;
-      const next = tablesFor(config, m.tables as Record<string, StickTableHandle>, tables);
+      const next = tablesFor(config, m.tables as Record<string, TableHandle>);
       await running.reload(threadShare(config, init.threads), next, m.binds as ThreadBinds);
       view.setBackends(running.backends);
       tables = next;

@@ -20,7 +20,7 @@
  * (start, reload, drain), each settled by the answer, the thread's death or its deadline.
  */
 import { Worker } from 'node:worker_threads';
-import type { StickTableHandle, StickmeshConfig, TicketKeys } from '@stickmesh/core';
+import type { TableHandle, StickmeshConfig, TicketKeys } from '@stickmesh/core';
 import { MessageThreadPort, keysMessage, type KeysMessage, type MainThreadView, type RuntimeBackend, type ThreadBinds, type ThreadMessage, type ViewMessage } from '@stickmesh/proxy';
 
 /** What a data-plane thread starts with (its `workerData`). */
@@ -32,7 +32,7 @@ export interface ThreadInit {
   config: StickmeshConfig;
   binds: ThreadBinds;
   /** The shared stick tables to attach (core `tableHandles`). */
-  tables: Record<string, StickTableHandle>;
+  tables: Record<string, TableHandle>;
   /** The node's TLS session-ticket keys at start (then `sm:keys` on each change). */
   keys?: KeysMessage;
   /** The servers' view the thread starts from (proxy threads/view-node.ts `MainThreadView.initial`). */
@@ -51,7 +51,7 @@ export interface ThreadPoolOptions {
   /** Per thread (index 0 = thread 1): its descriptors. */
   binds: ThreadBinds[];
   /** The shared stick tables (core `tableHandles`). */
-  tables: Record<string, StickTableHandle>;
+  tables: Record<string, TableHandle>;
   /** Writes a thread's log buffer through the main thread's sink. */
   writeLog: (buf: Buffer, len: number, lines: number) => void;
   /** A table got local writes in a thread: wake the peers mesh. */
@@ -159,7 +159,7 @@ export class ThreadPool {
    * Has every thread apply `config`, listening on `binds` for the binds the main thread opened.
    * A thread that fails it is a thread that died (the main thread already runs the new config).
    */
-  async reload(config: StickmeshConfig, binds: ThreadBinds[], backends: ReadonlyMap<string, RuntimeBackend>, tables: Record<string, StickTableHandle>): Promise<void> {
+  async reload(config: StickmeshConfig, binds: ThreadBinds[], backends: ReadonlyMap<string, RuntimeBackend>, tables: Record<string, TableHandle>): Promise<void> {
     // Main's new backends first: their view reaches each thread, which applies it by server name
     // until its own reload, then gets the full view again.
     this.opts.view?.reloaded(backends);
