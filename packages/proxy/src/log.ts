@@ -189,10 +189,7 @@ export class LogSink {
       this.stallDrops += lines;
       return;
     }
-    if (this.cur.len > 0) {
-      this.queue.push(this.cur);
-      this.cur = { buf: this.spare.pop() ?? Buffer.allocUnsafeSlow(this.chunkBytes), len: 0, lines: 0 };
-    }
+    if (this.cur.len > 0) this.sealCurrent();
     this.queue.push({ buf, len, lines });
     if (!this.turnScheduled) {
       this.turnScheduled = true;
@@ -227,10 +224,7 @@ export class LogSink {
    */
   private postAll(force: boolean): void {
     if (this.posted > 0 && !force) return;
-    if (this.cur.len > 0) {
-      this.queue.push(this.cur);
-      this.cur = { buf: this.spare.pop() ?? Buffer.allocUnsafeSlow(this.chunkBytes), len: 0, lines: 0 };
-    }
+    if (this.cur.len > 0) this.sealCurrent();
     for (const c of this.queue.splice(0)) {
       // A buffer sharing its memory (a small pooled one) is copied: only whole memory transfers.
       const own = c.buf.byteOffset === 0 && c.buf.buffer.byteLength === c.buf.length && c.buf.buffer instanceof ArrayBuffer;
@@ -241,6 +235,17 @@ export class LogSink {
     this.settle();
   }
 
+  /** An empty chunk to gather lines into: a spare one when there is one. */
+  private freshChunk(): Chunk {
+    return { buf: this.spare.pop() ?? Buffer.allocUnsafeSlow(this.chunkBytes), len: 0, lines: 0 };
+  }
+
+  /** Queues the current chunk for writing and gathers into a fresh one, which it returns. */
+  private sealCurrent(): Chunk {
+    this.queue.push(this.cur);
+    return (this.cur = this.freshChunk());
+  }
+
   write(s: string): boolean {
     if (this.failed !== null) return this.drop();
     let cur = this.cur;
@@ -248,8 +253,7 @@ export class LogSink {
     if (cur.buf.length - cur.len < s.length * 3) {
       if (s.length * 3 > this.chunkBytes) return this.writeLarge(s);
       if (this.chunksHeld() >= this.maxChunks) return this.drop();
-      this.queue.push(cur);
-      cur = this.cur = { buf: this.spare.pop() ?? Buffer.allocUnsafeSlow(this.chunkBytes), len: 0, lines: 0 };
+      cur = this.sealCurrent();
     }
     cur.len += cur.buf.write(s, cur.len);
     cur.lines++;
@@ -276,8 +280,7 @@ export class LogSink {
         this.drop();
         return null;
       }
-      this.queue.push(this.cur);
-      this.cur = { buf: this.spare.pop() ?? Buffer.allocUnsafeSlow(this.chunkBytes), len: 0, lines: 0 };
+      this.sealCurrent();
     }
     return this.cur.buf;
   }
@@ -303,7 +306,7 @@ export class LogSink {
     if (this.heldBytes + buf.length > this.maxChunks * this.chunkBytes) return this.drop();
     if (this.cur.len > 0) this.queue.push(this.cur);
     this.queue.push({ buf, len: buf.length, lines: 1 });
-    this.cur = { buf: this.spare.pop() ?? Buffer.allocUnsafeSlow(this.chunkBytes), len: 0, lines: 0 };
+    this.cur = this.freshChunk();
     this.pump();
     return true;
   }
@@ -336,10 +339,7 @@ export class LogSink {
       return;
     }
     if (this.inFlight || this.retryTimer) return;
-    if (this.cur.len > 0) {
-      this.queue.push(this.cur);
-      this.cur = { buf: this.spare.pop() ?? Buffer.allocUnsafeSlow(this.chunkBytes), len: 0, lines: 0 };
-    }
+    if (this.cur.len > 0) this.sealCurrent();
     if (this.queue.length === 0) {
       this.settle();
       return;
