@@ -58,7 +58,7 @@ function tablesFor(config: StickmeshConfig, handles: Readonly<Record<string, Tab
   return tables;
 }
 
-let tables = tablesFor(init.config, init.tables);
+const tables = tablesFor(init.config, init.tables);
 // The servers' health, admin state, weights and addresses come from the main thread (sm:view),
 // and its /metrics asks this thread for its figures (sm:metrics?).
 let proxy: StickmeshProxy | undefined;
@@ -93,7 +93,6 @@ port.on('sm:reload', (m) => {
       const next = tablesFor(config, m.tables as Record<string, TableHandle>);
       await running.reload(threadShare(config, init.threads), next, m.binds as ThreadBinds);
       view.setBackends(running.backends);
-      tables = next;
       port.post({ t: 'sm:reloaded', ok: true });
     } catch (err) {
       port.post({ t: 'sm:reloaded', ok: false, error: (err as Error).message });

@@ -347,14 +347,6 @@ class TcpFrontend extends FrontendBase<FrontendConn> implements TcpFrontendRunti
   }
 }
 
-/**
- * Points a discovered server at `t` (address, port, weight), or empties it. The DNS weight is the
- * server's base weight; a weight set at run time (`adminWeight`) keeps winning over it.
- */
-export function applyTarget(s: RuntimeServer, t: SlotTarget | undefined): void {
-  s.setTarget(t);
-}
-
 /** Servers set up between two yields to the event loop while a backend is built. */
 const BUILD_CHUNK = 1000;
 /**
@@ -482,7 +474,7 @@ export class StickmeshProxy {
         // HAProxy numbers template servers PREFIX1..PREFIXN.
         const sc: ServerConfig = { ...t.template, name: `${t.prefix}${i + 1}`, host: t.fqdn, port: t.port, loc: t.loc };
         const s = new RuntimeServer(servers.length, sc, slots[i]!.target?.address ?? '', true, this.serverTls(sc, cfg.mode));
-        applyTarget(s, slots[i]!.target);
+        s.setTarget(slots[i]!.target);
         servers.push(s);
         slotServers.push(s);
       }
@@ -508,7 +500,7 @@ export class StickmeshProxy {
             for (const i of changed) {
               const s = d.servers[i]!;
               const before = s.address === '' ? 'none' : s.addrKey;
-              applyTarget(s, slots[i]!.target);
+              s.setTarget(slots[i]!.target);
               backend.refreshCookie(s);
               s.dropIdle();
               this.addCheck(backend, s);

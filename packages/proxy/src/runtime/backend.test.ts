@@ -2,7 +2,6 @@ import { describe, expect, it, vi } from 'vitest';
 import { parseConfigText } from '@stickmesh/core';
 import { RuntimeBackend } from './backend.js';
 import { RuntimeServer } from './server.js';
-import { applyTarget } from '../proxy.js';
 
 function backendOf(n: number): RuntimeBackend {
   const lines = ['backend be', '  mode http', ...Array.from({ length: n }, (_, i) => `  server s${i} 10.0.${i >> 8}.${i & 255}:80`), ''];
@@ -35,14 +34,14 @@ describe('RuntimeBackend at scale', () => {
 describe("a discovered server's weight", () => {
   it('follows DNS unless a weight was set at run time, which keeps winning over DNS updates', () => {
     const s = backendOf(1).servers[0]!;
-    applyTarget(s, { address: '10.1.0.1', port: 80, weight: 40 });
+    s.setTarget({ address: '10.1.0.1', port: 80, weight: 40 });
     expect([s.weight, s.baseWeight]).toEqual([40, 40]);
     s.adminWeight = 3;
     s.weight = 3;
-    applyTarget(s, { address: '10.1.0.2', port: 80, weight: 50 });
+    s.setTarget({ address: '10.1.0.2', port: 80, weight: 50 });
     expect([s.weight, s.baseWeight]).toEqual([3, 50]);
     s.adminWeight = undefined;
-    applyTarget(s, undefined);
+    s.setTarget(undefined);
     expect([s.weight, s.baseWeight, s.address]).toEqual([1, 1, '']);
   });
 });
