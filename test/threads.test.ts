@@ -120,6 +120,40 @@ describe('nbthread 2', () => {
     expect(accessLines(n1, 'raw').every((l) => l.thread === 1 || l.thread === 2)).toBe(true);
   });
 
+  it('spreads a burst of keep-alive connections over both threads (a loaded thread stops accepting)', async () => {
+    const bs = await scope.backends(2);
+    const c = await cluster(['n1'], threadedCfg(bs));
+    const n1 = c.nodes[0]!;
+    await c.start(n1);
+    /** stickmesh_thread_connections / _accept_pauses_total per thread from /metrics. */
+    const perThread = async (name: string): Promise<number[]> => {
+      const text = await (await fetch(`http://127.0.0.1:${n1.adminPort}/metrics`)).text();
+      const out: number[] = [];
+      for (const m of text.matchAll(new RegExp(`^${name}\\{thread="(\\d+)"\\} (\\d+)$`, 'gm'))) out[Number(m[1]) - 1] = Number(m[2]);
+      return out;
+    };
+    expect(await (await fetch(`http://127.0.0.1:${n1.adminPort}/metrics`)).text()).toMatch(/^stickmesh_threads 2$/m);
+    // 80 keep-alive connections opened one after the other and kept open, each carrying one
+    // request: without balancing, the thread the kernel wakes first takes most or all of them.
+    const socks: net.Socket[] = [];
+    scope.defer(() => socks.forEach((s) => s.destroy()));
+    for (let i = 0; i < 80; i++) {
+      const s = net.connect(n1.proxyPort, '127.0.0.1');
+      socks.push(s);
+      await new Promise<void>((resolve, reject) => {
+        s.on('error', reject);
+        s.once('data', () => resolve());
+        s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+      });
+    }
+    let counts: number[] = [];
+    await waitFor(async () => ((counts = await perThread('stickmesh_thread_connections')), (counts[0] ?? 0) + (counts[1] ?? 0) === 80), 5000, 'both threads to report their connections');
+    // Slack: max(2, ceil(80 / 16)) = 5; a thread pauses above min + 5.
+    expect(Math.abs(counts[0]! - counts[1]!)).toBeLessThanOrEqual(6);
+    for (const s of socks) s.destroy();
+    await waitFor(async () => ((counts = await perThread('stickmesh_thread_connections')), counts[0] === 0 && counts[1] === 0), 5000, 'the counts to fall back to 0');
+  });
+
   it("follows the main thread's health checks in every thread, and /metrics counts every thread", async () => {
     const bs = await scope.backends(2);
     const c = await cluster(['n1'], threadedCfg(bs, { checks: true }));

@@ -3,8 +3,10 @@
 // whatever the proxy can do), and wrk2 is not packaged in Debian.
 //
 // Request i is due at t0 + i / rate whatever happened before: a 1 ms timer moves every request
-// that has fallen due into a queue, and every idle keep-alive connection takes the next one (one
-// request in flight per connection, no pipelining). Latency is measured from the time a request
+// that has fallen due into a queue, and the keep-alive connection idle the longest takes the next
+// one (one request in flight per connection, no pipelining). Oldest-idle first spreads requests
+// over every connection as that many clients would; taking the most recently idle one would carry
+// a low rate on a few connections, all on one of a multi-threaded proxy's threads. Latency is measured from the time a request
 // was due, not sent, so a proxy that falls behind shows it (no coordinated omission). Bound: the
 // queue holds at most one second of requests (`rate`); a request due beyond that is dropped and
 // counted, and a run with drops did not sustain the rate (`sustained: false`).
@@ -110,7 +112,7 @@ function tick() {
     qLen++;
   }
   maxQueue = Math.max(maxQueue, qLen);
-  while (qLen > 0 && idle.length) send(idle.pop());
+  while (qLen > 0 && idle.length) send(idle.shift());
   if (now >= seconds * 1000) finish();
 }
 

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 /** Polls `cond` until it returns a truthy value or `timeoutMs` passes (then throws with `what`). */
 export async function waitFor<T>(cond: () => T | Promise<T>, timeoutMs = 5000, what = 'condition', everyMs = 10): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -24,4 +25,14 @@ export function processAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** Connections waiting in the accept queue of the socket listening on 127.0.0.1:`port` (Linux /proc). */
+export function acceptQueue(port: number): number {
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  for (const line of fs.readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[1] === `0100007F:${hexPort}` && f[3] === '0A') return parseInt(f[4]!.split(':')[1]!, 16);
+  }
+  return -1;
 }

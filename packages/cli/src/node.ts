@@ -322,6 +322,11 @@ export class StickmeshNode {
     });
   }
 
+  /** Each data-plane thread's open client connections and accept pauses; empty without `nbthread` > 1. */
+  threadLoad(): ReadonlyArray<{ connections: number; pauses: number }> {
+    return this.threads?.connectionsPerThread() ?? [];
+  }
+
   /**
    * Peers whose session is up and carries `#servers` (first section): those whose drain reports
    * count. A peer of the previous version (no `#servers`) is left out: it cannot report.

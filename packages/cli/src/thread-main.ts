@@ -66,7 +66,7 @@ const view = new WorkerThreadView(port, init.view, () => proxy?.connectionCount(
 // The node's TLS session-ticket keys, mirrored from the main thread's ring (sm:keys).
 const ticketKeys = new ThreadTicketKeys(init.keys);
 port.on(KEYS_KIND, (m) => ticketKeys.update(m as KeysMessage));
-proxy = await StickmeshProxy.create(threadShare(init.config, init.threads), { logger: log.logger, tables, node: init.node, role: 'worker', ticketKeys });
+proxy = await StickmeshProxy.create(threadShare(init.config, init.threads), { logger: log.logger, tables, node: init.node, role: 'worker', ticketKeys, acceptBalance: { buffer: init.balance, index: init.id - 1 } });
 view.setBackends(proxy.backends);
 const running = proxy;
 const gate = new AcceptGate();

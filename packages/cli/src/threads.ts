@@ -21,7 +21,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { TableHandle, StickmeshConfig, TicketKeys } from '@stickmesh/core';
-import { MessageThreadPort, keysMessage, type KeysMessage, type MainThreadView, type RuntimeBackend, type ThreadBinds, type ThreadMessage, type ViewMessage } from '@stickmesh/proxy';
+import { MessageThreadPort, acceptBalanceBuffer, keysMessage, readAcceptBalance, type KeysMessage, type MainThreadView, type RuntimeBackend, type ThreadBinds, type ThreadMessage, type ViewMessage } from '@stickmesh/proxy';
 
 /** What a data-plane thread starts with (its `workerData`). */
 export interface ThreadInit {
@@ -37,6 +37,8 @@ export interface ThreadInit {
   keys?: KeysMessage;
   /** The servers' view the thread starts from (proxy threads/view-node.ts `MainThreadView.initial`). */
   view?: ViewMessage;
+  /** Every thread's open client connections and accept pauses (proxy threads/accept-balance.ts); slot `id - 1` is this thread's. */
+  balance: SharedArrayBuffer;
 }
 
 /** Longest a thread may take to start (load modules, build the data plane, listen). */
@@ -79,8 +81,17 @@ export class ThreadPool {
   private readonly threads: Thread[] = [];
   private dead = false;
   private stopKeys: (() => void) | undefined;
+  /** The threads' open client connections, one Int32 each (proxy threads/accept-balance.ts). */
+  readonly balance: SharedArrayBuffer;
 
-  private constructor(private readonly opts: ThreadPoolOptions) {}
+  private constructor(private readonly opts: ThreadPoolOptions) {
+    this.balance = acceptBalanceBuffer(opts.count);
+  }
+
+  /** Open client connections and accept pauses per thread (index 0 = thread 1), as the threads last wrote them. */
+  connectionsPerThread(): Array<{ connections: number; pauses: number }> {
+    return readAcceptBalance(this.balance);
+  }
 
   /** Starts every thread and resolves once each listens; rejects (every thread ended) when one fails. */
   static async start(opts: ThreadPoolOptions): Promise<ThreadPool> {
@@ -109,7 +120,7 @@ export class ThreadPool {
 
   private spawn(id: number): Promise<void> {
     const view = this.opts.view;
-    const init: ThreadInit = { id, threads: this.opts.count, node: this.opts.node, config: this.opts.config, binds: this.opts.binds[id - 1] ?? {}, tables: this.opts.tables, ...(this.opts.ticketKeys ? { keys: keysMessage(this.opts.ticketKeys) } : {}), ...(view ? { view: view.initial() } : {}) };
+    const init: ThreadInit = { id, threads: this.opts.count, node: this.opts.node, config: this.opts.config, binds: this.opts.binds[id - 1] ?? {}, tables: this.opts.tables, balance: this.balance, ...(this.opts.ticketKeys ? { keys: keysMessage(this.opts.ticketKeys) } : {}), ...(view ? { view: view.initial() } : {}) };
     const worker = new Worker(this.opts.entry ?? new URL('./thread-main.js', import.meta.url), { workerData: init, stdout: false, stderr: false });
     const port = new MessageThreadPort(worker);
     let started = false;

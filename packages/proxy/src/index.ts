@@ -16,3 +16,4 @@ export * from './threads/view.js';
 export * from './threads/metrics.js';
 export * from './threads/view-node.js';
 export * from './threads/keys.js';
+export * from './threads/accept-balance.js';

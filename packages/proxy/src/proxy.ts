@@ -4,7 +4,8 @@
  * path and swapped whole.
  */
 import net from 'node:net';
-import { Listener, type ConnectionHandler } from './listen/listener.js';
+import { Listener, PAUSE_BALANCE, type ConnectionHandler } from './listen/listener.js';
+import { AcceptBalance } from './threads/accept-balance.js';
 import { Admission, ProcessLimit, type FrontendConn } from './listen/admission.js';
 import type { AcceptGate } from './listen/gate.js';
 import { bindOn, takeOverListeners, type OpenListener } from './listen/bind.js';
@@ -72,6 +73,12 @@ export interface ProxyOptions {
    * everything.
    */
   role?: ProxyRole;
+  /**
+   * Data-plane thread (`role` 'worker'): the node's shared per-thread connection counts
+   * (threads/accept-balance.ts `acceptBalanceBuffer`) and this thread's slot in them; the thread
+   * stops accepting while it holds clearly more than the least loaded thread.
+   */
+  acceptBalance?: { buffer: SharedArrayBuffer; index: number };
 }
 
 /**
@@ -389,6 +396,8 @@ export class StickmeshProxy {
    * passes their descriptors on (bound: one per bind line of the config).
    */
   private handedOut = new Map<string, { listener: Listener; perThread: number[][] }>();
+  /** Data-plane thread with `nbthread`: spreads the node's connections over the threads. */
+  readonly balance: AcceptBalance | undefined;
 
   private constructor(config: StickmeshConfig, opts: ProxyOptions) {
     this.config = config;
@@ -406,7 +415,17 @@ export class StickmeshProxy {
     this.ticketKeys = opts.ticketKeys ?? localTicketKeys;
     this.prepareBackend = opts.prepareBackend;
     this.role = opts.role ?? 'single';
+    if (opts.acceptBalance) {
+      const balance = new AcceptBalance(opts.acceptBalance.buffer, opts.acceptBalance.index, this.onBalance);
+      this.balance = balance;
+      this.limit.onCount = (n) => balance.set(n);
+    }
   }
+
+  /** AcceptBalance's `apply`: pauses or resumes every listener of this thread for PAUSE_BALANCE. */
+  private readonly onBalance = (pause: boolean): void => {
+    for (const fe of this.frontends) for (const l of fe.listeners) if (pause) l.pause(PAUSE_BALANCE); else l.resume(PAUSE_BALANCE);
+  };
 
   /**
    * The result of the last completed health check of `s` (status and detail, e.g. `L7OK 200` or
@@ -669,6 +688,7 @@ export class StickmeshProxy {
     for (const fe of this.frontends) {
       for (const [i, b] of fe.cfg.binds.entries()) fe.listeners.push(await this.listenerFrom(binds, fe, b, i, gate));
     }
+    this.balance?.start();
   }
 
   private async listenerFrom(binds: ThreadBinds, fe: HttpFrontend | TcpFrontend, b: FrontendConfig['binds'][number], i: number, gate?: AcceptGate): Promise<Listener> {
@@ -805,6 +825,7 @@ export class StickmeshProxy {
    * and resolves when every connection closed or `timeoutMs` passed (the rest are then cut).
    */
   async drain(timeoutMs: number): Promise<void> {
+    this.balance?.stop();
     const all = [...this.frontends, ...this.retired];
     for (const fe of all) {
       fe.draining = true;
@@ -822,6 +843,7 @@ export class StickmeshProxy {
 
   /** Releases timers, checks and idle connections. */
   close(): void {
+    this.balance?.stop();
     for (const h of this.checks.values()) h.remove();
     this.checks.clear();
     for (const d of this.discoveries) d.stop();

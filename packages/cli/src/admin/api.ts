@@ -41,6 +41,10 @@ export interface AdminNode {
   readiness(): { ready: boolean; reason: string };
   uptimeMs(): number;
   log(level: 'info' | 'warn', fields: Record<string, unknown>, msg: string): void;
+  /** Data-plane threads (`nbthread`); 1 when the main thread serves alone. */
+  readonly threadCount?: number;
+  /** With `nbthread` > 1: each thread's open client connections and accept pauses (index 0 = thread 1). */
+  threadLoad?(): ReadonlyArray<{ connections: number; pauses: number }>;
 }
 
 /** Entries one listing may return. */
@@ -404,6 +408,14 @@ export class Ops {
   /** Registers the scrape-time gauges on the process registry. */
   registerMetrics(): void {
     const node = this.node;
+    metrics.gauge('stickmesh_threads', "Data-plane threads serving this node's connections ('nbthread').", [], (set) => set({}, node.threadCount ?? 1));
+    // With nbthread > 1: how the node's connections spread over its threads (proxy threads/accept-balance.ts).
+    metrics.gauge('stickmesh_thread_connections', 'Open client connections per data-plane thread (nbthread > 1).', ['thread'], (set) => {
+      node.threadLoad?.().forEach((t, i) => set({ thread: String(i + 1) }, t.connections));
+    });
+    metrics.gauge('stickmesh_thread_accept_pauses_total', 'Times a data-plane thread stopped accepting because it held more than its share of the connections, since start (monotonic).', ['thread'], (set) => {
+      node.threadLoad?.().forEach((t, i) => set({ thread: String(i + 1) }, t.pauses));
+    });
     metrics.gauge('stickmesh_table_entries', 'Live entries per stick table (deleted keys excluded).', ['table'], (set) => {
       for (const t of node.tables.values()) set({ table: t.cfg.id }, t.serverCounts().live);
     });

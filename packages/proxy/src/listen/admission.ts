@@ -30,6 +30,9 @@ export class ProcessLimit {
   /** The admissions of the frontends currently serving: paused when the process fills, told when it no longer is. */
   serving: ReadonlyArray<{ pause(): void; freeSlot(): void }> = [];
 
+  /** Told the new count after each change (threads/accept-balance.ts with `nbthread`). */
+  onCount: ((count: number) => void) | undefined;
+
   constructor(public max: number) {}
 
   get full(): boolean {
@@ -39,12 +42,14 @@ export class ProcessLimit {
   added(): void {
     this.count++;
     if (this.count === this.max) for (const a of this.serving) a.pause();
+    this.onCount?.(this.count);
   }
 
   removed(): void {
     const wasFull = this.full;
     this.count--;
     if (wasFull && !this.full) for (const a of this.serving) a.freeSlot();
+    this.onCount?.(this.count);
   }
 }
 

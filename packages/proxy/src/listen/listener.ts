@@ -15,6 +15,14 @@ import type { AcceptGate } from './gate.js';
 export type ConnectionHandler = (socket: net.Socket, from: Listener) => void;
 
 /**
+ * Why a listener stops accepting; it accepts again once no reason is left. `PAUSE_FULL`: its
+ * frontend or the process reached `maxconn` (admission.ts). `PAUSE_BALANCE`: with `nbthread`, this
+ * thread holds more than its share of the node's connections (threads/accept-balance.ts).
+ */
+export const PAUSE_FULL = 1;
+export const PAUSE_BALANCE = 2;
+
+/**
  * Client sockets arrive paused (`pauseOnConnect`): the frontend's connection objects switch them
  * to reads into their own buffers, and a connection held at `maxconn` stays unread.
  */
@@ -34,7 +42,8 @@ export class Listener {
   readonly host: string;
   readonly port: number;
   private servers: net.Server[] = [];
-  private paused = false;
+  /** Pause reasons in effect (PAUSE_* bits); 0 while accepting. */
+  private pauses = 0;
   private handler: ConnectionHandler;
   /**
    * Main thread with `nbthread`: the duplicates handed to the data-plane threads. Never closed
@@ -148,7 +157,7 @@ export class Listener {
       s.on('error', onDescriptorError);
       s.once('listening', () => {
         gate?.attach(s);
-        if (this.paused) pauseAccept(s);
+        if (this.pauses !== 0) pauseAccept(s);
       });
       return s;
     };
@@ -169,20 +178,28 @@ export class Listener {
   }
 
   /**
-   * Stops accepting: connections wait in the kernel's backlog. Returns false when a descriptor
-   * could not stop (see the file comment); its connections keep arriving.
+   * Stops accepting for `reason` (a PAUSE_* bit): connections wait in the kernel's backlog.
+   * Returns false when a descriptor could not stop (see the file comment); its connections keep
+   * arriving.
    */
-  pause(): boolean {
-    this.paused = true;
+  pause(reason = PAUSE_FULL): boolean {
+    const was = this.pauses;
+    this.pauses |= reason;
     let all = true;
-    for (const s of this.servers) if (!pauseAccept(s)) all = false;
+    if (was === 0) for (const s of this.servers) if (!pauseAccept(s)) all = false;
     return all;
   }
 
-  resume(): void {
-    if (!this.paused) return;
-    this.paused = false;
-    for (const s of this.servers) resumeAccept(s);
+  /** Drops `reason`; accepts again once no other reason holds the listener. */
+  resume(reason = PAUSE_FULL): void {
+    if ((this.pauses & reason) === 0) return;
+    this.pauses &= ~reason;
+    if (this.pauses === 0) for (const s of this.servers) resumeAccept(s);
+  }
+
+  /** Whether any reason holds the listener paused. */
+  get isPaused(): boolean {
+    return this.pauses !== 0;
   }
 
   /**

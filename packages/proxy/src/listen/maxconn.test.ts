@@ -1,9 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import fs from 'node:fs';
 import { freePort, startBackend, type TestBackend } from '../../../../test/helpers/backends.js';
 import { fill, startProxy, type RunningProxy } from '../../../../test/helpers/proxy.js';
 import { parseConfigText } from '@stickmesh/core';
-import { waitFor } from '../../../../test/helpers/wait.js';
+import { acceptQueue, waitFor } from '../../../../test/helpers/wait.js';
 import { useScope } from '../../../../test/helpers/scope.js';
 import { openClient, type OpenClient } from '../../../../test/helpers/client.js';
 
@@ -24,16 +23,6 @@ backend be
 `;
 
 const scope = useScope();
-
-/** Connections waiting in the accept queue of the socket listening on 127.0.0.1:`port` (Linux /proc). */
-function acceptQueue(port: number): number {
-  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
-  for (const line of fs.readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
-    const f = line.trim().split(/\s+/);
-    if (f[1] === `0100007F:${hexPort}` && f[3] === '0A') return parseInt(f[4]!.split(':')[1]!, 16);
-  }
-  return -1;
-}
 
 /** A client that sends `request` and stays open until the test ends. */
 const client = (port: number, request: string): OpenClient => openClient(scope, port, request);
