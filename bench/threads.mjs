@@ -3,7 +3,7 @@
 // would on a host where the balancer is given all of them.
 //
 // Run: npx tsc -b && node bench/threads.mjs [--only http,cpu,stick,failover] [--rounds N]
-//        [--seconds S] [--rate R] [--nbthread N] [--quick]
+//        [--seconds S] [--rate R] [--pace poisson|even|tick] [--nbthread N] [--quick]
 //
 //   http      stickmesh-http and haproxy-http (cookie persistence, as in `npm run bench`) at
 //             `nbthread 1` and `nbthread N` (bench/lib/targets.mjs threadTargets), wrk -t1 at 50 and
@@ -13,8 +13,10 @@
 //             (paired the same way); stickmesh's gain / HAProxy's gain (per round, then median).
 //             Memory: RSS of each target at idle and under load (largest RSS right after a run).
 //   cpu       CPU per request at a fixed offered rate (bench/lib/fixed-rate.mjs: open loop,
-//             request i due at i/rate, latency from the due time; --rate req/s over 50 keep-alive
-//             connections), the same four targets: utime+stime of the proxy process (all its
+//             Poisson arrivals at --rate req/s (--pace; `tick`, a 1 ms timer releasing requests in
+//             lockstep bunches, was the method before 2026-12-07 evening), latency from the due
+//             time, over 50 keep-alive connections, the oldest idle one taking the next request),
+//             the same four targets: utime+stime of the proxy process (all its
 //             threads, /proc/PID/stat) from the generator's start to its end, divided by the
 //             requests answered. Figure: N threads / 1 thread per round, median. Bar <= 1.15x.
 //   stick     300 clients x 20 requests, each request on a new connection (Connection: close), each
@@ -138,7 +140,7 @@ function procTicks(pid) {
   return Number(f[11]) + Number(f[12]);
 }
 
-async function cpuSection({ rounds, seconds, rate, n, log = console.log }) {
+async function cpuSection({ rounds, seconds, rate, pace = 'poisson', n, log = console.log }) {
   const notes = [];
   // Each pair a ratio divides runs back to back: stickmesh 1t beside stickmesh Nt, HAProxy Nt
   // beside HAProxy 1t (the http section's order pairs each N-thread target with its HAProxy peer).
@@ -164,6 +166,7 @@ async function cpuSection({ rounds, seconds, rate, n, log = console.log }) {
           const r = await runFixedRate({
             port: h.port,
             rate,
+            pace,
             seconds: secs,
             conns: 50,
             onStart: () => ((c0 = procTicks(h.pid)), (k0 = threadTicks(h.pid))),
@@ -231,6 +234,7 @@ async function cpuSection({ rounds, seconds, rate, n, log = console.log }) {
         const probe = running.find((r) => r.t.name === smN)?.probe ?? null;
         return {
           rate,
+          pace,
           seconds,
           conns: 50,
           usPerReq: Object.fromEntries([sm1, smN, hap1, hapN].map((x) => [x, us(x)])),
@@ -259,7 +263,7 @@ async function cpuSection({ rounds, seconds, rate, n, log = console.log }) {
 }
 
 function formatCpu(c, n) {
-  const out = [`fixed offered rate ${c.rate} req/s over ${c.conns} keep-alive connections, ${c.seconds} s per run (bench/lib/fixed-rate.mjs, open loop)`];
+  const out = [`fixed offered rate ${c.rate} req/s (${c.pace} arrivals) over ${c.conns} keep-alive connections, ${c.seconds} s per run (bench/lib/fixed-rate.mjs, open loop)`];
   for (const [k, v] of Object.entries(c.usPerReq)) {
     out.push(`  ${k.padEnd(18)} ${f2(v)} us of proxy CPU per request (median); idle ${f2(c.idleCores[k] * 100)}% of a core; net of idle ${f2(c.netUsPerReq[k])} us`);
   }
@@ -530,6 +534,7 @@ async function main() {
       rounds: { type: 'string', default: process.env.BENCH_ROUNDS ?? '5' },
       seconds: { type: 'string', default: '5' },
       rate: { type: 'string', default: '2000' },
+      pace: { type: 'string', default: 'poisson' },
       nbthread: { type: 'string', default: '2' },
       quick: { type: 'boolean' },
       out: { type: 'string' },
@@ -549,7 +554,7 @@ async function main() {
   }
   if (only.has('cpu')) {
     console.log(`\n-- cpu: proxy CPU per request at a fixed ${rate} req/s, nbthread 1 and ${n}, unpinned, ${rounds} round(s) of ${seconds}s --`);
-    out.cpu = await cpuSection({ rounds, seconds, rate, n });
+    out.cpu = await cpuSection({ rounds, seconds, rate, pace: values.pace, n });
     console.log(formatCpu(out.cpu, n));
   }
   if (only.has('stick')) {

@@ -2,8 +2,8 @@
 // fixed-rate mode (it sends the next request as soon as the last answered, so the rate is
 // whatever the proxy can do), and wrk2 is not packaged in Debian.
 //
-// Request i is due at t0 + i / rate whatever happened before: a 1 ms timer moves every request
-// that has fallen due into a queue, and the keep-alive connection idle the longest takes the next
+// Request i is due at its arrival time whatever happened before, and the keep-alive connection
+// idle the longest takes the next
 // one (one request in flight per connection, no pipelining). Oldest-idle first spreads requests
 // over every connection as that many clients would; taking the most recently idle one would carry
 // a low rate on a few connections, all on one of a multi-threaded proxy's threads. Latency is measured from the time a request
@@ -11,14 +11,25 @@
 // queue holds at most one second of requests (`rate`); a request due beyond that is dropped and
 // counted, and a run with drops did not sustain the rate (`sustained: false`).
 //
-// Usage: node bench/lib/fixed-rate.mjs PORT RATE SECONDS CONNS
+// Arrivals (PACE, default poisson):
+//   poisson  independent clients: exponential gaps of mean 1/rate (seeded, so every run offers
+//            the same sequence). A pacer thread sleeps until each arrival (Atomics.wait, sub-ms)
+//            and wakes the sender, so requests leave when due, one by one.
+//   even     request i at i / rate, paced the same way.
+//   tick     request i at i / rate, released by a 1 ms timer: at 2,000 req/s requests leave in
+//            pairs every millisecond, which hands a single-threaded proxy two requests per
+//            wake-up and a two-threaded one one per thread. Kept to compare with older figures.
+//
+// Usage: node bench/lib/fixed-rate.mjs PORT RATE SECONDS CONNS [PACE]
 // Prints {"phase":"start"} when the clock starts (every connection is up), then one JSON line: {offered, seconds, conns, sent, completed, dropped, errors, non200,
 // achieved (completed/s), sustained, p50, p99, maxQueue}.
 import net from 'node:net';
+import { Worker } from 'node:worker_threads';
 
-const [port, rate, seconds, conns] = process.argv.slice(2).map(Number);
-if (!(port > 0 && rate > 0 && seconds > 0 && conns > 0)) {
-  process.stderr.write('usage: node fixed-rate.mjs PORT RATE SECONDS CONNS\n');
+const [port, rate, seconds, conns] = process.argv.slice(2, 6).map(Number);
+const pace = process.argv[6] ?? 'poisson';
+if (!(port > 0 && rate > 0 && seconds > 0 && conns > 0) || !['poisson', 'even', 'tick'].includes(pace)) {
+  process.stderr.write('usage: node fixed-rate.mjs PORT RATE SECONDS CONNS [poisson|even|tick]\n');
   process.exit(2);
 }
 
@@ -99,16 +110,40 @@ function send(c) {
   c.sock.write(REQUEST);
 }
 
+/**
+ * Arrival times in ms from t0, in order, for the whole run (bound: rate x seconds entries): even
+ * spacing for `even`/`tick`, exponential gaps for `poisson` from a fixed-seed generator.
+ */
+function arrivals() {
+  const n = Math.floor(rate * seconds);
+  const at = new Float64Array(new SharedArrayBuffer(8 * Math.max(1, n)));
+  if (pace !== 'poisson') {
+    for (let i = 0; i < n; i++) at[i] = (i * 1000) / rate;
+    return at;
+  }
+  let x = 0x2545f491;
+  let t = 0;
+  for (let i = 0; i < n; i++) {
+    // xorshift32, then an exponential gap of mean 1000 / rate ms.
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    const u = ((x >>> 0) + 1) / 4294967297;
+    t += (-Math.log(u) * 1000) / rate;
+    at[i] = t;
+  }
+  return at;
+}
+const due = arrivals();
+
 function tick() {
   const now = performance.now() - t0;
-  const end = Math.min(now, seconds * 1000);
-  const due = Math.floor((end * rate) / 1000);
-  for (; scheduled < due; scheduled++) {
+  for (; scheduled < due.length && due[scheduled] <= now; scheduled++) {
     if (qLen === queue.length) {
       dropped++;
       continue;
     }
-    queue[(qHead + qLen) % queue.length] = (scheduled * 1000) / rate;
+    queue[(qHead + qLen) % queue.length] = due[scheduled];
     qLen++;
   }
   maxQueue = Math.max(maxQueue, qLen);
@@ -116,10 +151,36 @@ function tick() {
   if (now >= seconds * 1000) finish();
 }
 
+/**
+ * The pacer (poisson, even): a thread that sleeps until each arrival and then wakes the sender
+ * with a message (arrivals already due when it wakes share one). The sender's event loop stays
+ * free for the sockets; the run's end is checked by a 1 ms timer as in tick mode.
+ */
+const PACER_SOURCE = `
+const { workerData, parentPort } = require('node:worker_threads');
+const { at, origin } = workerData;
+const nap = new Int32Array(new SharedArrayBuffer(4));
+for (let i = 0; i < at.length; ) {
+  const wait = origin + at[i] - (performance.timeOrigin + performance.now());
+  if (wait > 0.02) Atomics.wait(nap, 0, 0, wait);
+  const now = performance.timeOrigin + performance.now() - origin;
+  while (i < at.length && at[i] <= now) i++;
+  parentPort.postMessage(0);
+}
+`;
+let pacer;
+function startPacer() {
+  if (pace === 'tick') return;
+  pacer = new Worker(PACER_SOURCE, { eval: true, workerData: { at: due, origin: performance.timeOrigin + t0 } });
+  pacer.on('message', tick);
+  pacer.unref();
+}
+
 let timer;
 function finish() {
   ending = true;
   clearInterval(timer);
+  if (pacer) void pacer.terminate();
   // What is still queued or in flight at the end was offered and not served within the run.
   const lat = Array.from(latencies.subarray(0, nLat)).sort((a, b) => a - b);
   const pct = (p) => (lat.length ? Math.round(lat[Math.min(lat.length - 1, Math.ceil((p / 100) * lat.length) - 1)] * 1000) / 1000 : null);
@@ -135,6 +196,7 @@ function finish() {
     errors,
     non200,
     unserved: offered - completed,
+    pace,
     achieved: completed / seconds,
     sustained: dropped === 0 && errors === 0 && completed >= offered * 0.99,
     p50: pct(50),
@@ -155,4 +217,5 @@ const startWhenReady = setInterval(() => {
   // The parent reads the proxy's CPU at this line and at the result line: the run, nothing else.
   process.stdout.write('{"phase":"start"}\n');
   timer = setInterval(tick, 1);
+  startPacer();
 }, 5);

@@ -93,14 +93,14 @@ export function runTlsHandshakes({ plan, port, conns, seconds }) {
 
 /**
  * A fixed offered rate (bench/lib/fixed-rate.mjs): `rate` requests/s over `conns` keep-alive
- * connections for `seconds`, unpinned. `onStart()` and `onEnd()` are called when the generator's
+ * connections for `seconds`, unpinned, arriving as `pace` says (poisson, even or tick; see there). `onStart()` and `onEnd()` are called when the generator's
  * clock starts and when it has stopped sending (so the caller can read a process's CPU over exactly
  * the run). Resolves to the generator's JSON; rejects if it fails.
  */
-export function runFixedRate({ port, rate, seconds, conns, onStart = () => {}, onEnd = () => {} }) {
+export function runFixedRate({ port, rate, seconds, conns, pace = 'poisson', onStart = () => {}, onEnd = () => {} }) {
   const script = new URL('./fixed-rate.mjs', import.meta.url).pathname;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [script, String(port), String(rate), String(seconds), String(conns)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [script, String(port), String(rate), String(seconds), String(conns), pace], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     let result = null;

@@ -66,7 +66,9 @@ const view = new WorkerThreadView(port, init.view, () => proxy?.connectionCount(
 // The node's TLS session-ticket keys, mirrored from the main thread's ring (sm:keys).
 const ticketKeys = new ThreadTicketKeys(init.keys);
 port.on(KEYS_KIND, (m) => ticketKeys.update(m as KeysMessage));
-proxy = await StickmeshProxy.create(threadShare(init.config, init.threads), { logger: log.logger, tables, node: init.node, role: 'worker', ticketKeys, acceptBalance: { buffer: init.balance, index: init.id - 1 } });
+proxy = await StickmeshProxy.create(threadShare(init.config, init.threads), { logger: log.logger, tables, node: init.node, role: 'worker', ticketKeys, acceptBalance: { buffer: init.balance, index: init.id - 1, nudge: (to) => port.post({ t: 'sm:balance', to }) } });
+// Another thread's connections made this one's pause obsolete (proxy threads/accept-balance.ts).
+port.on('sm:balance', () => proxy?.balance?.recheck());
 view.setBackends(proxy.backends);
 const running = proxy;
 const gate = new AcceptGate();

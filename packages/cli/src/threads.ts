@@ -132,6 +132,10 @@ export class ThreadPool {
       port.post({ t: 'sm:logged', n: 1 });
     });
     port.on('sm:notify', () => this.opts.onNotify());
+    // A thread's accept balance wakes a paused thread (index `to`) through here.
+    port.on('sm:balance', (m) => {
+      if (typeof m.to === 'number') this.threads.find((x) => x.id === (m.to as number) + 1)?.port.post({ t: 'sm:balance' });
+    });
     view?.join(port);
     worker.once('exit', () => view?.leave(port));
     return new Promise<void>((resolve, reject) => {

@@ -78,7 +78,7 @@ export interface ProxyOptions {
    * (threads/accept-balance.ts `acceptBalanceBuffer`) and this thread's slot in them; the thread
    * stops accepting while it holds clearly more than the least loaded thread.
    */
-  acceptBalance?: { buffer: SharedArrayBuffer; index: number };
+  acceptBalance?: { buffer: SharedArrayBuffer; index: number; nudge: (thread: number) => void };
 }
 
 /**
@@ -416,7 +416,7 @@ export class StickmeshProxy {
     this.prepareBackend = opts.prepareBackend;
     this.role = opts.role ?? 'single';
     if (opts.acceptBalance) {
-      const balance = new AcceptBalance(opts.acceptBalance.buffer, opts.acceptBalance.index, this.onBalance);
+      const balance = new AcceptBalance(opts.acceptBalance.buffer, opts.acceptBalance.index, this.onBalance, opts.acceptBalance.nudge);
       this.balance = balance;
       this.limit.onCount = (n) => balance.set(n);
     }

@@ -1,12 +1,19 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { AcceptBalance, CHECK_MS, MIN_SLACK, acceptBalanceBuffer, balanceSlack, readAcceptBalance } from './accept-balance.js';
 
-/** `n` threads over one buffer; `calls[i]` records thread i's pause (true) / resume (false) calls. */
+/**
+ * `n` threads over one buffer; `calls[i]` records thread i's pause (true) / resume (false) calls,
+ * `nudges` the threads nudged (delivered by `deliver`, as the main thread would, later).
+ */
 function node(n: number) {
   const buffer = acceptBalanceBuffer(n);
   const calls: boolean[][] = Array.from({ length: n }, () => []);
-  const threads = Array.from({ length: n }, (_, i) => new AcceptBalance(buffer, i, (p) => calls[i]!.push(p)));
-  return { buffer, calls, threads };
+  const nudges: number[] = [];
+  const threads: AcceptBalance[] = Array.from({ length: n }, (_, i) => new AcceptBalance(buffer, i, (p) => calls[i]!.push(p), (to) => nudges.push(to)));
+  const deliver = (): void => {
+    for (const to of nudges.splice(0)) threads[to]!.recheck();
+  };
+  return { buffer, calls, threads, nudges, deliver };
 }
 
 afterEach(() => vi.useRealTimers());
@@ -41,8 +48,8 @@ describe('AcceptBalance', () => {
     ]);
   });
 
-  it('never pauses the least loaded thread, so some thread always accepts', () => {
-    const { threads } = node(3);
+  it('never leaves the node without an accepting thread, and the least loaded thread accepts once nudged', () => {
+    const { threads, deliver } = node(3);
     // Any order of counts: the thread holding the minimum stays open.
     const rnd = (() => {
       let x = 12345;
@@ -53,20 +60,36 @@ describe('AcceptBalance', () => {
       const i = rnd() % 3;
       counts[i] = Math.max(0, counts[i]! + ((rnd() & 3) === 0 ? -1 : 1));
       threads[i]!.set(counts[i]!);
+      expect(threads.some((t) => !t.isPaused)).toBe(true);
+      deliver();
       const min = Math.min(...counts);
-      const open = threads.filter((t, k) => counts[k] === min && !t.isPaused);
-      expect(open.length).toBeGreaterThan(0);
+      expect(threads.some((t, k) => counts[k] === min && !t.isPaused)).toBe(true);
     }
   });
 
-  it("re-checks every CHECK_MS, so a pause ends when the others' counts rise", () => {
+  it('a burst alternates between two threads without both ever pausing: the one that overtakes nudges the paused one', () => {
+    const { threads, deliver, nudges } = node(2);
+    const [a, b] = threads as [AcceptBalance, AcceptBalance];
+    const counts = [0, 0];
+    // 200 connections, each taken by whichever thread accepts (a first, as the kernel wakes it).
+    for (let k = 0; k < 200; k++) {
+      const i = !a.isPaused ? 0 : 1;
+      expect(threads[i]!.isPaused).toBe(false);
+      threads[i]!.set(++counts[i]!);
+      if (nudges.length > 0) deliver();
+    }
+    expect(Math.abs(counts[0]! - counts[1]!)).toBeLessThanOrEqual(balanceSlack(200, 2) + 1);
+    expect(a.pauses + b.pauses).toBeGreaterThan(0);
+  });
+
+  it("re-checks every CHECK_MS, so a pause ends when the others' counts rise (the backstop for a lost nudge)", () => {
     vi.useFakeTimers();
     const { threads, calls } = node(2);
     const [a, b] = threads as [AcceptBalance, AcceptBalance];
     a.start();
     a.set(10);
     expect(a.isPaused).toBe(true);
-    // Thread b fills up; a hears nothing of its own, the timer notices.
+    // Thread b fills up; its nudge is lost, a hears nothing of its own, the timer notices.
     b.set(10);
     expect(a.isPaused).toBe(true);
     vi.advanceTimersByTime(CHECK_MS);

@@ -11,6 +11,7 @@
  * | `sm:metrics?` / `sm:metrics` | main -> worker, reply | a worker's metrics for a whole-node scrape |
  * | `sm:log` / `sm:logged` | worker -> main, ack | a filled log buffer (transferred, not copied); the ack frees its room in the worker's byte bound |
  * | `sm:notify` | worker -> main | a table got local writes: wake the peers mesh |
+ * | `sm:balance` | worker -> main -> worker | `to` (a thread index) may stop its accept pause (threads/accept-balance.ts) |
  * | `sm:reload` / `sm:reloaded` | main -> worker, reply | a new config |
  * | `sm:drain` / `sm:drained` | main -> worker, reply | stop accepting, drain, exit |
  * | `sm:ready` | worker -> main | the worker listens on its descriptors (its gate holds what it accepts) |
