@@ -10,6 +10,7 @@ function node(n: number) {
   const calls: boolean[][] = Array.from({ length: n }, () => []);
   const nudges: number[] = [];
   const threads: AcceptBalance[] = Array.from({ length: n }, (_, i) => new AcceptBalance(buffer, i, (p) => calls[i]!.push(p), (to) => nudges.push(to)));
+  for (const t of threads) t.start();
   const deliver = (): void => {
     for (const to of nudges.splice(0)) threads[to]!.recheck();
   };
@@ -86,7 +87,6 @@ describe('AcceptBalance', () => {
     vi.useFakeTimers();
     const { threads, calls } = node(2);
     const [a, b] = threads as [AcceptBalance, AcceptBalance];
-    a.start();
     a.set(10);
     expect(a.isPaused).toBe(true);
     // Thread b fills up; its nudge is lost, a hears nothing of its own, the timer notices.
@@ -95,6 +95,8 @@ describe('AcceptBalance', () => {
     vi.advanceTimersByTime(CHECK_MS);
     expect(a.isPaused).toBe(false);
     expect(calls[0]).toEqual([true, false]);
+    // No timer while accepting: nothing wakes the thread for this.
+    expect(vi.getTimerCount()).toBe(0);
     a.stop();
   });
 

@@ -18,8 +18,9 @@
  * whose count makes a paused thread's resume condition true wakes it (`nudge`, a message through
  * the main thread, at most one per pause: state PAUSED -> NUDGED); and a thread never pauses
  * while every thread below it is paused (it nudges them and keeps accepting), so the node always
- * has a thread accepting and a burst never waits on a timer. Each thread also re-checks every
- * `CHECK_MS`, a backstop for a nudge lost to a race.
+ * has a thread accepting and a burst never waits on a timer. A paused thread also re-checks
+ * every `CHECK_MS`, a backstop for a nudge lost to a race; a thread that accepts has no timer
+ * (its own connections drive its checks), so an idle or balanced node is not woken for this.
  *
  * Measured with the first version, which had only the timer: two threads paused each other in
  * turn during wrk's burst of 200 connections, and p99 latency rose from 18 ms to 270-440 ms.
@@ -66,6 +67,8 @@ export class AcceptBalance {
   private readonly me: number;
   private readonly threads: number;
   private paused = false;
+  private started = false;
+  /** The re-check while paused (unref'd); none while accepting. */
   private timer: NodeJS.Timeout | undefined;
 
   /**
@@ -106,17 +109,14 @@ export class AcceptBalance {
     this.check(Atomics.load(this.shared, this.me));
   }
 
-  /** Starts the periodic re-check (unref'd). */
+  /** Lets the thread pause from now on (the listeners exist). */
   start(): void {
-    if (this.timer) return;
-    this.timer = setInterval(this.onCheckTimer, CHECK_MS);
-    this.timer.unref();
+    this.started = true;
   }
 
-  /** Stops the re-check and resumes accepting (a draining thread must not keep a pause). */
+  /** Resumes accepting for good (a draining thread must not keep a pause). */
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
+    this.started = false;
     if (this.paused) this.setPaused(false);
   }
 
@@ -129,7 +129,14 @@ export class AcceptBalance {
   private setPaused(on: boolean): void {
     this.paused = on;
     Atomics.store(this.shared, this.me + 2, on ? PAUSED : ACCEPTING);
-    if (on) Atomics.add(this.shared, this.me + 1, 1);
+    if (on) {
+      Atomics.add(this.shared, this.me + 1, 1);
+      this.timer = setInterval(this.onCheckTimer, CHECK_MS);
+      this.timer.unref();
+    } else if (this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
     this.apply(on);
   }
 
@@ -157,7 +164,7 @@ export class AcceptBalance {
     }
     if (!this.paused) {
       // Pause only while a thread below us accepts: the node always has a thread accepting.
-      if (mine > min + slack && belowAccepting) this.setPaused(true);
+      if (mine > min + slack && belowAccepting && this.started) this.setPaused(true);
     } else if (mine <= min + (slack >> 1)) {
       this.setPaused(false);
     }
