@@ -3,7 +3,8 @@
 // would on a host where the balancer is given all of them.
 //
 // Run: npx tsc -b && node bench/threads.mjs [--only http,cpu,stick,failover] [--rounds N]
-//        [--seconds S] [--rate R] [--pace poisson|even|tick] [--nbthread N] [--quick]
+//        [--seconds S] [--rate R] [--pace poisson|even|tick] [--cpu-rounds N] [--cpu-seconds S]
+//        [--nbthread N] [--quick]
 //
 //   http      stickmesh-http and haproxy-http (cookie persistence, as in `npm run bench`) at
 //             `nbthread 1` and `nbthread N` (bench/lib/targets.mjs threadTargets), wrk -t1 at 50 and
@@ -16,7 +17,8 @@
 //             Poisson arrivals at --rate req/s (--pace; `tick`, a 1 ms timer releasing requests in
 //             lockstep bunches, was the method before 2026-12-07 evening), latency from the due
 //             time, over 50 keep-alive connections, the oldest idle one taking the next request),
-//             the same four targets: utime+stime of the proxy process (all its
+//             the same four targets, 9 rounds of 8 s (--cpu-rounds, --cpu-seconds: a figure
+//             read in 10 ms clock ticks wants more and longer runs than the req/s figures): utime+stime of the proxy process (all its
 //             threads, /proc/PID/stat) from the generator's start to its end, divided by the
 //             requests answered. Figure: N threads / 1 thread per round, median. Bar <= 1.15x.
 //   stick     300 clients x 20 requests, each request on a new connection (Connection: close), each
@@ -535,6 +537,8 @@ async function main() {
       seconds: { type: 'string', default: '5' },
       rate: { type: 'string', default: '2000' },
       pace: { type: 'string', default: 'poisson' },
+      'cpu-rounds': { type: 'string', default: '9' },
+      'cpu-seconds': { type: 'string', default: '8' },
       nbthread: { type: 'string', default: '2' },
       quick: { type: 'boolean' },
       out: { type: 'string' },
@@ -553,8 +557,10 @@ async function main() {
     console.log(formatHttpSection(out.http, n));
   }
   if (only.has('cpu')) {
-    console.log(`\n-- cpu: proxy CPU per request at a fixed ${rate} req/s, nbthread 1 and ${n}, unpinned, ${rounds} round(s) of ${seconds}s --`);
-    out.cpu = await cpuSection({ rounds, seconds, rate, pace: values.pace, n });
+    const cpuRounds = values.quick ? 1 : Number(values['cpu-rounds']);
+    const cpuSeconds = values.quick ? 2 : Number(values['cpu-seconds']);
+    console.log(`\n-- cpu: proxy CPU per request at a fixed ${rate} req/s, nbthread 1 and ${n}, unpinned, ${cpuRounds} round(s) of ${cpuSeconds}s --`);
+    out.cpu = await cpuSection({ rounds: cpuRounds, seconds: cpuSeconds, rate, pace: values.pace, n });
     console.log(formatCpu(out.cpu, n));
   }
   if (only.has('stick')) {
