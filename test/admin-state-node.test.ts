@@ -12,6 +12,7 @@ import { parseConfigText, type LoadedConfig } from '@stickmesh/core';
 import { StickmeshNode } from '../packages/cli/src/node.js';
 import { freePort } from './helpers/backends.js';
 import { waitFor } from './helpers/wait.js';
+import { oneThread } from './helpers/in-process.js';
 
 const nodes: StickmeshNode[] = [];
 afterEach(async () => {
@@ -44,7 +45,7 @@ describe('server admin state in one node', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'sm-state-'));
     const port = await freePort();
     const logger = pino({ level: 'silent' });
-    const a = await StickmeshNode.start(load(dir, port), { node: 'n1', logger });
+    const a = await StickmeshNode.start(oneThread(load(dir, port)), { node: 'n1', logger });
     nodes.push(a);
     expect(a.tables.size).toBe(0);
     expect(server(a, 's2').admin).toBe('maint'); // config: disabled
@@ -75,7 +76,7 @@ describe('server admin state in one node', () => {
 
     await a.stop(0, true);
     nodes.splice(nodes.indexOf(a), 1);
-    const b = await StickmeshNode.start(load(dir, port), { node: 'n1', logger });
+    const b = await StickmeshNode.start(oneThread(load(dir, port)), { node: 'n1', logger });
     nodes.push(b);
     expect(server(b, 's1')).toMatchObject({ admin: 'drain', weight: 7 });
     expect(server(b, 's2')).toMatchObject({ admin: 'ready', weight: 1 }); // the override was in memory only
@@ -88,13 +89,13 @@ describe('server admin state in one node', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'sm-state-'));
     const port = await freePort();
     const logger = pino({ level: 'silent' });
-    const a = await StickmeshNode.start(load(dir, port), { node: 'n1', logger });
+    const a = await StickmeshNode.start(oneThread(load(dir, port)), { node: 'n1', logger });
     a.serverStates.store.setState('app', 's1', { state: 'drain', autoMaint: true, by: 'n1' });
     await a.snapshot();
     // Stopped without waiting for the watch (a kill): the snapshot holds the drain.
     a.serverStates.stop();
     await a.stop(0, false);
-    const b = await StickmeshNode.start(load(dir, port), { node: 'n1', logger });
+    const b = await StickmeshNode.start(oneThread(load(dir, port)), { node: 'n1', logger });
     nodes.push(b);
     await waitFor(() => server(b, 's1').admin === 'maint', 3000, 'the restored drain ends');
     expect(b.serverStates.store.state('app', 's1')?.value).toMatchObject({ state: 'maint', reason: 'no-bindings', by: 'n1' });
@@ -103,7 +104,7 @@ describe('server admin state in one node', () => {
   it('a drain override with a deadline ends as a maint override on this node', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'sm-state-'));
     const logger = pino({ level: 'silent' });
-    const a = await StickmeshNode.start(load(dir, await freePort()), { node: 'n1', logger });
+    const a = await StickmeshNode.start(oneThread(load(dir, await freePort())), { node: 'n1', logger });
     nodes.push(a);
     a.serverStates.store.setOverride('app', 's1', { state: { state: 'drain', autoMaint: false, by: 'n1', deadline: Date.now() + 300 } });
     expect(server(a, 's1').admin).toBe('drain');

@@ -9,6 +9,7 @@ import { CounterTable, parseConfigText, type LoadedConfig, type StoredType } fro
 import { StickmeshNode } from '../packages/cli/src/node.js';
 import { freePort } from './helpers/backends.js';
 import { waitFor } from './helpers/wait.js';
+import { oneThread } from './helpers/in-process.js';
 
 const DATA: StoredType[] = [
   { kind: 'http_req_rate', idx: 0, period: 10_000 },
@@ -51,9 +52,9 @@ async function pair(mode: 'cluster' | 'local') {
   const ports: Record<string, number> = {};
   for (const k of ['n1', 'n2', 'n1-admin', 'n2-admin', 'n1-proxy', 'n2-proxy']) ports[k] = await freePort();
   const logger = pino({ level: 'silent' });
-  const n2 = await StickmeshNode.start(load(ports, 'n2', mode), { node: 'n2', logger });
+  const n2 = await StickmeshNode.start(oneThread(load(ports, 'n2', mode)), { node: 'n2', logger });
   nodes.push(n2);
-  const n1 = await StickmeshNode.start(load(ports, 'n1', mode), { node: 'n1', logger });
+  const n1 = await StickmeshNode.start(oneThread(load(ports, 'n1', mode)), { node: 'n1', logger });
   nodes.push(n1);
   await waitFor(() => [n1, n2].every((n) => n.peers[0]!.status().every((p) => p.state === 'live')), 10_000, 'peers live');
   return { n1, n2, ports };
@@ -135,7 +136,7 @@ backend app
     server s1 127.0.0.1:9
 `;
     const logger = pino({ level: 'silent' });
-    for (const name of ['n2', 'n1']) nodes.push(await StickmeshNode.start(parseConfigText(text(name), `${name}.cfg`, 'haproxy', {}), { node: name, logger }));
+    for (const name of ['n2', 'n1']) nodes.push(await StickmeshNode.start(oneThread(parseConfigText(text(name), `${name}.cfg`, 'haproxy', {})), { node: name, logger }));
     const [n2, n1] = nodes as [StickmeshNode, StickmeshNode];
     await waitFor(() => [n1, n2].every((n) => n.peers[0]!.status().every((p) => p.state === 'live')), 10_000, 'peers live');
     const a = n1.tables.get('app')!.counters as CounterTable;

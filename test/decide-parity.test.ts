@@ -12,6 +12,7 @@ import { StickmeshNode } from '../packages/cli/src/node.js';
 import { freePort, startBackend, type TestBackend } from './helpers/backends.js';
 import { request } from './helpers/client.js';
 import { waitFor } from './helpers/wait.js';
+import { oneThread } from './helpers/in-process.js';
 
 const KEY = { id: 'k1', secret: '0123456789abcdefX', current: true, loc: { file: 't', line: 1 } };
 
@@ -60,7 +61,7 @@ ${bs.map((b) => `    server ${b.name} 127.0.0.1:${b.port} cookie ${b.name}`).joi
       cb();
     },
   });
-  node = await StickmeshNode.start(parseConfigText(text, 'parity.cfg', 'haproxy', {}), { node: 'lb1', logger: pino({ level: 'info' }, sink) });
+  node = await StickmeshNode.start(oneThread(parseConfigText(text, 'parity.cfg', 'haproxy', {})), { node: 'lb1', logger: pino({ level: 'info' }, sink) });
 });
 
 afterAll(async () => {

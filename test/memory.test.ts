@@ -56,6 +56,8 @@ async function startNode(name: string, cfgText: string, admin: number, env: Node
 function haproxyCfg(admin: number, proxy: number, backend: number, logLevel = 'warn'): string {
   return [
     'global',
+    // The caps are a one-thread node's (a 2-thread node's RSS is in bench/threads.mjs).
+    '    nbthread 1',
     `    admin-bind 127.0.0.1:${admin}`,
     `    log-level ${logLevel}`,
     'defaults',
@@ -119,6 +121,7 @@ describe('node memory', () => {
     const [admin, proxy] = [await freePort(), await freePort()];
     const yaml = [
       'global:',
+      '  nbthread: 1',
       '  logLevel: warn',
       `  admin: { host: 127.0.0.1, port: ${admin} }`,
       'defaults:',

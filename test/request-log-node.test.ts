@@ -38,7 +38,7 @@ async function startNode(): Promise<Node> {
   const cfg = path.join(dir, 'haproxy.cfg');
   writeFileSync(
     cfg,
-    ['global', `    admin-bind 127.0.0.1:${admin}`, '    log-level info', 'defaults', '    mode http', '    timeout client 30s', '    timeout server 30s', '    timeout connect 5s',
+    ['global', '    nbthread 1', `    admin-bind 127.0.0.1:${admin}`, '    log-level info', 'defaults', '    mode http', '    timeout client 30s', '    timeout server 30s', '    timeout connect 5s',
       'frontend fe', `    bind 127.0.0.1:${port}`, '    default_backend be', 'backend be', `    server web1 127.0.0.1:${be.port}`, ''].join('\n'),
   );
   const child = spawn(process.execPath, [bin, 'start', '--config', cfg, '--node', 'lb1'], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -17,6 +17,7 @@ import { freePort, startBackend, type TestBackend } from './helpers/backends.js'
 import { makeCert, tempDir, type TestCert } from './helpers/certs.js';
 import { makeCluster, type Cluster, type ClusterNode } from './helpers/cluster.js';
 import { waitFor } from './helpers/wait.js';
+import { oneThread } from './helpers/in-process.js';
 
 interface Visit {
   reused: boolean;
@@ -159,7 +160,7 @@ describe('TLS resumption across a rotation (in-process nodes)', () => {
     const out = new Map<string, StickmeshNode>();
     for (const n of [...names].reverse()) {
       const text = config(peersLines, `127.0.0.1:${ports[`${n}-admin`]}`, `127.0.0.1:${ports[`${n}-proxy`]}`);
-      const node = await StickmeshNode.start(parseConfigText(text, `${n}.cfg`, 'haproxy', { STICKMESH_PEERS_SECRET: secret }), { node: n, logger });
+      const node = await StickmeshNode.start(oneThread(parseConfigText(text, `${n}.cfg`, 'haproxy', { STICKMESH_PEERS_SECRET: secret })), { node: n, logger });
       nodes.push(node);
       out.set(n, node);
     }

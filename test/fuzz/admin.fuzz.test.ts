@@ -20,6 +20,7 @@ import { StickmeshNode } from '../../packages/cli/src/node.js';
 import { freePort, startBackend, type TestBackend } from '../helpers/backends.js';
 import { exchangeUntilClose } from '../helpers/client.js';
 import { Rng, fuzzRun } from '../helpers/rng.js';
+import { oneThread } from '../helpers/in-process.js';
 
 const { long: LONG, cases: CASES, seed, replay } = fuzzRun(2000);
 const ALLOWED = new Set([200, 204, 400, 401, 403, 404, 405, 409, 413, 414, 421, 431]);
@@ -59,7 +60,7 @@ backend app
     server web1 127.0.0.1:${backend.port}
     server web2 127.0.0.1:${backend.port}
 `;
-  node = await StickmeshNode.start(parseConfigText(text, 'fuzz.cfg', 'haproxy', {}), { node: 'lb1', logger: pino({ level: 'silent' }) });
+  node = await StickmeshNode.start(oneThread(parseConfigText(text, 'fuzz.cfg', 'haproxy', {})), { node: 'lb1', logger: pino({ level: 'silent' }) });
   const t = [...node.tables.values()][0]!;
   for (let i = 0; i < 500; i++) t.setLocal(`sess-${i}`, i % 2 ? 'web1' : 'web2');
   // Counters for the first 100 keys, so `/api/tables/:table/counters?key=` finds some.

@@ -2,7 +2,17 @@
  * Defaults shared by both front doors, chosen to match HAProxy's where HAProxy has one, so a
  * haproxy.cfg behaves the same without the values spelled out.
  */
-import type { GlobalConfig, ServerSettings, Timeouts } from './model.js';
+import os from 'node:os';
+import { MAX_NBTHREAD, type GlobalConfig, type ServerSettings, type Timeouts } from './model.js';
+
+/**
+ * `nbthread` when the config does not set it: the CPUs this process may run on (its affinity
+ * mask, `os.availableParallelism`), at most MAX_NBTHREAD, as HAProxy does since 2.0. A node
+ * pinned to one CPU (taskset, a container with one CPU) gets one thread.
+ */
+export function defaultNbthread(): number {
+  return Math.min(MAX_NBTHREAD, Math.max(1, os.availableParallelism()));
+}
 
 export function defaultTimeouts(): Timeouts {
   return {
@@ -40,7 +50,7 @@ export function defaultGlobal(): GlobalConfig {
     admin: { host: '127.0.0.1', port: 9100 },
     dataDir: '',
     maxAccept: 16,
-    nbthread: 1,
+    nbthread: defaultNbthread(),
   };
 }
 

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -251,9 +252,9 @@ describe('haproxy.cfg front door', () => {
     expect(errorsOf(cfg('global', ' tune.maxaccept 4'), { STICKMESH_MAXACCEPT: '100' })[0]).toMatch(/maxAccept/);
   });
 
-  it("reads 'nbthread' (1..64, default 1) without a warning, with an env override and range errors", () => {
+  it("reads 'nbthread' (1..64, default the CPUs the process may use) without a warning, with an env override and range errors", () => {
     const out = (lines: string[], env = {}) => parseConfigText(cfg('global', ...lines), 'x.cfg', 'haproxy', env);
-    expect(out([' log-level warn']).config.global.nbthread).toBe(1);
+    expect(out([' log-level warn']).config.global.nbthread).toBe(Math.min(64, os.availableParallelism()));
     const two = out([' nbthread 2']);
     expect(two.config.global.nbthread).toBe(2);
     expect(two.warnings).toEqual([]);

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../errors.js';
 import { parseConfigText } from './load.js';
@@ -88,8 +89,8 @@ describe('native YAML/JSON front door', () => {
     expect(errorsOf(yaml.replace('admin: { port: 9300 }', 'admin: { port: 9300, allowOrigins: ["*"] }'))[0]).toMatch(/c\.yaml:2: 'global\.admin\.allowOrigins'.*name each origin/);
   });
 
-  it('reads global.nbthread (default 1), with STICKMESH_NBTHREAD over the file and range errors at its line', () => {
-    expect(parseConfigText(yaml, 'c.yaml', undefined, {}).config.global.nbthread).toBe(1);
+  it('reads global.nbthread (default the CPUs the process may use), with STICKMESH_NBTHREAD over the file and range errors at its line', () => {
+    expect(parseConfigText(yaml, 'c.yaml', undefined, {}).config.global.nbthread).toBe(Math.min(64, os.availableParallelism()));
     const text = yaml.replace('admin: { port: 9300 }', 'admin: { port: 9300 }\n  nbthread: 2');
     expect(parseConfigText(text, 'c.yaml', undefined, {}).config.global.nbthread).toBe(2);
     expect(parseConfigText(text, 'c.yaml', undefined, { STICKMESH_NBTHREAD: '4' }).config.global.nbthread).toBe(4);

@@ -13,6 +13,7 @@ import { MAX_NBTHREAD, type ConfigWarning, type GlobalConfig, type SourceLoc } f
 import { parseHaproxyConfig, type ParseOutput } from './haproxy.js';
 import { MAX_ALLOWED_ORIGINS, parseOrigin } from '../util/origin.js';
 import { ProblemList } from './problems.js';
+import { defaultNbthread } from './defaults.js';
 
 /** Schema of `global`: these keys take environment overrides, in both front doors. */
 export const globalSchema = {
@@ -58,7 +59,7 @@ export const globalSchema = {
       const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
       if (!Number.isInteger(n) || (n as number) < 1 || (n as number) > MAX_NBTHREAD) throw new Error(`must be an integer from 1 to ${MAX_NBTHREAD}`);
     },
-    default: 1,
+    default: defaultNbthread(),
     env: 'STICKMESH_NBTHREAD',
   },
 } as const;
