@@ -134,6 +134,11 @@ describe("README 'Try it', run as written", () => {
     const v1 = visit(0, '127.0.0.1', 1);
     expect(v1).toMatchObject({ server: 'web1', visit: 1 });
     expect(visit(1, '127.0.0.2', 2)).toMatchObject({ server: 'web1', session: v1.session, visit: 2 });
+    // The demo's three nodes share this machine with two threads each at most (not one per CPU), and say so.
+    const threads = Math.min(2, os.availableParallelism());
+    expect(demo.out()).toContain(`${threads} data-plane thread(s) per node`);
+    const metrics = await request(9100, { host: '127.0.0.2', path: '/metrics' });
+    expect(metrics.body).toMatch(new RegExp(`^stickmesh_threads ${threads}$`, 'm'));
     // 2: kill -9 node1.
     step(2, /^kill -9 <pid of node1>$/);
     await waitFor(() => !processAlive(pid1), 5000, 'node1 gone');

@@ -68,10 +68,14 @@ export async function runDemo(argv: string[]): Promise<number> {
   writeFileSync(path.join(dataRoot, DEMO_RECORD), JSON.stringify(record) + '\n');
   const children = new Map<string, ChildProcess>();
   let stopping = false;
+  // Three nodes share this machine: each would otherwise take a thread per CPU (the default), and a
+  // thread is a V8 isolate of about 25 MB. Two each still show the threads; the user's own
+  // STICKMESH_NBTHREAD wins.
+  const threads = process.env.STICKMESH_NBTHREAD ?? String(Math.min(2, os.availableParallelism()));
   const startNode = (name: string, i: number): void => {
     const ip = `127.0.0.${i + 1}`;
     const child = spawn(process.execPath, [bin, 'start', '--config', cfg, '--node', name], {
-      env: { ...process.env, NODE_IP: ip, STICKMESH_DATA_DIR: path.join(dataRoot, name), STICKMESH_PEERS_SECRET: process.env.STICKMESH_PEERS_SECRET ?? 'demo-secret' },
+      env: { ...process.env, NODE_IP: ip, STICKMESH_DATA_DIR: path.join(dataRoot, name), STICKMESH_PEERS_SECRET: process.env.STICKMESH_PEERS_SECRET ?? 'demo-secret', STICKMESH_NBTHREAD: threads },
       // The IPC channel lets a node notice the demo is gone (even after kill -9) and stop itself.
       stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
     });
@@ -96,7 +100,7 @@ export async function runDemo(argv: string[]): Promise<number> {
       process.stdout.write(
         `\n${name} (pid ${child.pid}) exited (${sig ?? code}). The other nodes keep every mapping` +
           (oi !== undefined ? `; ${other}'s dashboard: http://127.0.0.${oi}:9100/ (the CLI asks ${other} by itself).\n` : '.\n') +
-          `Restart it to watch it resync: NODE_IP=${ip} STICKMESH_DATA_DIR=${path.join(dataRoot, name)} STICKMESH_PEERS_SECRET=demo-secret node ${path.relative(process.cwd(), bin)} start -c ${path.relative(process.cwd(), cfg)} -L ${name}\n` +
+          `Restart it to watch it resync: NODE_IP=${ip} STICKMESH_NBTHREAD=${threads} STICKMESH_DATA_DIR=${path.join(dataRoot, name)} STICKMESH_PEERS_SECRET=demo-secret node ${path.relative(process.cwd(), bin)} start -c ${path.relative(process.cwd(), cfg)} -L ${name}\n` +
           `   then: curl -s http://${ip}:9100/ready\n\n`,
       );
     });
@@ -110,7 +114,7 @@ export async function runDemo(argv: string[]): Promise<number> {
     [
       '',
       `stickmesh demo cluster (config ${rel(cfg)}, temporary files in ${dataRoot})`,
-      '  backends: web1 127.0.0.1:9001  web2 127.0.0.1:9002  web3 127.0.0.1:9003',
+      `  backends: web1 127.0.0.1:9001  web2 127.0.0.1:9002  web3 127.0.0.1:9003; ${threads} data-plane thread(s) per node (STICKMESH_NBTHREAD)`,
       ...NODES.map((n, i) => `  ${n}: proxy http://127.0.0.${i + 1}:8080  dashboard http://127.0.0.${i + 1}:9100/  peers 127.0.0.${i + 1}:10000  pid ${children.get(n)!.pid}`),
       '',
       'Try it, from another terminal in this directory. The curl lines give the three nodes one site',
