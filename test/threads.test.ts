@@ -118,6 +118,7 @@ describe('nbthread 2', () => {
     expect(byThread.get(1)!).toBeGreaterThan(0);
     expect(byThread.get(2)!).toBeGreaterThan(0);
     expect(accessLines(n1, 'raw').every((l) => l.thread === 1 || l.thread === 2)).toBe(true);
+    expect(n1.logs.find((l) => l.msg === 'stickmesh started')?.threads).toBe(2);
   });
 
   it('spreads a burst of keep-alive connections over both threads (a loaded thread stops accepting)', async () => {

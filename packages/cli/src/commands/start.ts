@@ -94,7 +94,7 @@ export async function runStart(argv: string[]): Promise<number> {
   for (const a of node.proxy.addresses()) logger.info({ frontend: a.frontend, address: `${a.host}:${a.port}` }, 'listening');
   for (const p of node.peers) logger.info({ address: `${p.address.host}:${p.address.port}` }, 'peers listening');
   if (node.adminAddress) logger.info({ address: `${node.adminAddress.host}:${node.adminAddress.port}` }, 'admin listening');
-  logger.info({ config: file }, 'stickmesh started');
+  logger.info({ config: file, threads: node.threadCount }, 'stickmesh started');
   metrics.gauge(
     'stickmesh_v8_heap_space_bytes',
     "Bytes V8 holds per heap space (new_space: the young generation, 2 MiB unless the node logs every request or NODE_OPTIONS sizes it; see docs/BENCHMARKS.md#memory).",
