@@ -155,6 +155,20 @@ describe('nbthread 2', () => {
     await waitFor(async () => ((counts = await perThread('stickmesh_thread_connections')), counts[0] === 0 && counts[1] === 0), 5000, 'the counts to fall back to 0');
   });
 
+  it("shows a server's last connect error in the admin API, though only the threads connect", async () => {
+    const bs = await scope.backends(2);
+    const c = await cluster(['n1'], threadedCfg(bs));
+    const n1 = c.nodes[0]!;
+    await c.start(n1);
+    await bs[1]!.close();
+    const web2 = async (): Promise<Record<string, unknown>> => JSON.parse((await request(n1.adminPort, { path: '/api/servers/app/web2' })).body) as Record<string, unknown>;
+    expect((await web2()).lastConnectError).toBeUndefined();
+    // Round robin over new clients reaches web2, whose port is closed: a thread's connect fails.
+    const statuses = await pool(20, 4, async (i) => (await request(n1.proxyPort, { localAddress: clientAddr(i) })).status);
+    expect(statuses).toContain(503);
+    await waitFor(async () => /ECONNREFUSED/.test(String((await web2()).lastConnectError)), 5000, "web2's connect error in the API");
+  });
+
   it("follows the main thread's health checks in every thread, and /metrics counts every thread", async () => {
     const bs = await scope.backends(2);
     const c = await cluster(['n1'], threadedCfg(bs, { checks: true }));

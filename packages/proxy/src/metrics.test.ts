@@ -62,7 +62,7 @@ describe('data-plane metrics', () => {
     expect(text).toContain('stickmesh_decisions_total{backend="db",by="stick"} 1');
     expect(text).toContain('stickmesh_stick_lookups_total{backend="app",result="hit"} 2');
     expect(text).toMatch(/# TYPE stickmesh_request_duration_seconds histogram/);
-    expect(m.totals(web1)).toEqual({ requests: 3, errors: 1 });
+    expect(m.totals(web1)).toMatchObject({ requests: 3, errors: 1 });
   });
 
   it('continues the same series when a reload brings a new server object with the same name', async () => {

@@ -34,7 +34,18 @@ export const MAX_SERIES_PAIRS = 10000;
 export interface ServerTotals {
   requests: number;
   errors: number;
+  /**
+   * Why the server's last connect failed, over every thread of the node: the latest failure
+   * unless a later connect succeeded ('' then, or when none failed).
+   */
+  lastConnectError?: string;
 }
+
+/**
+ * A data-plane thread's connect outcomes for servers that ever failed: backend, server, the
+ * thread's last failure, its loop-clock time, the time of the thread's last success.
+ */
+export type ThreadConnectErrors = Array<[string, string, string, number, number]>;
 
 /** Counters of one backend/server pair. */
 class Series {
@@ -132,6 +143,8 @@ export interface OtherFigures {
   metrics: MetricsJson[];
   totals: ThreadTotals[];
   connections: number;
+  /** Each thread's connect outcomes (absent from a thread of an older build). */
+  connectErrors?: ThreadConnectErrors[];
 }
 
 /**
@@ -178,6 +191,8 @@ export class ProxyMetrics {
    * scrape; replaced whole each time (bound: their series, each bounded by MAX_SERIES_PAIRS).
    */
   private otherTotals = new Map<string, ServerTotals>();
+  /** The other threads' latest connect failure and success per server (key as otherTotals), as of the last `refresh()`. */
+  private otherConnects = new Map<string, { error: string; errAt: number; okAt: number }>();
   /** The other threads' open client connections, as of the last `refresh()` or scrape. */
   otherConnections = 0;
 
@@ -269,10 +284,20 @@ export class ProxyMetrics {
    */
   totals(server: RuntimeServer, backend?: string): ServerTotals {
     const own = this.byServer.get(server)?.totals;
-    if (this.others === undefined) return own ?? { requests: 0, errors: 0 };
+    if (this.others === undefined) return { requests: own?.requests ?? 0, errors: own?.errors ?? 0, lastConnectError: server.lastConnectError };
     const be = backend ?? this.byServer.get(server)?.backend ?? '';
-    const other = this.otherTotals.get(`${be}\0${server.name}`);
-    return { requests: (own?.requests ?? 0) + (other?.requests ?? 0), errors: (own?.errors ?? 0) + (other?.errors ?? 0) };
+    const key = `${be}\0${server.name}`;
+    const other = this.otherTotals.get(key);
+    // The latest connect outcome of any thread (this one's own included) decides.
+    const c = this.otherConnects.get(key);
+    let err = server.lastConnectErrorAt > 0 ? server.lastConnectError : '';
+    let errAt = server.lastConnectErrorAt;
+    const okAt = Math.max(server.lastConnectOkAt, c?.okAt ?? 0);
+    if (c !== undefined && c.errAt > errAt) {
+      err = c.error;
+      errAt = c.errAt;
+    }
+    return { requests: (own?.requests ?? 0) + (other?.requests ?? 0), errors: (own?.errors ?? 0) + (other?.errors ?? 0), lastConnectError: errAt > okAt ? err : '' };
   }
 
   /**
@@ -282,6 +307,7 @@ export class ProxyMetrics {
   useOtherThreads(others: OtherThreads | undefined): void {
     this.others = others;
     this.otherTotals = new Map();
+    this.otherConnects = new Map();
     this.otherConnections = 0;
   }
 
@@ -290,6 +316,7 @@ export class ProxyMetrics {
     if (this.others === undefined) return;
     const got = await this.others.collect();
     this.setOtherTotals(got.totals);
+    this.setOtherConnects(got.connectErrors ?? []);
     this.otherConnections = got.connections;
   }
 
@@ -303,6 +330,25 @@ export class ProxyMetrics {
   /** This thread's registry as JSON (prom-client's getMetricsAsJSON), for the main thread's scrape. */
   async json(): Promise<MetricsJson> {
     return (await this.ensureRegistry()).getMetricsAsJSON();
+  }
+
+  private setOtherConnects(all: readonly ThreadConnectErrors[]): void {
+    const m = new Map<string, { error: string; errAt: number; okAt: number }>();
+    for (const list of all) {
+      for (const [backend, server, error, errAt, okAt] of list) {
+        const k = `${backend}\0${server}`;
+        const t = m.get(k);
+        if (!t) m.set(k, { error, errAt, okAt });
+        else {
+          if (errAt > t.errAt) {
+            t.error = error;
+            t.errAt = errAt;
+          }
+          if (okAt > t.okAt) t.okAt = okAt;
+        }
+      }
+    }
+    this.otherConnects = m;
   }
 
   private setOtherTotals(all: readonly ThreadTotals[]): void {
@@ -381,6 +427,7 @@ export class ProxyMetrics {
     // The others first: main's own figures (its gauges, the misses among them) are then current.
     const got = await this.others.collect();
     this.setOtherTotals(got.totals);
+    this.setOtherConnects(got.connectErrors ?? []);
     this.otherConnections = got.connections;
     const own = await registry.getMetricsAsJSON();
     return this.lib!.AggregatorRegistry.aggregate([own, ...got.metrics]).metrics();

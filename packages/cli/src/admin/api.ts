@@ -251,7 +251,8 @@ export class Ops {
       cookie: s.cookieValue,
       activeConns: s.activeConns,
       ...(s.tls !== undefined ? { ssl: true } : {}),
-      ...(s.lastConnectError !== '' ? { lastConnectError: s.lastConnectError } : {}),
+      // With nbthread, the data-plane threads connect: the latest outcome of any thread.
+      ...(tot.lastConnectError ? { lastConnectError: tot.lastConnectError } : {}),
       sticky,
       requests: tot.requests,
       errors: tot.errors,

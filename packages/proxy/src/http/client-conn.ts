@@ -561,7 +561,7 @@ export class ClientConn extends Exchange implements UpstreamOwner, WheelTask, Ro
     this.up = null;
     if (up) up.destroy();
     this.ctx.connectError = reason;
-    if (server) server.lastConnectError = reason;
+    if (server) server.connectFailed(reason);
     if (!server || !this.backend) {
       this.fail(503, 'S', 'C');
       return;

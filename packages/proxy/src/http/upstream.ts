@@ -46,6 +46,8 @@ export interface UpstreamServer {
   tlsSession: Buffer | undefined;
   /** Why the last connect failed ('' when none did since the last success), for logs and the admin API. */
   lastConnectError: string;
+  /** A connect succeeded (clears `lastConnectError`). */
+  connectOk(): void;
 }
 /** Size of a connection's read buffer: the most one read hands to the owner. */
 export const READ_BUFFER_BYTES = 16384;
@@ -125,7 +127,7 @@ export class UpstreamConn implements WheelTask {
 
   private readonly onConnect = (): void => {
     this.connected = true;
-    this.server.lastConnectError = '';
+    this.server.connectOk();
     this.owner?.onUpstreamConnect(this);
   };
 

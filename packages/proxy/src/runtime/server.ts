@@ -2,7 +2,7 @@
  * Runtime view of one backend server: configuration resolved to an address, health, admin state,
  * live connection count and the idle upstream connections kept for reuse.
  */
-import type { ServerConfig, ServerRef, CookieTarget } from '@stickmesh/core';
+import { loopNow, type ServerConfig, type ServerRef, type CookieTarget } from '@stickmesh/core';
 import type { UpstreamConn, UpstreamServer } from '../http/upstream.js';
 import type { ServerTls } from '../tls/server-tls.js';
 
@@ -49,11 +49,29 @@ export class RuntimeServer implements ServerRef, CookieTarget, UpstreamServer {
   lastCheckStatus = '';
   /** Why the last connect failed (refused, timeout, TLS verification ...); '' after a success. */
   lastConnectError = '';
+  /**
+   * Loop-clock times (ms) of this thread's last failed and last successful connect, 0 for never:
+   * with `nbthread`, the main thread shows the latest of every thread's (threads/metrics.ts).
+   */
+  lastConnectErrorAt = 0;
+  lastConnectOkAt = 0;
   /** TLS for traffic (`ssl`) and for health checks (`check-ssl`, or `ssl` without a check port); undefined: plain. */
   tls: ServerTls | undefined;
   checkTls: ServerTls | undefined;
   /** The last TLS session the server issued (one per server: the bound), offered by the next connection. */
   tlsSession: Buffer | undefined;
+
+  /** A connect to this server succeeded. */
+  connectOk(): void {
+    this.lastConnectError = '';
+    this.lastConnectOkAt = loopNow();
+  }
+
+  /** A connect to this server failed for `reason`. */
+  connectFailed(reason: string): void {
+    this.lastConnectError = reason;
+    this.lastConnectErrorAt = loopNow();
+  }
 
   constructor(id: number, cfg: ServerConfig, address: string, discovered = false, tls?: { traffic: ServerTls | undefined; checks: ServerTls | undefined }) {
     this.id = id;

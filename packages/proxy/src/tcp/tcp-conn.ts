@@ -269,7 +269,7 @@ export class TcpConn implements WheelTask, RouteSource, RetryState {
   };
 
   private readonly onUpConnect = (): void => {
-    if (this.server) this.server.lastConnectError = '';
+    if (this.server) this.server.connectOk();
     this.connected = true;
     this.connecting = false;
     this.tConnected = loopNow();
@@ -293,7 +293,7 @@ export class TcpConn implements WheelTask, RouteSource, RetryState {
     const code = (e as NodeJS.ErrnoException | undefined)?.code;
     this.connectError = e === undefined ? (this.connecting && this.deadline <= this.fe.wheel.now ? 'timeout connect' : 'connection closed')
       : code !== undefined && !e.message.includes(code) ? `${code}: ${e.message}` : e.message;
-    if (s) s.lastConnectError = this.connectError;
+    if (s) s.connectFailed(this.connectError);
     if (s) s.connClosed();
     this.server = undefined;
     this.connecting = false;

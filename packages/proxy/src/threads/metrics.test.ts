@@ -61,10 +61,40 @@ describe('whole-node metrics', () => {
     expect(threads.misses).toBe(0);
     expect(main.otherConnections).toBe(10);
     // The admin API's per-server counters: main's own server object, node-wide figures.
-    expect(main.totals(mainServer, 'app')).toEqual({ requests: 9, errors: 1 });
+    expect(main.totals(mainServer, 'app')).toEqual({ requests: 9, errors: 1, lastConnectError: '' });
     workers[0]!.http('app', servers[0], 200, 1, false, '-', '-', 'balance', '');
     await main.refresh();
-    expect(main.totals(server(), 'app')).toEqual({ requests: 9, errors: 1 });
+    expect(main.totals(server(), 'app')).toEqual({ requests: 9, errors: 1, lastConnectError: '' });
+  });
+
+  it("the admin API's last connect error is the latest outcome of any thread: a later failure shows, a later success clears it", async () => {
+    const main = new ProxyMetrics();
+    main.enable();
+    const threads = new ThreadMetrics({ metrics: main });
+    main.useOtherThreads(threads);
+    const rows: Array<[string, string, string, number, number]>[] = [[], []];
+    for (const i of [0, 1]) {
+      const [mainEnd, workerEnd] = channel();
+      new ThreadMetricsResponder(workerEnd, new ProxyMetrics(), () => 0, () => rows[i]!);
+      threads.addPort(mainEnd);
+    }
+    const mainServer = server();
+    await main.refresh();
+    expect(main.totals(mainServer, 'app').lastConnectError).toBe('');
+    // Thread 1 failed at t=100 (after a success at 50); thread 2 failed earlier, at t=80.
+    rows[0] = [['app', 'web1', 'connect ECONNREFUSED 10.0.0.1:80', 100, 50]];
+    rows[1] = [['app', 'web1', 'timeout connect', 80, 0]];
+    await main.refresh();
+    expect(main.totals(mainServer, 'app').lastConnectError).toBe('connect ECONNREFUSED 10.0.0.1:80');
+    // Thread 2 then connects at t=120: the latest outcome is a success.
+    rows[1] = [['app', 'web1', '', 80, 120]];
+    await main.refresh();
+    expect(main.totals(mainServer, 'app').lastConnectError).toBe('');
+    // Another server's rows do not leak into web1's.
+    rows[0] = [['app', 'web2', 'refused', 200, 0]];
+    rows[1] = [];
+    await main.refresh();
+    expect(main.totals(mainServer, 'app').lastConnectError).toBe('');
   });
 
   it('without other threads the figures are this thread alone (the test above can fail)', async () => {

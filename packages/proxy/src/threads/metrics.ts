@@ -17,7 +17,7 @@
  * Bounds: one collection at a time (concurrent scrapes share the one in flight), so the replies
  * waited for are at most one per port; a reply with an unknown or stale id is dropped.
  */
-import { metrics as processMetrics, type MetricsJson, type OtherFigures, type OtherThreads, type ProxyMetrics, type ThreadTotals } from '../metrics.js';
+import { metrics as processMetrics, type MetricsJson, type OtherFigures, type OtherThreads, type ProxyMetrics, type ThreadConnectErrors, type ThreadTotals } from '../metrics.js';
 import type { ThreadMessage, ThreadPort } from './port.js';
 
 export const METRICS_ASK = 'sm:metrics?';
@@ -30,6 +30,7 @@ interface Reply extends ThreadMessage {
   readonly metrics: MetricsJson;
   readonly totals: ThreadTotals;
   readonly connections: number;
+  readonly connectErrors?: ThreadConnectErrors;
 }
 
 interface Pending {
@@ -37,6 +38,7 @@ interface Pending {
   readonly waiting: Set<ThreadPort>;
   readonly metrics: MetricsJson[];
   readonly totals: ThreadTotals[];
+  readonly connectErrors: ThreadConnectErrors[];
   connections: number;
   readonly done: (r: OtherFigures) => void;
   timer: NodeJS.Timeout | undefined;
@@ -82,7 +84,7 @@ export class ThreadMetrics implements OtherThreads {
     const id = this.nextId++;
     if (this.nextId > 0x3fffffff) this.nextId = 1;
     this.inFlight = new Promise((resolve) => {
-      const p: Pending = { id, waiting: new Set(this.ports), metrics: [], totals: [], connections: 0, done: resolve, timer: undefined };
+      const p: Pending = { id, waiting: new Set(this.ports), metrics: [], totals: [], connectErrors: [], connections: 0, done: resolve, timer: undefined };
       this.pending = p;
       if (p.waiting.size === 0) return this.finish(p);
       p.timer = setTimeout(() => this.finish(p), this.deadlineMs);
@@ -97,6 +99,7 @@ export class ThreadMetrics implements OtherThreads {
     if (!p || msg.id !== p.id || !p.waiting.delete(port)) return;
     p.metrics.push(msg.metrics);
     p.totals.push(msg.totals);
+    if (Array.isArray(msg.connectErrors)) p.connectErrors.push(msg.connectErrors);
     p.connections += typeof msg.connections === 'number' ? msg.connections : 0;
     if (p.waiting.size === 0) this.finish(p);
   }
@@ -107,16 +110,17 @@ export class ThreadMetrics implements OtherThreads {
     this.misses += p.waiting.size;
     this.pending = undefined;
     this.inFlight = undefined;
-    p.done({ metrics: p.metrics, totals: p.totals, connections: p.connections });
+    p.done({ metrics: p.metrics, totals: p.totals, connections: p.connections, connectErrors: p.connectErrors });
   }
 }
 
 /**
  * Worker side: answers the main thread's `sm:metrics?` from this thread's metrics, with its open
- * client connections (`connections`, e.g. its proxy's `connectionCount`).
+ * client connections (`connections`, e.g. its proxy's `connectionCount`) and its connect outcomes
+ * for the servers that ever failed (`connectErrors`; bound: one row per such server).
  */
 export class ThreadMetricsResponder {
-  constructor(port: ThreadPort, m: ProxyMetrics = processMetrics, connections: () => number = () => 0) {
+  constructor(port: ThreadPort, m: ProxyMetrics = processMetrics, connections: () => number = () => 0, connectErrors: () => ThreadConnectErrors = () => []) {
     port.on(METRICS_ASK, (msg) => {
       m.enable();
       const id = msg.id;
@@ -128,8 +132,8 @@ export class ThreadMetricsResponder {
         return;
       }
       void m.json().then(
-        (json) => port.post({ t: METRICS_REPLY, id, metrics: json, totals: m.threadTotals(), connections: connections() }),
-        () => port.post({ t: METRICS_REPLY, id, metrics: [], totals: m.threadTotals(), connections: connections() }),
+        (json) => port.post({ t: METRICS_REPLY, id, metrics: json, totals: m.threadTotals(), connections: connections(), connectErrors: connectErrors() }),
+        () => port.post({ t: METRICS_REPLY, id, metrics: [], totals: m.threadTotals(), connections: connections(), connectErrors: connectErrors() }),
       );
     });
   }

@@ -11,7 +11,7 @@
  *
  * Main's metrics count every thread from `new MainThreadView` on (`/metrics`, the admin API).
  */
-import { metrics as processMetrics, type ProxyMetrics } from '../metrics.js';
+import { metrics as processMetrics, type ProxyMetrics, type ThreadConnectErrors } from '../metrics.js';
 import type { RuntimeBackend } from '../runtime/backend.js';
 import type { ThreadPort } from './port.js';
 import { ServerViewPublisher, ServerViewSubscriber, type ViewMessage } from './view.js';
@@ -72,11 +72,21 @@ export class WorkerThreadView {
   constructor(port: ThreadPort, initial: ViewMessage | undefined, connections: () => number, m: ProxyMetrics = processMetrics) {
     this.subscriber = new ServerViewSubscriber(port);
     if (initial !== undefined) this.subscriber.apply(initial);
-    new ThreadMetricsResponder(port, m, connections);
+    new ThreadMetricsResponder(port, m, connections, this.connectErrors);
   }
+
+  private backends: ReadonlyMap<string, RuntimeBackend> = new Map();
 
   /** This thread's backends, after it built them (start) and after each reload: they take the current view. */
   setBackends(backends: ReadonlyMap<string, RuntimeBackend>): void {
+    this.backends = backends;
     this.subscriber.setBackends(backends);
   }
+
+  /** This thread's connect outcomes for every server that ever failed here (metrics reply). */
+  private readonly connectErrors = (): ThreadConnectErrors => {
+    const out: ThreadConnectErrors = [];
+    for (const b of this.backends.values()) for (const s of b.servers) if (s.lastConnectErrorAt > 0) out.push([b.name, s.name, s.lastConnectError, s.lastConnectErrorAt, s.lastConnectOkAt]);
+    return out;
+  };
 }
