@@ -47,7 +47,7 @@ export interface NodeOptions {
    * With `nbthread` > 1: writes a data-plane thread's log buffer through the process's log sink
    * (log.ts `createLogger().writeChunk`); without it they go to stdout directly.
    */
-  writeLog?: (buf: Buffer, len: number, lines: number) => void;
+  writeLog?: (buf: Buffer, len: number, lines: number, recycle?: (buf: Buffer) => void) => void;
   /**
    * With `nbthread` > 1: a data-plane thread died. Default: one fatal `thread N died: ...` line
    * and exit 1 (no half-alive node); the log sink writes what it holds at exit.

@@ -28,6 +28,9 @@ const log = createLogger({
   post: (buf, len, lines) => port.post({ t: 'sm:log', buf, len, lines }, [buf]),
 });
 port.on('sm:logged', (m) => log.acked(typeof m.n === 'number' ? m.n : 1));
+port.on('sm:logbuf', (m) => {
+  if (m.buf instanceof ArrayBuffer) log.recycled(m.buf);
+});
 
 let notifyScheduled = false;
 function notifyMain(): void {

@@ -55,7 +55,7 @@ export interface ThreadPoolOptions {
   /** The shared stick tables (core `tableHandles`). */
   tables: Record<string, TableHandle>;
   /** Writes a thread's log buffer through the main thread's sink. */
-  writeLog: (buf: Buffer, len: number, lines: number) => void;
+  writeLog: (buf: Buffer, len: number, lines: number, recycle?: (buf: Buffer) => void) => void;
   /** A table got local writes in a thread: wake the peers mesh. */
   onNotify: () => void;
   /** A thread died outside a stop: the process must go down (see the file comment). */
@@ -128,7 +128,10 @@ export class ThreadPool {
     this.threads.push(t);
     port.on('sm:log', (m) => {
       const buf = m.buf as ArrayBuffer;
-      this.opts.writeLog(Buffer.from(buf, 0, m.len as number), m.len as number, m.lines as number);
+      this.opts.writeLog(Buffer.from(buf, 0, m.len as number), m.len as number, m.lines as number, (b) => {
+        // Back to its thread for reuse once written or dropped (a thread that ended meanwhile has no use for it).
+        if (!t.ending && !this.dead) port.post({ t: 'sm:logbuf', buf: b.buffer }, [b.buffer as ArrayBuffer]);
+      });
       port.post({ t: 'sm:logged', n: 1 });
     });
     port.on('sm:notify', () => this.opts.onNotify());

@@ -10,6 +10,7 @@
  * | `sm:view` | main -> worker | servers' health, admin state, weights, addresses (runtime view) |
  * | `sm:metrics?` / `sm:metrics` | main -> worker, reply | a worker's metrics for a whole-node scrape |
  * | `sm:log` / `sm:logged` | worker -> main, ack | a filled log buffer (transferred, not copied); the ack frees its room in the worker's byte bound |
+ * | `sm:logbuf` | main -> worker | that buffer back (transferred) once written or dropped, for the worker to reuse |
  * | `sm:notify` | worker -> main | a table got local writes: wake the peers mesh |
  * | `sm:balance` | worker -> main -> worker | `to` (a thread index) may stop its accept pause (threads/accept-balance.ts) |
  * | `sm:reload` / `sm:reloaded` | main -> worker, reply | a new config |
