@@ -25,7 +25,7 @@ function owner(onConnect: () => void): UpstreamOwner {
 async function connectedUpstream(onConn: (s: net.Socket) => void = () => {}): Promise<{ server: RuntimeServer; wheel: TimerWheel; up: UpstreamConn }> {
   const backend = await startRawBackend(onConn);
   cleanups.push(() => backend.close());
-  const server = { address: '127.0.0.1', port: backend.port, idle: [] as UpstreamConn[], totalConns: 0 } as unknown as RuntimeServer;
+  const server = { address: '127.0.0.1', port: backend.port, idle: [] as UpstreamConn[], totalConns: 0, lastConnectError: '', connectOk() {} } as unknown as RuntimeServer;
   const wheel = new TimerWheel(100, 64);
   let connected = false;
   const up = new UpstreamConn(server, owner(() => (connected = true)), wheel);
