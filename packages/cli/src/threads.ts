@@ -81,7 +81,7 @@ export class ThreadPool {
   private readonly threads: Thread[] = [];
   private dead = false;
   private stopKeys: (() => void) | undefined;
-  /** The threads' open client connections, one Int32 each (proxy threads/accept-balance.ts). */
+  /** The threads' open client connections, accept pauses and accept states, three Int32 each (proxy threads/accept-balance.ts `acceptBalanceBuffer`). */
   readonly balance: SharedArrayBuffer;
 
   private constructor(private readonly opts: ThreadPoolOptions) {

@@ -436,8 +436,10 @@ export class LogSink {
   private fail(code: string): void {
     this.failed = code;
     let lost = this.cur.lines;
-    for (const c of this.queue) (lost += c.lines), c.recycle?.(c.buf);
-    for (const c of this.inFlight ?? []) (lost += c.lines), c.recycle?.(c.buf);
+    for (const c of [...this.queue, ...(this.inFlight ?? [])]) {
+      lost += c.lines;
+      c.recycle?.(c.buf);
+    }
     this.droppedLines += lost;
     this.queue.length = 0;
     this.inFlight = null;
