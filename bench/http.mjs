@@ -348,6 +348,9 @@ function ratios(rows, runs, conns) {
     add(`stickmesh-http / node-http-proxy req/s @${c}`, 'stickmesh-http', 'node-http-proxy', c, 'rps');
     add(`stickmesh-tcp / haproxy-tcp req/s @${c}`, 'stickmesh-tcp', 'haproxy-tcp', c, 'rps');
     add(`stickmesh-tcp / haproxy-tcp p99 @${c}`, 'stickmesh-tcp', 'haproxy-tcp', c, 'p99');
+    add(`node-relay / haproxy-tcp req/s @${c}`, 'node-relay', 'haproxy-tcp', c, 'rps');
+    add(`node-relay / haproxy-tcp p99 @${c}`, 'node-relay', 'haproxy-tcp', c, 'p99');
+    add(`stickmesh-tcp / node-relay req/s @${c}`, 'stickmesh-tcp', 'node-relay', c, 'rps');
     add(`stickmesh-http-log / stickmesh-http req/s @${c}`, 'stickmesh-http-log', 'stickmesh-http', c, 'rps');
     add(`stickmesh-http-rules / stickmesh-http req/s @${c}`, 'stickmesh-http-rules', 'stickmesh-http', c, 'rps');
     add(`stickmesh-http-rules / haproxy-http-rules req/s @${c}`, 'stickmesh-http-rules', 'haproxy-http-rules', c, 'rps');
@@ -364,6 +367,8 @@ function ratios(rows, runs, conns) {
   const c0 = conns[0];
   add(`stickmesh-http / haproxy-http new connections/s @${c0}`, 'stickmesh-http', 'haproxy-http', c0, 'rps', true);
   add(`stickmesh-tcp / haproxy-tcp new connections/s @${c0}`, 'stickmesh-tcp', 'haproxy-tcp', c0, 'rps', true);
+  add(`node-relay / haproxy-tcp new connections/s @${c0}`, 'node-relay', 'haproxy-tcp', c0, 'rps', true);
+  add(`stickmesh-tcp / node-relay new connections/s @${c0}`, 'stickmesh-tcp', 'node-relay', c0, 'rps', true);
   add(`stickmesh-https / haproxy-https new TLS connections/s @${c0}`, 'stickmesh-https', 'haproxy-https', c0, 'rps', true);
   add(`stickmesh-https / haproxy-https new TLS conns per proxy CPU-s @${c0}`, 'stickmesh-https', 'haproxy-https', c0, 'perCpuSec', true);
   return out;

@@ -36,8 +36,9 @@ const USAGE = `usage: node bench/run.js [options]
   --rounds N       rounds (default BENCH_ROUNDS or 5)
   --targets LIST   only these proxy targets: direct, haproxy-http-rules, stickmesh-http-rules,
                    stickmesh-http, haproxy-http, node-http-proxy, stickmesh-http-log, haproxy-tcp,
-                   stickmesh-tcp, haproxy-https, stickmesh-https (TLS 1.3 listener, ECDSA P-256
-                   certificate made by the run)
+                   stickmesh-tcp, node-relay (a bare net.Socket relay: the Node floor),
+                   haproxy-https, stickmesh-https (TLS 1.3 listener, ECDSA P-256 certificate made
+                   by the run)
 env: BENCH_DURATION (seconds per wrk run, e.g. 5 or 5s; default 5), BENCH_ROUNDS, BENCH_NO_PIN=1
      (no taskset), BENCH_KEEP_TMP=1 (keep generated configs and logs)
 `;

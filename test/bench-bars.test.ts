@@ -18,11 +18,15 @@ const full = {
       'stickmesh-tcp / haproxy-tcp new connections/s @50': ratio(0.91),
       'stickmesh-http-log / stickmesh-http req/s @50': ratio(0.93),
       'stickmesh-http-log / stickmesh-http req/s @200': ratio(0.95),
+      'node-relay / haproxy-tcp req/s @50': ratio(0.97),
+      'node-relay / haproxy-tcp req/s @200': ratio(0.88),
+      'node-relay / haproxy-tcp new connections/s @50': ratio(0.61),
     },
     memory: [
       { target: 'stickmesh-http', loadMB: 48 },
       { target: 'stickmesh-tcp', loadMB: 45.2 },
       { target: 'stickmesh-http-log', loadMB: 50.4 },
+      { target: 'node-relay', loadMB: 47.6 },
     ],
   },
   replication: { lag: { p99: 6, runs: [{ p99: 5 }, { p99: 6 }, { p99: 12 }] } },
@@ -45,6 +49,13 @@ describe('bench bars (issue table of npm run bench)', () => {
   it('holds RSS under load of every target to 50 MB', () => {
     expect(row('RSS').met).toBe(false); // 50.4 MB with logs
     expect(row('RSS').value).toBe('48 MB / 45 MB / 50 MB');
+  });
+
+  it('shows the Node floor (bare relay) beside the bars, held to no level', () => {
+    expect(row('Node floor: bare').value).toBe('0.97x / 0.88x / 0.61x');
+    expect(row('Node floor: bare').met).toBe('info');
+    expect(row('Node floor: RSS').value).toBe('48 MB');
+    expect(row('Node floor: RSS').met).toBe('info');
   });
 
   it('holds replication lag to the bar in every run, not the median', () => {

@@ -34,6 +34,17 @@ export function perfBars(results) {
     target: '<= 50 MB',
     met: load.every((v) => v != null) ? load.every((v) => v <= 50) : null,
   });
+  // The Node floor (bench/lib/node-relay-server.mjs): what a bare net.Socket relay makes of the
+  // tcp bars. Held to no level; it shows which part of a gap is the runtime's, not stickmesh's.
+  const floor = [paired('node-relay / haproxy-tcp req/s @50'), paired('node-relay / haproxy-tcp req/s @200'), paired('node-relay / haproxy-tcp new connections/s @50')];
+  rows.push({
+    figure: 'Node floor: bare net.Socket relay vs HAProxy tcp, keep-alive 50 / 200, new conns',
+    value: floor.every((v) => v != null) ? floor.map(x).join(' / ') : 'not run',
+    target: 'reference',
+    met: floor.every((v) => v != null) ? 'info' : null,
+  });
+  const relayMB = mem.find((m) => m.target === 'node-relay')?.loadMB ?? null;
+  rows.push({ figure: 'Node floor: RSS under load of the bare relay', value: relayMB == null ? 'not run' : `${relayMB.toFixed(0)} MB`, target: 'reference', met: relayMB == null ? null : 'info' });
   const lag = results.replication?.lag;
   const runs = lag?.runs?.map((r) => r.p99).filter((v) => v != null) ?? (lag?.p99 != null ? [lag.p99] : []);
   rows.push({

@@ -247,6 +247,20 @@ export function targets() {
     stickmeshTarget('stickmesh-http-log', 'http', { log: true }),
     haproxyTarget('haproxy-tcp', 'tcp'),
     stickmeshTarget('stickmesh-tcp', 'tcp'),
+    {
+      // A bare net.Socket relay (bench/lib/node-relay-server.mjs): what Node alone costs for the
+      // tcp mode's work, beside HAProxy, so the table shows which gap is the runtime's.
+      name: 'node-relay',
+      mode: 'tcp',
+      anchor: 'haproxy-tcp',
+      skip: null,
+      async start({ plan, tmp, upstreams }) {
+        const port = await freePort();
+        const argv = pinned(plan, 0, [process.execPath, path.join(here, 'node-relay-server.mjs'), String(port), ...upstreams.map((u) => String(u.port))]);
+        const { child, errPath } = spawnLogged(argv, { name: 'node-relay', logDir: tmp });
+        return ready('node-relay', child, errPath, port);
+      },
+    },
     haproxyTarget('haproxy-https', 'http', { tls: true }),
     stickmeshTarget('stickmesh-https', 'http', { tls: true }),
   ];
