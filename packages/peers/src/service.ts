@@ -418,9 +418,8 @@ export class PeersService extends EventEmitter implements ConnHost, ListenerHost
     return out;
   }
 
-  /** Schedules a flush within flushMs (local writes happened). Writes are also picked up by the sweep. */
   /**
-   * Local writes happened: flush them. A write after a quiet period leaves on the next turn of the
+   * Local writes happened: flush them (the sweep also picks writes up). A write after a quiet period leaves on the next turn of the
    * event loop (setImmediate, so a burst of writes in one turn still goes as one batch); writes
    * closer together than `flushMs` are batched on a timer, which bounds the flush rate.
    */
