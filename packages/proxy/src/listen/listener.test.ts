@@ -7,6 +7,15 @@ import { useScope } from '../../../../test/helpers/scope.js';
 const scope = useScope();
 
 describe('Listener pause reasons', () => {
+  it('a second reason reports what the first pause did: false when a descriptor could not stop', async () => {
+    const l = await Listener.bind('127.0.0.1', 0, (s) => s.destroy());
+    scope.defer(() => l.close());
+    // Not spread: Node's own descriptor, which cannot pause (pause.ts).
+    expect(l.pause(PAUSE_BALANCE)).toBe(false);
+    expect(l.pause(PAUSE_FULL)).toBe(false);
+    expect(l.isPaused).toBe(true);
+  });
+
   it('accepts again only once every reason (maxconn, thread balance) is gone', async () => {
     const accepted: net.Socket[] = [];
     const l = await Listener.bind('127.0.0.1', 0, (s) => accepted.push(s));

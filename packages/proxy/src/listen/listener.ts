@@ -44,6 +44,8 @@ export class Listener {
   private servers: net.Server[] = [];
   /** Pause reasons in effect (PAUSE_* bits); 0 while accepting. */
   private pauses = 0;
+  /** Whether every descriptor stopped when the first reason paused the listener (what a later reason's `pause` reports). */
+  private stopped = true;
   private handler: ConnectionHandler;
   /**
    * Main thread with `nbthread`: the duplicates handed to the data-plane threads. Never closed
@@ -185,9 +187,10 @@ export class Listener {
   pause(reason = PAUSE_FULL): boolean {
     const was = this.pauses;
     this.pauses |= reason;
+    if (was !== 0) return this.stopped;
     let all = true;
-    if (was === 0) for (const s of this.servers) if (!pauseAccept(s)) all = false;
-    return all;
+    for (const s of this.servers) if (!pauseAccept(s)) all = false;
+    return (this.stopped = all);
   }
 
   /** Drops `reason`; accepts again once no other reason holds the listener. */
