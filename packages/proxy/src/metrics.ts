@@ -290,7 +290,7 @@ export class ProxyMetrics {
     const other = this.otherTotals.get(key);
     // The latest connect outcome of any thread (this one's own included) decides.
     const c = this.otherConnects.get(key);
-    let err = server.lastConnectErrorAt > 0 ? server.lastConnectError : '';
+    let err = server.lastConnectError;
     let errAt = server.lastConnectErrorAt;
     const okAt = Math.max(server.lastConnectOkAt, c?.okAt ?? 0);
     if (c !== undefined && c.errAt > errAt) {
@@ -314,10 +314,7 @@ export class ProxyMetrics {
   /** Fetches the other threads' totals now (before an admin summary); nothing to do without them. */
   async refresh(): Promise<void> {
     if (this.others === undefined) return;
-    const got = await this.others.collect();
-    this.setOtherTotals(got.totals);
-    this.setOtherConnects(got.connectErrors ?? []);
-    this.otherConnections = got.connections;
+    this.takeOthers(await this.others.collect());
   }
 
   /** This thread's per-server totals by name, for the main thread's whole-node figures. */
@@ -330,6 +327,13 @@ export class ProxyMetrics {
   /** This thread's registry as JSON (prom-client's getMetricsAsJSON), for the main thread's scrape. */
   async json(): Promise<MetricsJson> {
     return (await this.ensureRegistry()).getMetricsAsJSON();
+  }
+
+  /** Keeps what the other threads answered: their totals, connect outcomes and open connections. */
+  private takeOthers(got: OtherFigures): void {
+    this.setOtherTotals(got.totals);
+    this.setOtherConnects(got.connectErrors ?? []);
+    this.otherConnections = got.connections;
   }
 
   private setOtherConnects(all: readonly ThreadConnectErrors[]): void {
@@ -426,9 +430,7 @@ export class ProxyMetrics {
     if (this.others === undefined) return registry.metrics();
     // The others first: main's own figures (its gauges, the misses among them) are then current.
     const got = await this.others.collect();
-    this.setOtherTotals(got.totals);
-    this.setOtherConnects(got.connectErrors ?? []);
-    this.otherConnections = got.connections;
+    this.takeOthers(got);
     const own = await registry.getMetricsAsJSON();
     return this.lib!.AggregatorRegistry.aggregate([own, ...got.metrics]).metrics();
   }
