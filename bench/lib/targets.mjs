@@ -118,6 +118,24 @@ function hasHttpProxy() {
 }
 
 /**
+ * A target run by a Node script of bench/lib (`node SCRIPT LISTEN_PORT UPSTREAM_PORT...`, pinned to
+ * core 0 like the proxies): node-http-proxy and the bare relay. Its anchor is `haproxy-<mode>`.
+ */
+function nodeScriptTarget(name, mode, script, skip = null) {
+  return {
+    name,
+    mode,
+    skip,
+    async start({ plan, tmp, upstreams }) {
+      const port = await freePort();
+      const argv = pinned(plan, 0, [process.execPath, path.join(here, script), String(port), ...upstreams.map((u) => String(u.port))]);
+      const { child, errPath } = spawnLogged(argv, { name, logDir: tmp, cwd: repoRoot });
+      return ready(name, child, errPath, port);
+    },
+  };
+}
+
+/**
  * The target makers: `haproxyTarget(name, mode, opts)` and `stickmeshTarget(name, mode, opts)`,
  * opts {tls, rules, log (stickmesh), nbthread (default 1, written into `global`), anchor}.
  */
@@ -228,39 +246,13 @@ export function targets() {
     stickmeshTarget('stickmesh-http-rules', 'http', { rules: true }),
     stickmeshTarget('stickmesh-http', 'http'),
     haproxyTarget('haproxy-http', 'http'),
-    {
-      name: 'node-http-proxy',
-      mode: 'http',
-      skip: hasHttpProxy() ? null : 'npm package http-proxy not installed (npm install -D http-proxy)',
-      async start({ plan, tmp, upstreams }) {
-        const port = await freePort();
-        const argv = pinned(plan, 0, [
-          process.execPath,
-          path.join(here, 'node-http-proxy-server.mjs'),
-          String(port),
-          ...upstreams.map((u) => String(u.port)),
-        ]);
-        const { child, errPath } = spawnLogged(argv, { name: 'node-http-proxy', logDir: tmp, cwd: repoRoot });
-        return ready('node-http-proxy', child, errPath, port);
-      },
-    },
+    nodeScriptTarget('node-http-proxy', 'http', 'node-http-proxy-server.mjs', hasHttpProxy() ? null : 'npm package http-proxy not installed (npm install -D http-proxy)'),
     stickmeshTarget('stickmesh-http-log', 'http', { log: true }),
     haproxyTarget('haproxy-tcp', 'tcp'),
     stickmeshTarget('stickmesh-tcp', 'tcp'),
-    {
-      // A bare net.Socket relay (bench/lib/node-relay-server.mjs): what Node alone costs for the
-      // tcp mode's work, beside HAProxy, so the table shows which gap is the runtime's.
-      name: 'node-relay',
-      mode: 'tcp',
-      anchor: 'haproxy-tcp',
-      skip: null,
-      async start({ plan, tmp, upstreams }) {
-        const port = await freePort();
-        const argv = pinned(plan, 0, [process.execPath, path.join(here, 'node-relay-server.mjs'), String(port), ...upstreams.map((u) => String(u.port))]);
-        const { child, errPath } = spawnLogged(argv, { name: 'node-relay', logDir: tmp });
-        return ready('node-relay', child, errPath, port);
-      },
-    },
+    // A bare net.Socket relay: what Node alone costs for the tcp mode's work, beside HAProxy, so the
+    // table shows which gap is the runtime's.
+    nodeScriptTarget('node-relay', 'tcp', 'node-relay-server.mjs'),
     haproxyTarget('haproxy-https', 'http', { tls: true }),
     stickmeshTarget('stickmesh-https', 'http', { tls: true }),
   ];
