@@ -351,6 +351,12 @@ function ratios(rows, runs, conns) {
     add(`node-relay / haproxy-tcp req/s @${c}`, 'node-relay', 'haproxy-tcp', c, 'rps');
     add(`node-relay / haproxy-tcp p99 @${c}`, 'node-relay', 'haproxy-tcp', c, 'p99');
     add(`stickmesh-tcp / node-relay req/s @${c}`, 'stickmesh-tcp', 'node-relay', c, 'rps');
+    for (const m of ['http', 'tcp']) {
+      add(`node-floor-${m} / haproxy-${m} req/s @${c}`, `node-floor-${m}`, `haproxy-${m}`, c, 'rps');
+      add(`node-floor-${m} / haproxy-${m} p99 @${c}`, `node-floor-${m}`, `haproxy-${m}`, c, 'p99');
+      add(`stickmesh-${m} / node-floor-${m} req/s @${c}`, `stickmesh-${m}`, `node-floor-${m}`, c, 'rps');
+      add(`stickmesh-${m} / node-floor-${m} p99 @${c}`, `stickmesh-${m}`, `node-floor-${m}`, c, 'p99');
+    }
     add(`stickmesh-http-log / stickmesh-http req/s @${c}`, 'stickmesh-http-log', 'stickmesh-http', c, 'rps');
     add(`stickmesh-http-rules / stickmesh-http req/s @${c}`, 'stickmesh-http-rules', 'stickmesh-http', c, 'rps');
     add(`stickmesh-http-rules / haproxy-http-rules req/s @${c}`, 'stickmesh-http-rules', 'haproxy-http-rules', c, 'rps');
@@ -369,6 +375,8 @@ function ratios(rows, runs, conns) {
   add(`stickmesh-tcp / haproxy-tcp new connections/s @${c0}`, 'stickmesh-tcp', 'haproxy-tcp', c0, 'rps', true);
   add(`node-relay / haproxy-tcp new connections/s @${c0}`, 'node-relay', 'haproxy-tcp', c0, 'rps', true);
   add(`stickmesh-tcp / node-relay new connections/s @${c0}`, 'stickmesh-tcp', 'node-relay', c0, 'rps', true);
+  add(`node-floor-tcp / haproxy-tcp new connections/s @${c0}`, 'node-floor-tcp', 'haproxy-tcp', c0, 'rps', true);
+  add(`stickmesh-tcp / node-floor-tcp new connections/s @${c0}`, 'stickmesh-tcp', 'node-floor-tcp', c0, 'rps', true);
   add(`stickmesh-https / haproxy-https new TLS connections/s @${c0}`, 'stickmesh-https', 'haproxy-https', c0, 'rps', true);
   add(`stickmesh-https / haproxy-https new TLS conns per proxy CPU-s @${c0}`, 'stickmesh-https', 'haproxy-https', c0, 'perCpuSec', true);
   return out;

@@ -36,7 +36,8 @@ const USAGE = `usage: node bench/run.js [options]
   --rounds N       rounds (default BENCH_ROUNDS or 5)
   --targets LIST   only these proxy targets: direct, haproxy-http-rules, stickmesh-http-rules,
                    stickmesh-http, haproxy-http, node-http-proxy, stickmesh-http-log, haproxy-tcp,
-                   stickmesh-tcp, node-relay (a bare net.Socket relay: the Node floor),
+                   stickmesh-tcp, node-relay (a bare net.Socket relay), node-floor-http and
+                   node-floor-tcp (the Node floor: stickmesh's socket tricks, none of its work),
                    haproxy-https, stickmesh-https (TLS 1.3 listener, ECDSA P-256 certificate made
                    by the run)
 env: BENCH_DURATION (seconds per wrk run, e.g. 5 or 5s; default 5), BENCH_ROUNDS, BENCH_NO_PIN=1

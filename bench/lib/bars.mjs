@@ -43,6 +43,19 @@ export function perfBars(results) {
     target: 'reference',
     met: floor.every((v) => v != null) ? 'info' : null,
   });
+  // The Node floor with stickmesh's own socket tricks (bench/lib/node-floor-server.mjs): the least
+  // a Node data plane costs for the bars' traffic. A bar it misses is out of Node's reach; the
+  // distance from stickmesh to it is stickmesh's own JavaScript.
+  const info = (figure, values) => rows.push({ figure, value: values.every((v) => v != null) ? values.map(x).join(' / ') : 'not run', target: 'reference', met: values.every((v) => v != null) ? 'info' : null });
+  info('Node floor with our socket tricks vs HAProxy: HTTP 50 / 200, TCP 50 / 200, new conns', [
+    paired('node-floor-http / haproxy-http req/s @50'), paired('node-floor-http / haproxy-http req/s @200'),
+    paired('node-floor-tcp / haproxy-tcp req/s @50'), paired('node-floor-tcp / haproxy-tcp req/s @200'),
+    paired('node-floor-tcp / haproxy-tcp new connections/s @50'),
+  ]);
+  info('stickmesh vs that floor: HTTP 50 / 200, TCP 50 / 200', [
+    paired('stickmesh-http / node-floor-http req/s @50'), paired('stickmesh-http / node-floor-http req/s @200'),
+    paired('stickmesh-tcp / node-floor-tcp req/s @50'), paired('stickmesh-tcp / node-floor-tcp req/s @200'),
+  ]);
   const relayMB = mem.find((m) => m.target === 'node-relay')?.loadMB ?? null;
   rows.push({ figure: 'Node floor: RSS under load of the bare relay', value: relayMB == null ? 'not run' : `${relayMB.toFixed(0)} MB`, target: 'reference', met: relayMB == null ? null : 'info' });
   const lag = results.replication?.lag;

@@ -118,17 +118,18 @@ function hasHttpProxy() {
 }
 
 /**
- * A target run by a Node script of bench/lib (`node SCRIPT LISTEN_PORT UPSTREAM_PORT...`, pinned to
- * core 0 like the proxies): node-http-proxy and the bare relay. Its anchor is `haproxy-<mode>`.
+ * A target run by a Node script of bench/lib (`node SCRIPT ...ARGS LISTEN_PORT UPSTREAM_PORT...`,
+ * pinned to core 0 like the proxies): node-http-proxy, the bare relay and the Node floor. Its
+ * anchor is `haproxy-<mode>`.
  */
-function nodeScriptTarget(name, mode, script, skip = null) {
+function nodeScriptTarget(name, mode, script, skip = null, args = []) {
   return {
     name,
     mode,
     skip,
     async start({ plan, tmp, upstreams }) {
       const port = await freePort();
-      const argv = pinned(plan, 0, [process.execPath, path.join(here, script), String(port), ...upstreams.map((u) => String(u.port))]);
+      const argv = pinned(plan, 0, [process.execPath, path.join(here, script), ...args, String(port), ...upstreams.map((u) => String(u.port))]);
       const { child, errPath } = spawnLogged(argv, { name, logDir: tmp, cwd: repoRoot });
       return ready(name, child, errPath, port);
     },
@@ -253,6 +254,10 @@ export function targets() {
     // A bare net.Socket relay: what Node alone costs for the tcp mode's work, beside HAProxy, so the
     // table shows which gap is the runtime's.
     nodeScriptTarget('node-relay', 'tcp', 'node-relay-server.mjs'),
+    // The least a Node data plane costs with stickmesh's own socket tricks and none of its work
+    // (bench/lib/node-floor-server.mjs): the distance to it is stickmesh's JavaScript.
+    nodeScriptTarget('node-floor-http', 'http', 'node-floor-server.mjs', null, ['http']),
+    nodeScriptTarget('node-floor-tcp', 'tcp', 'node-floor-server.mjs', null, ['tcp']),
     haproxyTarget('haproxy-https', 'http', { tls: true }),
     stickmeshTarget('stickmesh-https', 'http', { tls: true }),
   ];
