@@ -30,8 +30,9 @@ const USAGE = `usage: node bench/run.js [options]
   --profile-tcp    with --profile: profile stickmesh-tcp (mode tcp) under wrk
   --profile-close  with --profile: wrk sends \`Connection: close\` (a new connection per request)
   --profile-conns N  connections of the profile's load (default 50)
-  --profile-target NAME  with --profile: profile this stickmesh target under wrk instead of
-                   stickmesh-http (e.g. stickmesh-http-log, stickmesh-http-rules)
+  --profile-target NAME  with --profile: profile this target under wrk instead of stickmesh-http
+                   (e.g. stickmesh-http-log, stickmesh-http-rules, or a Node script target:
+                   node-floor-http, node-floor-tcp, node-relay, node-http-proxy)
   --quick          smoke run: 1 round of 2 s per wrk run
   --rounds N       rounds (default BENCH_ROUNDS or 5)
   --targets LIST   only these proxy targets: direct, haproxy-http-rules, stickmesh-http-rules,

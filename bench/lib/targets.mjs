@@ -127,9 +127,10 @@ function nodeScriptTarget(name, mode, script, skip = null, args = []) {
     name,
     mode,
     skip,
-    async start({ plan, tmp, upstreams }) {
+    async start({ plan, tmp, upstreams, profileDir }) {
       const port = await freePort();
-      const argv = pinned(plan, 0, [process.execPath, path.join(here, script), ...args, String(port), ...upstreams.map((u) => String(u.port))]);
+      const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+      const argv = pinned(plan, 0, [process.execPath, ...nodeArgs, path.join(here, script), ...args, String(port), ...upstreams.map((u) => String(u.port))]);
       const { child, errPath } = spawnLogged(argv, { name, logDir: tmp, cwd: repoRoot });
       return ready(name, child, errPath, port);
     },
