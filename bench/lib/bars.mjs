@@ -34,19 +34,19 @@ export function perfBars(results) {
     target: '<= 50 MB',
     met: load.every((v) => v != null) ? load.every((v) => v <= 50) : null,
   });
+  // A reference row, held to no level: shown whole, or 'not run' when any of its figures is missing.
+  const info = (figure, values) => {
+    const have = values.every((v) => v != null);
+    rows.push({ figure, value: have ? values.map(x).join(' / ') : 'not run', target: 'reference', met: have ? 'info' : null });
+  };
   // The Node floor (bench/lib/node-relay-server.mjs): what a bare net.Socket relay makes of the
-  // tcp bars. Held to no level; it shows which part of a gap is the runtime's, not stickmesh's.
-  const floor = [paired('node-relay / haproxy-tcp req/s @50'), paired('node-relay / haproxy-tcp req/s @200'), paired('node-relay / haproxy-tcp new connections/s @50')];
-  rows.push({
-    figure: 'Node floor: bare net.Socket relay vs HAProxy tcp, keep-alive 50 / 200, new conns',
-    value: floor.every((v) => v != null) ? floor.map(x).join(' / ') : 'not run',
-    target: 'reference',
-    met: floor.every((v) => v != null) ? 'info' : null,
-  });
+  // tcp bars. It shows which part of a gap is the runtime's, not stickmesh's.
+  info('Node floor: bare net.Socket relay vs HAProxy tcp, keep-alive 50 / 200, new conns', [
+    paired('node-relay / haproxy-tcp req/s @50'), paired('node-relay / haproxy-tcp req/s @200'), paired('node-relay / haproxy-tcp new connections/s @50'),
+  ]);
   // The Node floor with stickmesh's own socket tricks (bench/lib/node-floor-server.mjs): the least
   // a Node data plane costs for the bars' traffic. A bar it misses is out of Node's reach; the
   // distance from stickmesh to it is stickmesh's own JavaScript.
-  const info = (figure, values) => rows.push({ figure, value: values.every((v) => v != null) ? values.map(x).join(' / ') : 'not run', target: 'reference', met: values.every((v) => v != null) ? 'info' : null });
   info('Node floor with our socket tricks vs HAProxy: HTTP 50 / 200, TCP 50 / 200, new conns', [
     paired('node-floor-http / haproxy-http req/s @50'), paired('node-floor-http / haproxy-http req/s @200'),
     paired('node-floor-tcp / haproxy-tcp req/s @50'), paired('node-floor-tcp / haproxy-tcp req/s @200'),
