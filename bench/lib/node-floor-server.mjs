@@ -21,6 +21,7 @@ import net from 'node:net';
 import v8 from 'node:v8';
 import { readInto } from '../../packages/proxy/dist/listen/user-buffer.js';
 import { RawWriter } from '../../packages/proxy/dist/listen/raw-write.js';
+import { ReadBuffer } from '../../packages/proxy/dist/listen/read-buffer.js';
 
 // The young-generation cap a stickmesh node runs with (packages/cli/src/young-gen.ts).
 v8.setFlagsFromString('--semi-space-growth-factor=1');
@@ -33,23 +34,12 @@ if ((mode !== 'tcp' && mode !== 'http') || !(listenPort > 0) || upstreamPorts.le
   process.exit(2);
 }
 let next = 0;
-const READ_BYTES = 16384;
-
 /**
- * A read buffer reused read after read unless the bytes of the last read are still queued for
- * the other side (a write the kernel did not take at once): then the next read gets a new one.
+ * Every read buffer is a stickmesh ReadBuffer of this fixed size: reused read after read unless
+ * the bytes of the last read are still queued for the other side (then the next read gets a new one).
  */
-class Reads {
-  buf = Buffer.allocUnsafe(READ_BYTES);
-  held = false;
-  next = () => {
-    if (this.held) {
-      this.buf = Buffer.allocUnsafe(READ_BYTES);
-      this.held = false;
-    }
-    return this.buf;
-  };
-}
+const READ_BYTES = 16384;
+const readBuffer = () => new ReadBuffer(READ_BYTES, READ_BYTES);
 
 function noop() {}
 
@@ -58,8 +48,8 @@ function noop() {}
 class TcpRelay {
   constructor(client) {
     this.client = client;
-    this.cr = new Reads();
-    this.sr = new Reads();
+    this.cr = readBuffer();
+    this.sr = readBuffer();
     const port = upstreamPorts[next];
     next = (next + 1) % upstreamPorts.length;
     this.server = net.connect({ port, host: '127.0.0.1', noDelay: true, onread: { buffer: this.sr.next, callback: this.onServerRead } });
@@ -80,18 +70,16 @@ class TcpRelay {
   };
 
   onClientRead = (n, buf) => {
-    if (!this.toServer.write(buf.subarray(0, n)) || this.toServer.busy) {
-      this.cr.held = true;
-      this.client.pause();
-    }
+    this.toServer.write(buf.subarray(0, n));
+    this.cr.afterRead(n, buf, this.toServer.busy);
+    if (this.toServer.busy) this.client.pause();
     return true;
   };
 
   onServerRead = (n, buf) => {
-    if (!this.toClient.write(buf.subarray(0, n)) || this.toClient.busy) {
-      this.sr.held = true;
-      this.server.pause();
-    }
+    this.toClient.write(buf.subarray(0, n));
+    this.sr.afterRead(n, buf, this.toClient.busy);
+    if (this.toClient.busy) this.server.pause();
     return true;
   };
 
@@ -127,7 +115,7 @@ class HttpUpstream {
   constructor(owner, index) {
     this.owner = owner;
     this.index = index;
-    this.reads = new Reads();
+    this.reads = readBuffer();
     this.socket = net.connect({ port: upstreamPorts[index], host: '127.0.0.1', noDelay: true, onread: { buffer: this.reads.next, callback: this.onRead } });
     this.out = new RawWriter(this.socket, noop);
     this.socket.on('error', owner.close);
@@ -140,7 +128,8 @@ class HttpUpstream {
     const o = this.owner;
     if (this.left >= 0) {
       this.left -= n;
-      if (!o.toClient.write(buf.subarray(0, n)) || o.toClient.busy) this.reads.held = true;
+      o.toClient.write(buf.subarray(0, n));
+      this.reads.afterRead(n, buf, o.toClient.busy);
       if (this.left <= 0) o.responseDone();
       return true;
     }
@@ -174,7 +163,7 @@ class HttpUpstream {
 class HttpRelay {
   constructor(client) {
     this.client = client;
-    this.reads = new Reads();
+    this.reads = readBuffer();
     this.ups = new Array(upstreamPorts.length).fill(null);
     this.cur = null;
     this.out = null;
@@ -196,7 +185,8 @@ class HttpRelay {
     const up = this.ups[i] ?? (this.ups[i] = new HttpUpstream(this, i));
     this.cur = up;
     up.left = -1;
-    if (!up.out.write(buf.subarray(0, n)) || up.out.busy) this.reads.held = true;
+    up.out.write(buf.subarray(0, n));
+    this.reads.afterRead(n, buf, up.out.busy);
     return true;
   };
 
