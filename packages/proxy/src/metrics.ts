@@ -47,6 +47,22 @@ export interface ServerTotals {
  */
 export type ThreadConnectErrors = Array<[string, string, string, number, number]>;
 
+/** A server's connect outcomes as loop-clock times: the last failure (with its reason) and the last success, 0 for never. */
+interface ConnectOutcome {
+  error: string;
+  errAt: number;
+  okAt: number;
+}
+
+/** Merges one thread's outcome into `into`: the later failure and the later success win. */
+function keepLatest(into: ConnectOutcome, error: string, errAt: number, okAt: number): void {
+  if (errAt > into.errAt) {
+    into.error = error;
+    into.errAt = errAt;
+  }
+  if (okAt > into.okAt) into.okAt = okAt;
+}
+
 /** Counters of one backend/server pair. */
 class Series {
   readonly totals: ServerTotals = { requests: 0, errors: 0 };
@@ -192,7 +208,7 @@ export class ProxyMetrics {
    */
   private otherTotals = new Map<string, ServerTotals>();
   /** The other threads' latest connect failure and success per server (key as otherTotals), as of the last `refresh()`. */
-  private otherConnects = new Map<string, { error: string; errAt: number; okAt: number }>();
+  private otherConnects = new Map<string, ConnectOutcome>();
   /** The other threads' open client connections, as of the last `refresh()` or scrape. */
   otherConnections = 0;
 
@@ -289,15 +305,10 @@ export class ProxyMetrics {
     const key = `${be}\0${server.name}`;
     const other = this.otherTotals.get(key);
     // The latest connect outcome of any thread (this one's own included) decides.
-    const c = this.otherConnects.get(key);
-    let err = server.lastConnectError;
-    let errAt = server.lastConnectErrorAt;
-    const okAt = Math.max(server.lastConnectOkAt, c?.okAt ?? 0);
-    if (c !== undefined && c.errAt > errAt) {
-      err = c.error;
-      errAt = c.errAt;
-    }
-    return { requests: (own?.requests ?? 0) + (other?.requests ?? 0), errors: (own?.errors ?? 0) + (other?.errors ?? 0), lastConnectError: errAt > okAt ? err : '' };
+    const c: ConnectOutcome = { error: server.lastConnectError, errAt: server.lastConnectErrorAt, okAt: server.lastConnectOkAt };
+    const o = this.otherConnects.get(key);
+    if (o !== undefined) keepLatest(c, o.error, o.errAt, o.okAt);
+    return { requests: (own?.requests ?? 0) + (other?.requests ?? 0), errors: (own?.errors ?? 0) + (other?.errors ?? 0), lastConnectError: c.errAt > c.okAt ? c.error : '' };
   }
 
   /**
@@ -337,19 +348,13 @@ export class ProxyMetrics {
   }
 
   private setOtherConnects(all: readonly ThreadConnectErrors[]): void {
-    const m = new Map<string, { error: string; errAt: number; okAt: number }>();
+    const m = new Map<string, ConnectOutcome>();
     for (const list of all) {
       for (const [backend, server, error, errAt, okAt] of list) {
         const k = `${backend}\0${server}`;
         const t = m.get(k);
         if (!t) m.set(k, { error, errAt, okAt });
-        else {
-          if (errAt > t.errAt) {
-            t.error = error;
-            t.errAt = errAt;
-          }
-          if (okAt > t.okAt) t.okAt = okAt;
-        }
+        else keepLatest(t, error, errAt, okAt);
       }
     }
     this.otherConnects = m;
